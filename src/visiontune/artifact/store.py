@@ -1,0 +1,128 @@
+"""The model artifact: a folder (and a ``model.tar.gz`` of it).
+
+    model.safetensors   weights of backbone + head (no pickle)
+    config.json         architecture, head, preprocessing, hyperparameters, versions
+    labels.json         class names, index -> name (a JSON list)
+    metrics.json        evaluation results
+
+``load_model`` rebuilds the network from ``config.json`` through the zoo
+(no training code, no download, no pickle) and loads the weights strictly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tarfile
+from pathlib import Path
+
+import torch
+
+from visiontune import __version__
+from visiontune.errors import ArtifactError
+from visiontune.paths import atomic_write_text, cache_dir
+from visiontune.zoo.adapters import ImageClassifier
+from visiontune.zoo.heads import HeadSpec
+from visiontune.zoo.weights import Preprocessing
+
+FORMAT_VERSION = 1
+FILES = ("model.safetensors", "config.json", "labels.json")
+
+
+def save_artifact(out: Path, model: ImageClassifier, *, name: str, library: str, arch: str,
+                  weights_tag: str | None, weights_license: str | None, prep: Preprocessing,
+                  classes: list[str], hyperparameters: dict, metrics: dict) -> Path:
+    from safetensors.torch import save_file
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    tmp = out / ".model.safetensors.tmp"
+    save_file(state, str(tmp), metadata={"format": "visiontune", "format_version": str(FORMAT_VERSION)})
+    tmp.replace(out / "model.safetensors")
+    config = {
+        "format_version": FORMAT_VERSION,
+        "visiontune_version": __version__,
+        "torch_version": torch.__version__.split("+")[0],
+        "task": "image-classification",
+        "model": {"name": name, "library": library, "arch": arch,
+                  "num_features": model.backbone.num_features, "head": model.head.spec.to_dict(),
+                  "pretrained_weights": weights_tag, "weights_license": weights_license},
+        "num_classes": len(classes),
+        "preprocessing": prep.to_dict(),
+        "hyperparameters": hyperparameters,
+    }
+    atomic_write_text(out / "config.json", json.dumps(config, indent=2))
+    atomic_write_text(out / "labels.json", json.dumps(classes, indent=1, ensure_ascii=False))
+    atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2))
+    return out
+
+
+def pack(out: Path, extra: tuple[str, ...] = ()) -> Path:
+    """Write ``model.tar.gz`` with the artifact's files (and ``code/`` if present)."""
+    out = Path(out)
+    tmp = out / ".model.tar.gz.tmp"
+    with tarfile.open(tmp, "w:gz") as tar:
+        for name in (*FILES, "metrics.json", *extra):
+            if (out / name).exists():
+                tar.add(out / name, arcname=name)
+        if (out / "code").is_dir():
+            tar.add(out / "code", arcname="code")
+    tmp.replace(out / "model.tar.gz")
+    return out / "model.tar.gz"
+
+
+def _unpack(path: Path) -> Path:
+    digest = hashlib.blake2b(digest_size=12)
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    dest = cache_dir("artifacts") / digest.hexdigest()
+    if not (dest / "config.json").exists():
+        tmp = dest.with_name(dest.name + ".tmp")
+        try:
+            with tarfile.open(path, "r:*") as tar:
+                tar.extractall(tmp, filter="data")
+        except (tarfile.TarError, OSError) as exc:
+            raise ArtifactError(f"{path}: not a readable model.tar.gz ({exc})") from exc
+        tmp.replace(dest) if not dest.exists() else None
+    return dest
+
+
+def artifact_dir(path: str | Path) -> Path:
+    """The folder of an artifact given as a folder or a ``.tar.gz``."""
+    path = Path(path).expanduser()
+    if path.is_file() and path.name.endswith((".tar.gz", ".tgz", ".tar")):
+        path = _unpack(path)
+    if not path.is_dir():
+        raise ArtifactError(f"{path}: no model here; give a model folder or a model.tar.gz")
+    missing = [f for f in FILES if not (path / f).exists()]
+    if missing:
+        raise ArtifactError(f"{path}: not a visiontune model (missing {', '.join(missing)}); "
+                            "train one with `visiontune train`")
+    return path
+
+
+def read_config(path: Path) -> dict:
+    config = json.loads((path / "config.json").read_text())
+    version = config.get("format_version")
+    if version != FORMAT_VERSION:
+        raise ArtifactError(f"{path}/config.json: format_version {version!r}, this visiontune reads "
+                            f"{FORMAT_VERSION}; use the visiontune version that wrote it "
+                            f"({config.get('visiontune_version')})")
+    return config
+
+
+def build_module(path: Path, config: dict) -> ImageClassifier:
+    from safetensors.torch import load_file
+
+    from visiontune.zoo.registry import rebuild_model
+
+    m = config["model"]
+    module = rebuild_model(m["library"], m["arch"], HeadSpec(**m["head"]))
+    state = load_file(str(path / "model.safetensors"))
+    try:
+        module.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise ArtifactError(f"{path}/model.safetensors does not match config.json: {str(exc)[:300]}") from exc
+    return module.eval()

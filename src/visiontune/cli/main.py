@@ -1,0 +1,49 @@
+"""The ``visiontune`` command: one module per command group, no logic the Python API lacks."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from visiontune import __version__
+from visiontune.errors import VisiontuneError
+
+
+class _Group(click.Group):
+    """Prints typed errors as one clear line (no traceback) and exits 2."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except VisiontuneError as exc:
+            click.secho(f"error: {exc}", fg="red", err=True)
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.secho("interrupted. A training run continues with the same command plus --resume.",
+                        fg="yellow", err=True)
+            sys.exit(130)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.version_option(__version__, prog_name="visiontune")
+def cli() -> None:
+    """Fine-tune, evaluate and serve image classifiers on your own machine."""
+
+
+def _register() -> None:
+    from visiontune.cli import data, models, predict, quickstart, train
+
+    for module in (data, models, train, predict, quickstart):
+        module.register(cli)
+
+
+_register()
+
+
+def main() -> None:
+    cli(prog_name="visiontune")
+
+
+if __name__ == "__main__":
+    main()

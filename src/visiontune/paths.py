@@ -1,0 +1,36 @@
+"""Local-first state: one home folder, overridable by VISIONTUNE_HOME."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def home() -> Path:
+    """The visiontune home folder (``$VISIONTUNE_HOME`` or ``~/.cache/visiontune``)."""
+    root = os.environ.get("VISIONTUNE_HOME")
+    path = Path(root).expanduser() if root else Path.home() / ".cache" / "visiontune"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def cache_dir(kind: str) -> Path:
+    """A cache subfolder, e.g. ``features`` or ``pixels``."""
+    path = home() / "cache" / kind
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so a reader never sees a half-written file."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))

@@ -1,0 +1,48 @@
+"""Predict over an image, a folder or a manifest, in batches, bad images reported."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from visiontune.artifact.model import VisionModel
+from visiontune.data.dataset import read_bytes
+from visiontune.data.decode import is_image_name
+from visiontune.data.sources import MANIFEST_SUFFIXES, iter_manifest, resolve_ref
+from visiontune.errors import BadImageError, DataError
+
+
+def list_inputs(path: Path) -> list[str]:
+    """The images an input names: one file, a folder (recursive, sorted) or a manifest's source-refs."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        files = sorted(str(p) for p in path.rglob("*") if p.is_file() and is_image_name(p.name)
+                       and not any(part.startswith(".") for part in p.relative_to(path).parts))
+        if not files:
+            raise DataError(f"{path}: no image files in this folder")
+        return files
+    if path.is_file() and path.suffix.lower() in MANIFEST_SUFFIXES:
+        return [resolve_ref(str(rec["source-ref"]), path.parent) for _, rec in iter_manifest(path)]
+    if path.is_file() or "://" in str(path):
+        return [str(path)]
+    raise DataError(f"{path}: no such file or folder")
+
+
+def iter_predictions(model: VisionModel, inputs: Path, top_k: int = 3, batch_size: int = 64) -> Iterator[dict]:
+    sources = list_inputs(inputs)
+    for start in range(0, len(sources), batch_size):
+        chunk = sources[start:start + batch_size]
+        pixels, ok, rows = [], [], [None] * len(chunk)
+        for i, src in enumerate(chunk):
+            try:
+                pixels.append(model.pixels(read_bytes(src), name=src))
+                ok.append(i)
+            except (BadImageError, OSError) as exc:
+                rows[i] = {"source": src, "error": getattr(exc, "reason", str(exc))}
+        if pixels:
+            preds = model.top_k(model.predict_proba_pixels(np.stack(pixels)), top_k)
+            for i, p in zip(ok, preds):
+                rows[i] = {"source": chunk[i], **p.to_dict()}
+        yield from rows

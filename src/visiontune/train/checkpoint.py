@@ -1,0 +1,49 @@
+"""Atomic per-epoch checkpoints that resume to the same result.
+
+A checkpoint holds only tensors, numbers and strings, and is read with
+``torch.load(weights_only=True)``: no pickled code runs on resume.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import torch
+
+from visiontune.errors import CheckpointError
+from visiontune.paths import atomic_write_bytes
+
+CHECKPOINT = "checkpoint.pt"
+
+
+def save_checkpoint(out: Path, state: dict) -> None:
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    atomic_write_bytes(Path(out) / CHECKPOINT, buf.getvalue())
+
+
+def load_checkpoint(out: Path, identity: dict) -> dict:
+    path = Path(out) / CHECKPOINT
+    if not path.exists():
+        raise CheckpointError(f"--resume: no checkpoint at {path}; start the run without --resume")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001
+        raise CheckpointError(f"cannot read {path} ({exc}); delete it and start again") from exc
+    saved = json.loads(state["identity"])
+    diff = sorted(k for k in set(saved) | set(identity) if saved.get(k) != identity.get(k))
+    if diff:
+        detail = "; ".join(f"{k}: checkpoint {saved.get(k)!r}, now {identity.get(k)!r}" for k in diff[:5])
+        raise CheckpointError(f"--resume: the options differ from the interrupted run ({detail}); "
+                              "resume with the same options, or use another --out")
+    return state
+
+
+def has_checkpoint(out: Path) -> bool:
+    return (Path(out) / CHECKPOINT).exists()
+
+
+def remove_checkpoint(out: Path) -> None:
+    (Path(out) / CHECKPOINT).unlink(missing_ok=True)

@@ -1,0 +1,123 @@
+"""The one typed configuration of a fine-tuning run.
+
+The CLI's ``visiontune train`` flags are generated from these fields (same
+names, ``--learning-rate`` for ``learning_rate``), Python callers pass the
+same names to :func:`visiontune.train`, unknown keys are rejected, and the
+final config is saved next to the run as ``hyperparameters.json``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from visiontune.data.sources import ON_BAD_IMAGE
+from visiontune.data.transforms import AUGMENTATIONS
+from visiontune.errors import ConfigError
+
+MODES = ("head", "partial", "full")
+OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
+SCHEDULERS = ("none", "step", "cosine", "one-cycle")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+def opt(default, help: str, choices: tuple | None = None, cli: bool = True):
+    return field(default=default, metadata={"help": help, "choices": choices, "cli": cli})
+
+
+@dataclass
+class TrainConfig:
+    data: str = opt("", "dataset: class folders, split folders, a manifest, a .lst, or a folder of split files")
+    out: str = opt("runs/latest", "output folder for the model artifact, metrics, plots and checkpoints")
+    model: str = opt("mobilenet_v2", "model name (`visiontune models list`) or any timm/torchvision architecture")
+    weights: str | None = opt(None, "start from this .pth/.safetensors file instead of the model's own weights")
+    pretrained: bool = opt(True, "start from pretrained weights (--no-pretrained: random init)")
+    mode: str = opt("head", "what learns: head (backbone frozen), partial (last N stages + head), full", MODES)
+    trainable_stages: int = opt(1, "partial mode: how many of the backbone's last stages learn")
+    hidden_units: int = opt(0, "head: 0 = one linear layer; N = Linear(N) -> ReLU -> Dropout -> Linear")
+    dropout: float = opt(0.0, "head dropout probability")
+    epochs: int = opt(10, "passes over the training data")
+    learning_rate: float | None = opt(None, "initial learning rate (default: 1e-3 head, 3e-4 partial/full; 0.01 sgd)")
+    batch_size: int = opt(64, "training mini-batch size")
+    eval_batch_size: int = opt(256, "batch size for evaluation and feature extraction")
+    optimizer: str = opt("adamw", "optimizer", OPTIMIZERS)
+    momentum: float = opt(0.9, "momentum (sgd, rmsprop)")
+    weight_decay: float = opt(1e-4, "weight decay")
+    lr_scheduler: str = opt("cosine", "learning-rate schedule", SCHEDULERS)
+    lr_scheduler_step: int = opt(3, "step schedule: epochs between decays")
+    lr_scheduler_factor: float = opt(0.1, "step schedule: decay factor")
+    label_smoothing: float = opt(0.0, "label smoothing for the cross-entropy loss")
+    class_weights: bool = opt(False, "weight the loss by inverse class frequency (imbalanced data)")
+    early_stopping: bool = opt(False, "stop when validation loss stops improving; keep the best epoch")
+    early_stopping_patience: int = opt(3, "epochs without improvement before stopping")
+    early_stopping_min_delta: float = opt(0.0, "smallest decrease of validation loss that counts")
+    augmentation: str = opt("none", "random augmentation of training images (SageMaker's augmentation_type)", AUGMENTATIONS)
+    image_size: int | None = opt(None, "input size in pixels (default: the weights' own size)")
+    seed: int = opt(0, "random seed: the same seed gives the same result")
+    valid_fraction: float = opt(0.1, "share of training images held out for validation when no split is given")
+    label_attribute: str | None = opt(None, "manifest label attribute (detected when there is one)")
+    on_bad_image: str = opt("error", "unreadable images: stop with an error, or skip and report them", ON_BAD_IMAGE)
+    precision: str = opt("auto", "compute precision (auto: bf16 where the hardware has it, mixed on GPUs)", PRECISIONS)
+    device: str = opt("auto", "device (auto: CUDA when present, else CPU)", DEVICES)
+    num_workers: int | None = opt(None, "image decoding processes (default: from the CPU count)")
+    top_k: int = opt(5, "report top-k accuracy for this k")
+    resume: bool = opt(False, "continue an interrupted run in --out from its last checkpoint")
+
+    def __post_init__(self):
+        for f in fields(self):
+            choices = f.metadata.get("choices")
+            value = getattr(self, f.name)
+            if choices and value not in choices:
+                raise ConfigError(f"{f.name}={value!r}: choose one of {', '.join(choices)}")
+        positive = ("epochs", "batch_size", "eval_batch_size", "trainable_stages", "top_k",
+                    "lr_scheduler_step", "early_stopping_patience")
+        for name in positive:
+            if int(getattr(self, name)) < 1:
+                raise ConfigError(f"{name}={getattr(self, name)}: must be 1 or more")
+        if self.learning_rate is not None and not self.learning_rate > 0:
+            raise ConfigError(f"learning_rate={self.learning_rate}: must be greater than 0")
+        if not 0.0 < self.valid_fraction < 1.0:
+            raise ConfigError(f"valid_fraction={self.valid_fraction}: must be between 0 and 1")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ConfigError(f"label_smoothing={self.label_smoothing}: must be in [0, 1)")
+        if not self.data:
+            raise ConfigError("data: give the dataset to train on (--data PATH)")
+
+    @property
+    def lr(self) -> float:
+        if self.learning_rate is not None:
+            return float(self.learning_rate)
+        if self.optimizer == "sgd":
+            return 0.01
+        return 1e-3 if self.mode == "head" else 3e-4
+
+    @property
+    def uses_feature_cache(self) -> bool:
+        return self.mode == "head" and self.augmentation == "none"
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise ConfigError(
+                f"unknown option(s) {', '.join(unknown)}; valid options: {', '.join(sorted(names))}"
+            )
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def training_identity(self) -> dict[str, Any]:
+        """What must match for ``--resume`` to continue a run (everything but bookkeeping)."""
+        d = self.to_dict()
+        for k in ("resume", "num_workers", "out", "eval_batch_size"):
+            d.pop(k)
+        return d
+
+    def save(self, path: Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2))

@@ -1,0 +1,87 @@
+"""Prepare each split for the loop: cached features (fast path) or cached pixels."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from visiontune.data.cache import feature_cache, fingerprint, pixel_cache
+from visiontune.data.dataset import Dataset, Sample, check_no_leaks
+from visiontune.data.split import stratified_split
+from visiontune.progress import bar, note
+
+
+@dataclass
+class SplitInputs:
+    """One split, ready for batching: ``x`` features (N, D) or uint8 pixels (N, S, S, 3)."""
+
+    name: str
+    x: torch.Tensor | np.ndarray
+    y: torch.Tensor
+    kind: str  # "features" | "pixels"
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def batch(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Inputs and labels of the samples ``idx``, aligned."""
+        if self.kind == "features":
+            return self.x[idx], self.y[idx]
+        order = torch.sort(idx).values  # sequential reads from the memory map
+        return torch.from_numpy(np.ascontiguousarray(self.x[order.numpy()])), self.y[order]
+
+
+def with_validation(dataset: Dataset, valid_fraction: float, seed: int) -> Dataset:
+    """Carve a stratified validation split out of train when the data has none."""
+    if dataset.splits.get("validation"):
+        return dataset
+    train, val = stratified_split(dataset.splits["train"], [1 - valid_fraction, valid_fraction], seed)
+    note(f"no validation split: holding out {len(val)} of {len(dataset.splits['train'])} training images "
+         f"(valid_fraction={valid_fraction}, seed={seed})")
+    return Dataset(dataset.classes, {**dataset.splits, "train": train, "validation": val},
+                   dataset.root, dataset.kind, dataset.skipped)
+
+
+def hash_images(dataset: Dataset, workers: int = 8) -> dict[str, str]:
+    samples = [s for split in dataset.splits.values() for s in split]
+    with bar(len(samples), "hashing images") as advance:
+        hashes = fingerprint(samples, advance, workers=workers)
+    check_no_leaks(dataset, hashes)
+    return hashes
+
+
+def prepare(dataset: Dataset, hashes: dict[str, str], *, kind: str, prep, on_bad_image: str,
+            backbone=None, model_key: str = "", device=None, dtype=None, batch_size: int = 128,
+            workers: int | None = None, cache_root: Path | None = None):
+    """Inputs per split, and the list of images left out as (source, reason)."""
+    inputs, skipped = {}, []
+    for name, samples in dataset.splits.items():
+        with bar(len(samples), f"{'features' if kind == 'features' else 'decoding'} [{name}]") as advance:
+            if kind == "features":
+                x, ok, bad, hit = feature_cache(backbone, model_key, samples, hashes, prep, device=device,
+                                                dtype=dtype, batch_size=batch_size, on_bad_image=on_bad_image,
+                                                workers=workers, progress=advance, root=cache_root)
+            else:
+                x, ok, bad, hit = pixel_cache(samples, hashes, prep, on_bad_image=on_bad_image,
+                                              workers=workers, progress=advance, root=cache_root)
+        note(f"{name}: {len(samples)} images, {'reused cached' if hit else 'cached'} {kind}"
+             + (f", {len(bad)} bad image(s) skipped" if bad else ""))
+        skipped += [(src, reason) for src, reason in bad]
+        y = torch.tensor([s.label for s in samples], dtype=torch.long)
+        keep = np.flatnonzero(ok)
+        if len(keep) != len(samples):
+            y = y[torch.from_numpy(keep)]
+            x = x[torch.from_numpy(keep)] if kind == "features" else _subset(x, keep)
+        inputs[name] = SplitInputs(name, x, y, kind)
+    return inputs, skipped
+
+
+def _subset(arr: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(arr[keep])
+
+
+def samples_of(dataset: Dataset) -> list[Sample]:
+    return [s for split in dataset.splits.values() for s in split]

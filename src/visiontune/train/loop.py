@@ -1,0 +1,289 @@
+"""The fine-tuning loop: ``visiontune.train(data=..., model=..., mode=...)``.
+
+Steps: open the data, hold out validation if needed, hash images (leak check
+and cache keys), build the model, fill the caches, train with per-epoch
+``key=value`` logs and atomic checkpoints, evaluate, write the artifact.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn
+
+from visiontune.artifact.model import pick_device
+from visiontune.artifact.store import pack, save_artifact
+from visiontune.data.cache import autocast, cache_key, resolve_precision
+from visiontune.data.sources import open_dataset
+from visiontune.data.transforms import build_augmentation, normalize
+from visiontune.errors import CheckpointError, ConfigError
+from visiontune.progress import bar, log_metrics, note
+from visiontune.train import plots
+from visiontune.train.checkpoint import has_checkpoint, load_checkpoint, remove_checkpoint, save_checkpoint
+from visiontune.train.config import TrainConfig
+from visiontune.train.inputs import SplitInputs, hash_images, prepare, with_validation
+from visiontune.train.metrics import evaluate_logits
+from visiontune.zoo.registry import create_model, default_preprocessing, get_model_spec
+
+EpochCallback = Callable[[int, dict], None]
+
+
+@dataclass
+class TrainResult:
+    out: Path
+    metrics: dict
+    history: list[dict]
+    seconds: float
+
+
+def _epoch_seed(seed: int, epoch: int) -> int:
+    return (seed * 1_000_003 + epoch * 7919) % (2**63 - 1)
+
+
+def _optimizer(cfg: TrainConfig, params) -> torch.optim.Optimizer:
+    lr, wd = cfg.lr, cfg.weight_decay
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=cfg.momentum, weight_decay=wd, nesterov=cfg.momentum > 0)
+    if cfg.optimizer in ("adam", "adamw"):
+        cls = torch.optim.Adam if cfg.optimizer == "adam" else torch.optim.AdamW
+        try:  # the fused kernel measured ~30% faster per step for a small head on CPU
+            return cls(params, lr=lr, weight_decay=wd, fused=True)
+        except (RuntimeError, TypeError):
+            return cls(params, lr=lr, weight_decay=wd)
+    return torch.optim.RMSprop(params, lr=lr, momentum=cfg.momentum, weight_decay=wd)
+
+
+def _scheduler(cfg: TrainConfig, opt, steps_per_epoch: int):
+    """Returns (scheduler, steps per batch?)."""
+    if cfg.lr_scheduler == "step":
+        return torch.optim.lr_scheduler.StepLR(opt, cfg.lr_scheduler_step, cfg.lr_scheduler_factor), False
+    if cfg.lr_scheduler == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs * steps_per_epoch), True
+    if cfg.lr_scheduler == "one-cycle":
+        return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch), True
+    return None, False
+
+
+class _Trainer:
+    def __init__(self, cfg: TrainConfig, net: nn.Module, inputs: dict[str, SplitInputs], prep, device, dtype,
+                 num_classes: int):
+        self.cfg, self.net, self.inputs, self.prep = cfg, net, inputs, prep
+        self.device, self.dtype = device, dtype
+        self.policy = build_augmentation(cfg.augmentation, prep.image_size)
+        weight = None
+        if cfg.class_weights:
+            counts = torch.bincount(inputs["train"].y, minlength=num_classes).float()
+            weight = (counts.sum() / (num_classes * counts.clamp(min=1))).to(device)
+        self.criterion = nn.CrossEntropyLoss(weight=weight, label_smoothing=cfg.label_smoothing)
+        self.params = [p for p in net.parameters() if p.requires_grad]
+        self.opt = _optimizer(cfg, self.params)
+        n = len(inputs["train"])
+        self.steps_per_epoch = math.ceil(n / cfg.batch_size)
+        self.sched, self.per_batch = _scheduler(cfg, self.opt, self.steps_per_epoch)
+        self.scaler = torch.amp.GradScaler(device.type) if dtype == torch.float16 else None
+
+    def forward(self, x: torch.Tensor, train: bool) -> torch.Tensor:
+        if x.dtype == torch.uint8:
+            x = normalize(x, self.prep, self.device, policy=self.policy if train else None)
+        else:
+            x = x.to(self.device, non_blocking=True)
+        with autocast(self.device, self.dtype):
+            return self.net(x).float()
+
+    def train_epoch(self, epoch: int, advance) -> tuple[float, float]:
+        torch.manual_seed(_epoch_seed(self.cfg.seed, epoch))
+        data = self.inputs["train"]
+        gen = torch.Generator().manual_seed(_epoch_seed(self.cfg.seed, epoch))
+        perm = torch.randperm(len(data), generator=gen)
+        self.net.train()
+        total_loss, correct, seen = 0.0, 0, 0
+        for start in range(0, len(perm), self.cfg.batch_size):
+            xb, yb = data.batch(perm[start:start + self.cfg.batch_size])
+            yb = yb.to(self.device)
+            logits = self.forward(xb, train=True)
+            loss = self.criterion(logits, yb)
+            if not torch.isfinite(loss):
+                raise ConfigError(f"the loss became {loss.item()} at epoch {epoch}; lower --learning-rate "
+                                  f"(now {self.cfg.lr:g}) or use --precision fp32")
+            self.opt.zero_grad(set_to_none=True)
+            if self.scaler is not None:
+                self.scaler.scale(loss).backward()
+                self.scaler.step(self.opt)
+                self.scaler.update()
+            else:
+                loss.backward()
+                self.opt.step()
+            if self.sched is not None and self.per_batch:
+                self.sched.step()
+            total_loss += loss.item() * len(yb)
+            correct += int((logits.argmax(1) == yb).sum())
+            seen += len(yb)
+            advance(len(yb))
+        if self.sched is not None and not self.per_batch:
+            self.sched.step()
+        return total_loss / seen, correct / seen
+
+    @torch.inference_mode()
+    def logits(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+        data = self.inputs[split]
+        self.net.eval()
+        out = []
+        for start in range(0, len(data), self.cfg.eval_batch_size):
+            idx = torch.arange(start, min(start + self.cfg.eval_batch_size, len(data)))
+            xb, _ = data.batch(idx)
+            out.append(self.forward(xb, train=False).cpu())
+        return (torch.cat(out) if out else torch.zeros(0, 1)), data.y
+
+    def trainable_state(self) -> dict[str, torch.Tensor]:
+        return {k: v.detach().clone() for k, v in self.net.state_dict().items()}
+
+
+def train(config: TrainConfig | None = None, *, callbacks: tuple[EpochCallback, ...] = (), **options) -> TrainResult:
+    """Fine-tune a model; every option of :class:`TrainConfig` can be passed by name."""
+    cfg = config if config is not None else TrainConfig.from_dict(options)
+    if config is not None and options:
+        cfg = TrainConfig.from_dict({**config.to_dict(), **options})
+    started = time.perf_counter()
+    get_model_spec(cfg.model)  # an unknown model fails before any data is read
+    out = Path(cfg.out)
+    if has_checkpoint(out) and not cfg.resume:
+        raise CheckpointError(f"{out} holds an interrupted run (checkpoint.pt); pass --resume to continue it, "
+                              "or choose another --out")
+    state = load_checkpoint(out, cfg.training_identity()) if cfg.resume else None
+
+    dataset = open_dataset(cfg.data, on_bad_image=cfg.on_bad_image, label_attribute=cfg.label_attribute)
+    dataset.check()
+    dataset = with_validation(dataset, cfg.valid_fraction, cfg.seed)
+    hashes = hash_images(dataset)
+    out.mkdir(parents=True, exist_ok=True)
+
+    torch.manual_seed(cfg.seed)
+    device = pick_device(cfg.device)
+    dtype = resolve_precision(cfg.precision, device, training=True)
+    feature_dtype = resolve_precision(cfg.precision, device)
+    model, spec, wspec = create_model(cfg.model, pretrained=cfg.pretrained, num_classes=dataset.num_classes,
+                                      weights=cfg.weights, hidden_units=cfg.hidden_units, dropout=cfg.dropout)
+    prep = default_preprocessing(spec, wspec, cfg.image_size)
+    model.freeze(cfg.mode, cfg.trainable_stages)
+    note(f"{spec.name} ({spec.library}:{spec.arch}), weights: {wspec.tag if wspec else 'random init'}, "
+         f"mode={cfg.mode}, {prep.image_size}px, device={device.type}, "
+         f"precision={_dtype_name(feature_dtype if cfg.uses_feature_cache else dtype)}, "
+         f"{dataset.num_classes} classes: " + ", ".join(f"{k}={len(v)}" for k, v in dataset.splits.items()))
+
+    if cfg.uses_feature_cache:
+        model_key = cache_key(spec.library, spec.arch, wspec.identity() if wspec else f"random-{cfg.seed}")
+        inputs, skipped = prepare(dataset, hashes, kind="features", prep=prep, on_bad_image=cfg.on_bad_image,
+                                  backbone=model.backbone, model_key=model_key, device=device, dtype=feature_dtype,
+                                  batch_size=cfg.eval_batch_size, workers=cfg.num_workers)
+        net = model.head
+    else:
+        inputs, skipped = prepare(dataset, hashes, kind="pixels", prep=prep, on_bad_image=cfg.on_bad_image,
+                                  workers=cfg.num_workers)
+        net = model
+        model.to(memory_format=torch.channels_last)  # measured faster on CPU and GPU
+    net.to(device)
+    trainer = _Trainer(cfg, net, inputs, prep, device, dtype, dataset.num_classes)
+
+    history: list[dict] = []
+    best = {"loss": float("inf"), "epoch": 0, "bad_epochs": 0}
+    best_state = None
+    first_epoch = 1
+    if state is not None:
+        net.load_state_dict(state["model"])
+        trainer.opt.load_state_dict(state["optimizer"])
+        if trainer.sched is not None:
+            trainer.sched.load_state_dict(state["scheduler"])
+        history = json.loads(state["history"])
+        best = json.loads(state["best"])
+        best_state = state.get("best_state")
+        first_epoch = int(state["epoch"]) + 1
+        note(f"resuming {out} after epoch {state['epoch']}")
+    cfg.save(out / "hyperparameters.json")
+
+    stopped_early = False
+    for epoch in range(first_epoch, cfg.epochs + 1):
+        if best["bad_epochs"] >= cfg.early_stopping_patience and cfg.early_stopping:
+            stopped_early = True
+            break
+        t0 = time.perf_counter()
+        with bar(len(inputs["train"]), f"epoch {epoch}/{cfg.epochs}") as advance:
+            train_loss, train_acc = trainer.train_epoch(epoch, advance)
+        val_logits, val_y = trainer.logits("validation")
+        val = evaluate_logits(val_logits, val_y, dataset.classes, cfg.top_k)
+        row = {"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc, "val_loss": val["loss"],
+               "val_acc": val["accuracy"], "lr": trainer.opt.param_groups[0]["lr"],
+               "epoch_seconds": round(time.perf_counter() - t0, 3)}
+        history.append(row)
+        log_metrics(**row)
+        if cfg.early_stopping:
+            if val["loss"] < best["loss"] - cfg.early_stopping_min_delta:
+                best = {"loss": val["loss"], "epoch": epoch, "bad_epochs": 0}
+                best_state = trainer.trainable_state()
+            else:
+                best["bad_epochs"] += 1
+        save_checkpoint(out, {
+            "epoch": epoch, "model": net.state_dict(), "optimizer": trainer.opt.state_dict(),
+            "scheduler": trainer.sched.state_dict() if trainer.sched is not None else {},
+            "history": json.dumps(history), "best": json.dumps(best), "best_state": best_state,
+            "identity": json.dumps(cfg.training_identity()),
+        })
+        for cb in callbacks:
+            cb(epoch, row)
+    if cfg.early_stopping and best_state is not None:
+        net.load_state_dict(best_state)
+        note(f"early stopping: keeping epoch {best['epoch']} (val_loss={best['loss']:.4f})"
+             + (" — stopped before the last epoch" if stopped_early else ""))
+
+    metrics = _final_metrics(trainer, dataset, cfg, history, skipped, best if cfg.early_stopping else None)
+    metrics["seconds"] = round(time.perf_counter() - started, 3)
+    model.to("cpu")
+    save_artifact(out, model.float().to(memory_format=torch.contiguous_format), name=spec.name,
+                  library=spec.library, arch=spec.arch, weights_tag=wspec.tag if wspec else None,
+                  weights_license=wspec.license if wspec else None, prep=prep, classes=dataset.classes,
+                  hyperparameters=cfg.to_dict(), metrics=metrics)
+    _write_reports(out, metrics, history, dataset.classes)
+    pack(out)
+    remove_checkpoint(out)
+    return TrainResult(out, metrics, history, time.perf_counter() - started)
+
+
+def _dtype_name(dtype) -> str:
+    return {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dtype, "fp32")
+
+
+def _final_metrics(trainer: _Trainer, dataset, cfg: TrainConfig, history, skipped, best) -> dict:
+    split = "test" if "test" in trainer.inputs and len(trainer.inputs["test"]) else "validation"
+    logits, y = trainer.logits(split)
+    result = evaluate_logits(logits, y, dataset.classes, cfg.top_k)
+    val_logits, val_y = trainer.logits("validation")
+    val = evaluate_logits(val_logits, val_y, dataset.classes, cfg.top_k)
+    k = [key for key in result if key.startswith("top_")][0]
+    summary = {f"{split}_accuracy": result["accuracy"], f"{split}_{k}": result[k],
+               f"{split}_loss": result["loss"], "validation_accuracy": val["accuracy"]}
+    log_metrics(**summary)
+    return {
+        "evaluated_on": split,
+        **summary,
+        "evaluation": result,
+        "classes": dataset.classes,
+        "counts": {name: len(inp) for name, inp in trainer.inputs.items()},
+        "skipped_images": [{"source": s, "reason": r} for s, r in skipped + list(dataset.skipped)],
+        "best_epoch": best["epoch"] if best else None,
+        "history": history,
+    }
+
+
+def _write_reports(out: Path, metrics: dict, history: list[dict], classes: list[str]) -> None:
+    ev = metrics["evaluation"]
+    (out / "confusion_matrix.json").write_text(json.dumps(
+        {"classes": classes, "split": metrics["evaluated_on"], "matrix": ev["confusion_matrix"]}, indent=1))
+    plots.confusion_matrix(ev["confusion_matrix"], classes, out / "confusion_matrix.png",
+                           title=f"Confusion matrix ({metrics['evaluated_on']}, accuracy {ev['accuracy']:.3f})")
+    if history:
+        plots.learning_curves(history, out / "learning_curves.png")

@@ -1,0 +1,166 @@
+"""The model registry: ``register_model`` / ``list_models`` / ``get_model_spec`` / ``create_model``.
+
+Registered entries carry their pretrained weights as data.  Any other timm or
+torchvision architecture is usable by name (``resnet18``, ``timm:convnext_tiny``,
+``torchvision:resnet50``) with ``weights=FILE``, hub weights when online, or
+``pretrained=False``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from visiontune.errors import ConfigError, ModelNotFoundError, WeightsUnavailableError
+from visiontune.zoo.adapters import (
+    LIBRARIES,
+    ImageClassifier,
+    assemble,
+    build_architecture,
+    classifier_prefix,
+    load_into,
+    load_state_dict_file,
+    split_classifier,
+)
+from visiontune.zoo.heads import HeadSpec
+from visiontune.zoo.weights import Preprocessing, WeightsSpec, file_weights
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    library: str
+    arch: str
+    weights: WeightsSpec | None = None
+    description: str = ""
+
+    def __post_init__(self):
+        if self.library not in LIBRARIES:
+            raise ConfigError(f"model {self.name}: library {self.library!r} is not one of {LIBRARIES}")
+
+
+_REGISTRY: dict[str, ModelSpec] = {}
+
+
+def register_model(spec: ModelSpec) -> ModelSpec:
+    if spec.name in _REGISTRY:
+        raise ConfigError(f"a model named {spec.name!r} is already registered")
+    _REGISTRY[spec.name] = spec
+    return spec
+
+
+def _ensure_builtins() -> None:
+    if not _REGISTRY:
+        from visiontune.zoo import builtin
+
+        builtin.register_all(register_model)
+
+
+def list_models() -> list[ModelSpec]:
+    """The registered models, in registration order."""
+    _ensure_builtins()
+    return list(_REGISTRY.values())
+
+
+def _library_has(library: str, arch: str) -> bool:
+    if library == "torchvision":
+        import torchvision
+
+        return arch in torchvision.models.list_models()
+    import timm
+
+    return timm.is_model(arch)
+
+
+def get_model_spec(name: str) -> ModelSpec:
+    """A registered model, or any torchvision / timm architecture by name."""
+    _ensure_builtins()
+    if name in _REGISTRY:
+        return _REGISTRY[name]
+    library, sep, arch = name.partition(":")
+    if not sep:
+        library, sep, arch = name.partition("/")
+    if sep and library in LIBRARIES:
+        if _library_has(library, arch):
+            return ModelSpec(name=name, library=library, arch=arch, weights=WeightsSpec("hub", "hub"))
+    else:
+        for lib in LIBRARIES:
+            if _library_has(lib, name):
+                return ModelSpec(name=name, library=lib, arch=name, weights=WeightsSpec("hub", "hub"))
+    raise ModelNotFoundError(
+        f"unknown model {name!r}. Registered (pretrained offline where installed): "
+        f"{', '.join(_REGISTRY)}. Any torchvision or timm architecture also works by name "
+        "(e.g. resnet18, timm:convnext_tiny); see `visiontune models list`."
+    )
+
+
+def resolve_weights(spec: ModelSpec, pretrained: bool, weights: str | Path | WeightsSpec | None):
+    """Which weights to start from: a file, the spec's own, or none."""
+    if isinstance(weights, WeightsSpec):
+        return weights
+    if weights:
+        return file_weights(weights)
+    return spec.weights if pretrained else None
+
+
+def create_model(
+    name: str,
+    pretrained: bool = True,
+    num_classes: int | None = None,
+    weights: str | Path | WeightsSpec | None = None,
+    hidden_units: int = 0,
+    dropout: float = 0.0,
+) -> tuple[ImageClassifier, ModelSpec, WeightsSpec | None]:
+    """Build ``name`` with a new head of ``num_classes`` outputs.
+
+    With ``num_classes=None`` the pretrained classifier is kept (ImageNet
+    predictions).  Returns the model, its spec and the weights it started from.
+    """
+    spec = get_model_spec(name)
+    wspec = resolve_weights(spec, pretrained, weights)
+    model = build_architecture(spec.library, spec.arch, hub_pretrained=bool(wspec and wspec.source == "hub"))
+    if wspec is not None and wspec.source != "hub":
+        origin = str(wspec.local_path())
+        load_into(model, load_state_dict_file(origin), wspec.key_map, origin,
+                  classifier_prefix(spec.library, model))
+    backbone, old = split_classifier(spec.library, model)
+    if num_classes is None:
+        if old is None:
+            raise ConfigError(f"{name} has no pretrained classifier to keep; give num_classes")
+        num_classes = old.out_features
+    head = HeadSpec(num_classes=num_classes, hidden_units=hidden_units, dropout=dropout)
+    return assemble(backbone, head, init_head=old if wspec else None), spec, wspec
+
+
+def rebuild_model(library: str, arch: str, head: HeadSpec) -> ImageClassifier:
+    """The architecture of a saved model, random weights, no download (for ``load_model``)."""
+    model = build_architecture(library, arch, hub_pretrained=False)
+    backbone, _ = split_classifier(library, model)
+    return assemble(backbone, head)
+
+
+def default_preprocessing(spec: ModelSpec, wspec: WeightsSpec | None, image_size: int | None) -> Preprocessing:
+    if wspec is not None and wspec.source == "hub":
+        wspec = _hub_weights_spec(spec) or wspec
+    if wspec is not None and wspec.source.startswith("file:") and spec.weights is not None:
+        wspec = replace(spec.weights, source=wspec.source)
+    return Preprocessing.from_weights(wspec, image_size)
+
+
+def _hub_weights_spec(spec: ModelSpec) -> WeightsSpec | None:
+    if spec.library != "timm":
+        return None
+    try:
+        import timm
+
+        cfg = timm.get_pretrained_cfg(spec.arch)
+        if cfg is None:
+            return None
+        return WeightsSpec("hub", "hub", input_size=cfg.input_size[-1], mean=tuple(cfg.mean),
+                           std=tuple(cfg.std), interpolation=cfg.interpolation or "bilinear")
+    except Exception:  # noqa: BLE001 - best effort; defaults are fine
+        return None
+
+
+__all__ = ["ModelSpec", "register_model", "list_models", "get_model_spec", "create_model",
+           "rebuild_model", "default_preprocessing", "WeightsUnavailableError"]

@@ -1,0 +1,101 @@
+"""The command line, driven as a user would, through click's runner."""
+
+import gzip
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from tests.conftest import FAST
+from visiontune.cli.main import cli
+
+
+def run(*args, ok=True):
+    result = CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+    if ok:
+        assert result.exit_code == 0, result.output
+    return result
+
+
+def test_models_list():
+    out = run("models", "list", "--json").output
+    rows = {r["name"]: r for r in json.loads(out)}
+    assert rows["mobilenet_v2"]["offline"] and rows["efficientnet_lite0"]["offline"]
+    assert "mobilenet_v2" in run("models", "list").output
+
+
+def test_train_then_predict(tiny_split, tmp_path):
+    out = tmp_path / "m"
+    flags = [f"--{k.replace('_', '-')}={v}" for k, v in FAST.items()]
+    res = run("train", "--data", tiny_split, "--out", out, *flags, "--epochs", "4", "--learning-rate", "0.01")
+    assert re.search(r"^epoch=4 train_loss=\S+ train_acc=\S+ val_loss=\S+ val_acc=", res.output, re.M)
+    assert "test_accuracy=" in res.output
+    pred = run("predict", out / "model.tar.gz", tiny_split / "test", "--json", "--top-k", "2").output
+    rows = [json.loads(line) for line in pred.splitlines()]
+    assert len(rows) == 12 and all(len(r["top_k"]) == 2 for r in rows)
+    hits = sum(r["label"] == Path(r["source"]).parent.name for r in rows)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert hits / 12 == pytest.approx(metrics["test_accuracy"])
+    table = run("predict", out, tiny_split / "test" / "red").output
+    assert "red" in table
+
+
+def test_errors_are_one_line_not_a_traceback(tmp_path):
+    res = run("train", "--data", tmp_path / "nope", "--out", tmp_path / "o", ok=False)
+    assert res.exit_code == 2
+    assert "error:" in res.output and "no such file or folder" in res.output and "Traceback" not in res.output
+    res = run("train", "--data", tmp_path, "--optimizer", "lbfgs", ok=False)
+    assert res.exit_code == 2 and "lbfgs" in res.output
+    res = run("train", "--data", tmp_path, "--out", tmp_path / "o2", "--model", "nosuchnet", ok=False)
+    assert "unknown model 'nosuchnet'" in res.output
+
+
+def test_data_inspect_and_split(tiny_folder, tmp_path):
+    (tiny_folder / "red" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really")
+    grid = tmp_path / "grid.png"
+    res = run("data", "inspect", tiny_folder, "--grid", grid, "--json")
+    report = json.loads(res.output)
+    assert report["classes"] == ["blue", "green", "red"]
+    assert report["counts"]["train"]["red"] == 11
+    assert [u["source"] for u in report["unreadable"]] == [str(tiny_folder / "red" / "broken.jpg")]
+    assert report["modes"] == {"RGB": 30} and grid.stat().st_size > 1000
+    (tiny_folder / "red" / "broken.jpg").unlink()
+    res = run("data", "split", tiny_folder, "--ratios", "0.6,0.2,0.2", "--seed", "3", "--out", tmp_path / "s")
+    lines = {n: (tmp_path / "s" / f"{n}.manifest").read_text().splitlines() for n in ("train", "validation", "test")}
+    assert [len(v) for v in lines.values()] == [18, 6, 6]
+    rec = json.loads(lines["test"][0])
+    assert rec["class-metadata"]["class-name"] in ("blue", "green", "red")
+    # the split folder trains directly
+    flags = [f"--{k.replace('_', '-')}={v}" for k, v in FAST.items()]
+    run("train", "--data", tmp_path / "s", "--out", tmp_path / "m", *flags, "--epochs", "1")
+    assert json.loads((tmp_path / "m" / "metrics.json").read_text())["counts"] == {"train": 18, "validation": 6, "test": 6}
+
+
+def _write_idx(path: Path, arr: np.ndarray):
+    header = bytes([0, 0, 8, arr.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in arr.shape)
+    with gzip.open(path, "wb") as fh:
+        fh.write(header + arr.astype(np.uint8).tobytes())
+
+
+def test_quickstart_flow(tmp_path, monkeypatch):
+    """The quickstart's whole flow, on small synthetic IDX files (the real run is `make demo`)."""
+    idx = tmp_path / "idx"
+    idx.mkdir()
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", 200), ("t10k", 60)):
+        labels = np.arange(n) % 10
+        images = rng.integers(0, 40, (n, 28, 28)) + (labels[:, None, None] * 20)
+        _write_idx(idx / f"{prefix}-images-idx3-ubyte.gz", images)
+        _write_idx(idx / f"{prefix}-labels-idx1-ubyte.gz", labels)
+    monkeypatch.setenv("FASHION_MNIST_DIR", str(idx))
+    res = run("quickstart", "--workdir", tmp_path / "qs", "--epochs", "1", "--image-size", "32",
+              "--n-train", "100", "--n-test", "30")
+    assert re.search(r"test accuracy: 0\.\d{4} \(30 test images\)", res.output)
+    assert len(list((tmp_path / "qs" / "fashion-mnist" / "train").rglob("*.png"))) == 100
+    assert sorted(p.name for p in (tmp_path / "qs" / "fashion-mnist" / "train").iterdir()) == sorted(
+        ["Ankle_boot", "Bag", "Coat", "Dress", "Pullover", "Sandal", "Shirt", "Sneaker", "T-shirt_top", "Trouser"])
+    assert (tmp_path / "qs" / "model" / "model.tar.gz").exists()
+    assert res.output.count(" -> ") == 5

@@ -1,0 +1,58 @@
+"""Shared fixtures: an isolated visiontune home and tiny, learnable image datasets."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+COLORS = {"blue": (40, 60, 220), "green": (40, 200, 60), "red": (220, 40, 40)}
+
+
+@pytest.fixture(autouse=True)
+def _home(tmp_path_factory, monkeypatch):
+    """Each test gets its own caches: no test sees another's files."""
+    monkeypatch.setenv("VISIONTUNE_HOME", str(tmp_path_factory.mktemp("vthome")))
+
+
+def draw_image(color, seed: int, size: int = 40) -> Image.Image:
+    """A noisy picture dominated by ``color``, with a random shape (so images differ)."""
+    rng = random.Random(seed)
+    arr = np.random.default_rng(seed).integers(0, 60, (size, size, 3)).astype(np.int16) + np.array(color) * 0.7
+    img = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
+    d = ImageDraw.Draw(img)
+    x, y = rng.randint(0, size // 2), rng.randint(0, size // 2)
+    d.ellipse([x, y, x + rng.randint(8, size // 2), y + rng.randint(8, size // 2)], fill=tuple(color))
+    return img
+
+
+def make_folder_dataset(root: Path, per_class: int = 10, classes=("blue", "green", "red"), split_layout: bool = False,
+                        seed: int = 0, ext: str = ".png") -> Path:
+    """``root/<class>/*.png`` or ``root/{train,val,test}/<class>/*.png``."""
+    counter = seed * 10_000
+    splits = {"train": per_class, "val": max(2, per_class // 3), "test": max(2, per_class // 3)} if split_layout else {"": per_class}
+    for split, n in splits.items():
+        for c in classes:
+            d = root / split / c if split else root / c
+            d.mkdir(parents=True, exist_ok=True)
+            for i in range(n):
+                counter += 1
+                draw_image(COLORS[c], counter).save(d / f"{c}_{i:03d}{ext}")
+    return root
+
+
+@pytest.fixture
+def tiny_folder(tmp_path) -> Path:
+    return make_folder_dataset(tmp_path / "tiny", per_class=10)
+
+
+@pytest.fixture
+def tiny_split(tmp_path) -> Path:
+    return make_folder_dataset(tmp_path / "tiny_split", per_class=12, split_layout=True)
+
+
+#: The options that make a training test fast: a small image, the offline model.
+FAST = dict(model="mobilenet_v2", image_size=32, epochs=2, batch_size=8, eval_batch_size=32, num_workers=0)

@@ -1,0 +1,89 @@
+"""Every kind of odd image is either converted correctly or refused by name."""
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from visiontune.data.decode import load_pixels, open_image
+from visiontune.errors import BadImageError
+
+
+def _save(img: Image.Image, path, fmt="PNG", **kw):
+    img.save(path, format=fmt, **kw)
+    return path
+
+
+def test_cmyk_jpeg_becomes_rgb(tmp_path):
+    p = _save(Image.new("CMYK", (20, 10), (0, 255, 255, 0)), tmp_path / "c.jpg", "JPEG")
+    img = open_image(p)
+    assert img.mode == "RGB" and img.size == (20, 10)
+    r, g, b = img.getpixel((5, 5))
+    assert r > 200 and g < 60 and b < 60  # cyan+magenta+yellow... this is red
+
+
+def test_rgba_transparent_goes_on_white(tmp_path):
+    p = _save(Image.new("RGBA", (8, 8), (255, 0, 0, 0)), tmp_path / "a.png")
+    assert open_image(p).getpixel((0, 0)) == (255, 255, 255)
+
+
+def test_palette_with_transparency(tmp_path):
+    img = Image.new("P", (8, 8), 1)
+    img.putpalette([0, 0, 0, 0, 0, 255] + [0] * 762)
+    img.info["transparency"] = 0
+    p = _save(img, tmp_path / "p.png", transparency=0)
+    assert open_image(p).getpixel((0, 0)) == (0, 0, 255)
+
+
+def test_16bit_greyscale_is_scaled_not_clipped(tmp_path):
+    arr = np.full((6, 6), 32768, dtype=np.uint16)
+    p = _save(Image.fromarray(arr), tmp_path / "g16.png")
+    r, g, b = open_image(p).getpixel((0, 0))
+    assert r == g == b and 120 <= r <= 135  # half of full scale, not 255
+
+
+def test_greyscale_and_bilevel(tmp_path):
+    assert open_image(_save(Image.new("L", (4, 4), 77), tmp_path / "l.png")).getpixel((0, 0)) == (77, 77, 77)
+    assert open_image(_save(Image.new("1", (4, 4), 1), tmp_path / "b.png")).getpixel((0, 0)) == (255, 255, 255)
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    img = Image.new("RGB", (30, 10), (0, 0, 0))
+    exif = img.getexif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise when shown
+    p = tmp_path / "rot.jpg"
+    img.save(p, exif=exif.tobytes())
+    assert open_image(p).size == (10, 30)
+
+
+def test_truncated_jpeg_is_named(tmp_path):
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 64), (10, 20, 30)).save(buf, "JPEG")
+    p = tmp_path / "cut.jpg"
+    p.write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])
+    with pytest.raises(BadImageError, match=r"cut\.jpg.*(truncated|corrupt)"):
+        open_image(p)
+
+
+def test_not_an_image(tmp_path):
+    p = tmp_path / "notes.jpg"
+    p.write_text("hello, I am text")
+    with pytest.raises(BadImageError, match=r"notes\.jpg: not an image file"):
+        open_image(p)
+
+
+def test_decompression_bomb_is_refused(tmp_path, monkeypatch):
+    import visiontune.data.decode as decode
+
+    monkeypatch.setattr(decode, "MAX_PIXELS", 100)
+    p = _save(Image.new("RGB", (20, 20)), tmp_path / "big.png")
+    with pytest.raises(BadImageError, match="over the limit"):
+        decode.open_image(p)
+
+
+def test_bytes_input_and_resize(tmp_path):
+    buf = io.BytesIO()
+    Image.new("RGB", (50, 100), (1, 2, 3)).save(buf, "PNG")
+    pix = load_pixels(buf.getvalue(), 32)
+    assert pix.shape == (32, 32, 3) and pix.dtype == np.uint8

@@ -1,0 +1,123 @@
+"""Fine-tuning end to end on tiny data: modes, outputs, determinism, resume, errors."""
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import visiontune as vt
+from tests.conftest import FAST
+from visiontune.errors import CheckpointError, ConfigError
+from visiontune.train.checkpoint import CHECKPOINT
+
+
+def _weights(out):
+    return load_file(str(out / "model.safetensors"))
+
+
+def test_head_mode_learns_and_writes_everything(tiny_split, tmp_path, capsys):
+    out = tmp_path / "run"
+    r = vt.train(data=str(tiny_split), out=str(out), **{**FAST, "epochs": 6}, learning_rate=0.01)
+    assert r.metrics["evaluated_on"] == "test"
+    assert r.metrics["test_accuracy"] >= 0.8  # colours are easy; chance is 1/3
+    for f in ("model.safetensors", "config.json", "labels.json", "metrics.json", "model.tar.gz",
+              "confusion_matrix.json", "confusion_matrix.png", "learning_curves.png", "hyperparameters.json"):
+        assert (out / f).exists(), f
+    assert not (out / CHECKPOINT).exists()
+    assert json.loads((out / "labels.json").read_text()) == ["blue", "green", "red"]
+    m = json.loads((out / "metrics.json").read_text())
+    assert set(m["evaluation"]["per_class"]["red"]) == {"precision", "recall", "f1", "support"}
+    assert sum(map(sum, m["evaluation"]["confusion_matrix"])) == m["counts"]["test"] == 12
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("epoch=")]
+    assert len(lines) == 6
+    assert dict(kv.split("=") for kv in lines[0].split()).keys() >= {"train_loss", "train_acc", "val_loss", "val_acc"}
+
+
+def test_feature_cache_is_reused(tiny_split, tmp_path, capsys):
+    vt.train(data=str(tiny_split), out=str(tmp_path / "a"), **FAST)
+    assert "reused" not in capsys.readouterr().err
+    vt.train(data=str(tiny_split), out=str(tmp_path / "b"), **FAST, learning_rate=0.005)
+    assert capsys.readouterr().err.count("reused cached features") == 3
+
+
+def test_same_seed_same_result(tiny_folder, tmp_path):
+    a = vt.train(data=str(tiny_folder), out=str(tmp_path / "a"), **FAST, mode="full", augmentation="crop_color")
+    b = vt.train(data=str(tiny_folder), out=str(tmp_path / "b"), **FAST, mode="full", augmentation="crop_color")
+    assert a.history == [dict(h, epoch_seconds=h["epoch_seconds"]) for h in a.history]
+    strip = lambda hs: [{k: v for k, v in h.items() if k != "epoch_seconds"} for h in hs]  # noqa: E731
+    assert strip(a.history) == strip(b.history)
+    wa, wb = _weights(a.out), _weights(b.out)
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    c = vt.train(data=str(tiny_folder), out=str(tmp_path / "c"), **FAST, mode="full", augmentation="crop_color", seed=1)
+    assert strip(c.history) != strip(a.history)
+
+
+class _Interrupt(Exception):
+    pass
+
+
+@pytest.mark.parametrize("mode,extra", [("head", {}), ("full", {"augmentation": "crop", "dropout": 0.2}),
+                                        ("partial", {"trainable_stages": 2, "lr_scheduler": "step",
+                                                     "lr_scheduler_step": 1, "optimizer": "sgd"})])
+def test_resume_gives_the_same_result(tiny_split, tmp_path, mode, extra):
+    opts = {**FAST, "epochs": 3, "mode": mode, **extra}
+    ref = vt.train(data=str(tiny_split), out=str(tmp_path / "ref"), **opts)
+
+    def stop_after_first(epoch, row):
+        if epoch == 1:
+            raise _Interrupt
+
+    out = tmp_path / "cut"
+    with pytest.raises(_Interrupt):
+        vt.train(data=str(tiny_split), out=str(out), callbacks=(stop_after_first,), **opts)
+    assert (out / CHECKPOINT).exists() and not (out / "model.safetensors").exists()
+    with pytest.raises(CheckpointError, match="--resume"):
+        vt.train(data=str(tiny_split), out=str(out), **opts)
+    with pytest.raises(CheckpointError, match="options differ.*learning_rate"):
+        vt.train(data=str(tiny_split), out=str(out), resume=True, **{**opts, "learning_rate": 0.5})
+    res = vt.train(data=str(tiny_split), out=str(out), resume=True, **opts)
+    strip = lambda hs: [{k: v for k, v in h.items() if k != "epoch_seconds"} for h in hs]  # noqa: E731
+    assert strip(res.history) == strip(ref.history)
+    assert res.metrics["test_accuracy"] == ref.metrics["test_accuracy"]
+    assert res.metrics["evaluation"]["confusion_matrix"] == ref.metrics["evaluation"]["confusion_matrix"]
+    wa, wb = _weights(ref.out), _weights(out)
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_resume_without_checkpoint(tiny_folder, tmp_path):
+    with pytest.raises(CheckpointError, match="no checkpoint"):
+        vt.train(data=str(tiny_folder), out=str(tmp_path / "x"), resume=True, **FAST)
+
+
+def test_early_stopping_keeps_best(tiny_split, tmp_path):
+    r = vt.train(data=str(tiny_split), out=str(tmp_path / "es"), **{**FAST, "epochs": 30}, early_stopping=True,
+                 early_stopping_patience=1, early_stopping_min_delta=10.0)
+    assert len(r.history) == 2 and r.metrics["best_epoch"] == 1  # nothing improves by 10: stop after patience
+
+
+def test_class_weights_and_hidden_head(tiny_folder, tmp_path):
+    r = vt.train(data=str(tiny_folder), out=str(tmp_path / "cw"), **FAST, class_weights=True, hidden_units=8,
+                 dropout=0.1, optimizer="rmsprop", lr_scheduler="one-cycle", label_smoothing=0.1)
+    cfg = json.loads((r.out / "config.json").read_text())
+    assert cfg["model"]["head"] == {"num_classes": 3, "hidden_units": 8, "dropout": 0.1}
+    assert cfg["hyperparameters"]["class_weights"] is True
+
+
+def test_bad_image_stops_or_is_skipped(tiny_split, tmp_path):
+    bad = tiny_split / "train" / "red" / "broken.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 20)
+    with pytest.raises(vt.VisiontuneError, match=r"broken\.png.*--on-bad-image skip"):
+        vt.train(data=str(tiny_split), out=str(tmp_path / "a"), **FAST)
+    r = vt.train(data=str(tiny_split), out=str(tmp_path / "b"), **FAST, on_bad_image="skip")
+    assert [s["source"] for s in r.metrics["skipped_images"]] == [str(bad)]
+    assert r.metrics["counts"]["train"] == 36
+
+
+def test_config_errors(tiny_folder, tmp_path):
+    with pytest.raises(ConfigError, match="unknown option.*lr_rate.*learning_rate"):
+        vt.train(data=str(tiny_folder), lr_rate=0.1)
+    with pytest.raises(ConfigError, match="optimizer='lbfgs': choose one of sgd, adam, adamw, rmsprop"):
+        vt.train(data=str(tiny_folder), optimizer="lbfgs")
+    with pytest.raises(ConfigError, match="epochs=0"):
+        vt.train(data=str(tiny_folder), epochs=0)
