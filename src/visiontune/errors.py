@@ -65,3 +65,37 @@ class MissingDependencyError(VisiontuneError):
     def __init__(self, package: str, feature: str, extra: str | None = None):
         hint = f"pip install 'visiontune[{extra}]'" if extra else f"pip install {package}"
         super().__init__(f"{feature} needs the package '{package}': {hint}")
+
+
+class RequestError(VisiontuneError):
+    """A bad request to the model server; ``status`` is the HTTP status it maps to."""
+
+    status = 400
+
+
+class UnsupportedMediaTypeError(RequestError):
+    status = 415
+
+
+class NotAcceptableError(RequestError):
+    status = 406
+
+
+class PayloadTooLargeError(RequestError):
+    status = 413
+
+
+class UnknownModelError(RequestError):
+    status = 404
+
+
+class AuthError(RequestError):
+    status = 401
+
+
+class ForbiddenError(RequestError):
+    status = 403
+
+
+class InferenceCodeError(VisiontuneError):
+    """A custom ``code/inference.py`` that does not fit the serving contract."""

@@ -30,8 +30,10 @@ def list_inputs(path: Path) -> list[str]:
     raise DataError(f"{path}: no such file or folder")
 
 
-def iter_predictions(model: VisionModel, inputs: Path, top_k: int = 3, batch_size: int = 64) -> Iterator[dict]:
-    sources = list_inputs(inputs)
+def iter_predictions(model: VisionModel, inputs: Path | list[str], top_k: int = 3, batch_size: int = 64,
+                     probabilities: bool = False) -> Iterator[dict]:
+    """One row per image, in input order: label, probability, top-k (and all probabilities), or an error."""
+    sources = inputs if isinstance(inputs, list) else list_inputs(inputs)
     for start in range(0, len(sources), batch_size):
         chunk = sources[start:start + batch_size]
         pixels, ok, rows = [], [], [None] * len(chunk)
@@ -42,7 +44,9 @@ def iter_predictions(model: VisionModel, inputs: Path, top_k: int = 3, batch_siz
             except (BadImageError, OSError) as exc:
                 rows[i] = {"source": src, "error": getattr(exc, "reason", str(exc))}
         if pixels:
-            preds = model.top_k(model.predict_proba_pixels(np.stack(pixels)), top_k)
-            for i, p in zip(ok, preds):
-                rows[i] = {"source": chunk[i], **p.to_dict()}
+            probs = model.predict_proba_pixels(np.stack(pixels))
+            for i, p, pred in zip(ok, probs, model.top_k(probs, top_k)):
+                rows[i] = {"source": chunk[i], **pred.to_dict()}
+                if probabilities:
+                    rows[i]["probabilities"] = [float(x) for x in p]
         yield from rows

@@ -9,12 +9,11 @@ from typing import Any, Iterable
 
 import numpy as np
 import torch
-from PIL import Image
 
 from visiontune.artifact.store import artifact_dir, build_module, read_config
-from visiontune.data.decode import load_pixels, resize_center_crop, to_rgb
+from visiontune.data.decode import image_to_pixels
 from visiontune.data.transforms import normalize
-from visiontune.errors import BadImageError, ConfigError
+from visiontune.errors import ConfigError
 from visiontune.zoo.weights import Preprocessing
 
 
@@ -57,29 +56,10 @@ class VisionModel:
     def num_classes(self) -> int:
         return len(self.classes)
 
-    def pixels(self, image: Any, name: str | None = None) -> np.ndarray:
+    def pixels(self, image: Any, name: str | None = None, max_pixels: int | None = None) -> np.ndarray:
         """Any image (path, bytes, PIL image, HxWx3 array) -> resized uint8 HxWx3."""
-        size, interp = self.preprocessing.image_size, self.preprocessing.interpolation
-        if isinstance(image, (str, Path, bytes, bytearray)):
-            data = bytes(image) if isinstance(image, bytearray) else image
-            return load_pixels(data, size, interp, name=name)
-        if isinstance(image, Image.Image):
-            return np.asarray(resize_center_crop(to_rgb(image), size, interp), dtype=np.uint8)
-        if isinstance(image, np.ndarray):
-            arr = image
-            if arr.ndim == 2:
-                arr = np.stack([arr] * 3, axis=-1)
-            if arr.ndim == 3 and arr.shape[0] in (1, 3) and arr.shape[-1] not in (1, 3):
-                arr = np.moveaxis(arr, 0, -1)
-            if arr.ndim != 3 or arr.shape[-1] not in (1, 3, 4):
-                raise BadImageError(name or "<array>", f"array of shape {image.shape}; expected HxWx3")
-            if arr.dtype != np.uint8:
-                arr = np.clip(arr * (255.0 if arr.max(initial=0) <= 1.0 else 1.0), 0, 255).astype(np.uint8)
-            if arr.shape[-1] == 1:
-                arr = np.repeat(arr, 3, axis=-1)
-            mode = "RGBA" if arr.shape[-1] == 4 else "RGB"
-            return np.asarray(resize_center_crop(to_rgb(Image.fromarray(arr, mode)), size, interp), dtype=np.uint8)
-        raise BadImageError(name or type(image).__name__, "give a path, bytes, a PIL image or an HxWx3 array")
+        return image_to_pixels(image, self.preprocessing.image_size, self.preprocessing.interpolation,
+                               name=name, max_pixels=max_pixels)
 
     @torch.inference_mode()
     def predict_proba_pixels(self, batch: np.ndarray | torch.Tensor) -> torch.Tensor:

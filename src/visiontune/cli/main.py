@@ -32,9 +32,9 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from visiontune.cli import data, models, predict, quickstart, train
+    from visiontune.cli import data, models, predict, quickstart, serve, train
 
-    for module in (data, models, train, predict, quickstart):
+    for module in (data, models, train, predict, serve, quickstart):
         module.register(cli)
 
 

@@ -64,7 +64,8 @@ def to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
-def open_image(source: str | Path | bytes, name: str | None = None, rgb: bool = True) -> Image.Image:
+def open_image(source: str | Path | bytes, name: str | None = None, rgb: bool = True,
+               max_pixels: int | None = None) -> Image.Image:
     """Open, fully decode and convert an image to RGB.
 
     ``source`` is a path or the encoded bytes.  Raises :class:`BadImageError`
@@ -78,9 +79,10 @@ def open_image(source: str | Path | bytes, name: str | None = None, rgb: bool = 
             with fp:
                 img = Image.open(fp)
                 w, h = img.size
-                if w * h > MAX_PIXELS:
+                limit = max_pixels or MAX_PIXELS
+                if w * h > limit:
                     raise BadImageError(
-                        label, f"{w}x{h} pixels is over the limit of {MAX_PIXELS} (decompression bomb?)"
+                        label, f"{w}x{h} pixels is over the limit of {limit} (decompression bomb?)"
                     )
                 img.load()
                 if not rgb and img.mode == "L":
@@ -89,7 +91,7 @@ def open_image(source: str | Path | bytes, name: str | None = None, rgb: bool = 
     except BadImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise BadImageError(label, f"too many pixels ({exc})") from exc
+        raise BadImageError(label, f"too many pixels: over the limit (decompression bomb?): {exc}") from exc
     except UnidentifiedImageError as exc:
         raise BadImageError(label, "not an image file Pillow can identify") from exc
     except FileNotFoundError as exc:
@@ -120,8 +122,38 @@ def resize_center_crop(img: Image.Image, size: int, interpolation: str = "biline
 
 
 def load_pixels(source: str | Path | bytes, size: int, interpolation: str = "bilinear",
-                name: str | None = None) -> np.ndarray:
+                name: str | None = None, max_pixels: int | None = None) -> np.ndarray:
     """Decode and resize to an ``size x size x 3`` uint8 array."""
-    img = open_image(source, name=name, rgb=False)  # greyscale is resized before it becomes RGB
+    img = open_image(source, name=name, rgb=False, max_pixels=max_pixels)  # greyscale is resized before it becomes RGB
     img = resize_center_crop(img, size, interpolation)
     return np.asarray(img.convert("RGB") if img.mode != "RGB" else img, dtype=np.uint8)
+
+
+def image_to_pixels(image, size: int, interpolation: str = "bilinear", name: str | None = None,
+                    max_pixels: int | None = None) -> np.ndarray:
+    """Any image (path, encoded bytes, PIL image, HxWx{1,3,4} or CxHxW array) -> ``size x size x 3`` uint8."""
+    if isinstance(image, (str, Path, bytes, bytearray)):
+        data = bytes(image) if isinstance(image, bytearray) else image
+        return load_pixels(data, size, interpolation, name=name, max_pixels=max_pixels)
+    if isinstance(image, Image.Image):
+        return np.asarray(resize_center_crop(to_rgb(image), size, interpolation), dtype=np.uint8)
+    if isinstance(image, np.ndarray):
+        arr = image
+        if arr.ndim == 2:
+            arr = np.stack([arr] * 3, axis=-1)
+        if arr.ndim == 3 and arr.shape[0] in (1, 3) and arr.shape[-1] not in (1, 3, 4):
+            arr = np.moveaxis(arr, 0, -1)
+        if arr.ndim != 3 or arr.shape[-1] not in (1, 3, 4):
+            raise BadImageError(name or "<array>", f"an array of shape {image.shape}; expected HxWx3")
+        if arr.shape[0] * arr.shape[1] > (max_pixels or MAX_PIXELS):
+            raise BadImageError(name or "<array>", f"{arr.shape[1]}x{arr.shape[0]} pixels is over the limit")
+        if arr.dtype != np.uint8:
+            if not np.issubdtype(arr.dtype, np.number):
+                raise BadImageError(name or "<array>", f"an array of {arr.dtype}; expected numbers")
+            top = 255.0 if float(np.nanmax(arr, initial=0)) > 1.0 else 1.0
+            arr = np.clip(np.nan_to_num(arr.astype(np.float64)) * (255.0 / top), 0, 255).astype(np.uint8)
+        if arr.shape[-1] == 1:
+            arr = np.repeat(arr, 3, axis=-1)
+        mode = "RGBA" if arr.shape[-1] == 4 else "RGB"
+        return np.asarray(resize_center_crop(to_rgb(Image.fromarray(arr, mode)), size, interpolation), dtype=np.uint8)
+    raise BadImageError(name or type(image).__name__, "give a path, bytes, a PIL image or an HxWx3 array")

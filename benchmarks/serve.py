@@ -1,0 +1,214 @@
+"""Benchmark: `visiontune serve` latency and throughput, torch vs ONNX, batching on and off.
+
+A mobilenet_v2 model at 224 px (head-trained on a little Fashion-MNIST) is
+served on 127.0.0.1; load comes from a second process (threads with
+keep-alive connections), bounded in time.  Reported: p50/p99 latency at
+concurrency 1, throughput at concurrency 1, 8 and 32, for each runtime with
+batching off and on; the in-process limit (JPEG decode + preprocessing +
+forward of one image); then a soak at concurrency 16 with the server's
+memory sampled every second.
+
+Run:  python benchmarks/serve.py [--seconds 8] [--soak 60]
+Results go to benchmarks/results/serve.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import io
+import json
+import multiprocessing as mp
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def _client(port: int, body: bytes, concurrency: int, seconds: float, queue) -> None:
+    """Runs in its own process: ``concurrency`` threads send requests for ``seconds``."""
+    latencies, errors = [], [0]
+    stop = time.perf_counter() + seconds
+
+    def worker():
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        while time.perf_counter() < stop:
+            t = time.perf_counter()
+            try:
+                conn.request("POST", "/invocations", body, {"Content-Type": "image/jpeg"})
+                resp = conn.getresponse()
+                resp.read()
+                if resp.status != 200:
+                    errors[0] += 1
+                latencies.append(time.perf_counter() - t)
+            except OSError:
+                errors[0] += 1
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+
+    t0 = time.perf_counter()
+    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    queue.put({"latencies": latencies, "errors": errors[0], "wall": time.perf_counter() - t0})
+
+
+def load(port: int, body: bytes, concurrency: int, seconds: float) -> dict:
+    q = mp.get_context("spawn").Queue()
+    p = mp.get_context("spawn").Process(target=_client, args=(port, body, concurrency, seconds, q))
+    p.start()
+    r = q.get(timeout=seconds + 120)
+    p.join()
+    lat = sorted(r["latencies"])
+    return {"concurrency": concurrency, "requests": len(lat), "errors": r["errors"],
+            "throughput_rps": round(len(lat) / r["wall"], 1),
+            "p50_ms": round(1000 * lat[len(lat) // 2], 2) if lat else None,
+            "p99_ms": round(1000 * lat[min(len(lat) - 1, int(len(lat) * 0.99))], 2) if lat else None}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(model: Path, *args) -> tuple[subprocess.Popen, int]:
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "visiontune.cli.main", "serve", str(model), "--port", str(port),
+                             *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            c.request("GET", "/ping")
+            if c.getresponse().status == 200:
+                return proc, port
+        except OSError:
+            time.sleep(0.3)
+    proc.kill()
+    raise RuntimeError("server did not start")
+
+
+def rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def make_model(work: Path) -> Path:
+    import visiontune as vt
+    from visiontune.data.fashion_mnist import write_png_folders
+    from visiontune.serve.export import export
+
+    data = write_png_folders(work / "fm", n_train=300, n_val=100, n_test=100)
+    r = vt.train(data=str(data), out=str(work / "model"), model="mobilenet_v2", image_size=224, epochs=2)
+    export(r.out, "onnx")
+    return r.out
+
+
+def sample_jpeg() -> bytes:
+    from PIL import Image
+
+    try:
+        import skimage.data
+
+        img = Image.fromarray(skimage.data.chelsea())
+    except ImportError:
+        img = Image.fromarray(np.random.default_rng(0).integers(0, 255, (300, 450, 3), dtype=np.uint8))
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=90)
+    return buf.getvalue()
+
+
+def in_process_limit(model: Path, body: bytes, runtime: str, n: int = 200) -> dict:
+    from visiontune.serve.handler import Handler
+
+    h = Handler(model, runtime=runtime).load()
+    times = []
+    for i in range(n + 10):
+        t = time.perf_counter()
+        h.predict(h.parse(body, "image/jpeg"))
+        if i >= 10:
+            times.append(time.perf_counter() - t)
+    return {"p50_ms": round(1000 * statistics.median(times), 2),
+            "p99_ms": round(1000 * sorted(times)[int(0.99 * len(times))], 2)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=float, default=8.0, help="per load level")
+    ap.add_argument("--soak", type=float, default=60.0)
+    ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "serve.json"))
+    args = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="vt-serve-bench-"))
+    os.environ["VISIONTUNE_HOME"] = str(work / "home")
+    model = make_model(work)
+    body = sample_jpeg()
+    results = {"setup": {"model": "mobilenet_v2", "image_size": 224, "cpus": os.cpu_count(), "body_bytes": len(body),
+                         "seconds_per_level": args.seconds}, "limit": {}, "configs": {}}
+    for runtime in ("torch", "onnx"):
+        results["limit"][runtime] = in_process_limit(model, body, runtime)
+        print("limit", runtime, results["limit"][runtime], flush=True)
+    for runtime in ("torch", "onnx"):
+        for batching in (False, True):
+            extra = ["--runtime", runtime] + (["--max-batch-size", "32", "--max-delay-ms", "10"] if batching else [])
+            proc, port = start_server(model, *extra)
+            try:
+                load(port, body, 4, 2.0)  # warm-up
+                levels = [load(port, body, c, args.seconds) for c in (1, 8, 32)]
+            finally:
+                proc.terminate()
+                proc.wait(10)
+            name = f"{runtime}_{'batching' if batching else 'no_batching'}"
+            results["configs"][name] = levels
+            print(name, levels, flush=True)
+    proc, port = start_server(model, "--max-batch-size", "32", "--max-delay-ms", "10")
+    try:
+        samples, stop = [], threading.Event()
+
+        def sample():
+            while not stop.is_set():
+                samples.append((time.perf_counter(), rss_mb(proc.pid)))
+                time.sleep(1)
+
+        th = threading.Thread(target=sample)
+        t0 = time.perf_counter()
+        th.start()
+        soak = load(port, body, 16, args.soak)
+        stop.set()
+        th.join()
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    warm = [m for t, m in samples if t - t0 >= 10]
+    soak["rss_mb_after_warmup_first"] = round(warm[0], 1) if warm else None
+    soak["rss_mb_end"] = round(samples[-1][1], 1)
+    soak["rss_mb_max_after_warmup"] = round(max(warm), 1) if warm else None
+    soak["growth_after_warmup_mb"] = round(warm[-1] - warm[0], 1) if warm else None
+    results["soak"] = soak
+    lim = results["limit"]["torch"]["p50_ms"]
+    t = results["configs"]
+    results["summary"] = {
+        "torch_p50_c1_minus_limit_ms": round(t["torch_no_batching"][0]["p50_ms"] - lim, 2),
+        "onnx_p50_c1_minus_limit_ms": round(t["onnx_no_batching"][0]["p50_ms"] - results["limit"]["onnx"]["p50_ms"], 2),
+        "torch_batching_gain_c32": round(t["torch_batching"][2]["throughput_rps"] / t["torch_no_batching"][2]["throughput_rps"], 2),
+        "onnx_batching_gain_c32": round(t["onnx_batching"][2]["throughput_rps"] / t["onnx_no_batching"][2]["throughput_rps"], 2),
+    }
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(results, indent=2))
+    print(json.dumps(results["summary"], indent=2), json.dumps(soak, indent=2))
+
+
+if __name__ == "__main__":
+    main()

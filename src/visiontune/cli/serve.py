@@ -1,0 +1,105 @@
+"""``visiontune serve | batch-predict | export``."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import click
+
+
+def _parse_models(models: tuple[str, ...]) -> dict[str, str]:
+    out = {}
+    for m in models:
+        name, sep, path = m.partition("=")
+        if not sep:
+            path = m
+            p = Path(m)
+            name = p.parent.name if p.name.endswith((".tar.gz", ".tgz")) else p.name
+        if name in out:
+            raise click.BadParameter(f"two models are named {name!r}; name them: NAME=PATH", param_hint="MODEL")
+        out[name or "model"] = path
+    return out
+
+
+@click.command("serve")
+@click.argument("models", nargs=-1, required=True)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8080, show_default=True, type=int)
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1), help="server processes")
+@click.option("--threads", default=None, type=click.IntRange(1), help="compute threads per worker")
+@click.option("--runtime", type=click.Choice(["torch", "onnx"]), default="torch", show_default=True)
+@click.option("--device", default="auto", show_default=True)
+@click.option("--max-batch-size", default=1, show_default=True, type=click.IntRange(1),
+              help="dynamic batching: images per forward pass (1 = off)")
+@click.option("--max-delay-ms", default=5.0, show_default=True, type=float,
+              help="dynamic batching: how long the first request waits for company")
+@click.option("--max-payload-mb", default=6.0, show_default=True, type=float)
+@click.option("--api-key", default=None, envvar="VISIONTUNE_API_KEY", help="require this key (or $VISIONTUNE_API_KEY)")
+@click.option("--no-model-management", is_flag=True, help="refuse POST/DELETE /models")
+def serve_cmd(models, host, port, workers, threads, runtime, device, max_batch_size, max_delay_ms,
+              max_payload_mb, api_key, no_model_management):
+    """Serve models over HTTP: SageMaker's /ping and /invocations, and /endpoints/NAME/invocations for boto3.
+
+    MODEL is a model folder or model.tar.gz, optionally named: NAME=PATH (several make a multi-model endpoint).
+    """
+    import uvicorn
+
+    from visiontune.artifact.store import artifact_dir
+    from visiontune.serve.app import ServerSettings, create_app
+
+    named = _parse_models(models)
+    for path in named.values():
+        artifact_dir(path)  # a wrong path fails now, not in a worker
+    settings = ServerSettings(models=named, runtime=runtime, device=device, threads=threads,
+                              max_batch_size=max_batch_size, max_delay_ms=max_delay_ms,
+                              max_payload_mb=max_payload_mb, api_key=api_key,
+                              allow_model_management=not no_model_management)
+    click.echo(f"serving {', '.join(named)} on http://{host}:{port} (runtime {runtime}, "
+               f"{'batching up to ' + str(max_batch_size) if max_batch_size > 1 else 'no batching'}"
+               f"{', API key required' if api_key else ''})", err=True)
+    if workers > 1:
+        os.environ["VISIONTUNE_SERVE_SETTINGS"] = settings.to_json()
+        uvicorn.run("visiontune.serve.app:create_app_from_env", factory=True, host=host, port=port,
+                    workers=workers, log_level="warning")
+    else:
+        uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+
+
+@click.command("batch-predict")
+@click.argument("model", type=click.Path())
+@click.argument("inputs")
+@click.option("--out", type=click.Path(), required=True, help="output folder")
+@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1))
+@click.option("--top-k", default=3, show_default=True, type=click.IntRange(1))
+@click.option("--device", default="auto", show_default=True)
+def batch_predict_cmd(model, inputs, out, batch_size, top_k, device):
+    """Batch transform: a folder, manifest or fsspec URL -> JSON Lines (.out files); reruns resume."""
+    from visiontune.serve.batch import batch_predict
+
+    r = batch_predict(model, inputs, out, batch_size=batch_size, top_k=top_k, device=device)
+    click.echo(json.dumps({"written": r.written, "already_done": r.skipped_done, "errors": r.errors,
+                           "out": str(r.out)}))
+
+
+@click.command("export")
+@click.argument("model", type=click.Path())
+@click.option("--format", "fmt", type=click.Choice(["onnx", "torchscript"]), default="onnx", show_default=True)
+@click.option("--out", type=click.Path(), default=None, help="file (default: model.onnx / model.torchscript.pt in MODEL)")
+@click.option("--check-images", type=click.Path(exists=True), default=None,
+              help="folder of real images for the parity check")
+def export_cmd(model, fmt, out, check_images):
+    """Export to ONNX or TorchScript (preprocessing inside) and check parity with the original."""
+    from visiontune.predict import list_inputs
+    from visiontune.serve.export import PARITY_TOLERANCE, export
+
+    images = list_inputs(Path(check_images))[:32] if check_images else None
+    r = export(model, fmt, out, images)
+    click.echo(f"{r.path}: max |Δ probability| {r.max_abs_diff:.2e} over {r.images_checked} images "
+               f"(limit {PARITY_TOLERANCE:g})")
+
+
+def register(cli: click.Group) -> None:
+    for cmd in (serve_cmd, batch_predict_cmd, export_cmd):
+        cli.add_command(cmd)

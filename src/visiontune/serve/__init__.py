@@ -1,0 +1,5 @@
+"""Serving: the model server, batch transform, export, and a Python client."""
+
+from visiontune.serve.client import Predictor
+
+__all__ = ["Predictor"]

@@ -1,0 +1,332 @@
+"""The model server: SageMaker's container contract and Runtime API over FastAPI.
+
+    GET  /ping                              200 once a model is loaded, 503 before
+    POST /invocations                       the default model (or X-Amzn-SageMaker-Target-Model)
+    POST /endpoints/{name}/invocations      SageMaker Runtime's path: boto3's invoke_endpoint works unchanged
+    GET  /models   POST /models   DELETE /models/{name}   POST /models/{name}/invoke   (multi-model)
+    GET  /metrics                           Prometheus text format
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from starlette.concurrency import run_in_threadpool
+
+from visiontune.errors import (
+    AuthError,
+    ForbiddenError,
+    PayloadTooLargeError,
+    RequestError,
+    UnknownModelError,
+    VisiontuneError,
+)
+from visiontune.serve.batching import DynamicBatcher
+from visiontune.serve.codecs import negotiate
+from visiontune.serve.handler import Handler
+
+log = logging.getLogger("visiontune.serve")
+TARGET_MODEL = "x-amzn-sagemaker-target-model"
+CUSTOM_ATTRIBUTES = "x-amzn-sagemaker-custom-attributes"
+
+
+@dataclass
+class ServerSettings:
+    models: dict[str, str] = field(default_factory=dict)  # name -> model folder or model.tar.gz
+    runtime: str = "torch"
+    device: str = "auto"
+    threads: int | None = None           # torch / onnxruntime threads per worker
+    max_batch_size: int = 1              # 1 = batching off
+    max_delay_ms: float = 5.0
+    max_payload_mb: float = 6.0          # SageMaker real-time endpoints accept 6 MB
+    max_pixels: int = 40_000_000
+    api_key: str | None = None
+    allow_model_management: bool = True
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+
+class Endpoint:
+    """One loaded model: its handler, one inference thread, and a batcher if batching is on."""
+
+    def __init__(self, name: str, path: str, settings: ServerSettings, metrics: "Metrics"):
+        self.name, self.path = name, path
+        self.handler = Handler(Path(path), runtime=settings.runtime, device=settings.device,
+                               threads=settings.threads, max_pixels=settings.max_pixels).load()
+        self.executor = ThreadPoolExecutor(1, thread_name_prefix=f"infer-{name}")
+        self.batcher = None
+        if settings.max_batch_size > 1 and self.handler.batchable:
+            self.batcher = DynamicBatcher(lambda x: self.handler.model.runtime.predict_proba(x), self.executor,
+                                          settings.max_batch_size, settings.max_delay_ms,
+                                          observe=lambda n: metrics.batch.labels(name).observe(n))
+        self.metrics = metrics
+
+    def describe(self) -> dict:
+        return {"name": self.name, "path": str(self.path), "runtime": self.handler.runtime,
+                "custom_hooks": self.handler.custom, "batching": self.batcher is not None,
+                "classes": len(self.handler.labels)}
+
+    async def invoke(self, body: bytes, content_type: str, accept: str, top_k: int | None) -> tuple[bytes, str]:
+        h = self.handler
+        if "output_fn" not in h.hooks:
+            negotiate(accept)  # 406 before any work
+        if self.batcher is not None:
+            self.batcher.arriving()
+            try:
+                data = await run_in_threadpool(h.parse, body, content_type)
+            except BaseException:
+                self.batcher.incoming = max(0, self.batcher.incoming - 1)
+                raise
+            prediction = await self.batcher.submit(data.pixels)
+        else:
+            data = await run_in_threadpool(h.parse, body, content_type)
+            prediction = await asyncio.get_running_loop().run_in_executor(self.executor, h.predict, data)
+            if "predict_fn" not in h.hooks:
+                self.metrics.batch.labels(self.name).observe(len(data.pixels))
+        single = getattr(data, "single", True)
+        return await run_in_threadpool(h.render, prediction, accept, top_k, single)
+
+    async def close(self) -> None:
+        if self.batcher is not None:
+            await self.batcher.close()
+        self.executor.shutdown(wait=False)
+
+
+class Metrics:
+    def __init__(self):
+        self.registry = CollectorRegistry()
+        self.requests = Counter("visiontune_requests", "Invocations by model and HTTP status",
+                                ["model", "status"], registry=self.registry)
+        self.errors = Counter("visiontune_errors", "Failed invocations by model and HTTP status",
+                              ["model", "status"], registry=self.registry)
+        self.latency = Histogram("visiontune_request_seconds", "Invocation latency", ["model"], registry=self.registry,
+                                 buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+        self.batch = Histogram("visiontune_batch_size", "Images per forward pass", ["model"], registry=self.registry,
+                               buckets=(1, 2, 4, 8, 16, 32, 64, 128))
+
+
+class Repository:
+    def __init__(self, settings: ServerSettings, metrics: Metrics):
+        self.settings, self.metrics = settings, metrics
+        self.endpoints: dict[str, Endpoint] = {}
+        self.lock = threading.Lock()
+        self.ready = False
+
+    def load(self, name: str, path: str) -> Endpoint:
+        ep = Endpoint(name, path, self.settings, self.metrics)
+        with self.lock:
+            self.endpoints[name] = ep
+        return ep
+
+    def get(self, name: str | None) -> Endpoint:
+        if name is None:
+            if not self.endpoints:
+                raise UnknownModelError("no model is loaded")
+            return next(iter(self.endpoints.values()))
+        if name not in self.endpoints:
+            raise UnknownModelError(f"model {name!r} is not loaded; loaded: {', '.join(self.endpoints) or 'none'}")
+        return self.endpoints[name]
+
+    def for_endpoint(self, endpoint_name: str) -> Endpoint:
+        """SageMaker endpoint names are not model names: with one model, any name reaches it."""
+        if endpoint_name in self.endpoints:
+            return self.endpoints[endpoint_name]
+        if len(self.endpoints) == 1:
+            return next(iter(self.endpoints.values()))
+        return self.get(endpoint_name)
+
+
+def _top_k(request: Request) -> int | None:
+    value = request.query_params.get("top_k")
+    attrs = request.headers.get(CUSTOM_ATTRIBUTES, "")
+    for part in attrs.replace(";", ",").split(","):
+        k, _, v = part.partition("=")
+        if k.strip() == "top_k":
+            value = v.strip()
+    if value is None:
+        return None
+    try:
+        k = int(value)
+    except ValueError as exc:
+        raise RequestError(f"top_k={value!r}: give a whole number") from exc
+    if k < 1:
+        raise RequestError(f"top_k={k}: must be 1 or more")
+    return k
+
+
+def create_app(settings: ServerSettings) -> FastAPI:
+    metrics = Metrics()
+    repo = Repository(settings, metrics)
+    max_bytes = int(settings.max_payload_mb * 1024 * 1024)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        if settings.threads:
+            import torch
+
+            torch.set_num_threads(settings.threads)
+
+        def load_all():
+            try:
+                for name, path in settings.models.items():
+                    repo.load(name, path)
+                repo.ready = True
+                log.info("models loaded: %s", ", ".join(settings.models))
+            except Exception:  # noqa: BLE001 - /ping stays 503 and the reason is logged
+                log.exception("loading the models failed")
+                app.state.load_error = True
+
+        loader = threading.Thread(target=load_all, name="model-loader", daemon=True)
+        loader.start()
+        app.state.loader = loader
+        yield
+        for ep in list(repo.endpoints.values()):
+            await ep.close()
+
+    app = FastAPI(title="visiontune model server", lifespan=lifespan)
+    app.state.repo = repo
+
+    def check_auth(request: Request) -> None:
+        if not settings.api_key:
+            return
+        given = request.headers.get("x-api-key")
+        auth = request.headers.get("authorization", "")
+        if given is None and auth.lower().startswith("bearer "):
+            given = auth[7:].strip()
+        if given is None:
+            raise AuthError("this server needs an API key: send it as X-Api-Key or Authorization: Bearer")
+        if not hmac.compare_digest(given.encode(), settings.api_key.encode()):
+            raise ForbiddenError("the API key is not valid")
+
+    async def read_body(request: Request) -> bytes:
+        length = request.headers.get("content-length")
+        if length and length.isdigit() and int(length) > max_bytes:
+            raise PayloadTooLargeError(f"the body is {int(length)} bytes; the limit is {max_bytes} "
+                                       "(raise it with --max-payload-mb)")
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > max_bytes:
+                raise PayloadTooLargeError(f"the body is over the limit of {max_bytes} bytes "
+                                           "(raise it with --max-payload-mb)")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def invoke(request: Request, pick) -> Response:
+        started = time.perf_counter()
+        name = "-"
+        try:
+            check_auth(request)
+            ep = pick()
+            name = ep.name
+            body = await read_body(request)
+            out, ctype = await ep.invoke(body, request.headers.get("content-type", ""),
+                                         request.headers.get("accept", ""), _top_k(request))
+            status = 200
+            response = Response(out, media_type=ctype)
+        except RequestError as exc:
+            status = exc.status
+            response = JSONResponse({"error": str(exc), "status": status}, status_code=status)
+        except VisiontuneError as exc:
+            status = 400
+            response = JSONResponse({"error": str(exc), "status": status}, status_code=status)
+        except Exception as exc:  # noqa: BLE001 - the server keeps serving; the client learns why
+            log.exception("invocation failed")
+            status = 500
+            response = JSONResponse({"error": f"{type(exc).__name__}: {exc}", "status": 500}, status_code=500)
+        metrics.requests.labels(name, str(status)).inc()
+        if status >= 400:
+            metrics.errors.labels(name, str(status)).inc()
+        metrics.latency.labels(name).observe(time.perf_counter() - started)
+        return response
+
+    @app.get("/ping")
+    async def ping():
+        if repo.ready and repo.endpoints:
+            return JSONResponse({"status": "ok", "models": list(repo.endpoints)})
+        return JSONResponse({"status": "loading"}, status_code=503)
+
+    @app.post("/invocations")
+    async def invocations(request: Request):
+        target = request.headers.get(TARGET_MODEL)
+        return await invoke(request, lambda: repo.get(target))
+
+    @app.post("/endpoints/{endpoint_name}/invocations")
+    async def endpoint_invocations(endpoint_name: str, request: Request):
+        target = request.headers.get(TARGET_MODEL)
+        return await invoke(request, lambda: repo.get(target) if target else repo.for_endpoint(endpoint_name))
+
+    @app.post("/models/{name}/invoke")
+    async def model_invoke(name: str, request: Request):
+        return await invoke(request, lambda: repo.get(name))
+
+    def guarded(fn):
+        async def wrapper(request: Request, *args, **kwargs):
+            try:
+                check_auth(request)
+                return await fn(request, *args, **kwargs)
+            except RequestError as exc:
+                return JSONResponse({"error": str(exc), "status": exc.status}, status_code=exc.status)
+            except VisiontuneError as exc:
+                return JSONResponse({"error": str(exc), "status": 400}, status_code=400)
+        return wrapper
+
+    @app.get("/models")
+    async def list_models(request: Request):
+        async def go(request):
+            return JSONResponse({"models": [ep.describe() for ep in repo.endpoints.values()]})
+        return await guarded(go)(request)
+
+    @app.post("/models")
+    async def load_model(request: Request):
+        async def go(request):
+            if not settings.allow_model_management:
+                raise ForbiddenError("model management is off on this server")
+            try:
+                doc = json.loads(await request.body())
+                name, path = str(doc["name"]), str(doc["path"])
+            except (json.JSONDecodeError, KeyError, TypeError) as exc:
+                raise RequestError('send {"name": "...", "path": "<model folder or model.tar.gz>"}') from exc
+            if name in repo.endpoints:
+                raise RequestError(f"model {name!r} is already loaded; unload it first")
+            ep = await run_in_threadpool(repo.load, name, path)
+            repo.ready = True
+            return JSONResponse(ep.describe(), status_code=201)
+        return await guarded(go)(request)
+
+    @app.delete("/models/{name}")
+    async def unload_model(name: str, request: Request):
+        async def go(request):
+            if not settings.allow_model_management:
+                raise ForbiddenError("model management is off on this server")
+            ep = repo.get(name)
+            with repo.lock:
+                repo.endpoints.pop(name, None)
+            await ep.close()
+            return JSONResponse({"unloaded": name})
+        return await guarded(go)(request)
+
+    @app.get("/metrics")
+    async def prometheus():
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+def create_app_from_env() -> FastAPI:
+    """Factory for ``uvicorn --workers N``: each worker process builds the app from the environment."""
+    return create_app(ServerSettings(**json.loads(os.environ["VISIONTUNE_SERVE_SETTINGS"])))

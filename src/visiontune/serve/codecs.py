@@ -1,0 +1,110 @@
+"""Request bodies -> images, and probabilities -> response bodies, by content type.
+
+Requests: ``image/jpeg``, ``image/png``, ``application/x-image`` (any image
+bytes), ``application/json`` (``{"image": "<base64>"}`` or
+``{"instances": [...]}``, each a base64 string or ``{"b64": ...}``), and
+``application/x-npy`` (an HxWx3 or NxHxWx3 array).
+
+Responses (Accept): ``application/json`` (the list of class probabilities,
+as the built-in algorithm answers), ``application/json;verbose``
+(``{"probabilities", "labels", "predicted_label"}``, as JumpStart answers);
+a top-k option adds the k best (label, probability) pairs.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import json
+from typing import Any
+
+import numpy as np
+
+from visiontune.errors import NotAcceptableError, RequestError, UnsupportedMediaTypeError
+
+IMAGE_TYPES = ("image/jpeg", "image/png", "application/x-image", "image/webp", "image/bmp", "image/tiff",
+               "image/gif", "application/octet-stream")
+REQUEST_TYPES = (*IMAGE_TYPES, "application/json", "application/x-npy")
+ACCEPT_TYPES = ("application/json", "application/json;verbose")
+
+
+def media_type(header: str | None) -> tuple[str, dict[str, str]]:
+    """``"application/json; verbose"`` -> (``application/json``, {"verbose": ""})."""
+    if not header:
+        return "", {}
+    parts = [p.strip() for p in header.split(";")]
+    params = {}
+    for p in parts[1:]:
+        k, _, v = p.partition("=")
+        params[k.strip().lower()] = v.strip()
+    return parts[0].lower(), params
+
+
+def decode_request(body: bytes, content_type: str | None) -> list[Any]:
+    """A list of images (encoded bytes or arrays) from the request body."""
+    ctype, _ = media_type(content_type)
+    if not body:
+        raise RequestError("the request body is empty; send an image")
+    if ctype in IMAGE_TYPES or ctype == "":
+        return [body]
+    if ctype == "application/json":
+        try:
+            doc = json.loads(body)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise RequestError(f"the body is not valid JSON ({exc})") from exc
+        if isinstance(doc, dict) and "image" in doc:
+            return [_b64(doc["image"], "image")]
+        if isinstance(doc, dict) and isinstance(doc.get("instances"), list) and doc["instances"]:
+            return [_b64(item.get("b64") if isinstance(item, dict) else item, f"instances[{i}]")
+                    for i, item in enumerate(doc["instances"])]
+        raise RequestError('JSON bodies are {"image": "<base64>"} or {"instances": ["<base64>", ...]}')
+    if ctype == "application/x-npy":
+        try:
+            arr = np.load(io.BytesIO(body), allow_pickle=False)
+        except (ValueError, OSError, EOFError) as exc:
+            raise RequestError(f"the body is not a .npy array ({exc})") from exc
+        return list(arr) if arr.ndim == 4 else [arr]
+    raise UnsupportedMediaTypeError(
+        f"Content-Type {content_type!r} is not supported; use one of {', '.join(REQUEST_TYPES)}"
+    )
+
+
+def _b64(value: Any, field: str) -> bytes:
+    if not isinstance(value, str):
+        raise RequestError(f"{field}: expected a base64 string")
+    try:
+        return base64.b64decode(value.split(",", 1)[-1] if value.startswith("data:") else value, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise RequestError(f"{field}: not valid base64 ({exc})") from exc
+
+
+def negotiate(accept: str | None) -> str:
+    """The response type for an Accept header (``*/*`` and none mean application/json)."""
+    if not accept:
+        return "application/json"
+    for candidate in accept.split(","):
+        ctype, params = media_type(candidate)
+        if ctype in ("*/*", "application/*", "application/json"):
+            return "application/json;verbose" if "verbose" in params else "application/json"
+    raise NotAcceptableError(f"Accept {accept!r} is not supported; use one of {', '.join(ACCEPT_TYPES)}")
+
+
+def encode_response(probs: np.ndarray, labels: list[str], accept: str, top_k: int | None = None,
+                    single: bool = True) -> bytes:
+    rows = []
+    for p in probs:
+        p = [float(x) for x in p]
+        best = int(np.argmax(p))
+        if accept == "application/json;verbose":
+            row: Any = {"probabilities": p, "labels": labels, "predicted_label": labels[best]}
+            if top_k:
+                order = np.argsort(p)[::-1][:top_k]
+                row["top_k"] = [{"label": labels[i], "probability": p[i]} for i in order]
+        elif top_k:
+            order = np.argsort(p)[::-1][:top_k]
+            row = [{"label": labels[i], "probability": p[i]} for i in order]
+        else:
+            row = p
+        rows.append(row)
+    return json.dumps(rows[0] if single else rows).encode()

@@ -1,0 +1,169 @@
+"""The four serving hooks, as SageMaker's PyTorch serving defines them.
+
+    model_fn(model_dir)                        -> model
+    input_fn(request_body, content_type)       -> input
+    predict_fn(input, model)                   -> prediction
+    output_fn(prediction, accept)              -> body  (or (body, content_type))
+
+visiontune supplies defaults for all four.  A model folder with
+``code/inference.py`` defining any of them replaces the matching default;
+the file is imported and each hook's signature checked when the server
+starts, so a mistake is reported then, with the fix, not on the first request.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from visiontune.artifact.store import artifact_dir, read_config
+from visiontune.data.decode import image_to_pixels
+from visiontune.errors import BadImageError, InferenceCodeError, RequestError
+from visiontune.serve.codecs import decode_request, encode_response, negotiate
+from visiontune.serve.runtimes import create_runtime
+
+HOOKS = {"model_fn": 1, "input_fn": 2, "predict_fn": 2, "output_fn": 2}
+
+
+@dataclass
+class DefaultModel:
+    """What the default ``model_fn`` returns: a runtime plus what decoding needs."""
+
+    runtime: Any
+    labels: list[str]
+    image_size: int
+    interpolation: str
+    max_pixels: int | None = None
+
+    def pixels(self, image: Any) -> np.ndarray:
+        return image_to_pixels(image, self.image_size, self.interpolation, max_pixels=self.max_pixels)
+
+
+@dataclass
+class RequestInput:
+    """What the default ``input_fn`` returns: decoded images, and whether the body held one."""
+
+    pixels: list[np.ndarray]
+    single: bool = True
+
+
+@dataclass
+class Handler:
+    model_dir: Path
+    runtime: str = "torch"
+    device: str = "auto"
+    threads: int | None = None
+    max_pixels: int | None = 40_000_000
+    hooks: dict[str, Callable] = field(default_factory=dict)
+    custom: list[str] = field(default_factory=list)
+    model: Any = None
+    labels: list[str] = field(default_factory=list)
+
+    # ------------------------------------------------------------ defaults
+    def default_model_fn(self, model_dir):
+        config = read_config(Path(model_dir))
+        import json
+
+        labels = json.loads((Path(model_dir) / "labels.json").read_text())
+        kwargs = {"device": self.device}
+        if self.runtime == "onnx":
+            kwargs["threads"] = self.threads
+        rt = create_runtime(self.runtime, Path(model_dir), **kwargs)
+        prep = config["preprocessing"]
+        return DefaultModel(rt, labels, int(prep["image_size"]), prep.get("interpolation", "bilinear"),
+                            self.max_pixels)
+
+    def default_input_fn(self, body: bytes, content_type: str):
+        images = decode_request(body, content_type)
+        pixels = []
+        for i, image in enumerate(images):
+            try:
+                pixels.append(self.model.pixels(image))
+            except BadImageError as exc:
+                where = f"instances[{i}]: " if len(images) > 1 else ""
+                raise RequestError(f"{where}not a usable image: {exc.reason}") from exc
+        single = not (content_type or "").startswith("application/json") or b'"instances"' not in body[:4096]
+        return RequestInput(pixels, single=single and len(images) == 1)
+
+    def default_predict_fn(self, data: RequestInput, model: DefaultModel):
+        return model.runtime.predict_proba(np.stack(data.pixels))
+
+    def default_output_fn(self, prediction, accept: str, top_k: int | None = None, single: bool = True):
+        ctype = negotiate(accept)
+        return encode_response(np.asarray(prediction), self.labels, ctype, top_k=top_k, single=single), \
+            ctype.split(";")[0] if ctype == "application/json" else ctype
+
+    # ------------------------------------------------------------ loading
+    def load(self) -> "Handler":
+        self.model_dir = artifact_dir(self.model_dir)
+        self._load_custom_code()
+        model_fn = self.hooks.get("model_fn", self.default_model_fn)
+        self.model = model_fn(str(self.model_dir))
+        if isinstance(self.model, DefaultModel):
+            self.labels = self.model.labels
+        else:
+            import json
+
+            self.labels = json.loads((self.model_dir / "labels.json").read_text())
+        return self
+
+    def _load_custom_code(self) -> None:
+        path = self.model_dir / "code" / "inference.py"
+        if not path.exists():
+            return
+        sys.path.insert(0, str(path.parent))  # inference.py may import its neighbours
+        try:
+            spec = importlib.util.spec_from_file_location(f"visiontune_inference_{abs(hash(path))}", path)
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+        except Exception as exc:  # noqa: BLE001 - user code can raise anything
+            raise InferenceCodeError(f"{path} failed to import: {type(exc).__name__}: {exc}") from exc
+        for name, nargs in HOOKS.items():
+            fn = getattr(module, name, None)
+            if fn is None:
+                continue
+            if not callable(fn):
+                raise InferenceCodeError(f"{path}: {name} must be a function")
+            params = [p for p in inspect.signature(fn).parameters.values()
+                      if p.default is inspect.Parameter.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+            if len(params) != nargs:
+                want = {"model_fn": "model_fn(model_dir)", "input_fn": "input_fn(request_body, content_type)",
+                        "predict_fn": "predict_fn(input_data, model)", "output_fn": "output_fn(prediction, accept)"}
+                raise InferenceCodeError(
+                    f"{path}: {name} takes {len(params)} required argument(s); SageMaker's contract is {want[name]}"
+                )
+            self.hooks[name] = fn
+            self.custom.append(name)
+
+    # ------------------------------------------------------------ requests
+    @property
+    def batchable(self) -> bool:
+        """Requests can be merged into one forward pass only with the default input and predict hooks."""
+        return "input_fn" not in self.hooks and "predict_fn" not in self.hooks
+
+    def parse(self, body: bytes, content_type: str):
+        if "input_fn" in self.hooks:
+            return self.hooks["input_fn"](body, content_type)
+        return self.default_input_fn(body, content_type)
+
+    def predict(self, data):
+        if "predict_fn" in self.hooks:
+            return self.hooks["predict_fn"](data, self.model)
+        return self.default_predict_fn(data, self.model)
+
+    def render(self, prediction, accept: str, top_k: int | None, single: bool) -> tuple[bytes, str]:
+        if "output_fn" in self.hooks:
+            out = self.hooks["output_fn"](prediction, accept)
+            body, ctype = out if isinstance(out, tuple) else (out, negotiate_custom(accept))
+            return (body.encode() if isinstance(body, str) else bytes(body)), ctype
+        return self.default_output_fn(prediction, accept, top_k=top_k, single=single)
+
+
+def negotiate_custom(accept: str | None) -> str:
+    return (accept or "application/json").split(",")[0].strip() or "application/json"

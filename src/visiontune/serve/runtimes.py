@@ -1,0 +1,69 @@
+"""Serving runtimes: what turns a uint8 batch into class probabilities.
+
+Each runtime is one small class: ``load(model_dir)`` and ``predict_proba(pixels)``.
+``torch`` runs the artifact's safetensors weights; ``onnx`` runs ``model.onnx``
+(written by ``visiontune export``) with onnxruntime.  Both take the same
+``(B, S, S, 3)`` uint8 batch, so decoding and resizing are shared.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+
+import numpy as np
+
+from visiontune.errors import ArtifactError, ConfigError, MissingDependencyError
+
+
+class Runtime(ABC):
+    name = ""
+
+    @abstractmethod
+    def predict_proba(self, pixels: np.ndarray) -> np.ndarray:
+        """uint8 ``(B, S, S, 3)`` -> float32 probabilities ``(B, C)``."""
+
+
+class TorchRuntime(Runtime):
+    name = "torch"
+
+    def __init__(self, model_dir: Path, device: str = "auto"):
+        from visiontune.artifact import load_model
+
+        self.model = load_model(model_dir, device=device)
+
+    def predict_proba(self, pixels):
+        return self.model.predict_proba_pixels(pixels).numpy()
+
+
+class OnnxRuntime(Runtime):
+    name = "onnx"
+
+    def __init__(self, model_dir: Path, device: str = "auto", threads: int | None = None):
+        try:
+            import onnxruntime as ort
+        except ImportError as exc:
+            raise MissingDependencyError("onnxruntime", "--runtime onnx", extra="serve") from exc
+        path = Path(model_dir) / "model.onnx"
+        if not path.exists():
+            raise ArtifactError(f"{path} does not exist: run `visiontune export {model_dir} --format onnx` first")
+        opts = ort.SessionOptions()
+        if threads:
+            opts.intra_op_num_threads = threads
+        providers = ["CPUExecutionProvider"]
+        if device in ("auto", "cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
+            providers.insert(0, "CUDAExecutionProvider")
+        self.session = ort.InferenceSession(str(path), opts, providers=providers)
+        self.input_name = self.session.get_inputs()[0].name
+
+    def predict_proba(self, pixels):
+        return self.session.run(None, {self.input_name: np.ascontiguousarray(pixels, dtype=np.uint8)})[0]
+
+
+RUNTIMES: dict[str, type[Runtime]] = {"torch": TorchRuntime, "onnx": OnnxRuntime}
+
+
+def create_runtime(name: str, model_dir: Path, **kwargs) -> Runtime:
+    if name not in RUNTIMES:
+        raise ConfigError(f"runtime={name!r}: choose one of {', '.join(RUNTIMES)}")
+    return RUNTIMES[name](model_dir, **kwargs)

@@ -1,0 +1,180 @@
+"""The server's contract, in process: content types, accept types, and every bad input."""
+
+import io
+import json
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.serve.conftest import b64, huge_png
+from visiontune.serve.app import ServerSettings, create_app
+
+
+@pytest.fixture
+def client(model_dir):
+    app = create_app(ServerSettings(models={"tiny": str(model_dir)}))
+    with TestClient(app) as c:
+        app.state.loader.join(60)
+        yield c
+
+
+def post(c, body, ctype, accept="application/json", path="/invocations", **kw):
+    return c.post(path, content=body, headers={"Content-Type": ctype, "Accept": accept, **kw.pop("headers", {})}, **kw)
+
+
+@pytest.mark.parametrize("ctype", ["image/png", "application/x-image", "image/jpeg"])
+def test_image_bytes(client, png_bytes, ctype):
+    r = post(client, png_bytes, ctype)
+    assert r.status_code == 200, r.text
+    probs = r.json()
+    assert len(probs) == 3 and abs(sum(probs) - 1) < 1e-4
+    assert int(np.argmax(probs)) == 2  # red
+
+
+def test_json_base64_and_instances(client, png_bytes, jpeg_bytes):
+    one = post(client, json.dumps({"image": b64(png_bytes)}), "application/json").json()
+    assert len(one) == 3
+    many = post(client, json.dumps({"instances": [b64(png_bytes), {"b64": b64(jpeg_bytes)}]}), "application/json").json()
+    assert len(many) == 2 and many[0] == pytest.approx(one, abs=1e-5)
+    assert int(np.argmax(many[1])) == 0  # blue
+
+
+def test_npy(client, png_bytes):
+    from PIL import Image
+
+    arr = np.asarray(Image.open(io.BytesIO(png_bytes)).convert("RGB"))
+    buf = io.BytesIO()
+    np.save(buf, arr)
+    r = post(client, buf.getvalue(), "application/x-npy")
+    assert r.status_code == 200 and r.json() == pytest.approx(post(client, png_bytes, "image/png").json(), abs=1e-5)
+
+
+def test_verbose_and_top_k(client, png_bytes):
+    v = post(client, png_bytes, "image/png", accept="application/json;verbose").json()
+    assert v["labels"] == ["blue", "green", "red"] and v["predicted_label"] == "red" and len(v["probabilities"]) == 3
+    top = post(client, png_bytes, "image/png", accept="application/json;verbose", params={"top_k": 2}).json()
+    assert [t["label"] for t in top["top_k"]][0] == "red" and len(top["top_k"]) == 2
+    plain = post(client, png_bytes, "image/png",
+                 headers={"X-Amzn-SageMaker-Custom-Attributes": "top_k=1"}).json()
+    assert plain == [{"label": "red", "probability": pytest.approx(v["probabilities"][2])}]
+
+
+def _still_serving(client, png_bytes):
+    assert client.get("/ping").status_code == 200
+    assert post(client, png_bytes, "image/png").status_code == 200
+
+
+def _truncated_jpeg(jpeg):
+    return jpeg[: len(jpeg) // 2]
+
+
+BAD = [
+    ("not an image", lambda png, jpg: (b"hello, plain text", "image/jpeg", "application/json"), 400, "not a usable image"),
+    ("truncated jpeg", lambda png, jpg: (_truncated_jpeg(jpg), "image/jpeg", "application/json"), 400, "truncated"),
+    ("decompression bomb", lambda png, jpg: (huge_png(), "image/png", "application/json"), 400, "over the limit"),
+    ("too large", lambda png, jpg: (b"\0" * (7 * 1024 * 1024), "image/png", "application/json"), 413, "limit"),
+    ("content type", lambda png, jpg: (png, "text/csv", "application/json"), 415, "not supported"),
+    ("accept", lambda png, jpg: (png, "image/png", "text/html"), 406, "not supported"),
+    ("bad base64", lambda png, jpg: (json.dumps({"image": "@@@not base64@@@"}), "application/json", "application/json"), 400, "base64"),
+    ("bad json", lambda png, jpg: (b"{'image': ", "application/json", "application/json"), 400, "not valid JSON"),
+    ("empty body", lambda png, jpg: (b"", "image/png", "application/json"), 400, "empty"),
+    ("bad npy", lambda png, jpg: (b"\x93NUMPY garbage", "application/x-npy", "application/json"), 400, ".npy"),
+]
+
+
+@pytest.mark.parametrize("name,make,status,words", BAD, ids=[b[0] for b in BAD])
+def test_bad_requests_get_json_errors_and_the_server_survives(client, png_bytes, jpeg_bytes, name, make, status, words):
+    body, ctype, accept = make(png_bytes, jpeg_bytes)
+    r = post(client, body, ctype, accept=accept)
+    assert r.status_code == status, r.text
+    assert words in r.json()["error"] and r.json()["status"] == status
+    _still_serving(client, png_bytes)
+
+
+def test_unknown_model_404(client, png_bytes):
+    r = post(client, png_bytes, "image/png", path="/models/nope/invoke")
+    assert r.status_code == 404 and "not loaded" in r.json()["error"]
+    r = post(client, png_bytes, "image/png", headers={"X-Amzn-SageMaker-Target-Model": "nope"})
+    assert r.status_code == 404
+    _still_serving(client, png_bytes)
+
+
+def test_api_key(model_dir, png_bytes):
+    app = create_app(ServerSettings(models={"tiny": str(model_dir)}, api_key="s3cret"))
+    with TestClient(app) as c:
+        app.state.loader.join(60)
+        assert post(c, png_bytes, "image/png").status_code == 401
+        assert post(c, png_bytes, "image/png", headers={"X-Api-Key": "wrong"}).status_code == 403
+        assert post(c, png_bytes, "image/png", headers={"Authorization": "Bearer s3cret"}).status_code == 200
+        assert c.get("/ping").status_code == 200  # health checks need no key
+        assert c.get("/models").status_code == 401
+
+
+def test_ping_waits_for_a_model_and_multi_model(model_dir, png_bytes, tmp_path):
+    app = create_app(ServerSettings(models={}))
+    with TestClient(app) as c:
+        app.state.loader.join(10)
+        assert c.get("/ping").status_code == 503
+        assert c.post("/models", json={"name": "a", "path": str(model_dir)}).status_code == 201
+        assert c.post("/models", json={"name": "b", "path": str(model_dir / "model.tar.gz")}).status_code == 201
+        assert c.get("/ping").status_code == 200
+        assert [m["name"] for m in c.get("/models").json()["models"]] == ["a", "b"]
+        assert post(c, png_bytes, "image/png", path="/models/b/invoke").status_code == 200
+        assert post(c, png_bytes, "image/png", headers={"X-Amzn-SageMaker-Target-Model": "b"}).status_code == 200
+        assert c.delete("/models/a").status_code == 200
+        assert post(c, png_bytes, "image/png", path="/models/a/invoke").status_code == 404
+        assert c.post("/models", json={"name": "c", "path": str(tmp_path)}).status_code == 400
+        assert c.post("/models", content=b"nope").status_code == 400
+
+
+def test_metrics(client, png_bytes):
+    post(client, png_bytes, "image/png")
+    post(client, b"junk", "image/png")
+    text = client.get("/metrics").text
+    assert 'visiontune_requests_total{model="tiny",status="200"}' in text
+    assert 'visiontune_errors_total{model="tiny",status="400"}' in text
+    assert "visiontune_request_seconds_bucket" in text and "visiontune_batch_size_count" in text
+
+
+CUSTOM = '''
+import json
+
+def input_fn(request_body, content_type):
+    return {"size": len(request_body), "type": content_type}
+
+def predict_fn(data, model):
+    return data
+
+def output_fn(prediction, accept):
+    return json.dumps({"echo": prediction}), "application/json"
+'''
+
+
+def test_custom_inference_code(model_dir, tmp_path, png_bytes):
+    import shutil
+
+    d = tmp_path / "custom"
+    shutil.copytree(model_dir, d)
+    (d / "code").mkdir()
+    (d / "code" / "inference.py").write_text(CUSTOM)
+    app = create_app(ServerSettings(models={"c": str(d)}, max_batch_size=8))
+    with TestClient(app) as c:
+        app.state.loader.join(60)
+        r = post(c, png_bytes, "image/png")
+        assert r.json() == {"echo": {"size": len(png_bytes), "type": "image/png"}}
+        assert c.get("/models").json()["models"][0]["custom_hooks"] == ["input_fn", "predict_fn", "output_fn"]
+
+
+def test_custom_code_with_wrong_signature_fails_at_start(model_dir, tmp_path):
+    import shutil
+
+    from visiontune.errors import InferenceCodeError
+    from visiontune.serve.handler import Handler
+
+    d = tmp_path / "bad"
+    shutil.copytree(model_dir, d)
+    (d / "code").mkdir()
+    (d / "code" / "inference.py").write_text("def input_fn(body):\n    return body\n")
+    with pytest.raises(InferenceCodeError, match=r"input_fn takes 1 required argument.*input_fn\(request_body, content_type\)"):
+        Handler(d).load()

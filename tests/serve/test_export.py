@@ -1,0 +1,54 @@
+"""Export: ONNX and TorchScript match the original, and the ONNX runtime serves the same answers."""
+
+import json
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+import visiontune as vt
+from visiontune.serve.app import ServerSettings, create_app
+from visiontune.serve.export import export
+
+
+@pytest.fixture(scope="module")
+def exported(model_dir):
+    return export(model_dir, "onnx", check_images=[p for p in sorted(model_dir.parent.glob("d/test/*/*.png"))])
+
+
+def test_onnx_parity_on_real_images(exported):
+    assert exported.path.name == "model.onnx" and exported.images_checked == 12
+    assert exported.max_abs_diff <= 1e-4
+
+
+def test_torchscript_parity(model_dir, tmp_path):
+    r = export(model_dir, "torchscript", out=tmp_path / "m.pt")
+    assert r.max_abs_diff <= 1e-4 and (tmp_path / "m.pt").exists()
+
+
+def test_onnx_runtime_serves_the_same_answers(exported, model_dir, png_bytes):
+    answers = {}
+    for runtime in ("torch", "onnx"):
+        app = create_app(ServerSettings(models={"m": str(model_dir)}, runtime=runtime))
+        with TestClient(app) as c:
+            app.state.loader.join(60)
+            r = c.post("/invocations", content=png_bytes, headers={"Content-Type": "image/png"})
+            assert r.status_code == 200, r.text
+            answers[runtime] = np.array(r.json())
+    assert np.abs(answers["torch"] - answers["onnx"]).max() <= 1e-4
+    direct = vt.load_model(model_dir).predict(png_bytes, top_k=3)
+    assert direct.probability == pytest.approx(answers["onnx"].max(), abs=1e-4)
+
+
+def test_onnx_runtime_without_export_says_what_to_do(tmp_path, model_dir):
+    import shutil
+
+    from visiontune.errors import ArtifactError
+    from visiontune.serve.handler import Handler
+
+    d = tmp_path / "m"
+    shutil.copytree(model_dir, d)
+    (d / "model.onnx").unlink(missing_ok=True)
+    with pytest.raises(ArtifactError, match="visiontune export"):
+        Handler(d, runtime="onnx").load()
+    assert json.loads((d / "labels.json").read_text()) == ["blue", "green", "red"]

@@ -1,0 +1,75 @@
+"""A real server process on 127.0.0.1: boto3's sagemaker-runtime client, the Python client, batching."""
+
+import io
+import json
+import re
+import threading
+import urllib.request
+
+import numpy as np
+import pytest
+
+from tests.serve.conftest import b64
+from visiontune.errors import RequestError
+from visiontune.serve import Predictor
+
+
+def test_boto3_invoke_endpoint(server_factory, model_dir, png_bytes, monkeypatch):
+    boto3 = pytest.importorskip("boto3")
+    srv = server_factory(model_dir)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "dummy")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "dummy")
+    client = boto3.client("sagemaker-runtime", endpoint_url=srv.url, region_name="us-east-1")
+    r = client.invoke_endpoint(EndpointName="dog-breeds", ContentType="image/jpeg", Accept="application/json",
+                               Body=png_bytes)
+    probs = json.loads(r["Body"].read())
+    assert len(probs) == 3 and int(np.argmax(probs)) == 2 and r["ContentType"] == "application/json"
+    r = client.invoke_endpoint(EndpointName="dog-breeds", ContentType="application/json",
+                               Accept="application/json;verbose", Body=json.dumps({"image": b64(png_bytes)}))
+    assert json.loads(r["Body"].read())["predicted_label"] == "red"
+    with pytest.raises(client.exceptions.ClientError) as err:
+        client.invoke_endpoint(EndpointName="x", ContentType="text/plain", Body=b"hi")
+    assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 415
+
+
+def test_python_client_every_input_kind(server_factory, model_dir, png_bytes, tmp_path):
+    from PIL import Image
+
+    srv = server_factory(model_dir, "--api-key", "k")
+    p = Predictor(srv.url, api_key="k")
+    path = tmp_path / "x.png"
+    path.write_bytes(png_bytes)
+    img = Image.open(io.BytesIO(png_bytes)).convert("RGB")
+    results = [p.predict(x) for x in (png_bytes, path, img, np.asarray(img))]
+    assert all(r["predicted_label"] == "red" for r in results)
+    assert results[0]["probabilities"] == pytest.approx(results[3]["probabilities"], abs=1e-5)
+    assert Predictor(srv.url, model="x", api_key="k").ping()
+    with pytest.raises(RequestError, match="403"):
+        Predictor(srv.url, api_key="bad").predict(png_bytes)
+    with pytest.raises(RequestError, match="404"):
+        Predictor(srv.url, model="nope", api_key="k").predict(png_bytes)
+
+
+def test_dynamic_batching_merges_concurrent_requests(server_factory, model_dir, png_bytes):
+    srv = server_factory(model_dir, "--max-batch-size", "16", "--max-delay-ms", "50")
+    results, errors = [], []
+
+    def call():
+        req = urllib.request.Request(srv.url + "/invocations", data=png_bytes, headers={"Content-Type": "image/png"})
+        try:
+            with urllib.request.urlopen(req, timeout=30) as r:
+                results.append(json.loads(r.read()))
+        except Exception as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=call) for _ in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and len(results) == 16
+    assert all(r == pytest.approx(results[0], abs=1e-5) for r in results)
+    metrics = urllib.request.urlopen(srv.url + "/metrics").read().decode()
+    count = float(re.search(r'visiontune_batch_size_count\{model="model"\} (\S+)', metrics).group(1))
+    total = float(re.search(r'visiontune_batch_size_sum\{model="model"\} (\S+)', metrics).group(1))
+    assert total == 16 and count < 16  # fewer forward passes than requests
