@@ -173,6 +173,17 @@ def main() -> None:
             name = f"{runtime}_{'batching' if batching else 'no_batching'}"
             results["configs"][name] = levels
             print(name, levels, flush=True)
+    # what processes and threads buy: the same two cores as 1 worker x 2 threads or 2 workers x 1 thread
+    results["workers_threads"] = {}
+    for workers, threads in ((1, 2), (2, 1)):
+        proc, port = start_server(model, "--workers", str(workers), "--threads", str(threads))
+        try:
+            load(port, body, 4, 2.0)
+            results["workers_threads"][f"{workers}x{threads}"] = [load(port, body, c, args.seconds) for c in (1, 8)]
+        finally:
+            proc.terminate()
+            proc.wait(10)
+        print("workers x threads", workers, threads, results["workers_threads"][f"{workers}x{threads}"], flush=True)
     proc, port = start_server(model, "--max-batch-size", "32", "--max-delay-ms", "10")
     try:
         samples, stop = [], threading.Event()

@@ -89,6 +89,10 @@ class UnknownModelError(RequestError):
     status = 404
 
 
+class ServiceUnavailableError(RequestError):
+    status = 503
+
+
 class AuthError(RequestError):
     status = 401
 

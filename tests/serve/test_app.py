@@ -80,12 +80,35 @@ BAD = [
     ("bad json", lambda png, jpg: (b"{'image': ", "application/json", "application/json"), 400, "not valid JSON"),
     ("empty body", lambda png, jpg: (b"", "image/png", "application/json"), 400, "empty"),
     ("bad npy", lambda png, jpg: (b"\x93NUMPY garbage", "application/x-npy", "application/json"), 400, ".npy"),
+    ("empty npy batch", lambda png, jpg: (_npy(np.zeros((0, 8, 8, 3), np.uint8)), "application/x-npy", "application/json"), 400, "no image"),
+    ("npy header lies", lambda png, jpg: (_npy_lying(), "application/x-npy", "application/json"), 400, "does not hold"),
+    ("too many images", lambda png, jpg: (json.dumps({"instances": [b64(png)] * 65}), "application/json", "application/json"), 400, "limit is 64"),
 ]
 
 
+def _npy(arr):
+    buf = io.BytesIO()
+    np.save(buf, arr)
+    return buf.getvalue()
+
+
+def _npy_lying():
+    """A header promising a 2-million-image batch, with a few bytes of data."""
+    head = _npy(np.zeros((1, 8, 8, 3), np.uint8))
+    return head.replace(b"(1, 8, 8, 3)", b"(2000000, 8, 8, 3)")[:200]
+
+
+@pytest.mark.parametrize("batching", [False, True])
 @pytest.mark.parametrize("name,make,status,words", BAD, ids=[b[0] for b in BAD])
-def test_bad_requests_get_json_errors_and_the_server_survives(client, png_bytes, jpeg_bytes, name, make, status, words):
+def test_bad_requests_get_json_errors_and_the_server_survives(model_dir, batching, png_bytes, jpeg_bytes, name, make, status, words):
     body, ctype, accept = make(png_bytes, jpeg_bytes)
+    app = create_app(ServerSettings(models={"tiny": str(model_dir)}, max_batch_size=8 if batching else 1))
+    with TestClient(app) as client:
+        app.state.loader.join(60)
+        _bad_request(client, body, ctype, accept, status, words, png_bytes)
+
+
+def _bad_request(client, body, ctype, accept, status, words, png_bytes):
     r = post(client, body, ctype, accept=accept)
     assert r.status_code == status, r.text
     assert words in r.json()["error"] and r.json()["status"] == status
@@ -114,8 +137,13 @@ def test_api_key(model_dir, png_bytes):
 def test_ping_waits_for_a_model_and_multi_model(model_dir, png_bytes, tmp_path):
     app = create_app(ServerSettings(models={}))
     with TestClient(app) as c:
+        r = c.post("/models", json={"name": "a", "path": str(model_dir)})
+        assert r.status_code == 403 and "--api-key" in r.json()["error"]  # off unless asked for
+    app = create_app(ServerSettings(models={}, allow_model_management=True))
+    with TestClient(app) as c:
         app.state.loader.join(10)
         assert c.get("/ping").status_code == 503
+        assert c.post("/models", content=b'{"name": "a"}', headers={"Content-Type": "text/plain"}).status_code == 415
         assert c.post("/models", json={"name": "a", "path": str(model_dir)}).status_code == 201
         assert c.post("/models", json={"name": "b", "path": str(model_dir / "model.tar.gz")}).status_code == 201
         assert c.get("/ping").status_code == 200
@@ -125,7 +153,7 @@ def test_ping_waits_for_a_model_and_multi_model(model_dir, png_bytes, tmp_path):
         assert c.delete("/models/a").status_code == 200
         assert post(c, png_bytes, "image/png", path="/models/a/invoke").status_code == 404
         assert c.post("/models", json={"name": "c", "path": str(tmp_path)}).status_code == 400
-        assert c.post("/models", content=b"nope").status_code == 400
+        assert c.post("/models", content=b"nope", headers={"Content-Type": "application/json"}).status_code == 400
 
 
 def test_metrics(client, png_bytes):

@@ -79,13 +79,19 @@ def _unpack(path: Path) -> Path:
             digest.update(chunk)
     dest = cache_dir("artifacts") / digest.hexdigest()
     if not (dest / "config.json").exists():
-        tmp = dest.with_name(dest.name + ".tmp")
+        import os
+        import shutil
+
+        tmp = dest.with_name(f"{dest.name}.tmp-{os.getpid()}")
         try:
             with tarfile.open(path, "r:*") as tar:
                 tar.extractall(tmp, filter="data")
+            if not dest.exists():
+                tmp.replace(dest)
         except (tarfile.TarError, OSError) as exc:
             raise ArtifactError(f"{path}: not a readable model.tar.gz ({exc})") from exc
-        tmp.replace(dest) if not dest.exists() else None
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     return dest
 
 
@@ -104,7 +110,11 @@ def artifact_dir(path: str | Path) -> Path:
 
 
 def read_config(path: Path) -> dict:
-    config = json.loads((path / "config.json").read_text())
+    try:
+        config = json.loads((path / "config.json").read_text())
+        config["model"], config["preprocessing"]  # noqa: B018 - both must be there
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as exc:
+        raise ArtifactError(f"{path}/config.json is damaged ({type(exc).__name__}: {exc}); retrain or restore it") from exc
     version = config.get("format_version")
     if version != FORMAT_VERSION:
         raise ArtifactError(f"{path}/config.json: format_version {version!r}, this visiontune reads "
@@ -120,9 +130,9 @@ def build_module(path: Path, config: dict) -> ImageClassifier:
 
     m = config["model"]
     module = rebuild_model(m["library"], m["arch"], HeadSpec(**m["head"]))
-    state = load_file(str(path / "model.safetensors"))
     try:
+        state = load_file(str(path / "model.safetensors"))
         module.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
+    except Exception as exc:  # noqa: BLE001 - safetensors and torch raise several kinds
         raise ArtifactError(f"{path}/model.safetensors does not match config.json: {str(exc)[:300]}") from exc
     return module.eval()

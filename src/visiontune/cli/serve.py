@@ -37,9 +37,10 @@ def _parse_models(models: tuple[str, ...]) -> dict[str, str]:
               help="dynamic batching: how long the first request waits for company")
 @click.option("--max-payload-mb", default=6.0, show_default=True, type=float)
 @click.option("--api-key", default=None, envvar="VISIONTUNE_API_KEY", help="require this key (or $VISIONTUNE_API_KEY)")
-@click.option("--no-model-management", is_flag=True, help="refuse POST/DELETE /models")
+@click.option("--allow-model-management", is_flag=True,
+              help="allow POST/DELETE /models without an API key (on by default with --api-key; off with --workers > 1)")
 def serve_cmd(models, host, port, workers, threads, runtime, device, max_batch_size, max_delay_ms,
-              max_payload_mb, api_key, no_model_management):
+              max_payload_mb, api_key, allow_model_management):
     """Serve models over HTTP: SageMaker's /ping and /invocations, and /endpoints/NAME/invocations for boto3.
 
     MODEL is a model folder or model.tar.gz, optionally named: NAME=PATH (several make a multi-model endpoint).
@@ -55,7 +56,8 @@ def serve_cmd(models, host, port, workers, threads, runtime, device, max_batch_s
     settings = ServerSettings(models=named, runtime=runtime, device=device, threads=threads,
                               max_batch_size=max_batch_size, max_delay_ms=max_delay_ms,
                               max_payload_mb=max_payload_mb, api_key=api_key,
-                              allow_model_management=not no_model_management)
+                              # each worker process holds its own models: loading into one would split them
+                              allow_model_management=(allow_model_management or bool(api_key)) and workers == 1)
     click.echo(f"serving {', '.join(named)} on http://{host}:{port} (runtime {runtime}, "
                f"{'batching up to ' + str(max_batch_size) if max_batch_size > 1 else 'no batching'}"
                f"{', API key required' if api_key else ''})", err=True)

@@ -31,7 +31,7 @@ from visiontune.data.dataset import Sample, content_hash, read_bytes
 from visiontune.data.decode import load_pixels
 from visiontune.data.transforms import normalize
 from visiontune.errors import BadImageError
-from visiontune.paths import cache_dir
+from visiontune.paths import atomic_write_text, cache_dir
 from visiontune.zoo.optimize import inference_copy
 from visiontune.zoo.weights import Preprocessing
 
@@ -99,16 +99,29 @@ def _decode_batches(samples, prep, batch_size, workers):
 
 
 class BadImages(list):
-    """(source, reason) of images left out; raises on the first one unless skipping."""
+    """(source, reason) of images left out; raises on the first one unless skipping.
 
-    def __init__(self, policy: str):
+    Cache metadata stores sample indices, not paths: a cache follows content, so a
+    copy of the dataset elsewhere must report its own file names.
+    """
+
+    def __init__(self, policy: str, samples: list[Sample]):
         super().__init__()
-        self.policy = policy
+        self.policy, self.samples, self.indices = policy, samples, []
 
-    def add(self, source: str, reason: str):
+    def add(self, index: int, reason: str):
         if self.policy != "skip":
-            raise BadImageError(source, reason)
-        self.append((source, reason))
+            raise BadImageError(self.samples[index].source, reason)
+        self.append((self.samples[index].source, reason))
+        self.indices.append((index, reason))
+
+
+def library_versions() -> str:
+    """Part of every cache key: a new torch, torchvision or timm may compute other features."""
+    import timm
+    import torchvision
+
+    return f"torch={torch.__version__} torchvision={torchvision.__version__} timm={timm.__version__}"
 
 
 def default_workers() -> int:
@@ -125,9 +138,9 @@ def pixel_cache(samples: list[Sample], hashes: dict[str, str], prep: Preprocessi
     data_path, meta_path = root / f"{key}.npy", root / f"{key}.json"
     if data_path.exists() and meta_path.exists():
         meta = json.loads(meta_path.read_text())
-        bad = BadImages(on_bad_image)
-        for src, reason in meta["bad"]:
-            bad.add(src, reason)
+        bad = BadImages(on_bad_image, samples)
+        for i, reason in meta["bad"]:
+            bad.add(i, reason)
         if progress:
             progress(len(samples))
         return np.load(data_path, mmap_mode="r"), np.array(meta["ok"], dtype=bool), bad, True
@@ -135,11 +148,11 @@ def pixel_cache(samples: list[Sample], hashes: dict[str, str], prep: Preprocessi
     tmp = root / f".{key}.{os.getpid()}.npy"
     arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(samples), size, size, 3))
     ok = np.zeros(len(samples), dtype=bool)
-    bad = BadImages(on_bad_image)
+    bad = BadImages(on_bad_image, samples)
     try:
         for idx, ok_idx, x, errors in _decode_batches(samples, prep, 64, default_workers() if workers is None else workers):
             for i, reason in errors:
-                bad.add(samples[i].source, reason)
+                bad.add(i, reason)
             if x is not None:
                 arr[ok_idx] = x.numpy()
                 ok[ok_idx] = True
@@ -147,8 +160,8 @@ def pixel_cache(samples: list[Sample], hashes: dict[str, str], prep: Preprocessi
                 progress(len(idx))
         arr.flush()
         del arr
+        atomic_write_text(meta_path, json.dumps({"ok": ok.tolist(), "bad": bad.indices}))
         os.replace(tmp, data_path)
-        meta_path.write_text(json.dumps({"ok": ok.tolist(), "bad": list(bad)}))
     finally:
         if tmp.exists():
             tmp.unlink()
@@ -197,21 +210,21 @@ def feature_cache(backbone: torch.nn.Module, model_key: str, samples: list[Sampl
     if path.exists():
         data = load_file(str(path))
         meta = json.loads((root / f"{key}.json").read_text())
-        bad = BadImages(on_bad_image)
-        for src, reason in meta["bad"]:
-            bad.add(src, reason)
+        bad = BadImages(on_bad_image, samples)
+        for i, reason in meta["bad"]:
+            bad.add(i, reason)
         if progress:
             progress(len(samples))
         return data["features"], data["ok"].bool().numpy(), bad, True
     feats: torch.Tensor | None = None
     ok = np.zeros(len(samples), dtype=bool)
-    bad = BadImages(on_bad_image)
+    bad = BadImages(on_bad_image, samples)
     # half the cores decode while the network runs; decoding in chunks with every core and then
     # running the network measured no faster on 2 cores (about 9 s per 4096 images either way)
     workers = max(1, default_workers() // 2) if workers is None else workers
     for idx, ok_idx, x, errors in _decode_batches(samples, prep, batch_size, workers):
         for i, reason in errors:
-            bad.add(samples[i].source, reason)
+            bad.add(i, reason)
         if x is not None:
             f = fast(normalize(x, prep, device)).cpu()
             if feats is None:
@@ -224,6 +237,6 @@ def feature_cache(backbone: torch.nn.Module, model_key: str, samples: list[Sampl
         feats = torch.zeros(len(samples), getattr(backbone, "num_features", 1))
     tmp = root / f".{key}.{os.getpid()}.safetensors"
     save_file({"features": feats.contiguous(), "ok": torch.from_numpy(ok.astype(np.uint8))}, str(tmp))
-    (root / f"{key}.json").write_text(json.dumps({"bad": list(bad)}))
+    atomic_write_text(root / f"{key}.json", json.dumps({"bad": bad.indices}))
     os.replace(tmp, path)
     return feats, ok, bad, False

@@ -68,6 +68,12 @@ class FolderSource(Source):
             raise DataError(f"{path}: no sub-folders; put each class's images in ROOT/<class>/ "
                             "(or use ROOT/train/<class>/ ...)")
         split_dirs = {SPLIT_ALIASES.get(d.name.lower()) for d in subdirs}
+        if None in split_dirs and len(split_dirs) > 1:
+            named = sorted(d.name for d in subdirs if d.name.lower() in SPLIT_ALIASES)
+            raise DataError(
+                f"{path}: mixes split folders ({', '.join(named)}) with class folders; use ROOT/<class>/ or "
+                "ROOT/{train,val,test}/<class>/, not both (or rename a class that is called like a split)"
+            )
         if None not in split_dirs:  # split layout
             seen: dict[str, Path] = {}
             for d in subdirs:
@@ -256,6 +262,8 @@ def read_lst(path: Path) -> list[tuple[str, int, str]]:
                 label = float(parts[1])
             except ValueError as exc:
                 raise ManifestError(path, n, f"label {parts[1]!r} is not a number") from exc
+            if not label == label or label in (float("inf"), float("-inf")) or label < 0:
+                raise ManifestError(path, n, f"label {parts[1]!r} is not a class number (0, 1, 2, ...)")
             if label != int(label):
                 raise ManifestError(path, n, f"label {parts[1]} is not a whole number (multi-label .lst is not supported)")
             rows.append((resolve_ref(parts[-1], path.parent), int(label), f"{path.name}:{n}"))

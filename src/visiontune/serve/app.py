@@ -31,7 +31,9 @@ from visiontune.errors import (
     ForbiddenError,
     PayloadTooLargeError,
     RequestError,
+    ServiceUnavailableError,
     UnknownModelError,
+    UnsupportedMediaTypeError,
     VisiontuneError,
 )
 from visiontune.serve.batching import DynamicBatcher
@@ -54,7 +56,8 @@ class ServerSettings:
     max_payload_mb: float = 6.0          # SageMaker real-time endpoints accept 6 MB
     max_pixels: int = 40_000_000
     api_key: str | None = None
-    allow_model_management: bool = True
+    #: POST/DELETE /models load code from server paths: off unless asked for (the CLI turns it on with an API key)
+    allow_model_management: bool = False
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -102,7 +105,7 @@ class Endpoint:
 
     async def close(self) -> None:
         if self.batcher is not None:
-            await self.batcher.close()
+            await self.batcher.close(UnknownModelError(f"model {self.name!r} was unloaded"))
         self.executor.shutdown(wait=False)
 
 
@@ -124,6 +127,7 @@ class Repository:
         self.settings, self.metrics = settings, metrics
         self.endpoints: dict[str, Endpoint] = {}
         self.lock = threading.Lock()
+        self.loading: set[str] = set()
         self.ready = False
 
     def load(self, name: str, path: str) -> Endpoint:
@@ -186,9 +190,9 @@ def create_app(settings: ServerSettings) -> FastAPI:
                     repo.load(name, path)
                 repo.ready = True
                 log.info("models loaded: %s", ", ".join(settings.models))
-            except Exception:  # noqa: BLE001 - /ping stays 503 and the reason is logged
+            except Exception as exc:  # noqa: BLE001 - /ping says 503 with the reason, and it is logged
                 log.exception("loading the models failed")
-                app.state.load_error = True
+                app.state.load_error = f"{type(exc).__name__}: {exc}"
 
         loader = threading.Thread(target=load_all, name="model-loader", daemon=True)
         loader.start()
@@ -199,6 +203,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
 
     app = FastAPI(title="visiontune model server", lifespan=lifespan)
     app.state.repo = repo
+    app.state.load_error = None
 
     def check_auth(request: Request) -> None:
         if not settings.api_key:
@@ -231,6 +236,11 @@ def create_app(settings: ServerSettings) -> FastAPI:
         name = "-"
         try:
             check_auth(request)
+            loader = getattr(app.state, "loader", None)
+            if not repo.ready and loader is not None and loader.is_alive():
+                await run_in_threadpool(loader.join, 300)  # a worker still loading: wait, do not 404
+            if app.state.load_error:
+                raise ServiceUnavailableError(f"the model failed to load: {app.state.load_error}")
             ep = pick()
             name = ep.name
             body = await read_body(request)
@@ -258,7 +268,9 @@ def create_app(settings: ServerSettings) -> FastAPI:
     async def ping():
         if repo.ready and repo.endpoints:
             return JSONResponse({"status": "ok", "models": list(repo.endpoints)})
-        return JSONResponse({"status": "loading"}, status_code=503)
+        if app.state.load_error:
+            return JSONResponse({"status": "failed", "error": app.state.load_error}, status_code=503)
+        return JSONResponse({"status": "loading" if settings.models else "no model loaded"}, status_code=503)
 
     @app.post("/invocations")
     async def invocations(request: Request):
@@ -283,6 +295,9 @@ def create_app(settings: ServerSettings) -> FastAPI:
                 return JSONResponse({"error": str(exc), "status": exc.status}, status_code=exc.status)
             except VisiontuneError as exc:
                 return JSONResponse({"error": str(exc), "status": 400}, status_code=400)
+            except Exception as exc:  # noqa: BLE001 - JSON, not a plain-text 500
+                log.exception("model management failed")
+                return JSONResponse({"error": f"{type(exc).__name__}: {exc}", "status": 500}, status_code=500)
         return wrapper
 
     @app.get("/models")
@@ -295,15 +310,23 @@ def create_app(settings: ServerSettings) -> FastAPI:
     async def load_model(request: Request):
         async def go(request):
             if not settings.allow_model_management:
-                raise ForbiddenError("model management is off on this server")
+                raise ForbiddenError("model management is off on this server (start it with --api-key, "
+                                     "or --allow-model-management on a trusted machine)")
+            if not request.headers.get("content-type", "").startswith("application/json"):
+                raise UnsupportedMediaTypeError("send the model to load as application/json")
             try:
                 doc = json.loads(await request.body())
                 name, path = str(doc["name"]), str(doc["path"])
-            except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as exc:
                 raise RequestError('send {"name": "...", "path": "<model folder or model.tar.gz>"}') from exc
-            if name in repo.endpoints:
-                raise RequestError(f"model {name!r} is already loaded; unload it first")
-            ep = await run_in_threadpool(repo.load, name, path)
+            with repo.lock:
+                if name in repo.endpoints or name in repo.loading:
+                    raise RequestError(f"model {name!r} is already loaded; unload it first")
+                repo.loading.add(name)
+            try:
+                ep = await run_in_threadpool(repo.load, name, path)
+            finally:
+                repo.loading.discard(name)
             repo.ready = True
             return JSONResponse(ep.describe(), status_code=201)
         return await guarded(go)(request)

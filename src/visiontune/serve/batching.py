@@ -23,6 +23,7 @@ class DynamicBatcher:
         self.queue: asyncio.Queue | None = None
         self.task: asyncio.Task | None = None
         self.incoming = 0  # requests received and not yet submitted
+        self._inflight: list[asyncio.Future] = []  # futures of the batch being computed
 
     def arriving(self) -> None:
         self.incoming += 1
@@ -56,9 +57,10 @@ class DynamicBatcher:
                         break
                 batch.append(item)
                 n += len(item[0])
-            arrays = np.stack([a for pixels, _ in batch for a in pixels])
-            self.observe(len(arrays))
+            self._inflight = [fut for _, fut in batch]
             try:
+                arrays = np.stack([a for pixels, _ in batch for a in pixels])
+                self.observe(len(arrays))
                 probs = await loop.run_in_executor(self.executor, self.predict, arrays)
             except Exception as exc:  # noqa: BLE001 - handed to every waiting request
                 for _, fut in batch:
@@ -71,6 +73,14 @@ class DynamicBatcher:
                     fut.set_result(probs[start:start + len(pixels)])
                 start += len(pixels)
 
-    async def close(self) -> None:
+    async def close(self, reason: Exception | None = None) -> None:
+        """Stop; every request still waiting gets ``reason`` (an unloaded model answers, never hangs)."""
         if self.task is not None:
             self.task.cancel()
+        while self.queue is not None and not self.queue.empty():
+            _, fut = self.queue.get_nowait()
+            if not fut.done():
+                fut.set_exception(reason or RuntimeError("the model was unloaded"))
+        for fut in self._inflight:
+            if not fut.done():
+                fut.set_exception(reason or RuntimeError("the model was unloaded"))

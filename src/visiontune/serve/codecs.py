@@ -41,33 +41,62 @@ def media_type(header: str | None) -> tuple[str, dict[str, str]]:
     return parts[0].lower(), params
 
 
-def decode_request(body: bytes, content_type: str | None) -> list[Any]:
-    """A list of images (encoded bytes or arrays) from the request body."""
+MAX_IMAGES = 64
+
+
+def decode_request(body: bytes, content_type: str | None, max_images: int = MAX_IMAGES) -> tuple[list[Any], bool]:
+    """The images (encoded bytes or arrays) in the body, and whether the body was a batch."""
+    images, batch = _decode(body, content_type)
+    if not images:
+        raise RequestError("the request holds no image")
+    if len(images) > max_images:
+        raise RequestError(f"the request holds {len(images)} images; the limit is {max_images} per request")
+    return images, batch
+
+
+def _decode(body: bytes, content_type: str | None) -> tuple[list[Any], bool]:
     ctype, _ = media_type(content_type)
     if not body:
         raise RequestError("the request body is empty; send an image")
     if ctype in IMAGE_TYPES or ctype == "":
-        return [body]
+        return [body], False
     if ctype == "application/json":
         try:
             doc = json.loads(body)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise RequestError(f"the body is not valid JSON ({exc})") from exc
         if isinstance(doc, dict) and "image" in doc:
-            return [_b64(doc["image"], "image")]
+            return [_b64(doc["image"], "image")], False
         if isinstance(doc, dict) and isinstance(doc.get("instances"), list) and doc["instances"]:
+            if len(doc["instances"]) > MAX_IMAGES * 16:
+                raise RequestError(f"instances: {len(doc['instances'])} images is far over the limit")
             return [_b64(item.get("b64") if isinstance(item, dict) else item, f"instances[{i}]")
-                    for i, item in enumerate(doc["instances"])]
+                    for i, item in enumerate(doc["instances"])], True
         raise RequestError('JSON bodies are {"image": "<base64>"} or {"instances": ["<base64>", ...]}')
     if ctype == "application/x-npy":
-        try:
-            arr = np.load(io.BytesIO(body), allow_pickle=False)
-        except (ValueError, OSError, EOFError) as exc:
-            raise RequestError(f"the body is not a .npy array ({exc})") from exc
-        return list(arr) if arr.ndim == 4 else [arr]
+        return _npy(body)
     raise UnsupportedMediaTypeError(
         f"Content-Type {content_type!r} is not supported; use one of {', '.join(REQUEST_TYPES)}"
     )
+
+
+def _npy(body: bytes) -> tuple[list[Any], bool]:
+    """Read the header first: a header that promises more data than the body holds is refused
+    before any memory is allocated for it."""
+    fh = io.BytesIO(body)
+    try:
+        version = np.lib.format.read_magic(fh)
+        read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, fortran, dtype = read(fh)
+        if dtype.hasobject:
+            raise ValueError("object arrays are not accepted")
+        needed = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        if needed > len(body) or len(shape) not in (2, 3, 4):
+            raise ValueError(f"header says shape {shape} of {dtype}, which the body does not hold as an image")
+        arr = np.load(io.BytesIO(body), allow_pickle=False)
+    except (ValueError, OSError, EOFError, TypeError) as exc:
+        raise RequestError(f"the body is not a .npy image array ({exc})") from exc
+    return (list(arr), True) if arr.ndim == 4 else ([arr], False)
 
 
 def _b64(value: Any, field: str) -> bytes:

@@ -80,7 +80,7 @@ class Handler:
                             self.max_pixels)
 
     def default_input_fn(self, body: bytes, content_type: str):
-        images = decode_request(body, content_type)
+        images, batch = decode_request(body, content_type)
         pixels = []
         for i, image in enumerate(images):
             try:
@@ -88,16 +88,14 @@ class Handler:
             except BadImageError as exc:
                 where = f"instances[{i}]: " if len(images) > 1 else ""
                 raise RequestError(f"{where}not a usable image: {exc.reason}") from exc
-        single = not (content_type or "").startswith("application/json") or b'"instances"' not in body[:4096]
-        return RequestInput(pixels, single=single and len(images) == 1)
+        return RequestInput(pixels, single=not batch)
 
     def default_predict_fn(self, data: RequestInput, model: DefaultModel):
         return model.runtime.predict_proba(np.stack(data.pixels))
 
     def default_output_fn(self, prediction, accept: str, top_k: int | None = None, single: bool = True):
         ctype = negotiate(accept)
-        return encode_response(np.asarray(prediction), self.labels, ctype, top_k=top_k, single=single), \
-            ctype.split(";")[0] if ctype == "application/json" else ctype
+        return encode_response(np.asarray(prediction), self.labels, ctype, top_k=top_k, single=single), ctype
 
     # ------------------------------------------------------------ loading
     def load(self) -> "Handler":
@@ -105,6 +103,13 @@ class Handler:
         self._load_custom_code()
         model_fn = self.hooks.get("model_fn", self.default_model_fn)
         self.model = model_fn(str(self.model_dir))
+        if "model_fn" in self.hooks and not isinstance(self.model, DefaultModel):
+            missing = [h for h in ("input_fn", "predict_fn") if h not in self.hooks]
+            if missing:
+                raise InferenceCodeError(
+                    f"{self.model_dir}/code/inference.py: a custom model_fn returns your own model, so the default "
+                    f"{' and '.join(missing)} cannot use it; define {' and '.join(missing)} as well"
+                )
         if isinstance(self.model, DefaultModel):
             self.labels = self.model.labels
         else:

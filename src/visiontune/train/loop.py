@@ -19,10 +19,10 @@ from torch import nn
 
 from visiontune.artifact.model import pick_device
 from visiontune.artifact.store import pack, save_artifact
-from visiontune.data.cache import autocast, cache_key, resolve_precision
+from visiontune.data.cache import autocast, cache_key, library_versions, resolve_precision
 from visiontune.data.sources import open_dataset
 from visiontune.data.transforms import build_augmentation, normalize
-from visiontune.errors import CheckpointError, ConfigError
+from visiontune.errors import CheckpointError, ConfigError, DataError
 from visiontune.progress import bar, log_metrics, note
 from visiontune.train import plots
 from visiontune.train.checkpoint import has_checkpoint, load_checkpoint, remove_checkpoint, save_checkpoint
@@ -74,6 +74,7 @@ class _Trainer:
     def __init__(self, cfg: TrainConfig, net: nn.Module, inputs: dict[str, SplitInputs], prep, device, dtype,
                  num_classes: int):
         self.cfg, self.net, self.inputs, self.prep = cfg, net, inputs, prep
+        self.num_classes = num_classes
         self.device, self.dtype = device, dtype
         self.policy = build_augmentation(cfg.augmentation, prep.image_size)
         weight = None
@@ -138,7 +139,7 @@ class _Trainer:
             idx = torch.arange(start, min(start + self.cfg.eval_batch_size, len(data)))
             xb, _ = data.batch(idx)
             out.append(self.forward(xb, train=False).cpu())
-        return (torch.cat(out) if out else torch.zeros(0, 1)), data.y
+        return (torch.cat(out) if out else torch.zeros(0, self.num_classes)), data.y
 
     def trainable_state(self) -> dict[str, torch.Tensor]:
         return {k: v.detach().clone() for k, v in self.net.state_dict().items()}
@@ -160,6 +161,9 @@ def train(config: TrainConfig | None = None, *, callbacks: tuple[EpochCallback, 
     dataset = open_dataset(cfg.data, on_bad_image=cfg.on_bad_image, label_attribute=cfg.label_attribute)
     dataset.check()
     dataset = with_validation(dataset, cfg.valid_fraction, cfg.seed)
+    if not dataset.splits.get("validation"):
+        raise DataError(f"{cfg.data}: the validation split is empty (too few images per class to hold some out); "
+                        "add images, give a validation split, or raise --valid-fraction")
     hashes = hash_images(dataset)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -177,7 +181,8 @@ def train(config: TrainConfig | None = None, *, callbacks: tuple[EpochCallback, 
          f"{dataset.num_classes} classes: " + ", ".join(f"{k}={len(v)}" for k, v in dataset.splits.items()))
 
     if cfg.uses_feature_cache:
-        model_key = cache_key(spec.library, spec.arch, wspec.identity() if wspec else f"random-{cfg.seed}")
+        model_key = cache_key(spec.library, spec.arch, wspec.identity() if wspec else f"random-{cfg.seed}",
+                              library_versions())
         inputs, skipped = prepare(dataset, hashes, kind="features", prep=prep, on_bad_image=cfg.on_bad_image,
                                   backbone=model.backbone, model_key=model_key, device=device, dtype=feature_dtype,
                                   batch_size=cfg.eval_batch_size, workers=cfg.num_workers)
@@ -199,6 +204,8 @@ def train(config: TrainConfig | None = None, *, callbacks: tuple[EpochCallback, 
         trainer.opt.load_state_dict(state["optimizer"])
         if trainer.sched is not None:
             trainer.sched.load_state_dict(state["scheduler"])
+        if trainer.scaler is not None and state.get("scaler"):
+            trainer.scaler.load_state_dict(state["scaler"])
         history = json.loads(state["history"])
         best = json.loads(state["best"])
         best_state = state.get("best_state")
@@ -230,6 +237,7 @@ def train(config: TrainConfig | None = None, *, callbacks: tuple[EpochCallback, 
         save_checkpoint(out, {
             "epoch": epoch, "model": net.state_dict(), "optimizer": trainer.opt.state_dict(),
             "scheduler": trainer.sched.state_dict() if trainer.sched is not None else {},
+            "scaler": trainer.scaler.state_dict() if trainer.scaler is not None else {},
             "history": json.dumps(history), "best": json.dumps(best), "best_state": best_state,
             "identity": json.dumps(cfg.training_identity()),
         })

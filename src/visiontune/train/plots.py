@@ -4,14 +4,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+
+def _pyplot():
+    """matplotlib is imported when a picture is drawn, not when visiontune is imported."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def learning_curves(history: list[dict], path: Path) -> None:
+    plt = _pyplot()
     epochs = [h["epoch"] for h in history]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
     for key, style in (("train_loss", "-o"), ("val_loss", "-s")):
@@ -29,6 +36,7 @@ def learning_curves(history: list[dict], path: Path) -> None:
 
 
 def confusion_matrix(cm: list[list[int]], classes: list[str], path: Path, title: str = "Confusion matrix") -> None:
+    plt = _pyplot()
     m = np.asarray(cm)
     c = len(classes)
     size = min(4 + 0.45 * c, 30)

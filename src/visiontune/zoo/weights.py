@@ -81,11 +81,13 @@ class WeightsSpec:
         raise WeightsUnavailableError(f"weights '{self.tag}' are downloaded, not local ({self.source})")
 
     def identity(self) -> str:
-        """A short string that changes when the weights change (for cache keys)."""
-        if self.source.startswith("file:"):
-            path = self.local_path()
-            st = path.stat()
-            return f"file:{path.resolve()}:{st.st_size}:{int(st.st_mtime)}"
+        """A string that changes when the weights change (for cache keys): a local file's content hash."""
+        if self.source.startswith(("file:", "package:")):
+            digest = hashlib.blake2b(digest_size=16)
+            with open(self.local_path(), "rb") as fh:
+                for chunk in iter(lambda: fh.read(1 << 20), b""):
+                    digest.update(chunk)
+            return f"{self.tag}:{digest.hexdigest()}"
         return f"{self.tag}:{self.source}"
 
 
