@@ -11,12 +11,30 @@ from visiontune.artifact.model import VisionModel
 from visiontune.data.dataset import read_bytes
 from visiontune.data.decode import is_image_name
 from visiontune.data.sources import MANIFEST_SUFFIXES, iter_manifest, resolve_ref
-from visiontune.errors import BadImageError, DataError
+from visiontune.errors import BadImageError, DataError, MissingDependencyError
 
 
-def list_inputs(path: Path) -> list[str]:
-    """The images an input names: one file, a folder (recursive, sorted) or a manifest's source-refs."""
-    path = Path(path).expanduser()
+def list_remote(url: str) -> list[str]:
+    """Images under an fsspec URL (s3://bucket/prefix/, gs://..., memory://...), sorted."""
+    try:
+        import fsspec
+    except ImportError as exc:
+        raise MissingDependencyError("fsspec", f"reading {url}", extra="remote") from exc
+    fs, root = fsspec.core.url_to_fs(url)
+    protocol = url.split("://", 1)[0]
+    if fs.isfile(root):
+        return [url]
+    files = sorted(f for f in fs.find(root) if is_image_name(f))
+    if not files:
+        raise DataError(f"{url}: no image files there")
+    return [f"{protocol}://{f.lstrip('/')}" for f in files]
+
+
+def list_inputs(path: Path | str) -> list[str]:
+    """The images an input names: one file, a folder (recursive, sorted), a manifest's source-refs, or a URL."""
+    if "://" in str(path) and not str(path).startswith("file://"):
+        return list_remote(str(path))
+    path = Path(str(path).removeprefix("file://")).expanduser()
     if path.is_dir():
         files = sorted(str(p) for p in path.rglob("*") if p.is_file() and is_image_name(p.name)
                        and not any(part.startswith(".") for part in p.relative_to(path).parts))
@@ -25,7 +43,7 @@ def list_inputs(path: Path) -> list[str]:
         return files
     if path.is_file() and path.suffix.lower() in MANIFEST_SUFFIXES:
         return [resolve_ref(str(rec["source-ref"]), path.parent) for _, rec in iter_manifest(path)]
-    if path.is_file() or "://" in str(path):
+    if path.is_file():
         return [str(path)]
     raise DataError(f"{path}: no such file or folder")
 

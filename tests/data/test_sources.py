@@ -177,3 +177,18 @@ def test_unknown_layout(tmp_path):
     p.write_text("a,b\n")
     with pytest.raises(DataError, match="not a dataset visiontune knows"):
         open_dataset(p)
+
+
+def test_split_folders_mixed_with_class_folders(tmp_path):
+    root = make_folder_dataset(tmp_path / "d", per_class=3)
+    make_folder_dataset(root / "test", per_class=2)
+    with pytest.raises(DataError, match=r"mixes split folders \(test\) with class folders"):
+        open_dataset(root)
+
+
+@pytest.mark.parametrize("label", ["nan", "inf", "-1"])
+def test_lst_impossible_labels(tmp_path, label):
+    p = tmp_path / "x.lst"
+    p.write_text(f"0\t{label}\ta.png\n")
+    with pytest.raises(ManifestError, match=r"line 1: label .* is not a class number"):
+        open_dataset(p)

@@ -206,3 +206,41 @@ def test_custom_code_with_wrong_signature_fails_at_start(model_dir, tmp_path):
     (d / "code" / "inference.py").write_text("def input_fn(body):\n    return body\n")
     with pytest.raises(InferenceCodeError, match=r"input_fn takes 1 required argument.*input_fn\(request_body, content_type\)"):
         Handler(d).load()
+
+
+def test_npy_batch_of_one_is_a_batch(client, png_bytes):
+    from PIL import Image
+
+    arr = np.asarray(Image.open(io.BytesIO(png_bytes)).convert("RGB"))[None]
+    buf = io.BytesIO()
+    np.save(buf, arr)
+    out = post(client, buf.getvalue(), "application/x-npy").json()
+    assert len(out) == 1 and len(out[0]) == 3  # a list of one row, as for {"instances": [one]}
+
+
+def test_failed_load_is_reported_by_ping(tmp_path):
+    bad = tmp_path / "m"
+    bad.mkdir()
+    for f in ("model.safetensors", "config.json", "labels.json"):
+        (bad / f).write_text("{}")
+    app = create_app(ServerSettings(models={"m": str(bad)}))
+    with TestClient(app) as c:
+        app.state.loader.join(30)
+        r = c.get("/ping")
+        assert r.status_code == 503 and r.json()["status"] == "failed" and "config.json" in r.json()["error"]
+        r = c.post("/invocations", content=b"x", headers={"Content-Type": "image/png"})
+        assert r.status_code == 503 and "failed to load" in r.json()["error"]
+
+
+def test_custom_model_fn_alone_is_refused_at_start(model_dir, tmp_path):
+    import shutil
+
+    from visiontune.errors import InferenceCodeError
+    from visiontune.serve.handler import Handler
+
+    d = tmp_path / "mf"
+    shutil.copytree(model_dir, d)
+    (d / "code").mkdir()
+    (d / "code" / "inference.py").write_text("def model_fn(model_dir):\n    return object()\n")
+    with pytest.raises(InferenceCodeError, match="define input_fn and predict_fn as well"):
+        Handler(d).load()

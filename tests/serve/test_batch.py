@@ -50,3 +50,14 @@ def test_manifest_in_order_and_resume_after_torn_line(model_dir, tmp_path):
     for a, b in zip(resumed, original):  # another batch composition: same answers to float precision
         assert a["probabilities"] == pytest.approx(b["probabilities"], abs=1e-5)
     shutil.rmtree(out)
+
+
+def test_fsspec_folder_url(model_dir, tmp_path):
+    """A remote folder (here fsspec's in-memory file system, the same code path as s3://)."""
+    fsspec = pytest.importorskip("fsspec")
+    fs = fsspec.filesystem("memory")
+    for i, p in enumerate(sorted(_folder(tmp_path).rglob("*.png"))):
+        fs.pipe(f"/bucket/imgs/{'sub/' if i % 2 else ''}{p.name}", p.read_bytes())
+    r = batch_predict(model_dir, "memory://bucket/imgs/", tmp_path / "out")
+    assert (r.written, r.errors) == (5, 0)
+    assert json.loads((tmp_path / "out" / "sub" / "img1.png.out").read_text())["label"] == "green"

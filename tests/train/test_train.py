@@ -121,3 +121,24 @@ def test_config_errors(tiny_folder, tmp_path):
         vt.train(data=str(tiny_folder), optimizer="lbfgs")
     with pytest.raises(ConfigError, match="epochs=0"):
         vt.train(data=str(tiny_folder), epochs=0)
+
+
+def test_too_few_images_for_validation(tmp_path):
+    from tests.conftest import make_folder_dataset
+
+    data = make_folder_dataset(tmp_path / "d", per_class=1)
+    with pytest.raises(vt.VisiontuneError, match="validation split is empty"):
+        vt.train(data=str(data), out=str(tmp_path / "o"), **FAST)
+
+
+def test_cached_bad_images_are_reported_under_their_own_names(tiny_split, tmp_path):
+    """The cache follows content: a copy of the dataset reports the copy's file names."""
+    import shutil
+
+    (tiny_split / "train" / "red" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 20)
+    vt.train(data=str(tiny_split), out=str(tmp_path / "a"), **FAST, on_bad_image="skip")
+    copy = shutil.copytree(tiny_split, tmp_path / "copy")
+    r = vt.train(data=str(copy), out=str(tmp_path / "b"), **FAST, on_bad_image="skip")
+    assert [s["source"] for s in r.metrics["skipped_images"]] == [str(copy / "train" / "red" / "broken.png")]
+    with pytest.raises(vt.VisiontuneError, match=r"copy/train/red/broken\.png"):
+        vt.train(data=str(copy), out=str(tmp_path / "c"), **FAST)

@@ -37,14 +37,15 @@ def batch_predict(model_path: str | Path, inputs: str | Path, out: str | Path, b
     model = load_model(model_path, device=device)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    src = Path(inputs)
-    if src.is_file() and src.suffix.lower() in MANIFEST_SUFFIXES:
+    remote = "://" in str(inputs)
+    src = str(inputs).rstrip("/") if remote else Path(inputs)
+    if not remote and src.is_file() and src.suffix.lower() in MANIFEST_SUFFIXES:
         return _manifest(model, src, out, batch_size, top_k)
     sources = list_inputs(src)
-    base = src if src.is_dir() else src.parent
+    base = src if remote or src.is_dir() else src.parent
     todo, done = [], 0
     for s in sources:
-        target = out / (os.path.relpath(s, base) + ".out")
+        target = out / (_relative(s, base) + ".out")
         if target.exists():
             done += 1
         else:
@@ -52,7 +53,7 @@ def batch_predict(model_path: str | Path, inputs: str | Path, out: str | Path, b
     errors = 0
     with bar(len(todo), "batch transform") as advance:
         for s, row in _rows(model, todo, batch_size, top_k):
-            target = out / (os.path.relpath(s, base) + ".out")
+            target = out / (_relative(s, base) + ".out")
             target.parent.mkdir(parents=True, exist_ok=True)
             tmp = target.with_name(target.name + ".tmp")
             tmp.write_text(json.dumps(row) + "\n")
@@ -60,6 +61,13 @@ def batch_predict(model_path: str | Path, inputs: str | Path, out: str | Path, b
             errors += "error" in row
             advance(1)
     return BatchResult(len(todo), done, errors, out)
+
+
+def _relative(source: str, base) -> str:
+    if "://" in source:
+        rel = source[len(str(base)):].lstrip("/")
+        return rel or source.rsplit("/", 1)[-1]
+    return os.path.relpath(source, base)
 
 
 def _manifest(model, manifest: Path, out: Path, batch_size: int, top_k: int) -> BatchResult:
