@@ -44,7 +44,6 @@ def test_feature_cache_is_reused(tiny_split, tmp_path, capsys):
 def test_same_seed_same_result(tiny_folder, tmp_path):
     a = vt.train(data=str(tiny_folder), out=str(tmp_path / "a"), **FAST, mode="full", augmentation="crop_color")
     b = vt.train(data=str(tiny_folder), out=str(tmp_path / "b"), **FAST, mode="full", augmentation="crop_color")
-    assert a.history == [dict(h, epoch_seconds=h["epoch_seconds"]) for h in a.history]
     strip = lambda hs: [{k: v for k, v in h.items() if k != "epoch_seconds"} for h in hs]  # noqa: E731
     assert strip(a.history) == strip(b.history)
     wa, wb = _weights(a.out), _weights(b.out)

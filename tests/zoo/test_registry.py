@@ -50,7 +50,7 @@ def test_weights_file_pth_and_safetensors(tmp_path):
     from safetensors.torch import save_file
 
     src, _, _ = create_model("timm:resnet10t", pretrained=False, num_classes=7)
-    state = {f"body.{k}" if False else k: v for k, v in src.backbone.body.state_dict().items()}
+    state = dict(src.backbone.body.state_dict())
     torch.save(state, tmp_path / "w.pth")
     save_file({k: v.contiguous() for k, v in state.items()}, str(tmp_path / "w.safetensors"))
     for f in ("w.pth", "w.safetensors"):

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import shutil
 import tarfile
 from pathlib import Path
 
@@ -79,9 +81,6 @@ def _unpack(path: Path) -> Path:
             digest.update(chunk)
     dest = cache_dir("artifacts") / digest.hexdigest()
     if not (dest / "config.json").exists():
-        import os
-        import shutil
-
         tmp = dest.with_name(f"{dest.name}.tmp-{os.getpid()}")
         try:
             with tarfile.open(path, "r:*") as tar:

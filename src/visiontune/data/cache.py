@@ -115,6 +115,14 @@ class BadImages(list):
         self.append((self.samples[index].source, reason))
         self.indices.append((index, reason))
 
+    @classmethod
+    def from_meta(cls, policy: str, samples: list[Sample], meta: dict) -> "BadImages":
+        """The bad images a cache entry recorded, named after this run's samples."""
+        bad = cls(policy, samples)
+        for i, reason in meta["bad"]:
+            bad.add(i, reason)
+        return bad
+
 
 def library_versions() -> str:
     """Part of every cache key: a new torch, torchvision or timm may compute other features."""
@@ -138,9 +146,7 @@ def pixel_cache(samples: list[Sample], hashes: dict[str, str], prep: Preprocessi
     data_path, meta_path = root / f"{key}.npy", root / f"{key}.json"
     if data_path.exists() and meta_path.exists():
         meta = json.loads(meta_path.read_text())
-        bad = BadImages(on_bad_image, samples)
-        for i, reason in meta["bad"]:
-            bad.add(i, reason)
+        bad = BadImages.from_meta(on_bad_image, samples, meta)
         if progress:
             progress(len(samples))
         return np.load(data_path, mmap_mode="r"), np.array(meta["ok"], dtype=bool), bad, True
@@ -209,10 +215,7 @@ def feature_cache(backbone: torch.nn.Module, model_key: str, samples: list[Sampl
     path = root / f"{key}.safetensors"
     if path.exists():
         data = load_file(str(path))
-        meta = json.loads((root / f"{key}.json").read_text())
-        bad = BadImages(on_bad_image, samples)
-        for i, reason in meta["bad"]:
-            bad.add(i, reason)
+        bad = BadImages.from_meta(on_bad_image, samples, json.loads((root / f"{key}.json").read_text()))
         if progress:
             progress(len(samples))
         return data["features"], data["ok"].bool().numpy(), bad, True

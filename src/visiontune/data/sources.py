@@ -9,6 +9,7 @@ system order; .lst files keep their numeric labels (sorted as numbers).
 from __future__ import annotations
 
 import json
+import math
 import os
 from abc import ABC, abstractmethod
 from pathlib import Path
@@ -262,7 +263,7 @@ def read_lst(path: Path) -> list[tuple[str, int, str]]:
                 label = float(parts[1])
             except ValueError as exc:
                 raise ManifestError(path, n, f"label {parts[1]!r} is not a number") from exc
-            if not label == label or label in (float("inf"), float("-inf")) or label < 0:
+            if not math.isfinite(label) or label < 0:
                 raise ManifestError(path, n, f"label {parts[1]!r} is not a class number (0, 1, 2, ...)")
             if label != int(label):
                 raise ManifestError(path, n, f"label {parts[1]} is not a whole number (multi-label .lst is not supported)")

@@ -92,7 +92,7 @@ class Endpoint:
             try:
                 data = await run_in_threadpool(h.parse, body, content_type)
             except BaseException:
-                self.batcher.incoming = max(0, self.batcher.incoming - 1)
+                self.batcher.abandon()
                 raise
             prediction = await self.batcher.submit(data.pixels)
         else:
@@ -154,6 +154,18 @@ class Repository:
         return self.get(endpoint_name)
 
 
+def _error_response(exc: Exception) -> JSONResponse:
+    """Every error the server answers, as JSON with its status: typed errors carry theirs."""
+    if isinstance(exc, RequestError):
+        status, message = exc.status, str(exc)
+    elif isinstance(exc, VisiontuneError):
+        status, message = 400, str(exc)
+    else:
+        log.error("request failed", exc_info=exc)
+        status, message = 500, f"{type(exc).__name__}: {exc}"
+    return JSONResponse({"error": message, "status": status}, status_code=status)
+
+
 def _top_k(request: Request) -> int | None:
     value = request.query_params.get("top_k")
     attrs = request.headers.get(CUSTOM_ATTRIBUTES, "")
@@ -204,6 +216,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
     app = FastAPI(title="visiontune model server", lifespan=lifespan)
     app.state.repo = repo
     app.state.load_error = None
+    app.add_exception_handler(VisiontuneError, lambda request, exc: _error_response(exc))
 
     def check_auth(request: Request) -> None:
         if not settings.api_key:
@@ -246,18 +259,10 @@ def create_app(settings: ServerSettings) -> FastAPI:
             body = await read_body(request)
             out, ctype = await ep.invoke(body, request.headers.get("content-type", ""),
                                          request.headers.get("accept", ""), _top_k(request))
-            status = 200
             response = Response(out, media_type=ctype)
-        except RequestError as exc:
-            status = exc.status
-            response = JSONResponse({"error": str(exc), "status": status}, status_code=status)
-        except VisiontuneError as exc:
-            status = 400
-            response = JSONResponse({"error": str(exc), "status": status}, status_code=status)
         except Exception as exc:  # noqa: BLE001 - the server keeps serving; the client learns why
-            log.exception("invocation failed")
-            status = 500
-            response = JSONResponse({"error": f"{type(exc).__name__}: {exc}", "status": 500}, status_code=500)
+            response = _error_response(exc)
+        status = response.status_code
         metrics.requests.labels(name, str(status)).inc()
         if status >= 400:
             metrics.errors.labels(name, str(status)).inc()
@@ -286,62 +291,49 @@ def create_app(settings: ServerSettings) -> FastAPI:
     async def model_invoke(name: str, request: Request):
         return await invoke(request, lambda: repo.get(name))
 
-    def guarded(fn):
-        async def wrapper(request: Request, *args, **kwargs):
-            try:
-                check_auth(request)
-                return await fn(request, *args, **kwargs)
-            except RequestError as exc:
-                return JSONResponse({"error": str(exc), "status": exc.status}, status_code=exc.status)
-            except VisiontuneError as exc:
-                return JSONResponse({"error": str(exc), "status": 400}, status_code=400)
-            except Exception as exc:  # noqa: BLE001 - JSON, not a plain-text 500
-                log.exception("model management failed")
-                return JSONResponse({"error": f"{type(exc).__name__}: {exc}", "status": 500}, status_code=500)
-        return wrapper
-
     @app.get("/models")
     async def list_models(request: Request):
-        async def go(request):
-            return JSONResponse({"models": [ep.describe() for ep in repo.endpoints.values()]})
-        return await guarded(go)(request)
+        check_auth(request)
+        return JSONResponse({"models": [ep.describe() for ep in repo.endpoints.values()]})
 
     @app.post("/models")
     async def load_model(request: Request):
-        async def go(request):
-            if not settings.allow_model_management:
-                raise ForbiddenError("model management is off on this server (start it with --api-key, "
-                                     "or --allow-model-management on a trusted machine)")
-            if not request.headers.get("content-type", "").startswith("application/json"):
-                raise UnsupportedMediaTypeError("send the model to load as application/json")
-            try:
-                doc = json.loads(await request.body())
-                name, path = str(doc["name"]), str(doc["path"])
-            except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as exc:
-                raise RequestError('send {"name": "...", "path": "<model folder or model.tar.gz>"}') from exc
-            with repo.lock:
-                if name in repo.endpoints or name in repo.loading:
-                    raise RequestError(f"model {name!r} is already loaded; unload it first")
-                repo.loading.add(name)
-            try:
-                ep = await run_in_threadpool(repo.load, name, path)
-            finally:
-                repo.loading.discard(name)
-            repo.ready = True
-            return JSONResponse(ep.describe(), status_code=201)
-        return await guarded(go)(request)
+        check_auth(request)
+        if not settings.allow_model_management:
+            raise ForbiddenError("model management is off on this server (start it with --api-key, "
+                                 "or --allow-model-management on a trusted machine)")
+        if not request.headers.get("content-type", "").startswith("application/json"):
+            raise UnsupportedMediaTypeError("send the model to load as application/json")
+        try:
+            doc = json.loads(await request.body())
+            name, path = str(doc["name"]), str(doc["path"])
+        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as exc:
+            raise RequestError('send {"name": "...", "path": "<model folder or model.tar.gz>"}') from exc
+        with repo.lock:
+            if name in repo.endpoints or name in repo.loading:
+                raise RequestError(f"model {name!r} is already loaded; unload it first")
+            repo.loading.add(name)
+        try:
+            ep = await run_in_threadpool(repo.load, name, path)
+        except VisiontuneError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a damaged model folder: JSON, not a plain-text 500
+            return _error_response(exc)
+        finally:
+            repo.loading.discard(name)
+        repo.ready = True
+        return JSONResponse(ep.describe(), status_code=201)
 
     @app.delete("/models/{name}")
     async def unload_model(name: str, request: Request):
-        async def go(request):
-            if not settings.allow_model_management:
-                raise ForbiddenError("model management is off on this server")
-            ep = repo.get(name)
-            with repo.lock:
-                repo.endpoints.pop(name, None)
-            await ep.close()
-            return JSONResponse({"unloaded": name})
-        return await guarded(go)(request)
+        check_auth(request)
+        if not settings.allow_model_management:
+            raise ForbiddenError("model management is off on this server")
+        ep = repo.get(name)
+        with repo.lock:
+            repo.endpoints.pop(name, None)
+        await ep.close()
+        return JSONResponse({"unloaded": name})
 
     @app.get("/metrics")
     async def prometheus():

@@ -26,11 +26,15 @@ class DynamicBatcher:
         self._inflight: list[asyncio.Future] = []  # futures of the batch being computed
 
     def arriving(self) -> None:
+        """A request was received; the batcher may wait for it (until it is submitted or abandoned)."""
         self.incoming += 1
 
-    async def submit(self, pixels: list[np.ndarray], arrived: bool = True) -> np.ndarray:
-        if arrived:
-            self.incoming = max(0, self.incoming - 1)
+    def abandon(self) -> None:
+        """A received request failed before it was submitted."""
+        self.incoming = max(0, self.incoming - 1)
+
+    async def submit(self, pixels: list[np.ndarray]) -> np.ndarray:
+        self.abandon()  # no longer on its way: it is here
         if self.task is None or self.task.done():
             self.queue = asyncio.Queue()
             self.task = asyncio.get_running_loop().create_task(self._run())
@@ -77,10 +81,9 @@ class DynamicBatcher:
         """Stop; every request still waiting gets ``reason`` (an unloaded model answers, never hangs)."""
         if self.task is not None:
             self.task.cancel()
+        waiting = list(self._inflight)
         while self.queue is not None and not self.queue.empty():
-            _, fut = self.queue.get_nowait()
-            if not fut.done():
-                fut.set_exception(reason or RuntimeError("the model was unloaded"))
-        for fut in self._inflight:
+            waiting.append(self.queue.get_nowait()[1])
+        for fut in waiting:
             if not fut.done():
                 fut.set_exception(reason or RuntimeError("the model was unloaded"))

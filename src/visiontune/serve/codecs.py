@@ -44,17 +44,16 @@ def media_type(header: str | None) -> tuple[str, dict[str, str]]:
 MAX_IMAGES = 64
 
 
+def _check_count(n: int, max_images: int) -> None:
+    """Checked before anything is decoded, so a small body cannot ask for a lot of work."""
+    if n == 0:
+        raise RequestError("the request holds no image")
+    if n > max_images:
+        raise RequestError(f"the request holds {n} images; the limit is {max_images} per request")
+
+
 def decode_request(body: bytes, content_type: str | None, max_images: int = MAX_IMAGES) -> tuple[list[Any], bool]:
     """The images (encoded bytes or arrays) in the body, and whether the body was a batch."""
-    images, batch = _decode(body, content_type)
-    if not images:
-        raise RequestError("the request holds no image")
-    if len(images) > max_images:
-        raise RequestError(f"the request holds {len(images)} images; the limit is {max_images} per request")
-    return images, batch
-
-
-def _decode(body: bytes, content_type: str | None) -> tuple[list[Any], bool]:
     ctype, _ = media_type(content_type)
     if not body:
         raise RequestError("the request body is empty; send an image")
@@ -68,19 +67,18 @@ def _decode(body: bytes, content_type: str | None) -> tuple[list[Any], bool]:
         if isinstance(doc, dict) and "image" in doc:
             return [_b64(doc["image"], "image")], False
         if isinstance(doc, dict) and isinstance(doc.get("instances"), list) and doc["instances"]:
-            if len(doc["instances"]) > MAX_IMAGES * 16:
-                raise RequestError(f"instances: {len(doc['instances'])} images is far over the limit")
+            _check_count(len(doc["instances"]), max_images)
             return [_b64(item.get("b64") if isinstance(item, dict) else item, f"instances[{i}]")
                     for i, item in enumerate(doc["instances"])], True
         raise RequestError('JSON bodies are {"image": "<base64>"} or {"instances": ["<base64>", ...]}')
     if ctype == "application/x-npy":
-        return _npy(body)
+        return _npy(body, max_images)
     raise UnsupportedMediaTypeError(
         f"Content-Type {content_type!r} is not supported; use one of {', '.join(REQUEST_TYPES)}"
     )
 
 
-def _npy(body: bytes) -> tuple[list[Any], bool]:
+def _npy(body: bytes, max_images: int) -> tuple[list[Any], bool]:
     """Read the header first: a header that promises more data than the body holds is refused
     before any memory is allocated for it."""
     fh = io.BytesIO(body)
@@ -93,6 +91,7 @@ def _npy(body: bytes) -> tuple[list[Any], bool]:
         needed = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
         if needed > len(body) or len(shape) not in (2, 3, 4):
             raise ValueError(f"header says shape {shape} of {dtype}, which the body does not hold as an image")
+        _check_count(shape[0] if len(shape) == 4 else 1, max_images)
         arr = np.load(io.BytesIO(body), allow_pickle=False)
     except (ValueError, OSError, EOFError, TypeError) as exc:
         raise RequestError(f"the body is not a .npy image array ({exc})") from exc
@@ -123,17 +122,13 @@ def encode_response(probs: np.ndarray, labels: list[str], accept: str, top_k: in
                     single: bool = True) -> bytes:
     rows = []
     for p in probs:
+        best_first = [{"label": labels[i], "probability": float(p[i])} for i in np.argsort(p)[::-1][:top_k or 1]]
         p = [float(x) for x in p]
-        best = int(np.argmax(p))
         if accept == "application/json;verbose":
-            row: Any = {"probabilities": p, "labels": labels, "predicted_label": labels[best]}
+            row: Any = {"probabilities": p, "labels": labels, "predicted_label": best_first[0]["label"]}
             if top_k:
-                order = np.argsort(p)[::-1][:top_k]
-                row["top_k"] = [{"label": labels[i], "probability": p[i]} for i in order]
-        elif top_k:
-            order = np.argsort(p)[::-1][:top_k]
-            row = [{"label": labels[i], "probability": p[i]} for i in order]
+                row["top_k"] = best_first
         else:
-            row = p
+            row = best_first if top_k else p
         rows.append(row)
     return json.dumps(rows[0] if single else rows).encode()

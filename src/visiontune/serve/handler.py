@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib.util
 import inspect
+import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +29,9 @@ from visiontune.errors import BadImageError, InferenceCodeError, RequestError
 from visiontune.serve.codecs import decode_request, encode_response, negotiate
 from visiontune.serve.runtimes import create_runtime
 
-HOOKS = {"model_fn": 1, "input_fn": 2, "predict_fn": 2, "output_fn": 2}
+#: Each hook and its contract; the number of required arguments is read from it.
+HOOKS = {"model_fn": "model_fn(model_dir)", "input_fn": "input_fn(request_body, content_type)",
+         "predict_fn": "predict_fn(input_data, model)", "output_fn": "output_fn(prediction, accept)"}
 
 
 @dataclass
@@ -36,7 +39,6 @@ class DefaultModel:
     """What the default ``model_fn`` returns: a runtime plus what decoding needs."""
 
     runtime: Any
-    labels: list[str]
     image_size: int
     interpolation: str
     max_pixels: int | None = None
@@ -68,16 +70,12 @@ class Handler:
     # ------------------------------------------------------------ defaults
     def default_model_fn(self, model_dir):
         config = read_config(Path(model_dir))
-        import json
-
-        labels = json.loads((Path(model_dir) / "labels.json").read_text())
         kwargs = {"device": self.device}
         if self.runtime == "onnx":
             kwargs["threads"] = self.threads
         rt = create_runtime(self.runtime, Path(model_dir), **kwargs)
         prep = config["preprocessing"]
-        return DefaultModel(rt, labels, int(prep["image_size"]), prep.get("interpolation", "bilinear"),
-                            self.max_pixels)
+        return DefaultModel(rt, int(prep["image_size"]), prep.get("interpolation", "bilinear"), self.max_pixels)
 
     def default_input_fn(self, body: bytes, content_type: str):
         images, batch = decode_request(body, content_type)
@@ -110,12 +108,7 @@ class Handler:
                     f"{self.model_dir}/code/inference.py: a custom model_fn returns your own model, so the default "
                     f"{' and '.join(missing)} cannot use it; define {' and '.join(missing)} as well"
                 )
-        if isinstance(self.model, DefaultModel):
-            self.labels = self.model.labels
-        else:
-            import json
-
-            self.labels = json.loads((self.model_dir / "labels.json").read_text())
+        self.labels = json.loads((self.model_dir / "labels.json").read_text())
         return self
 
     def _load_custom_code(self) -> None:
@@ -129,7 +122,7 @@ class Handler:
             spec.loader.exec_module(module)
         except Exception as exc:  # noqa: BLE001 - user code can raise anything
             raise InferenceCodeError(f"{path} failed to import: {type(exc).__name__}: {exc}") from exc
-        for name, nargs in HOOKS.items():
+        for name, contract in HOOKS.items():
             fn = getattr(module, name, None)
             if fn is None:
                 continue
@@ -137,11 +130,9 @@ class Handler:
                 raise InferenceCodeError(f"{path}: {name} must be a function")
             params = [p for p in inspect.signature(fn).parameters.values()
                       if p.default is inspect.Parameter.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-            if len(params) != nargs:
-                want = {"model_fn": "model_fn(model_dir)", "input_fn": "input_fn(request_body, content_type)",
-                        "predict_fn": "predict_fn(input_data, model)", "output_fn": "output_fn(prediction, accept)"}
+            if len(params) != contract.count(",") + 1:
                 raise InferenceCodeError(
-                    f"{path}: {name} takes {len(params)} required argument(s); SageMaker's contract is {want[name]}"
+                    f"{path}: {name} takes {len(params)} required argument(s); SageMaker's contract is {contract}"
                 )
             self.hooks[name] = fn
             self.custom.append(name)
