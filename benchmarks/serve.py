@@ -3,12 +3,12 @@
 A mobilenet_v2 model at 224 px (head-trained on a little Fashion-MNIST) is
 served on 127.0.0.1; load comes from a second process (threads with
 keep-alive connections), bounded in time.  Reported: p50/p99 latency at
-concurrency 1, throughput at concurrency 1, 8 and 32, for each runtime with
-batching off and on; the in-process limit (JPEG decode + preprocessing +
+concurrency 1, throughput at concurrency 1, 8 and 32, for each runtime (torch
+at its default precision, torch in float32, ONNX) with batching off and on; the in-process limit (JPEG decode + preprocessing +
 forward of one image); then a soak at concurrency 16 with the server's
 memory sampled every second.
 
-Run:  python benchmarks/serve.py [--seconds 8] [--soak 60]
+Run:  python benchmarks/serve.py [--seconds 8] [--soak 60] [--warmup 20]
 Results go to benchmarks/results/serve.json.
 """
 
@@ -131,24 +131,57 @@ def sample_jpeg() -> bytes:
     return buf.getvalue()
 
 
-def in_process_limit(model: Path, body: bytes, runtime: str, n: int = 200) -> dict:
+def in_process_limit(model: Path, body: bytes, runtime: str, precision: str, n: int = 200) -> dict:
     from visiontune.serve.handler import Handler
 
-    h = Handler(model, runtime=runtime).load()
+    h = Handler(model, runtime=runtime, precision=precision).load()
     times = []
     for i in range(n + 10):
         t = time.perf_counter()
         h.predict(h.parse(body, "image/jpeg"))
         if i >= 10:
             times.append(time.perf_counter() - t)
-    return {"p50_ms": round(1000 * statistics.median(times), 2),
-            "p99_ms": round(1000 * sorted(times)[int(0.99 * len(times))], 2)}
+    out = {"p50_ms": round(1000 * statistics.median(times), 2),
+           "p99_ms": round(1000 * sorted(times)[int(0.99 * len(times))], 2)}
+    if runtime == "torch":
+        out["how"] = h.model.runtime.model.how
+    return out
+
+
+def c1_rounds(model: Path, body: bytes, seconds: float, rounds: int = 3) -> list[dict]:
+    configs = {f"torch_{p}_{'batching' if b else 'no_batching'}": ["--precision", p] + (BATCHING if b else [])
+               for p in ("auto", "fp32") for b in (False, True)}
+    servers = {name: start_server(model, *extra) for name, extra in configs.items()}
+    out = []
+    try:
+        for _, port in servers.values():
+            load(port, body, 4, 2.0)
+        for _ in range(rounds):
+            limit = {p: in_process_limit(model, body, "torch", p, n=60)["p50_ms"] for p in ("auto", "fp32")}
+            row = {}
+            for name, (_, port) in servers.items():
+                served = load(port, body, 1, seconds)["p50_ms"]
+                row[name] = {"served_p50_ms": served, "overhead_ms": round(served - limit[name.split("_")[1]], 2)}
+            out.append({"limit_p50_ms": limit, "configs": row})
+            print("c1 round", out[-1], flush=True)
+    finally:
+        for proc, _ in servers.values():
+            proc.terminate()
+            proc.wait(10)
+    return out
+
+
+#: (runtime, precision): the torch runtime as served by default (auto: bf16 on CPUs that compute it
+#: natively), the same in float32, and ONNX Runtime (float32)
+RUNTIMES = (("torch", "auto"), ("torch", "fp32"), ("onnx", "fp32"))
+BATCHING = ["--max-batch-size", "16", "--max-delay-ms", "10"]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=8.0, help="per load level")
     ap.add_argument("--soak", type=float, default=60.0)
+    ap.add_argument("--warmup", type=float, default=20.0, help="soak seconds before memory must stay level")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "serve.json"))
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="vt-serve-bench-"))
@@ -156,15 +189,17 @@ def main() -> None:
     model = make_model(work)
     body = sample_jpeg()
     results = {"setup": {"model": "mobilenet_v2", "image_size": 224, "cpus": os.cpu_count(), "body_bytes": len(body),
-                         "seconds_per_level": args.seconds}, "limit": {}, "configs": {}, "paired_c1": {}}
-    for runtime in ("torch", "onnx"):
-        results["limit"][runtime] = in_process_limit(model, body, runtime)
-        print("limit", runtime, results["limit"][runtime], flush=True)
-    for runtime in ("torch", "onnx"):
+                         "seconds_per_level": args.seconds, "batching": " ".join(BATCHING)},
+               "limit": {}, "configs": {}, "paired_c1": {}}
+    for runtime, precision in RUNTIMES:
+        name = f"{runtime}_{precision}"
+        results["limit"][name] = in_process_limit(model, body, runtime, precision)
+        print("limit", name, results["limit"][name], flush=True)
+    for runtime, precision in RUNTIMES:
         for batching in (False, True):
-            extra = ["--runtime", runtime] + (["--max-batch-size", "32", "--max-delay-ms", "10"] if batching else [])
+            extra = ["--runtime", runtime, "--precision", precision] + (BATCHING if batching else [])
             # the machine drifts: take the in-process limit right before each server, and compare the pair
-            limit_now = in_process_limit(model, body, runtime, n=100)
+            limit_now = in_process_limit(model, body, runtime, precision, n=100)
             proc, port = start_server(model, *extra)
             try:
                 load(port, body, 4, 2.0)  # warm-up
@@ -172,11 +207,14 @@ def main() -> None:
             finally:
                 proc.terminate()
                 proc.wait(10)
-            name = f"{runtime}_{'batching' if batching else 'no_batching'}"
+            name = f"{runtime}_{precision}_{'batching' if batching else 'no_batching'}"
             results["configs"][name] = levels
             results["paired_c1"][name] = {"limit_p50_ms": limit_now["p50_ms"], "served_p50_ms": levels[0]["p50_ms"],
                                           "overhead_ms": round(levels[0]["p50_ms"] - limit_now["p50_ms"], 2)}
             print(name, levels, flush=True)
+    # c=1 again, every torch config up at once and measured in turn, three rounds: one pair above
+    # can catch a noisy moment of the shared machine; this shows whether an overhead is real
+    results["c1_rounds"] = c1_rounds(model, body, args.seconds / 2)
     # what processes and threads buy: the same two cores as 1 worker x 2 threads or 2 workers x 1 thread
     results["workers_threads"] = {}
     for workers, threads in ((1, 2), (2, 1)):
@@ -188,7 +226,7 @@ def main() -> None:
             proc.terminate()
             proc.wait(10)
         print("workers x threads", workers, threads, results["workers_threads"][f"{workers}x{threads}"], flush=True)
-    proc, port = start_server(model, "--max-batch-size", "32", "--max-delay-ms", "10")
+    proc, port = start_server(model, *BATCHING)
     try:
         samples, stop = [], threading.Event()
 
@@ -206,17 +244,22 @@ def main() -> None:
     finally:
         proc.terminate()
         proc.wait(10)
-    warm = [m for t, m in samples if t - t0 >= 10]
+    warm = [m for t, m in samples if t - t0 >= args.warmup]
+    soak["warmup_s"] = args.warmup
     soak["rss_mb_after_warmup_first"] = round(warm[0], 1) if warm else None
     soak["rss_mb_end"] = round(samples[-1][1], 1)
     soak["rss_mb_max_after_warmup"] = round(max(warm), 1) if warm else None
     soak["growth_after_warmup_mb"] = round(warm[-1] - warm[0], 1) if warm else None
+    soak["rss_mb_every_5s"] = [round(m, 1) for m in [m for _, m in samples][::5]]
     results["soak"] = soak
     t = results["configs"]
     results["summary"] = {
         "c1_overhead_ms_paired": {k: v["overhead_ms"] for k, v in results["paired_c1"].items()},
-        "torch_batching_gain_c32": round(t["torch_batching"][2]["throughput_rps"] / t["torch_no_batching"][2]["throughput_rps"], 2),
-        "onnx_batching_gain_c32": round(t["onnx_batching"][2]["throughput_rps"] / t["onnx_no_batching"][2]["throughput_rps"], 2),
+        "c1_overhead_ms_rounds_max": {k: max(r["configs"][k]["overhead_ms"] for r in results["c1_rounds"])
+                                      for k in results["c1_rounds"][0]["configs"]},
+        **{f"{r}_{p}_batching_gain_c32": round(t[f"{r}_{p}_batching"][2]["throughput_rps"]
+                                               / t[f"{r}_{p}_no_batching"][2]["throughput_rps"], 2)
+           for r, p in RUNTIMES},
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=2))

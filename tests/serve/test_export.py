@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from fastapi.testclient import TestClient
 
 import visiontune as vt
@@ -29,7 +30,7 @@ def test_torchscript_parity(model_dir, tmp_path):
 def test_onnx_runtime_serves_the_same_answers(exported, model_dir, png_bytes):
     answers = {}
     for runtime in ("torch", "onnx"):
-        app = create_app(ServerSettings(models={"m": str(model_dir)}, runtime=runtime))
+        app = create_app(ServerSettings(models={"m": str(model_dir)}, runtime=runtime, precision="fp32"))
         with TestClient(app) as c:
             app.state.loader.join(60)
             r = c.post("/invocations", content=png_bytes, headers={"Content-Type": "image/png"})
@@ -52,3 +53,24 @@ def test_onnx_runtime_without_export_says_what_to_do(tmp_path, model_dir):
     with pytest.raises(ArtifactError, match="visiontune export"):
         Handler(d, runtime="onnx").load()
     assert json.loads((d / "labels.json").read_text()) == ["blue", "green", "red"]
+
+
+def test_reduced_precision_serving_stays_close_to_fp32(model_dir, png_bytes):
+    """bf16 (what --precision auto picks on CPUs with native bf16) answers within a loose bound of fp32."""
+    exact = vt.load_model(model_dir, precision="fp32")
+    fast = vt.load_model(model_dir, precision="bf16")
+    assert "bfloat16" in fast.how and "bfloat16" not in exact.how
+    a, b = exact.predict_proba([png_bytes]), fast.predict_proba([png_bytes])
+    assert torch.allclose(a.sum(1), torch.ones(1), atol=1e-5) and torch.allclose(b.sum(1), torch.ones(1), atol=1e-3)
+    assert (a - b).abs().max() <= 0.05
+    assert exact.module(torch.zeros(1, 3, 32, 32)).dtype == torch.float32  # the trained network is untouched
+
+
+def test_precision_is_checked(model_dir):
+    from visiontune.errors import ConfigError
+    from visiontune.serve.runtimes import create_runtime
+
+    with pytest.raises(ConfigError, match="precision='fp64': choose one of auto, fp32, bf16, fp16"):
+        vt.load_model(model_dir, precision="fp64")
+    with pytest.raises(ConfigError, match="needs --runtime torch"):
+        create_runtime("onnx", model_dir, precision="bf16")

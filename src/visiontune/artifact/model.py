@@ -11,9 +11,11 @@ import numpy as np
 import torch
 
 from visiontune.artifact.store import artifact_dir, build_module, read_config
+from visiontune.data.cache import resolve_precision
 from visiontune.data.decode import image_to_pixels
 from visiontune.data.transforms import normalize
 from visiontune.errors import ConfigError
+from visiontune.zoo.optimize import inference_copy
 from visiontune.zoo.weights import Preprocessing
 
 
@@ -42,15 +44,16 @@ class VisionModel:
     """``load_model(path)``'s result: call :meth:`predict` with images."""
 
     def __init__(self, module: torch.nn.Module, classes: list[str], preprocessing: Preprocessing,
-                 config: dict, path: Path | None = None, device: str = "auto"):
+                 config: dict, path: Path | None = None, device: str = "auto", precision: str = "fp32"):
         self.device = pick_device(device)
-        self.module = module.to(self.device).eval()
-        if self.device.type == "cuda":
-            self.module.to(memory_format=torch.channels_last)
+        self.module = module.to(self.device).eval()  # the float32 network, as trained (export uses it)
         self.classes = classes
         self.preprocessing = preprocessing
         self.config = config
         self.path = path
+        self.precision = precision
+        # what predicts: BatchNorm folded, channels-last, and bf16/fp16 if precision asks for it
+        self.runner, self.how = inference_copy(self.module, self.device, resolve_precision(precision, self.device))
 
     @property
     def num_classes(self) -> int:
@@ -64,14 +67,8 @@ class VisionModel:
     @torch.inference_mode()
     def predict_proba_pixels(self, batch: np.ndarray | torch.Tensor) -> torch.Tensor:
         """uint8 ``(B, S, S, 3)`` -> probabilities ``(B, C)`` (float32, CPU)."""
-        x = torch.as_tensor(batch)
-        x = normalize(x, self.preprocessing, self.device, channels_last=self.device.type == "cuda")
-        if self.device.type == "cuda":
-            with torch.autocast("cuda", dtype=torch.float16):
-                logits = self.module(x)
-        else:
-            logits = self.module(x)
-        return logits.float().softmax(1).cpu()
+        x = normalize(torch.as_tensor(batch), self.preprocessing, self.device)
+        return self.runner(x).softmax(1).cpu()
 
     def predict_proba(self, images: Iterable[Any]) -> torch.Tensor:
         return self.predict_proba_pixels(np.stack([self.pixels(im) for im in images]))
@@ -92,10 +89,15 @@ class VisionModel:
         return preds[0] if single else preds
 
 
-def load_model(path: str | Path, device: str = "auto") -> VisionModel:
-    """Load a model folder or ``model.tar.gz`` written by ``visiontune train``."""
+def load_model(path: str | Path, device: str = "auto", precision: str = "fp32") -> VisionModel:
+    """Load a model folder or ``model.tar.gz`` written by ``visiontune train``.
+
+    ``precision``: ``fp32`` (the default: the trained network's own answers), ``bf16`` / ``fp16``,
+    or ``auto`` (bf16 on CPUs that compute it natively, bf16/fp16 on GPUs: faster, probabilities
+    within about 1e-2 of fp32).
+    """
     folder = artifact_dir(path)
     config = read_config(folder)
     classes = json.loads((folder / "labels.json").read_text())
     module = build_module(folder, config)
-    return VisionModel(module, classes, Preprocessing.from_dict(config["preprocessing"]), config, folder, device)
+    return VisionModel(module, classes, Preprocessing.from_dict(config["preprocessing"]), config, folder, device, precision)

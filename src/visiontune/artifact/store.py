@@ -64,7 +64,8 @@ def pack(out: Path, extra: tuple[str, ...] = ()) -> Path:
     """Write ``model.tar.gz`` with the artifact's files (and ``code/`` if present)."""
     out = Path(out)
     tmp = out / ".model.tar.gz.tmp"
-    with tarfile.open(tmp, "w:gz") as tar:
+    # float32 weights barely compress: level 1 makes a file a few % larger in a third of level 9's time
+    with tarfile.open(tmp, "w:gz", compresslevel=1) as tar:
         for name in (*FILES, "metrics.json", *extra):
             if (out / name).exists():
                 tar.add(out / name, arcname=name)

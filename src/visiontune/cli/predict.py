@@ -20,9 +20,11 @@ from visiontune.predict import iter_predictions
 @click.option("--json", "as_json", is_flag=True, help="JSON Lines, one object per image")
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1))
 @click.option("--device", default="auto", show_default=True)
-def predict_cmd(model, inputs, top_k, as_json, batch_size, device):
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="fp32", show_default=True,
+              help="fp32 = the trained network's exact answers; auto = bf16 where the hardware computes it (faster)")
+def predict_cmd(model, inputs, top_k, as_json, batch_size, device, precision):
     """Predict classes for an image, a folder of images or a manifest."""
-    m = load_model(model, device=device)
+    m = load_model(model, device=device, precision=precision)
     table = Table("image", "label", "probability", f"top {top_k}")
     n_bad = 0
     for row in iter_predictions(m, Path(inputs), top_k=top_k, batch_size=batch_size):

@@ -31,6 +31,8 @@ def _parse_models(models: tuple[str, ...]) -> dict[str, str]:
 @click.option("--threads", default=None, type=click.IntRange(1), help="compute threads per worker")
 @click.option("--runtime", type=click.Choice(["torch", "onnx"]), default="torch", show_default=True)
 @click.option("--device", default="auto", show_default=True)
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto", show_default=True,
+              help="torch runtime: auto = bf16 on CPUs with native bf16 (AMX/AVX512-BF16), fp16/bf16 on GPUs; fp32 = the trained network's exact answers")
 @click.option("--max-batch-size", default=1, show_default=True, type=click.IntRange(1),
               help="dynamic batching: images per forward pass (1 = off)")
 @click.option("--max-delay-ms", default=5.0, show_default=True, type=float,
@@ -39,7 +41,7 @@ def _parse_models(models: tuple[str, ...]) -> dict[str, str]:
 @click.option("--api-key", default=None, envvar="VISIONTUNE_API_KEY", help="require this key (or $VISIONTUNE_API_KEY)")
 @click.option("--allow-model-management", is_flag=True,
               help="allow POST/DELETE /models without an API key (on by default with --api-key; off with --workers > 1)")
-def serve_cmd(models, host, port, workers, threads, runtime, device, max_batch_size, max_delay_ms,
+def serve_cmd(models, host, port, workers, threads, runtime, device, precision, max_batch_size, max_delay_ms,
               max_payload_mb, api_key, allow_model_management):
     """Serve models over HTTP: SageMaker's /ping and /invocations, and /endpoints/NAME/invocations for boto3.
 
@@ -53,7 +55,7 @@ def serve_cmd(models, host, port, workers, threads, runtime, device, max_batch_s
     named = _parse_models(models)
     for path in named.values():
         artifact_dir(path)  # a wrong path fails now, not in a worker
-    settings = ServerSettings(models=named, runtime=runtime, device=device, threads=threads,
+    settings = ServerSettings(models=named, runtime=runtime, device=device, precision=precision, threads=threads,
                               max_batch_size=max_batch_size, max_delay_ms=max_delay_ms,
                               max_payload_mb=max_payload_mb, api_key=api_key,
                               # each worker process holds its own models: loading into one would split them
@@ -76,11 +78,14 @@ def serve_cmd(models, host, port, workers, threads, runtime, device, max_batch_s
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1))
 @click.option("--top-k", default=3, show_default=True, type=click.IntRange(1))
 @click.option("--device", default="auto", show_default=True)
-def batch_predict_cmd(model, inputs, out, batch_size, top_k, device):
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto", show_default=True,
+              help="auto = bf16 on CPUs with native bf16, fp16/bf16 on GPUs; fp32 = exact answers")
+def batch_predict_cmd(model, inputs, out, batch_size, top_k, device, precision):
     """Batch transform: a folder, manifest or fsspec URL -> JSON Lines (.out files); reruns resume."""
     from visiontune.serve.batch import batch_predict
 
-    r = batch_predict(model, inputs, out, batch_size=batch_size, top_k=top_k, device=device)
+    r = batch_predict(model, inputs, out, batch_size=batch_size, top_k=top_k, device=device,
+                      precision=precision)
     click.echo(json.dumps({"written": r.written, "already_done": r.skipped_done, "errors": r.errors,
                            "out": str(r.out)}))
 

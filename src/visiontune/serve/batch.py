@@ -33,8 +33,8 @@ class BatchResult:
 
 
 def batch_predict(model_path: str | Path, inputs: str | Path, out: str | Path, batch_size: int = 64,
-                  top_k: int = 3, device: str = "auto") -> BatchResult:
-    model = load_model(model_path, device=device)
+                  top_k: int = 3, device: str = "auto", precision: str = "auto") -> BatchResult:
+    model = load_model(model_path, device=device, precision=precision)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     remote = "://" in str(inputs)

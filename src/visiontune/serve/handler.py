@@ -60,6 +60,7 @@ class Handler:
     model_dir: Path
     runtime: str = "torch"
     device: str = "auto"
+    precision: str = "auto"
     threads: int | None = None
     max_pixels: int | None = 40_000_000
     hooks: dict[str, Callable] = field(default_factory=dict)
@@ -70,7 +71,7 @@ class Handler:
     # ------------------------------------------------------------ defaults
     def default_model_fn(self, model_dir):
         config = read_config(Path(model_dir))
-        kwargs = {"device": self.device}
+        kwargs = {"device": self.device, "precision": self.precision}
         if self.runtime == "onnx":
             kwargs["threads"] = self.threads
         rt = create_runtime(self.runtime, Path(model_dir), **kwargs)

@@ -27,10 +27,10 @@ class Runtime(ABC):
 class TorchRuntime(Runtime):
     name = "torch"
 
-    def __init__(self, model_dir: Path, device: str = "auto"):
+    def __init__(self, model_dir: Path, device: str = "auto", precision: str = "auto"):
         from visiontune.artifact import load_model
 
-        self.model = load_model(model_dir, device=device)
+        self.model = load_model(model_dir, device=device, precision=precision)
 
     def predict_proba(self, pixels):
         return self.model.predict_proba_pixels(pixels).numpy()
@@ -39,11 +39,13 @@ class TorchRuntime(Runtime):
 class OnnxRuntime(Runtime):
     name = "onnx"
 
-    def __init__(self, model_dir: Path, device: str = "auto", threads: int | None = None):
+    def __init__(self, model_dir: Path, device: str = "auto", threads: int | None = None, precision: str = "fp32"):
         try:
             import onnxruntime as ort
         except ImportError as exc:
             raise MissingDependencyError("onnxruntime", "--runtime onnx", extra="serve") from exc
+        if precision not in ("fp32", "auto"):
+            raise ConfigError(f"--runtime onnx runs the exported float32 graph; precision={precision!r} needs --runtime torch")
         path = Path(model_dir) / "model.onnx"
         if not path.exists():
             raise ArtifactError(f"{path} does not exist: run `visiontune export {model_dir} --format onnx` first")

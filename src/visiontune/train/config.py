@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from visiontune.data.cache import PRECISIONS
 from visiontune.data.sources import ON_BAD_IMAGE
 from visiontune.data.transforms import AUGMENTATIONS
 from visiontune.errors import ConfigError
@@ -21,7 +22,6 @@ from visiontune.errors import ConfigError
 MODES = ("head", "partial", "full")
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
 SCHEDULERS = ("none", "step", "cosine", "one-cycle")
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
@@ -63,7 +63,7 @@ class TrainConfig:
     on_bad_image: str = opt("error", "unreadable images: stop with an error, or skip and report them", ON_BAD_IMAGE)
     precision: str = opt("auto", "compute precision (auto: bf16 where the hardware has it, mixed on GPUs)", PRECISIONS)
     device: str = opt("auto", "device (auto: CUDA when present, else CPU)", DEVICES)
-    num_workers: int | None = opt(None, "image decoding processes (default: from the CPU count)")
+    num_workers: int | None = opt(None, "image decoding processes for the pixel cache and GPU feature pass (default: from the CPU count)")
     top_k: int = opt(5, "report top-k accuracy for this k")
     resume: bool = opt(False, "continue an interrupted run in --out from its last checkpoint")
 

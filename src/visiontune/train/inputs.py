@@ -12,6 +12,7 @@ from visiontune.data.cache import feature_cache, fingerprint, pixel_cache
 from visiontune.data.dataset import Dataset, Sample, check_no_leaks
 from visiontune.data.split import stratified_split
 from visiontune.progress import bar, note
+from visiontune.zoo.optimize import inference_copy
 
 
 @dataclass
@@ -58,12 +59,14 @@ def prepare(dataset: Dataset, hashes: dict[str, str], *, kind: str, prep, on_bad
             workers: int | None = None, cache_root: Path | None = None):
     """Inputs per split, and the list of images left out as (source, reason)."""
     inputs, skipped = {}, []
+    extractor = inference_copy(backbone, device, dtype) if kind == "features" else None  # one for every split
     for name, samples in dataset.splits.items():
         with bar(len(samples), f"{'features' if kind == 'features' else 'decoding'} [{name}]") as advance:
             if kind == "features":
                 x, ok, bad, hit = feature_cache(backbone, model_key, samples, hashes, prep, device=device,
                                                 dtype=dtype, batch_size=batch_size, on_bad_image=on_bad_image,
-                                                workers=workers, progress=advance, root=cache_root)
+                                                workers=workers, progress=advance, root=cache_root,
+                                                extractor=extractor)
             else:
                 x, ok, bad, hit = pixel_cache(samples, hashes, prep, on_bad_image=on_bad_image,
                                               workers=workers, progress=advance, root=cache_root)

@@ -15,9 +15,10 @@ from torch import nn
 
 
 class _Frozen(nn.Module):
-    def __init__(self, body: nn.Module, dtype: torch.dtype | None, autocast_device: str | None):
+    def __init__(self, body: nn.Module, head: nn.Module | None, dtype: torch.dtype | None,
+                 autocast_device: str | None):
         super().__init__()
-        self.body, self.dtype, self.autocast_device = body, dtype, autocast_device
+        self.body, self.head, self.dtype, self.autocast_device = body, head, dtype, autocast_device
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.autocast_device:
@@ -25,12 +26,21 @@ class _Frozen(nn.Module):
                 out = self.body(x)
         else:
             out = self.body(x.to(self.dtype) if self.dtype is not None else x)
-        return out.float().flatten(1)
+        features = out.float().flatten(1)
+        return features if self.head is None else self.head(features)
 
 
-def inference_copy(backbone: nn.Module, device: torch.device, dtype: torch.dtype | None) -> tuple[nn.Module, str]:
-    """A frozen, optimised copy of ``backbone`` (its ``body``) and what was done to it."""
-    body = copy.deepcopy(getattr(backbone, "body", backbone)).eval()
+def inference_copy(module: nn.Module, device: torch.device, dtype: torch.dtype | None) -> tuple[nn.Module, str]:
+    """A frozen, optimised copy of a backbone's ``body`` (-> features), or of a whole
+    classifier (backbone optimised, head kept in float32 -> logits), and what was done.
+
+    A classifier's copy computes exactly what head-mode training computed: the head
+    saw float32 features of the optimised backbone.
+    """
+    head = getattr(module, "head", None)
+    backbone = getattr(module, "backbone", module)
+    original = getattr(backbone, "body", backbone)
+    body = copy.deepcopy(original).eval()
     how = []
     try:
         from torch.fx.experimental.optimization import fuse
@@ -40,7 +50,7 @@ def inference_copy(backbone: nn.Module, device: torch.device, dtype: torch.dtype
             body = fuse(body)
         how.append("conv+bn folded")
     except Exception:  # noqa: BLE001 - not every architecture traces; the plain copy works
-        body = copy.deepcopy(getattr(backbone, "body", backbone)).eval()
+        body = copy.deepcopy(original).eval()
     body = body.to(device).to(memory_format=torch.channels_last)
     autocast_device = None
     if dtype is not None:
@@ -51,6 +61,8 @@ def inference_copy(backbone: nn.Module, device: torch.device, dtype: torch.dtype
             autocast_device = device.type
             how.append(f"{str(dtype).replace('torch.', '')} autocast")
     how.append("channels_last")
-    for p in body.parameters():
+    head = copy.deepcopy(head).float().to(device).eval() if head is not None else None
+    frozen = _Frozen(body, head, dtype, autocast_device).eval()
+    for p in frozen.parameters():
         p.requires_grad_(False)
-    return _Frozen(body, dtype, autocast_device).eval(), ", ".join(how)
+    return frozen, ", ".join(how)
