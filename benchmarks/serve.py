@@ -171,6 +171,31 @@ def c1_rounds(model: Path, body: bytes, seconds: float, rounds: int = 3) -> list
     return out
 
 
+def model_side_batching(model: Path, body: bytes, batch: int = 16, rounds: int = 5) -> dict:
+    """In-process: one forward of ``batch`` decoded images vs ``batch`` forwards of one (what batching can
+    buy at most, before HTTP, decoding and the load generator take their share of the cores)."""
+    from visiontune.serve.handler import Handler
+
+    out = {}
+    for precision in ("auto", "fp32"):
+        rt = Handler(model, precision=precision).load().model
+        pixels = np.stack([rt.pixels(body)] * batch)
+        rt.runtime.predict_proba(pixels)
+        one, many = [], []
+        for _ in range(rounds):
+            t = time.perf_counter()
+            for i in range(batch):
+                rt.runtime.predict_proba(pixels[i:i + 1])
+            one.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            rt.runtime.predict_proba(pixels)
+            many.append(time.perf_counter() - t)
+        out[f"torch_{precision}"] = {"images_per_s_one_at_a_time": round(batch / statistics.median(one), 1),
+                                     f"images_per_s_batch_{batch}": round(batch / statistics.median(many), 1),
+                                     "gain": round(statistics.median(one) / statistics.median(many), 2)}
+    return out
+
+
 #: (runtime, precision): the torch runtime as served by default (auto: bf16 on CPUs that compute it
 #: natively), the same in float32, and ONNX Runtime (float32)
 RUNTIMES = (("torch", "auto"), ("torch", "fp32"), ("onnx", "fp32"))
@@ -191,6 +216,8 @@ def main() -> None:
     results = {"setup": {"model": "mobilenet_v2", "image_size": 224, "cpus": os.cpu_count(), "body_bytes": len(body),
                          "seconds_per_level": args.seconds, "batching": " ".join(BATCHING)},
                "limit": {}, "configs": {}, "paired_c1": {}}
+    results["model_side_batching"] = model_side_batching(model, body)
+    print("model-side batching", results["model_side_batching"], flush=True)
     for runtime, precision in RUNTIMES:
         name = f"{runtime}_{precision}"
         results["limit"][name] = in_process_limit(model, body, runtime, precision)

@@ -64,8 +64,9 @@ def pack(out: Path, extra: tuple[str, ...] = ()) -> Path:
     """Write ``model.tar.gz`` with the artifact's files (and ``code/`` if present)."""
     out = Path(out)
     tmp = out / ".model.tar.gz.tmp"
-    # float32 weights barely compress: level 1 makes a file a few % larger in a third of level 9's time
-    with tarfile.open(tmp, "w:gz", compresslevel=1) as tar:
+    # float32 weights barely compress: deflate saved 7% of mobilenet_v2's 11.7 MB in 0.57-0.76 s (levels
+    # 1-9) where storing takes 0.03 s; the file stays a gzip'd tar, as SageMaker expects
+    with tarfile.open(tmp, "w:gz", compresslevel=0) as tar:
         for name in (*FILES, "metrics.json", *extra):
             if (out / name).exists():
                 tar.add(out / name, arcname=name)

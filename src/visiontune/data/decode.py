@@ -42,13 +42,22 @@ def _high_bit_to_l(img: Image.Image) -> Image.Image:
     return Image.fromarray(np.clip(np.rint(arr), 0, 255).astype(np.uint8), mode="L")
 
 
-def to_rgb(img: Image.Image) -> Image.Image:
+def upright(img: Image.Image, own: bool = False) -> Image.Image:
+    """Apply EXIF orientation.  ``own``: the image is ours to change, so no copy is made
+    (a copy of every upright image cost 4% of a server's CPU under load)."""
+    if own:
+        ImageOps.exif_transpose(img, in_place=True)
+        return img
+    return ImageOps.exif_transpose(img)
+
+
+def to_rgb(img: Image.Image, own: bool = False) -> Image.Image:
     """Apply EXIF orientation and convert any mode to 8-bit RGB.
 
     Transparent pixels are put on white (what a viewer shows), 16-bit images
-    are scaled to 8 bits rather than clipped.
+    are scaled to 8 bits rather than clipped.  ``own``: see :func:`upright`.
     """
-    img = ImageOps.exif_transpose(img)
+    img = upright(img, own)
     mode = img.mode
     if mode == "RGB":
         return img
@@ -86,8 +95,8 @@ def open_image(source: str | Path | bytes, name: str | None = None, rgb: bool = 
                     )
                 img.load()
                 if not rgb and img.mode == "L":
-                    return ImageOps.exif_transpose(img)
-                return to_rgb(img)
+                    return upright(img, own=True)
+                return to_rgb(img, own=True)
     except BadImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:

@@ -28,6 +28,18 @@ class HeadSpec:
         return asdict(self)
 
 
+class Dropout(nn.Dropout):
+    """``nn.Dropout`` whose CPU mask comes from ``torch.rand``: the CPU ``bernoulli_`` that
+    ``nn.Dropout`` draws with measured 1.6-1.9 ms for a 128 x 512 batch against 0.5 ms, a
+    fifth of a head-training step.  Same distribution, same global generator (so seeded
+    epochs still repeat), no parameters (so state dicts are unchanged)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0 or x.device.type != "cpu":
+            return super().forward(x)
+        return x * (torch.rand_like(x) >= self.p) * (1.0 / (1.0 - self.p))
+
+
 class Head(nn.Module):
     """``Linear`` or ``Linear -> ReLU -> Dropout -> Linear``, dropout first if asked."""
 
@@ -38,11 +50,11 @@ class Head(nn.Module):
         if spec.hidden_units:
             layers += [nn.Linear(in_features, spec.hidden_units), nn.ReLU(inplace=True)]
             if spec.dropout:
-                layers.append(nn.Dropout(spec.dropout))
+                layers.append(Dropout(spec.dropout))
             layers.append(nn.Linear(spec.hidden_units, spec.num_classes))
         else:
             if spec.dropout:
-                layers.append(nn.Dropout(spec.dropout))
+                layers.append(Dropout(spec.dropout))
             layers.append(nn.Linear(in_features, spec.num_classes))
         self.layers = nn.Sequential(*layers)
 
