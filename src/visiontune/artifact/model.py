@@ -93,8 +93,8 @@ def load_model(path: str | Path, device: str = "auto", precision: str = "fp32") 
     """Load a model folder or ``model.tar.gz`` written by ``visiontune train``.
 
     ``precision``: ``fp32`` (the default: the trained network's own answers), ``bf16`` / ``fp16``,
-    or ``auto`` (bf16 on CPUs that compute it natively, bf16/fp16 on GPUs: faster, probabilities
-    within about 1e-2 of fp32).
+    or ``auto`` (bf16 on CPUs that compute it natively, bf16/fp16 on GPUs: faster; on 64 Fashion-MNIST
+    test images bf16 probabilities differed from fp32 by up to 0.097, with the same top class for all).
     """
     folder = artifact_dir(path)
     config = read_config(folder)
