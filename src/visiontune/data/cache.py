@@ -54,9 +54,9 @@ def fingerprint(samples: list[Sample], progress: Progress | None = None, workers
         return [one(s) for s in part]
 
     # chunks, not one task per file: submitting 14k tiny tasks cost more (2 s) than reading the files (0.3 s)
-    size = 256
+    parts = _chunks(samples, 256)
     out = {}
-    for part, hashes in zip(_chunks(samples, size), ordered_map(chunk, _chunks(samples, size), workers)):
+    for part, hashes in zip(parts, ordered_map(chunk, parts, workers)):
         out.update(zip((s.source for s in part), hashes))
         if progress:
             progress(len(part))
@@ -308,11 +308,12 @@ def _features(fast, samples: list[Sample], prep: Preprocessing, device: torch.de
     """``(indices, ok indices, features or None, errors)`` per batch, in order.
 
     On a CPU each thread decodes and runs whole batches on one core.  Measured on
-    2 cores (MobileNetV2, 96 px, bf16): 2 threads x 1 core ran the network at
-    680-730 img/s against 270-460 img/s for one batch at a time on both cores, and
-    decoding inside each thread cost about 6% more, where decoding in a separate
-    process while the network used both cores cost half the speed (OpenMP threads
-    waiting on a descheduled peer).  On a GPU, ``workers`` processes decode while the GPU runs.
+    2 shared cores (MobileNetV2, 96 px, bf16, decoding included): 527-687 img/s
+    against 257-320 img/s for one batch at a time over both cores; over 14k images
+    24.7 s against 33.0 s for a DataLoader process decoding while the network used
+    both cores (OpenMP threads wait on a descheduled peer).  Decoding in processes
+    and running per-core threads measured no faster than this (530-590 img/s either
+    way).  On a GPU, ``workers`` processes decode while the GPU runs.
     """
     if device.type == "cpu":
         size = min(batch_size, 128)  # 128 beat 256 in 3 of 4 paired runs

@@ -47,7 +47,7 @@ def inference_copy(module: nn.Module, device: torch.device, dtype: torch.dtype |
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            body = fuse(body)
+            body = fuse(body, inplace=True)  # body is our copy already
         how.append("conv+bn folded")
     except Exception:  # noqa: BLE001 - not every architecture traces; the plain copy works
         body = copy.deepcopy(original).eval()
