@@ -119,7 +119,7 @@ def phase_head(data: Path, size: int, epochs: int, work: Path) -> dict:
     res = {}
     for label in ("cold", "warm"):
         t = time.perf_counter()
-        r = vt.train(data=str(data), out=str(work / "head"), model="mobilenet_v2", mode="head",
+        r = vt.train(data=str(data), out=str(work / "head"), model="mobilenet_v2", mode="head", overwrite=True,
                      epochs=epochs, image_size=size, **HEAD)
         dt = time.perf_counter() - t
         res[label] = {"wall_s": round(dt, 2), "train_images_per_s": round(epochs * r.metrics["counts"]["train"] / dt, 1),
@@ -177,7 +177,7 @@ def phase_seeds(data: Path, size: int, epochs: int) -> dict:
 
 def phase_full(data: Path, size: int, epochs: int, work: Path) -> dict:
     t = time.perf_counter()
-    r = vt.train(data=str(data), out=str(work / "full"), model="mobilenet_v2", mode="full", epochs=epochs,
+    r = vt.train(data=str(data), out=str(work / "full"), model="mobilenet_v2", mode="full", epochs=epochs, overwrite=True,
                  image_size=size, **FULL)
     dt = time.perf_counter() - t
     return {"wall_s": round(dt, 2), "train_images_per_s": round(epochs * r.metrics["counts"]["train"] / dt, 1),

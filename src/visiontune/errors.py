@@ -7,6 +7,40 @@ what was wrong, which file, line or field, and what to do about it.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+#: How messages name options: ``python`` (``on_bad_image='skip'``), or ``cli`` (``--on-bad-image skip``).
+#: A process-wide setting (worker threads raise errors too): the command line switches it to ``cli``
+#: while a command runs; the Python API keeps ``python``.
+_STYLE = {"value": "python"}
+_UNSET = object()
+
+
+@contextmanager
+def option_style(style: str) -> Iterator[None]:
+    before = _STYLE["value"]
+    _STYLE["value"] = style
+    try:
+        yield
+    finally:
+        _STYLE["value"] = before
+
+
+def option(name: str, value: Any = _UNSET) -> str:
+    """An option as the caller spells it: ``option("on_bad_image", "skip")`` is
+    ``on_bad_image='skip'`` from Python and ``--on-bad-image skip`` on the command line."""
+    if _STYLE["value"] == "cli":
+        flag = "--" + name.replace("_", "-")
+        if value is _UNSET:
+            return flag
+        if isinstance(value, bool):
+            return flag if value else f"--no-{name.replace('_', '-')}"
+        return f"{flag} {value}"
+    if value is _UNSET:
+        return name
+    return f"{name}={value!r}"
+
 
 class VisiontuneError(Exception):
     """Base class: a problem the user can fix, with the fix in the message."""
@@ -34,13 +68,21 @@ class ManifestError(DataError):
 class BadImageError(DataError):
     """An image file that cannot be decoded."""
 
-    def __init__(self, path: str, reason: str):
+    def __init__(self, path: str, reason: str, hint: str = ""):
         self.path = str(path)
         self.reason = reason
-        super().__init__(
-            f"cannot read image {path}: {reason}. Fix or remove the file, "
-            "or pass --on-bad-image skip to leave it out and report it."
-        )
+        super().__init__(f"cannot read image {path}: {reason}" + (f". {hint}" if hint else ""))
+
+    def with_hint(self, hint: str) -> "BadImageError":
+        """The same error with advice for where it was raised (e.g. which option skips such images)."""
+        err = BadImageError(self.path, self.reason, hint)
+        err.__cause__ = self.__cause__
+        return err
+
+
+def skip_hint() -> str:
+    return (f"Fix or remove the file, or pass {option('on_bad_image', 'skip')} to leave such images out "
+            "and list them in metrics.json")
 
 
 class ModelNotFoundError(VisiontuneError):

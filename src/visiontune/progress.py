@@ -30,7 +30,7 @@ def log_metrics(stream=None, **values) -> None:
 
 def note(message: str) -> None:
     """A human message on stderr."""
-    _err.print(message, highlight=False)
+    _err.print(message, highlight=False, soft_wrap=True)
 
 
 @contextmanager

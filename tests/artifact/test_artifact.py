@@ -80,3 +80,52 @@ def test_bad_image_in_predict(trained):
     r, _ = trained
     with pytest.raises(vt.VisiontuneError, match="not an image"):
         vt.load_model(r.out).predict(b"definitely not a picture")
+
+
+def test_every_input_kind_predicts_the_same(trained):
+    """Regression (issue 14.2): predict_proba("img.png") iterated the path's characters."""
+    r, data = trained
+    m = vt.load_model(r.out)
+    path = sorted((data / "test" / "red").iterdir())[0]
+    img = Image.open(path).convert("RGB")
+    arr = np.asarray(img)
+    reference = m.predict_proba(str(path))
+    assert isinstance(reference, np.ndarray) and reference.shape == (1, 3)
+    for x in (path, path.read_bytes(), img, arr, torch.from_numpy(arr.copy()),
+              torch.from_numpy(arr.copy()).permute(2, 0, 1)):
+        assert np.allclose(m.predict_proba(x), reference, atol=1e-6), type(x)
+        assert m.predict(x).label == m.predict(str(path)).label
+    batch = m.predict_proba([str(path), path, img])
+    assert batch.shape == (3, 3) and np.allclose(batch, reference[0], atol=1e-6)
+    assert m.predict_proba(np.stack([arr, arr])).shape == (2, 3)  # a 4-D array is a batch
+    assert len(m.predict([path, path])) == 2
+
+
+def test_python_errors_name_python_arguments(trained, tmp_path):
+    """Regression (issue 14.2): the Python API's errors suggested CLI flags the call does not have."""
+    r, data = trained
+    m = vt.load_model(r.out)
+    bad = tmp_path / "notes.jpg"
+    bad.write_text("just text")
+    with pytest.raises(vt.VisiontuneError) as err:
+        m.predict(str(bad))
+    assert "notes.jpg" in str(err.value) and "--" not in str(err.value) and "<_io" not in str(err.value)
+    shutil_copy = tmp_path / "d"
+    import shutil
+
+    shutil.copytree(data, shutil_copy)
+    (shutil_copy / "train" / "red" / "notes.jpg").write_text("just text")
+    with pytest.raises(vt.VisiontuneError, match=r"notes\.jpg: not an image file Pillow can identify.*on_bad_image='skip'") as err:
+        vt.train(data=str(shutil_copy), out=str(tmp_path / "o"), **FAST)
+    assert "--on-bad-image" not in str(err.value)
+
+
+def test_artifact_files_are_world_readable(trained):
+    """Regression (issue 14.10): model.safetensors was 0600 while the other files were 0644."""
+    r, _ = trained
+    mode = (r.out / "config.json").stat().st_mode & 0o777
+    assert mode & 0o444 == 0o444  # readable by all under any usual umask
+    for f in ("model.safetensors", "labels.json", "metrics.json", "model.tar.gz"):
+        assert (r.out / f).stat().st_mode & 0o777 == mode, f
+    with tarfile.open(r.out / "model.tar.gz") as tar:
+        assert all(m.mode & 0o777 == mode for m in tar.getmembers() if m.isfile())

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from tests.conftest import make_folder_dataset
-from visiontune.data.cache import feature_cache, fingerprint, resolve_precision
+from visiontune.data.cache import feature_cache, fingerprint
+from visiontune.runtime import resolve_precision
 from visiontune.data.dataset import Sample, content_hash
 from visiontune.data.decode import load_pixels
 from visiontune.data.sources import open_dataset

@@ -46,7 +46,7 @@ def test_single_class_is_refused(tmp_path):
 
 def test_non_image_file_error_and_skip(tiny_folder):
     (tiny_folder / "red" / "README.txt").write_text("notes")
-    with pytest.raises(DataError, match=r"red/README\.txt is not an image file.*--on-bad-image skip"):
+    with pytest.raises(DataError, match=r"red/README\.txt is not an image file.*on_bad_image='skip'"):
         open_dataset(tiny_folder)
     ds = open_dataset(tiny_folder, on_bad_image="skip")
     assert [s for s, _ in ds.skipped] == [str(tiny_folder / "red" / "README.txt")]
@@ -128,7 +128,7 @@ def test_manifest_missing_source_ref(tmp_path):
 def test_manifest_several_attributes_need_a_name(tmp_path, images):
     row = {**_gt(str(images[0][0]), 0, "red", "a"), **_gt(str(images[0][0]), 1, "blue", "b")}
     p = _manifest(tmp_path, [row], "m.manifest")
-    with pytest.raises(ManifestError, match="several label attributes.*--label-attribute"):
+    with pytest.raises(ManifestError, match="several label attributes.*label_attribute"):
         open_dataset(p)
     ds = open_dataset(p, label_attribute="b")
     assert ds.classes == ["blue"]

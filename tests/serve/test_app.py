@@ -55,9 +55,19 @@ def test_verbose_and_top_k(client, png_bytes):
     assert v["labels"] == ["blue", "green", "red"] and v["predicted_label"] == "red" and len(v["probabilities"]) == 3
     top = post(client, png_bytes, "image/png", accept="application/json;verbose", params={"top_k": 2}).json()
     assert [t["label"] for t in top["top_k"]][0] == "red" and len(top["top_k"]) == 2
-    plain = post(client, png_bytes, "image/png",
-                 headers={"X-Amzn-SageMaker-Custom-Attributes": "top_k=1"}).json()
-    assert plain == [{"label": "red", "probability": pytest.approx(v["probabilities"][2])}]
+    assert v["top_k"][0] == {"label": "red", "probability": v["probability"]} and len(v["top_k"]) == 3
+    attr = post(client, png_bytes, "image/png", accept="application/json;verbose",
+                headers={"X-Amzn-SageMaker-Custom-Attributes": "top_k=1"}).json()
+    assert attr["top_k"] == [{"label": "red", "probability": pytest.approx(v["probabilities"][2])}]
+    assert set(attr) == set(v) == set(top)  # one shape, with or without top_k
+
+
+def test_plain_json_keeps_its_shape_and_refuses_top_k(client, png_bytes):
+    """Regression (issue 14.9): ?top_k used to turn the list of probabilities into a list of pairs."""
+    plain = post(client, png_bytes, "image/png").json()
+    assert len(plain) == 3 and all(isinstance(p, float) for p in plain)
+    r = post(client, png_bytes, "image/png", params={"top_k": 1})
+    assert r.status_code == 400 and r.json()["status"] == 400 and "application/json;verbose" in r.json()["error"]
 
 
 def _still_serving(client, png_bytes):
@@ -138,7 +148,7 @@ def test_ping_waits_for_a_model_and_multi_model(model_dir, png_bytes, tmp_path):
     app = create_app(ServerSettings(models={}))
     with TestClient(app) as c:
         r = c.post("/models", json={"name": "a", "path": str(model_dir)})
-        assert r.status_code == 403 and "--api-key" in r.json()["error"]  # off unless asked for
+        assert r.status_code == 403 and "API key" in r.json()["error"]  # off unless asked for
     app = create_app(ServerSettings(models={}, allow_model_management=True))
     with TestClient(app) as c:
         app.state.loader.join(10)
@@ -244,3 +254,11 @@ def test_custom_model_fn_alone_is_refused_at_start(model_dir, tmp_path):
     (d / "code" / "inference.py").write_text("def model_fn(model_dir):\n    return object()\n")
     with pytest.raises(InferenceCodeError, match="define input_fn and predict_fn as well"):
         Handler(d).load()
+
+
+def test_every_error_has_the_same_json_shape(client):
+    """Regression (issue 14.9): 404 and 405 answered {"detail": ...}, other errors {"error", "status"}."""
+    for method, path, status in (("GET", "/nope", 404), ("GET", "/invocations", 405), ("DELETE", "/ping", 405)):
+        r = client.request(method, path)
+        assert r.status_code == status and set(r.json()) == {"error", "status"} and r.json()["status"] == status
+    assert "POST /invocations" in client.get("/nope").json()["error"]

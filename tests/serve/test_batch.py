@@ -27,7 +27,7 @@ def test_folder_outputs_and_resume(model_dir, tmp_path):
     assert "error" in json.loads((tmp_path / "out" / "broken.jpg.out").read_text())
     (tmp_path / "out" / "img0.png.out").unlink()
     r = batch_predict(model_dir, d, tmp_path / "out")
-    assert (r.written, r.skipped_done) == (1, 5)
+    assert (r.written, r.skipped_done, r.retried) == (2, 4, 1)  # the missing one, and the failed one again
 
 
 def test_manifest_in_order_and_resume_after_torn_line(model_dir, tmp_path):
@@ -61,3 +61,47 @@ def test_fsspec_folder_url(model_dir, tmp_path):
     r = batch_predict(model_dir, "memory://bucket/imgs/", tmp_path / "out")
     assert (r.written, r.errors) == (5, 0)
     assert json.loads((tmp_path / "out" / "sub" / "img1.png.out").read_text())["label"] == "green"
+
+
+def test_rerun_with_other_options_or_model_is_refused(model_dir, tmp_path):
+    """Regression (issue 14.1): a rerun with --top-k 1 reported everything already done and kept stale files."""
+    from visiontune.errors import ConfigError
+
+    d, out = _folder(tmp_path), tmp_path / "out"
+    batch_predict(model_dir, d, out, top_k=3)
+    with pytest.raises(ConfigError, match=r"top_k: 3 then, 1 now.*overwrite=True"):
+        batch_predict(model_dir, d, out, top_k=1)
+    other = tmp_path / "other_model"
+    shutil.copytree(model_dir, other)
+    labels = json.loads((other / "labels.json").read_text())
+    (other / "labels.json").write_text(json.dumps([x.upper() for x in labels]))  # another model: another fingerprint
+    with pytest.raises(ConfigError, match="model:"):
+        batch_predict(other, d, out, top_k=3)
+    r = batch_predict(model_dir, d, out, top_k=1, overwrite=True)
+    assert (r.written, r.skipped_done) == (6, 0)
+    assert len(json.loads((out / "sub" / "img1.png.out").read_text())["top_k"]) == 1
+
+
+def test_a_fixed_file_is_predicted_on_the_rerun(model_dir, tmp_path):
+    """Regression (issue 14.1): a file that failed and was fixed kept its old error on the rerun."""
+    d, out = _folder(tmp_path), tmp_path / "out"
+    assert batch_predict(model_dir, d, out).errors == 1
+    draw_image(COLORS["blue"], 1).save(d / "broken.jpg", "JPEG")
+    r = batch_predict(model_dir, d, out)
+    assert (r.written, r.retried, r.errors) == (1, 1, 0)
+    rec = json.loads((out / "broken.jpg.out").read_text())
+    assert "error" not in rec and rec["label"] in ("blue", "green", "red")
+
+
+def test_manifest_rerun_retries_failed_lines_in_place(model_dir, tmp_path):
+    d = _folder(tmp_path)
+    images = sorted(d.rglob("*.png")) + [d / "broken.jpg"]
+    manifest = tmp_path / "in.manifest"
+    manifest.write_text("".join(json.dumps({"source-ref": str(p)}) + "\n" for p in images))
+    out = tmp_path / "out"
+    assert batch_predict(model_dir, manifest, out).errors == 1
+    draw_image(COLORS["red"], 2).save(d / "broken.jpg", "JPEG")
+    r = batch_predict(model_dir, manifest, out)
+    rows = [json.loads(x) for x in (out / "in.manifest.out").read_text().splitlines()]
+    assert (r.retried, r.errors) == (1, 0) and len(rows) == len(images)
+    assert rows[-1]["source"] == str(d / "broken.jpg") and "error" not in rows[-1] and "label" in rows[-1]

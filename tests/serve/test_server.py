@@ -41,8 +41,9 @@ def test_python_client_every_input_kind(server_factory, model_dir, png_bytes, tm
     path.write_bytes(png_bytes)
     img = Image.open(io.BytesIO(png_bytes)).convert("RGB")
     results = [p.predict(x) for x in (png_bytes, path, img, np.asarray(img))]
-    assert all(r["predicted_label"] == "red" for r in results)
-    assert results[0]["probabilities"] == pytest.approx(results[3]["probabilities"], abs=1e-5)
+    assert all(r.label == "red" for r in results)
+    assert results[0].probability == pytest.approx(results[3].probability, abs=1e-5)
+    assert p.predict_proba([png_bytes, path]).shape == (2, 3)
     assert Predictor(srv.url, model="x", api_key="k").ping()
     with pytest.raises(RequestError, match="403"):
         Predictor(srv.url, api_key="bad").predict(png_bytes)
@@ -73,3 +74,30 @@ def test_dynamic_batching_merges_concurrent_requests(server_factory, model_dir, 
     count = float(re.search(r'visiontune_batch_size_count\{model="model"\} (\S+)', metrics).group(1))
     total = float(re.search(r'visiontune_batch_size_sum\{model="model"\} (\S+)', metrics).group(1))
     assert total == 16 and count < 16  # fewer forward passes than requests
+
+
+def test_remote_and_local_predictions_are_the_same_type(server_factory, model_dir, png_bytes, jpeg_bytes):
+    """Regression (issue 14.9): the client returned a dict where a local model returns a Prediction."""
+    import visiontune as vt
+    from visiontune.prediction import Prediction
+
+    srv = server_factory(model_dir, "--precision", "fp32")
+    local, remote = vt.load_model(model_dir), Predictor(srv.url)
+    a, b = local.predict(png_bytes, top_k=2), remote.predict(png_bytes, top_k=2)
+    assert type(a) is type(b) is Prediction and a.label == b.label and len(a.top_k) == len(b.top_k) == 2
+    assert a.probability == pytest.approx(b.probability, abs=1e-5)
+    many = remote.predict([png_bytes, jpeg_bytes], top_k=1)
+    assert [m.label for m in many] == [m.label for m in local.predict([png_bytes, jpeg_bytes], top_k=1)]
+    assert np.allclose(remote.predict_proba(png_bytes), local.predict_proba(png_bytes), atol=1e-5)
+
+
+def test_port_in_use_is_one_clear_line(server_factory, model_dir):
+    """Regression (issue 14.9): a busy port gave uvicorn's traceback after the server said it was serving."""
+    import subprocess
+    import sys
+
+    srv = server_factory(model_dir)
+    r = subprocess.run([sys.executable, "-m", "visiontune.cli.main", "serve", str(model_dir), "--port", str(srv.port)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "serving" not in r.stderr and "Traceback" not in r.stderr
+    assert f"127.0.0.1:{srv.port}" in r.stderr and "--port" in r.stderr

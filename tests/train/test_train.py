@@ -71,7 +71,7 @@ def test_resume_gives_the_same_result(tiny_split, tmp_path, mode, extra):
     with pytest.raises(_Interrupt):
         vt.train(data=str(tiny_split), out=str(out), callbacks=(stop_after_first,), **opts)
     assert (out / CHECKPOINT).exists() and not (out / "model.safetensors").exists()
-    with pytest.raises(CheckpointError, match="--resume"):
+    with pytest.raises(CheckpointError, match="interrupted run.*resume=True.*overwrite=True"):
         vt.train(data=str(tiny_split), out=str(out), **opts)
     with pytest.raises(CheckpointError, match="options differ.*learning_rate"):
         vt.train(data=str(tiny_split), out=str(out), resume=True, **{**opts, "learning_rate": 0.5})
@@ -84,9 +84,10 @@ def test_resume_gives_the_same_result(tiny_split, tmp_path, mode, extra):
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
 
 
-def test_resume_without_checkpoint(tiny_folder, tmp_path):
-    with pytest.raises(CheckpointError, match="no checkpoint"):
-        vt.train(data=str(tiny_folder), out=str(tmp_path / "x"), resume=True, **FAST)
+def test_resume_without_checkpoint_starts_with_a_notice(tiny_folder, tmp_path, capsys):
+    """Interrupted before the first checkpoint (the Ctrl-C message suggests --resume): it starts, it says so."""
+    r = vt.train(data=str(tiny_folder), out=str(tmp_path / "x"), resume=True, **FAST)
+    assert "has no checkpoint yet" in capsys.readouterr().err and r.metrics["test_accuracy"] >= 0
 
 
 def test_early_stopping_keeps_best(tiny_split, tmp_path):
@@ -106,7 +107,7 @@ def test_class_weights_and_hidden_head(tiny_folder, tmp_path):
 def test_bad_image_stops_or_is_skipped(tiny_split, tmp_path):
     bad = tiny_split / "train" / "red" / "broken.png"
     bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 20)
-    with pytest.raises(vt.VisiontuneError, match=r"broken\.png.*--on-bad-image skip"):
+    with pytest.raises(vt.VisiontuneError, match=r"broken\.png.*on_bad_image='skip'"):
         vt.train(data=str(tiny_split), out=str(tmp_path / "a"), **FAST)
     r = vt.train(data=str(tiny_split), out=str(tmp_path / "b"), **FAST, on_bad_image="skip")
     assert [s["source"] for s in r.metrics["skipped_images"]] == [str(bad)]
@@ -141,3 +142,47 @@ def test_cached_bad_images_are_reported_under_their_own_names(tiny_split, tmp_pa
     assert [s["source"] for s in r.metrics["skipped_images"]] == [str(copy / "train" / "red" / "broken.png")]
     with pytest.raises(vt.VisiontuneError, match=r"copy/train/red/broken\.png"):
         vt.train(data=str(copy), out=str(tmp_path / "c"), **FAST)
+
+
+def test_recorded_hyperparameters_are_the_ones_used(tiny_split, tmp_path):
+    """Regression (issue 14.3): learning_rate was recorded as null, top_k as 5 for a top-3 metric."""
+    r = vt.train(data=str(tiny_split), out=str(tmp_path / "r"), **{**FAST, "image_size": None}, top_k=5)
+    hp = json.loads((r.out / "hyperparameters.json").read_text())
+    cfg = json.loads((r.out / "config.json").read_text())["hyperparameters"]
+    assert hp == cfg
+    assert hp["learning_rate"] == 1e-3 and hp["top_k"] == 3 and hp["image_size"] == 224 and hp["num_workers"] == 0
+    assert "test_top_3_accuracy" in r.metrics and r.metrics["runtime"]["device"] == "cpu"
+    assert [k for k, v in hp.items() if v is None] == ["weights", "label_attribute"]
+
+
+def test_header_counts_images_after_skipping(tiny_split, tmp_path, capsys):
+    """Regression (issue 14.3): the header said train=37 while one of the 37 was then left out."""
+    (tiny_split / "train" / "red" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 20)
+    vt.train(data=str(tiny_split), out=str(tmp_path / "r"), **FAST, on_bad_image="skip")
+    header = [ln for ln in capsys.readouterr().err.splitlines() if "classes:" in ln][-1]
+    assert "train=36" in header and "1 unreadable image(s) left out" in header
+
+
+def test_a_finished_run_is_not_overwritten(tiny_split, tmp_path):
+    """Regression (issue 14.4): `train --out` into a finished run's folder silently replaced it."""
+    out = tmp_path / "r"
+    first = vt.train(data=str(tiny_split), out=str(out), **FAST)
+    before = (out / "model.safetensors").read_bytes()
+    with pytest.raises(ConfigError, match=r"finished run.*overwrite=True.*another out"):
+        vt.train(data=str(tiny_split), out=str(out), **FAST, learning_rate=0.5)
+    with pytest.raises(ConfigError, match="finished run"):
+        vt.train(data=str(tiny_split), out=str(out), **FAST, resume=True)
+    assert (out / "model.safetensors").read_bytes() == before
+    again = vt.train(data=str(tiny_split), out=str(out), **FAST, learning_rate=0.5, overwrite=True)
+    assert again.history != first.history
+    assert json.loads((out / "hyperparameters.json").read_text())["learning_rate"] == 0.5
+
+
+def test_every_layout_reports_test_metrics(tiny_folder, tmp_path, capsys):
+    """Regression (issue 14.5): plain class folders had no test split, so metrics["test_accuracy"] was a KeyError."""
+    r = vt.train(data=str(tiny_folder), out=str(tmp_path / "r"), **FAST)
+    assert r.metrics["evaluated_on"] == "test" and "test_accuracy" in r.metrics
+    assert r.metrics["counts"] == {"train": 24, "validation": 3, "test": 3}
+    assert "holding out 3 validation and 3 test" in capsys.readouterr().err
+    r = vt.train(data=str(tiny_folder), out=str(tmp_path / "r0"), **FAST, test_fraction=0)
+    assert r.metrics["evaluated_on"] == "validation" and "validation_accuracy" in r.metrics

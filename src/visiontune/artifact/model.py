@@ -3,41 +3,19 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 import torch
 
 from visiontune.artifact.store import artifact_dir, build_module, read_config
-from visiontune.data.cache import resolve_precision
-from visiontune.data.decode import image_to_pixels
+from visiontune.data.decode import as_image_list, image_to_pixels
 from visiontune.data.transforms import normalize
-from visiontune.errors import ConfigError
+from visiontune.prediction import Prediction, top_k_predictions
+from visiontune.runtime import pick_device, resolve_precision
 from visiontune.zoo.optimize import inference_copy
 from visiontune.zoo.weights import Preprocessing
-
-
-@dataclass
-class Prediction:
-    label: str
-    probability: float
-    top_k: list[tuple[str, float]] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"label": self.label, "probability": self.probability,
-                "top_k": [{"label": lab, "probability": p} for lab, p in self.top_k]}
-
-
-def pick_device(device: str = "auto") -> torch.device:
-    if device == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        return torch.device("cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device='cuda' but no CUDA GPU is visible; use --device cpu or auto")
-    return torch.device(device)
 
 
 class VisionModel:
@@ -70,22 +48,24 @@ class VisionModel:
         x = normalize(torch.as_tensor(batch), self.preprocessing, self.device)
         return self.runner(x).softmax(1).cpu()
 
-    def predict_proba(self, images: Iterable[Any]) -> torch.Tensor:
-        return self.predict_proba_pixels(np.stack([self.pixels(im) for im in images]))
+    def predict_proba(self, images: Any) -> np.ndarray:
+        """Class probabilities, ``(N, C)`` float32 numpy, for one image (N = 1) or a list of them.
 
-    def top_k(self, probs: torch.Tensor, k: int = 5) -> list[Prediction]:
-        k = max(1, min(k, self.num_classes))
-        values, idx = probs.topk(k, dim=1)
-        out = []
-        for v, i in zip(values.tolist(), idx.tolist()):
-            pairs = [(self.classes[j], float(p)) for j, p in zip(i, v)]
-            out.append(Prediction(pairs[0][0], pairs[0][1], pairs))
-        return out
+        Takes what :meth:`predict` takes: a path, bytes, a PIL image, an array or tensor, or a list."""
+        batch, _ = as_image_list(images)
+        return self._proba(batch).numpy()
 
-    def predict(self, images: Any, top_k: int = 5) -> list[Prediction]:
-        """Predict one image or a list of images."""
-        single = not isinstance(images, (list, tuple))
-        preds = self.top_k(self.predict_proba([images] if single else images), top_k)
+    def _proba(self, batch: list[Any]) -> torch.Tensor:
+        names = [str(im) if isinstance(im, (str, Path)) else None for im in batch]
+        return self.predict_proba_pixels(np.stack([self.pixels(im, name=n) for im, n in zip(batch, names)]))
+
+    def top_k(self, probs, k: int = 5) -> list[Prediction]:
+        return top_k_predictions(probs, self.classes, k)
+
+    def predict(self, images: Any, top_k: int = 5) -> Prediction | list[Prediction]:
+        """One :class:`Prediction` for one image, a list of them for a list (or a 4-D array / tensor)."""
+        batch, single = as_image_list(images)
+        preds = self.top_k(self._proba(batch), top_k)
         return preds[0] if single else preds
 
 

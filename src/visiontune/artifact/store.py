@@ -41,6 +41,7 @@ def save_artifact(out: Path, model: ImageClassifier, *, name: str, library: str,
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     tmp = out / ".model.safetensors.tmp"
     save_file(state, str(tmp), metadata={"format": "visiontune", "format_version": str(FORMAT_VERSION)})
+    os.chmod(tmp, _file_mode())  # safetensors creates its file private; the artifact's files are all readable alike
     tmp.replace(out / "model.safetensors")
     config = {
         "format_version": FORMAT_VERSION,
@@ -58,6 +59,13 @@ def save_artifact(out: Path, model: ImageClassifier, *, name: str, library: str,
     atomic_write_text(out / "labels.json", json.dumps(classes, indent=1, ensure_ascii=False))
     atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2))
     return out
+
+
+def _file_mode() -> int:
+    """The mode ``open()`` gives new files here (0644 under the usual umask 022)."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 def pack(out: Path, extra: tuple[str, ...] = ()) -> Path:
@@ -94,6 +102,29 @@ def _unpack(path: Path) -> Path:
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     return dest
+
+
+def is_artifact(path: str | Path) -> bool:
+    """Whether ``path`` is a folder holding a finished visiontune model."""
+    path = Path(path)
+    return path.is_dir() and all((path / f).exists() for f in FILES)
+
+
+def fingerprint(path: str | Path) -> str:
+    """A digest of what makes a model answer as it does: weights, config, labels and custom code.
+
+    Batch transform keys its resumable outputs on it; a retrained model gets another one."""
+    folder = artifact_dir(path)
+    digest = hashlib.blake2b(digest_size=16)
+    files = [folder / f for f in FILES]
+    if (folder / "code").is_dir():
+        files += sorted(p for p in (folder / "code").rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+    for f in files:
+        digest.update(str(f.relative_to(folder)).encode() + b"\0")
+        with open(f, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()
 
 
 def artifact_dir(path: str | Path) -> Path:

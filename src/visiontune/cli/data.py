@@ -9,9 +9,9 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from visiontune.data.inspect import inspect_dataset, write_split_manifests
-from visiontune.data.sources import ON_BAD_IMAGE, open_dataset
-from visiontune.data.split import parse_ratios, stratified_split
+from visiontune.data.inspect import inspect
+from visiontune.data.sources import ON_BAD_IMAGE
+from visiontune.data.split import split
 
 
 @click.group("data")
@@ -26,52 +26,57 @@ def data_group() -> None:
 @click.option("--label-attribute", default=None, help="manifest label attribute (detected when there is one)")
 @click.option("--json", "as_json", is_flag=True, help="print the report as JSON")
 def inspect_cmd(path, grid, no_grid, label_attribute, as_json):
-    """Classes, counts per split, image sizes and modes, unreadable files, and a sample grid PNG."""
-    ds = open_dataset(path, on_bad_image="skip", label_attribute=label_attribute)
+    """Classes, counts per split, image sizes and modes, a sample grid PNG, and every check `train` runs.
+
+    Exits 1 when `train` would refuse the data, after listing every reason at once."""
     if not no_grid and grid is None:
         grid = str(Path(path).expanduser().resolve().with_name(Path(path).name + "-samples.png"))
-    report = inspect_dataset(ds, grid=None if no_grid else Path(grid))
+    report = inspect(path, grid=None if no_grid else grid, label_attribute=label_attribute)
     if as_json:
         click.echo(json.dumps(report, indent=2))
-        return
+    else:
+        _print_report(report)
+    if not report["ok"]:
+        raise SystemExit(1)
+
+
+def _print_report(report: dict) -> None:
     con = Console()
-    con.print(f"[bold]{report['root']}[/] ({report['kind']}): {report['num_classes']} classes")
+    con.print(f"[bold]{report['root']}[/] ({report['kind']}): {report['num_classes']} classes", highlight=False)
     table = Table("class", *report["counts"].keys())
     for c in report["classes"]:
-        table.add_row(c, *(str(report["counts"][s][c]) for s in report["counts"]))
+        cells = [report["counts"][s][c] for s in report["counts"]]
+        table.add_row(c, *(f"[red]{n}[/]" if n == 0 and s == "train" else str(n)
+                           for n, s in zip(cells, report["counts"])))
     table.add_row("[bold]total[/]", *(f"[bold]{report['totals'][s]}[/]" for s in report["counts"]))
     con.print(table)
     sz = report["image_sizes"]
     con.print(f"sizes: width {sz['width']['min']}..{sz['width']['max']} (median {sz['width']['median']}), "
               f"height {sz['height']['min']}..{sz['height']['max']} (median {sz['height']['median']})")
     con.print("modes: " + ", ".join(f"{m}={n}" for m, n in report["modes"].items()))
-    for u in report["unreadable"]:
-        con.print(f"[red]unreadable[/] {u['source']}: {u['reason']}")
-    for u in report["skipped_while_scanning"]:
-        con.print(f"[yellow]not an image[/] {u['source']}: {u['reason']}")
-    if not report["unreadable"] and not report["skipped_while_scanning"]:
-        con.print("[green]every image is readable[/]")
     if "grid" in report:
-        con.print(f"sample grid: {report['grid']}")
+        con.print(f"sample grid: {report['grid']}", highlight=False)
+    if report["ok"]:
+        con.print("[green]every check passed: `visiontune train` will accept this data[/]")
+        return
+    con.print(f"[red]{len(report['problems'])} problem(s) `visiontune train` would refuse:[/]")
+    for p in report["problems"]:
+        con.print(f"  [red]{p['check']}[/]: {p['message']}", highlight=False, markup=False)
 
 
 @data_group.command("split")
 @click.argument("path", type=click.Path())
-@click.option("--ratios", default="0.8,0.2", show_default=True, help="train,validation[,test] shares")
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--ratios", default="0.8,0.2", show_default=True, help="train,validation[,test] shares, adding up to 1")
+@click.option("--seed", default=0, show_default=True, type=int, help="random seed: the same seed gives the same split")
 @click.option("--out", type=click.Path(), required=True, help="folder for train.manifest, validation.manifest[, test.manifest]")
 @click.option("--label-attribute", default=None, help="manifest label attribute (detected when there is one)")
-@click.option("--on-bad-image", type=click.Choice(ON_BAD_IMAGE), default="error", show_default=True)
+@click.option("--on-bad-image", type=click.Choice(ON_BAD_IMAGE), default="error", show_default=True,
+              help="non-image files in class folders: stop with an error, or leave them out")
 def split_cmd(path, ratios, seed, out, label_attribute, on_bad_image):
-    """Write stratified split manifests (Ground Truth format); train on the folder with --data OUT."""
-    ratios_ = parse_ratios(ratios)
-    ds = open_dataset(path, on_bad_image=on_bad_image, label_attribute=label_attribute)
-    ds.check()
-    samples = [s for split in ds.splits.values() for s in split]
-    parts = stratified_split(samples, ratios_, seed)
-    names = ["train", "validation", "test"][: len(parts)]
-    for f, part in zip(write_split_manifests(ds, names, parts, Path(out)), parts):
-        click.echo(f"{f}: {len(part)} images")
+    """Write stratified split manifests (Ground Truth format, paths relative to them); train on OUT with --data OUT."""
+    for f, n in split(path, out=out, ratios=ratios, seed=seed, label_attribute=label_attribute,
+                      on_bad_image=on_bad_image):
+        click.echo(f"{f}: {n} images")
 
 
 def register(cli: click.Group) -> None:

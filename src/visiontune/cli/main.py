@@ -7,7 +7,7 @@ import sys
 import click
 
 from visiontune import __version__
-from visiontune.errors import VisiontuneError
+from visiontune.errors import VisiontuneError, option_style
 
 
 class _Group(click.Group):
@@ -15,7 +15,8 @@ class _Group(click.Group):
 
     def invoke(self, ctx):
         try:
-            return super().invoke(ctx)
+            with option_style("cli"):
+                return super().invoke(ctx)
         except VisiontuneError as exc:
             click.secho(f"error: {exc}", fg="red", err=True)
             sys.exit(exc.exit_code)

@@ -26,19 +26,27 @@ def models_group() -> None:
 
 
 @models_group.command("list")
-@click.option("--json", "as_json", is_flag=True)
-def list_cmd(as_json):
-    """Registered models and whether their pretrained weights are usable offline."""
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True,
+              help="a table for people, or JSON for scripts")
+@click.option("--json", "as_json", is_flag=True, hidden=True, help="the same as --format json")
+def list_cmd(fmt, as_json):
+    """Registered models and whether their pretrained weights are usable offline (and how to install them)."""
     rows = [_row(s) for s in list_models()]
-    if as_json:
+    if as_json or fmt == "json":
         click.echo(json.dumps(rows, indent=2))
         return
-    table = Table(Column("name", no_wrap=True), "architecture", "offline weights", "input", "licence", "to install")
+    table = Table(Column("name", no_wrap=True), "architecture", "offline weights", "input", "licence")
     for r in rows:
         table.add_row(r["name"], f"{r['library']}:{r['arch']}", "[green]yes[/]" if r["offline"] else "[red]no[/]",
-                      str(r["input_size"]), r["license"] or "", r["install"])
+                      str(r["input_size"]), r["license"] or "")
     con = Console()
     con.print(table)
+    missing = [r for r in rows if r["install"]]
+    if missing:  # whole lines, never cut by the table's width, so they can be copied
+        con.print("To make these usable offline:")
+        for r in missing:
+            con.print(f"  {r['name']}: ", end="", highlight=False)
+            con.print(r["install"], soft_wrap=True, highlight=False, markup=False)
     con.print("Any other torchvision or timm architecture works by name (resnet18, timm:convnext_tiny) "
               "with --weights FILE, hub weights when online, or --no-pretrained.")
 

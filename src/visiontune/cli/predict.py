@@ -1,46 +1,117 @@
-"""``visiontune predict MODEL IMAGE|DIR|MANIFEST``."""
+"""``visiontune predict MODEL INPUT...`` and ``visiontune evaluate MODEL DATA``."""
 
 from __future__ import annotations
 
+import csv
 import json
-from pathlib import Path
+import sys
 
 import click
 from rich.console import Console
 from rich.table import Table
 
-from visiontune.artifact import load_model
-from visiontune.predict import iter_predictions
+from visiontune.runtime import PRECISIONS
+
+FORMATS = ("table", "json", "csv")
+
+
+def model_options(func):
+    """The options every command that loads a model shares."""
+    func = click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True,
+                        help="fp32 = the trained network's exact answers; auto = bf16 where the hardware "
+                             "computes it (faster)")(func)
+    func = click.option("--device", default="auto", show_default=True,
+                        help="auto (CUDA when present), cpu, cuda or mps")(func)
+    func = click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1),
+                        help="images per forward pass")(func)
+    return func
 
 
 @click.command("predict")
 @click.argument("model", type=click.Path())
-@click.argument("inputs", type=click.Path())
-@click.option("--top-k", default=3, show_default=True, type=click.IntRange(1))
-@click.option("--json", "as_json", is_flag=True, help="JSON Lines, one object per image")
-@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1))
-@click.option("--device", default="auto", show_default=True)
-@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="fp32", show_default=True,
-              help="fp32 = the trained network's exact answers; auto = bf16 where the hardware computes it (faster)")
-def predict_cmd(model, inputs, top_k, as_json, batch_size, device, precision):
-    """Predict classes for an image, a folder of images or a manifest."""
-    m = load_model(model, device=device, precision=precision)
-    table = Table("image", "label", "probability", f"top {top_k}")
-    n_bad = 0
-    for row in iter_predictions(m, Path(inputs), top_k=top_k, batch_size=batch_size):
-        n_bad += "error" in row
-        if as_json:
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("--top-k", default=3, show_default=True, type=click.IntRange(1), help="how many best classes to list")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
+              help="table (terminal), json (JSON Lines, one object per image) or csv; full paths in all")
+@click.option("--json", "as_json", is_flag=True, hidden=True, help="the same as --format json")
+@model_options
+def predict_cmd(model, inputs, top_k, fmt, as_json, batch_size, device, precision):
+    """Predict classes for images: files, folders, manifests or quoted globs ('data/**/*.jpg'), several at once.
+
+    Exits 1 if an image could not be read (its row says why)."""
+    from visiontune.predictions import predict
+
+    rows = predict(model, list(inputs), top_k=top_k, batch_size=batch_size, device=device, precision=precision)
+    fmt = "json" if as_json else fmt
+    if fmt == "json":
+        for row in rows:
             click.echo(json.dumps(row))
-        elif "error" in row:
-            table.add_row(row["source"], "[red]error[/]", "", row["error"])
-        else:
-            table.add_row(row["source"], row["label"], f"{row['probability']:.4f}",
-                          ", ".join(f"{t['label']} {t['probability']:.3f}" for t in row["top_k"]))
-    if not as_json:
+    elif fmt == "csv":
+        writer = csv.writer(sys.stdout)
+        writer.writerow(["source", "label", "probability", "top_k", "error"])
+        for r in rows:
+            writer.writerow([r["source"], r.get("label", ""), f"{r['probability']:.6f}" if "probability" in r else "",
+                             " ".join(f"{t['label']}:{t['probability']:.6f}" for t in r.get("top_k", [])),
+                             r.get("error", "")])
+    else:
+        table = Table("image", "label", "probability", f"top {top_k}")
+        table.columns[0].overflow = "fold"  # full paths, folded, never cut
+        for r in rows:
+            if "error" in r:
+                table.add_row(r["source"], "[red]error[/]", "", r["error"])
+            else:
+                table.add_row(r["source"], r["label"], f"{r['probability']:.4f}",
+                              ", ".join(f"{t['label']} {t['probability']:.3f}" for t in r["top_k"]))
         Console().print(table)
-    if n_bad:
+    if any("error" in r for r in rows):
         raise SystemExit(1)
+
+
+@click.command("evaluate")
+@click.argument("model", type=click.Path())
+@click.argument("data", type=click.Path())
+@click.option("--split", default="auto", show_default=True,
+              type=click.Choice(["auto", "all", "train", "validation", "test"]),
+              help="auto = the data's test split if it has one, else every image")
+@click.option("--out", type=click.Path(), default=None,
+              help="folder for metrics.json, confusion_matrix.png and misclassified.csv")
+@click.option("--top-k", default=5, show_default=True, type=click.IntRange(1), help="report top-k accuracy for this k")
+@click.option("--label-attribute", default=None, help="manifest label attribute (detected when there is one)")
+@click.option("--on-bad-image", type=click.Choice(["error", "skip"]), default="error", show_default=True,
+              help="unreadable images: stop with an error, or skip and list them")
+@click.option("--json", "as_json", is_flag=True, help="print the metrics as JSON")
+@model_options
+def evaluate_cmd(model, data, split, out, top_k, label_attribute, on_bad_image, as_json, batch_size, device,
+                 precision):
+    """Accuracy, per-class precision/recall/F1, confusion matrix and the misclassified files on labelled DATA."""
+    from visiontune.evaluate import evaluate
+
+    r = evaluate(model, data, split=split, out=out, top_k=top_k, batch_size=batch_size, device=device,
+                 precision=precision, label_attribute=label_attribute, on_bad_image=on_bad_image)
+    m = r.metrics
+    if as_json:
+        click.echo(json.dumps({**m, "misclassified": r.misclassified}, indent=2))
+        return
+    con = Console()
+    k = next(key for key in m if key.startswith("top_"))
+    con.print(f"[bold]{m['split']}[/]: {m['samples']} images, accuracy [bold]{m['accuracy']:.4f}[/], "
+              f"{k.replace('_', ' ')} {m[k]:.4f}, macro F1 {m['macro_f1']:.4f}")
+    table = Table("class", "precision", "recall", "F1", "images")
+    for name, pc in m["per_class"].items():
+        table.add_row(name, f"{pc['precision']:.3f}", f"{pc['recall']:.3f}", f"{pc['f1']:.3f}", str(pc["support"]))
+    con.print(table)
+    con.print(f"{len(r.misclassified)} misclassified" + (":" if r.misclassified else ""))
+    for w in r.misclassified[:20]:
+        con.print(f"  {w['source']}: {w['true']} taken for {w['predicted']} ({w['probability']:.3f})",
+                  highlight=False, markup=False)
+    if len(r.misclassified) > 20:
+        con.print(f"  ... and {len(r.misclassified) - 20} more" + (f" (all in {r.out / 'misclassified.csv'})" if r.out else
+                                                                   " (--out DIR writes them all to misclassified.csv)"))
+    if r.out:
+        con.print(f"written: {r.out / 'metrics.json'}, {r.out / 'confusion_matrix.png'}, {r.out / 'misclassified.csv'}",
+                  highlight=False)
 
 
 def register(cli: click.Group) -> None:
     cli.add_command(predict_cmd)
+    cli.add_command(evaluate_cmd)

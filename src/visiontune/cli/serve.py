@@ -25,19 +25,22 @@ def _parse_models(models: tuple[str, ...]) -> dict[str, str]:
 
 @click.command("serve")
 @click.argument("models", nargs=-1, required=True)
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8080, show_default=True, type=int)
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="interface to listen on (127.0.0.1: this machine only)")
+@click.option("--port", default=8080, show_default=True, type=int, help="TCP port to listen on")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1), help="server processes")
 @click.option("--threads", default=None, type=click.IntRange(1), help="compute threads per worker")
-@click.option("--runtime", type=click.Choice(["torch", "onnx"]), default="torch", show_default=True)
-@click.option("--device", default="auto", show_default=True)
+@click.option("--runtime", type=click.Choice(["torch", "onnx"]), default="torch", show_default=True,
+              help="torch (the safetensors artifact) or onnx (model.onnx from `visiontune export`)")
+@click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda or mps")
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto", show_default=True,
               help="torch runtime: auto = bf16 on CPUs with native bf16 (AMX/AVX512-BF16), fp16/bf16 on GPUs; fp32 = the trained network's exact answers")
 @click.option("--max-batch-size", default=1, show_default=True, type=click.IntRange(1),
               help="dynamic batching: images per forward pass (1 = off)")
 @click.option("--max-delay-ms", default=5.0, show_default=True, type=float,
               help="dynamic batching: how long the first request waits for company")
-@click.option("--max-payload-mb", default=6.0, show_default=True, type=float)
+@click.option("--max-payload-mb", default=6.0, show_default=True, type=float,
+              help="largest request body accepted (SageMaker's real-time limit is 6 MB)")
 @click.option("--api-key", default=None, envvar="VISIONTUNE_API_KEY", help="require this key (or $VISIONTUNE_API_KEY)")
 @click.option("--allow-model-management", is_flag=True,
               help="allow POST/DELETE /models without an API key (on by default with --api-key; off with --workers > 1)")
@@ -55,6 +58,7 @@ def serve_cmd(models, host, port, workers, threads, runtime, device, precision, 
     named = _parse_models(models)
     for path in named.values():
         artifact_dir(path)  # a wrong path fails now, not in a worker
+    check_port_free(host, port)
     settings = ServerSettings(models=named, runtime=runtime, device=device, precision=precision, threads=threads,
                               max_batch_size=max_batch_size, max_delay_ms=max_delay_ms,
                               max_payload_mb=max_payload_mb, api_key=api_key,
@@ -75,36 +79,57 @@ def serve_cmd(models, host, port, workers, threads, runtime, device, precision, 
 @click.argument("model", type=click.Path())
 @click.argument("inputs")
 @click.option("--out", type=click.Path(), required=True, help="output folder")
-@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1))
-@click.option("--top-k", default=3, show_default=True, type=click.IntRange(1))
-@click.option("--device", default="auto", show_default=True)
+@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1), help="images per forward pass")
+@click.option("--top-k", default=3, show_default=True, type=click.IntRange(1), help="how many best classes each record lists")
+@click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda or mps")
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto", show_default=True,
               help="auto = bf16 on CPUs with native bf16, fp16/bf16 on GPUs; fp32 = exact answers")
-def batch_predict_cmd(model, inputs, out, batch_size, top_k, device, precision):
-    """Batch transform: a folder, manifest or fsspec URL -> JSON Lines (.out files); reruns resume."""
+@click.option("--overwrite", is_flag=True, help="start over in an --out made with another model or options")
+def batch_predict_cmd(model, inputs, out, batch_size, top_k, device, precision, overwrite):
+    """Batch transform: a folder, manifest or fsspec URL -> JSON Lines (.out files).
+
+    A rerun resumes: finished records are kept, failed ones tried again; another model or other
+    options in the same --out are refused unless --overwrite."""
     from visiontune.serve.batch import batch_predict
 
     r = batch_predict(model, inputs, out, batch_size=batch_size, top_k=top_k, device=device,
-                      precision=precision)
-    click.echo(json.dumps({"written": r.written, "already_done": r.skipped_done, "errors": r.errors,
-                           "out": str(r.out)}))
+                      precision=precision, overwrite=overwrite)
+    click.echo(json.dumps(r.to_dict()))
 
 
 @click.command("export")
 @click.argument("model", type=click.Path())
-@click.option("--format", "fmt", type=click.Choice(["onnx", "torchscript"]), default="onnx", show_default=True)
-@click.option("--out", type=click.Path(), default=None, help="file (default: model.onnx / model.torchscript.pt in MODEL)")
+@click.option("--format", "fmt", type=click.Choice(["onnx", "pt2", "torchscript"]), default="onnx", show_default=True,
+              help="onnx (onnxruntime, any language) or pt2 (torch.export); torchscript is deprecated upstream")
+@click.option("--out", type=click.Path(), default=None,
+              help="file (default: model.onnx / model.pt2 beside MODEL, the folder or the model.tar.gz)")
 @click.option("--check-images", type=click.Path(exists=True), default=None,
               help="folder of real images for the parity check")
 def export_cmd(model, fmt, out, check_images):
-    """Export to ONNX or TorchScript (preprocessing inside) and check parity with the original."""
-    from visiontune.predict import list_inputs
+    """Export to ONNX or torch.export (preprocessing, class names inside) and check parity with the original."""
+    from visiontune.predictions import list_inputs
     from visiontune.serve.export import PARITY_TOLERANCE, export
 
     images = list_inputs(Path(check_images))[:32] if check_images else None
     r = export(model, fmt, out, images)
     click.echo(f"{r.path}: max |Δ probability| {r.max_abs_diff:.2e} over {r.images_checked} images "
                f"(limit {PARITY_TOLERANCE:g})")
+
+
+def check_port_free(host: str, port: int) -> None:
+    """One clear line before anything says "serving", instead of uvicorn's traceback."""
+    import socket
+
+    from visiontune.errors import ConfigError
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            raise ConfigError(f"cannot listen on {host}:{port} ({exc.strerror or exc}); "
+                              f"another program has port {port}: choose another with --port") from exc
 
 
 def register(cli: click.Group) -> None:

@@ -19,8 +19,7 @@ import json
 import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import closing, contextmanager, nullcontext
-from functools import lru_cache
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Callable
 
@@ -32,13 +31,12 @@ from torch.utils.data import Dataset as TorchDataset
 from visiontune.data.dataset import Sample, content_hash, read_bytes
 from visiontune.data.decode import load_pixels
 from visiontune.data.transforms import normalize
-from visiontune.errors import BadImageError, ConfigError
+from visiontune.errors import BadImageError, skip_hint
 from visiontune.paths import atomic_write_text, cache_dir
 from visiontune.zoo.optimize import inference_copy
 from visiontune.zoo.weights import Preprocessing
 
 CACHE_FORMAT = 1
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 Progress = Callable[[int], None]
 
 
@@ -135,7 +133,7 @@ class BadImages(list):
 
     def add(self, index: int, reason: str):
         if self.policy != "skip":
-            raise BadImageError(self.samples[index].source, reason)
+            raise BadImageError(self.samples[index].source, reason, skip_hint())
         self.append((self.samples[index].source, reason))
         self.indices.append((index, reason))
 
@@ -196,46 +194,6 @@ def pixel_cache(samples: list[Sample], hashes: dict[str, str], prep: Preprocessi
         if tmp.exists():
             tmp.unlink()
     return np.load(data_path, mmap_mode="r"), ok, bad, False
-
-
-def resolve_precision(precision: str, device: torch.device, training: bool = False) -> torch.dtype | None:
-    """The reduced-precision dtype for ``precision`` on ``device`` (None = float32).
-
-    ``auto`` on a CPU means bf16 for inference (about 2x faster with AMX) but
-    float32 for training, where bf16 autocast measured slower on the CPU.
-    """
-    if precision not in PRECISIONS:
-        raise ConfigError(f"precision={precision!r}: choose one of {', '.join(PRECISIONS)}")
-    if precision == "fp32":
-        return None
-    if precision == "bf16":
-        return torch.bfloat16
-    if precision == "fp16":
-        return torch.float16
-    # auto
-    if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    if device.type == "cpu" and training:
-        return None
-    if device.type == "cpu" and native_bf16_cpu():
-        return torch.bfloat16
-    return None
-
-
-@lru_cache(maxsize=1)
-def native_bf16_cpu() -> bool:
-    """Whether this CPU computes bf16 in hardware (AMX or AVX512-BF16); elsewhere it is emulated and slower."""
-    if not (torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()):
-        return False
-    try:
-        flags = Path("/proc/cpuinfo").read_text().split()
-    except OSError:  # not Linux: trust oneDNN's answer
-        return True
-    return "amx_bf16" in flags or "avx512_bf16" in flags
-
-
-def autocast(device: torch.device, dtype: torch.dtype | None):
-    return torch.autocast(device.type, dtype=dtype) if dtype is not None else nullcontext()
 
 
 @contextmanager

@@ -40,6 +40,8 @@ class Dataset:
     kind: str
     #: Files left out while scanning, as (path, reason): reported, never silent.
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    #: What a lenient scan (``strict=False``, used by ``data inspect``) found that training refuses.
+    scan_problems: list[str] = field(default_factory=list)
 
     @property
     def num_classes(self) -> int:
@@ -53,23 +55,28 @@ class Dataset:
             out[name] = {self.classes[i]: c.get(i, 0) for i in range(len(self.classes))}
         return out
 
-    def check(self) -> None:
-        """Refuse datasets that would train badly or silently wrong."""
+    def problems(self) -> list[str]:
+        """Everything about the layout and labels that training refuses, all at once."""
+        out = list(self.scan_problems)
         if len(self.classes) < 2:
             found = f"only the class {self.classes[0]!r}" if self.classes else "no classes"
-            raise DataError(
-                f"{self.root}: found {found}; a classifier needs at least two classes "
-                "(one sub-folder, or one label, per class)."
-            )
+            out.append(f"{self.root}: found {found}; a classifier needs at least two classes "
+                       "(one sub-folder, or one label, per class).")
         if not self.splits.get("train"):
-            raise DataError(f"{self.root}: no training images found.")
-        train_labels = {s.label for s in self.splits["train"]}
-        missing = [self.classes[i] for i in range(len(self.classes)) if i not in train_labels]
-        if missing:
-            raise DataError(
-                f"{self.root}: class(es) {', '.join(map(repr, missing))} have no training images; "
-                "add images or remove the class."
-            )
+            out.append(f"{self.root}: no training images found.")
+        train_labels = {s.label for s in self.splits.get("train", [])}
+        missing = [self.classes[i] for i in range(len(self.classes)) if i not in train_labels
+                   and not any(f"class {self.classes[i]!r}" in p for p in self.scan_problems)]  # said already
+        if missing and self.splits.get("train"):
+            out.append(f"{self.root}: class(es) {', '.join(map(repr, missing))} have no training images; "
+                       "add images or remove the class.")
+        return out
+
+    def check(self) -> None:
+        """Refuse datasets that would train badly or silently wrong (the first problem found)."""
+        problems = self.problems()
+        if problems:
+            raise DataError(problems[0])
 
 
 def read_bytes(source: str) -> bytes:
@@ -95,33 +102,35 @@ def content_hash(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
-def check_no_leaks(dataset: Dataset, hashes: dict[str, str]) -> None:
-    """The same image in two splits, or with two labels, is an error.
-
-    ``hashes`` maps sample source -> content hash.
-    """
+def find_leaks(dataset: Dataset, hashes: dict[str, str]) -> list[str]:
+    """Every image that is in two splits or has two labels (``hashes``: sample source -> content hash)."""
     seen: dict[str, tuple[str, Sample]] = {}
+    found = []
     for split, samples in dataset.splits.items():
         for s in samples:
             h = hashes.get(s.source)
-            if h is None:
+            if h is None or h.startswith("unreadable:"):
                 continue
             if h in seen:
                 other_split, other = seen[h]
                 if other_split != split:
-                    raise DataError(
-                        f"the same image is in two splits: {other.source} ({other_split}) and "
-                        f"{s.source} ({split}); remove one so evaluation is honest."
-                    )
-                if other.label != s.label:
-                    raise DataError(
-                        f"the same image has two labels: {other.source} is "
-                        f"{dataset.classes[other.label]!r} ({other.origin or other_split}) and "
-                        f"{s.source} is {dataset.classes[s.label]!r} ({s.origin or split}); "
-                        "fix the label."
-                    )
+                    found.append(f"the same image is in two splits: {other.source} ({other_split}) and "
+                                 f"{s.source} ({split}); remove one so evaluation is honest.")
+                elif other.label != s.label:
+                    found.append(f"the same image has two labels: {other.source} is "
+                                 f"{dataset.classes[other.label]!r} ({other.origin or other_split}) and "
+                                 f"{s.source} is {dataset.classes[s.label]!r} ({s.origin or split}); "
+                                 "fix the label.")
             else:
                 seen[h] = (split, s)
+    return found
+
+
+def check_no_leaks(dataset: Dataset, hashes: dict[str, str]) -> None:
+    """The same image in two splits, or with two labels, is an error (the first one found)."""
+    leaks = find_leaks(dataset, hashes)
+    if leaks:
+        raise DataError(leaks[0])
 
 
 def relpath_or_abs(path: str | Path, start: Path) -> str:

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import io
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, Iterator
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -73,30 +75,13 @@ def to_rgb(img: Image.Image, own: bool = False) -> Image.Image:
     return img.convert("RGB")
 
 
-def open_image(source: str | Path | bytes, name: str | None = None, rgb: bool = True,
-               max_pixels: int | None = None) -> Image.Image:
-    """Open, fully decode and convert an image to RGB.
-
-    ``source`` is a path or the encoded bytes.  Raises :class:`BadImageError`
-    naming ``name`` (or the path) for anything that is not a readable image.
-    """
-    label = name or (str(source) if not isinstance(source, bytes) else "<bytes>")
+@contextmanager
+def _reading(label: str) -> Iterator[None]:
+    """Whatever Pillow raises while reading ``label`` becomes one :class:`BadImageError` with a plain reason."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            fp = io.BytesIO(source) if isinstance(source, bytes) else open(source, "rb")
-            with fp:
-                img = Image.open(fp)
-                w, h = img.size
-                limit = max_pixels or MAX_PIXELS
-                if w * h > limit:
-                    raise BadImageError(
-                        label, f"{w}x{h} pixels is over the limit of {limit} (decompression bomb?)"
-                    )
-                img.load()
-                if not rgb and img.mode == "L":
-                    return upright(img, own=True)
-                return to_rgb(img, own=True)
+            yield
     except BadImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -110,6 +95,40 @@ def open_image(source: str | Path | bytes, name: str | None = None, rgb: bool = 
         if "truncated" in reason.lower() or "broken data stream" in reason.lower():
             reason = f"the file is truncated or corrupt ({reason})"
         raise BadImageError(label, reason) from exc
+
+
+def _open(source: str | Path | bytes, label: str, max_pixels: int | None) -> Image.Image:
+    with io.BytesIO(source) if isinstance(source, bytes) else open(source, "rb") as fp:
+        img = Image.open(fp)
+        w, h = img.size
+        limit = max_pixels or MAX_PIXELS
+        if w * h > limit:
+            raise BadImageError(label, f"{w}x{h} pixels is over the limit of {limit} (decompression bomb?)")
+        img.load()
+        return img
+
+
+def open_image(source: str | Path | bytes, name: str | None = None, rgb: bool = True,
+               max_pixels: int | None = None) -> Image.Image:
+    """Open, fully decode and convert an image to RGB.
+
+    ``source`` is a path or the encoded bytes.  Raises :class:`BadImageError`
+    naming ``name`` (or the path) for anything that is not a readable image.
+    """
+    label = name or (str(source) if not isinstance(source, bytes) else "<bytes>")
+    with _reading(label):
+        img = _open(source, label, max_pixels)
+        if not rgb and img.mode == "L":
+            return upright(img, own=True)
+        return to_rgb(img, own=True)
+
+
+def describe_image(source: str | Path | bytes, name: str | None = None) -> tuple[tuple[int, int], str]:
+    """``((width, height), mode)`` of a fully decoded image, or the same :class:`BadImageError` training raises."""
+    label = name or (str(source) if not isinstance(source, bytes) else "<bytes>")
+    with _reading(label):
+        img = _open(source, label, None)
+        return img.size, img.mode
 
 
 def resize_center_crop(img: Image.Image, size: int, interpolation: str = "bilinear") -> Image.Image:
@@ -166,3 +185,34 @@ def image_to_pixels(image, size: int, interpolation: str = "bilinear", name: str
         mode = "RGBA" if arr.shape[-1] == 4 else "RGB"
         return np.asarray(resize_center_crop(to_rgb(Image.fromarray(arr, mode)), size, interpolation), dtype=np.uint8)
     raise BadImageError(name or type(image).__name__, "give a path, bytes, a PIL image or an HxWx3 array")
+
+
+def as_image_list(images: Any) -> tuple[list[Any], bool]:
+    """Every prediction entry point's input -> (a list of single images, whether one image was given).
+
+    One image is a path (``str`` / ``Path``), encoded bytes, a PIL image, an ``HxW``, ``HxWxC`` or
+    ``CxHxW`` array or tensor; a batch is a list or tuple of those, or an ``NxHxWxC`` / ``NxCxHxW``
+    array or tensor.  A string is always one path, never a sequence of characters."""
+    if _is_tensor(images):
+        images = images.detach().cpu().numpy()
+    if isinstance(images, np.ndarray):
+        if images.ndim == 4:
+            return list(images), False
+        return [images], True
+    if isinstance(images, (list, tuple)):
+        out = []
+        for i, item in enumerate(images):
+            if _is_tensor(item):
+                item = item.detach().cpu().numpy()
+            if isinstance(item, (list, tuple)) or (isinstance(item, np.ndarray) and item.ndim == 4):
+                raise BadImageError(f"images[{i}]", "a batch inside a batch; give one list of images")
+            out.append(item)
+        return out, False
+    if isinstance(images, (str, Path, bytes, bytearray, memoryview, Image.Image)):
+        return [bytes(images) if isinstance(images, (bytearray, memoryview)) else images], True
+    raise BadImageError(type(images).__name__, "give a path, bytes, a PIL image, an array or tensor, "
+                        "or a list of those")
+
+
+def _is_tensor(x: Any) -> bool:
+    return type(x).__module__.startswith("torch") and hasattr(x, "detach")

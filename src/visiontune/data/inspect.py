@@ -8,38 +8,50 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from visiontune.data.dataset import Dataset, read_bytes
-from visiontune.data.decode import open_image, resize_center_crop
-from visiontune.errors import BadImageError, DataError
+from visiontune.data.dataset import Dataset, content_hash, find_leaks, read_bytes
+from visiontune.data.decode import describe_image, open_image, resize_center_crop
+from visiontune.data.sources import open_dataset
+from visiontune.errors import BadImageError, option
 from visiontune.progress import bar
 
 
-def _header(source: str):
-    import io
+def inspect(path: str | Path, *, grid: str | Path | None = None, label_attribute: str | None = None,
+            per_class: int = 6) -> dict:
+    """``visiontune data inspect``: classes, counts per split, sizes and modes, and every check
+    ``train`` runs (layout, classes, unreadable and non-image files, the same image in two splits or
+    under two labels), reported all at once.  ``report["problems"]`` lists what ``train`` would refuse;
+    ``report["ok"]`` is whether it would start."""
+    dataset = open_dataset(path, on_bad_image="skip", label_attribute=label_attribute, strict=False)
+    return inspect_dataset(dataset, grid=Path(grid) if grid else None, per_class=per_class)
 
-    with Image.open(io.BytesIO(read_bytes(source))) as img:
-        return img.size, img.mode
 
-
-def inspect_dataset(dataset: Dataset, grid: Path | None = None, per_class: int = 6, verify: bool = True) -> dict:
-    """Classes, counts per split, sizes and modes, unreadable files; optionally a sample grid PNG."""
+def inspect_dataset(dataset: Dataset, grid: Path | None = None, per_class: int = 6) -> dict:
+    """The report of :func:`inspect` for an opened dataset; optionally a sample grid PNG."""
     sizes, modes, unreadable = [], Counter(), []
     samples = [(split, s) for split, ss in dataset.splits.items() for s in ss]
+    hashes: dict[str, str] = {}
     with bar(len(samples), "reading images") as advance:
         for split, s in samples:
             try:
-                size, mode = _header(s.source)
-                if verify:
-                    open_image(read_bytes(s.source), name=s.source)
+                data = read_bytes(s.source)
+                hashes[s.source] = content_hash(data)
+                size, mode = describe_image(data, name=s.source)
                 sizes.append(size)
                 modes[mode] += 1
             except BadImageError as exc:
                 unreadable.append({"source": s.source, "split": split, "reason": exc.reason})
-            except Exception as exc:  # noqa: BLE001 - report everything Pillow can raise
-                unreadable.append({"source": s.source, "split": split, "reason": f"{type(exc).__name__}: {exc}"})
+            except OSError as exc:
+                unreadable.append({"source": s.source, "split": split, "reason": f"cannot read the file ({exc})"})
             advance(1)
     w = np.array([a for a, _ in sizes]) if sizes else np.zeros(1)
     h = np.array([b for _, b in sizes]) if sizes else np.zeros(1)
+    skip = option("on_bad_image", "skip")
+    problems = [{"check": "layout", "message": m} for m in dataset.problems()]
+    problems += [{"check": "duplicates", "message": m} for m in find_leaks(dataset, hashes)]
+    problems += [{"check": "unreadable", "message": f"{u['source']}: {u['reason']} (train stops here unless {skip})"}
+                 for u in unreadable]
+    problems += [{"check": "not an image", "message": f"{src}: {why} (train stops here unless {skip})"}
+                 for src, why in dataset.skipped]
     report = {
         "root": dataset.root, "kind": dataset.kind, "classes": dataset.classes,
         "num_classes": dataset.num_classes,
@@ -50,6 +62,8 @@ def inspect_dataset(dataset: Dataset, grid: Path | None = None, per_class: int =
         "modes": dict(modes),
         "unreadable": unreadable,
         "skipped_while_scanning": [{"source": s, "reason": r} for s, r in dataset.skipped],
+        "problems": problems,
+        "ok": not problems,
     }
     if grid is not None:
         bad = {u["source"] for u in unreadable}
@@ -80,28 +94,3 @@ def sample_grid(dataset: Dataset, path: Path, per_class: int = 6, exclude: set[s
     path.parent.mkdir(parents=True, exist_ok=True)
     sheet.save(path)
     return path
-
-
-def write_split_manifests(dataset: Dataset, parts: list[str], splits: list, out: Path,
-                          attribute: str = "class") -> list[Path]:
-    """Ground Truth-style manifests, one per part (``train.manifest`` ...)."""
-    import json
-
-    out.mkdir(parents=True, exist_ok=True)
-    if not splits or not any(splits):
-        raise DataError("nothing to write")
-    written = []
-    class_map = {str(i): c for i, c in enumerate(dataset.classes)}
-    for name, samples in zip(parts, splits):
-        path = out / f"{name}.manifest"
-        with open(path, "w", encoding="utf-8") as fh:
-            for s in samples:
-                source = s.source if "://" in s.source else str(Path(s.source).resolve())
-                fh.write(json.dumps({
-                    "source-ref": source, attribute: s.label,
-                    f"{attribute}-metadata": {"class-name": dataset.classes[s.label], "class-map": class_map,
-                                              "type": "groundtruth/image-classification",
-                                              "human-annotated": "yes"},
-                }) + "\n")
-        written.append(path)
-    return written

@@ -17,7 +17,7 @@ from urllib.parse import urlparse
 
 from visiontune.data.dataset import SPLIT_ALIASES, Dataset, Sample
 from visiontune.data.decode import is_image_name
-from visiontune.errors import ConfigError, DataError, ManifestError
+from visiontune.errors import ConfigError, DataError, ManifestError, option
 
 ON_BAD_IMAGE = ("error", "skip")
 MANIFEST_SUFFIXES = (".manifest", ".jsonl", ".json")
@@ -34,8 +34,12 @@ class Source(ABC):
         """True when ``path`` looks like this source."""
 
     @abstractmethod
-    def load(self, path: Path, *, on_bad_image: str = "error", label_attribute: str | None = None) -> Dataset:
-        """Read the layout into a :class:`Dataset` (no image is decoded here)."""
+    def load(self, path: Path, *, on_bad_image: str = "error", label_attribute: str | None = None,
+             strict: bool = True) -> Dataset:
+        """Read the layout into a :class:`Dataset` (no image is decoded here).
+
+        ``strict=False`` records what training would refuse in ``scan_problems`` where the
+        layout can still be read (``data inspect`` reports everything at once)."""
 
 
 _SOURCES: dict[str, type[Source]] = {}
@@ -63,7 +67,8 @@ class FolderSource(Source):
     def detect(cls, path: Path) -> bool:
         return path.is_dir() and not _split_files(path)
 
-    def load(self, path, *, on_bad_image="error", label_attribute=None):
+    def load(self, path, *, on_bad_image="error", label_attribute=None, strict=True):
+        self.strict, self.problems = strict, []
         subdirs = _visible_dirs(path)
         if not subdirs:
             raise DataError(f"{path}: no sub-folders; put each class's images in ROOT/<class>/ "
@@ -97,12 +102,12 @@ class FolderSource(Source):
             for split, (cls_files, bad) in per_split.items():
                 splits[split] = [Sample(str(f), index[c]) for c in sorted(cls_files) for f in cls_files[c]]
                 skipped += bad
-            ds = Dataset(classes, splits, str(path), self.name, skipped)
+            ds = Dataset(classes, splits, str(path), self.name, skipped, self.problems)
         else:
             cls_files, bad = self._scan_classes(path, on_bad_image)
             classes = sorted(cls_files)
             samples = [Sample(str(f), i) for i, c in enumerate(classes) for f in cls_files[c]]
-            ds = Dataset(classes, {"train": samples}, str(path), self.name, bad)
+            ds = Dataset(classes, {"train": samples}, str(path), self.name, bad, self.problems)
         return ds
 
     def _scan_classes(self, root: Path, on_bad_image: str):
@@ -123,10 +128,13 @@ class FolderSource(Source):
                     else:
                         raise DataError(
                             f"{f} is not an image file (by its name); remove it from the class folder, "
-                            "or pass --on-bad-image skip to leave such files out"
+                            f"or pass {option('on_bad_image', 'skip')} to leave such files out"
                         )
             if not images:
-                raise DataError(f"class folder {d} is empty: add images of class {d.name!r} or remove the folder")
+                message = f"class folder {d} is empty: add images of class {d.name!r} or remove the folder"
+                if self.strict:
+                    raise DataError(message)
+                self.problems.append(message)
             files[d.name] = images
         return files, bad
 
@@ -168,7 +176,7 @@ class ManifestSource(Source):
     def detect(cls, path: Path) -> bool:
         return path.is_file() and path.suffix.lower() in MANIFEST_SUFFIXES
 
-    def load(self, path, *, on_bad_image="error", label_attribute=None):
+    def load(self, path, *, on_bad_image="error", label_attribute=None, strict=True):
         rows = read_manifest(path, label_attribute)
         classes = sorted({name for _, name, _ in rows})
         index = {c: i for i, c in enumerate(classes)}
@@ -184,14 +192,18 @@ def detect_label_attribute(record: dict) -> list[str]:
 
 def iter_manifest(path: Path):
     """``(line number, record)`` for each non-blank line; each record has a ``source-ref``."""
-    with open(path, encoding="utf-8") as fh:
+    with open(path, encoding="utf-8-sig") as fh:  # -sig: a byte-order mark some editors write is not an error
         for n, line in enumerate(fh, start=1):
+            line = line.rstrip("\r\n")
             if not line.strip():
                 continue
             try:
                 rec = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise ManifestError(path, n, f"not valid JSON ({exc.msg} at column {exc.colno})") from exc
+                ended = exc.pos >= len(line.rstrip())
+                hint = ("; the line ends before the JSON object does: each record must be on one line"
+                        if ended else "")
+                raise ManifestError(path, n, f"not valid JSON ({exc.msg} at column {exc.pos + 1}){hint}") from exc
             if not isinstance(rec, dict):
                 raise ManifestError(path, n, "each line must be a JSON object")
             if "source-ref" not in rec:
@@ -210,7 +222,7 @@ def read_manifest(path: Path, label_attribute: str | None = None) -> list[tuple[
                 what = f"several label attributes ({', '.join(found)})" if found else "no label attribute"
                 raise ManifestError(
                     path, n, f"{what} found; a label attribute is a field with a matching "
-                    "'<attr>-metadata' object holding 'class-name'. Name it with --label-attribute"
+                    f"'<attr>-metadata' object holding 'class-name'. Name it with {option('label_attribute')}"
                 )
             label_attribute = found[0]
         if label_attribute not in rec:
@@ -242,7 +254,7 @@ class LstSource(Source):
     def detect(cls, path: Path) -> bool:
         return path.is_file() and path.suffix.lower() == ".lst"
 
-    def load(self, path, *, on_bad_image="error", label_attribute=None):
+    def load(self, path, *, on_bad_image="error", label_attribute=None, strict=True):
         rows = read_lst(path)
         labels = sorted({lab for _, lab, _ in rows})
         classes = [str(lab) for lab in labels]
@@ -275,14 +287,16 @@ def read_lst(path: Path) -> list[tuple[str, int, str]]:
 
 # ------------------------------------------------------------------ entry point
 def open_dataset(path: str | Path, *, source: str | None = None, on_bad_image: str = "error",
-                 label_attribute: str | None = None) -> Dataset:
-    """Open any supported layout: a folder, a manifest, a .lst, or a folder of split files."""
+                 label_attribute: str | None = None, strict: bool = True) -> Dataset:
+    """Open any supported layout: a folder, a manifest, a .lst, or a folder of split files.
+
+    ``strict=False``: record what training refuses (empty class folders...) instead of raising."""
     if on_bad_image not in ON_BAD_IMAGE:
         raise ConfigError(f"on_bad_image={on_bad_image!r}: choose one of {', '.join(ON_BAD_IMAGE)}")
     path = Path(path).expanduser()
     if not path.exists():
         raise DataError(f"{path}: no such file or folder")
-    opts = dict(on_bad_image=on_bad_image, label_attribute=label_attribute)
+    opts = dict(on_bad_image=on_bad_image, label_attribute=label_attribute, strict=strict)
     split_files = _split_files(path)
     if source is None and split_files:
         return _open_split_files(path, split_files, opts)
@@ -312,4 +326,5 @@ def _open_split_files(path: Path, files: dict[str, Path], opts) -> Dataset:
     index = {c: i for i, c in enumerate(classes)}
     splits = {split: [Sample(s.source, index[p.classes[s.label]], s.origin) for s in p.splits["train"]]
               for split, p in parts.items()}
-    return Dataset(classes, splits, str(path), "+".join(sorted(kinds)))
+    return Dataset(classes, splits, str(path), "+".join(sorted(kinds)),
+                   [x for p in parts.values() for x in p.skipped], [x for p in parts.values() for x in p.scan_problems])

@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
+import json
+import os
 import random
 from collections import defaultdict
+from pathlib import Path
 
-from visiontune.data.dataset import Sample
-from visiontune.errors import ConfigError
+from visiontune.data.dataset import Dataset, Sample
+from visiontune.errors import ConfigError, DataError, option
 
 
 def parse_ratios(text: str) -> list[float]:
     try:
         ratios = [float(x) for x in text.split(",") if x.strip()]
     except ValueError as exc:
-        raise ConfigError(f"--ratios {text!r}: give numbers separated by commas, e.g. 0.8,0.2") from exc
+        raise ConfigError(f"{option('ratios')} {text!r}: give numbers separated by commas, e.g. 0.8,0.2") from exc
     if not 2 <= len(ratios) <= 3 or any(r <= 0 for r in ratios):
-        raise ConfigError(f"--ratios {text!r}: give two or three positive numbers (train,validation[,test])")
+        raise ConfigError(f"{option('ratios')} {text!r}: give two or three positive numbers (train,validation[,test])")
     if abs(sum(ratios) - 1.0) > 1e-6:
-        raise ConfigError(f"--ratios {text!r}: the numbers must add up to 1 (they add up to {sum(ratios):g})")
+        raise ConfigError(f"{option('ratios')} {text!r}: the numbers must add up to 1 (they add up to {sum(ratios):g})")
     return ratios
 
 
@@ -46,3 +49,48 @@ def stratified_split(samples: list[Sample], ratios: list[float], seed: int) -> l
             parts[p].extend(idx[start:start + size])
             start += size
     return [[samples[i] for i in sorted(p)] for p in parts]
+
+
+PART_NAMES = ("train", "validation", "test")
+
+
+def split(path: str | Path, *, out: str | Path, ratios: str | list[float] = "0.8,0.2", seed: int = 0,
+          label_attribute: str | None = None, on_bad_image: str = "error") -> list[tuple[Path, int]]:
+    """``visiontune data split``: stratified split manifests (``train.manifest``, ``validation.manifest``
+    [, ``test.manifest``]) in ``out``; ``train`` reads the folder.  Returns (file, images) per part."""
+    from visiontune.data.sources import open_dataset
+
+    shares = parse_ratios(ratios) if isinstance(ratios, str) else parse_ratios(",".join(map(str, ratios)))
+    ds = open_dataset(path, on_bad_image=on_bad_image, label_attribute=label_attribute)
+    ds.check()
+    samples = [s for part in ds.splits.values() for s in part]
+    parts = stratified_split(samples, shares, seed)
+    files = write_split_manifests(ds, list(PART_NAMES[: len(parts)]), parts, Path(out))
+    return [(f, len(part)) for f, part in zip(files, parts)]
+
+
+def write_split_manifests(dataset: Dataset, parts: list[str], splits: list, out: Path,
+                          attribute: str = "class") -> list[Path]:
+    """Ground Truth-style manifests, one per part (``train.manifest`` ...).
+
+    Local images are referenced relative to the manifest (the reader resolves them so), so the
+    dataset folder and its manifests can move together; URLs stay as they are."""
+    out.mkdir(parents=True, exist_ok=True)
+    if not splits or not any(splits):
+        raise DataError("nothing to write")
+    written = []
+    class_map = {str(i): c for i, c in enumerate(dataset.classes)}
+    base = out.resolve()
+    for name, samples in zip(parts, splits):
+        path = out / f"{name}.manifest"
+        with open(path, "w", encoding="utf-8") as fh:
+            for s in samples:
+                source = s.source if "://" in s.source else os.path.relpath(Path(s.source).resolve(), base)
+                fh.write(json.dumps({
+                    "source-ref": source, attribute: s.label,
+                    f"{attribute}-metadata": {"class-name": dataset.classes[s.label], "class-map": class_map,
+                                              "type": "groundtruth/image-classification",
+                                              "human-annotated": "yes"},
+                }) + "\n")
+        written.append(path)
+    return written

@@ -24,9 +24,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from visiontune.errors import (
     AuthError,
@@ -37,9 +39,10 @@ from visiontune.errors import (
     UnknownModelError,
     UnsupportedMediaTypeError,
     VisiontuneError,
+    option,
 )
 from visiontune.serve.batching import DynamicBatcher
-from visiontune.serve.codecs import negotiate
+from visiontune.serve.codecs import check_accept
 from visiontune.serve.handler import Handler
 
 log = logging.getLogger("visiontune.serve")
@@ -89,7 +92,7 @@ class Endpoint:
     async def invoke(self, body: bytes, content_type: str, accept: str, top_k: int | None) -> tuple[bytes, str]:
         h = self.handler
         if "output_fn" not in h.hooks:
-            negotiate(accept)  # 406 before any work
+            check_accept(accept, top_k)  # 406 / 400 before any work
         if self.batcher is not None:
             self.batcher.arriving()
             try:
@@ -169,6 +172,16 @@ def _error_response(exc: Exception) -> JSONResponse:
     return JSONResponse({"error": message, "status": status}, status_code=status)
 
 
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    if isinstance(exc, RequestValidationError):
+        return JSONResponse({"error": f"bad request: {exc.errors()}", "status": 422}, status_code=422)
+    status = exc.status_code
+    message = {404: f"no such path: {request.method} {request.url.path}; the server answers GET /ping, "
+                    "POST /invocations, POST /endpoints/NAME/invocations, /models and GET /metrics",
+               405: f"{request.method} is not allowed on {request.url.path}"}.get(status, str(exc.detail))
+    return JSONResponse({"error": message, "status": status}, status_code=status, headers=getattr(exc, "headers", None))
+
+
 def _top_k(request: Request) -> int | None:
     value = request.query_params.get("top_k")
     attrs = request.headers.get(CUSTOM_ATTRIBUTES, "")
@@ -234,6 +247,9 @@ def create_app(settings: ServerSettings) -> FastAPI:
     app.state.repo = repo
     app.state.load_error = None
     app.add_exception_handler(VisiontuneError, lambda request, exc: _error_response(exc))
+    # 404 (no such route), 405 (wrong method) and 422 answer in the same {"error", "status"} shape
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _http_error)
 
     def check_auth(request: Request) -> None:
         if not settings.api_key:
@@ -251,13 +267,13 @@ def create_app(settings: ServerSettings) -> FastAPI:
         length = request.headers.get("content-length")
         if length and length.isdigit() and int(length) > max_bytes:
             raise PayloadTooLargeError(f"the body is {int(length)} bytes; the limit is {max_bytes} "
-                                       "(raise it with --max-payload-mb)")
+                                       f"(raise it with {option('max_payload_mb')})")
         chunks, size = [], 0
         async for chunk in request.stream():
             size += len(chunk)
             if size > max_bytes:
                 raise PayloadTooLargeError(f"the body is over the limit of {max_bytes} bytes "
-                                           "(raise it with --max-payload-mb)")
+                                           f"(raise it with {option('max_payload_mb')})")
             chunks.append(chunk)
         return b"".join(chunks)
 
@@ -317,8 +333,8 @@ def create_app(settings: ServerSettings) -> FastAPI:
     async def load_model(request: Request):
         check_auth(request)
         if not settings.allow_model_management:
-            raise ForbiddenError("model management is off on this server (start it with --api-key, "
-                                 "or --allow-model-management on a trusted machine)")
+            raise ForbiddenError("model management is off on this server (start it with an API key, "
+                                 "or allow_model_management on a trusted machine)")
         if not request.headers.get("content-type", "").startswith("application/json"):
             raise UnsupportedMediaTypeError("send the model to load as application/json")
         try:

@@ -2,8 +2,12 @@
 
 A folder (or fsspec URL of one) -> one ``<relative path>.out`` per image, the
 response JSON, as SageMaker writes; a manifest -> ``<manifest>.out``, JSON
-Lines in input order.  Bad images become error records, not failures.  A
-rerun skips what is done, so an interrupted job resumes.
+Lines in input order.  Bad images become error records, not failures.
+
+A rerun resumes: what is done is kept, what failed is tried again.  The output
+folder remembers what made its predictions (``.visiontune-batch.json``: the
+model's fingerprint, the options that shape the records, the input); a rerun
+with another model or other options is refused, unless ``overwrite`` starts over.
 """
 
 from __future__ import annotations
@@ -14,14 +18,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from visiontune.artifact import load_model
+from visiontune.artifact.store import fingerprint
 from visiontune.data.sources import MANIFEST_SUFFIXES
-from visiontune.predict import iter_predictions, list_inputs
+from visiontune.errors import ConfigError, option
+from visiontune.paths import atomic_write_text
+from visiontune.predictions import iter_predictions, list_inputs
 from visiontune.progress import bar
 
-
-def _rows(model, sources: list[str], batch_size: int, top_k: int):
-    rows = iter_predictions(model, sources, top_k=top_k, batch_size=batch_size, probabilities=True)
-    return zip(sources, rows)
+STATE = ".visiontune-batch.json"
 
 
 @dataclass
@@ -30,37 +34,78 @@ class BatchResult:
     skipped_done: int
     errors: int
     out: Path
+    retried: int = 0
+
+    def to_dict(self) -> dict:
+        return {"written": self.written, "already_done": self.skipped_done, "retried_failed": self.retried,
+                "errors": self.errors, "out": str(self.out)}
 
 
-def batch_predict(model_path: str | Path, inputs: str | Path, out: str | Path, batch_size: int = 64,
-                  top_k: int = 3, device: str = "auto", precision: str = "auto") -> BatchResult:
-    model = load_model(model_path, device=device, precision=precision)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+def batch_predict(model: str | Path, inputs: str | Path, out: str | Path, batch_size: int = 64,
+                  top_k: int = 3, device: str = "auto", precision: str = "auto",
+                  overwrite: bool = False) -> BatchResult:
+    """Predict every image of ``inputs`` into ``out`` (see the module's docstring)."""
     remote = "://" in str(inputs)
     src = str(inputs).rstrip("/") if remote else Path(inputs)
+    out = Path(out)
+    key = {"model": fingerprint(model), "top_k": int(top_k), "precision": precision,
+           "inputs": str(src) if remote else str(Path(src).resolve())}
+    _claim(out, key, overwrite)
+    loaded = load_model(model, device=device, precision=precision)
     if not remote and src.is_file() and src.suffix.lower() in MANIFEST_SUFFIXES:
-        return _manifest(model, src, out, batch_size, top_k)
+        return _manifest(loaded, src, out, batch_size, top_k)
     sources = list_inputs(src)
     base = src if remote or src.is_dir() else src.parent
-    todo, done = [], 0
+    todo, done, retried = [], 0, 0
     for s in sources:
-        target = out / (_relative(s, base) + ".out")
-        if target.exists():
+        state = _done(out / (_relative(s, base) + ".out"))
+        if state == "ok":
             done += 1
         else:
             todo.append(s)
+            retried += state == "failed"
     errors = 0
     with bar(len(todo), "batch transform") as advance:
-        for s, row in _rows(model, todo, batch_size, top_k):
+        for s, row in zip(todo, _rows(loaded, todo, batch_size, top_k)):
             target = out / (_relative(s, base) + ".out")
             target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_name(target.name + ".tmp")
-            tmp.write_text(json.dumps(row) + "\n")
-            tmp.replace(target)
+            atomic_write_text(target, json.dumps(row) + "\n")
             errors += "error" in row
             advance(1)
-    return BatchResult(len(todo), done, errors, out)
+    return BatchResult(len(todo), done, errors, out, retried)
+
+
+def _claim(out: Path, key: dict, overwrite: bool) -> None:
+    """Refuse to mix predictions of another model or other options into ``out``."""
+    state = out / STATE
+    if overwrite and out.exists():
+        for f in out.rglob("*.out"):
+            f.unlink()
+        state.unlink(missing_ok=True)
+    elif state.exists():
+        before = json.loads(state.read_text())
+        diff = [k for k in key if before.get(k) != key[k]]
+        if diff:
+            what = "; ".join(f"{k}: {before.get(k)!r} then, {key[k]!r} now" for k in diff)
+            raise ConfigError(f"{out} holds predictions made differently ({what}); pass {option('overwrite', True)} "
+                              f"to replace them, or choose another {option('out')}")
+    elif out.exists() and any(out.rglob("*.out")):
+        raise ConfigError(f"{out} holds .out files that visiontune did not record making; pass "
+                          f"{option('overwrite', True)} to replace them, or choose another {option('out')}")
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(state, json.dumps(key, indent=1))
+
+
+def _done(target: Path) -> str:
+    """``ok`` (a prediction), ``failed`` (an error record: retried) or ``missing``."""
+    try:
+        return "failed" if "error" in json.loads(target.read_text()) else "ok"
+    except (OSError, ValueError):
+        return "missing"
+
+
+def _rows(model, sources: list[str], batch_size: int, top_k: int):
+    return iter_predictions(model, sources, top_k=top_k, batch_size=batch_size, probabilities=True)
 
 
 def _relative(source: str, base) -> str:
@@ -71,20 +116,24 @@ def _relative(source: str, base) -> str:
 
 
 def _manifest(model, manifest: Path, out: Path, batch_size: int, top_k: int) -> BatchResult:
+    """One line per manifest line, in order; complete lines are kept, failed ones retried, a torn one dropped."""
     sources = list_inputs(manifest)
     target = out / (manifest.name + ".out")
-    done = 0
-    if target.exists():  # resume: keep complete lines, drop a torn last one
-        data = target.read_bytes()
-        keep = data[: data.rfind(b"\n") + 1]
-        if len(keep) != len(data):
-            target.write_bytes(keep)
-        done = keep.count(b"\n")
-    errors = 0
+    kept: list[str] = []
+    if target.exists():
+        data = target.read_text(encoding="utf-8")
+        kept = data[: data.rfind("\n") + 1].splitlines()[: len(sources)]
+    failed = [i for i, line in enumerate(kept) if "error" in json.loads(line)]
+    if failed:  # retry the failed lines, then rewrite the finished part once
+        for i, row in zip(failed, _rows(model, [sources[i] for i in failed], batch_size, top_k)):
+            kept[i] = json.dumps(row)
+    atomic_write_text(target, "".join(line + "\n" for line in kept))
+    done = len(kept)
+    errors = sum("error" in json.loads(kept[i]) for i in failed)
     with open(target, "a", encoding="utf-8") as fh, bar(len(sources) - done, "batch transform") as advance:
-        for _, row in _rows(model, sources[done:], batch_size, top_k):
+        for row in _rows(model, sources[done:], batch_size, top_k):
             fh.write(json.dumps(row) + "\n")
             fh.flush()
             errors += "error" in row
             advance(1)
-    return BatchResult(len(sources) - done, done, errors, target)
+    return BatchResult(len(sources) - done + len(failed), done - len(failed), errors, target, len(failed))

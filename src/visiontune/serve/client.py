@@ -1,11 +1,16 @@
-"""``Predictor``: call a visiontune (or SageMaker-compatible) endpoint from Python.
+"""``Predictor``: call a visiontune endpoint from Python, with a local model's answers.
 
-    Predictor("http://127.0.0.1:8080").predict("dog.jpg")
-    -> {"probabilities": [...], "labels": [...], "predicted_label": "..."}
+    Predictor("http://127.0.0.1:8080").predict("dog.jpg", top_k=3)
+    -> Prediction(label="husky", probability=0.91, top_k=[("husky", 0.91), ...])
+
+``predict`` returns what ``load_model(...).predict`` returns (a :class:`Prediction`, or a list
+of them for a list of images), so moving from a local model to an endpoint changes no code;
+``predict_proba`` returns the ``(N, C)`` probabilities, as the local model's does.
 """
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import urllib.error
@@ -16,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from visiontune.errors import RequestError
+from visiontune.prediction import Prediction
 
 
 class Predictor:
@@ -43,11 +49,12 @@ class Predictor:
             pass
         raise TypeError("predict() takes image bytes, a path, a PIL image or a numpy array")
 
-    def predict(self, image: Any, top_k: int | None = None) -> dict:
-        body, ctype = self._encode(image)
+    def invoke(self, body: bytes, content_type: str, accept: str = "application/json;verbose",
+               top_k: int | None = None) -> Any:
+        """One raw request: the decoded JSON answer, or a :class:`RequestError` with the server's message."""
         path = f"/models/{self.model}/invoke" if self.model else "/invocations"
         url = self.url + path + (f"?top_k={int(top_k)}" if top_k else "")
-        headers = {"Content-Type": ctype, "Accept": "application/json;verbose"}
+        headers = {"Content-Type": content_type, "Accept": accept}
         if self.api_key:
             headers["X-Api-Key"] = self.api_key
         req = urllib.request.Request(url, data=body, headers=headers, method="POST")
@@ -63,6 +70,36 @@ class Predictor:
             err = RequestError(f"{url} answered {exc.code}: {detail}")
             err.status = exc.code
             raise err from exc
+
+    def _verbose(self, images: Any, top_k: int | None) -> tuple[list[dict], bool]:
+        if isinstance(images, (list, tuple)):
+            instances = [base64.b64encode(self._image_bytes(im)).decode() for im in images]
+            body = json.dumps({"instances": instances}).encode()
+            return self.invoke(body, "application/json", top_k=top_k), False
+        body, ctype = self._encode(images)
+        return [self.invoke(body, ctype, top_k=top_k)], True
+
+    def _image_bytes(self, image: Any) -> bytes:
+        body, ctype = self._encode(image)
+        if ctype == "application/x-npy":
+            from PIL import Image
+
+            buf = io.BytesIO()
+            Image.fromarray(np.asarray(image, dtype=np.uint8)).save(buf, format="PNG")
+            return buf.getvalue()
+        return body
+
+    def predict(self, images: Any, top_k: int = 5) -> Prediction | list[Prediction]:
+        """One :class:`Prediction` for one image (path, bytes, PIL image or array), a list for a list."""
+        rows, single = self._verbose(images, top_k)
+        preds = [Prediction(r["predicted_label"], float(r["probability"]),
+                            [(t["label"], float(t["probability"])) for t in r["top_k"]]) for r in rows]
+        return preds[0] if single else preds
+
+    def predict_proba(self, images: Any) -> np.ndarray:
+        """``(N, C)`` probabilities in the model's class order, as ``VisionModel.predict_proba``."""
+        rows, _ = self._verbose(images if isinstance(images, (list, tuple)) else [images], None)
+        return np.asarray([r["probabilities"] for r in rows], dtype=np.float32)
 
     def ping(self) -> bool:
         try:

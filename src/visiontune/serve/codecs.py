@@ -5,10 +5,16 @@ bytes), ``application/json`` (``{"image": "<base64>"}`` or
 ``{"instances": [...]}``, each a base64 string or ``{"b64": ...}``), and
 ``application/x-npy`` (an HxWx3 or NxHxWx3 array).
 
-Responses (Accept): ``application/json`` (the list of class probabilities,
-as the built-in algorithm answers), ``application/json;verbose``
-(``{"probabilities", "labels", "predicted_label"}``, as JumpStart answers);
-a top-k option adds the k best (label, probability) pairs.
+Responses (Accept), one shape each, whatever the options:
+
+* ``application/json``: the list of class probabilities, in ``labels.json`` order, as the
+  built-in algorithm answers (a list of such lists for a batch);
+* ``application/json;verbose``: ``{"probabilities", "labels", "predicted_label", "probability",
+  "top_k": [{"label", "probability"}, ...]}`` (JumpStart's fields plus the k best, best first;
+  k = 5 unless ``top_k`` says otherwise); a list of such objects for a batch.
+
+``top_k`` only shapes the verbose ``top_k`` list; asked with plain ``application/json`` it is a 400,
+so a client never gets a body of another shape than it asked for.
 """
 
 from __future__ import annotations
@@ -118,17 +124,29 @@ def negotiate(accept: str | None) -> str:
     raise NotAcceptableError(f"Accept {accept!r} is not supported; use one of {', '.join(ACCEPT_TYPES)}")
 
 
+DEFAULT_TOP_K = 5
+
+
+def check_accept(accept: str | None, top_k: int | None) -> str:
+    """The response type, checked before any work: 406 for an unknown Accept, 400 for top_k without verbose."""
+    ctype = negotiate(accept)
+    if top_k is not None and ctype != "application/json;verbose":
+        raise RequestError("top_k chooses the 'top_k' list of verbose responses; send "
+                           "Accept: application/json;verbose (plain application/json is always the "
+                           "list of probabilities)")
+    return ctype
+
+
 def encode_response(probs: np.ndarray, labels: list[str], accept: str, top_k: int | None = None,
                     single: bool = True) -> bytes:
+    check_accept(accept, top_k)
+    if accept != "application/json;verbose":
+        rows: list[Any] = [[float(x) for x in p] for p in probs]
+        return json.dumps(rows[0] if single else rows).encode()
+    k = max(1, min(top_k or DEFAULT_TOP_K, len(labels)))
     rows = []
     for p in probs:
-        best_first = [{"label": labels[i], "probability": float(p[i])} for i in np.argsort(p)[::-1][:top_k or 1]]
-        p = [float(x) for x in p]
-        if accept == "application/json;verbose":
-            row: Any = {"probabilities": p, "labels": labels, "predicted_label": best_first[0]["label"]}
-            if top_k:
-                row["top_k"] = best_first
-        else:
-            row = best_first if top_k else p
-        rows.append(row)
+        best = [{"label": labels[i], "probability": float(p[i])} for i in np.argsort(-p, kind="stable")[:k]]
+        rows.append({"probabilities": [float(x) for x in p], "labels": labels,
+                     "predicted_label": best[0]["label"], "probability": best[0]["probability"], "top_k": best})
     return json.dumps(rows[0] if single else rows).encode()

@@ -1,13 +1,19 @@
-"""``visiontune export``: ONNX or TorchScript, preprocessing included, parity checked.
+"""``visiontune export``: ONNX or a ``torch.export`` program, preprocessing included, parity checked.
 
 The exported graph takes what every runtime takes, a uint8 ``(B, S, S, 3)``
 batch of decoded, resized images, and returns class probabilities; so
-normalisation cannot drift between runtimes.
+normalisation cannot drift between runtimes.  The class names and the
+preprocessing travel inside the file (ONNX metadata properties; the ``.pt2``
+archive's extra files), so the file alone says what its outputs mean.
+
+TorchScript is deprecated upstream (``torch.jit`` warns on every load): use
+``pt2`` (``torch.export``) instead.  Both ONNX and ``pt2`` come from
+``torch.export``, the exporter PyTorch maintains.
 """
 
 from __future__ import annotations
 
-import warnings
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,10 +21,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from visiontune import __version__
 from visiontune.artifact import load_model
-from visiontune.errors import ConfigError, MissingDependencyError, VisiontuneError
+from visiontune.errors import ConfigError, MissingDependencyError, VisiontuneError, option
 
-FORMATS = ("onnx", "torchscript")
+FORMATS = ("onnx", "pt2")
+SUFFIX = {"onnx": ".onnx", "pt2": ".pt2"}
 PARITY_TOLERANCE = 1e-4
 
 
@@ -42,47 +50,73 @@ class ExportResult:
     images_checked: int
 
 
-def export(model_path: str | Path, fmt: str = "onnx", out: str | Path | None = None,
+def default_path(model: str | Path, fmt: str) -> Path:
+    """Next to the input: ``runs/x/model.onnx`` for ``runs/x`` and for ``runs/x/model.tar.gz``."""
+    p = Path(model).expanduser()
+    return (p if p.is_dir() else p.parent) / f"model{SUFFIX[fmt]}"
+
+
+def metadata(model) -> dict[str, str]:
+    return {"visiontune.version": __version__, "visiontune.classes": json.dumps(model.classes),
+            "visiontune.preprocessing": json.dumps(model.preprocessing.to_dict()),
+            "visiontune.input": "pixels: uint8 (batch, size, size, 3), RGB, resized and centre-cropped",
+            "visiontune.output": "probabilities: float32 (batch, classes), in visiontune.classes order"}
+
+
+def export(model: str | Path, format: str = "onnx", out: str | Path | None = None,  # noqa: A002 - the CLI's name
            check_images: list | None = None, opset: int = 18) -> ExportResult:
-    if fmt not in FORMATS:
-        raise ConfigError(f"--format {fmt!r}: choose one of {', '.join(FORMATS)}")
-    model = load_model(model_path, device="cpu")
-    wrapper = _Exportable(model.module.float().eval(), model.preprocessing.mean, model.preprocessing.std).eval()
-    size = model.preprocessing.image_size
-    example = torch.zeros(2, size, size, 3, dtype=torch.uint8)
-    target = Path(out) if out else model.path / ("model.onnx" if fmt == "onnx" else "model.torchscript.pt")
-    if fmt == "torchscript":
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            traced = torch.jit.trace(wrapper, example)
-        traced.save(str(target))
-        loaded = torch.jit.load(str(target))
+    """Export a model folder or ``model.tar.gz``; ``out`` defaults to ``model.onnx`` / ``model.pt2`` beside it.
+
+    ``check_images``: real images for the parity check (else random pixels)."""
+    if format == "torchscript":
+        raise ConfigError(f"{option('format', 'torchscript')}: TorchScript is deprecated in PyTorch (torch.jit warns "
+                          f"on every load); use {option('format', 'pt2')} (torch.export) or onnx")
+    if format not in FORMATS:
+        raise ConfigError(f"{option('format', format)}: choose one of {', '.join(FORMATS)}")
+    loaded = load_model(model, device="cpu")
+    wrapper = _Exportable(loaded.module.float().eval(), loaded.preprocessing.mean, loaded.preprocessing.std).eval()
+    size = loaded.preprocessing.image_size
+    example = (torch.zeros(2, size, size, 3, dtype=torch.uint8),)
+    dynamic = {"pixels": {0: torch.export.Dim("batch", min=1, max=65536)}}
+    target = Path(out) if out else default_path(model, format)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    meta = metadata(loaded)
+    if format == "pt2":
+        program = torch.export.export(wrapper, example, dynamic_shapes=dynamic)
+        torch.export.save(program, str(target), extra_files={k: v for k, v in meta.items()})
+        module = torch.export.load(str(target)).module()
 
         def run(x):
             with torch.no_grad():
-                return loaded(torch.from_numpy(x)).numpy()
+                return module(torch.from_numpy(x)).numpy()
     else:
-        try:
-            import onnxruntime as ort
-        except ImportError as exc:
-            raise MissingDependencyError("onnxruntime", "ONNX export", extra="serve") from exc
-        # the TorchScript-based exporter: one self-contained file with a dynamic batch axis and no extra
-        # dependency (the torch.export-based one needs onnxscript); deprecated upstream, still in torch 2.14
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(wrapper, (example,), str(target), input_names=["pixels"], output_names=["probabilities"],
-                              dynamic_axes={"pixels": {0: "batch"}, "probabilities": {0: "batch"}},
-                              opset_version=opset, dynamo=False)
-        session = ort.InferenceSession(str(target), providers=["CPUExecutionProvider"])
-        run = lambda x: session.run(None, {"pixels": x})[0]  # noqa: E731
-    pixels = _check_pixels(model, check_images)
+        run = _onnx(wrapper, example, dynamic, target, meta, opset)
+    pixels = _check_pixels(loaded, check_images)
     with torch.no_grad():
         reference = wrapper(torch.from_numpy(pixels)).numpy()
     diff = float(np.abs(run(pixels) - reference).max())
     if diff > PARITY_TOLERANCE:
         raise VisiontuneError(f"{target}: exported model differs from the original by {diff:.2e} "
                               f"(max |Δ probability|, limit {PARITY_TOLERANCE:g}); do not serve it")
-    return ExportResult(target, fmt, diff, len(pixels))
+    return ExportResult(target, format, diff, len(pixels))
+
+
+def _onnx(wrapper, example, dynamic, target: Path, meta: dict[str, str], opset: int):
+    try:
+        import onnx
+        import onnxruntime as ort
+        import onnxscript  # noqa: F401 - torch.onnx's exporter needs it
+    except ImportError as exc:
+        raise MissingDependencyError(exc.name or "onnxruntime", "ONNX export", extra="serve") from exc
+    program = torch.onnx.export(wrapper, example, None, input_names=["pixels"], output_names=["probabilities"],
+                                dynamic_shapes=dynamic, dynamo=True, opset_version=opset, verbose=False)
+    proto = program.model_proto
+    for key, value in meta.items():
+        prop = proto.metadata_props.add()
+        prop.key, prop.value = key, value
+    onnx.save_model(proto, str(target))
+    session = ort.InferenceSession(str(target), providers=["CPUExecutionProvider"])
+    return lambda x: session.run(None, {"pixels": x})[0]
 
 
 def _check_pixels(model, images: list | None) -> np.ndarray:

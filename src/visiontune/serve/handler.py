@@ -73,7 +73,7 @@ class Handler:
         config = read_config(Path(model_dir))
         kwargs = {"device": self.device, "precision": self.precision}
         if self.runtime == "onnx":
-            kwargs["threads"] = self.threads
+            kwargs.update(threads=self.threads, origin=getattr(self, "origin", None))
         rt = create_runtime(self.runtime, Path(model_dir), **kwargs)
         prep = config["preprocessing"]
         return DefaultModel(rt, int(prep["image_size"]), prep.get("interpolation", "bilinear"), self.max_pixels)
@@ -98,6 +98,7 @@ class Handler:
 
     # ------------------------------------------------------------ loading
     def load(self) -> "Handler":
+        self.origin = Path(self.model_dir)
         self.model_dir = artifact_dir(self.model_dir)
         self._load_custom_code()
         model_fn = self.hooks.get("model_fn", self.default_model_fn)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from visiontune.errors import CheckpointError
+from visiontune.errors import CheckpointError, option
 from visiontune.paths import atomic_write_bytes
 
 CHECKPOINT = "checkpoint.pt"
@@ -27,7 +27,7 @@ def save_checkpoint(out: Path, state: dict) -> None:
 def load_checkpoint(out: Path, identity: dict) -> dict:
     path = Path(out) / CHECKPOINT
     if not path.exists():
-        raise CheckpointError(f"--resume: no checkpoint at {path}; start the run without --resume")
+        raise CheckpointError(f"{option('resume')}: no checkpoint at {path}; start the run without it")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001
@@ -36,8 +36,8 @@ def load_checkpoint(out: Path, identity: dict) -> dict:
     diff = sorted(k for k in set(saved) | set(identity) if saved.get(k) != identity.get(k))
     if diff:
         detail = "; ".join(f"{k}: checkpoint {saved.get(k)!r}, now {identity.get(k)!r}" for k in diff[:5])
-        raise CheckpointError(f"--resume: the options differ from the interrupted run ({detail}); "
-                              "resume with the same options, or use another --out")
+        raise CheckpointError(f"{option('resume')}: the options differ from the interrupted run ({detail}); "
+                              f"resume with the same options, or use another {option('out')}")
     return state
 
 

@@ -14,15 +14,14 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from visiontune.data.cache import PRECISIONS
 from visiontune.data.sources import ON_BAD_IMAGE
 from visiontune.data.transforms import AUGMENTATIONS
 from visiontune.errors import ConfigError
+from visiontune.runtime import DEVICES, PRECISIONS
 
 MODES = ("head", "partial", "full")
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
 SCHEDULERS = ("none", "step", "cosine", "one-cycle")
-DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
 def opt(default, help: str, choices: tuple | None = None, cli: bool = True):
@@ -58,7 +57,9 @@ class TrainConfig:
     augmentation: str = opt("none", "random augmentation of training images (SageMaker's augmentation_type)", AUGMENTATIONS)
     image_size: int | None = opt(None, "input size in pixels (default: the weights' own size)")
     seed: int = opt(0, "random seed: the same seed gives the same result")
-    valid_fraction: float = opt(0.1, "share of training images held out for validation when no split is given")
+    valid_fraction: float = opt(0.1, "share of training images held out for validation when the data has no validation split")
+    test_fraction: float = opt(0.1, "share of training images held out for the final test when the data has no test split "
+                                    "(0: report the validation split instead)")
     label_attribute: str | None = opt(None, "manifest label attribute (detected when there is one)")
     on_bad_image: str = opt("error", "unreadable images: stop with an error, or skip and report them", ON_BAD_IMAGE)
     precision: str = opt("auto", "compute precision (auto: bf16 where the hardware has it, mixed on GPUs)", PRECISIONS)
@@ -66,6 +67,7 @@ class TrainConfig:
     num_workers: int | None = opt(None, "image decoding processes for the pixel cache and GPU feature pass (default: from the CPU count)")
     top_k: int = opt(5, "report top-k accuracy for this k")
     resume: bool = opt(False, "continue an interrupted run in --out from its last checkpoint")
+    overwrite: bool = opt(False, "replace a finished (or interrupted) run in --out instead of refusing")
 
     def __post_init__(self):
         for f in fields(self):
@@ -82,6 +84,13 @@ class TrainConfig:
             raise ConfigError(f"learning_rate={self.learning_rate}: must be greater than 0")
         if not 0.0 < self.valid_fraction < 1.0:
             raise ConfigError(f"valid_fraction={self.valid_fraction}: must be between 0 and 1")
+        if not 0.0 <= self.test_fraction < 1.0 or self.valid_fraction + self.test_fraction >= 1.0:
+            raise ConfigError(f"test_fraction={self.test_fraction}: must be in [0, 1) and leave training images "
+                              f"(valid_fraction + test_fraction < 1; now {self.valid_fraction + self.test_fraction:g})")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"dropout={self.dropout}: must be in [0, 1)")
+        if self.hidden_units < 0:
+            raise ConfigError(f"hidden_units={self.hidden_units}: must be 0 (one linear layer) or more")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ConfigError(f"label_smoothing={self.label_smoothing}: must be in [0, 1)")
         if not self.data:
@@ -94,6 +103,14 @@ class TrainConfig:
         if self.optimizer == "sgd":
             return 0.01
         return 1e-3 if self.mode == "head" else 3e-4
+
+    def resolved(self, *, image_size: int, num_classes: int) -> "TrainConfig":
+        """The values a run actually uses, every default filled in (what ``hyperparameters.json`` records)."""
+        from visiontune.data.cache import default_workers
+
+        return dataclasses.replace(
+            self, learning_rate=self.lr, image_size=int(image_size), top_k=min(self.top_k, num_classes),
+            num_workers=default_workers() if self.num_workers is None else self.num_workers)
 
     @property
     def uses_feature_cache(self) -> bool:
@@ -115,7 +132,7 @@ class TrainConfig:
     def training_identity(self) -> dict[str, Any]:
         """What must match for ``--resume`` to continue a run (everything but bookkeeping)."""
         d = self.to_dict()
-        for k in ("resume", "num_workers", "out", "eval_batch_size"):
+        for k in ("resume", "overwrite", "num_workers", "out", "eval_batch_size"):
             d.pop(k)
         return d
 

@@ -35,15 +35,24 @@ class SplitInputs:
         return torch.from_numpy(np.ascontiguousarray(self.x[order.numpy()])), self.y[order]
 
 
-def with_validation(dataset: Dataset, valid_fraction: float, seed: int) -> Dataset:
-    """Carve a stratified validation split out of train when the data has none."""
-    if dataset.splits.get("validation"):
+def hold_out(dataset: Dataset, valid_fraction: float, test_fraction: float, seed: int) -> Dataset:
+    """Carve the splits the data lacks (validation, test) out of train, stratified and seeded.
+
+    Every layout then reports the same metrics (``test_accuracy`` ...) unless ``test_fraction`` is 0."""
+    wanted = [(name, f) for name, f in (("validation", valid_fraction), ("test", test_fraction))
+              if f > 0 and not dataset.splits.get(name)]
+    if not wanted:
         return dataset
-    train, val = stratified_split(dataset.splits["train"], [1 - valid_fraction, valid_fraction], seed)
-    note(f"no validation split: holding out {len(val)} of {len(dataset.splits['train'])} training images "
-         f"(valid_fraction={valid_fraction}, seed={seed})")
-    return Dataset(dataset.classes, {**dataset.splits, "train": train, "validation": val},
-                   dataset.root, dataset.kind, dataset.skipped)
+    train = dataset.splits["train"]
+    parts = stratified_split(train, [1 - sum(f for _, f in wanted), *(f for _, f in wanted)], seed)
+    splits = {**dataset.splits, "train": parts[0]}
+    splits.update({name: part for (name, _), part in zip(wanted, parts[1:])})
+    held = " and ".join(f"{len(part)} {name}" for (name, _), part in zip(wanted, parts[1:]))
+    fractions = ", ".join(f"{'valid' if name == 'validation' else name}_fraction={f}" for name, f in wanted)
+    note(f"no {' or '.join(n for n, _ in wanted)} split in the data: holding out {held} of the {len(train)} "
+         f"training images ({fractions}, seed={seed})")
+    order = [s for s in ("train", "validation", "test") if s in splits]
+    return Dataset(dataset.classes, {k: splits[k] for k in order}, dataset.root, dataset.kind, dataset.skipped)
 
 
 def hash_images(dataset: Dataset, workers: int = 8) -> dict[str, str]:

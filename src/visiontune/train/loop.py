@@ -17,17 +17,18 @@ from typing import Callable
 import torch
 from torch import nn
 
-from visiontune.artifact.model import pick_device
-from visiontune.artifact.store import pack, save_artifact
-from visiontune.data.cache import autocast, cache_key, library_versions, resolve_precision
+from visiontune.artifact.store import FILES as ARTIFACT_FILES
+from visiontune.artifact.store import is_artifact, pack, save_artifact
+from visiontune.data.cache import cache_key, library_versions
 from visiontune.data.sources import open_dataset
 from visiontune.data.transforms import build_augmentation, normalize
-from visiontune.errors import CheckpointError, ConfigError, DataError
+from visiontune.errors import CheckpointError, ConfigError, DataError, option
 from visiontune.progress import bar, log_metrics, note
+from visiontune.runtime import autocast, dtype_name, pick_device, resolve_precision
 from visiontune.train import plots
-from visiontune.train.checkpoint import has_checkpoint, load_checkpoint, remove_checkpoint, save_checkpoint
+from visiontune.train.checkpoint import CHECKPOINT, has_checkpoint, load_checkpoint, remove_checkpoint, save_checkpoint
 from visiontune.train.config import TrainConfig
-from visiontune.train.inputs import SplitInputs, hash_images, prepare, with_validation
+from visiontune.train.inputs import SplitInputs, hash_images, hold_out, prepare
 from visiontune.train.metrics import evaluate_logits
 from visiontune.zoo.registry import create_model, default_preprocessing, get_model_spec
 
@@ -110,8 +111,8 @@ class _Trainer:
             logits = self.forward(xb, train=True)
             loss = self.criterion(logits, yb)
             if not torch.isfinite(loss):
-                raise ConfigError(f"the loss became {loss.item()} at epoch {epoch}; lower --learning-rate "
-                                  f"(now {self.cfg.lr:g}) or use --precision fp32")
+                raise ConfigError(f"the loss became {loss.item()} at epoch {epoch}; lower {option('learning_rate')} "
+                                  f"(now {self.cfg.lr:g}) or use {option('precision', 'fp32')}")
             self.opt.zero_grad(set_to_none=True)
             if self.scaler is not None:
                 self.scaler.scale(loss).backward()
@@ -145,56 +146,118 @@ class _Trainer:
         return {k: v.detach().clone() for k, v in self.net.state_dict().items()}
 
 
+class StopTraining(Exception):
+    """Raised by an epoch callback to end a run early (a pruned tuning trial, a stopped job).
+
+    The run's last checkpoint stays in ``out``, so ``resume=True`` can continue it."""
+
+
+@dataclass
+class _Run:
+    """What :func:`train` resolved before the first epoch."""
+
+    cfg: TrainConfig
+    out: Path
+    dataset: object
+    model: object
+    spec: object
+    wspec: object
+    prep: object
+    device: torch.device
+    dtype: torch.dtype | None
+    feature_dtype: torch.dtype | None
+    state: dict | None
+
+
 def train(config: TrainConfig | None = None, *, callbacks: tuple[EpochCallback, ...] = (), **options) -> TrainResult:
-    """Fine-tune a model; every option of :class:`TrainConfig` can be passed by name."""
+    """Fine-tune a model; every option of :class:`TrainConfig` can be passed by name.
+
+    ``callbacks`` are called as ``cb(epoch, row)`` after each epoch; one may raise
+    :class:`StopTraining` to end the run early."""
     cfg = config if config is not None else TrainConfig.from_dict(options)
     if config is not None and options:
         cfg = TrainConfig.from_dict({**config.to_dict(), **options})
     started = time.perf_counter()
+    run = _resolve(cfg)
+    trainer, inputs, skipped = _prepare_inputs(run)
+    history, best = _fit(run, trainer, callbacks)
+    return _finish(run, trainer, history, best, skipped, started)
+
+
+def _resolve(cfg: TrainConfig) -> _Run:
+    """Check the output folder, open the data, build the model, fill in every default."""
     get_model_spec(cfg.model)  # an unknown model fails before any data is read
     out = Path(cfg.out)
-    if has_checkpoint(out) and not cfg.resume:
-        raise CheckpointError(f"{out} holds an interrupted run (checkpoint.pt); pass --resume to continue it, "
-                              "or choose another --out")
-    state = load_checkpoint(out, cfg.training_identity()) if cfg.resume else None
-
+    _check_out(out, cfg)
     dataset = open_dataset(cfg.data, on_bad_image=cfg.on_bad_image, label_attribute=cfg.label_attribute)
     dataset.check()
-    dataset = with_validation(dataset, cfg.valid_fraction, cfg.seed)
+    dataset = hold_out(dataset, cfg.valid_fraction, cfg.test_fraction, cfg.seed)
     if not dataset.splits.get("validation"):
         raise DataError(f"{cfg.data}: the validation split is empty (too few images per class to hold some out); "
-                        "add images, give a validation split, or raise --valid-fraction")
-    hashes = hash_images(dataset)
-    out.mkdir(parents=True, exist_ok=True)
-
+                        f"add images, give a validation split, or raise {option('valid_fraction')}")
     torch.manual_seed(cfg.seed)
     device = pick_device(cfg.device)
-    dtype = resolve_precision(cfg.precision, device, training=True)
-    feature_dtype = resolve_precision(cfg.precision, device)
     model, spec, wspec = create_model(cfg.model, pretrained=cfg.pretrained, num_classes=dataset.num_classes,
                                       weights=cfg.weights, hidden_units=cfg.hidden_units, dropout=cfg.dropout)
     prep = default_preprocessing(spec, wspec, cfg.image_size)
+    cfg = cfg.resolved(image_size=prep.image_size, num_classes=dataset.num_classes)
+    state = None
+    if cfg.resume and has_checkpoint(out):
+        state = load_checkpoint(out, cfg.training_identity())
+    elif cfg.resume:
+        note(f"--resume: {out} has no checkpoint yet (the run stopped before its first epoch ended); "
+             "starting from the beginning")
     model.freeze(cfg.mode, cfg.trainable_stages)
-    note(f"{spec.name} ({spec.library}:{spec.arch}), weights: {wspec.tag if wspec else 'random init'}, "
-         f"mode={cfg.mode}, {prep.image_size}px, device={device.type}, "
-         f"precision={_dtype_name(feature_dtype if cfg.uses_feature_cache else dtype)}, "
-         f"{dataset.num_classes} classes: " + ", ".join(f"{k}={len(v)}" for k, v in dataset.splits.items()))
+    return _Run(cfg, out, dataset, model, spec, wspec, prep, device,
+                resolve_precision(cfg.precision, device, training=True), resolve_precision(cfg.precision, device),
+                state)
 
+
+def _check_out(out: Path, cfg: TrainConfig) -> None:
+    """A finished run is never overwritten by accident, an interrupted one never restarted by accident."""
+    if cfg.overwrite:
+        for name in (*ARTIFACT_FILES, "metrics.json", "model.tar.gz", "hyperparameters.json", CHECKPOINT):
+            (out / name).unlink(missing_ok=True)
+        return
+    if has_checkpoint(out) and not cfg.resume:
+        raise CheckpointError(f"{out} holds an interrupted run (checkpoint.pt): pass {option('resume', True)} to "
+                              f"continue it, {option('overwrite', True)} to start it again, or choose another "
+                              f"{option('out')}")
+    if is_artifact(out) and not has_checkpoint(out):
+        raise ConfigError(f"{out} holds a finished run (model.safetensors, metrics.json); pass "
+                          f"{option('overwrite', True)} to replace it, or choose another {option('out')}")
+
+
+def _prepare_inputs(run: _Run):
+    cfg, dataset, model = run.cfg, run.dataset, run.model
+    hashes = hash_images(dataset)
+    run.out.mkdir(parents=True, exist_ok=True)
     if cfg.uses_feature_cache:
+        spec, wspec = run.spec, run.wspec
         model_key = cache_key(spec.library, spec.arch, wspec.identity() if wspec else f"random-{cfg.seed}",
                               library_versions())
-        inputs, skipped = prepare(dataset, hashes, kind="features", prep=prep, on_bad_image=cfg.on_bad_image,
-                                  backbone=model.backbone, model_key=model_key, device=device, dtype=feature_dtype,
-                                  batch_size=cfg.eval_batch_size, workers=cfg.num_workers)
+        inputs, skipped = prepare(dataset, hashes, kind="features", prep=run.prep, on_bad_image=cfg.on_bad_image,
+                                  backbone=model.backbone, model_key=model_key, device=run.device,
+                                  dtype=run.feature_dtype, batch_size=cfg.eval_batch_size, workers=cfg.num_workers)
         net = model.head
     else:
-        inputs, skipped = prepare(dataset, hashes, kind="pixels", prep=prep, on_bad_image=cfg.on_bad_image,
+        inputs, skipped = prepare(dataset, hashes, kind="pixels", prep=run.prep, on_bad_image=cfg.on_bad_image,
                                   workers=cfg.num_workers)
         net = model
         model.to(memory_format=torch.channels_last)  # measured faster on CPU and GPU
-    net.to(device)
-    trainer = _Trainer(cfg, net, inputs, prep, device, dtype, dataset.num_classes)
+    net.to(run.device)
+    spec, wspec = run.spec, run.wspec
+    note(f"{spec.name} ({spec.library}:{spec.arch}), weights: {wspec.tag if wspec else 'random init'}, "
+         f"mode={cfg.mode}, {run.prep.image_size}px, device={run.device.type}, "
+         f"precision={dtype_name(run.feature_dtype if cfg.uses_feature_cache else run.dtype)}, "
+         f"{dataset.num_classes} classes: " + ", ".join(f"{k}={len(v)}" for k, v in inputs.items())
+         + (f" ({len(skipped)} unreadable image(s) left out)" if skipped else ""))
+    return _Trainer(cfg, net, inputs, run.prep, run.device, run.dtype, dataset.num_classes), inputs, skipped
 
+
+def _fit(run: _Run, trainer: "_Trainer", callbacks) -> tuple[list[dict], dict]:
+    """The epochs: train, validate, log, checkpoint; early stopping keeps the best epoch."""
+    cfg, out, net, state = run.cfg, run.out, trainer.net, run.state
     history: list[dict] = []
     best = {"loss": float("inf"), "epoch": 0, "bad_epochs": 0}
     best_state = None
@@ -219,10 +282,10 @@ def train(config: TrainConfig | None = None, *, callbacks: tuple[EpochCallback, 
             stopped_early = True
             break
         t0 = time.perf_counter()
-        with bar(len(inputs["train"]), f"epoch {epoch}/{cfg.epochs}") as advance:
+        with bar(len(trainer.inputs["train"]), f"epoch {epoch}/{cfg.epochs}") as advance:
             train_loss, train_acc = trainer.train_epoch(epoch, advance)
         val_logits, val_y = trainer.logits("validation")
-        val = evaluate_logits(val_logits, val_y, dataset.classes, cfg.top_k)
+        val = evaluate_logits(val_logits, val_y, run.dataset.classes, cfg.top_k)
         row = {"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc, "val_loss": val["loss"],
                "val_acc": val["accuracy"], "lr": trainer.opt.param_groups[0]["lr"],
                "epoch_seconds": round(time.perf_counter() - t0, 3)}
@@ -247,22 +310,25 @@ def train(config: TrainConfig | None = None, *, callbacks: tuple[EpochCallback, 
         net.load_state_dict(best_state)
         note(f"early stopping: keeping epoch {best['epoch']} (val_loss={best['loss']:.4f})"
              + (" — stopped before the last epoch" if stopped_early else ""))
+    return history, (best if cfg.early_stopping else None)
 
-    metrics = _final_metrics(trainer, dataset, cfg, history, skipped, best if cfg.early_stopping else None)
+
+def _finish(run: _Run, trainer: "_Trainer", history, best, skipped, started: float) -> TrainResult:
+    """Evaluate, write the artifact and the reports, pack ``model.tar.gz``."""
+    cfg, out, model, spec, wspec = run.cfg, run.out, run.model, run.spec, run.wspec
+    metrics = _final_metrics(trainer, run.dataset, cfg, history, skipped, best)
+    metrics["runtime"] = {"device": run.device.type, "training_precision": dtype_name(run.dtype),
+                          "feature_precision": dtype_name(run.feature_dtype) if cfg.uses_feature_cache else None}
     metrics["seconds"] = round(time.perf_counter() - started, 3)
     model.to("cpu")
     save_artifact(out, model.float().to(memory_format=torch.contiguous_format), name=spec.name,
                   library=spec.library, arch=spec.arch, weights_tag=wspec.tag if wspec else None,
-                  weights_license=wspec.license if wspec else None, prep=prep, classes=dataset.classes,
+                  weights_license=wspec.license if wspec else None, prep=run.prep, classes=run.dataset.classes,
                   hyperparameters=cfg.to_dict(), metrics=metrics)
-    _write_reports(out, metrics, history, dataset.classes)
+    _write_reports(out, metrics, history, run.dataset.classes)
     pack(out)
     remove_checkpoint(out)
     return TrainResult(out, metrics, history, time.perf_counter() - started)
-
-
-def _dtype_name(dtype) -> str:
-    return {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dtype, "fp32")
 
 
 def _final_metrics(trainer: _Trainer, dataset, cfg: TrainConfig, history, skipped, best) -> dict:

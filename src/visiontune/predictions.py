@@ -1,7 +1,8 @@
-"""Predict over an image, a folder or a manifest, in batches, bad images reported."""
+"""Predict over images, folders, globs or manifests, in batches, bad images reported."""
 
 from __future__ import annotations
 
+import glob
 from pathlib import Path
 from typing import Iterator
 
@@ -46,6 +47,39 @@ def list_inputs(path: Path | str) -> list[str]:
     if path.is_file():
         return [str(path)]
     raise DataError(f"{path}: no such file or folder")
+
+
+def expand_inputs(paths: str | Path | list) -> list[str]:
+    """Several inputs -> one list of images, in the given order, each once.
+
+    Each input is an image, a folder, a manifest, a URL, or a glob (``'data/**/*.jpg'``, quoted so the
+    shell leaves it to visiontune)."""
+    if isinstance(paths, (str, Path)):
+        paths = [paths]
+    out: list[str] = []
+    for p in paths:
+        text = str(p)
+        if "://" not in text and not Path(text).expanduser().exists() and glob.has_magic(text):
+            matches = sorted(glob.glob(str(Path(text).expanduser()), recursive=True))
+            if not matches:
+                raise DataError(f"{text}: the pattern matches no file")
+            for m in matches:
+                out += list_inputs(m) if Path(m).is_dir() else [m] if is_image_name(m) else []
+            continue
+        out += list_inputs(p)
+    return list(dict.fromkeys(out))
+
+
+def predict(model, inputs, *, top_k: int = 3, batch_size: int = 64, device: str = "auto",
+            precision: str = "fp32", probabilities: bool = False) -> list[dict]:
+    """``visiontune predict``: one row per image, in input order (``source``, ``label``, ``probability``,
+    ``top_k``; ``error`` for an unreadable image).  ``model`` is a model folder, a ``model.tar.gz`` or a
+    loaded :class:`VisionModel`; ``inputs`` one or several images, folders, manifests or globs."""
+    from visiontune.artifact import load_model
+
+    m = model if isinstance(model, VisionModel) else load_model(model, device=device, precision=precision)
+    return list(iter_predictions(m, expand_inputs(inputs), top_k=top_k, batch_size=batch_size,
+                                 probabilities=probabilities))
 
 
 def iter_predictions(model: VisionModel, inputs: Path | list[str], top_k: int = 3, batch_size: int = 64,
