@@ -56,3 +56,15 @@ def tiny_split(tmp_path) -> Path:
 
 #: The options that make a training test fast: a small image, the offline model.
 FAST = dict(model="mobilenet_v2", image_size=32, epochs=2, batch_size=8, eval_batch_size=32, num_workers=0)
+
+
+def cli_run(*args, ok: bool = True):
+    """``visiontune ARGS...`` through click's runner, as a user types it; asserts success unless ``ok=False``."""
+    from click.testing import CliRunner
+
+    from visiontune.cli.main import cli
+
+    result = CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+    if ok:
+        assert result.exit_code == 0, result.output
+    return result

@@ -18,7 +18,8 @@ from visiontune.predictions import predict  # noqa: E402
 from visiontune.quickstart import quickstart  # noqa: E402
 from visiontune.serve.batch import batch_predict  # noqa: E402
 from visiontune.serve.export import export  # noqa: E402
-from visiontune.train import TrainConfig, train  # noqa: E402
+from visiontune.train import TrainConfig  # noqa: E402
+from visiontune.jobs.api import train  # noqa: E402  (the engine, recorded as a job)
 
 __all__ = ["__version__", "batch_predict", "evaluate", "export", "inspect", "load_model", "predict", "quickstart",
            "split", "train", "TrainConfig", "VisiontuneError"]

@@ -34,3 +34,14 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def timestamped(base: str) -> str:
+    """A SageMaker-style unique name: ``base-YYYY-MM-DD-HH-MM-SS-mmm`` (job and run names)."""
+    import re
+    import time
+
+    now = time.time()
+    stamp = time.strftime("%Y-%m-%d-%H-%M-%S", time.localtime(now)) + f"-{int(now * 1000) % 1000:03d}"
+    base = re.sub(r"[^A-Za-z0-9-]+", "-", base).strip("-")[:40] or "job"
+    return f"{base}-{stamp}"

@@ -9,15 +9,11 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from tests.conftest import FAST
+from tests.conftest import FAST, cli_run
 from visiontune.cli.main import cli
 
+run = cli_run
 
-def run(*args, ok=True):
-    result = CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
-    if ok:
-        assert result.exit_code == 0, result.output
-    return result
 
 
 def test_models_list():

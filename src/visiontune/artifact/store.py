@@ -114,11 +114,14 @@ def fingerprint(path: str | Path) -> str:
     """A digest of what makes a model answer as it does: weights, config, labels and custom code.
 
     Batch transform keys its resumable outputs on it; a retrained model gets another one."""
-    folder = artifact_dir(path)
+    folder = artifact_dir(path, custom_ok=True)
     digest = hashlib.blake2b(digest_size=16)
-    files = [folder / f for f in FILES]
-    if (folder / "code").is_dir():
-        files += sorted(p for p in (folder / "code").rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+    if is_artifact(folder):
+        files = [folder / f for f in FILES]
+        if (folder / "code").is_dir():
+            files += sorted(p for p in (folder / "code").rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+    else:  # a script's model: everything in it
+        files = sorted(p for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
     for f in files:
         digest.update(str(f.relative_to(folder)).encode() + b"\0")
         with open(f, "rb") as fh:
@@ -127,17 +130,24 @@ def fingerprint(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def artifact_dir(path: str | Path) -> Path:
-    """The folder of an artifact given as a folder or a ``.tar.gz``."""
+CUSTOM_CODE = Path("code") / "inference.py"
+
+
+def artifact_dir(path: str | Path, custom_ok: bool = False) -> Path:
+    """The folder of an artifact given as a folder or a ``.tar.gz``.
+
+    ``custom_ok``: also accept any model folder with ``code/inference.py`` (a model a training script
+    saved, which its own ``model_fn`` loads), as SageMaker's PyTorch serving does."""
     path = Path(path).expanduser()
     if path.is_file() and path.name.endswith((".tar.gz", ".tgz", ".tar")):
         path = _unpack(path)
     if not path.is_dir():
         raise ArtifactError(f"{path}: no model here; give a model folder or a model.tar.gz")
     missing = [f for f in FILES if not (path / f).exists()]
-    if missing:
-        raise ArtifactError(f"{path}: not a visiontune model (missing {', '.join(missing)}); "
-                            "train one with `visiontune train`")
+    if missing and not (custom_ok and (path / CUSTOM_CODE).is_file()):
+        raise ArtifactError(f"{path}: not a visiontune model (missing {', '.join(missing)}); train one with "
+                            "`visiontune train`" + (", or add code/inference.py with a model_fn that loads it"
+                                                    if custom_ok else ""))
     return path
 
 

@@ -42,13 +42,18 @@ def _parse_models(models: tuple[str, ...]) -> dict[str, str]:
 @click.option("--max-payload-mb", default=6.0, show_default=True, type=float,
               help="largest request body accepted (SageMaker's real-time limit is 6 MB)")
 @click.option("--api-key", default=None, envvar="VISIONTUNE_API_KEY", help="require this key (or $VISIONTUNE_API_KEY)")
+@click.option("--entry-point", default=None,
+              help="serve with this inference.py (model_fn, input_fn, predict_fn, output_fn), as SageMaker's "
+                   "PyTorchModel(entry_point=...) does; for a model a training script saved")
+@click.option("--source-dir", default=None, help="with --entry-point: the folder it lives in (copied as code/)")
 @click.option("--allow-model-management", is_flag=True,
               help="allow POST/DELETE /models without an API key (on by default with --api-key; off with --workers > 1)")
 def serve_cmd(models, host, port, workers, threads, runtime, device, precision, max_batch_size, max_delay_ms,
-              max_payload_mb, api_key, allow_model_management):
+              max_payload_mb, api_key, entry_point, source_dir, allow_model_management):
     """Serve models over HTTP: SageMaker's /ping and /invocations, and /endpoints/NAME/invocations for boto3.
 
-    MODEL is a model folder or model.tar.gz, optionally named: NAME=PATH (several make a multi-model endpoint).
+    MODEL is a model folder or model.tar.gz, optionally named: NAME=PATH (several make a multi-model endpoint);
+    a model a training script saved serves with its own code/inference.py (model_fn, input_fn, predict_fn...).
     """
     import uvicorn
 
@@ -56,8 +61,12 @@ def serve_cmd(models, host, port, workers, threads, runtime, device, precision, 
     from visiontune.serve.app import ServerSettings, create_app
 
     named = _parse_models(models)
+    if entry_point:
+        from visiontune.serve.bundle import bundle
+
+        named = {name: str(bundle(path, entry_point, source_dir)) for name, path in named.items()}
     for path in named.values():
-        artifact_dir(path)  # a wrong path fails now, not in a worker
+        artifact_dir(path, custom_ok=True)  # a wrong path fails now, not in a worker
     check_port_free(host, port)
     settings = ServerSettings(models=named, runtime=runtime, device=device, precision=precision, threads=threads,
                               max_batch_size=max_batch_size, max_delay_ms=max_delay_ms,

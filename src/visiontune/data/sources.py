@@ -18,6 +18,7 @@ from urllib.parse import urlparse
 from visiontune.data.dataset import SPLIT_ALIASES, Dataset, Sample
 from visiontune.data.decode import is_image_name
 from visiontune.errors import ConfigError, DataError, ManifestError, option
+from visiontune.registry import Registry
 
 ON_BAD_IMAGE = ("error", "skip")
 MANIFEST_SUFFIXES = (".manifest", ".jsonl", ".json")
@@ -42,18 +43,12 @@ class Source(ABC):
         layout can still be read (``data inspect`` reports everything at once)."""
 
 
-_SOURCES: dict[str, type[Source]] = {}
-
-
-def register_source(cls: type[Source]) -> type[Source]:
-    if cls.name in _SOURCES:
-        raise ConfigError(f"a data source named {cls.name!r} is already registered")
-    _SOURCES[cls.name] = cls
-    return cls
+SOURCES: Registry[type[Source]] = Registry("data source")
+register_source = SOURCES.register
 
 
 def list_sources() -> list[str]:
-    return list(_SOURCES)
+    return SOURCES.names()
 
 
 # ------------------------------------------------------------------ folders
@@ -301,10 +296,8 @@ def open_dataset(path: str | Path, *, source: str | None = None, on_bad_image: s
     if source is None and split_files:
         return _open_split_files(path, split_files, opts)
     if source is not None:
-        if source not in _SOURCES:
-            raise ConfigError(f"source={source!r}: choose one of {', '.join(_SOURCES)}")
-        return _SOURCES[source]().load(path, **opts)
-    for cls in _SOURCES.values():
+        return SOURCES.get(source)().load(path, **opts)
+    for cls in SOURCES:
         if cls.detect(path):
             return cls().load(path, **opts)
     raise DataError(

@@ -23,7 +23,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from visiontune.artifact.store import artifact_dir, read_config
+from visiontune.artifact.store import artifact_dir, is_artifact, read_config
 from visiontune.data.decode import image_to_pixels
 from visiontune.errors import BadImageError, InferenceCodeError, RequestError
 from visiontune.serve.codecs import decode_request, encode_response, negotiate
@@ -94,13 +94,18 @@ class Handler:
 
     def default_output_fn(self, prediction, accept: str, top_k: int | None = None, single: bool = True):
         ctype = negotiate(accept)
-        return encode_response(np.asarray(prediction), self.labels, ctype, top_k=top_k, single=single), ctype
+        probs = np.asarray(prediction)
+        labels = self.labels or [str(i) for i in range(probs.shape[-1])]  # a script's model has no labels.json
+        return encode_response(probs, labels, ctype, top_k=top_k, single=single), ctype
 
     # ------------------------------------------------------------ loading
     def load(self) -> "Handler":
         self.origin = Path(self.model_dir)
-        self.model_dir = artifact_dir(self.model_dir)
+        self.model_dir = artifact_dir(self.model_dir, custom_ok=True)
         self._load_custom_code()
+        if "model_fn" not in self.hooks and not is_artifact(self.model_dir):
+            raise InferenceCodeError(f"{self.model_dir}: not a visiontune model, and code/inference.py has no "
+                                     "model_fn to load it; define model_fn(model_dir)")
         model_fn = self.hooks.get("model_fn", self.default_model_fn)
         self.model = model_fn(str(self.model_dir))
         if "model_fn" in self.hooks and not isinstance(self.model, DefaultModel):
@@ -110,7 +115,8 @@ class Handler:
                     f"{self.model_dir}/code/inference.py: a custom model_fn returns your own model, so the default "
                     f"{' and '.join(missing)} cannot use it; define {' and '.join(missing)} as well"
                 )
-        self.labels = json.loads((self.model_dir / "labels.json").read_text())
+        labels = self.model_dir / "labels.json"
+        self.labels = json.loads(labels.read_text()) if labels.exists() else []
         return self
 
     def _load_custom_code(self) -> None:

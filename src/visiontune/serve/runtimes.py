@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from visiontune.errors import ArtifactError, ConfigError, MissingDependencyError
+from visiontune.registry import Registry
 
 
 class Runtime(ABC):
@@ -68,10 +69,10 @@ class OnnxRuntime(Runtime):
         return self.session.run(None, {self.input_name: np.ascontiguousarray(pixels, dtype=np.uint8)})[0]
 
 
-RUNTIMES: dict[str, type[Runtime]] = {"torch": TorchRuntime, "onnx": OnnxRuntime}
+RUNTIMES: Registry[type[Runtime]] = Registry("serving runtime")
+RUNTIMES.register(TorchRuntime)
+RUNTIMES.register(OnnxRuntime)
 
 
 def create_runtime(name: str, model_dir: Path, **kwargs) -> Runtime:
-    if name not in RUNTIMES:
-        raise ConfigError(f"runtime={name!r}: choose one of {', '.join(RUNTIMES)}")
-    return RUNTIMES[name](model_dir, **kwargs)
+    return RUNTIMES.get(name)(model_dir, **kwargs)

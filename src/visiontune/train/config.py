@@ -31,7 +31,7 @@ def opt(default, help: str, choices: tuple | None = None, cli: bool = True):
 @dataclass
 class TrainConfig:
     data: str = opt("", "dataset: class folders, split folders, a manifest, a .lst, or a folder of split files")
-    out: str = opt("runs/latest", "output folder for the model artifact, metrics, plots and checkpoints")
+    out: str = opt("", "output folder for the model artifact, metrics, plots and checkpoints (default: runs/<job name>)")
     model: str = opt("mobilenet_v2", "model name (`visiontune models list`) or any timm/torchvision architecture")
     weights: str | None = opt(None, "start from this .pth/.safetensors file instead of the model's own weights")
     pretrained: bool = opt(True, "start from pretrained weights (--no-pretrained: random init)")

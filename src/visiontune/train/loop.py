@@ -7,6 +7,7 @@ and cache keys), build the model, fill the caches, train with per-epoch
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
@@ -23,6 +24,7 @@ from visiontune.data.cache import cache_key, library_versions
 from visiontune.data.sources import open_dataset
 from visiontune.data.transforms import build_augmentation, normalize
 from visiontune.errors import CheckpointError, ConfigError, DataError, option
+from visiontune.paths import timestamped
 from visiontune.progress import bar, log_metrics, note
 from visiontune.runtime import autocast, dtype_name, pick_device, resolve_precision
 from visiontune.train import plots
@@ -41,6 +43,14 @@ class TrainResult:
     metrics: dict
     history: list[dict]
     seconds: float
+    #: the job that recorded the run (``visiontune jobs describe JOB``), when it ran as one
+    job: str | None = None
+
+    @classmethod
+    def from_dir(cls, out: str | Path, job: str | None = None) -> "TrainResult":
+        """The result of a finished run, read back from its output folder."""
+        metrics = json.loads((Path(out) / "metrics.json").read_text())
+        return cls(Path(out), metrics, metrics.get("history", []), float(metrics.get("seconds", 0.0)), job)
 
 
 def _epoch_seed(seed: int, epoch: int) -> int:
@@ -89,6 +99,7 @@ class _Trainer:
         self.steps_per_epoch = math.ceil(n / cfg.batch_size)
         self.sched, self.per_batch = _scheduler(cfg, self.opt, self.steps_per_epoch)
         self.scaler = torch.amp.GradScaler(device.type) if dtype == torch.float16 else None
+        self.stop = None  # a threading.Event: set -> StopTraining at the next batch
 
     def forward(self, x: torch.Tensor, train: bool) -> torch.Tensor:
         if x.dtype == torch.uint8:
@@ -106,6 +117,8 @@ class _Trainer:
         self.net.train()
         total_loss, correct, seen = 0.0, 0, 0
         for start in range(0, len(perm), self.cfg.batch_size):
+            if self.stop is not None and self.stop.is_set():
+                raise StopTraining(f"stopped during epoch {epoch}")
             xb, yb = data.batch(perm[start:start + self.cfg.batch_size])
             yb = yb.to(self.device)
             logits = self.forward(xb, train=True)
@@ -169,17 +182,20 @@ class _Run:
     state: dict | None
 
 
-def train(config: TrainConfig | None = None, *, callbacks: tuple[EpochCallback, ...] = (), **options) -> TrainResult:
+def train(config: TrainConfig | None = None, *, callbacks: tuple[EpochCallback, ...] = (), stop=None,
+          **options) -> TrainResult:
     """Fine-tune a model; every option of :class:`TrainConfig` can be passed by name.
 
     ``callbacks`` are called as ``cb(epoch, row)`` after each epoch; one may raise
-    :class:`StopTraining` to end the run early."""
+    :class:`StopTraining` to end the run early.  ``stop`` (a ``threading.Event``) ends it at the next
+    batch when set (a stopped job); the last epoch's checkpoint stays for ``resume=True``."""
     cfg = config if config is not None else TrainConfig.from_dict(options)
     if config is not None and options:
         cfg = TrainConfig.from_dict({**config.to_dict(), **options})
     started = time.perf_counter()
     run = _resolve(cfg)
     trainer, inputs, skipped = _prepare_inputs(run)
+    trainer.stop = stop
     history, best = _fit(run, trainer, callbacks)
     return _finish(run, trainer, history, best, skipped, started)
 
@@ -187,6 +203,8 @@ def train(config: TrainConfig | None = None, *, callbacks: tuple[EpochCallback, 
 def _resolve(cfg: TrainConfig) -> _Run:
     """Check the output folder, open the data, build the model, fill in every default."""
     get_model_spec(cfg.model)  # an unknown model fails before any data is read
+    if not cfg.out:
+        cfg = dataclasses.replace(cfg, out=str(Path("runs") / timestamped(cfg.model)))
     out = Path(cfg.out)
     _check_out(out, cfg)
     dataset = open_dataset(cfg.data, on_bad_image=cfg.on_bad_image, label_attribute=cfg.label_attribute)

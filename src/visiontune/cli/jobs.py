@@ -1,0 +1,134 @@
+"""``visiontune jobs list | describe | logs [-f] | stop | delete``."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from visiontune.jobs.store import TERMINAL
+
+
+def _store():
+    from visiontune.jobs.api import default_store
+
+    store = default_store()
+    store.reap_orphans()
+    return store
+
+
+def _fmt_seconds(s: float | None) -> str:
+    if s is None:
+        return ""
+    s = int(s)
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+
+
+def headline(job) -> str:
+    """The metric a person looks for first in a finished job."""
+    for key in ("test_accuracy", "validation_accuracy", "val_acc"):
+        if key in job.final_metrics:
+            return f"{key}={job.final_metrics[key]:.4f}"
+    if job.final_metrics:
+        k, v = next(iter(job.final_metrics.items()))
+        return f"{k}={v:.4g}"
+    return ""
+
+
+@click.group("jobs")
+def jobs_group() -> None:
+    """Training jobs: every `visiontune train` run (built-in engine or script), and tuning trials."""
+
+
+@jobs_group.command("list")
+@click.option("--status", type=click.Choice(["InProgress", "Completed", "Failed", "Stopping", "Stopped"]),
+              default=None, help="only jobs with this status")
+@click.option("--tuning-job", default=None, help="only the trials of this tuning job")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1), help="newest first, at most this many")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True,
+              help="a table for people, or JSON for scripts")
+def list_cmd(status, tuning_job, limit, fmt):
+    """Jobs, newest first: name, kind, status, elapsed time, the headline metric."""
+    jobs = _store().list_jobs(status=status, tuning_job=tuning_job, limit=limit)
+    if fmt == "json":
+        click.echo(json.dumps([j.to_dict() for j in jobs], indent=2))
+        return
+    table = Table("name", "kind", "status", "elapsed", "metric", "created")
+    table.columns[0].overflow = "fold"
+    colour = {"Completed": "green", "Failed": "red", "InProgress": "cyan", "Stopping": "yellow", "Stopped": "yellow"}
+    for j in jobs:
+        table.add_row(j.name, j.kind, f"[{colour[j.status]}]{j.status}[/]", _fmt_seconds(j.elapsed), headline(j),
+                      time.strftime("%Y-%m-%d %H:%M", time.localtime(j.created_at)))
+    Console().print(table)
+
+
+@jobs_group.command("describe")
+@click.argument("name")
+def describe_cmd(name):
+    """Everything about a job (JSON): status, failure reason, hyperparameters, final metrics, artifacts."""
+    store = _store()
+    job = store.get_job(name)
+    doc = job.to_dict()
+    series = store.metrics(name)
+    doc["MetricSeries"] = {k: {"points": len(v), "last": v[-1][1], "best_max": max(x[1] for x in v),
+                               "best_min": min(x[1] for x in v)} for k, v in series.items()}
+    click.echo(json.dumps(doc, indent=2))
+
+
+@jobs_group.command("logs")
+@click.argument("name")
+@click.option("-f", "--follow", is_flag=True, help="keep printing new lines until the job has finished")
+def logs_cmd(name, follow):
+    """A job's log (its script's or the engine's output), from the store."""
+    store = _store()
+    text, last = store.logs(name)
+    sys.stdout.write(text)
+    sys.stdout.flush()
+    while follow:
+        job = store.get_job(name)
+        text, last = store.logs(name, last)
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        if job.status in TERMINAL and not text:
+            break
+        time.sleep(1.0)
+
+
+@jobs_group.command("stop")
+@click.argument("name")
+@click.option("--wait", "wait_s", default=30.0, show_default=True, type=float,
+              help="seconds to wait for the job to stop")
+def stop_cmd(name, wait_s):
+    """Stop a job: the engine stops at the next batch (its checkpoint stays for --resume); a script gets SIGTERM."""
+    from visiontune.jobs.runner import stop
+
+    job = stop(_store(), name, wait_s=wait_s)
+    click.echo(f"{job.name}: {job.status}" + (f" ({job.failure_reason})" if job.failure_reason else ""))
+
+
+@jobs_group.command("delete")
+@click.argument("names", nargs=-1, required=True)
+@click.option("--files", is_flag=True, help="also delete each job's output folder (model, logs)")
+def delete_cmd(names, files):
+    """Forget finished jobs (their metric series and logs); --files also removes their output folders."""
+    from visiontune.errors import ConfigError
+
+    store = _store()
+    for name in names:
+        job = store.get_job(name)
+        if job.status not in TERMINAL:
+            raise ConfigError(f"{name} is {job.status}; stop it first (`visiontune jobs stop {name}`)")
+        store.delete_job(name)
+        if files and Path(job.output_dir).is_dir():
+            shutil.rmtree(job.output_dir)
+        click.echo(f"deleted {name}" + (f" and {job.output_dir}" if files else ""))
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(jobs_group)

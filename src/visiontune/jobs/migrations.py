@@ -1,0 +1,130 @@
+"""Numbered, append-only schema migrations for the job store.
+
+Each migration is a function of a SQLAlchemy connection, applied once, in order,
+and recorded in ``vt_schema``.  Never edit a released migration: add the next
+number.  Tables are declared with SQLAlchemy Core inside each migration (frozen
+as they were then), so the same migration runs on SQLite and on PostgreSQL.
+
+Optuna keeps its own tables (``studies``, ``trials``...) in the same database;
+ours are all prefixed ``vt_``.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    inspect,
+    text,
+)
+from sqlalchemy.engine import Connection
+
+
+def _m001_jobs(conn: Connection) -> None:
+    meta = MetaData()
+    Table(
+        "vt_jobs", meta,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("name", String(200), nullable=False, unique=True),
+        Column("kind", String(20), nullable=False),            # builtin | script
+        Column("status", String(20), nullable=False),          # InProgress | Completed | Failed | Stopping | Stopped
+        Column("secondary_status", String(40), nullable=False, default=""),
+        Column("spec", Text, nullable=False),                  # JSON: what to run
+        Column("hyperparameters", Text, nullable=False),       # JSON
+        Column("output_dir", Text, nullable=False),
+        Column("model_data", Text),                            # model.tar.gz once completed
+        Column("failure_reason", Text),
+        Column("final_metrics", Text),                         # JSON
+        Column("created_at", Float, nullable=False),
+        Column("started_at", Float),
+        Column("ended_at", Float),
+        Column("heartbeat_at", Float),
+        Column("host", String(255)),
+        Column("pid", Integer),
+        Column("stop_requested", Boolean, nullable=False, default=False),
+        Column("tuning_job", String(200)),
+        Column("trial_number", Integer),
+        Column("attempt", Integer, nullable=False, default=1),
+    )
+    Table(
+        "vt_metrics", meta,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("job_id", Integer, ForeignKey("vt_jobs.id", ondelete="CASCADE"), nullable=False),
+        Column("name", String(200), nullable=False),
+        Column("step", Integer, nullable=False),
+        Column("value", Float, nullable=False),
+        Column("ts", Float, nullable=False),
+        Index("vt_metrics_job_name", "job_id", "name", "step"),
+    )
+    Table(
+        "vt_logs", meta,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("job_id", Integer, ForeignKey("vt_jobs.id", ondelete="CASCADE"), nullable=False),
+        Column("text", Text, nullable=False),
+        Column("ts", Float, nullable=False),
+        Index("vt_logs_job", "job_id", "id"),
+    )
+    Table(
+        "vt_tuning_jobs", meta,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("name", String(200), nullable=False, unique=True),
+        Column("status", String(20), nullable=False),
+        Column("config", Text, nullable=False),                # JSON: the whole tuning request
+        Column("created_at", Float, nullable=False),
+        Column("ended_at", Float),
+        Column("heartbeat_at", Float),
+        Column("host", String(255)),
+        Column("pid", Integer),
+        Column("stop_requested", Boolean, nullable=False, default=False),
+        Column("failure_reason", Text),
+        Column("best_job", String(200)),
+    )
+    meta.create_all(conn)
+    Index("vt_jobs_tuning", meta.tables["vt_jobs"].c.tuning_job).create(conn)
+    Index("vt_jobs_status", meta.tables["vt_jobs"].c.status).create(conn)
+
+
+#: (number, what it does, function); append only.
+MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
+    (1, "jobs, metric series, logs, tuning jobs", _m001_jobs),
+]
+
+
+def current_version(conn: Connection) -> int:
+    if not inspect(conn).has_table("vt_schema"):
+        return 0
+    return conn.execute(text("SELECT COALESCE(MAX(version), 0) FROM vt_schema")).scalar_one()
+
+
+def migrate(conn: Connection) -> list[int]:
+    """Apply the migrations this database lacks (the caller holds the migration lock); returns their numbers."""
+    if not inspect(conn).has_table("vt_schema"):
+        meta = MetaData()
+        Table("vt_schema", meta, Column("version", Integer, primary_key=True), Column("description", Text),
+              Column("applied_at", Float, nullable=False))
+        meta.create_all(conn)
+    have = current_version(conn)
+    applied = []
+    for number, description, fn in MIGRATIONS:
+        if number <= have:
+            continue
+        fn(conn)
+        conn.execute(text("INSERT INTO vt_schema (version, description, applied_at) VALUES (:v, :d, :t)"),
+                     {"v": number, "d": description, "t": time.time()})
+        applied.append(number)
+    return applied
+
+
+def latest() -> int:
+    return MIGRATIONS[-1][0]

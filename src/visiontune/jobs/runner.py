@@ -1,0 +1,296 @@
+"""Running jobs: in this process (``visiontune train``, ``vt.train``) or as child processes.
+
+Every run records itself in the job store while it runs: status, a heartbeat every
+few seconds (so a runner killed with SIGKILL is found out: :meth:`JobStore.reap_orphans`),
+its metric series, and its log (a file in the output folder and chunks in the store,
+which ``visiontune jobs logs -f`` follows from any machine that reaches the store).
+A stop request (``visiontune jobs stop``) is seen within a second.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import io
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+from visiontune.errors import ConfigError, VisiontuneError
+from visiontune.jobs.kinds import RunResult, get_kind
+from visiontune.jobs.store import HEARTBEAT_SECONDS, TERMINAL, Job, JobStore, pid_alive, this_host
+from visiontune.paths import timestamped
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+_CURSOR = re.compile(r"\x1b\[[0-9;?]*[ABCDGHJKlh]")  # cursor moves, line erases: a live progress bar
+
+
+class LogSink:
+    """A job's log: the file ``<output>/log.txt`` and, every second, chunks in the store."""
+
+    def __init__(self, store: JobStore, name: str, path: Path):
+        self.store, self.name = store, name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.file = open(path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115 - closed by close()
+        self.buffer: list[str] = []
+        self.lock = threading.Lock()
+        self.tail: list[str] = []  # the last lines, for a failure reason
+
+    def write(self, text: str) -> None:
+        if not text or _CURSOR.search(text):  # live progress bars stay on the terminal
+            return
+        text = _ANSI.sub("", text).replace("\r\n", "\n")
+        if "\r" in text:
+            text = "\n".join(part.rsplit("\r", 1)[-1] for part in text.split("\n"))
+        with self.lock:
+            self.file.write(text)
+            self.buffer.append(text)
+            self.tail = (self.tail + text.splitlines())[-40:]
+
+    def flush(self) -> None:
+        with self.lock:
+            chunk, self.buffer = "".join(self.buffer), []
+        if chunk:
+            self.store.append_log(self.name, chunk)
+
+    def close(self) -> None:
+        self.flush()
+        self.file.close()
+
+
+class _Tee(io.TextIOBase):
+    """``sys.stdout`` / ``sys.stderr`` during an in-process run: the terminal and the job's log."""
+
+    def __init__(self, original, sink: LogSink):
+        self.original, self.sink = original, sink
+
+    def write(self, text: str) -> int:
+        self.sink.write(text)
+        return self.original.write(text)
+
+    def flush(self) -> None:
+        self.original.flush()
+
+    def isatty(self) -> bool:
+        return self.original.isatty()
+
+    def fileno(self) -> int:
+        return self.original.fileno()
+
+    @property
+    def encoding(self):
+        return getattr(self.original, "encoding", "utf-8")
+
+
+@dataclass
+class RunContext:
+    """What a job kind gets while it runs."""
+
+    store: JobStore
+    job: Job
+    sink: LogSink
+    stop: threading.Event = field(default_factory=threading.Event)
+    #: extra per-epoch callbacks for the built-in engine (a tuner's pruning, the debugger)
+    callbacks: tuple[Callable[[int, dict], None], ...] = ()
+
+    @property
+    def output_dir(self) -> Path:
+        return Path(self.job.output_dir)
+
+    def log(self, text: str) -> None:
+        """A line for the log only (visiontune's own notes)."""
+        self.sink.write(text if text.endswith("\n") else text + "\n")
+
+    def output(self, text: str) -> None:
+        """What the job prints: to this process's stdout and into the log, once."""
+        if isinstance(sys.stdout, _Tee) and sys.stdout.sink is self.sink:
+            sys.stdout.write(text)
+        else:
+            self.sink.write(text)
+            sys.stdout.write(text)
+
+    def metrics(self, values: dict[str, float], step: int) -> None:
+        self.store.log_metrics(self.job.name, values, step)
+
+    def record_hyperparameters(self, path: Path) -> None:
+        """The values the run actually used (defaults filled in), once it knows them."""
+        try:
+            from sqlalchemy import text
+
+            with self.store._write() as conn:  # noqa: SLF001 - a store-internal update
+                conn.execute(text("UPDATE vt_jobs SET hyperparameters = :h WHERE name = :n"),
+                             {"h": json.dumps({**self.job.hyperparameters, **{k: v for k, v in json.loads(
+                                 Path(path).read_text()).items() if k in self.job.hyperparameters}}),
+                              "n": self.job.name})
+        except (OSError, ValueError):
+            pass
+
+
+def _job_name(store: JobStore, base: str, name: str | None) -> str:
+    if name:
+        return name
+    for _ in range(20):
+        candidate = timestamped(base)
+        try:
+            store.get_job(candidate)
+        except VisiontuneError:
+            return candidate
+        time.sleep(0.002)
+    raise ConfigError("could not find a free job name; pass one")
+
+
+def submit(store: JobStore, kind: str, spec: dict, *, name: str | None = None, output_dir: str | Path | None = None,
+           tuning_job: str | None = None, trial_number: int | None = None, attempt: int = 1) -> Job:
+    """Check ``spec`` and record a new job (InProgress, not yet started) in the store."""
+    k = get_kind(kind)
+    name = _job_name(store, k.default_base_name(spec), name)
+    out = Path(output_dir) if output_dir else Path("runs") / name
+    spec, hyperparameters = k.prepare(dict(spec), out.resolve())
+    return store.create_job(name, kind, spec, hyperparameters, str(out.resolve()), tuning_job=tuning_job,
+                            trial_number=trial_number, attempt=attempt)
+
+
+class _Heartbeat(threading.Thread):
+    """Flushes the log every second, beats every few seconds, and turns a stop request into ``ctx.stop``."""
+
+    def __init__(self, ctx: RunContext):
+        super().__init__(name=f"heartbeat-{ctx.job.name}", daemon=True)
+        self.ctx, self.done = ctx, threading.Event()
+
+    def run(self) -> None:
+        last = 0.0
+        while not self.done.wait(1.0):
+            try:
+                self.ctx.sink.flush()
+                if time.time() - last >= HEARTBEAT_SECONDS:
+                    last = time.time()
+                    if self.ctx.store.heartbeat(self.ctx.job.name):
+                        self.ctx.stop.set()
+                elif self.ctx.store.stop_requested(self.ctx.job.name):
+                    self.ctx.stop.set()
+            except Exception:  # noqa: BLE001 - a store hiccup must not kill the run; the next beat retries
+                pass
+
+
+def run_job(store: JobStore, name: str, *, tee: bool = True, callbacks: tuple = ()) -> Job:
+    """Run a submitted job in this process; returns it finished (Completed, Failed or Stopped).
+
+    ``tee``: copy this process's stdout/stderr into the job's log (and keep showing them)."""
+    from visiontune.train.loop import StopTraining
+
+    job = store.get_job(name)
+    sink = LogSink(store, name, Path(job.output_dir) / "log.txt")
+    ctx = RunContext(store, job, sink, callbacks=callbacks)
+    store.started(name)
+    ctx.log(f"[visiontune] job {name} ({job.kind}) started on {this_host()} pid {os.getpid()}")
+    beat = _Heartbeat(ctx)
+    beat.start()
+    status, reason, result = "Failed", None, RunResult()
+    try:
+        with _signals_stop(ctx.stop), _teed(sink, tee):
+            result = get_kind(job.kind).run(ctx)
+        status = "Stopped" if ctx.stop.is_set() and not result.model_data else "Completed"
+    except StopTraining as exc:
+        status, reason = "Stopped", f"stopped on request ({exc})"
+    except KeyboardInterrupt:
+        status, reason = "Stopped", "interrupted (Ctrl-C)"
+        raise
+    except VisiontuneError as exc:
+        reason = str(exc)
+        raise
+    except Exception as exc:  # noqa: BLE001 - recorded, then raised to the caller
+        reason = f"{type(exc).__name__}: {exc}"
+        raise
+    finally:
+        beat.done.set()
+        beat.join(5)
+        if status == "Stopped" and ctx.stop.is_set() and reason is None:
+            reason = "stopped on request"
+        ctx.log(f"[visiontune] job {name} {status}" + (f": {reason}" if reason else ""))
+        sink.close()
+        store.finish(name, status, reason=reason, final_metrics=result.final_metrics or None,
+                     model_data=result.model_data)
+    return store.get_job(name)
+
+
+@contextlib.contextmanager
+def _teed(sink: LogSink, enabled: bool) -> Iterator[None]:
+    if not enabled:
+        yield
+        return
+    out, err = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = _Tee(out, sink), _Tee(err, sink)
+    try:
+        yield
+    finally:
+        sys.stdout, sys.stderr = out, err
+
+
+@contextlib.contextmanager
+def _signals_stop(stop: threading.Event) -> Iterator[None]:
+    """SIGTERM (``jobs stop``, a scheduler) sets ``stop`` instead of killing the run outright."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = signal.getsignal(signal.SIGTERM)
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
+# ---------------------------------------------------------------------- child processes
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGKILL when the parent dies (Linux), so no trial outlives its tuner."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def launch(store: JobStore, name: str, *, tie_to_parent: bool = True, env: dict | None = None) -> subprocess.Popen:
+    """Start ``python -m visiontune.jobs.worker NAME`` for a submitted job; its output goes to its log."""
+    job = store.get_job(name)
+    out = Path(job.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    child_env = {**os.environ, **(env or {}), "VISIONTUNE_DB": store.url, "PYTHONUNBUFFERED": "1"}
+    with open(out / "worker.out", "ab") as fh:
+        return subprocess.Popen([sys.executable, "-m", "visiontune.jobs.worker", name], stdout=fh,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=child_env,
+                                preexec_fn=_die_with_parent if tie_to_parent else None,  # noqa: PLW1509
+                                start_new_session=not tie_to_parent)
+
+
+def wait(store: JobStore, name: str, timeout: float | None = None, poll: float = 0.5) -> Job:
+    """Wait until a job has finished (or ``timeout`` seconds); orphans are reaped meanwhile."""
+    deadline = None if timeout is None else time.time() + timeout
+    while True:
+        job = store.get_job(name)
+        if job.status in TERMINAL:
+            return job
+        if job.host == this_host() and job.pid and not pid_alive(job.pid):
+            store.reap_orphans()
+            continue
+        if deadline is not None and time.time() > deadline:
+            return job
+        time.sleep(poll)
+
+
+def stop(store: JobStore, name: str, wait_s: float = 30.0) -> Job:
+    """Ask a job to stop; a runner on this machine also gets SIGTERM.  Waits up to ``wait_s`` seconds."""
+    job = store.request_stop(name)
+    if job.status in TERMINAL:
+        return job
+    if job.host == this_host() and job.pid and job.pid != os.getpid() and pid_alive(job.pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(job.pid, signal.SIGTERM)
+    return wait(store, name, timeout=wait_s)

@@ -1,0 +1,449 @@
+"""The job store: every training run, tuning job, metric series and log, in one database.
+
+Embedded default: SQLite (WAL) at ``$VISIONTUNE_HOME/visiontune.db``.  Teams point
+``VISIONTUNE_DB`` at PostgreSQL (``postgresql://user:pass@host/db``, any SQLAlchemy URL).
+
+SQLite and "database is locked": several processes write here at once (runners,
+heartbeats, a tuner, Optuna).  Writes begin with ``BEGIN IMMEDIATE``, so a
+transaction takes the write lock when it starts and waits for it (busy timeout)
+instead of failing when a read transaction later tries to write; reads use their
+own connections and never block writers (WAL).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import socket
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
+
+from visiontune.errors import ConfigError, MissingDependencyError, VisiontuneError
+from visiontune.jobs.migrations import migrate
+from visiontune.paths import home
+
+STATUSES = ("InProgress", "Completed", "Failed", "Stopping", "Stopped")
+ACTIVE = ("InProgress", "Stopping")
+TERMINAL = ("Completed", "Failed", "Stopped")
+HEARTBEAT_SECONDS = 5.0
+#: An active job whose runner has not been heard of for this long is an orphan (its runner was killed).
+ORPHAN_SECONDS = 45.0
+BUSY_TIMEOUT_S = 120
+
+
+class JobNotFoundError(VisiontuneError):
+    """No job (or tuning job) of that name."""
+
+
+def database_url() -> str:
+    """``$VISIONTUNE_DB``, or the embedded SQLite file in the home folder."""
+    return os.environ.get("VISIONTUNE_DB") or f"sqlite:///{home() / 'visiontune.db'}"
+
+
+def _now() -> float:
+    return time.time()
+
+
+def this_host() -> str:
+    return socket.gethostname()
+
+
+def pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie (exited, not yet reaped by its parent) is not running
+        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def sqlite_immediate(engine: Engine) -> None:
+    """Make every transaction on ``engine`` a SQLite ``BEGIN IMMEDIATE`` in WAL mode with a long busy timeout."""
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_conn, _record):
+        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+        cur = dbapi_conn.cursor()
+        cur.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_S * 1000}")
+        cur.execute("PRAGMA journal_mode = WAL")
+        cur.execute("PRAGMA synchronous = NORMAL")
+        cur.execute("PRAGMA foreign_keys = ON")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn):
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def make_engine(url: str) -> Engine:
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise ConfigError(f"VISIONTUNE_DB={url!r} is not a database URL (sqlite:///path or "
+                          "postgresql://user:password@host:5432/db)") from exc
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database:
+            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_S})
+        sqlite_immediate(engine)
+        return engine
+    try:
+        return create_engine(url, pool_pre_ping=True, pool_size=2, max_overflow=4)
+    except ModuleNotFoundError as exc:
+        raise MissingDependencyError(exc.name or "psycopg", f"the job store at {parsed.render_as_string()}",
+                                     extra="postgres") from exc
+
+
+@dataclass
+class Job:
+    """One training run: built-in engine or user script."""
+
+    name: str
+    kind: str
+    status: str
+    secondary_status: str
+    spec: dict
+    hyperparameters: dict
+    output_dir: str
+    created_at: float
+    model_data: str | None = None
+    failure_reason: str | None = None
+    final_metrics: dict = field(default_factory=dict)
+    started_at: float | None = None
+    ended_at: float | None = None
+    heartbeat_at: float | None = None
+    host: str | None = None
+    pid: int | None = None
+    stop_requested: bool = False
+    tuning_job: str | None = None
+    trial_number: int | None = None
+    attempt: int = 1
+
+    @property
+    def elapsed(self) -> float | None:
+        if self.started_at is None:
+            return None
+        return (self.ended_at or _now()) - self.started_at
+
+    @property
+    def active(self) -> bool:
+        return self.status in ACTIVE
+
+    def to_dict(self) -> dict[str, Any]:
+        """SageMaker's DescribeTrainingJob names where they exist."""
+        iso = lambda t: time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(t)) if t else None  # noqa: E731
+        return {"TrainingJobName": self.name, "TrainingJobStatus": self.status,
+                "SecondaryStatus": self.secondary_status, "Kind": self.kind,
+                "HyperParameters": self.hyperparameters, "FinalMetrics": self.final_metrics,
+                "FailureReason": self.failure_reason, "ModelArtifacts": {"S3ModelArtifacts": self.model_data},
+                "OutputDir": self.output_dir, "CreationTime": iso(self.created_at),
+                "TrainingStartTime": iso(self.started_at), "TrainingEndTime": iso(self.ended_at),
+                "TrainingElapsedTimeSeconds": round(self.elapsed, 1) if self.elapsed is not None else None,
+                "TuningJobName": self.tuning_job, "TrialNumber": self.trial_number, "Attempt": self.attempt,
+                "Host": self.host, "Pid": self.pid, "Spec": self.spec}
+
+
+@dataclass
+class TuningJob:
+    name: str
+    status: str
+    config: dict
+    created_at: float
+    ended_at: float | None = None
+    heartbeat_at: float | None = None
+    host: str | None = None
+    pid: int | None = None
+    stop_requested: bool = False
+    failure_reason: str | None = None
+    best_job: str | None = None
+
+
+_JOB_JSON = ("spec", "hyperparameters", "final_metrics")
+
+
+class JobStore:
+    """``JobStore()`` opens (and migrates) ``$VISIONTUNE_DB`` or the embedded SQLite database."""
+
+    def __init__(self, url: str | None = None):
+        self.url = url or database_url()
+        self.engine = make_engine(self.url)
+        self.is_sqlite = self.engine.dialect.name == "sqlite"
+        try:
+            with self._migration_lock():
+                with self.engine.begin() as conn:
+                    migrate(conn)
+        except OperationalError as exc:
+            raise ConfigError(f"cannot open the job store {self.safe_url}: {str(exc.orig).strip()}; check "
+                              "VISIONTUNE_DB (is the server running, the user, password and database right?)") from exc
+
+    @property
+    def safe_url(self) -> str:
+        return make_url(self.url).render_as_string(hide_password=True)
+
+    @contextmanager
+    def _migration_lock(self) -> Iterator[None]:
+        """One process migrates at a time: a file lock beside SQLite, an advisory lock on PostgreSQL."""
+        if self.is_sqlite:
+            db = make_url(self.url).database
+            if not db or db == ":memory:":
+                yield
+                return
+            with open(f"{db}.migrate-lock", "a") as fh:
+                fcntl.flock(fh, fcntl.LOCK_EX)
+                try:
+                    yield
+                finally:
+                    fcntl.flock(fh, fcntl.LOCK_UN)
+            return
+        with self.engine.connect() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_lock(4242424242)"))
+                conn.commit()
+            try:
+                yield
+            finally:
+                if conn.dialect.name == "postgresql":
+                    conn.execute(text("SELECT pg_advisory_unlock(4242424242)"))
+                    conn.commit()
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    # ------------------------------------------------------------------ plumbing
+    def _write(self):
+        return self.engine.begin()
+
+    def _read(self):
+        return self.engine.connect()
+
+    def _job_id(self, conn, name: str) -> int:
+        row = conn.execute(text("SELECT id FROM vt_jobs WHERE name = :n"), {"n": name}).first()
+        if row is None:
+            raise JobNotFoundError(f"no training job named {name!r}; `visiontune jobs list` shows them")
+        return row[0]
+
+    # ------------------------------------------------------------------ jobs
+    def create_job(self, name: str, kind: str, spec: dict, hyperparameters: dict, output_dir: str,
+                   tuning_job: str | None = None, trial_number: int | None = None, attempt: int = 1) -> Job:
+        now = _now()
+        try:
+            with self._write() as conn:
+                conn.execute(text(
+                    "INSERT INTO vt_jobs (name, kind, status, secondary_status, spec, hyperparameters, output_dir, "
+                    "created_at, stop_requested, tuning_job, trial_number, attempt) VALUES (:name, :kind, "
+                    "'InProgress', 'Starting', :spec, :hp, :out, :now, :f, :tj, :tn, :at)"),
+                    {"name": name, "kind": kind, "spec": json.dumps(spec), "hp": json.dumps(hyperparameters),
+                     "out": str(output_dir), "now": now, "f": False, "tj": tuning_job, "tn": trial_number,
+                     "at": attempt})
+        except SQLAlchemyError as exc:
+            if "unique" in str(exc).lower() or "duplicate" in str(exc).lower():
+                raise ConfigError(f"a training job named {name!r} exists already; choose another name") from exc
+            raise
+        return self.get_job(name)
+
+    def get_job(self, name: str) -> Job:
+        with self._read() as conn:
+            row = conn.execute(text("SELECT * FROM vt_jobs WHERE name = :n"), {"n": name}).mappings().first()
+        if row is None:
+            raise JobNotFoundError(f"no training job named {name!r}; `visiontune jobs list` shows them")
+        return _job(row)
+
+    def list_jobs(self, status: str | None = None, tuning_job: str | None = None, limit: int | None = None,
+                  newest_first: bool = True) -> list[Job]:
+        where, args = [], {}
+        if status:
+            where.append("status = :s")
+            args["s"] = status
+        if tuning_job:
+            where.append("tuning_job = :t")
+            args["t"] = tuning_job
+        sql = "SELECT * FROM vt_jobs" + (" WHERE " + " AND ".join(where) if where else "")
+        sql += f" ORDER BY created_at {'DESC' if newest_first else 'ASC'}, id {'DESC' if newest_first else 'ASC'}"
+        if limit:
+            sql += f" LIMIT {int(limit)}"
+        with self._read() as conn:
+            return [_job(r) for r in conn.execute(text(sql), args).mappings()]
+
+    def started(self, name: str, pid: int | None = None, host: str | None = None) -> None:
+        now = _now()
+        with self._write() as conn:
+            conn.execute(text("UPDATE vt_jobs SET started_at = COALESCE(started_at, :now), heartbeat_at = :now, "
+                              "pid = :pid, host = :host, secondary_status = 'Training' WHERE name = :n"),
+                         {"now": now, "pid": pid or os.getpid(), "host": host or this_host(), "n": name})
+
+    def heartbeat(self, name: str, secondary_status: str | None = None) -> bool:
+        """Record that the runner is alive; returns whether a stop was requested."""
+        with self._write() as conn:
+            conn.execute(text("UPDATE vt_jobs SET heartbeat_at = :now"
+                              + (", secondary_status = :ss" if secondary_status else "") + " WHERE name = :n"),
+                         {"now": _now(), "n": name, "ss": secondary_status})
+            row = conn.execute(text("SELECT stop_requested FROM vt_jobs WHERE name = :n"), {"n": name}).first()
+        return bool(row and row[0])
+
+    def set_secondary_status(self, name: str, status: str) -> None:
+        with self._write() as conn:
+            conn.execute(text("UPDATE vt_jobs SET secondary_status = :s WHERE name = :n"), {"s": status, "n": name})
+
+    def finish(self, name: str, status: str, *, reason: str | None = None, final_metrics: dict | None = None,
+               model_data: str | None = None) -> None:
+        if status not in TERMINAL:
+            raise ValueError(status)
+        with self._write() as conn:
+            conn.execute(text(
+                "UPDATE vt_jobs SET status = :s, secondary_status = :s, ended_at = :now, failure_reason = :r, "
+                "final_metrics = COALESCE(:fm, final_metrics), model_data = COALESCE(:md, model_data) "
+                "WHERE name = :n AND status IN ('InProgress', 'Stopping')"),
+                {"s": status, "now": _now(), "r": reason, "fm": json.dumps(final_metrics) if final_metrics else None,
+                 "md": model_data, "n": name})
+
+    def request_stop(self, name: str) -> Job:
+        job = self.get_job(name)
+        if job.status in TERMINAL:
+            return job
+        with self._write() as conn:
+            conn.execute(text("UPDATE vt_jobs SET stop_requested = :t, status = 'Stopping', "
+                              "secondary_status = 'Stopping' WHERE name = :n AND status IN ('InProgress', 'Stopping')"),
+                         {"t": True, "n": name})
+        return self.get_job(name)
+
+    def stop_requested(self, name: str) -> bool:
+        with self._read() as conn:
+            row = conn.execute(text("SELECT stop_requested FROM vt_jobs WHERE name = :n"), {"n": name}).first()
+        return bool(row and row[0])
+
+    def delete_job(self, name: str) -> None:
+        with self._write() as conn:
+            jid = self._job_id(conn, name)
+            conn.execute(text("DELETE FROM vt_metrics WHERE job_id = :j"), {"j": jid})
+            conn.execute(text("DELETE FROM vt_logs WHERE job_id = :j"), {"j": jid})
+            conn.execute(text("DELETE FROM vt_jobs WHERE id = :j"), {"j": jid})
+
+    # ------------------------------------------------------------------ metrics and logs
+    def log_metrics(self, name: str, values: dict[str, float], step: int) -> None:
+        now = _now()
+        with self._write() as conn:
+            jid = self._job_id(conn, name)
+            rows = [{"j": jid, "n": k, "s": int(step), "v": float(v), "t": now} for k, v in values.items()]
+            if rows:
+                conn.execute(text("INSERT INTO vt_metrics (job_id, name, step, value, ts) VALUES (:j, :n, :s, :v, :t)"),
+                             rows)
+
+    def metrics(self, name: str, metric: str | None = None) -> dict[str, list[tuple[int, float, float]]]:
+        """``{metric: [(step, value, timestamp), ...]}`` in the order they were logged."""
+        with self._read() as conn:
+            jid = self._job_id(conn, name)
+            sql = "SELECT name, step, value, ts FROM vt_metrics WHERE job_id = :j"
+            args: dict[str, Any] = {"j": jid}
+            if metric:
+                sql += " AND name = :m"
+                args["m"] = metric
+            out: dict[str, list[tuple[int, float, float]]] = {}
+            for n, s, v, t in conn.execute(text(sql + " ORDER BY id"), args):
+                out.setdefault(n, []).append((s, v, t))
+        return out
+
+    def append_log(self, name: str, chunk: str) -> None:
+        if not chunk:
+            return
+        with self._write() as conn:
+            jid = self._job_id(conn, name)
+            conn.execute(text("INSERT INTO vt_logs (job_id, text, ts) VALUES (:j, :x, :t)"),
+                         {"j": jid, "x": chunk, "t": _now()})
+
+    def logs(self, name: str, after: int = 0) -> tuple[str, int]:
+        """The log text written after chunk ``after``, and the last chunk's id (pass it next time)."""
+        with self._read() as conn:
+            jid = self._job_id(conn, name)
+            rows = conn.execute(text("SELECT id, text FROM vt_logs WHERE job_id = :j AND id > :a ORDER BY id"),
+                                {"j": jid, "a": after}).all()
+        return "".join(r[1] for r in rows), (rows[-1][0] if rows else after)
+
+    # ------------------------------------------------------------------ orphans
+    def reap_orphans(self) -> list[str]:
+        """Active jobs whose runner is gone (killed, crashed, machine lost) become Failed, saying so."""
+        now, host, reaped = _now(), this_host(), []
+        for job in self.list_jobs(status=None):
+            if not job.active:
+                continue
+            gone = None
+            if job.host == host and job.pid and not pid_alive(job.pid):
+                gone = f"its runner (pid {job.pid} on {host}) is gone: killed or crashed"
+            elif (job.heartbeat_at or job.created_at) < now - ORPHAN_SECONDS:
+                since = time.strftime("%H:%M:%S", time.localtime(job.heartbeat_at or job.created_at))
+                gone = f"no heartbeat from its runner since {since} ({job.host or 'never started'})"
+            if gone:
+                with self._write() as conn:
+                    conn.execute(text("UPDATE vt_jobs SET status = 'Failed', secondary_status = 'Failed', "
+                                      "ended_at = :now, failure_reason = :r WHERE name = :n AND status IN "
+                                      "('InProgress', 'Stopping')"),
+                                 {"now": now, "r": f"orphaned: {gone}", "n": job.name})
+                reaped.append(job.name)
+        return reaped
+
+    # ------------------------------------------------------------------ tuning jobs
+    def create_tuning_job(self, name: str, config: dict) -> TuningJob:
+        with self._write() as conn:
+            conn.execute(text("INSERT INTO vt_tuning_jobs (name, status, config, created_at, stop_requested, host, "
+                              "pid, heartbeat_at) VALUES (:n, 'InProgress', :c, :t, :f, :h, :p, :t)"),
+                         {"n": name, "c": json.dumps(config), "t": _now(), "f": False, "h": this_host(),
+                          "p": os.getpid()})
+        return self.get_tuning_job(name)
+
+    def find_tuning_job(self, name: str) -> TuningJob | None:
+        with self._read() as conn:
+            row = conn.execute(text("SELECT * FROM vt_tuning_jobs WHERE name = :n"), {"n": name}).mappings().first()
+        return None if row is None else _tuning(row)
+
+    def get_tuning_job(self, name: str) -> TuningJob:
+        job = self.find_tuning_job(name)
+        if job is None:
+            raise JobNotFoundError(f"no tuning job named {name!r}; `visiontune tune list` shows them")
+        return job
+
+    def list_tuning_jobs(self) -> list[TuningJob]:
+        with self._read() as conn:
+            return [_tuning(r) for r in conn.execute(text("SELECT * FROM vt_tuning_jobs ORDER BY created_at DESC"))
+                    .mappings()]
+
+    def update_tuning_job(self, name: str, **values: Any) -> None:
+        allowed = {"status", "ended_at", "heartbeat_at", "host", "pid", "stop_requested", "failure_reason",
+                   "best_job", "config"}
+        bad = set(values) - allowed
+        if bad:
+            raise ValueError(bad)
+        if "config" in values:
+            values["config"] = json.dumps(values["config"])
+        sets = ", ".join(f"{k} = :{k}" for k in values)
+        with self._write() as conn:
+            conn.execute(text(f"UPDATE vt_tuning_jobs SET {sets} WHERE name = :_n"), {**values, "_n": name})  # noqa: S608
+
+
+def _job(row) -> Job:
+    d = dict(row)
+    d.pop("id", None)
+    for k in _JOB_JSON:
+        d[k] = json.loads(d[k]) if d.get(k) else ({} if k != "spec" else {})
+    d["stop_requested"] = bool(d["stop_requested"])
+    return Job(**d)
+
+
+def _tuning(row) -> TuningJob:
+    d = dict(row)
+    d.pop("id", None)
+    d["config"] = json.loads(d["config"])
+    d["stop_requested"] = bool(d["stop_requested"])
+    return TuningJob(**d)

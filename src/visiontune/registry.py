@@ -1,0 +1,52 @@
+"""One small registry class for every extension point (data sources, job kinds, serving runtimes,
+tuning strategies, executors...): a decorator to register, ``get`` / ``names`` to use, an error on a
+duplicate name, and the valid names in the error for an unknown one."""
+
+from __future__ import annotations
+
+from typing import Callable, Generic, Iterator, TypeVar
+
+from visiontune.errors import ConfigError
+
+T = TypeVar("T")
+
+
+class Registry(Generic[T]):
+    def __init__(self, what: str, load_builtins: Callable[[], None] | None = None):
+        self.what = what  # "data source", "job kind"... for messages
+        self._items: dict[str, T] = {}
+        self._load_builtins = load_builtins
+        self._loaded = load_builtins is None
+
+    def register(self, item: T, name: str | None = None) -> T:
+        """``@registry.register`` on a class with a ``name`` attribute, or ``register(obj, name)``."""
+        key = name or getattr(item, "name", None)
+        if not key:
+            raise ConfigError(f"a {self.what} needs a name to be registered")
+        if key in self._items:
+            raise ConfigError(f"a {self.what} named {key!r} is already registered")
+        self._items[key] = item
+        return item
+
+    def _ensure(self) -> None:
+        if not self._loaded:
+            self._loaded = True
+            self._load_builtins()
+
+    def get(self, name: str) -> T:
+        self._ensure()
+        if name not in self._items:
+            raise ConfigError(f"{self.what} {name!r}: choose one of {', '.join(self._items)}")
+        return self._items[name]
+
+    def names(self) -> list[str]:
+        self._ensure()
+        return list(self._items)
+
+    def __contains__(self, name: str) -> bool:
+        self._ensure()
+        return name in self._items
+
+    def __iter__(self) -> Iterator[T]:
+        self._ensure()
+        return iter(list(self._items.values()))

@@ -1,0 +1,103 @@
+"""Jobs as child processes: follow, stop, and no job left InProgress after its runner is killed (issue 8.1)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import FAST, cli_run, make_folder_dataset
+from visiontune.jobs import JobStore, launch, submit, wait
+
+SCRIPTS = Path(__file__).parent / "scripts"
+
+
+run = cli_run
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return make_folder_dataset(tmp_path_factory.mktemp("rn") / "d", per_class=8, split_layout=True)
+
+
+def _slow_script(store, data, tmp_path, name):
+    return submit(store, "script", {"entry_point": "hpo.py", "source_dir": str(SCRIPTS),
+                                    "channels": {"train": str(data / "train"), "test": str(data / "test")},
+                                    "hyperparameters": {"epochs": 30, "sleep": 1.0},
+                                    "metric_definitions": ["test_acc=Testing Accuracy: ([0-9.]+)"]},
+                  name=name, output_dir=tmp_path / name)
+
+
+def _until(pred, timeout=60.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if pred():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def test_stop_a_running_job(data, tmp_path):
+    store = JobStore()
+    job = _slow_script(store, data, tmp_path, "to-stop")
+    launch(store, job.name, tie_to_parent=False)
+    assert _until(lambda: "test_acc" in store.metrics(job.name))  # it is training
+    res = run("jobs", "stop", job.name, "--wait", "60")
+    assert "Stopped" in res.output
+    j = store.get_job(job.name)
+    assert j.status == "Stopped" and "stopped" in j.failure_reason and j.ended_at is not None
+    assert (tmp_path / "to-stop" / "model.tar.gz").exists()  # what it had saved is kept, as SageMaker does
+
+
+def test_a_killed_runner_never_leaves_its_job_in_progress(data, tmp_path):
+    store = JobStore()
+    job = _slow_script(store, data, tmp_path, "to-kill")
+    proc = launch(store, job.name, tie_to_parent=False)
+    assert _until(lambda: store.get_job(job.name).pid == proc.pid and "test_acc" in store.metrics(job.name))
+    os.killpg(proc.pid, signal.SIGKILL)  # the runner and its script, as an OOM killer or a lost machine would
+    proc.wait()
+    listing = run("jobs", "list", "--format", "json").output  # the next command notices
+    row = next(j for j in json.loads(listing) if j["TrainingJobName"] == "to-kill")
+    assert row["TrainingJobStatus"] == "Failed" and "orphaned" in row["FailureReason"]
+
+
+def test_builtin_job_in_the_background_is_followed_and_described(data, tmp_path):
+    res = run("train", "--data", data, "--out", tmp_path / "bg", "--job-name", "bg",
+              *[f"--{k.replace('_', '-')}={v}" for k, v in FAST.items()], "--detach")
+    assert res.output.strip().splitlines()[-1] == "bg"
+    logs = run("jobs", "logs", "bg", "-f").output  # follows until the job has finished
+    assert "epoch=2 train_loss=" in logs and "job bg Completed" in logs
+    doc = json.loads(run("jobs", "describe", "bg").output)
+    assert doc["TrainingJobStatus"] == "Completed" and doc["MetricSeries"]["val_acc"]["points"] == 2
+    assert doc["HyperParameters"]["learning_rate"] == 1e-3  # the value used, not null
+    assert doc["ModelArtifacts"]["S3ModelArtifacts"] == str(tmp_path / "bg" / "model.tar.gz")
+    assert "test_accuracy" in doc["FinalMetrics"]
+
+
+def test_foreground_train_and_python_train_are_jobs(data, tmp_path):
+    import visiontune as vt
+
+    run("train", "--data", data, "--out", tmp_path / "fg", "--job-name", "fg",
+        *[f"--{k.replace('_', '-')}={v}" for k, v in FAST.items()])
+    r = vt.train(data=str(data), out=str(tmp_path / "py"), **FAST)
+    store = JobStore()
+    assert store.get_job("fg").status == "Completed"
+    assert r.job and store.get_job(r.job).status == "Completed" and store.get_job(r.job).kind == "builtin"
+    with pytest.raises(vt.VisiontuneError):
+        vt.train(data=str(tmp_path / "missing"), **FAST)
+    failed = store.list_jobs(status="Failed")
+    assert failed and "no such file or folder" in failed[0].failure_reason
+    res = run("jobs", "delete", "fg", "--files")
+    assert "deleted fg" in res.output and not (tmp_path / "fg").exists()
+
+
+def test_wait_returns_a_finished_job(data, tmp_path):
+    store = JobStore()
+    job = submit(store, "builtin", {"config": {"data": str(data), **FAST, "epochs": 1}}, output_dir=tmp_path / "w")
+    launch(store, job.name)
+    done = wait(store, job.name, timeout=120)
+    assert done.status == "Completed" and done.final_metrics["test_accuracy"] >= 0

@@ -1,0 +1,115 @@
+"""The job store: the same tests on SQLite and on a real PostgreSQL server."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from visiontune.errors import ConfigError
+from visiontune.jobs.migrations import MIGRATIONS, latest
+from visiontune.jobs.store import JobNotFoundError, JobStore
+
+
+def test_migrations_are_numbered_and_applied_once(store_url):
+    assert [n for n, _, _ in MIGRATIONS] == list(range(1, len(MIGRATIONS) + 1))
+    JobStore(store_url).dispose()
+    s = JobStore(store_url)  # a second open applies nothing
+    with s.engine.connect() as c:
+        rows = c.exec_driver_sql("SELECT version FROM vt_schema ORDER BY version").all()
+    assert [r[0] for r in rows] == list(range(1, latest() + 1))
+
+
+def test_job_lifecycle_metrics_and_logs(store_url):
+    s = JobStore(store_url)
+    job = s.create_job("j1", "builtin", {"data": "d"}, {"lr": 0.1}, "/tmp/out")
+    assert job.status == "InProgress" and job.secondary_status == "Starting" and job.hyperparameters == {"lr": 0.1}
+    s.started("j1")
+    s.log_metrics("j1", {"val_acc": 0.5, "train_loss": 1.2}, step=1)
+    s.log_metrics("j1", {"val_acc": 0.7}, step=2)
+    s.append_log("j1", "epoch 1\n")
+    text, last = s.logs("j1")
+    s.append_log("j1", "epoch 2\n")
+    assert text == "epoch 1\n" and s.logs("j1", last)[0] == "epoch 2\n"
+    assert [v for _, v, _ in s.metrics("j1")["val_acc"]] == [0.5, 0.7]
+    s.finish("j1", "Completed", final_metrics={"test_accuracy": 0.9}, model_data="/tmp/out/model.tar.gz")
+    j = s.get_job("j1")
+    assert j.status == "Completed" and j.final_metrics == {"test_accuracy": 0.9} and j.elapsed >= 0
+    s.finish("j1", "Failed", reason="late")  # a finished job stays finished
+    assert s.get_job("j1").status == "Completed"
+    with pytest.raises(ConfigError, match="exists already"):
+        s.create_job("j1", "builtin", {}, {}, "/tmp")
+    s.delete_job("j1")
+    with pytest.raises(JobNotFoundError, match="jobs list"):
+        s.get_job("j1")
+
+
+def test_stop_request_and_listing(store_url):
+    s = JobStore(store_url)
+    for i in range(3):
+        s.create_job(f"t-{i}", "script", {}, {}, "/tmp", tuning_job="tj", trial_number=i)
+    s.create_job("other", "builtin", {}, {}, "/tmp")
+    assert [j.name for j in s.list_jobs(tuning_job="tj", newest_first=False)] == ["t-0", "t-1", "t-2"]
+    assert s.request_stop("t-1").status == "Stopping" and s.heartbeat("t-1") is True
+    assert s.heartbeat("t-0") is False
+    assert [j.name for j in s.list_jobs(status="Stopping")] == ["t-1"]
+
+
+def test_orphans_are_failed_not_left_in_progress(store_url):
+    s = JobStore(store_url)
+    s.create_job("dead", "builtin", {}, {}, "/tmp")
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    s.started("dead", pid=proc.pid)  # a runner that is gone
+    s.create_job("alive", "builtin", {}, {}, "/tmp")
+    s.started("alive")  # this process
+    assert s.reap_orphans() == ["dead"]
+    dead = s.get_job("dead")
+    assert dead.status == "Failed" and "gone" in dead.failure_reason
+    assert s.get_job("alive").status == "InProgress"
+
+
+def test_a_bad_url_is_one_clear_error(tmp_path):
+    with pytest.raises(ConfigError, match="cannot open the job store postgresql://u:\\*\\*\\*@127.0.0.1:9/x"):
+        JobStore("postgresql://u:secret@127.0.0.1:9/x")
+    with pytest.raises(ConfigError, match="not a database URL"):
+        JobStore("nonsense")
+
+
+def _hammer(url: str, worker: int, n: int, errors) -> None:
+    try:
+        s = JobStore(url)
+        name = f"w{worker}"
+        s.create_job(name, "builtin", {}, {}, "/tmp")
+        for step in range(n):
+            s.log_metrics(name, {"loss": 1.0 / (step + 1)}, step)
+            s.heartbeat(name)
+            s.append_log(name, f"line {step}\n")
+            s.list_jobs()
+        s.finish(name, "Completed")
+    except Exception as exc:  # noqa: BLE001 - reported to the test
+        errors.put(f"{type(exc).__name__}: {exc}")
+
+
+def test_concurrent_writers_never_see_database_is_locked(tmp_path):
+    """Several processes writing at once to SQLite (the known Optuna pain point) all succeed."""
+    url = f"sqlite:///{tmp_path / 'busy.db'}"
+    JobStore(url).dispose()
+    ctx = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+    errors = ctx.Queue()
+    procs = [ctx.Process(target=_hammer, args=(url, w, 60, errors)) for w in range(6)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+    found = []
+    while not errors.empty():
+        found.append(errors.get())
+    assert found == []
+    s = JobStore(url)
+    assert sorted(j.status for j in s.list_jobs()) == ["Completed"] * 6
+    assert all(len(s.metrics(f"w{w}")["loss"]) == 60 for w in range(6))
