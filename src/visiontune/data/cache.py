@@ -74,6 +74,19 @@ def ordered_map(fn: Callable, items: list, workers: int, initializer: Callable |
         pool.shutdown(wait=True, cancel_futures=True)
 
 
+@contextmanager
+def cache_lock(root: Path, key: str):
+    """An exclusive lock on one cache entry across processes (``fcntl.flock`` on ``<key>.lock``)."""
+    import fcntl
+
+    with open(root / f"{key}.lock", "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def cache_key(*parts: object) -> str:
     h = hashlib.blake2b(digest_size=20)
     for p in parts:
@@ -165,35 +178,36 @@ def pixel_cache(samples: list[Sample], hashes: dict[str, str], prep: Preprocessi
     root = root or cache_dir("pixels")
     key = cache_key("pixels", CACHE_FORMAT, prep.image_size, prep.interpolation, prep.resize,
                     [hashes[s.source] for s in samples])
-    data_path, meta_path = root / f"{key}.npy", root / f"{key}.json"
-    if data_path.exists() and meta_path.exists():
-        meta = json.loads(meta_path.read_text())
-        bad = BadImages.from_meta(on_bad_image, samples, meta)
-        if progress:
-            progress(len(samples))
-        return np.load(data_path, mmap_mode="r"), np.array(meta["ok"], dtype=bool), bad, True
-    size = prep.image_size
-    tmp = root / f".{key}.{os.getpid()}.npy"
-    arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(samples), size, size, 3))
-    ok = np.zeros(len(samples), dtype=bool)
-    bad = BadImages(on_bad_image, samples)
-    try:
-        for idx, ok_idx, x, errors in _decode_batches(samples, prep, 64, default_workers() if workers is None else workers):
-            for i, reason in errors:
-                bad.add(i, reason)
-            if x is not None:
-                arr[ok_idx] = x.numpy()
-                ok[ok_idx] = True
+    with cache_lock(root, key):  # one process builds an entry; the others wait and reuse it
+        data_path, meta_path = root / f"{key}.npy", root / f"{key}.json"
+        if data_path.exists() and meta_path.exists():
+            meta = json.loads(meta_path.read_text())
+            bad = BadImages.from_meta(on_bad_image, samples, meta)
             if progress:
-                progress(len(idx))
-        arr.flush()
-        del arr
-        atomic_write_text(meta_path, json.dumps({"ok": ok.tolist(), "bad": bad.indices}))
-        os.replace(tmp, data_path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return np.load(data_path, mmap_mode="r"), ok, bad, False
+                progress(len(samples))
+            return np.load(data_path, mmap_mode="r"), np.array(meta["ok"], dtype=bool), bad, True
+        size = prep.image_size
+        tmp = root / f".{key}.{os.getpid()}.npy"
+        arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(samples), size, size, 3))
+        ok = np.zeros(len(samples), dtype=bool)
+        bad = BadImages(on_bad_image, samples)
+        try:
+            for idx, ok_idx, x, errors in _decode_batches(samples, prep, 64, default_workers() if workers is None else workers):
+                for i, reason in errors:
+                    bad.add(i, reason)
+                if x is not None:
+                    arr[ok_idx] = x.numpy()
+                    ok[ok_idx] = True
+                if progress:
+                    progress(len(idx))
+            arr.flush()
+            del arr
+            atomic_write_text(meta_path, json.dumps({"ok": ok.tolist(), "bad": bad.indices}))
+            os.replace(tmp, data_path)
+        finally:
+            if tmp.exists():
+                tmp.unlink()
+        return np.load(data_path, mmap_mode="r"), ok, bad, False
 
 
 @contextmanager
@@ -231,34 +245,35 @@ def feature_cache(backbone: torch.nn.Module, model_key: str, samples: list[Sampl
     fast, how = extractor or inference_copy(backbone, device, dtype)
     key = cache_key("features", CACHE_FORMAT, model_key, prep.to_dict(), str(dtype), how,
                     [hashes[s.source] for s in samples])
-    path = root / f"{key}.safetensors"
-    if path.exists():
-        data = load_file(str(path))
-        bad = BadImages.from_meta(on_bad_image, samples, json.loads((root / f"{key}.json").read_text()))
-        if progress:
-            progress(len(samples))
-        return data["features"], data["ok"].bool().numpy(), bad, True
-    feats: torch.Tensor | None = None
-    ok = np.zeros(len(samples), dtype=bool)
-    bad = BadImages(on_bad_image, samples)
-    with closing(_features(fast, samples, prep, device, batch_size, workers)) as batches:
-        for idx, ok_idx, f, errors in batches:
-            for i, reason in errors:
-                bad.add(i, reason)  # raises unless skipping; closing() then cancels the batches not started
-            if f is not None:
-                if feats is None:
-                    feats = torch.zeros(len(samples), f.shape[1])
-                feats[ok_idx] = f
-                ok[ok_idx] = True
+    with cache_lock(root, key):  # parallel trials: one extracts, the others wait and reuse
+        path = root / f"{key}.safetensors"
+        if path.exists():
+            data = load_file(str(path))
+            bad = BadImages.from_meta(on_bad_image, samples, json.loads((root / f"{key}.json").read_text()))
             if progress:
-                progress(len(idx))
-    if feats is None:
-        feats = torch.zeros(len(samples), getattr(backbone, "num_features", 1))
-    tmp = root / f".{key}.{os.getpid()}.safetensors"
-    save_file({"features": feats.contiguous(), "ok": torch.from_numpy(ok.astype(np.uint8))}, str(tmp))
-    atomic_write_text(root / f"{key}.json", json.dumps({"bad": bad.indices}))
-    os.replace(tmp, path)
-    return feats, ok, bad, False
+                progress(len(samples))
+            return data["features"], data["ok"].bool().numpy(), bad, True
+        feats: torch.Tensor | None = None
+        ok = np.zeros(len(samples), dtype=bool)
+        bad = BadImages(on_bad_image, samples)
+        with closing(_features(fast, samples, prep, device, batch_size, workers)) as batches:
+            for idx, ok_idx, f, errors in batches:
+                for i, reason in errors:
+                    bad.add(i, reason)  # raises unless skipping; closing() then cancels the batches not started
+                if f is not None:
+                    if feats is None:
+                        feats = torch.zeros(len(samples), f.shape[1])
+                    feats[ok_idx] = f
+                    ok[ok_idx] = True
+                if progress:
+                    progress(len(idx))
+        if feats is None:
+            feats = torch.zeros(len(samples), getattr(backbone, "num_features", 1))
+        tmp = root / f".{key}.{os.getpid()}.safetensors"
+        save_file({"features": feats.contiguous(), "ok": torch.from_numpy(ok.astype(np.uint8))}, str(tmp))
+        atomic_write_text(root / f"{key}.json", json.dumps({"bad": bad.indices}))
+        os.replace(tmp, path)
+        return feats, ok, bad, False
 
 
 def _features(fast, samples: list[Sample], prep: Preprocessing, device: torch.device, batch_size: int,

@@ -35,11 +35,15 @@ def main():
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--sleep", type=float, default=0.0)
+    parser.add_argument("--crash", type=int, default=0)
+    parser.add_argument("--quiet", type=int, default=0)
     parser.add_argument("--data", type=str, default=os.environ["SM_CHANNEL_TRAIN"])
     parser.add_argument("--test", type=str, default=os.environ["SM_CHANNEL_TEST"])
     parser.add_argument("--model-dir", type=str, default=os.environ["SM_MODEL_DIR"])
     parser.add_argument("--output-data-dir", type=str, default=os.environ["SM_OUTPUT_DATA_DIR"])
     args = parser.parse_args()
+    if args.crash:
+        raise RuntimeError(f"crash={args.crash}: this configuration breaks the script")
     torch.manual_seed(0)
     tf = transforms.Compose([transforms.Resize((32, 32)), transforms.ToTensor()])
     train_loader = torch.utils.data.DataLoader(datasets.ImageFolder(args.data, tf), batch_size=args.batch_size,
@@ -58,7 +62,8 @@ def main():
             opt.step()
             total += loss.item()
         print(f"Epoch {epoch}: train loss {total / len(train_loader):.4f}", flush=True)
-        test(model, test_loader, criterion)
+        if not args.quiet:
+            test(model, test_loader, criterion)
         if args.sleep:
             import time
 

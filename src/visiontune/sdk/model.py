@@ -1,0 +1,27 @@
+"""``PyTorchModel(model_data=..., entry_point="inference.py").deploy()`` as the SageMaker SDK's, locally."""
+
+from __future__ import annotations
+
+from visiontune.sdk._compat import ignore_cloud_args
+from visiontune.sdk.predictor import Predictor, start_endpoint
+
+
+class PyTorchModel:
+    def __init__(self, model_data: str, entry_point: str | None = None, source_dir: str | None = None,
+                 **sagemaker_only):
+        ignore_cloud_args("PyTorchModel", sagemaker_only)
+        self.model_data, self.entry_point, self.source_dir = model_data, entry_point, source_dir
+
+    def deploy(self, initial_instance_count: int = 1, instance_type: str | None = None, serializer=None,
+               deserializer=None, endpoint_name: str | None = None, **sagemaker_only) -> Predictor:
+        from pathlib import Path
+
+        from visiontune.serve.bundle import bundle
+
+        ignore_cloud_args("deploy", sagemaker_only)
+        folder = bundle(self.model_data, self.entry_point, self.source_dir) if self.entry_point else self.model_data
+        return start_endpoint(folder, endpoint_name or Path(str(self.model_data)).parent.name or "model",
+                              serializer, deserializer)
+
+
+Model = PyTorchModel

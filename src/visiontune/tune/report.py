@@ -1,0 +1,125 @@
+"""A tuning job's results: the leaderboard (SageMaker's analytics columns), the best trial, and plots
+(objective per trial, parameter importance, parallel coordinates) as PNG and one self-contained HTML page."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+
+from visiontune.errors import MissingDependencyError
+from visiontune.jobs.store import JobStore
+from visiontune.tune.tuner import open_storage, study_name
+
+STATE_NAMES = {"COMPLETE": "Completed", "PRUNED": "Stopped", "FAIL": "Failed", "RUNNING": "InProgress",
+               "WAITING": "Pending"}
+
+
+def leaderboard(store: JobStore, name: str) -> list[dict]:
+    """One row per trial, best first: SageMaker's columns (the hyperparameters, ``TrainingJobName``,
+    ``TrainingJobStatus``, ``FinalObjectiveValue``, ``TrainingElapsedTimeSeconds``) and the trial number."""
+    import optuna
+
+    tj = store.get_tuning_job(name)
+    maximize = tj.config.get("objective", {}).get("type", "Maximize") == "Maximize"
+    study = optuna.load_study(study_name=study_name(name), storage=open_storage(store))
+    from visiontune.tune.parameters import parse_range
+
+    ranges = {n: parse_range(n, r) for n, r in tj.config.get("ranges", {}).items()}
+    jobs = {j.name: j for j in store.list_jobs(tuning_job=name)}
+    rows = []
+    for t in study.trials:
+        if "warm_start" in t.user_attrs:
+            continue
+        job = jobs.get(t.user_attrs.get("job", ""))
+        hps = {n: ranges[n].value(v) if n in ranges else v for n, v in t.params.items()}
+        rows.append({**hps, "TrainingJobName": job.name if job else t.user_attrs.get("job"),
+                     "TrainingJobStatus": STATE_NAMES.get(t.state.name, t.state.name),
+                     "FinalObjectiveValue": t.value if t.state.name == "COMPLETE" else None,
+                     "TrainingElapsedTimeSeconds": round(job.elapsed, 2) if job and job.elapsed is not None else None,
+                     "TrialNumber": t.number, "Attempts": job.attempt if job else None,
+                     "FailureReason": t.user_attrs.get("failure_reason")})
+    sign = -1 if maximize else 1
+    rows.sort(key=lambda r: (r["FinalObjectiveValue"] is None, sign * (r["FinalObjectiveValue"] or 0), r["TrialNumber"]))
+    return rows
+
+
+def dataframe(store: JobStore, name: str):
+    try:
+        import pandas as pd
+    except ImportError as exc:
+        raise MissingDependencyError("pandas", "tuning analytics as a DataFrame", extra="sdk") from exc
+    return pd.DataFrame(leaderboard(store, name))
+
+
+def write_report(store: JobStore, name: str, out: Path) -> dict[str, Path]:
+    """``leaderboard.json``, ``best.json``, PNG plots and ``report.html`` (plots embedded) in ``out``."""
+    import optuna
+
+    out.mkdir(parents=True, exist_ok=True)
+    rows = leaderboard(store, name)
+    tj = store.get_tuning_job(name)
+    (out / "leaderboard.json").write_text(json.dumps(rows, indent=2))
+    best = next((r for r in rows if r["FinalObjectiveValue"] is not None), None)
+    (out / "best.json").write_text(json.dumps(best, indent=2))
+    study = optuna.load_study(study_name=study_name(name), storage=open_storage(store))
+    files = {"leaderboard": out / "leaderboard.json", "best": out / "best.json"}
+    files.update(_plots(study, out))
+    files["html"] = _html(tj, rows, best, files, out / "report.html")
+    return files
+
+
+def _plots(study, out: Path) -> dict[str, Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import optuna.visualization.matplotlib as vm
+
+    complete = [t for t in study.trials if t.state.name == "COMPLETE"]
+    made = {}
+    plots = [("history", vm.plot_optimization_history, 1), ("importance", vm.plot_param_importances, 2),
+             ("parallel", vm.plot_parallel_coordinate, 2)]
+    import warnings
+
+    for key, fn, needed in plots:
+        if len(complete) < needed or (key != "history" and len(study.best_trial.params) < 1):
+            continue
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # optuna marks its matplotlib plots experimental
+                ax = fn(study)
+            fig = ax.figure if hasattr(ax, "figure") else ax.flat[0].figure
+            fig.set_size_inches(9, 5)
+            fig.tight_layout()
+            path = out / f"{key}.png"
+            fig.savefig(path, dpi=90)
+            plt.close(fig)
+            made[key] = path
+        except (ValueError, RuntimeError, ZeroDivisionError):  # too few distinct trials for this plot
+            plt.close("all")
+    return made
+
+
+def _html(tj, rows: list[dict], best: dict | None, files: dict[str, Path], path: Path) -> Path:
+    esc = html.escape
+    cols = [c for c in (rows[0].keys() if rows else []) if c != "FailureReason"]
+
+    def cell(v):
+        return f"{v:.6g}" if isinstance(v, float) else esc("" if v is None else str(v))
+
+    table = "".join("<tr>" + "".join(f"<td>{cell(r[c])}</td>" for c in cols) + "</tr>" for r in rows)
+    images = "".join(f"<h2>{esc(k)}</h2><img alt='{esc(k)}' src='data:image/png;base64,"
+                     f"{base64.b64encode(p.read_bytes()).decode()}'>" for k, p in files.items() if p.suffix == ".png")
+    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>{esc(tj.name)}: tuning report</title>
+<style>body{{font-family:system-ui,sans-serif;margin:2em;max-width:1100px}}table{{border-collapse:collapse}}
+td,th{{border:1px solid #ccc;padding:3px 8px;font-size:13px}}th{{background:#f3f3f3}}img{{max-width:100%}}</style>
+</head><body><h1>Tuning job {esc(tj.name)}</h1>
+<p>Status: <b>{esc(tj.status)}</b>{(' (' + esc(tj.failure_reason) + ')') if tj.failure_reason else ''}.
+Objective: {esc(json.dumps(tj.config.get('objective')))}; strategy {esc(str(tj.config.get('strategy')))}.</p>
+<h2>Best trial</h2><pre>{esc(json.dumps(best, indent=2))}</pre>
+<h2>Leaderboard</h2><table><tr>{''.join(f'<th>{esc(c)}</th>' for c in cols)}</tr>{table}</table>
+{images}</body></html>"""
+    path.write_text(page, encoding="utf-8")
+    return path

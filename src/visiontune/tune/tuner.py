@@ -1,0 +1,329 @@
+"""The tuning loop: ask Optuna for hyperparameters, run trials as jobs, report their per-epoch
+objective for pruning, tell Optuna how each ended; crash-safe and resumable.
+
+State lives in the job store: the tuning job's row, the Optuna study (Optuna's own tables, in the
+same database), and one job per trial attempt (``<tuning job>-<trial:03d>``).  Run the same tuning
+job again after a crash (even SIGKILL) and it resumes: finished trials count, a trial whose job had
+completed is told its result, a trial that was running is run again with the same hyperparameters,
+and no more than ``max_jobs`` trials are ever created.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from visiontune.errors import ConfigError, VisiontuneError
+from visiontune.jobs.runner import submit
+from visiontune.jobs.store import TERMINAL, Job, JobStore, sqlite_immediate, this_host
+from visiontune.progress import note
+from visiontune.tune.config import TuningConfig
+from visiontune.tune.executors import Executor, create_executor
+from visiontune.tune.strategies import get_strategy
+
+POLL_S = 0.3
+#: Configuration keys that may change when a tuning job is resumed (how it runs, not what it searches).
+RESUMABLE_CHANGES = {"max_parallel_jobs", "backend", "ray_address", "resources_per_trial"}
+
+
+def study_name(name: str) -> str:
+    return f"visiontune-{name}"
+
+
+def open_storage(store: JobStore):
+    """Optuna's storage in the job store's database (SQLite writes with BEGIN IMMEDIATE, as the store's)."""
+    import optuna
+
+    kwargs = {"connect_args": {"timeout": 120}} if store.is_sqlite else {"pool_pre_ping": True}
+    storage = optuna.storages.RDBStorage(store.url, engine_kwargs=kwargs)
+    if store.is_sqlite:
+        sqlite_immediate(storage.engine)
+        storage.engine.dispose()  # connections made so far lack the settings
+    return storage
+
+
+@dataclass
+class _Running:
+    trial_number: int
+    job: str
+    reported: int = 0        # objective points already reported to Optuna
+    pruned: bool = False
+
+
+class Tuner:
+    """Runs (or resumes) one tuning job to the end."""
+
+    def __init__(self, config: TuningConfig, store: JobStore | None = None):
+        from visiontune.jobs.api import default_store
+
+        self.config = config
+        self.store = store or default_store()
+        self.name = config.name
+        self.output = Path(config.output or Path("runs") / config.name).resolve()
+        self._stop = threading.Event()
+        self.running: dict[int, _Running] = {}
+
+    # ------------------------------------------------------------------ set-up
+    def _record(self):
+        existing = self.store.find_tuning_job(self.name)
+        doc = self.config.to_dict()
+        if existing is None:
+            self.store.create_tuning_job(self.name, doc)
+            return False
+        changed = sorted(k for k in set(doc) | set(existing.config)
+                         if doc.get(k) != existing.config.get(k) and k not in RESUMABLE_CHANGES)
+        if changed:
+            raise ConfigError(f"a tuning job named {self.name!r} exists with another configuration ({', '.join(changed)} "
+                              "differ); resume it with the same configuration, or choose another name")
+        self.store.update_tuning_job(self.name, status="InProgress", pid=os.getpid(), host=this_host(),
+                                     heartbeat_at=time.time(), ended_at=None, stop_requested=False,
+                                     failure_reason=None, config=doc)
+        return True
+
+    def _study(self):
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        strategy = get_strategy(self.config.strategy)
+        early = "Auto" if self.config.strategy == "Hyperband" else self.config.early_stopping
+        return optuna.create_study(
+            storage=open_storage(self.store), study_name=study_name(self.name), load_if_exists=True,
+            direction="maximize" if self.config.maximize else "minimize",
+            sampler=strategy.sampler(self.config.ranges, self.config.seed, self.config.max_jobs),
+            pruner=strategy.pruner(early, self.config.max_epochs()))
+
+    def _warm_start(self, study) -> None:
+        """Completed trials of parent tuning jobs join the study first, so the search starts informed."""
+        import optuna
+
+        dists = {n: p.distribution(n) for n, p in self.config.ranges.items()}
+        storage = study._storage  # noqa: SLF001 - the same storage
+        for parent in self.config.warm_start:
+            if self.store.find_tuning_job(parent) is None:
+                raise ConfigError(f"warm_start: no tuning job named {parent!r}")
+            added = 0
+            for t in optuna.load_study(study_name=study_name(parent), storage=storage).trials:
+                if t.state != optuna.trial.TrialState.COMPLETE or set(t.params) != set(dists):
+                    continue
+                if not all(dists[n]._contains(dists[n].to_internal_repr(v)) for n, v in t.params.items()):  # noqa: SLF001
+                    continue
+                study.add_trial(optuna.trial.create_trial(params=t.params, distributions=dists, value=t.value,
+                                                          user_attrs={"warm_start": parent}))
+                added += 1
+            note(f"warm start: {added} completed trial(s) of {parent}")
+
+    # ------------------------------------------------------------------ trials
+    def _own(self, study):
+        return [t for t in study.get_trials(deepcopy=False) if "warm_start" not in t.user_attrs]
+
+    def _hyperparameters(self, params: dict) -> dict:
+        return {n: self.config.ranges[n].value(v) for n, v in params.items()}
+
+    def _launch(self, study, executor: Executor, trial_number: int, params: dict, attempt: int) -> None:
+        hps = self._hyperparameters(params)
+        job_name = f"{self.name}-{trial_number:03d}" + (f"-{attempt}" if attempt > 1 else "")
+        if self.config.kind == "builtin":
+            spec = {"config": {**self.config.base, **hps}}
+        else:
+            spec = {**self.config.base, "hyperparameters": {**(self.config.base.get("hyperparameters") or {}), **hps}}
+        try:
+            job = submit(self.store, self.config.kind, spec, name=job_name, output_dir=self.output / job_name,
+                         tuning_job=self.name, trial_number=trial_number, attempt=attempt)
+        except VisiontuneError as exc:  # a bad combination: the trial fails, the tuning job goes on
+            note(f"trial {trial_number}: {exc}")
+            _tell(study, trial_number, state=_state("FAIL"))
+            return
+        _set_attr(study, trial_number, "job", job.name)
+        executor.submit(job)
+        self.running[trial_number] = _Running(trial_number, job.name)
+
+    def _objective(self, job: str) -> list[tuple[int, float]]:
+        series = self.store.metrics(job, self.config.objective_metric).get(self.config.objective_metric, [])
+        return [(s, v) for s, v, _ in series]
+
+    def _follow(self, study, executor: Executor, run: _Running) -> bool:
+        """Report new objective points, prune, and finish the trial when its job has ended; True when done."""
+        import optuna
+
+        points = self._objective(run.job)
+        trial = optuna.trial.Trial(study, _trial_id(study, run.trial_number))
+        for step, value in points[run.reported:]:
+            trial.report(value, step)
+            run.reported += 1
+            if not run.pruned and trial.should_prune():
+                run.pruned = True
+                note(f"trial {run.trial_number} ({run.job}) pruned at step {step}: {self.config.objective_metric}={value:.4g}")
+                executor.stop(run.job)
+        job = self.store.get_job(run.job)
+        if job.status not in TERMINAL:
+            if not executor.alive(run.job):
+                self.store.reap_orphans()
+                if self.store.get_job(run.job).status not in TERMINAL and job.pid is None:
+                    self.store.finish(run.job, "Failed", reason="its worker process ended before the job started")
+            return False
+        self._finish_trial(study, run.trial_number, job, pruned=run.pruned, points=points)
+        return True
+
+    def _finish_trial(self, study, number: int, job: Job, pruned: bool, points) -> None:
+        if job.status == "Completed" and points:
+            _tell(study, number, points[-1][1])
+            note(f"trial {number} ({job.name}): {self.config.objective_metric}={points[-1][1]:.4g}")
+        elif pruned or (job.status == "Stopped" and points):
+            _tell(study, number, state=_state("PRUNED"))
+        else:
+            why = job.failure_reason or (f"the objective metric {self.config.objective_metric!r} never appeared in the "
+                                         "log; check its metric definition" if job.status == "Completed" else job.status)
+            _set_attr(study, number, "failure_reason", why[:500])
+            _tell(study, number, state=_state("FAIL"))
+            note(f"trial {number} ({job.name}) failed: {why}")
+
+    def _resume_running(self, study, executor: Executor) -> None:
+        """Trials left RUNNING by a tuner that died: told their result, or run again with the same parameters."""
+        import optuna
+
+        for t in self._own(study):
+            if t.state != optuna.trial.TrialState.RUNNING:
+                continue
+            jobs = sorted((j for j in self.store.list_jobs(tuning_job=self.name) if j.trial_number == t.number),
+                          key=lambda j: j.attempt)
+            last = jobs[-1] if jobs else None
+            if last is not None and last.active:
+                self.store.reap_orphans()  # its runner died with the old tuner
+                last = self.store.get_job(last.name)
+                if last.active:  # still beating elsewhere (another host?): stop it, it is not ours any more
+                    executor.stop(last.name)
+                    self.store.finish(last.name, "Stopped", reason="its tuner was restarted")
+                    last = self.store.get_job(last.name)
+            if last is not None and last.status == "Completed":
+                self._finish_trial(study, t.number, last, pruned=False, points=self._objective(last.name))
+                continue
+            attempt = (last.attempt + 1) if last is not None else 1
+            note(f"trial {t.number} was running when the tuner stopped: running it again (attempt {attempt})")
+            self._launch(study, executor, t.number, t.params, attempt)
+
+    # ------------------------------------------------------------------ the loop
+    def _should_stop_launching(self, study) -> str | None:
+        import optuna
+
+        done = [t for t in self._own(study) if t.state == optuna.trial.TrialState.COMPLETE]
+        if not done:
+            return None
+        values = [t.value for t in sorted(done, key=lambda t: t.datetime_complete or t.datetime_start)]
+        best = max(values) if self.config.maximize else min(values)
+        target = self.config.target_objective
+        if target is not None and (best >= target if self.config.maximize else best <= target):
+            return f"the target objective {target} was reached ({best:.4g})"
+        n = self.config.max_jobs_not_improving
+        if n:
+            best_at = max(i for i, v in enumerate(values) if v == best)
+            if len(values) - 1 - best_at >= n:
+                return f"the best objective has not improved for {n} trials"
+        return None
+
+    def _beat(self) -> None:
+        while not self._stop.wait(5.0):
+            try:
+                self.store.update_tuning_job(self.name, heartbeat_at=time.time())
+                if self.store.get_tuning_job(self.name).stop_requested:
+                    self._stop.set()
+            except Exception:  # noqa: BLE001 - the next beat retries
+                pass
+
+    def run(self):
+        """Run to the end (or until stopped); returns the finished :class:`~visiontune.jobs.TuningJob`."""
+        import optuna
+
+        resumed = self._record()
+        study = self._study()
+        if not resumed and self.config.warm_start and not study.trials:
+            self._warm_start(study)
+        self.output.mkdir(parents=True, exist_ok=True)
+        (self.output / "tuning.json").write_text(json.dumps(self.config.to_dict(), indent=2))
+        executor = create_executor(self.config.backend, self.store, self.config.max_parallel_jobs,
+                                   self.config.resources_per_trial, self.config.ray_address, log_dir=self.output)
+        note(f"tuning job {self.name}: {self.config.strategy}, up to {self.config.max_jobs} trials, "
+             f"{self.config.max_parallel_jobs} at a time, {self.config.objective_type.lower()} "
+             f"{self.config.objective_metric}" + (" (resumed)" if resumed else ""))
+        beat = threading.Thread(target=self._beat, daemon=True, name="tuner-heartbeat")
+        beat.start()
+        stopping_reason, status, reason = None, "Completed", None
+        previous = signal.getsignal(signal.SIGTERM) if threading.current_thread() is threading.main_thread() else None
+        if previous is not None:
+            signal.signal(signal.SIGTERM, lambda *_: self._stop.set())
+        try:
+            self._resume_running(study, executor)
+            dists = {n: p.distribution(n) for n, p in self.config.ranges.items()}
+            while True:
+                for number in list(self.running):
+                    if self._follow(study, executor, self.running[number]):
+                        del self.running[number]
+                if self._stop.is_set():
+                    status, reason = "Stopped", "stopped on request"
+                    break
+                stopping_reason = stopping_reason or self._should_stop_launching(study)
+                own = len(self._own(study))
+                while (not stopping_reason and len(self.running) < self.config.max_parallel_jobs
+                       and own < self.config.max_jobs):
+                    trial = study.ask(dists)
+                    self._launch(study, executor, trial.number, trial.params, 1)
+                    own += 1
+                if not self.running and (own >= self.config.max_jobs or stopping_reason):
+                    break
+                time.sleep(POLL_S)
+        except KeyboardInterrupt:
+            status, reason = "Stopped", "interrupted (Ctrl-C); run the same command again to resume"
+            raise
+        finally:
+            for run in self.running.values():
+                executor.stop(run.job)
+            executor.shutdown()
+            for number, run in list(self.running.items()):
+                job = self.store.get_job(run.job)
+                if job.status in TERMINAL:
+                    self._finish_trial(study, number, job, pruned=run.pruned, points=self._objective(run.job))
+            self._stop.set()
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
+            complete = [t for t in self._own(study) if t.state == optuna.trial.TrialState.COMPLETE]
+            if status == "Completed" and not complete:
+                status, reason = "Failed", "no trial completed; `visiontune jobs list --tuning-job NAME` shows why"
+            best_job = None
+            if complete:
+                best = max(complete, key=lambda t: t.value) if self.config.maximize else min(complete, key=lambda t: t.value)
+                best_job = best.user_attrs.get("job")
+            self.store.update_tuning_job(self.name, status=status, ended_at=time.time(), best_job=best_job,
+                                         failure_reason=reason or stopping_reason)
+        from visiontune.tune.report import write_report
+
+        write_report(self.store, self.name, self.output)
+        return self.store.get_tuning_job(self.name)
+
+
+def _tell(study, number: int, value: float | None = None, state=None) -> None:
+    """``study.tell`` for ask-and-tell use: a trial already finished is left as it is, and the grid sampler's
+    ``study.stop()`` once the grid is exhausted (meant for ``optimize``) is not an error here."""
+    try:
+        study.tell(number, value, state=state, skip_if_finished=True)
+    except RuntimeError as exc:
+        if "Study.stop" not in str(exc):
+            raise
+
+
+def _trial_id(study, number: int) -> int:
+    return study._storage.get_trial_id_from_study_id_trial_number(study._study_id, number)  # noqa: SLF001
+
+
+def _set_attr(study, number: int, key: str, value) -> None:
+    """A user attribute on a trial that may have been created by an earlier tuner process."""
+    study._storage.set_trial_user_attr(_trial_id(study, number), key, value)  # noqa: SLF001
+
+
+def _state(name: str):
+    import optuna
+
+    return getattr(optuna.trial.TrialState, name)

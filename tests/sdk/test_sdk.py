@@ -1,0 +1,94 @@
+"""The SageMaker-shaped SDK: a seed notebook's calls, with only the imports changed (issue 8.3)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import cli_run, make_folder_dataset
+from visiontune.sdk import ImageClassifier, PyTorch, PyTorchModel
+from visiontune.sdk.deserializers import JSONDeserializer
+from visiontune.sdk.serializers import IdentitySerializer
+from visiontune.sdk.tuner import CategoricalParameter, ContinuousParameter, HyperparameterTuner, IntegerParameter
+
+SCRIPTS = Path(__file__).parents[1] / "jobs" / "scripts"
+METRICS = [{"Name": "test_acc", "Regex": "Testing Accuracy: ([0-9.]+)"}]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return make_folder_dataset(tmp_path_factory.mktemp("sdk") / "d", per_class=8, split_layout=True)
+
+
+def _png(data) -> bytes:
+    return next((data / "test" / "red").iterdir()).read_bytes()
+
+
+def test_seed_notebook_tunes_a_script_and_deploys_the_best(data, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.warns(UserWarning, match="framework_version, instance_type, py_version, role.*ignores them"):
+        estimator = PyTorch(entry_point="hpo.py", source_dir=str(SCRIPTS), role="arn:aws:iam::1:role/x",
+                            instance_type="ml.m5.xlarge", framework_version="1.12", py_version="py38",
+                            hyperparameters={"epochs": 2}, metric_definitions=METRICS)
+    tuner = HyperparameterTuner(estimator, "test_acc", {"lr": ContinuousParameter(0.001, 0.1),
+                                                       "batch-size": CategoricalParameter([8, 16])},
+                                metric_definitions=METRICS, objective_type="Maximize", max_jobs=3,
+                                max_parallel_jobs=2, strategy="Random", base_tuning_job_name="seed")
+    tuner.fit({"train": str(data / "train"), "test": str(data / "test")})
+    df = tuner.analytics().dataframe()
+    assert {"lr", "batch-size", "TrainingJobName", "TrainingJobStatus", "FinalObjectiveValue",
+            "TrainingElapsedTimeSeconds"} <= set(df.columns) and len(df) == 3
+    best = tuner.best_training_job()
+    assert best == df.sort_values("FinalObjectiveValue", ascending=False).iloc[0]["TrainingJobName"]
+    described = json.loads(cli_run("tune", "describe", tuner.latest_tuning_job).output)
+    assert described["BestTrainingJob"]["TrainingJobName"] == best  # the CLI agrees
+    best_est = tuner.best_estimator()
+    assert best_est.model_data.endswith("model.tar.gz") and Path(best_est.model_data).exists()
+    assert best_est.hyperparameters()["lr"] == df.set_index("TrainingJobName").loc[best, "lr"]
+    predictor = best_est.deploy(initial_instance_count=1, instance_type="ml.m5.large", entry_point="inference.py",
+                                serializer=IdentitySerializer("image/png"), deserializer=JSONDeserializer())
+    try:
+        probs = predictor.predict(_png(data))
+        assert len(probs[0]) == 3 and abs(sum(probs[0]) - 1) < 1e-4
+    finally:
+        predictor.delete_endpoint()
+
+
+def test_estimator_fit_and_pytorchmodel_deploy(data, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    est = PyTorch(entry_point="hpo.py", source_dir=str(SCRIPTS), hyperparameters={"epochs": 1, "lr": 0.05},
+                  metric_definitions=METRICS, base_job_name="dogs")
+    est.fit({"train": str(data / "train"), "test": str(data / "test")}, logs=False)
+    job = est.latest_training_job.describe()
+    assert job["TrainingJobStatus"] == "Completed" and job["TrainingJobName"].startswith("dogs-")
+    with pytest.warns(UserWarning, match="framework_version, py_version, role"):
+        model = PyTorchModel(model_data=est.model_data, entry_point="inference.py", source_dir=str(SCRIPTS),
+                             role="r", framework_version="1.12", py_version="py38")
+    with model.deploy(initial_instance_count=1, instance_type="ml.m5.large",
+                      serializer=IdentitySerializer("image/png")) as predictor:
+        assert len(predictor.predict(_png(data))[0]) == 3
+    with pytest.raises(TypeError, match="unexpected argument.*hyperparamters"):
+        PyTorch(entry_point="hpo.py", hyperparamters={})  # a typo is an error, not ignored
+
+
+def test_image_classifier_fit_tune_and_deploy(data, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    est = ImageClassifier(model="mobilenet_v2", mode="head",
+                          hyperparameters={"epochs": 2, "mini_batch_size": 8, "image_shape": "3,32,32",
+                                           "learning_rate": 0.01, "num_classes": 3, "num_workers": 0})
+    channels = {"train": str(data / "train"), "validation": str(data / "val"), "test": str(data / "test")}
+    est.fit(channels, logs=False)
+    metrics = est.latest_training_job.describe()["FinalMetrics"]
+    assert "test_accuracy" in metrics and est.hyperparameters()["batch_size"] == 8
+    tuner = HyperparameterTuner(est, "validation:accuracy", {"learning_rate": ContinuousParameter(1e-3, 1e-1),
+                                                            "mini_batch_size": CategoricalParameter([8, 16]),
+                                                            "epochs": IntegerParameter(1, 2)},
+                                max_jobs=2, max_parallel_jobs=1, strategy="Random")
+    tuner.fit(channels)
+    best = tuner.best_estimator()
+    with best.deploy(serializer=IdentitySerializer("image/png"),
+                     deserializer=JSONDeserializer()) as predictor:
+        probs = predictor.predict(_png(data), initial_args={"Accept": "application/json;verbose"})
+        assert probs["labels"] == ["blue", "green", "red"] and len(probs["probabilities"]) == 3
