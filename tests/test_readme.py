@@ -57,7 +57,7 @@ def test_python_example_runs_on_every_layout(tmp_path, capsys):
     from tests.conftest import FAST
 
     text = (ROOT / "README.md").read_text()
-    blocks = [b for b in re.findall(r"```python\n(.*?)```", text, re.S) if "dogImages/" in b]
+    blocks = [b for b in re.findall(r"```python\n(.*?)```", text, re.S) if "import visiontune as vt" in b]
     assert blocks
     layouts = _layouts(tmp_path / "data")
     assert set(layouts) == {"class folders", "split folders", "augmented manifest", ".lst", "split files"}

@@ -81,9 +81,13 @@ def _hyperparameters(text: str | None) -> dict:
               help="script mode: a JSON object, passed to the script as --name value")
 @click.option("--metric-definition", "metric_definitions", multiple=True,
               help="script mode: NAME=REGEX, the first group of each match is a point of metric NAME (repeat)")
+@click.option("--instance-count", default=1, show_default=True, type=click.IntRange(1),
+              help="workers training one model data-parallel (PyTorch DDP launched by Ray Train)")
+@click.option("--ray-address", default=None, help="with --instance-count > 1: the Ray cluster's HOST:PORT "
+                                                  "(default: a local Ray)")
 @click.pass_context
 def train_cmd(ctx, job_name, detach, entry_point, source_dir, channels, hyperparameters, metric_definitions,
-              **options):
+              instance_count, ray_address, **options):
     """Fine-tune a pretrained model (writes the model artifact, metrics and plots to --out), or run a
     SageMaker training script with --entry-point.  Either way the run is a job (`visiontune jobs list`)."""
     from visiontune.errors import ConfigError
@@ -100,7 +104,8 @@ def train_cmd(ctx, job_name, detach, entry_point, source_dir, channels, hyperpar
             raise ConfigError(f"{', '.join(engine_flags)} set the built-in engine; a script takes its settings as "
                               "--hyperparameters '{...}'")
         spec = {"entry_point": entry_point, "source_dir": source_dir, "channels": _channels(channels),
-                "hyperparameters": _hyperparameters(hyperparameters), "metric_definitions": list(metric_definitions)}
+                "hyperparameters": _hyperparameters(hyperparameters), "metric_definitions": list(metric_definitions),
+                "instance_count": instance_count, "ray_address": ray_address}
         kind = "script"
     else:
         if channels or hyperparameters or metric_definitions or source_dir:
@@ -108,7 +113,8 @@ def train_cmd(ctx, job_name, detach, entry_point, source_dir, channels, hyperpar
                               "add --entry-point SCRIPT")
         if not options.get("data"):
             raise ConfigError("--data: give the dataset to train on (or --entry-point SCRIPT for script mode)")
-        spec, kind = {"config": TrainConfig.from_dict(options).to_dict()}, "builtin"
+        spec, kind = {"config": TrainConfig.from_dict(options).to_dict(), "instance_count": instance_count,
+                      "ray_address": ray_address}, "builtin"
     job = submit(store, kind, spec, name=job_name, output_dir=out)
     note(f"job [bold]{job.name}[/] ({kind}), output in {job.output_dir}")
     if detach:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from visiontune.errors import ConfigError
 from visiontune.registry import Registry
 
 if TYPE_CHECKING:
@@ -77,7 +78,13 @@ class BuiltinJob(JobKind):
         config = dict(spec.get("config") or {})
         config["out"] = str(output_dir)
         cfg = TrainConfig.from_dict(config)  # unknown or bad options fail now
-        return {**spec, "config": cfg.to_dict()}, _hyperparameters(cfg.to_dict())
+        unknown = set(spec) - {"config", "instance_count", "ray_address", "cpus_per_worker"}
+        if unknown:
+            raise ConfigError(f"unknown job setting(s) {', '.join(sorted(unknown))}")
+        n = int(spec.get("instance_count") or 1)
+        if n < 1:
+            raise ConfigError(f"instance_count={n}: must be 1 or more")
+        return {**spec, "config": cfg.to_dict(), "instance_count": n}, _hyperparameters(cfg.to_dict())
 
     def default_base_name(self, spec: dict) -> str:
         return str((spec.get("config") or {}).get("model") or "train").replace("_", "-").replace(":", "-")
@@ -90,7 +97,14 @@ class BuiltinJob(JobKind):
         def record(epoch: int, row: dict) -> None:
             ctx.metrics({k: v for k, v in row.items() if k not in _NOT_METRICS}, step=epoch)
 
-        result = train(cfg, callbacks=(record, *ctx.callbacks), stop=ctx.stop)
+        if int(ctx.job.spec.get("instance_count") or 1) > 1:
+            from visiontune.jobs.distributed import builtin_worker, run_distributed
+            from visiontune.train.loop import TrainResult
+
+            run_distributed(ctx, builtin_worker, {})
+            result = TrainResult.from_dir(cfg.out)
+        else:
+            result = train(cfg, callbacks=(record, *ctx.callbacks), stop=ctx.stop)
         final = {k: v for k, v in result.metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
         ctx.metrics(final, step=len(result.history))
         ctx.record_hyperparameters(result.out / "hyperparameters.json")

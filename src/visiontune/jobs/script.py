@@ -228,25 +228,22 @@ class ScriptJob(JobKind):
         spec = ctx.job.spec
         out = ctx.output_dir
         model_dir, output_dir = out / "model", out / "output"
-        for d in (model_dir, output_dir / "data", out / "input" / "config"):
-            d.mkdir(parents=True, exist_ok=True)
         source = Path(spec["source_dir"])
         reqs = source / "requirements.txt"
         missing = missing_requirements(reqs) if reqs.is_file() else []
         if missing:
             ctx.log(f"[visiontune] requirements.txt: not satisfied here (not installed automatically): "
                     f"{'; '.join(missing)}. Install them with pip if the script needs them.")
-        hps = spec["hyperparameters"]
-        (out / "input" / "config" / "hyperparameters.json").write_text(json.dumps(
-            {k: v if isinstance(v, str) else json.dumps(v) for k, v in hps.items()}))
-        env = training_env(job_name=ctx.job.name, entry_point=spec["entry_point"], source_dir=source,
-                           channels=spec["channels"], hyperparameters=hps, model_dir=model_dir, output_dir=output_dir,
-                           extra=spec.get("env"))
-        env = {**os.environ, **env, "PYTHONUNBUFFERED": "1",
-               "PYTHONPATH": os.pathsep.join([str(source), *filter(None, [os.environ.get("PYTHONPATH")])])}
-        cmd = [spec.get("python") or sys.executable, spec["entry_point"], *to_cmd_args(hps)]
-        ctx.log(f"[visiontune] running: {' '.join(cmd)} (in {source})")
-        rc = run_script(cmd, source, env, ctx, MetricParser(spec["metric_definitions"]))
+        if int(spec.get("instance_count") or 1) > 1:
+            from visiontune.jobs.distributed import run_distributed, script_worker
+
+            run_distributed(ctx, script_worker, {})
+            rc = 0
+        else:
+            env = _script_env(ctx.job, out)
+            ctx.log(f"[visiontune] running: {' '.join(_command(spec))} (in {source})")
+            rc = run_script_process(ctx.job, env, ctx.output, MetricParser(spec["metric_definitions"]), ctx.metrics,
+                                    stop=ctx.stop)
         if ctx.stop.is_set():
             package(model_dir, out / "model.tar.gz")
             raise _stopped(rc)
@@ -256,10 +253,29 @@ class ScriptJob(JobKind):
         model_data = package(model_dir, out / "model.tar.gz")
         if (output_dir / "data").is_dir() and any((output_dir / "data").iterdir()):
             package(output_dir / "data", out / "output.tar.gz")
-        final = {}
-        for name, series in ctx.store.metrics(ctx.job.name).items():
-            final[name] = series[-1][1]
+        final = {name: series[-1][1] for name, series in ctx.store.metrics(ctx.job.name).items()}
         return RunResult(final, model_data)
+
+
+def _command(spec: dict) -> list[str]:
+    return [spec.get("python") or sys.executable, spec["entry_point"], *to_cmd_args(spec["hyperparameters"])]
+
+
+def _script_env(job, out: Path, hosts: list[str] | None = None, current_host: str = "algo-1") -> dict:
+    """The whole environment a script runs in: this process's, SageMaker's variables, and its source on the path."""
+    spec = job.spec
+    model_dir, output_dir = out / "model", out / "output"
+    for d in (model_dir, output_dir / "data", out / "input" / "config"):
+        d.mkdir(parents=True, exist_ok=True)
+    hps = spec["hyperparameters"]
+    (out / "input" / "config" / "hyperparameters.json").write_text(json.dumps(
+        {k: v if isinstance(v, str) else json.dumps(v) for k, v in hps.items()}))
+    source = Path(spec["source_dir"])
+    env = training_env(job_name=job.name, entry_point=spec["entry_point"], source_dir=source, channels=spec["channels"],
+                       hyperparameters=hps, model_dir=model_dir, output_dir=output_dir, hosts=hosts,
+                       current_host=current_host, extra=spec.get("env"))
+    return {**os.environ, **env, "PYTHONUNBUFFERED": "1",
+            "PYTHONPATH": os.pathsep.join([str(source), *filter(None, [os.environ.get("PYTHONPATH")])])}
 
 
 def _stopped(rc: int):
@@ -268,25 +284,25 @@ def _stopped(rc: int):
     return StopTraining(f"the script was stopped (exit status {rc}); what it had saved is in model.tar.gz")
 
 
-def run_script(cmd: list[str], cwd: Path, env: dict, ctx: "RunContext", parser: MetricParser) -> int:
-    """Run the script, its output line by line into the log and the metric series; stop it on request."""
-    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL, start_new_session=True)
-    stopper = threading.Thread(target=_stop_when_asked, args=(proc, ctx), daemon=True)
-    stopper.start()
+def run_script_process(job, env: dict, emit, parser: MetricParser, metrics, stop=None, prefix: str = "") -> int:
+    """Run the script; its output line by line to ``emit`` and through ``parser`` into ``metrics``;
+    terminated (SIGTERM, then SIGKILL) when ``stop`` is set."""
+    proc = subprocess.Popen(_command(job.spec), cwd=job.spec["source_dir"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    if stop is not None:
+        threading.Thread(target=_stop_when_asked, args=(proc, stop), daemon=True).start()
     assert proc.stdout is not None
     for raw in iter(proc.stdout.readline, b""):
         line = raw.decode("utf-8", errors="replace")
-        ctx.output(line)
-        found = parser.feed(line)
-        for name, (step, value) in found.items():
-            ctx.metrics({name: value}, step)
+        emit(prefix + line)
+        for name, (step, value) in parser.feed(line).items():
+            metrics({name: value}, step)
     return proc.wait()
 
 
-def _stop_when_asked(proc: subprocess.Popen, ctx: "RunContext") -> None:
+def _stop_when_asked(proc: subprocess.Popen, stop: threading.Event) -> None:
     while proc.poll() is None:
-        if ctx.stop.wait(0.5):
+        if stop.wait(0.5):
             try:
                 os.killpg(proc.pid, signal.SIGTERM)
                 proc.wait(STOP_GRACE_S)

@@ -81,10 +81,30 @@ def _scheduler(cfg: TrainConfig, opt, steps_per_epoch: int):
     return None, False
 
 
+def data_parallel() -> tuple[int, int]:
+    """(rank, world size) when this process is one of several training one model (torch.distributed is
+    initialised: Ray Train, torchrun), else (0, 1)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
 class _Trainer:
+    """One model's optimisation.  Data-parallel over ``world`` processes: every rank walks the same seeded
+    permutation, takes its share of each global batch, and DDP averages the gradients weighted by the share,
+    so ``world`` workers take the same steps as one process with the same ``batch_size``."""
+
     def __init__(self, cfg: TrainConfig, net: nn.Module, inputs: dict[str, SplitInputs], prep, device, dtype,
                  num_classes: int):
         self.cfg, self.net, self.inputs, self.prep = cfg, net, inputs, prep
+        self.rank, self.world = data_parallel()
+        self.train_net = net
+        if self.world > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            self.train_net = DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
         self.num_classes = num_classes
         self.device, self.dtype = device, dtype
         self.policy = build_augmentation(cfg.augmentation, prep.image_size)
@@ -107,7 +127,7 @@ class _Trainer:
         else:
             x = x.to(self.device, non_blocking=True)
         with autocast(self.device, self.dtype):
-            return self.net(x).float()
+            return (self.train_net if train else self.net)(x).float()
 
     def train_epoch(self, epoch: int, advance) -> tuple[float, float]:
         torch.manual_seed(_epoch_seed(self.cfg.seed, epoch))
@@ -119,20 +139,30 @@ class _Trainer:
         for start in range(0, len(perm), self.cfg.batch_size):
             if self.stop is not None and self.stop.is_set():
                 raise StopTraining(f"stopped during epoch {epoch}")
-            xb, yb = data.batch(perm[start:start + self.cfg.batch_size])
+            idx, share = perm[start:start + self.cfg.batch_size], 1.0
+            if self.world > 1:
+                if len(idx) < self.world:  # a last batch too small to split: every rank skips it alike
+                    continue
+                mine = idx.tensor_split(self.world)[self.rank]
+                idx, share = mine, len(mine) * self.world / len(idx)
+            xb, yb = data.batch(idx)
             yb = yb.to(self.device)
             logits = self.forward(xb, train=True)
             loss = self.criterion(logits, yb)
+            if share != 1.0:
+                loss_for_grad = loss * share  # DDP averages over ranks; this weights each rank by its share
+            else:
+                loss_for_grad = loss
             if not torch.isfinite(loss):
                 raise ConfigError(f"the loss became {loss.item()} at epoch {epoch}; lower {option('learning_rate')} "
                                   f"(now {self.cfg.lr:g}) or use {option('precision', 'fp32')}")
             self.opt.zero_grad(set_to_none=True)
             if self.scaler is not None:
-                self.scaler.scale(loss).backward()
+                self.scaler.scale(loss_for_grad).backward()
                 self.scaler.step(self.opt)
                 self.scaler.update()
             else:
-                loss.backward()
+                loss_for_grad.backward()
                 self.opt.step()
             if self.sched is not None and self.per_batch:
                 self.sched.step()
@@ -142,6 +172,12 @@ class _Trainer:
             advance(len(yb))
         if self.sched is not None and not self.per_batch:
             self.sched.step()
+        if self.world > 1:  # the epoch's loss and accuracy over every rank's share
+            import torch.distributed as dist
+
+            totals = torch.tensor([total_loss, float(correct), float(seen)], dtype=torch.float64)
+            dist.all_reduce(totals)
+            total_loss, correct, seen = totals[0].item(), int(totals[1].item()), int(totals[2].item())
         return total_loss / seen, correct / seen
 
     @torch.inference_mode()
@@ -233,6 +269,8 @@ def _resolve(cfg: TrainConfig) -> _Run:
 
 def _check_out(out: Path, cfg: TrainConfig) -> None:
     """A finished run is never overwritten by accident, an interrupted one never restarted by accident."""
+    if cfg.overwrite and data_parallel()[0] != 0:
+        return  # rank 0 clears the folder
     if cfg.overwrite:
         for name in (*ARTIFACT_FILES, "metrics.json", "model.tar.gz", "hyperparameters.json", CHECKPOINT):
             (out / name).unlink(missing_ok=True)
@@ -292,7 +330,9 @@ def _fit(run: _Run, trainer: "_Trainer", callbacks) -> tuple[list[dict], dict]:
         best_state = state.get("best_state")
         first_epoch = int(state["epoch"]) + 1
         note(f"resuming {out} after epoch {state['epoch']}")
-    cfg.save(out / "hyperparameters.json")
+    writer = trainer.rank == 0  # one process writes files when several train one model
+    if writer:
+        cfg.save(out / "hyperparameters.json")
 
     stopped_early = False
     for epoch in range(first_epoch, cfg.epochs + 1):
@@ -315,13 +355,14 @@ def _fit(run: _Run, trainer: "_Trainer", callbacks) -> tuple[list[dict], dict]:
                 best_state = trainer.trainable_state()
             else:
                 best["bad_epochs"] += 1
-        save_checkpoint(out, {
-            "epoch": epoch, "model": net.state_dict(), "optimizer": trainer.opt.state_dict(),
-            "scheduler": trainer.sched.state_dict() if trainer.sched is not None else {},
-            "scaler": trainer.scaler.state_dict() if trainer.scaler is not None else {},
-            "history": json.dumps(history), "best": json.dumps(best), "best_state": best_state,
-            "identity": json.dumps(cfg.training_identity()),
-        })
+        if writer:
+            save_checkpoint(out, {
+                "epoch": epoch, "model": net.state_dict(), "optimizer": trainer.opt.state_dict(),
+                "scheduler": trainer.sched.state_dict() if trainer.sched is not None else {},
+                "scaler": trainer.scaler.state_dict() if trainer.scaler is not None else {},
+                "history": json.dumps(history), "best": json.dumps(best), "best_state": best_state,
+                "identity": json.dumps(cfg.training_identity()),
+            })
         for cb in callbacks:
             cb(epoch, row)
     if cfg.early_stopping and best_state is not None:
@@ -338,6 +379,9 @@ def _finish(run: _Run, trainer: "_Trainer", history, best, skipped, started: flo
     metrics["runtime"] = {"device": run.device.type, "training_precision": dtype_name(run.dtype),
                           "feature_precision": dtype_name(run.feature_dtype) if cfg.uses_feature_cache else None}
     metrics["seconds"] = round(time.perf_counter() - started, 3)
+    metrics["data_parallel_workers"] = trainer.world
+    if trainer.rank != 0:  # rank 0 writes the artifact
+        return TrainResult(out, metrics, history, time.perf_counter() - started)
     model.to("cpu")
     save_artifact(out, model.float().to(memory_format=torch.contiguous_format), name=spec.name,
                   library=spec.library, arch=spec.arch, weights_tag=wspec.tag if wspec else None,

@@ -153,9 +153,11 @@ class LocalExecutor(Executor):
             w.close()
 
 
-def _ray_run(url: str, name: str, threads: int) -> str:
+def _ray_run(url: str, name: str, threads: int, home: str) -> str:
     """A Ray task: run one job where Ray placed it, recording into the shared store."""
     os.environ["VISIONTUNE_DB"] = url
+    if home:
+        os.environ["VISIONTUNE_HOME"] = home
     import torch
 
     torch.set_num_threads(threads)
@@ -196,7 +198,8 @@ class RayExecutor(Executor):
         self.refs: dict[str, object] = {}
 
     def submit(self, job: Job) -> None:
-        self.refs[job.name] = self._task.remote(self.store.url, job.name, self._threads)
+        self.refs[job.name] = self._task.remote(self.store.url, job.name, self._threads,
+                                                os.environ.get("VISIONTUNE_HOME", ""))
 
     def alive(self, name: str) -> bool:
         ref = self.refs.get(name)

@@ -1,0 +1,143 @@
+"""One job, several workers: data-parallel training with PyTorch DDP, launched by Ray Train.
+
+``instance_count=N`` runs N workers (gloo on CPUs, NCCL on GPUs), each with SageMaker's distributed
+environment (``SM_HOSTS`` = algo-1..algo-N, ``SM_CURRENT_HOST``, plus ``WORLD_SIZE``, ``RANK``,
+``LOCAL_RANK``, ``MASTER_ADDR``, ``MASTER_PORT``).  The built-in engine trains one model data-parallel
+(every rank its share of each global batch: the same steps as one process); a script gets the environment
+and a free rendezvous port for its own ``torch.distributed.init_process_group()``.  Rank 0 records the
+job's metrics and writes the model; every rank's output goes into the job's log.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from visiontune.errors import ConfigError, MissingDependencyError
+
+if TYPE_CHECKING:
+    from visiontune.jobs.runner import RunContext
+
+
+def _ray(address: str | None):
+    try:
+        import ray
+        from ray.train import RunConfig, ScalingConfig
+        from ray.train.torch import TorchConfig, TorchTrainer
+    except ImportError as exc:
+        raise MissingDependencyError("ray[train]", "instance_count > 1 (data-parallel training)", extra="ray") from exc
+    if not ray.is_initialized():
+        try:
+            ray.init(address=address or None, ignore_reinit_error=True, log_to_driver=False, include_dashboard=False)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            raise ConfigError(f"cannot reach the Ray cluster at {address or 'a new local one'}: {exc}; start it with "
+                              "`ray start --head` and give its address (HOST:PORT)") from exc
+    return ray, TorchTrainer, TorchConfig, ScalingConfig, RunConfig
+
+
+def sagemaker_hosts_env(rank: int, world: int) -> dict[str, str]:
+    hosts = [f"algo-{i + 1}" for i in range(world)]
+    resource = {"current_host": hosts[rank], "hosts": hosts}
+    return {"SM_HOSTS": json.dumps(hosts), "SM_CURRENT_HOST": hosts[rank], "SM_RESOURCE_CONFIG": json.dumps(resource),
+            "SM_IS_MASTER": str(rank == 0).lower(), "WORLD_SIZE": str(world), "RANK": str(rank),
+            "SM_NUM_HOSTS": str(world)}
+
+
+def run_distributed(ctx: "RunContext", worker_fn, config: dict) -> None:
+    """Run ``worker_fn(config)`` on ``instance_count`` Ray Train workers; raise if any failed."""
+    spec = ctx.job.spec
+    n = int(spec.get("instance_count") or 1)
+    ray, TorchTrainer, TorchConfig, ScalingConfig, RunConfig = _ray(spec.get("ray_address"))
+    import torch
+
+    use_gpu = torch.cuda.is_available()
+    cpus = max(1, int(spec.get("cpus_per_worker") or 1))
+    trainer = TorchTrainer(
+        worker_fn, train_loop_config={**config, "store_url": ctx.store.url, "job": ctx.job.name,
+                                      "home": os.environ.get("VISIONTUNE_HOME", ""), "threads": cpus},
+        scaling_config=ScalingConfig(num_workers=n, use_gpu=use_gpu, resources_per_worker={"CPU": cpus}),
+        torch_config=TorchConfig(backend="nccl" if use_gpu else "gloo"),
+        run_config=RunConfig(storage_path=str(ctx.output_dir / "ray"), name=ctx.job.name))
+    ctx.log(f"[visiontune] data-parallel over {n} Ray Train workers ({'nccl' if use_gpu else 'gloo'})")
+    result = trainer.fit()
+    if result.error is not None:
+        raise result.error if isinstance(result.error, Exception) else RuntimeError(str(result.error))
+
+
+def _worker_setup(config: dict):
+    """In a Ray Train worker: the job's environment, store and log."""
+    if config.get("home"):
+        os.environ["VISIONTUNE_HOME"] = config["home"]
+    os.environ["VISIONTUNE_DB"] = config["store_url"]
+    import ray.train
+    import torch
+
+    torch.set_num_threads(int(config.get("threads") or 1))
+    from visiontune.jobs.runner import LogSink
+    from visiontune.jobs.store import JobStore
+
+    c = ray.train.get_context()
+    rank, world = c.get_world_rank(), c.get_world_size()
+    os.environ.update(sagemaker_hosts_env(rank, world))
+    os.environ["LOCAL_RANK"] = str(c.get_local_rank())
+    store = JobStore(config["store_url"])
+    job = store.get_job(config["job"])
+    sink = LogSink(store, job.name, Path(job.output_dir) / (f"log-rank{rank}.txt" if rank else "log.txt"))
+    return store, job, sink, rank, world
+
+
+def builtin_worker(config: dict) -> None:
+    """One rank of the built-in engine (torch.distributed is initialised by Ray Train)."""
+    import torch
+    import torch.distributed as dist
+
+    store, job, sink, rank, world = _worker_setup(config)
+    from visiontune.jobs.runner import _teed
+    from visiontune.train import StopTraining, TrainConfig, train
+
+    def record(epoch: int, row: dict) -> None:
+        flag = torch.zeros(1)
+        if rank == 0:
+            store.log_metrics(job.name, {k: v for k, v in row.items() if k != "epoch"}, step=epoch)
+            sink.flush()
+            flag[0] = float(store.stop_requested(job.name))
+        dist.broadcast(flag, 0)  # every rank stops at the same epoch
+        if flag.item():
+            raise StopTraining(f"stopped after epoch {epoch}")
+
+    with _teed(sink, enabled=rank == 0):
+        train(TrainConfig.from_dict(job.spec["config"]), callbacks=(record,))
+    sink.close()
+
+
+def script_worker(config: dict) -> None:
+    """One rank of a training script: SageMaker's environment for host algo-<rank+1>, a shared rendezvous."""
+    import socket
+
+    import torch.distributed as dist
+
+    from visiontune.jobs.script import MetricParser, _script_env, run_script_process
+
+    store, job, sink, rank, world = _worker_setup(config)
+    port = [None]
+    if rank == 0:
+        with socket.socket() as s:
+            s.bind(("", 0))
+            port[0] = s.getsockname()[1]
+    dist.broadcast_object_list(port, src=0)
+    env = _script_env(job, Path(job.output_dir), hosts=[f"algo-{i + 1}" for i in range(world)],
+                      current_host=f"algo-{rank + 1}")
+    env.update(sagemaker_hosts_env(rank, world))
+    env.update({"MASTER_ADDR": os.environ.get("MASTER_ADDR", "127.0.0.1"), "MASTER_PORT": str(port[0]),
+                "LOCAL_RANK": os.environ["LOCAL_RANK"]})
+    parser = MetricParser(job.spec["metric_definitions"] if rank == 0 else [])
+
+    def metrics(values: dict, step: int) -> None:
+        store.log_metrics(job.name, values, step)
+
+    rc = run_script_process(job, env, sink.write, parser, metrics, prefix="" if rank == 0 else f"[algo-{rank + 1}] ")
+    sink.close()
+    if rc != 0:
+        raise RuntimeError(f"{job.spec['entry_point']} on algo-{rank + 1} exited with status {rc}")
