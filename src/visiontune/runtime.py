@@ -53,6 +53,16 @@ def resolve_precision(precision: str, device: torch.device, training: bool = Fal
     return None
 
 
+def training_precision(precision: str, device: torch.device, head_on_features: bool) -> torch.dtype | None:
+    """The autocast dtype for training.  ``auto`` on a CPU is float32 for networks with convolutions
+    (bf16 autocast measured slower there), but bf16 for a head with a hidden layer trained on cached
+    features, on CPUs with native bf16: measured 1.4-2.3x faster per epoch on one core (1.2-1.7x on
+    two) for 256/512 hidden units at batch 64-256, where a single linear layer gained nothing."""
+    if precision == "auto" and device.type == "cpu" and head_on_features and native_bf16_cpu():
+        return torch.bfloat16
+    return resolve_precision(precision, device, training=True)
+
+
 def dtype_name(dtype: torch.dtype | None) -> str:
     return {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dtype, "fp32")
 

@@ -101,7 +101,8 @@ def test_sigkill_then_rerun_runs_exactly_max_jobs_trials(data, tmp_path):
     while time.time() < deadline:
         jobs = store.list_jobs(tuning_job="killed")
         done = [j for j in jobs if j.status == "Completed"]
-        running = [j for j in jobs if j.status == "InProgress" and j.pid]
+        # a trial that has started but not yet reported: seconds from its end, so the kill lands mid-trial
+        running = [j for j in jobs if j.status == "InProgress" and j.pid and not store.metrics(j.name)]
         if len(done) >= 1 and running:
             break
         time.sleep(0.2)

@@ -40,13 +40,27 @@ CACHE_FORMAT = 1
 Progress = Callable[[int], None]
 
 
+#: Content hashes of local files already read by this process, by (path, size, mtime): a warm tuning worker
+#: hashes a dataset once, not once per trial.  A changed file has another size or mtime and is read again.
+_HASHES: dict[tuple[str, int, int], str] = {}
+
+
 def fingerprint(samples: list[Sample], progress: Progress | None = None, workers: int = 8) -> dict[str, str]:
     """source -> content hash (unreadable files map to a hash of the error, decided later)."""
     def one(s: Sample) -> str:
+        key = None
         try:
-            return content_hash(read_bytes(s.source))
+            if "://" not in s.source:
+                st = os.stat(s.source)
+                key = (s.source, st.st_size, st.st_mtime_ns)
+                if key in _HASHES:
+                    return _HASHES[key]
+            digest = content_hash(read_bytes(s.source))
         except OSError as exc:
             return "unreadable:" + hashlib.blake2b(str(exc).encode(), digest_size=8).hexdigest()
+        if key is not None:
+            _HASHES[key] = digest
+        return digest
 
     def chunk(part: list[Sample]) -> list[str]:
         return [one(s) for s in part]
@@ -165,6 +179,13 @@ def library_versions() -> str:
     import torchvision
 
     return f"torch={torch.__version__} torchvision={torchvision.__version__} timm={timm.__version__}"
+
+
+def available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
 
 
 def default_workers() -> int:
@@ -299,7 +320,8 @@ def _features(fast, samples: list[Sample], prep: Preprocessing, device: torch.de
             return idx, ok_idx, f, errors
 
         with short_gil_turns():
-            yield from ordered_map(one, list(range(0, len(samples), size)), torch.get_num_threads(),
+            # every core, whatever this process's torch thread count (a tuning worker runs its trials on one)
+            yield from ordered_map(one, list(range(0, len(samples), size)), available_cores(),
                                    initializer=one_core_each)
         return
     workers = max(1, default_workers() // 2) if workers is None else workers

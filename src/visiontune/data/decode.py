@@ -8,6 +8,7 @@ files are all handled the same way everywhere.
 from __future__ import annotations
 
 import io
+import os
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,7 +30,7 @@ MAX_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485
 
 
 def is_image_name(name: str) -> bool:
-    return Path(name).suffix.lower() in IMAGE_EXTENSIONS
+    return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
 
 
 def _high_bit_to_l(img: Image.Image) -> Image.Image:

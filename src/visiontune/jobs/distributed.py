@@ -105,7 +105,7 @@ def builtin_worker(config: dict) -> None:
             flag[0] = float(store.stop_requested(job.name))
         dist.broadcast(flag, 0)  # every rank stops at the same epoch
         if flag.item():
-            raise StopTraining(f"stopped after epoch {epoch}")
+            raise StopTraining(f"stopped on request after epoch {epoch}")
 
     with _teed(sink, enabled=rank == 0):
         train(TrainConfig.from_dict(job.spec["config"]), callbacks=(record,))

@@ -78,7 +78,7 @@ class BuiltinJob(JobKind):
         config = dict(spec.get("config") or {})
         config["out"] = str(output_dir)
         cfg = TrainConfig.from_dict(config)  # unknown or bad options fail now
-        unknown = set(spec) - {"config", "instance_count", "ray_address", "cpus_per_worker"}
+        unknown = set(spec) - {"config", "instance_count", "ray_address", "cpus_per_worker", "pruning"}
         if unknown:
             raise ConfigError(f"unknown job setting(s) {', '.join(sorted(unknown))}")
         n = int(spec.get("instance_count") or 1)
@@ -97,6 +97,10 @@ class BuiltinJob(JobKind):
         def record(epoch: int, row: dict) -> None:
             ctx.metrics({k: v for k, v in row.items() if k not in _NOT_METRICS}, step=epoch)
 
+        callbacks = (record, *ctx.callbacks)
+        if ctx.job.spec.get("pruning"):
+            callbacks += (optuna_pruning(ctx.store, ctx.job.spec["pruning"]),)
+
         if int(ctx.job.spec.get("instance_count") or 1) > 1:
             from visiontune.jobs.distributed import builtin_worker, run_distributed
             from visiontune.train.loop import TrainResult
@@ -104,7 +108,7 @@ class BuiltinJob(JobKind):
             run_distributed(ctx, builtin_worker, {})
             result = TrainResult.from_dir(cfg.out)
         else:
-            result = train(cfg, callbacks=(record, *ctx.callbacks), stop=ctx.stop)
+            result = train(cfg, callbacks=callbacks, stop=ctx.stop)
         final = {k: v for k, v in result.metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
         ctx.metrics(final, step=len(result.history))
         ctx.record_hyperparameters(result.out / "hyperparameters.json")
@@ -114,5 +118,30 @@ class BuiltinJob(JobKind):
 def _hyperparameters(config: dict) -> dict:
     """What a user would call the hyperparameters (not paths and bookkeeping)."""
     skip = {"data", "out", "resume", "overwrite", "num_workers", "device", "label_attribute", "on_bad_image",
-            "eval_batch_size"}
+            "eval_batch_size", "checkpoints", "plots"}
     return {k: v for k, v in config.items() if k not in skip}
+
+
+def optuna_pruning(store, cfg: dict):
+    """An epoch callback for a tuning trial of the built-in engine: report the objective to the trial's
+    Optuna study (in the job store) and stop at once when its pruner says so, in the trial's own process.
+
+    ``cfg``: ``{"study", "trial" (number), "metric", "pruner": {"name", "kwargs"}}``."""
+    import optuna
+
+    from visiontune.train.loop import StopTraining
+
+    pruner = getattr(optuna.pruners, cfg["pruner"]["name"])(**cfg["pruner"]["kwargs"])
+    study = optuna.load_study(study_name=cfg["study"], storage=store.optuna_storage(), pruner=pruner)
+    trial = optuna.trial.Trial(study, study._storage.get_trial_id_from_study_id_trial_number(  # noqa: SLF001
+        study._study_id, int(cfg["trial"])))  # noqa: SLF001
+    metric = METRIC_ALIASES.get(cfg["metric"], cfg["metric"])
+
+    def prune(epoch: int, row: dict) -> None:
+        if metric not in row:
+            return
+        trial.report(float(row[metric]), epoch)
+        if trial.should_prune():
+            raise StopTraining(f"pruned at epoch {epoch} ({metric}={row[metric]:.4g})")
+
+    return prune

@@ -199,7 +199,7 @@ def run_job(store: JobStore, name: str, *, tee: bool = True, callbacks: tuple = 
             result = get_kind(job.kind).run(ctx)
         status = "Stopped" if ctx.stop.is_set() and not result.model_data else "Completed"
     except StopTraining as exc:
-        status, reason = "Stopped", f"stopped on request ({exc})"
+        status, reason = "Stopped", str(exc) or "stopped on request"
     except KeyboardInterrupt:
         status, reason = "Stopped", "interrupted (Ctrl-C)"
         raise

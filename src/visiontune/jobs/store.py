@@ -223,6 +223,17 @@ class JobStore:
     def dispose(self) -> None:
         self.engine.dispose()
 
+    def optuna_storage(self):
+        """Optuna's storage in this database (its own tables), SQLite writes with BEGIN IMMEDIATE as ours."""
+        import optuna
+
+        kwargs = {"connect_args": {"timeout": BUSY_TIMEOUT_S}} if self.is_sqlite else {"pool_pre_ping": True}
+        storage = optuna.storages.RDBStorage(self.url, engine_kwargs=kwargs)
+        if self.is_sqlite:
+            sqlite_immediate(storage.engine)
+            storage.engine.dispose()  # connections made so far lack the settings
+        return storage
+
     # ------------------------------------------------------------------ plumbing
     def _write(self):
         return self.engine.begin()

@@ -67,6 +67,9 @@ class TrainConfig:
     num_workers: int | None = opt(None, "image decoding processes for the pixel cache and GPU feature pass (default: from the CPU count)")
     top_k: int = opt(5, "report top-k accuracy for this k")
     resume: bool = opt(False, "continue an interrupted run in --out from its last checkpoint")
+    checkpoints: bool = opt(True, "write a checkpoint after every epoch, for --resume (tuning trials skip them)")
+    plots: bool = opt(True, "draw learning_curves.png and confusion_matrix.png (tuning trials skip them; the "
+                            "best trial's are drawn when the tuning job ends)")
     overwrite: bool = opt(False, "replace a finished (or interrupted) run in --out instead of refusing")
 
     def __post_init__(self):
@@ -132,7 +135,7 @@ class TrainConfig:
     def training_identity(self) -> dict[str, Any]:
         """What must match for ``--resume`` to continue a run (everything but bookkeeping)."""
         d = self.to_dict()
-        for k in ("resume", "overwrite", "num_workers", "out", "eval_batch_size"):
+        for k in ("resume", "overwrite", "num_workers", "out", "eval_batch_size", "checkpoints", "plots"):
             d.pop(k)
         return d
 

@@ -26,7 +26,7 @@ from visiontune.data.transforms import build_augmentation, normalize
 from visiontune.errors import CheckpointError, ConfigError, DataError, option
 from visiontune.paths import timestamped
 from visiontune.progress import bar, log_metrics, note
-from visiontune.runtime import autocast, dtype_name, pick_device, resolve_precision
+from visiontune.runtime import autocast, dtype_name, pick_device, resolve_precision, training_precision
 from visiontune.train import plots
 from visiontune.train.checkpoint import CHECKPOINT, has_checkpoint, load_checkpoint, remove_checkpoint, save_checkpoint
 from visiontune.train.config import TrainConfig
@@ -138,7 +138,7 @@ class _Trainer:
         total_loss, correct, seen = 0.0, 0, 0
         for start in range(0, len(perm), self.cfg.batch_size):
             if self.stop is not None and self.stop.is_set():
-                raise StopTraining(f"stopped during epoch {epoch}")
+                raise StopTraining(f"stopped on request during epoch {epoch}")
             idx, share = perm[start:start + self.cfg.batch_size], 1.0
             if self.world > 1:
                 if len(idx) < self.world:  # a last batch too small to split: every rank skips it alike
@@ -263,8 +263,8 @@ def _resolve(cfg: TrainConfig) -> _Run:
              "starting from the beginning")
     model.freeze(cfg.mode, cfg.trainable_stages)
     return _Run(cfg, out, dataset, model, spec, wspec, prep, device,
-                resolve_precision(cfg.precision, device, training=True), resolve_precision(cfg.precision, device),
-                state)
+                training_precision(cfg.precision, device, cfg.uses_feature_cache and cfg.hidden_units > 0),
+                resolve_precision(cfg.precision, device), state)
 
 
 def _check_out(out: Path, cfg: TrainConfig) -> None:
@@ -305,7 +305,8 @@ def _prepare_inputs(run: _Run):
     spec, wspec = run.spec, run.wspec
     note(f"{spec.name} ({spec.library}:{spec.arch}), weights: {wspec.tag if wspec else 'random init'}, "
          f"mode={cfg.mode}, {run.prep.image_size}px, device={run.device.type}, "
-         f"precision={dtype_name(run.feature_dtype if cfg.uses_feature_cache else run.dtype)}, "
+         f"precision={dtype_name(run.feature_dtype) + ' features, ' if cfg.uses_feature_cache else ''}"
+         f"{dtype_name(run.dtype)} training, "
          f"{dataset.num_classes} classes: " + ", ".join(f"{k}={len(v)}" for k, v in inputs.items())
          + (f" ({len(skipped)} unreadable image(s) left out)" if skipped else ""))
     return _Trainer(cfg, net, inputs, run.prep, run.device, run.dtype, dataset.num_classes), inputs, skipped
@@ -355,7 +356,7 @@ def _fit(run: _Run, trainer: "_Trainer", callbacks) -> tuple[list[dict], dict]:
                 best_state = trainer.trainable_state()
             else:
                 best["bad_epochs"] += 1
-        if writer:
+        if writer and cfg.checkpoints:
             save_checkpoint(out, {
                 "epoch": epoch, "model": net.state_dict(), "optimizer": trainer.opt.state_dict(),
                 "scheduler": trainer.sched.state_dict() if trainer.sched is not None else {},
@@ -387,7 +388,9 @@ def _finish(run: _Run, trainer: "_Trainer", history, best, skipped, started: flo
                   library=spec.library, arch=spec.arch, weights_tag=wspec.tag if wspec else None,
                   weights_license=wspec.license if wspec else None, prep=run.prep, classes=run.dataset.classes,
                   hyperparameters=cfg.to_dict(), metrics=metrics)
-    _write_reports(out, metrics, history, run.dataset.classes)
+    _write_reports(out, metrics, run.dataset.classes)
+    if cfg.plots:
+        plots.run_plots(out)
     pack(out)
     remove_checkpoint(out)
     return TrainResult(out, metrics, history, time.perf_counter() - started)
@@ -415,11 +418,7 @@ def _final_metrics(trainer: _Trainer, dataset, cfg: TrainConfig, history, skippe
     }
 
 
-def _write_reports(out: Path, metrics: dict, history: list[dict], classes: list[str]) -> None:
+def _write_reports(out: Path, metrics: dict, classes: list[str]) -> None:
     ev = metrics["evaluation"]
     (out / "confusion_matrix.json").write_text(json.dumps(
         {"classes": classes, "split": metrics["evaluated_on"], "matrix": ev["confusion_matrix"]}, indent=1))
-    plots.confusion_matrix(ev["confusion_matrix"], classes, out / "confusion_matrix.png",
-                           title=f"Confusion matrix ({metrics['evaluated_on']}, accuracy {ev['accuracy']:.3f})")
-    if history:
-        plots.learning_curves(history, out / "learning_curves.png")

@@ -57,3 +57,17 @@ def confusion_matrix(cm: list[list[int]], classes: list[str], path: Path, title:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def run_plots(out: Path) -> None:
+    """A finished run's PNGs from its ``metrics.json``: the confusion matrix and the learning curves
+    (tuning trials skip them; the tuner draws the best trial's afterwards)."""
+    import json
+
+    out = Path(out)
+    metrics = json.loads((out / "metrics.json").read_text())
+    ev = metrics["evaluation"]
+    confusion_matrix(ev["confusion_matrix"], metrics["classes"], out / "confusion_matrix.png",
+                     title=f"Confusion matrix ({metrics['evaluated_on']}, accuracy {ev['accuracy']:.3f})")
+    if metrics.get("history"):
+        learning_curves(metrics["history"], out / "learning_curves.png")

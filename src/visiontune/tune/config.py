@@ -107,7 +107,7 @@ class TuningConfig:
             if self.objective_metric not in defined:
                 raise ConfigError(f"objective metric {self.objective_metric!r} has no metric definition; define it "
                                   f"(name and regex) in metric_definitions (defined: {', '.join(defined) or 'none'})")
-        strategy.pruner(self.early_stopping if self.strategy != "Hyperband" else "Auto", self.max_epochs())
+        strategy.pruner_spec(self.early_stopping if self.strategy != "Hyperband" else "Auto", self.max_epochs())
         self.max_jobs = strategy.max_jobs(self.ranges, self.max_jobs)
 
     def max_epochs(self) -> int | None:

@@ -43,6 +43,9 @@ class Executor(ABC):
         """Ask the run to stop: its runner sees the request within a second (the engine stops at the next batch)."""
         self.store.request_stop(name)
 
+    def warm_up(self) -> None:
+        """Start workers ahead of the first trial, where an executor has them."""
+
     def shutdown(self) -> None:
         """Stop what still runs and release workers."""
 
@@ -104,6 +107,10 @@ class LocalExecutor(Executor):
             self._workers.append(w)
             return w
         return None
+
+    def warm_up(self) -> None:
+        while len(self._workers) < self.parallel:
+            self._workers.append(_Worker(self.store, self.threads, self.log_dir))
 
     def _dispatch(self) -> None:
         while self._waiting:

@@ -31,16 +31,25 @@ class Strategy(ABC):
     def sampler(self, ranges: dict[str, Parameter], seed: int, max_jobs: int):
         """An Optuna sampler."""
 
-    def pruner(self, early_stopping: str, max_resource: int | None):
-        """An Optuna pruner: the median rule for ``Auto`` (SageMaker's), nothing for ``Off``."""
-        import optuna
-
+    def pruner_spec(self, early_stopping: str, max_resource: int | None) -> dict:
+        """The Optuna pruner as data (trials rebuild it where they run): the median rule for ``Auto``
+        (SageMaker's), nothing for ``Off``."""
         if early_stopping == "Auto":
-            return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1)
-        return optuna.pruners.NopPruner()
+            return {"name": "MedianPruner", "kwargs": {"n_startup_trials": 3, "n_warmup_steps": 1}}
+        return {"name": "NopPruner", "kwargs": {}}
+
+    def pruner(self, early_stopping: str, max_resource: int | None):
+        return build_pruner(self.pruner_spec(early_stopping, max_resource))
 
     def max_jobs(self, ranges: dict[str, Parameter], requested: int) -> int:
         return requested
+
+
+def build_pruner(spec: dict):
+    """An Optuna pruner from ``{"name": class name in optuna.pruners, "kwargs": {...}}``."""
+    import optuna
+
+    return getattr(optuna.pruners, spec["name"])(**spec["kwargs"])
 
 
 def _startup(max_jobs: int) -> int:
@@ -97,13 +106,12 @@ class Hyperband(Strategy):
     def sampler(self, ranges, seed, max_jobs):
         return Bayesian().sampler(ranges, seed, max_jobs)
 
-    def pruner(self, early_stopping, max_resource):
-        import optuna
-
+    def pruner_spec(self, early_stopping, max_resource):
         if not max_resource:
             raise ConfigError("strategy Hyperband needs the number of epochs (its resource): set a fixed "
                               "'epochs' hyperparameter or an 'epochs' range")
-        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=int(max_resource), reduction_factor=3)
+        return {"name": "HyperbandPruner",
+                "kwargs": {"min_resource": 1, "max_resource": int(max_resource), "reduction_factor": 3}}
 
 
 STRATEGIES: Registry[type[Strategy]] = Registry("strategy")

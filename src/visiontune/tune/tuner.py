@@ -20,13 +20,13 @@ from pathlib import Path
 
 from visiontune.errors import ConfigError, VisiontuneError
 from visiontune.jobs.runner import submit
-from visiontune.jobs.store import TERMINAL, Job, JobStore, sqlite_immediate, this_host
+from visiontune.jobs.store import TERMINAL, Job, JobStore, this_host
 from visiontune.progress import note
 from visiontune.tune.config import TuningConfig
 from visiontune.tune.executors import Executor, create_executor
 from visiontune.tune.strategies import get_strategy
 
-POLL_S = 0.3
+POLL_S = 0.1
 #: Configuration keys that may change when a tuning job is resumed (how it runs, not what it searches).
 RESUMABLE_CHANGES = {"max_parallel_jobs", "backend", "ray_address", "resources_per_trial"}
 
@@ -36,15 +36,8 @@ def study_name(name: str) -> str:
 
 
 def open_storage(store: JobStore):
-    """Optuna's storage in the job store's database (SQLite writes with BEGIN IMMEDIATE, as the store's)."""
-    import optuna
-
-    kwargs = {"connect_args": {"timeout": 120}} if store.is_sqlite else {"pool_pre_ping": True}
-    storage = optuna.storages.RDBStorage(store.url, engine_kwargs=kwargs)
-    if store.is_sqlite:
-        sqlite_immediate(storage.engine)
-        storage.engine.dispose()  # connections made so far lack the settings
-    return storage
+    """Optuna's storage in the job store's database."""
+    return store.optuna_storage()
 
 
 @dataclass
@@ -85,17 +78,22 @@ class Tuner:
                                      failure_reason=None, config=doc)
         return True
 
+    def _pruner_spec(self) -> dict:
+        early = "Auto" if self.config.strategy == "Hyperband" else self.config.early_stopping
+        return get_strategy(self.config.strategy).pruner_spec(early, self.config.max_epochs())
+
     def _study(self):
         import optuna
 
+        from visiontune.tune.strategies import build_pruner
+
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         strategy = get_strategy(self.config.strategy)
-        early = "Auto" if self.config.strategy == "Hyperband" else self.config.early_stopping
         return optuna.create_study(
             storage=open_storage(self.store), study_name=study_name(self.name), load_if_exists=True,
             direction="maximize" if self.config.maximize else "minimize",
             sampler=strategy.sampler(self.config.ranges, self.config.seed, self.config.max_jobs),
-            pruner=strategy.pruner(early, self.config.max_epochs()))
+            pruner=build_pruner(self._pruner_spec()))
 
     def _warm_start(self, study) -> None:
         """Completed trials of parent tuning jobs join the study first, so the search starts informed."""
@@ -127,8 +125,11 @@ class Tuner:
     def _launch(self, study, executor: Executor, trial_number: int, params: dict, attempt: int) -> None:
         hps = self._hyperparameters(params)
         job_name = f"{self.name}-{trial_number:03d}" + (f"-{attempt}" if attempt > 1 else "")
-        if self.config.kind == "builtin":
-            spec = {"config": {**self.config.base, **hps}}
+        if self.config.kind == "builtin":  # the engine reports each epoch and prunes itself, at once
+            # no per-epoch checkpoints: a trial interrupted with its tuner runs again from the start
+            spec = {"config": {**self.config.base, **hps, "checkpoints": False, "plots": False},
+                    "pruning": {"study": study_name(self.name), "trial": trial_number,
+                                "metric": self.config.objective_metric, "pruner": self._pruner_spec()}}
         else:
             spec = {**self.config.base, "hyperparameters": {**(self.config.base.get("hyperparameters") or {}), **hps}}
         try:
@@ -152,6 +153,8 @@ class Tuner:
 
         points = self._objective(run.job)
         trial = optuna.trial.Trial(study, _trial_id(study, run.trial_number))
+        if self.config.kind == "builtin":
+            run.reported = len(points)  # the engine reported these itself
         for step, value in points[run.reported:]:
             trial.report(value, step)
             run.reported += 1
@@ -246,6 +249,9 @@ class Tuner:
         (self.output / "tuning.json").write_text(json.dumps(self.config.to_dict(), indent=2))
         executor = create_executor(self.config.backend, self.store, self.config.max_parallel_jobs,
                                    self.config.resources_per_trial, self.config.ray_address, log_dir=self.output)
+        if self.config.kind == "builtin":
+            executor.warm_up()  # workers import torch while the study is set up
+        threading.Thread(target=_preload_report_libraries, daemon=True).start()
         note(f"tuning job {self.name}: {self.config.strategy}, up to {self.config.max_jobs} trials, "
              f"{self.config.max_parallel_jobs} at a time, {self.config.objective_type.lower()} "
              f"{self.config.objective_metric}" + (" (resumed)" if resumed else ""))
@@ -301,7 +307,23 @@ class Tuner:
         from visiontune.tune.report import write_report
 
         write_report(self.store, self.name, self.output)
+        if best_job and self.config.kind == "builtin":  # the trials skipped their PNGs; the best one gets them
+            from visiontune.train.plots import run_plots
+
+            run_plots(self.store.get_job(best_job).output_dir)
         return self.store.get_tuning_job(self.name)
+
+
+def _preload_report_libraries() -> None:
+    """matplotlib and Optuna's plots take seconds to import: done while trials run, not after."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot  # noqa: F401
+        import optuna.visualization.matplotlib  # noqa: F401
+    except Exception:  # noqa: BLE001 - the report imports them again and says what is wrong
+        pass
 
 
 def _tell(study, number: int, value: float | None = None, state=None) -> None:

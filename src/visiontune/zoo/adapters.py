@@ -8,6 +8,7 @@ Every model visiontune trains is an :class:`ImageClassifier`: a
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
 import torch
@@ -86,8 +87,24 @@ class ImageClassifier(nn.Module):
 
 # ---------------------------------------------------------------- weights files
 def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
-    """Read a ``.safetensors`` or ``.pth`` file without running pickled code."""
+    """Read a ``.safetensors`` or ``.pth`` file without running pickled code.
+
+    Kept in memory per process while the file is unchanged (tuning trials in a warm worker read the same
+    pretrained weights again and again); callers copy from it, never change it."""
     path = Path(path)
+    try:
+        st = path.stat()
+    except OSError:
+        return _read_state_dict(path)
+    return _cached_state_dict(str(path), st.st_mtime_ns, st.st_size)
+
+
+@lru_cache(maxsize=4)
+def _cached_state_dict(path: str, mtime_ns: int, size: int) -> dict[str, torch.Tensor]:
+    return _read_state_dict(Path(path))
+
+
+def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
@@ -132,10 +149,9 @@ def load_into(model: nn.Module, state: dict[str, torch.Tensor], key_map: str, or
     target = model.state_dict()
     if key_map == "ordered":
         state = _map_ordered(state, target, origin)
-    dropped = [k for k in state if k.startswith(classifier_prefix) and k in target
-               and state[k].shape != target[k].shape]
-    for k in dropped:
-        state.pop(k)
+    dropped = {k for k in state if k.startswith(classifier_prefix) and k in target
+               and state[k].shape != target[k].shape}
+    state = {k: v for k, v in state.items() if k not in dropped}  # a new dict: the caller's may be cached
     result = model.load_state_dict(state, strict=False)
     missing = [k for k in result.missing_keys
                if not k.endswith("num_batches_tracked") and not k.startswith(classifier_prefix)]

@@ -1,0 +1,69 @@
+"""Early stopping that stops scripts, completion criteria and warm start (issue 8.4), on a fast script."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+
+from tests.conftest import cli_run
+from visiontune.jobs import JobStore
+
+SCRIPTS = Path(__file__).parents[1] / "jobs" / "scripts"
+
+
+def _config(tmp_path, name, qualities, **over):
+    doc = {"name": name, "script": {"entry_point": "quality.py", "source_dir": str(SCRIPTS),
+                                    "hyperparameters": {"epochs": 8},
+                                    "metric_definitions": [{"Name": "score", "Regex": r"score: ([0-9.]+)"}]},
+           "objective": {"metric": "score", "type": "Maximize"}, "ranges": {"quality": qualities},
+           "strategy": "Grid", "max_jobs": len(qualities), "max_parallel_jobs": 1, "output": str(tmp_path / name)}
+    doc.update(over)
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def _board(tmp_path, name):
+    return json.loads((tmp_path / name / "leaderboard.json").read_text())
+
+
+def test_median_rule_stops_a_running_script(tmp_path):
+    """A script whose per-epoch score falls below the median of earlier trials is stopped mid-run."""
+    cfg = _config(tmp_path, "median", [0.9, 0.85, 0.8, 0.75, 0.1, 0.05], early_stopping="Auto",
+                  script={"entry_point": "quality.py", "source_dir": str(SCRIPTS), "hyperparameters": {"epochs": 8},
+                          "metric_definitions": [{"Name": "score", "Regex": r"score: ([0-9.]+)"}]})
+    cli_run("tune", "--config", cfg)
+    board = _board(tmp_path, "median")
+    stopped = [r for r in board if r["TrainingJobStatus"] == "Stopped"]
+    assert stopped, board
+    store = JobStore()
+    completed = sorted(r["quality"] for r in board if r["TrainingJobStatus"] == "Completed")
+    for r in stopped:
+        assert r["quality"] < completed[len(completed) // 2]  # below the median of the finished ones
+        assert len(store.metrics(r["TrainingJobName"])["score"]) < 8  # stopped before its last epoch
+        assert store.get_job(r["TrainingJobName"]).status == "Stopped"
+
+
+def test_target_objective_ends_the_search(tmp_path):
+    cfg = _config(tmp_path, "target", [0.2, 0.95, 0.3, 0.4, 0.5, 0.6], strategy="Grid",
+                  completion={"target_objective": 0.9})
+    cli_run("tune", "--config", cfg)
+    board = _board(tmp_path, "target")
+    assert len(board) < 6 and max(r["FinalObjectiveValue"] for r in board) == 0.95
+    assert "target objective 0.9 was reached" in JobStore().get_tuning_job("target").failure_reason
+
+
+def test_warm_start_joins_earlier_trials(tmp_path):
+    import optuna
+
+    from visiontune.tune.tuner import open_storage, study_name
+
+    cli_run("tune", "--config", _config(tmp_path, "parent", [0.3, 0.7]))
+    cli_run("tune", "--config", _config(tmp_path, "child", [0.3, 0.7, 0.5], warm_start=["parent"], max_jobs=1))
+    study = optuna.load_study(study_name=study_name("child"), storage=open_storage(JobStore()))
+    warm = [t for t in study.trials if t.user_attrs.get("warm_start") == "parent"]
+    own = [t for t in study.trials if "warm_start" not in t.user_attrs]
+    assert sorted(t.value for t in warm) == [0.3, 0.7] and len(own) == 1
+    assert len(_board(tmp_path, "child")) == 1  # the leaderboard holds the child's own trials
