@@ -111,9 +111,12 @@ def main() -> None:
     ap.add_argument("--parallel", type=int, default=2)
     ap.add_argument("--strategy", default="Hyperband")
     ap.add_argument("--seed-runs", type=int, default=20)
+    ap.add_argument("--image-size", type=int, default=96,
+                    help="the images' size (96 as specified; larger sizes show trials where extraction dominates)")
     ap.add_argument("--out", default=str(HERE / "results" / "tune.json"))
     ap.add_argument("--keep", action="store_true", help="keep the work folder (data, stores, trials) to look into")
     args = ap.parse_args()
+    FIXED["image_size"] = args.image_size
     from visiontune.data.fashion_mnist import write_png_folders
 
     work = Path(tempfile.mkdtemp(prefix="vt-tune-bench-"))

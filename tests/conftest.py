@@ -14,8 +14,11 @@ COLORS = {"blue": (40, 60, 220), "green": (40, 200, 60), "red": (220, 40, 40)}
 
 @pytest.fixture(autouse=True)
 def _home(tmp_path_factory, monkeypatch):
-    """Each test gets its own caches: no test sees another's files."""
+    """Each test gets its own caches and job store, and runs in its own folder (default outputs such as
+    runs/<job> land there, never in the checkout): no test sees another's files."""
     monkeypatch.setenv("VISIONTUNE_HOME", str(tmp_path_factory.mktemp("vthome")))
+    monkeypatch.delenv("VISIONTUNE_DB", raising=False)
+    monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
 
 
 def draw_image(color, seed: int, size: int = 40) -> Image.Image:

@@ -7,7 +7,7 @@ The Python API has the CLI's names: ``visiontune X`` is ``visiontune.X(...)``::
     vt.export(model, "onnx")    vt.load_model(path)           vt.quickstart(out=...)
 """
 
-__version__ = "0.1.0"
+from visiontune.version import __version__  # noqa: F401
 
 from visiontune.artifact import load_model  # noqa: E402
 from visiontune.data.inspect import inspect  # noqa: E402

@@ -92,3 +92,15 @@ def test_image_classifier_fit_tune_and_deploy(data, tmp_path, monkeypatch):
                      deserializer=JSONDeserializer()) as predictor:
         probs = predictor.predict(_png(data), initial_args={"Accept": "application/json;verbose"})
         assert probs["labels"] == ["blue", "green", "red"] and len(probs["probabilities"]) == 3
+
+
+def test_tuner_in_the_background_then_wait(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    est = PyTorch(entry_point="quality.py", source_dir=str(SCRIPTS), hyperparameters={"epochs": 2, "pause": 0.05})
+    tuner = HyperparameterTuner(est, "score", {"quality": CategoricalParameter([0.2, 0.6])},
+                                metric_definitions=[{"Name": "score", "Regex": r"score: ([0-9.]+)"}],
+                                strategy="Grid", max_jobs=2, max_parallel_jobs=2, base_tuning_job_name="bg")
+    tuner.fit(wait=False)
+    tuner.wait()
+    assert tuner.describe()["HyperParameterTuningJobStatus"] == "Completed"
+    assert tuner.best_estimator().hyperparameters()["quality"] == 0.6

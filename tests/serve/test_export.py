@@ -31,14 +31,16 @@ def test_onnx_file_says_what_its_outputs_mean(exported, model_dir):
     assert json.loads(meta["visiontune.preprocessing"])["image_size"] == 32
 
 
-def test_pt2_parity_and_no_deprecation_warning(model_dir, tmp_path):
+@pytest.mark.parametrize("fmt", ["pt2", "onnx"])
+def test_export_parity_and_no_deprecation_warning(model_dir, tmp_path, fmt):
+    """Regression (issue 14.10): the export path warned that TorchScript is deprecated."""
     import warnings
 
     with warnings.catch_warnings():
         warnings.simplefilter("error", DeprecationWarning)
         warnings.simplefilter("error", FutureWarning)
-        r = export(model_dir, "pt2", out=tmp_path / "m.pt2")
-    assert r.max_abs_diff <= 1e-4 and (tmp_path / "m.pt2").exists()
+        r = export(model_dir, fmt, out=tmp_path / f"m.{fmt}")
+    assert r.max_abs_diff <= 1e-4 and (tmp_path / f"m.{fmt}").exists()
 
 
 def test_export_writes_beside_the_input_and_torchscript_is_explained(model_dir, tmp_path):

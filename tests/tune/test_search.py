@@ -58,12 +58,34 @@ def test_target_objective_ends_the_search(tmp_path):
 def test_warm_start_joins_earlier_trials(tmp_path):
     import optuna
 
-    from visiontune.tune.tuner import open_storage, study_name
+    from visiontune.tune.config import study_name
 
     cli_run("tune", "--config", _config(tmp_path, "parent", [0.3, 0.7]))
     cli_run("tune", "--config", _config(tmp_path, "child", [0.3, 0.7, 0.5], warm_start=["parent"], max_jobs=1))
-    study = optuna.load_study(study_name=study_name("child"), storage=open_storage(JobStore()))
+    study = optuna.load_study(study_name=study_name("child"), storage=JobStore().optuna_storage())
     warm = [t for t in study.trials if t.user_attrs.get("warm_start") == "parent"]
     own = [t for t in study.trials if "warm_start" not in t.user_attrs]
     assert sorted(t.value for t in warm) == [0.3, 0.7] and len(own) == 1
     assert len(_board(tmp_path, "child")) == 1  # the leaderboard holds the child's own trials
+
+
+def test_tune_stop_stops_the_trials_and_a_rerun_resumes(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    cfg = _config(tmp_path, "to-stop", [0.1, 0.2, 0.3, 0.4], strategy="Grid", max_parallel_jobs=2,
+                  script={"entry_point": "quality.py", "source_dir": str(SCRIPTS),
+                          "hyperparameters": {"epochs": 30, "pause": 0.5},
+                          "metric_definitions": [{"Name": "score", "Regex": r"score: ([0-9.]+)"}]})
+    cmd = [sys.executable, "-m", "visiontune.cli.main", "tune", "--config", str(cfg)]
+    tuner = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    store = JobStore()
+    deadline = time.time() + 120
+    while time.time() < deadline and not any(store.metrics(j.name) for j in store.list_jobs(tuning_job="to-stop")):
+        time.sleep(0.2)
+    assert "to-stop: Stopped" in cli_run("tune", "stop", "to-stop").output
+    assert tuner.wait(60) == 0
+    jobs = store.list_jobs(tuning_job="to-stop")
+    assert jobs and not [j for j in jobs if j.active]
+    assert store.get_tuning_job("to-stop").status == "Stopped"

@@ -115,9 +115,9 @@ def test_sigkill_then_rerun_runs_exactly_max_jobs_trials(data, tmp_path):
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "running it again (attempt 2)" in r.stderr
-    from visiontune.tune.tuner import open_storage, study_name
+    from visiontune.tune.config import study_name
 
-    study = optuna.load_study(study_name=study_name("killed"), storage=open_storage(store))
+    study = optuna.load_study(study_name=study_name("killed"), storage=store.optuna_storage())
     assert [t.number for t in study.trials] == [0, 1, 2, 3, 4]
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
     jobs = store.list_jobs(tuning_job="killed")

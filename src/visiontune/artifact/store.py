@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from visiontune import __version__
+from visiontune.version import __version__
 from visiontune.errors import ArtifactError
 from visiontune.paths import atomic_write_text, cache_dir
 from visiontune.zoo.adapters import ImageClassifier

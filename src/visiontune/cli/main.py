@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from visiontune import __version__
+from visiontune.version import __version__
 from visiontune.errors import VisiontuneError, option_style
 
 

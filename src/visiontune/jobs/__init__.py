@@ -6,8 +6,10 @@
     stop(store, name)       ask it to stop;  wait(store, name)  until it has finished
 """
 
-from visiontune.jobs.kinds import JobKind, RunResult, get_kind, list_kinds, register_kind
-from visiontune.jobs.runner import RunContext, launch, run_job, stop, submit, wait
+from visiontune.jobs.base import JobKind, RunResult
+from visiontune.jobs.context import RunContext
+from visiontune.jobs.kinds import get_kind, list_kinds, register_kind
+from visiontune.jobs.runner import launch, run_job, stop, submit, wait
 from visiontune.jobs.store import Job, JobNotFoundError, JobStore, TuningJob
 
 __all__ = ["Job", "JobKind", "JobNotFoundError", "JobStore", "RunContext", "RunResult", "TuningJob", "get_kind",

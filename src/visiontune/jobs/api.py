@@ -6,11 +6,8 @@ recorded as a job (``visiontune jobs list`` shows it).
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
-
-from visiontune.jobs.runner import launch, run_job, submit, wait
-from visiontune.jobs.store import Job, JobStore
+from visiontune.jobs.runner import run_job, submit
+from visiontune.jobs.store import JobStore
 
 _STORES: dict[tuple[str, int], JobStore] = {}
 
@@ -26,17 +23,6 @@ def default_store() -> JobStore:
         _STORES[key] = JobStore(key[0])
         _STORES[key].reap_orphans()
     return _STORES[key]
-
-
-def start(kind: str, spec: dict, *, name: str | None = None, output_dir: str | Path | None = None,
-          wait_for_it: bool = True, inline: bool = True, store: JobStore | None = None, **submit_kw: Any) -> Job:
-    """Submit a job and run it: here (``inline``), or in a child process (waited for, or not)."""
-    store = store or default_store()
-    job = submit(store, kind, spec, name=name, output_dir=output_dir, **submit_kw)
-    if inline:
-        return run_job(store, job.name)
-    launch(store, job.name, tie_to_parent=False)
-    return wait(store, job.name) if wait_for_it else store.get_job(job.name)
 
 
 def train(config=None, *, job_name: str | None = None, callbacks: tuple = (), **options):

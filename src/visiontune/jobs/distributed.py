@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from visiontune.errors import ConfigError, MissingDependencyError
 
 if TYPE_CHECKING:
-    from visiontune.jobs.runner import RunContext
+    from visiontune.jobs.context import RunContext
 
 
 def _ray(address: str | None):
@@ -75,7 +75,7 @@ def _worker_setup(config: dict):
     import torch
 
     torch.set_num_threads(int(config.get("threads") or 1))
-    from visiontune.jobs.runner import LogSink
+    from visiontune.jobs.context import LogSink
     from visiontune.jobs.store import JobStore
 
     c = ray.train.get_context()
@@ -94,7 +94,7 @@ def builtin_worker(config: dict) -> None:
     import torch.distributed as dist
 
     store, job, sink, rank, world = _worker_setup(config)
-    from visiontune.jobs.runner import _teed
+    from visiontune.jobs.context import teed
     from visiontune.train import StopTraining, TrainConfig, train
 
     def record(epoch: int, row: dict) -> None:
@@ -107,7 +107,7 @@ def builtin_worker(config: dict) -> None:
         if flag.item():
             raise StopTraining(f"stopped on request after epoch {epoch}")
 
-    with _teed(sink, enabled=rank == 0):
+    with teed(sink, enabled=rank == 0):
         train(TrainConfig.from_dict(job.spec["config"]), callbacks=(record,))
     sink.close()
 
@@ -118,7 +118,7 @@ def script_worker(config: dict) -> None:
 
     import torch.distributed as dist
 
-    from visiontune.jobs.script import MetricParser, _script_env, run_script_process
+    from visiontune.jobs.contract import MetricParser, run_script_process, script_env
 
     store, job, sink, rank, world = _worker_setup(config)
     port = [None]
@@ -127,7 +127,7 @@ def script_worker(config: dict) -> None:
             s.bind(("", 0))
             port[0] = s.getsockname()[1]
     dist.broadcast_object_list(port, src=0)
-    env = _script_env(job, Path(job.output_dir), hosts=[f"algo-{i + 1}" for i in range(world)],
+    env = script_env(job, Path(job.output_dir), hosts=[f"algo-{i + 1}" for i in range(world)],
                       current_host=f"algo-{rank + 1}")
     env.update(sagemaker_hosts_env(rank, world))
     env.update({"MASTER_ADDR": os.environ.get("MASTER_ADDR", "127.0.0.1"), "MASTER_PORT": str(port[0]),

@@ -11,128 +11,21 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import io
-import json
 import os
-import re
 import signal
 import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
 from visiontune.errors import ConfigError, VisiontuneError
-from visiontune.jobs.kinds import RunResult, get_kind
+from visiontune.jobs.base import RunResult
+from visiontune.jobs.context import LogSink, RunContext, teed
+from visiontune.jobs.kinds import get_kind
 from visiontune.jobs.store import HEARTBEAT_SECONDS, TERMINAL, Job, JobStore, pid_alive, this_host
 from visiontune.paths import timestamped
-
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
-_CURSOR = re.compile(r"\x1b\[[0-9;?]*[ABCDGHJKlh]")  # cursor moves, line erases: a live progress bar
-
-
-class LogSink:
-    """A job's log: the file ``<output>/log.txt`` and, every second, chunks in the store."""
-
-    def __init__(self, store: JobStore, name: str, path: Path):
-        self.store, self.name = store, name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.file = open(path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115 - closed by close()
-        self.buffer: list[str] = []
-        self.lock = threading.Lock()
-        self.tail: list[str] = []  # the last lines, for a failure reason
-
-    def write(self, text: str) -> None:
-        if not text or _CURSOR.search(text):  # live progress bars stay on the terminal
-            return
-        text = _ANSI.sub("", text).replace("\r\n", "\n")
-        if "\r" in text:
-            text = "\n".join(part.rsplit("\r", 1)[-1] for part in text.split("\n"))
-        with self.lock:
-            self.file.write(text)
-            self.buffer.append(text)
-            self.tail = (self.tail + text.splitlines())[-40:]
-
-    def flush(self) -> None:
-        with self.lock:
-            chunk, self.buffer = "".join(self.buffer), []
-        if chunk:
-            self.store.append_log(self.name, chunk)
-
-    def close(self) -> None:
-        self.flush()
-        self.file.close()
-
-
-class _Tee(io.TextIOBase):
-    """``sys.stdout`` / ``sys.stderr`` during an in-process run: the terminal and the job's log."""
-
-    def __init__(self, original, sink: LogSink):
-        self.original, self.sink = original, sink
-
-    def write(self, text: str) -> int:
-        self.sink.write(text)
-        return self.original.write(text)
-
-    def flush(self) -> None:
-        self.original.flush()
-
-    def isatty(self) -> bool:
-        return self.original.isatty()
-
-    def fileno(self) -> int:
-        return self.original.fileno()
-
-    @property
-    def encoding(self):
-        return getattr(self.original, "encoding", "utf-8")
-
-
-@dataclass
-class RunContext:
-    """What a job kind gets while it runs."""
-
-    store: JobStore
-    job: Job
-    sink: LogSink
-    stop: threading.Event = field(default_factory=threading.Event)
-    #: extra per-epoch callbacks for the built-in engine (a tuner's pruning, the debugger)
-    callbacks: tuple[Callable[[int, dict], None], ...] = ()
-
-    @property
-    def output_dir(self) -> Path:
-        return Path(self.job.output_dir)
-
-    def log(self, text: str) -> None:
-        """A line for the log only (visiontune's own notes)."""
-        self.sink.write(text if text.endswith("\n") else text + "\n")
-
-    def output(self, text: str) -> None:
-        """What the job prints: to this process's stdout and into the log, once."""
-        if isinstance(sys.stdout, _Tee) and sys.stdout.sink is self.sink:
-            sys.stdout.write(text)
-        else:
-            self.sink.write(text)
-            sys.stdout.write(text)
-
-    def metrics(self, values: dict[str, float], step: int) -> None:
-        self.store.log_metrics(self.job.name, values, step)
-
-    def record_hyperparameters(self, path: Path) -> None:
-        """The values the run actually used (defaults filled in), once it knows them."""
-        try:
-            from sqlalchemy import text
-
-            with self.store._write() as conn:  # noqa: SLF001 - a store-internal update
-                conn.execute(text("UPDATE vt_jobs SET hyperparameters = :h WHERE name = :n"),
-                             {"h": json.dumps({**self.job.hyperparameters, **{k: v for k, v in json.loads(
-                                 Path(path).read_text()).items() if k in self.job.hyperparameters}}),
-                              "n": self.job.name})
-        except (OSError, ValueError):
-            pass
-
 
 def _job_name(store: JobStore, base: str, name: str | None) -> str:
     if name:
@@ -195,7 +88,7 @@ def run_job(store: JobStore, name: str, *, tee: bool = True, callbacks: tuple = 
     beat.start()
     status, reason, result = "Failed", None, RunResult()
     try:
-        with _signals_stop(ctx.stop), _teed(sink, tee):
+        with _signals_stop(ctx.stop), teed(sink, tee):
             result = get_kind(job.kind).run(ctx)
         status = "Stopped" if ctx.stop.is_set() and not result.model_data else "Completed"
     except StopTraining as exc:
@@ -219,19 +112,6 @@ def run_job(store: JobStore, name: str, *, tee: bool = True, callbacks: tuple = 
         store.finish(name, status, reason=reason, final_metrics=result.final_metrics or None,
                      model_data=result.model_data)
     return store.get_job(name)
-
-
-@contextlib.contextmanager
-def _teed(sink: LogSink, enabled: bool) -> Iterator[None]:
-    if not enabled:
-        yield
-        return
-    out, err = sys.stdout, sys.stderr
-    sys.stdout, sys.stderr = _Tee(out, sink), _Tee(err, sink)
-    try:
-        yield
-    finally:
-        sys.stdout, sys.stderr = out, err
 
 
 @contextlib.contextmanager

@@ -228,10 +228,11 @@ class ImageClassifier(_EstimatorBase):
     kind = "builtin"
 
     def __init__(self, model: str = "mobilenet_v2", mode: str = "head", hyperparameters: dict | None = None,
-                 base_job_name: str | None = None, output_dir: str | None = None, **sagemaker_only):
+                 instance_count: int = 1, base_job_name: str | None = None, output_dir: str | None = None,
+                 **sagemaker_only):
         ignore_cloud_args(type(self).__name__, sagemaker_only)
         super().__init__(base_job_name, output_dir)
-        self.model, self.mode = model, mode
+        self.model, self.mode, self.instance_count = model, mode, int(instance_count)
         self._hyperparameters = builtin_hyperparameters(hyperparameters or {})
 
     def hyperparameters(self) -> dict:
@@ -244,7 +245,8 @@ class ImageClassifier(_EstimatorBase):
         return self.model.replace("_", "-").replace(":", "-")
 
     def _spec(self, channels, job_dir):
-        return {"config": {**self.hyperparameters(), "data": data_from_channels(channels, job_dir)}}
+        return {"config": {**self.hyperparameters(), "data": data_from_channels(channels, job_dir)},
+                "instance_count": self.instance_count}
 
     @classmethod
     def _from_job(cls, job: Job, **kwargs) -> "ImageClassifier":

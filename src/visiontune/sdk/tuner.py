@@ -128,9 +128,10 @@ class HyperparameterTuner:
         path = Path(config.output) / "tuning.yaml"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
-        with open(path.parent / "tuner.out", "ab") as fh:
-            subprocess.Popen([sys.executable, "-m", "visiontune.cli.main", "tune", "run", "--config", str(path)],
-                             stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
+        self._log = path.parent / "tuner.out"
+        with open(self._log, "ab") as fh:
+            self._process = subprocess.Popen([sys.executable, "-m", "visiontune.cli.main", "tune", "run", "--config",
+                                              str(path)], stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
 
     def _name(self) -> str:
         if not self.latest_tuning_job:
@@ -138,6 +139,7 @@ class HyperparameterTuner:
         return self.latest_tuning_job
 
     def wait(self) -> None:
+        """Until the tuning job has ended (``fit(wait=False)`` runs it in the background)."""
         import time
 
         store = default_store()
@@ -145,7 +147,14 @@ class HyperparameterTuner:
             tj = store.find_tuning_job(self._name())
             if tj is not None and tj.status != "InProgress":
                 return
-            time.sleep(1.0)
+            process = getattr(self, "_process", None)
+            if process is not None and process.poll() is not None:
+                tj = store.find_tuning_job(self._name())
+                if tj is None or tj.status == "InProgress":
+                    tail = self._log.read_text(errors="replace")[-1500:] if self._log.exists() else ""
+                    raise VisiontuneError(f"the tuning job {self._name()} stopped before it finished: {tail}")
+                return
+            time.sleep(0.5)
 
     def describe(self) -> dict:
         from visiontune.tune.report import leaderboard

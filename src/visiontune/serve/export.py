@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from visiontune import __version__
+from visiontune.version import __version__
 from visiontune.artifact import load_model
 from visiontune.errors import ConfigError, MissingDependencyError, VisiontuneError, option
 

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from visiontune.errors import ConfigError
-from visiontune.jobs.kinds import METRIC_ALIASES
+from visiontune.jobs.base import METRIC_ALIASES
 from visiontune.tune.parameters import Parameter, parse_range
 from visiontune.tune.strategies import EARLY_STOPPING, get_strategy
 
@@ -192,6 +192,11 @@ class TuningConfig:
             return cls.from_dict(doc, base_dir=path.parent)
         except ConfigError as exc:
             raise ConfigError(f"{path}: {exc}") from exc
+
+
+def study_name(name: str) -> str:
+    """The Optuna study of tuning job ``name`` (in the job store's database)."""
+    return f"visiontune-{name}"
 
 
 def _example(p: Parameter):

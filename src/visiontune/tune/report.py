@@ -10,7 +10,7 @@ from pathlib import Path
 
 from visiontune.errors import MissingDependencyError
 from visiontune.jobs.store import JobStore
-from visiontune.tune.tuner import open_storage, study_name
+from visiontune.tune.config import study_name
 
 STATE_NAMES = {"COMPLETE": "Completed", "PRUNED": "Stopped", "FAIL": "Failed", "RUNNING": "InProgress",
                "WAITING": "Pending"}
@@ -23,7 +23,7 @@ def leaderboard(store: JobStore, name: str) -> list[dict]:
 
     tj = store.get_tuning_job(name)
     maximize = tj.config.get("objective", {}).get("type", "Maximize") == "Maximize"
-    study = optuna.load_study(study_name=study_name(name), storage=open_storage(store))
+    study = optuna.load_study(study_name=study_name(name), storage=store.optuna_storage())
     from visiontune.tune.parameters import parse_range
 
     ranges = {n: parse_range(n, r) for n, r in tj.config.get("ranges", {}).items()}
@@ -63,7 +63,7 @@ def write_report(store: JobStore, name: str, out: Path) -> dict[str, Path]:
     (out / "leaderboard.json").write_text(json.dumps(rows, indent=2))
     best = next((r for r in rows if r["FinalObjectiveValue"] is not None), None)
     (out / "best.json").write_text(json.dumps(best, indent=2))
-    study = optuna.load_study(study_name=study_name(name), storage=open_storage(store))
+    study = optuna.load_study(study_name=study_name(name), storage=store.optuna_storage())
     files = {"leaderboard": out / "leaderboard.json", "best": out / "best.json"}
     files.update(_plots(study, out))
     files["html"] = _html(tj, rows, best, files, out / "report.html")

@@ -22,22 +22,13 @@ from visiontune.errors import ConfigError, VisiontuneError
 from visiontune.jobs.runner import submit
 from visiontune.jobs.store import TERMINAL, Job, JobStore, this_host
 from visiontune.progress import note
-from visiontune.tune.config import TuningConfig
+from visiontune.tune.config import TuningConfig, study_name
 from visiontune.tune.executors import Executor, create_executor
 from visiontune.tune.strategies import get_strategy
 
 POLL_S = 0.1
 #: Configuration keys that may change when a tuning job is resumed (how it runs, not what it searches).
 RESUMABLE_CHANGES = {"max_parallel_jobs", "backend", "ray_address", "resources_per_trial"}
-
-
-def study_name(name: str) -> str:
-    return f"visiontune-{name}"
-
-
-def open_storage(store: JobStore):
-    """Optuna's storage in the job store's database."""
-    return store.optuna_storage()
 
 
 @dataclass
@@ -90,7 +81,7 @@ class Tuner:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         strategy = get_strategy(self.config.strategy)
         return optuna.create_study(
-            storage=open_storage(self.store), study_name=study_name(self.name), load_if_exists=True,
+            storage=self.store.optuna_storage(), study_name=study_name(self.name), load_if_exists=True,
             direction="maximize" if self.config.maximize else "minimize",
             sampler=strategy.sampler(self.config.ranges, self.config.seed, self.config.max_jobs),
             pruner=build_pruner(self._pruner_spec()))

@@ -1,0 +1,252 @@
+"""SageMaker's training contract, for running a user's training script unchanged.
+
+The script runs as ``python ENTRY_POINT --name value ...`` (hyperparameters as arguments,
+sorted by name, as SageMaker's training toolkit passes them) in its source folder, with
+SageMaker's environment: ``SM_CHANNEL_<NAME>`` and ``SM_CHANNELS``, ``SM_MODEL_DIR``,
+``SM_OUTPUT_DATA_DIR``, ``SM_OUTPUT_DIR``, ``SM_HPS``, ``SM_HP_<NAME>``, ``SM_NUM_GPUS``,
+``SM_NUM_CPUS``, ``SM_CURRENT_HOST``, ``SM_HOSTS``, ``SM_TRAINING_ENV`` and more, pointing
+into the job's output folder (no ``/opt/ml`` needed).  What the script saves in
+``SM_MODEL_DIR`` becomes ``model.tar.gz``; metrics come out of its log through metric
+definitions (a name and a regex whose first group is the value), as in SageMaker.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tarfile
+import threading
+from pathlib import Path
+from typing import Iterable
+
+from visiontune.errors import ConfigError, VisiontuneError, option
+
+#: Seconds a stopped script gets between SIGTERM and SIGKILL (SageMaker gives 120).
+STOP_GRACE_S = 30.0
+
+
+class ScriptError(VisiontuneError):
+    """A training script that cannot be run as given, or that failed."""
+
+
+def parse_metric_definitions(defs: Iterable) -> list[dict]:
+    """``[{"Name": ..., "Regex": ...}]`` (SageMaker's form) or ``"name=regex"`` strings -> checked list."""
+    out = []
+    for d in defs or ():
+        if isinstance(d, str):
+            name, sep, regex = d.partition("=")
+            if not sep or not name.strip():
+                raise ConfigError(f"metric definition {d!r}: write NAME=REGEX, e.g. 'test_acc=Test accuracy: ([0-9.]+)'")
+            d = {"Name": name.strip(), "Regex": regex}
+        if not isinstance(d, dict) or "Name" not in d or "Regex" not in d:
+            raise ConfigError(f"metric definition {d!r}: give {{'Name': ..., 'Regex': ...}}")
+        try:
+            compiled = re.compile(d["Regex"])
+        except re.error as exc:
+            raise ConfigError(f"metric definition {d['Name']!r}: the regex {d['Regex']!r} does not compile ({exc})") from exc
+        if compiled.groups < 1:
+            raise ConfigError(f"metric definition {d['Name']!r}: the regex {d['Regex']!r} needs a group around the "
+                              "number, e.g. 'loss: ([0-9.e-]+)'")
+        out.append({"Name": str(d["Name"]), "Regex": str(d["Regex"])})
+    return out
+
+
+class MetricParser:
+    """Applies metric definitions to log lines; each match is the metric's next point (step 1, 2, ...)."""
+
+    def __init__(self, defs: list[dict]):
+        self.defs = [(d["Name"], re.compile(d["Regex"])) for d in defs]
+        self.steps: dict[str, int] = {}
+
+    def feed(self, line: str) -> dict[str, tuple[int, float]]:
+        found = {}
+        for name, rx in self.defs:
+            for m in rx.finditer(line):
+                try:
+                    value = float(m.group(1))
+                except (TypeError, ValueError):
+                    continue
+                self.steps[name] = self.steps.get(name, 0) + 1
+                found[name] = (self.steps[name], value)
+        return found
+
+
+def to_cmd_args(hyperparameters: dict) -> list[str]:
+    """SageMaker's training toolkit's argument list: sorted names, ``--name value`` (``-n`` for one letter)."""
+    args = []
+    for key in sorted(hyperparameters):
+        value = hyperparameters[key]
+        args.append(f"--{key}" if len(str(key)) > 1 else f"-{key}")
+        if isinstance(value, dict):
+            args.append(",".join(f"{k}={v}" for k, v in sorted(value.items())))
+        else:
+            args.append(str(value))
+    return args
+
+
+def check_script(entry: Path) -> None:
+    if not entry.is_file():
+        raise ScriptError(f"entry point {entry}: no such file; give the script's path (relative to "
+                          f"{option('source_dir')} when one is given)")
+    try:
+        compile(entry.read_bytes(), str(entry), "exec")
+    except SyntaxError as exc:
+        raise ScriptError(f"{entry}, line {exc.lineno}: {exc.msg} (the script does not compile; fix it and "
+                          "submit again)") from exc
+
+
+def missing_requirements(path: Path) -> list[str]:
+    """Lines of ``requirements.txt`` that this environment does not satisfy (reported, never installed)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        from packaging.requirements import InvalidRequirement, Requirement
+    except ImportError:  # pragma: no cover - packaging comes with pip/setuptools
+        return []
+    missing = []
+    for raw in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        line = raw.split("#", 1)[0].strip()
+        if not line or line.startswith(("-", "git+", "http")):
+            continue
+        try:
+            req = Requirement(line)
+        except InvalidRequirement:
+            missing.append(f"{line} (not understood)")
+            continue
+        if req.marker is not None and not req.marker.evaluate():
+            continue
+        try:
+            have = version(req.name)
+        except PackageNotFoundError:
+            missing.append(f"{line} (not installed)")
+            continue
+        if req.specifier and not req.specifier.contains(have, prereleases=True):
+            missing.append(f"{line} (installed: {have})")
+    return missing
+
+
+def _num_gpus() -> int:
+    try:
+        import torch
+
+        return torch.cuda.device_count()
+    except Exception:  # noqa: BLE001 - no torch, no GPUs
+        return 0
+
+
+def training_env(*, job_name: str, entry_point: str, source_dir: Path, channels: dict[str, str],
+                 hyperparameters: dict, model_dir: Path, output_dir: Path, hosts: list[str] | None = None,
+                 current_host: str = "algo-1", extra: dict | None = None) -> dict[str, str]:
+    """SageMaker's training environment variables for a script run."""
+    hosts = hosts or [current_host]
+    output_data = output_dir / "data"
+    resource = {"current_host": current_host, "hosts": hosts}
+    input_data_config = {c: {"TrainingInputMode": "File", "S3DistributionType": "FullyReplicated",
+                             "RecordWrapperType": "None"} for c in channels}
+    num_gpus, num_cpus = _num_gpus(), os.cpu_count() or 1
+    training = {
+        "channel_input_dirs": dict(channels), "current_host": current_host, "hosts": hosts,
+        "hyperparameters": hyperparameters, "input_data_config": input_data_config,
+        "input_dir": str(output_dir.parent / "input"), "input_config_dir": str(output_dir.parent / "input" / "config"),
+        "job_name": job_name, "log_level": 20, "model_dir": str(model_dir), "module_dir": str(source_dir),
+        "module_name": Path(entry_point).stem, "user_entry_point": entry_point,
+        "network_interface_name": "lo", "num_cpus": num_cpus, "num_gpus": num_gpus,
+        "output_data_dir": str(output_data), "output_dir": str(output_dir), "resource_config": resource,
+        "master_hostname": hosts[0], "is_master": current_host == hosts[0],
+    }
+    env = {
+        "SM_MODEL_DIR": str(model_dir), "SM_OUTPUT_DIR": str(output_dir), "SM_OUTPUT_DATA_DIR": str(output_data),
+        "SM_CHANNELS": json.dumps(sorted(channels)), "SM_HPS": json.dumps(hyperparameters),
+        "SM_NUM_GPUS": str(num_gpus), "SM_NUM_CPUS": str(num_cpus), "SM_CURRENT_HOST": current_host,
+        "SM_HOSTS": json.dumps(hosts), "SM_LOG_LEVEL": "20", "SM_NETWORK_INTERFACE_NAME": "lo",
+        "SM_MODULE_NAME": Path(entry_point).stem, "SM_MODULE_DIR": str(source_dir), "SM_USER_ENTRY_POINT": entry_point,
+        "SM_USER_ARGS": json.dumps(to_cmd_args(hyperparameters)), "SM_INPUT_DIR": training["input_dir"],
+        "SM_INPUT_CONFIG_DIR": training["input_config_dir"], "SM_RESOURCE_CONFIG": json.dumps(resource),
+        "SM_INPUT_DATA_CONFIG": json.dumps(input_data_config), "SM_TRAINING_ENV": json.dumps(training),
+        "SM_CURRENT_INSTANCE_TYPE": "local", "SM_MASTER_ADDR": hosts[0], "SM_IS_MASTER": str(current_host == hosts[0]).lower(),
+    }
+    for name, path in channels.items():
+        env[f"SM_CHANNEL_{name.upper()}"] = str(path)
+    for key, value in hyperparameters.items():
+        text = value if isinstance(value, str) else json.dumps(value)
+        env[f"SM_HP_{str(key).upper()}"] = text
+        env[f"SM_HP_{re.sub(r'[^A-Za-z0-9]', '_', str(key)).upper()}"] = text  # shell-friendly too
+    env.update(extra or {})
+    return env
+
+
+def command(spec: dict) -> list[str]:
+    return [spec.get("python") or sys.executable, spec["entry_point"], *to_cmd_args(spec["hyperparameters"])]
+
+
+def script_env(job, out: Path, hosts: list[str] | None = None, current_host: str = "algo-1") -> dict:
+    """The whole environment a script runs in: this process's, SageMaker's variables, and its source on the path."""
+    spec = job.spec
+    model_dir, output_dir = out / "model", out / "output"
+    for d in (model_dir, output_dir / "data", out / "input" / "config"):
+        d.mkdir(parents=True, exist_ok=True)
+    hps = spec["hyperparameters"]
+    (out / "input" / "config" / "hyperparameters.json").write_text(json.dumps(
+        {k: v if isinstance(v, str) else json.dumps(v) for k, v in hps.items()}))
+    source = Path(spec["source_dir"])
+    env = training_env(job_name=job.name, entry_point=spec["entry_point"], source_dir=source, channels=spec["channels"],
+                       hyperparameters=hps, model_dir=model_dir, output_dir=output_dir, hosts=hosts,
+                       current_host=current_host, extra=spec.get("env"))
+    return {**os.environ, **env, "PYTHONUNBUFFERED": "1",
+            "PYTHONPATH": os.pathsep.join([str(source), *filter(None, [os.environ.get("PYTHONPATH")])])}
+
+
+def run_script_process(job, env: dict, emit, parser: MetricParser, metrics, stop=None, prefix: str = "") -> int:
+    """Run the script; its output line by line to ``emit`` and through ``parser`` into ``metrics``;
+    terminated (SIGTERM, then SIGKILL) when ``stop`` is set."""
+    proc = subprocess.Popen(command(job.spec), cwd=job.spec["source_dir"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    if stop is not None:
+        threading.Thread(target=_stop_when_asked, args=(proc, stop), daemon=True).start()
+    assert proc.stdout is not None
+    for raw in iter(proc.stdout.readline, b""):
+        line = raw.decode("utf-8", errors="replace")
+        emit(prefix + line)
+        for name, (step, value) in parser.feed(line).items():
+            metrics({name: value}, step)
+    return proc.wait()
+
+
+def _stop_when_asked(proc: subprocess.Popen, stop: threading.Event) -> None:
+    while proc.poll() is None:
+        if stop.wait(0.5):
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+                proc.wait(STOP_GRACE_S)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            return
+
+
+def last_error(lines: list[str], keep: int = 6) -> str:
+    """The script's last error, for a failure reason: the exception line and where it was raised."""
+    lines = [ln for ln in lines if ln.strip() and not ln.startswith("[visiontune]")]
+    if not lines:
+        return "it printed nothing"
+    start = max((i for i, ln in enumerate(lines) if ln.startswith("Traceback")), default=None)
+    if start is not None:
+        tb = lines[start:]
+        where = [ln.strip() for ln in tb if ln.strip().startswith("File ")]
+        return f"{tb[-1].strip()}" + (f" ({where[-1]})" if where else "")
+    return " | ".join(ln.strip() for ln in lines[-keep:])
+
+
+def package(folder: Path, target: Path) -> str:
+    """``folder``'s contents as a gzip'd tar (what SageMaker uploads as model.tar.gz)."""
+    tmp = target.with_name(target.name + ".tmp")
+    with tarfile.open(tmp, "w:gz") as tar:
+        for p in sorted(folder.iterdir()) if folder.is_dir() else []:
+            tar.add(p, arcname=p.name)
+    tmp.replace(target)
+    return str(target)
