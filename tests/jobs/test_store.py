@@ -59,6 +59,17 @@ def test_stop_request_and_listing(store_url):
     assert [j.name for j in s.list_jobs(status="Stopping")] == ["t-1"]
 
 
+def test_a_job_stopped_before_it_started_never_starts(store_url):
+    from visiontune.jobs.runner import stop
+
+    s = JobStore(store_url)
+    s.create_job("queued", "builtin", {}, {}, "/tmp")
+    assert stop(s, "queued").status == "Stopped"  # nothing runs it yet: it ends at once
+    assert s.started("queued") is False  # a runner that gets to it later leaves it alone
+    s.create_job("waiting", "builtin", {}, {}, "/tmp")
+    assert s.reap_orphans() == []  # not started: no runner to lose, however old
+
+
 def test_orphans_are_failed_not_left_in_progress(store_url):
     s = JobStore(store_url)
     s.create_job("dead", "builtin", {}, {}, "/tmp")

@@ -95,8 +95,12 @@ def test_image_classifier_fit_tune_and_deploy(data, tmp_path, monkeypatch):
 
 
 def test_tuner_in_the_background_then_wait(tmp_path, monkeypatch):
+    """Relative paths keep their meaning when the tuning job runs in the background (a review finding)."""
+    import shutil
+
+    shutil.copytree(SCRIPTS, tmp_path / "code")
     monkeypatch.chdir(tmp_path)
-    est = PyTorch(entry_point="quality.py", source_dir=str(SCRIPTS), hyperparameters={"epochs": 2, "pause": 0.05})
+    est = PyTorch(entry_point="quality.py", source_dir="code", hyperparameters={"epochs": 2, "pause": 0.05})
     tuner = HyperparameterTuner(est, "score", {"quality": CategoricalParameter([0.2, 0.6])},
                                 metric_definitions=[{"Name": "score", "Regex": r"score: ([0-9.]+)"}],
                                 strategy="Grid", max_jobs=2, max_parallel_jobs=2, base_tuning_job_name="bg")

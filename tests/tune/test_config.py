@@ -58,6 +58,14 @@ def test_bad_configurations(over, words):
         TuningConfig.from_dict(_doc(**over))
 
 
+def test_a_script_metric_keeps_its_sagemaker_style_name():
+    """Only the built-in engine's names are aliased (a review finding)."""
+    doc = {"name": "s", "script": {"entry_point": "hpo.py", "metric_definitions": [
+        {"Name": "validation:accuracy", "Regex": "acc=([0-9.]+)"}]},
+           "objective": {"metric": "validation:accuracy"}, "ranges": {"lr": [0.1, 0.01]}}
+    assert TuningConfig.from_dict(doc).objective_metric == "validation:accuracy"
+
+
 def test_script_objective_needs_a_metric_definition():
     doc = {"name": "s", "script": {"entry_point": "hpo.py", "metric_definitions": [{"Name": "loss", "Regex": "l=(.*)"}]},
            "objective": {"metric": "test_acc"}, "ranges": {"lr": [0.1, 0.01]}}

@@ -61,7 +61,8 @@ def _print_report(report: dict) -> None:
         return
     con.print(f"[red]{len(report['problems'])} problem(s) `visiontune train` would refuse:[/]")
     for p in report["problems"]:
-        con.print(f"  [red]{p['check']}[/]: {p['message']}", highlight=False, markup=False)
+        con.print(f"  [red]{p['check']}[/]: ", end="")
+        con.print(p["message"], highlight=False, markup=False, soft_wrap=True)
 
 
 @data_group.command("split")

@@ -50,7 +50,7 @@ class Dataset:
     def counts(self) -> dict[str, dict[str, int]]:
         """Per split, images per class name."""
         out = {}
-        for name, samples in self.splits.items():
+        for name, samples in sorted(self.splits.items(), key=lambda kv: SPLITS.index(kv[0]) if kv[0] in SPLITS else 9):
             c = Counter(s.label for s in samples)
             out[name] = {self.classes[i]: c.get(i, 0) for i in range(len(self.classes))}
         return out

@@ -203,17 +203,28 @@ def script_env(job, out: Path, hosts: list[str] | None = None, current_host: str
 def run_script_process(job, env: dict, emit, parser: MetricParser, metrics, stop=None, prefix: str = "") -> int:
     """Run the script; its output line by line to ``emit`` and through ``parser`` into ``metrics``;
     terminated (SIGTERM, then SIGKILL) when ``stop`` is set."""
+    from visiontune.jobs.store import die_with_parent
+
+    # its own process group (stopped as a whole), and killed if its runner dies
     proc = subprocess.Popen(command(job.spec), cwd=job.spec["source_dir"], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+                            preexec_fn=die_with_parent)  # noqa: PLW1509
     if stop is not None:
         threading.Thread(target=_stop_when_asked, args=(proc, stop), daemon=True).start()
-    assert proc.stdout is not None
-    for raw in iter(proc.stdout.readline, b""):
-        line = raw.decode("utf-8", errors="replace")
-        emit(prefix + line)
-        for name, (step, value) in parser.feed(line).items():
-            metrics({name: value}, step)
-    return proc.wait()
+    try:
+        for raw in iter(proc.stdout.readline, b""):
+            line = raw.decode("utf-8", errors="replace")
+            emit(prefix + line)
+            for name, (step, value) in parser.feed(line).items():
+                metrics({name: value}, step)
+        return proc.wait()
+    finally:
+        if proc.poll() is None:  # the runner is leaving (an error, Ctrl-C): the script goes with it
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait()
 
 
 def _stop_when_asked(proc: subprocess.Popen, stop: threading.Event) -> None:

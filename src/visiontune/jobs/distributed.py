@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -61,9 +62,17 @@ def run_distributed(ctx: "RunContext", worker_fn, config: dict) -> None:
         torch_config=TorchConfig(backend="nccl" if use_gpu else "gloo"),
         run_config=RunConfig(storage_path=str(ctx.output_dir / "ray"), name=ctx.job.name))
     ctx.log(f"[visiontune] data-parallel over {n} Ray Train workers ({'nccl' if use_gpu else 'gloo'})")
-    result = trainer.fit()
-    if result.error is not None:
-        raise result.error if isinstance(result.error, Exception) else RuntimeError(str(result.error))
+    from visiontune.train.loop import StopTraining
+
+    try:
+        result = trainer.fit()
+        error = result.error
+    except Exception as exc:  # noqa: BLE001 - Ray wraps what the workers raised
+        error = exc
+    if error is not None:
+        if "StopTraining" in repr(error) or "stopped on request" in str(error):  # a stop, not a failure
+            raise StopTraining("stopped on request") from error
+        raise error if isinstance(error, Exception) else RuntimeError(str(error))
 
 
 def _worker_setup(config: dict):
@@ -107,9 +116,11 @@ def builtin_worker(config: dict) -> None:
         if flag.item():
             raise StopTraining(f"stopped on request after epoch {epoch}")
 
-    with teed(sink, enabled=rank == 0):
-        train(TrainConfig.from_dict(job.spec["config"]), callbacks=(record,))
-    sink.close()
+    try:
+        with teed(sink, enabled=rank == 0):
+            train(TrainConfig.from_dict(job.spec["config"]), callbacks=(record,))
+    finally:
+        sink.close()
 
 
 def script_worker(config: dict) -> None:
@@ -137,7 +148,27 @@ def script_worker(config: dict) -> None:
     def metrics(values: dict, step: int) -> None:
         store.log_metrics(job.name, values, step)
 
-    rc = run_script_process(job, env, sink.write, parser, metrics, prefix="" if rank == 0 else f"[algo-{rank + 1}] ")
-    sink.close()
+    stop, done = threading.Event(), threading.Event()
+
+    def watch() -> None:  # `jobs stop` reaches every rank's script
+        while not done.wait(1.0):
+            try:
+                if store.stop_requested(job.name):
+                    stop.set()
+                    return
+            except Exception:  # noqa: BLE001 - the next look retries
+                pass
+
+    threading.Thread(target=watch, daemon=True).start()
+    try:
+        rc = run_script_process(job, env, sink.write, parser, metrics, stop=stop,
+                                prefix="" if rank == 0 else f"[algo-{rank + 1}] ")
+    finally:
+        done.set()
+        sink.close()
+    if stop.is_set():
+        from visiontune.train import StopTraining
+
+        raise StopTraining("stopped on request")
     if rc != 0:
         raise RuntimeError(f"{job.spec['entry_point']} on algo-{rank + 1} exited with status {rc}")

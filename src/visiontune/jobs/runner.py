@@ -10,7 +10,6 @@ A stop request (``visiontune jobs stop``) is seen within a second.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import signal
 import subprocess
@@ -24,7 +23,7 @@ from visiontune.errors import ConfigError, VisiontuneError
 from visiontune.jobs.base import RunResult
 from visiontune.jobs.context import LogSink, RunContext, teed
 from visiontune.jobs.kinds import get_kind
-from visiontune.jobs.store import HEARTBEAT_SECONDS, TERMINAL, Job, JobStore, pid_alive, this_host
+from visiontune.jobs.store import HEARTBEAT_SECONDS, TERMINAL, Job, JobStore, die_with_parent, pid_alive, this_host
 from visiontune.paths import timestamped
 
 def _job_name(store: JobStore, base: str, name: str | None) -> str:
@@ -80,9 +79,15 @@ def run_job(store: JobStore, name: str, *, tee: bool = True, callbacks: tuple = 
     from visiontune.train.loop import StopTraining
 
     job = store.get_job(name)
-    sink = LogSink(store, name, Path(job.output_dir) / "log.txt")
+    if not store.started(name):  # stopped (or failed) while it waited to start
+        store.finish(name, "Stopped", reason="stopped before it started")
+        return store.get_job(name)
+    try:
+        sink = LogSink(store, name, Path(job.output_dir) / "log.txt")
+    except OSError as exc:
+        store.finish(name, "Failed", reason=f"cannot write its log in {job.output_dir}: {exc}")
+        raise
     ctx = RunContext(store, job, sink, callbacks=callbacks)
-    store.started(name)
     ctx.log(f"[visiontune] job {name} ({job.kind}) started on {this_host()} pid {os.getpid()}")
     beat = _Heartbeat(ctx)
     beat.start()
@@ -99,7 +104,7 @@ def run_job(store: JobStore, name: str, *, tee: bool = True, callbacks: tuple = 
     except VisiontuneError as exc:
         reason = str(exc)
         raise
-    except Exception as exc:  # noqa: BLE001 - recorded, then raised to the caller
+    except BaseException as exc:  # noqa: BLE001 - recorded, then raised to the caller
         reason = f"{type(exc).__name__}: {exc}"
         raise
     finally:
@@ -129,14 +134,6 @@ def _signals_stop(stop: threading.Event) -> Iterator[None]:
 
 
 # ---------------------------------------------------------------------- child processes
-def _die_with_parent() -> None:
-    """In the child, before exec: SIGKILL when the parent dies (Linux), so no trial outlives its tuner."""
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-
-
 def launch(store: JobStore, name: str, *, tie_to_parent: bool = True, env: dict | None = None) -> subprocess.Popen:
     """Start ``python -m visiontune.jobs.worker NAME`` for a submitted job; its output goes to its log."""
     job = store.get_job(name)
@@ -146,8 +143,8 @@ def launch(store: JobStore, name: str, *, tie_to_parent: bool = True, env: dict 
     with open(out / "worker.out", "ab") as fh:
         return subprocess.Popen([sys.executable, "-m", "visiontune.jobs.worker", name], stdout=fh,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=child_env,
-                                preexec_fn=_die_with_parent if tie_to_parent else None,  # noqa: PLW1509
-                                start_new_session=not tie_to_parent)
+                                preexec_fn=die_with_parent if tie_to_parent else None,  # noqa: PLW1509
+                                start_new_session=True)  # its own group: a Ctrl-C here is its runner's to pass on
 
 
 def wait(store: JobStore, name: str, timeout: float | None = None, poll: float = 0.5) -> Job:
@@ -170,6 +167,9 @@ def stop(store: JobStore, name: str, wait_s: float = 30.0) -> Job:
     job = store.request_stop(name)
     if job.status in TERMINAL:
         return job
+    if job.started_at is None:  # still queued: it will not start now
+        store.finish(name, "Stopped", reason="stopped before it started")
+        return store.get_job(name)
     if job.host == this_host() and job.pid and job.pid != os.getpid() and pid_alive(job.pid):
         with contextlib.suppress(ProcessLookupError):
             os.kill(job.pid, signal.SIGTERM)

@@ -71,12 +71,22 @@ def pid_alive(pid: int | None) -> bool:
         return True
 
 
-def sqlite_immediate(engine: Engine) -> None:
-    """Make every transaction on ``engine`` a SQLite ``BEGIN IMMEDIATE`` in WAL mode with a long busy timeout."""
+def die_with_parent() -> None:
+    """In a child, before exec: SIGKILL when the parent dies (Linux ``PR_SET_PDEATHSIG``), so no run outlives
+    the runner or tuner that started it.  Elsewhere a no-op."""
+    import ctypes
+    import signal
 
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass
+
+
+def _sqlite_settings(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _connect(dbapi_conn, _record):
-        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+        dbapi_conn.isolation_level = None  # autocommit at the driver: SQLAlchemy's transactions issue BEGIN
         cur = dbapi_conn.cursor()
         cur.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_S * 1000}")
         cur.execute("PRAGMA journal_mode = WAL")
@@ -84,12 +94,26 @@ def sqlite_immediate(engine: Engine) -> None:
         cur.execute("PRAGMA foreign_keys = ON")
         cur.close()
 
+
+def sqlite_immediate(engine: Engine) -> None:
+    """Make every transaction on ``engine`` a SQLite ``BEGIN IMMEDIATE`` in WAL mode with a long busy timeout."""
+    _sqlite_settings(engine)
+
     @event.listens_for(engine, "begin")
     def _begin(conn):
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def make_engine(url: str) -> Engine:
+def sqlite_reads(engine: Engine) -> None:
+    """Read transactions (``BEGIN DEFERRED``): they never take the write lock and never block a writer (WAL)."""
+    _sqlite_settings(engine)
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn):
+        conn.exec_driver_sql("BEGIN")
+
+
+def make_engine(url: str, reads: bool = False) -> Engine:
     try:
         parsed = make_url(url)
     except ArgumentError as exc:
@@ -99,7 +123,7 @@ def make_engine(url: str) -> Engine:
         if parsed.database:
             Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_S})
-        sqlite_immediate(engine)
+        (sqlite_reads if reads else sqlite_immediate)(engine)
         return engine
     try:
         return create_engine(url, pool_pre_ping=True, pool_size=2, max_overflow=4)
@@ -182,6 +206,8 @@ class JobStore:
         self.url = url or database_url()
         self.engine = make_engine(self.url)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
+        #: SQLite reads on their own engine, without the write lock; one engine does both elsewhere
+        self.read_engine = make_engine(self.url, reads=True) if self.is_sqlite else self.engine
         try:
             with self._migration_lock():
                 with self.engine.begin() as conn:
@@ -222,6 +248,7 @@ class JobStore:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        self.read_engine.dispose()
 
     def optuna_storage(self):
         """Optuna's storage in this database (its own tables), SQLite writes with BEGIN IMMEDIATE as ours."""
@@ -239,7 +266,7 @@ class JobStore:
         return self.engine.begin()
 
     def _read(self):
-        return self.engine.connect()
+        return self.read_engine.connect()
 
     def _job_id(self, conn, name: str) -> int:
         row = conn.execute(text("SELECT id FROM vt_jobs WHERE name = :n"), {"n": name}).first()
@@ -289,12 +316,16 @@ class JobStore:
         with self._read() as conn:
             return [_job(r) for r in conn.execute(text(sql), args).mappings()]
 
-    def started(self, name: str, pid: int | None = None, host: str | None = None) -> None:
+    def started(self, name: str, pid: int | None = None, host: str | None = None) -> bool:
+        """Claim a submitted job for this runner; False when it was stopped (or failed) before it started."""
         now = _now()
         with self._write() as conn:
-            conn.execute(text("UPDATE vt_jobs SET started_at = COALESCE(started_at, :now), heartbeat_at = :now, "
-                              "pid = :pid, host = :host, secondary_status = 'Training' WHERE name = :n"),
-                         {"now": now, "pid": pid or os.getpid(), "host": host or this_host(), "n": name})
+            done = conn.execute(text(
+                "UPDATE vt_jobs SET started_at = COALESCE(started_at, :now), heartbeat_at = :now, pid = :pid, "
+                "host = :host, secondary_status = 'Training' WHERE name = :n AND status = 'InProgress' "
+                "AND stop_requested = :f"),
+                {"now": now, "pid": pid or os.getpid(), "host": host or this_host(), "n": name, "f": False})
+        return done.rowcount == 1
 
     def heartbeat(self, name: str, secondary_status: str | None = None) -> bool:
         """Record that the runner is alive; returns whether a stop was requested."""
@@ -385,17 +416,20 @@ class JobStore:
 
     # ------------------------------------------------------------------ orphans
     def reap_orphans(self) -> list[str]:
-        """Active jobs whose runner is gone (killed, crashed, machine lost) become Failed, saying so."""
+        """Active jobs whose runner is gone (killed, crashed, machine lost) become Failed, saying so.
+
+        Only started jobs have a runner to lose: a job still queued (a Ray task waiting for resources, a trial
+        waiting for a worker) is left alone; its submitter starts it, or stops it."""
         now, host, reaped = _now(), this_host(), []
         for job in self.list_jobs(status=None):
-            if not job.active:
+            if not job.active or job.started_at is None:
                 continue
             gone = None
             if job.host == host and job.pid and not pid_alive(job.pid):
                 gone = f"its runner (pid {job.pid} on {host}) is gone: killed or crashed"
-            elif (job.heartbeat_at or job.created_at) < now - ORPHAN_SECONDS:
-                since = time.strftime("%H:%M:%S", time.localtime(job.heartbeat_at or job.created_at))
-                gone = f"no heartbeat from its runner since {since} ({job.host or 'never started'})"
+            elif (job.heartbeat_at or job.started_at) < now - ORPHAN_SECONDS:
+                since = time.strftime("%H:%M:%S", time.localtime(job.heartbeat_at or job.started_at))
+                gone = f"no heartbeat from its runner since {since} ({job.host})"
             if gone:
                 with self._write() as conn:
                     conn.execute(text("UPDATE vt_jobs SET status = 'Failed', secondary_status = 'Failed', "

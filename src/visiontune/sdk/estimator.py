@@ -25,14 +25,15 @@ from visiontune.sdk.predictor import Predictor, start_endpoint
 class TrainingJob:
     """``estimator.latest_training_job``: its name, ``describe()``, ``wait()``, ``stop()``."""
 
-    def __init__(self, name: str):
+    def __init__(self, name: str, process=None):
         self.name = self.job_name = name
+        self.process = process  # the runner we started, when we started it
 
     def describe(self) -> dict:
         return default_store().get_job(self.name).to_dict()
 
     def wait(self, logs: bool = True) -> Job:
-        return _follow(self.name, logs)
+        return _follow(self.name, logs, self.process)
 
     def stop(self) -> None:
         from visiontune.jobs.runner import stop
@@ -40,14 +41,22 @@ class TrainingJob:
         stop(default_store(), self.name)
 
 
-def _follow(name: str, logs: bool) -> Job:
-    """Wait for a job, printing its log as it grows (as ``fit(logs=True)`` streams CloudWatch)."""
+def _follow(name: str, logs: bool, process=None) -> Job:
+    """Wait for a job, printing its log as it grows (as ``fit(logs=True)`` streams CloudWatch); a runner that
+    died (killed, out of memory) ends the wait with the job Failed, never a hang."""
     import time
 
     store = default_store()
     last = 0
     while True:
         job = store.get_job(name)
+        if job.status not in TERMINAL and process is not None and process.poll() is not None:
+            store.reap_orphans()
+            job = store.get_job(name)
+            if job.status not in TERMINAL:
+                store.finish(name, "Failed", reason=f"its runner exited ({process.returncode}) before recording an "
+                                                    f"end; see {Path(job.output_dir) / 'worker.out'}")
+                job = store.get_job(name)
         if logs:
             text, last = store.logs(name, last)
             if text:
@@ -106,10 +115,10 @@ class _EstimatorBase:
         name = name or timestamped(self._default_base())
         out = Path(self.output_dir or Path("runs") / name).resolve()
         job = submit(store, self.kind, self._spec(_channels(inputs), out), name=name, output_dir=out)
-        self.latest_training_job = TrainingJob(job.name)
-        launch(store, job.name, tie_to_parent=False)
+        process = launch(store, job.name, tie_to_parent=False)
+        self.latest_training_job = TrainingJob(job.name, process)
         if wait:
-            done = _follow(job.name, logs)
+            done = _follow(job.name, logs, process)
             if done.status != "Completed":
                 raise VisiontuneError(f"training job {done.name} {done.status}: {done.failure_reason}")
 

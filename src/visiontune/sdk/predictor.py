@@ -76,12 +76,14 @@ def start_endpoint(model_dir: str | Path, endpoint_name: str, serializer=None, d
     """``visiontune serve MODEL`` on a free port of 127.0.0.1; returns once /ping answers 200."""
     port = port or _free_port()
     url = f"http://127.0.0.1:{port}"
-    proc = subprocess.Popen([sys.executable, "-m", "visiontune.cli.main", "serve", f"{endpoint_name}={model_dir}",
-                             "--port", str(port), *extra_args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    log = Path(model_dir).parent / f"endpoint-{endpoint_name}-{port}.log"  # a file: a pipe nobody reads would fill
+    with open(log, "ab") as fh:
+        proc = subprocess.Popen([sys.executable, "-m", "visiontune.cli.main", "serve", f"{endpoint_name}={model_dir}",
+                                 "--port", str(port), *extra_args], stdout=fh, stderr=subprocess.STDOUT)
     deadline = time.time() + 180
     while time.time() < deadline:
         if proc.poll() is not None:
-            raise VisiontuneError(f"the endpoint did not start: {proc.stdout.read().decode(errors='replace')[-2000:]}")
+            raise VisiontuneError(f"the endpoint did not start: {log.read_text(errors='replace')[-2000:]}")
         try:
             with urllib.request.urlopen(url + "/ping", timeout=2) as r:  # noqa: S310
                 if r.status == 200:

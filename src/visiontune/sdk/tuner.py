@@ -81,16 +81,19 @@ class HyperparameterTuner:
     def _config(self, inputs: Any, name: str):
         from visiontune.tune.config import TuningConfig
 
-        out = Path("runs") / name
-        channels = _channels(inputs)
+        out = (Path("runs") / name).resolve()
+        # absolute paths: the configuration is also written to a file and may run from another folder
+        channels = {k: v if "://" in v else str(Path(v).expanduser().resolve()) for k, v in _channels(inputs).items()}
         est = self.estimator
         if isinstance(est, ImageClassifier):
-            base = {**est.hyperparameters(), "data": data_from_channels(channels, out.resolve())}
+            base = {**est.hyperparameters(), "data": data_from_channels(channels, out)}
             ranges = {BUILTIN_NAMES.get(k, k): v for k, v in self.hyperparameter_ranges.items()}
             kind_key = "train"
         else:
             defs = self.metric_definitions if self.metric_definitions is not None else est.metric_definitions
-            base = {"entry_point": est.entry_point, "source_dir": est.source_dir, "channels": channels,
+            source = str(Path(est.source_dir).expanduser().resolve()) if est.source_dir else None
+            entry = est.entry_point if source else str(Path(est.entry_point).expanduser().resolve())
+            base = {"entry_point": entry, "source_dir": source, "channels": channels,
                     "hyperparameters": est.hyperparameters(), "metric_definitions": defs}
             ranges = self.hyperparameter_ranges
             kind_key = "script"

@@ -64,7 +64,8 @@ class TuningConfig:
     output: str | None = None
 
     def __post_init__(self):
-        self.objective_metric = METRIC_ALIASES.get(self.objective_metric, self.objective_metric)
+        if self.kind == "builtin":  # SageMaker's built-in names; a script's metrics are named by its definitions
+            self.objective_metric = METRIC_ALIASES.get(self.objective_metric, self.objective_metric)
         self.check()
 
     # ------------------------------------------------------------------ checks

@@ -20,8 +20,8 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 
 from visiontune.errors import ConfigError, MissingDependencyError
-from visiontune.jobs.runner import _die_with_parent, launch
-from visiontune.jobs.store import TERMINAL, Job, JobStore
+from visiontune.jobs.runner import launch
+from visiontune.jobs.store import TERMINAL, Job, JobStore, die_with_parent
 from visiontune.registry import Registry
 
 
@@ -61,14 +61,21 @@ class _Worker:
         log_dir.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, "VISIONTUNE_DB": store.url, "PYTHONUNBUFFERED": "1", "VISIONTUNE_THREADS": str(threads)}
         self.log = open(log_dir / f"worker-{len(list(log_dir.glob('worker-*.out')))}.out", "ab")  # noqa: SIM115
+        # its own process group (a Ctrl-C in the tuner's terminal is the tuner's to handle), dies with the tuner
         self.proc = subprocess.Popen([sys.executable, "-m", "visiontune.jobs.worker", "--serve"], stdin=subprocess.PIPE,
-                                     stdout=self.log, stderr=subprocess.STDOUT, env=env, preexec_fn=_die_with_parent)  # noqa: PLW1509
+                                     stdout=self.log, stderr=subprocess.STDOUT, env=env, preexec_fn=die_with_parent,  # noqa: PLW1509
+                                     start_new_session=True)
         self.job: str | None = None
 
-    def give(self, name: str) -> None:
+    def give(self, name: str) -> bool:
+        """Hand a job to this worker; False if the worker has just died."""
+        try:
+            self.proc.stdin.write((name + "\n").encode())
+            self.proc.stdin.flush()
+        except (BrokenPipeError, OSError):
+            return False
         self.job = name
-        self.proc.stdin.write((name + "\n").encode())
-        self.proc.stdin.flush()
+        return True
 
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -117,7 +124,8 @@ class LocalExecutor(Executor):
             w = self._idle_worker()
             if w is None:
                 return
-            w.give(self._waiting.pop(0))
+            if w.give(self._waiting[0]):
+                self._waiting.pop(0)
 
     def submit(self, job: Job) -> None:
         if job.kind == "builtin":

@@ -59,6 +59,14 @@ class Tuner:
         if existing is None:
             self.store.create_tuning_job(self.name, doc)
             return False
+        from visiontune.jobs.store import ORPHAN_SECONDS, pid_alive
+
+        live = existing.status == "InProgress" and (
+            (existing.host == this_host() and existing.pid != os.getpid() and pid_alive(existing.pid))
+            or (existing.host != this_host() and (existing.heartbeat_at or 0) > time.time() - ORPHAN_SECONDS))
+        if live:
+            raise ConfigError(f"tuning job {self.name!r} is running already (pid {existing.pid} on {existing.host}); "
+                              f"follow it with `visiontune tune describe {self.name}`, or stop it first")
         changed = sorted(k for k in set(doc) | set(existing.config)
                          if doc.get(k) != existing.config.get(k) and k not in RESUMABLE_CHANGES)
         if changed:
@@ -99,7 +107,11 @@ class Tuner:
             for t in optuna.load_study(study_name=study_name(parent), storage=storage).trials:
                 if t.state != optuna.trial.TrialState.COMPLETE or set(t.params) != set(dists):
                     continue
-                if not all(dists[n]._contains(dists[n].to_internal_repr(v)) for n, v in t.params.items()):  # noqa: SLF001
+                try:
+                    inside = all(dists[n]._contains(dists[n].to_internal_repr(v)) for n, v in t.params.items())  # noqa: SLF001
+                except ValueError:  # a value the new categorical range no longer has
+                    inside = False
+                if not inside:
                     continue
                 study.add_trial(optuna.trial.create_trial(params=t.params, distributions=dists, value=t.value,
                                                           user_attrs={"warm_start": parent}))
@@ -230,69 +242,41 @@ class Tuner:
 
     def run(self):
         """Run to the end (or until stopped); returns the finished :class:`~visiontune.jobs.TuningJob`."""
-        import optuna
-
         resumed = self._record()
-        study = self._study()
-        if not resumed and self.config.warm_start and not study.trials:
-            self._warm_start(study)
-        self.output.mkdir(parents=True, exist_ok=True)
-        (self.output / "tuning.json").write_text(json.dumps(self.config.to_dict(), indent=2))
-        executor = create_executor(self.config.backend, self.store, self.config.max_parallel_jobs,
-                                   self.config.resources_per_trial, self.config.ray_address, log_dir=self.output)
-        if self.config.kind == "builtin":
-            executor.warm_up()  # workers import torch while the study is set up
-        threading.Thread(target=_preload_report_libraries, daemon=True).start()
-        note(f"tuning job {self.name}: {self.config.strategy}, up to {self.config.max_jobs} trials, "
-             f"{self.config.max_parallel_jobs} at a time, {self.config.objective_type.lower()} "
-             f"{self.config.objective_metric}" + (" (resumed)" if resumed else ""))
+        self._stop.clear()
+        status, reason, executor, study, stopping_reason = "Failed", None, None, None, None
         beat = threading.Thread(target=self._beat, daemon=True, name="tuner-heartbeat")
         beat.start()
-        stopping_reason, status, reason = None, "Completed", None
         previous = signal.getsignal(signal.SIGTERM) if threading.current_thread() is threading.main_thread() else None
         if previous is not None:
             signal.signal(signal.SIGTERM, lambda *_: self._stop.set())
         try:
-            self._resume_running(study, executor)
-            dists = {n: p.distribution(n) for n, p in self.config.ranges.items()}
-            while True:
-                for number in list(self.running):
-                    if self._follow(study, executor, self.running[number]):
-                        del self.running[number]
-                if self._stop.is_set():
-                    status, reason = "Stopped", "stopped on request"
-                    break
-                stopping_reason = stopping_reason or self._should_stop_launching(study)
-                own = len(self._own(study))
-                while (not stopping_reason and len(self.running) < self.config.max_parallel_jobs
-                       and own < self.config.max_jobs):
-                    trial = study.ask(dists)
-                    self._launch(study, executor, trial.number, trial.params, 1)
-                    own += 1
-                if not self.running and (own >= self.config.max_jobs or stopping_reason):
-                    break
-                time.sleep(POLL_S)
+            study = self._study()
+            if not resumed and self.config.warm_start and not study.trials:
+                self._warm_start(study)
+            self.output.mkdir(parents=True, exist_ok=True)
+            (self.output / "tuning.json").write_text(json.dumps(self.config.to_dict(), indent=2))
+            executor = create_executor(self.config.backend, self.store, self.config.max_parallel_jobs,
+                                       self.config.resources_per_trial, self.config.ray_address, log_dir=self.output)
+            if self.config.kind == "builtin":
+                executor.warm_up()  # workers import torch while the study is set up
+            threading.Thread(target=_preload_report_libraries, daemon=True).start()
+            note(f"tuning job {self.name}: {self.config.strategy}, up to {self.config.max_jobs} trials, "
+                 f"{self.config.max_parallel_jobs} at a time, {self.config.objective_type.lower()} "
+                 f"{self.config.objective_metric}" + (" (resumed)" if resumed else ""))
+            stopping_reason = self._loop(study, executor)
+            status = "Stopped" if self._stop.is_set() else "Completed"
+            reason = "stopped on request; run it again to resume" if status == "Stopped" else None
         except KeyboardInterrupt:
             status, reason = "Stopped", "interrupted (Ctrl-C); run the same command again to resume"
             raise
+        except BaseException as exc:
+            status, reason = "Failed", f"{type(exc).__name__}: {exc}"
+            raise
         finally:
-            for run in self.running.values():
-                executor.stop(run.job)
-            executor.shutdown()
-            for number, run in list(self.running.items()):
-                job = self.store.get_job(run.job)
-                if job.status in TERMINAL:
-                    self._finish_trial(study, number, job, pruned=run.pruned, points=self._objective(run.job))
-            self._stop.set()
-            if previous is not None:
-                signal.signal(signal.SIGTERM, previous)
-            complete = [t for t in self._own(study) if t.state == optuna.trial.TrialState.COMPLETE]
-            if status == "Completed" and not complete:
+            best_job = self._wind_down(study, executor, previous)
+            if status == "Completed" and not best_job:
                 status, reason = "Failed", "no trial completed; `visiontune jobs list --tuning-job NAME` shows why"
-            best_job = None
-            if complete:
-                best = max(complete, key=lambda t: t.value) if self.config.maximize else min(complete, key=lambda t: t.value)
-                best_job = best.user_attrs.get("job")
             self.store.update_tuning_job(self.name, status=status, ended_at=time.time(), best_job=best_job,
                                          failure_reason=reason or stopping_reason)
         from visiontune.tune.report import write_report
@@ -303,6 +287,54 @@ class Tuner:
 
             run_plots(self.store.get_job(best_job).output_dir)
         return self.store.get_tuning_job(self.name)
+
+    def _loop(self, study, executor: Executor) -> str | None:
+        """Follow, finish and launch trials until max_jobs have run, a completion criterion holds, or a stop."""
+        self._resume_running(study, executor)
+        dists = {n: p.distribution(n) for n, p in self.config.ranges.items()}
+        own = len(self._own(study))
+        stopping_reason = self._should_stop_launching(study)
+        while not self._stop.is_set():
+            finished = False
+            for number in list(self.running):
+                if self._follow(study, executor, self.running[number]):
+                    del self.running[number]
+                    finished = True
+            if finished:  # Optuna is read only when something changed (SQLite writers wait less)
+                stopping_reason = stopping_reason or self._should_stop_launching(study)
+            while (not stopping_reason and not self._stop.is_set()
+                   and len(self.running) < self.config.max_parallel_jobs and own < self.config.max_jobs):
+                trial = study.ask(dists)
+                self._launch(study, executor, trial.number, trial.params, 1)
+                own += 1
+            if not self.running and (own >= self.config.max_jobs or stopping_reason):
+                break
+            time.sleep(POLL_S)
+        return stopping_reason
+
+    def _wind_down(self, study, executor: Executor | None, previous_handler) -> str | None:
+        """Stop what runs; trials the tuner itself stopped stay RUNNING, so a rerun runs them again."""
+        import optuna
+
+        if executor is not None:
+            for run in self.running.values():
+                executor.stop(run.job)
+            executor.shutdown()
+        if study is not None:
+            for number, run in list(self.running.items()):
+                job = self.store.get_job(run.job)
+                if job.status == "Completed" or (run.pruned and job.status in TERMINAL):
+                    self._finish_trial(study, number, job, pruned=run.pruned, points=self._objective(run.job))
+        self._stop.set()
+        if previous_handler is not None:
+            signal.signal(signal.SIGTERM, previous_handler)
+        if study is None:
+            return None
+        complete = [t for t in self._own(study) if t.state == optuna.trial.TrialState.COMPLETE]
+        if not complete:
+            return None
+        best = max(complete, key=lambda t: t.value) if self.config.maximize else min(complete, key=lambda t: t.value)
+        return best.user_attrs.get("job")
 
 
 def _preload_report_libraries() -> None:
