@@ -15,6 +15,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 _err = Console(stderr=True)
 
 
+def table_console() -> Console:
+    """stdout for tables: the terminal's width, or 200 columns when redirected (a file has no width to fit)."""
+    return Console() if sys.stdout.isatty() else Console(width=200)
+
+
 def fmt(value) -> str:
     if isinstance(value, float):
         return f"{value:.6g}"

@@ -9,8 +9,9 @@ import time
 from pathlib import Path
 
 import click
-from rich.console import Console
 from rich.table import Table
+
+from visiontune.progress import table_console
 
 from visiontune.jobs.store import TERMINAL
 
@@ -65,7 +66,7 @@ def list_cmd(status, tuning_job, limit, fmt):
     for j in jobs:
         table.add_row(j.name, j.kind, f"[{colour[j.status]}]{j.status}[/]", _fmt_seconds(j.elapsed), headline(j),
                       time.strftime("%Y-%m-%d %H:%M", time.localtime(j.created_at)))
-    Console().print(table)
+    table_console().print(table)
 
 
 @jobs_group.command("describe")

@@ -7,8 +7,9 @@ import json
 import sys
 
 import click
-from rich.console import Console
 from rich.table import Table
+
+from visiontune.progress import table_console
 
 from visiontune.runtime import PRECISIONS
 
@@ -62,7 +63,7 @@ def predict_cmd(model, inputs, top_k, fmt, as_json, batch_size, device, precisio
             else:
                 table.add_row(r["source"], r["label"], f"{r['probability']:.4f}",
                               ", ".join(f"{t['label']} {t['probability']:.3f}" for t in r["top_k"]))
-        Console().print(table)
+        table_console().print(table)
     if any("error" in r for r in rows):
         raise SystemExit(1)
 
@@ -92,7 +93,7 @@ def evaluate_cmd(model, data, split, out, top_k, label_attribute, on_bad_image, 
     if as_json:
         click.echo(json.dumps({**m, "misclassified": r.misclassified}, indent=2))
         return
-    con = Console()
+    con = table_console()
     k = next(key for key in m if key.startswith("top_"))
     con.print(f"[bold]{m['split']}[/]: {m['samples']} images, accuracy [bold]{m['accuracy']:.4f}[/], "
               f"{k.replace('_', ' ')} {m[k]:.4f}, macro F1 {m['macro_f1']:.4f}")

@@ -9,8 +9,9 @@ import time
 from pathlib import Path
 
 import click
-from rich.console import Console
 from rich.table import Table
+
+from visiontune.progress import table_console
 
 
 def _store():
@@ -63,7 +64,7 @@ def _print_summary(name: str) -> None:
     store = _store()
     tj = store.get_tuning_job(name)
     rows = leaderboard(store, name)
-    con = Console()
+    con = table_console()
     if rows:
         params = [k for k in rows[0] if k not in ("TrainingJobName", "TrainingJobStatus", "FinalObjectiveValue",
                                                    "TrainingElapsedTimeSeconds", "TrialNumber", "Attempts",
@@ -108,7 +109,7 @@ def list_cmd(fmt):
     for r in rows:
         table.add_row(r["name"], r["status"], f"{r['trials']}/{r['max_jobs']}", r["objective"] or "",
                       "" if r["best"] is None else f"{r['best']:.4f}", r["best_job"] or "", r["created"])
-    Console().print(table)
+    table_console().print(table)
 
 
 @tune_group.command("describe")
