@@ -12,6 +12,25 @@ from PIL import Image, ImageDraw
 COLORS = {"blue": (40, 60, 220), "green": (40, 200, 60), "red": (220, 40, 40)}
 
 
+def pytest_configure(config):
+    """Session and module fixtures (trained models shared by many tests) run before the per-test home below:
+    give the whole session a home of its own too, so no test ever writes to the user's real one."""
+    import os
+    import tempfile
+
+    os.environ["VISIONTUNE_HOME"] = tempfile.mkdtemp(prefix="visiontune-tests-")
+    os.environ.pop("VISIONTUNE_DB", None)
+
+
+def pytest_unconfigure(config):
+    import os
+    import shutil
+
+    home = os.environ.get("VISIONTUNE_HOME", "")
+    if "visiontune-tests-" in home:
+        shutil.rmtree(home, ignore_errors=True)
+
+
 @pytest.fixture(autouse=True)
 def _home(tmp_path_factory, monkeypatch):
     """Each test gets its own caches and job store, and runs in its own folder (default outputs such as

@@ -1,6 +1,5 @@
 import base64
 import io
-import os
 import socket
 import subprocess
 import sys
@@ -17,7 +16,6 @@ from tests.conftest import COLORS, FAST, draw_image, make_folder_dataset
 @pytest.fixture(scope="session")
 def model_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("serve")
-    os.environ.setdefault("VISIONTUNE_HOME", str(root / "home"))
     data = make_folder_dataset(root / "d", per_class=12, split_layout=True)
     r = vt.train(data=str(data), out=str(root / "model"), **{**FAST, "epochs": 4}, learning_rate=0.01)
     return r.out
