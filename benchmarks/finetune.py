@@ -32,9 +32,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torchvision
-from torch import nn
-from torchvision import transforms
 
 import visiontune as vt
 from visiontune.data.cache import feature_cache, one_core_each
@@ -130,49 +127,14 @@ def phase_head(data: Path, size: int, epochs: int, work: Path) -> dict:
 
 
 def phase_seeds(data: Path, size: int, epochs: int) -> dict:
-    """The seeds' hpo.py: ImageFolder + DataLoader, frozen backbone run every epoch, fp32."""
-    torch.manual_seed(0)
-    tf = transforms.Compose([transforms.Resize((size, size)), transforms.Grayscale(3), transforms.ToTensor(),
-                             transforms.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])])
-    t0 = time.perf_counter()
-    train = torchvision.datasets.ImageFolder(str(data / "train"), transform=tf)
-    val = torchvision.datasets.ImageFolder(str(data / "val"), transform=tf)
-    test = torchvision.datasets.ImageFolder(str(data / "test"), transform=tf)
-    loaders = {k: torch.utils.data.DataLoader(d, batch_size=64 if k == "train" else 256, shuffle=k == "train",
-                                              num_workers=1)
-               for k, d in (("train", train), ("val", val), ("test", test))}
-    model, _, _ = create_model("mobilenet_v2", num_classes=10)
-    for p in model.backbone.parameters():
-        p.requires_grad = False
-    head = nn.Sequential(nn.Linear(1280, HEAD["hidden_units"]), nn.ReLU(), nn.Dropout(HEAD["dropout"]),
-                         nn.Linear(HEAD["hidden_units"], 10))
-    net = nn.Sequential(model.backbone, head)
-    opt = torch.optim.AdamW(head.parameters(), lr=HEAD["learning_rate"])
-    crit = nn.CrossEntropyLoss(label_smoothing=HEAD["label_smoothing"])
+    """The seeds' hpo.py (benchmarks/seed_hpo.py): ImageFolder + DataLoader, frozen backbone run every epoch, fp32."""
+    from seed_hpo import run
 
-    def evaluate(loader):
-        net.eval()
-        correct = n = 0
-        with torch.no_grad():
-            for x, y in loader:
-                correct += int((net(x).argmax(1) == y).sum())
-                n += len(y)
-        return correct / n
-
-    hist = []
-    for epoch in range(epochs):
-        net.train()
-        for x, y in loaders["train"]:
-            opt.zero_grad()
-            loss = crit(net(x), y)
-            loss.backward()
-            opt.step()
-        hist.append(evaluate(loaders["val"]))
-        print("seeds epoch", epoch + 1, "val_acc", hist[-1], round(time.perf_counter() - t0, 1), flush=True)
-    acc = evaluate(loaders["test"])
-    dt = time.perf_counter() - t0
-    return {"wall_s": round(dt, 2), "train_images_per_s": round(epochs * len(train) / dt, 1),
-            "test_accuracy": acc, "val_accuracy_per_epoch": hist}
+    r = run(str(data), learning_rate=HEAD["learning_rate"], batch_size=64, hidden_units=HEAD["hidden_units"],
+            dropout=HEAD["dropout"], epochs=epochs, label_smoothing=HEAD["label_smoothing"], image_size=size,
+            log=lambda *a, **k: print("seeds", *a, **k))
+    return {"wall_s": r["wall_s"], "train_images_per_s": round(epochs * r["train_images"] / r["wall_s"], 1),
+            "test_accuracy": r["test_accuracy"], "val_accuracy_per_epoch": r["val_accuracy_per_epoch"]}
 
 
 def phase_full(data: Path, size: int, epochs: int, work: Path) -> dict:

@@ -110,15 +110,11 @@ class RunContext:
     def record_hyperparameters(self, path: Path) -> None:
         """The values the run actually used (defaults filled in), once it knows them."""
         try:
-            from sqlalchemy import text
-
-            with self.store._write() as conn:  # noqa: SLF001 - a store-internal update
-                conn.execute(text("UPDATE vt_jobs SET hyperparameters = :h WHERE name = :n"),
-                             {"h": json.dumps({**self.job.hyperparameters, **{k: v for k, v in json.loads(
-                                 Path(path).read_text()).items() if k in self.job.hyperparameters}}),
-                              "n": self.job.name})
+            used = json.loads(Path(path).read_text())
         except (OSError, ValueError):
-            pass
+            return
+        recorded = self.job.hyperparameters
+        self.store.set_hyperparameters(self.job.name, {**recorded, **{k: v for k, v in used.items() if k in recorded}})
 
 
 @contextlib.contextmanager

@@ -336,6 +336,11 @@ class JobStore:
             row = conn.execute(text("SELECT stop_requested FROM vt_jobs WHERE name = :n"), {"n": name}).first()
         return bool(row and row[0])
 
+    def set_hyperparameters(self, name: str, values: dict) -> None:
+        with self._write() as conn:
+            conn.execute(text("UPDATE vt_jobs SET hyperparameters = :h WHERE name = :n"),
+                         {"h": json.dumps(values), "n": name})
+
     def set_secondary_status(self, name: str, status: str) -> None:
         with self._write() as conn:
             conn.execute(text("UPDATE vt_jobs SET secondary_status = :s WHERE name = :n"), {"s": status, "n": name})

@@ -15,7 +15,6 @@ Hyperband      TPE                                    Hyperband (epochs as the r
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from itertools import product
 
 from visiontune.errors import ConfigError
 from visiontune.registry import Registry
@@ -95,9 +94,6 @@ class Grid(Strategy):
         for values in self._space(ranges).values():
             size *= len(values)
         return min(requested, size) if requested else size
-
-    def combinations(self, ranges) -> int:
-        return len(list(product(*self._space(ranges).values())))
 
 
 class Hyperband(Strategy):
