@@ -90,3 +90,20 @@ def cli_run(*args, ok: bool = True):
     if ok:
         assert result.exit_code == 0, result.output
     return result
+
+
+def apt_install(package: str) -> str | None:
+    """Install a Debian package for a test that needs it (postgresql, chromium) when running as root;
+    returns why it could not, or None."""
+    import os
+    import shutil
+    import subprocess
+
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        return f"{package} is not installed and this user cannot install it (apt-get install {package} as root)"
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", package]):
+        r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
+        if r.returncode:
+            return f"`{' '.join(cmd)}` failed: {r.stderr.strip()[-300:]}"
+    return None

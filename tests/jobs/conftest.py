@@ -15,6 +15,7 @@ import tempfile
 import time
 
 import pytest
+from tests.conftest import apt_install
 
 
 def _pg_bin() -> str | None:
@@ -22,17 +23,6 @@ def _pg_bin() -> str | None:
     if found:
         return os.path.dirname(found[-1])
     return os.path.dirname(shutil.which("initdb")) if shutil.which("initdb") else None
-
-
-def _install() -> str | None:
-    if os.geteuid() != 0 or not shutil.which("apt-get"):
-        return "PostgreSQL is not installed and this user cannot install it (apt-get install postgresql as root)"
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "postgresql"]):
-        r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
-        if r.returncode:
-            return f"`{' '.join(cmd)}` failed: {r.stderr.strip()[-300:]}"
-    return None
 
 
 def _free_port() -> int:
@@ -46,7 +36,7 @@ def postgres_url():
     """``postgresql://postgres@127.0.0.1:PORT/visiontune_test`` on a server started for this session."""
     pytest.importorskip("psycopg", reason="psycopg is not installed (pip install 'visiontune[postgres]')")
     if _pg_bin() is None:
-        why = _install()
+        why = apt_install("postgresql")
         if why or _pg_bin() is None:
             pytest.skip(f"no PostgreSQL server for the store tests: {why or 'initdb not found after installing'}")
     bin_ = _pg_bin()

@@ -79,6 +79,14 @@ def describe_cmd(name):
     series = store.metrics(name)
     doc["MetricSeries"] = {k: {"points": len(v), "last": v[-1][1], "best_max": max(x[1] for x in v),
                                "best_min": min(x[1] for x in v)} for k, v in series.items()}
+    from pathlib import Path
+
+    from visiontune.debug.rules import read_rules
+
+    rules = read_rules(Path(job.output_dir) / "debug") or {"rules": []}
+    for key, kind in (("DebugRuleEvaluationStatuses", "debug"), ("ProfilerRuleEvaluationStatuses", "profiler")):
+        doc[key] = [{"RuleConfigurationName": r["name"], "RuleEvaluationStatus": r["status"],
+                     "StatusDetails": r["message"]} for r in rules["rules"] if r["kind"] == kind]
     click.echo(json.dumps(doc, indent=2))
 
 

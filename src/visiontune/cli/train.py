@@ -83,11 +83,14 @@ def _hyperparameters(text: str | None) -> dict:
               help="script mode: NAME=REGEX, the first group of each match is a point of metric NAME (repeat)")
 @click.option("--instance-count", default=1, show_default=True, type=click.IntRange(1),
               help="workers training one model data-parallel (PyTorch DDP launched by Ray Train)")
+@click.option("--debugger-compat", type=click.Choice(["auto", "smdebug", "off"]), default="auto", show_default=True,
+              help="script mode: put smdebug's API (visiontune's shim) on the script's import path; auto: when it "
+                   "imports smdebug")
 @click.option("--ray-address", default=None, help="with --instance-count > 1: the Ray cluster's HOST:PORT "
                                                   "(default: a local Ray)")
 @click.pass_context
 def train_cmd(ctx, job_name, detach, entry_point, source_dir, channels, hyperparameters, metric_definitions,
-              instance_count, ray_address, **options):
+              instance_count, ray_address, debugger_compat, **options):
     """Fine-tune a pretrained model (writes the model artifact, metrics and plots to --out), or run a
     SageMaker training script with --entry-point.  Either way the run is a job (`visiontune jobs list`)."""
     from visiontune.errors import ConfigError
@@ -99,13 +102,15 @@ def train_cmd(ctx, job_name, detach, entry_point, source_dir, channels, hyperpar
     out = options.get("out") or None
     if entry_point:
         engine_flags = [f"--{n.replace('_', '-')}" for n in options
-                        if n != "out" and ctx.get_parameter_source(n) == ParameterSource.COMMANDLINE]
+                        if n not in ("out", *_SCRIPT_DEBUG) and ctx.get_parameter_source(n) == ParameterSource.COMMANDLINE]
         if engine_flags:
             raise ConfigError(f"{', '.join(engine_flags)} set the built-in engine; a script takes its settings as "
                               "--hyperparameters '{...}'")
         spec = {"entry_point": entry_point, "source_dir": source_dir, "channels": _channels(channels),
                 "hyperparameters": _hyperparameters(hyperparameters), "metric_definitions": list(metric_definitions),
-                "instance_count": instance_count, "ray_address": ray_address}
+                "instance_count": instance_count, "ray_address": ray_address,
+                "debugger": {"enabled": options["debugger"], "rules": options["debug_rules"],
+                             "profile_interval": options["profile_interval"], "compat": debugger_compat}}
         kind = "script"
     else:
         if channels or hyperparameters or metric_definitions or source_dir:
@@ -135,6 +140,10 @@ def train_cmd(ctx, job_name, detach, entry_point, source_dir, channels, hyperpar
         note(f"[bold green]done[/] in {done.elapsed:.1f}s: model {done.model_data}"
              + ("; metrics " + ", ".join(f"{k}={v:g}" for k, v in done.final_metrics.items())
                 if done.final_metrics else ""))
+
+
+#: the engine flags a script job takes too (the debugger runs beside scripts as well)
+_SCRIPT_DEBUG = ("debugger", "debug_rules", "profile_interval")
 
 
 def register(cli: click.Group) -> None:

@@ -6,6 +6,7 @@ recorded as a job (``visiontune jobs list`` shows it).
 
 from __future__ import annotations
 
+from visiontune.debug.trial import JOB_LOOKUP
 from visiontune.jobs.runner import run_job, submit
 from visiontune.jobs.store import JobStore
 
@@ -39,3 +40,10 @@ def train(config=None, *, job_name: str | None = None, callbacks: tuple = (), **
     job = submit(store, "builtin", {"config": cfg.to_dict()}, name=job_name, output_dir=cfg.out or None)
     done = run_job(store, job.name, callbacks=callbacks)
     return TrainResult.from_dir(done.output_dir, job=done.name)
+
+
+def _job_record(name: str):
+    return default_store().get_job(name)
+
+
+JOB_LOOKUP.register(_job_record, "job store")  # create_trial("job-name") and `visiontune report JOB`

@@ -68,7 +68,8 @@ class BuiltinJob(JobKind):
 def _hyperparameters(config: dict) -> dict:
     """What a user would call the hyperparameters (not paths and bookkeeping)."""
     skip = {"data", "out", "resume", "overwrite", "num_workers", "device", "label_attribute", "on_bad_image",
-            "eval_batch_size", "checkpoints", "plots"}
+            "eval_batch_size", "checkpoints", "plots", "debugger", "debug_rules", "debug_save_interval",
+            "profile_interval", "profile_steps"}
     return {k: v for k, v in config.items() if k not in skip}
 
 

@@ -31,7 +31,8 @@ class LogSink:
         self.lock = threading.Lock()
         self.tail: list[str] = []  # the last lines, for a failure reason
 
-    def write(self, text: str) -> None:
+    def write(self, text: str, tail: bool = True) -> None:
+        """``tail=False``: visiontune's own note, not part of what the job printed (a failure's last lines)."""
         if not text or _CURSOR.search(text):  # live progress bars stay on the terminal
             return
         text = _ANSI.sub("", text).replace("\r\n", "\n")
@@ -40,7 +41,8 @@ class LogSink:
         with self.lock:
             self.file.write(text)
             self.buffer.append(text)
-            self.tail = (self.tail + text.splitlines())[-40:]
+            if tail:
+                self.tail = (self.tail + text.splitlines())[-40:]
 
     def flush(self) -> None:
         with self.lock:
@@ -94,7 +96,7 @@ class RunContext:
 
     def log(self, text: str) -> None:
         """A line for the log only (visiontune's own notes)."""
-        self.sink.write(text if text.endswith("\n") else text + "\n")
+        self.sink.write(text if text.endswith("\n") else text + "\n", tail=False)
 
     def output(self, text: str) -> None:
         """What the job prints: to this process's stdout and into the log, once."""

@@ -196,8 +196,13 @@ def script_env(job, out: Path, hosts: list[str] | None = None, current_host: str
     env = training_env(job_name=job.name, entry_point=spec["entry_point"], source_dir=source, channels=spec["channels"],
                        hyperparameters=hps, model_dir=model_dir, output_dir=output_dir, hosts=hosts,
                        current_host=current_host, extra=spec.get("env"))
-    return {**os.environ, **env, "PYTHONUNBUFFERED": "1",
-            "PYTHONPATH": os.pathsep.join([str(source), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    from visiontune.debug.scripts import script_debug_env
+
+    debug = script_debug_env(spec, out)
+    shim = debug.pop("PYTHONPATH_PREPEND", None)  # smdebug's API, on this script's path only
+    return {**os.environ, **env, **debug, "PYTHONUNBUFFERED": "1",
+            "PYTHONPATH": os.pathsep.join([*filter(None, [shim]), str(source),
+                                           *filter(None, [os.environ.get("PYTHONPATH")])])}
 
 
 def run_script_process(job, env: dict, emit, parser: MetricParser, metrics, stop=None, prefix: str = "") -> int:

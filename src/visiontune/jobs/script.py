@@ -62,6 +62,9 @@ class ScriptJob(JobKind):
                 "source_dir": str(source), "channels": channels, "hyperparameters": hps,
                 "metric_definitions": parse_metric_definitions(spec.get("metric_definitions") or []),
                 "instance_count": instance_count}
+        from visiontune.debug.scripts import check_settings
+
+        full["debugger"] = check_settings(spec.get("debugger"))
         return full, dict(hps)
 
     def default_base_name(self, spec: dict) -> str:
@@ -77,16 +80,23 @@ class ScriptJob(JobKind):
         if missing:
             ctx.log(f"[visiontune] requirements.txt: not satisfied here (not installed automatically): "
                     f"{'; '.join(missing)}. Install them with pip if the script needs them.")
-        if int(spec.get("instance_count") or 1) > 1:
-            from visiontune.jobs.distributed import run_distributed, script_worker
+        session = _debug_session(ctx)
+        try:
+            if int(spec.get("instance_count") or 1) > 1:
+                from visiontune.jobs.distributed import run_distributed, script_worker
 
-            run_distributed(ctx, script_worker, {})
-            rc = 0
-        else:
-            env = script_env(ctx.job, out)
-            ctx.log(f"[visiontune] running: {' '.join(command(spec))} (in {source})")
-            rc = run_script_process(ctx.job, env, ctx.output, MetricParser(spec["metric_definitions"]), ctx.metrics,
-                                    stop=ctx.stop)
+                run_distributed(ctx, script_worker, {})
+                rc = 0
+            else:
+                env = script_env(ctx.job, out)
+                ctx.log(f"[visiontune] running: {' '.join(command(spec))} (in {source})")
+                rc = run_script_process(ctx.job, env, ctx.output, MetricParser(spec["metric_definitions"]),
+                                        ctx.metrics, stop=ctx.stop)
+        finally:
+            if session is not None:
+                from visiontune.debug.session import summary
+
+                ctx.log(summary(session.finish(), ctx.job.name))
         if ctx.stop.is_set():
             package(model_dir, out / "model.tar.gz")
             raise _stopped(rc)
@@ -98,6 +108,26 @@ class ScriptJob(JobKind):
             package(output_dir / "data", out / "output.tar.gz")
         final = {name: series[-1][1] for name, series in ctx.store.metrics(ctx.job.name).items()}
         return RunResult(final, model_data)
+
+
+def _debug_session(ctx: "RunContext"):
+    """The system monitor and the rules beside the script (the script's hook writes the tensors)."""
+    import time
+
+    from visiontune.debug.scripts import DEFAULTS
+    from visiontune.debug.session import DebugSession
+
+    settings = {**DEFAULTS, **(ctx.job.spec.get("debugger") or {})}
+    if not settings["enabled"]:
+        return None
+
+    def stop(reason: str) -> None:
+        ctx.log(f"[debugger] stopping the job: {reason}")
+        ctx.stop.set()
+
+    return DebugSession(ctx.output_dir / "debug", rules=settings["rules"], kind="script",
+                        monitor_interval=float(settings["profile_interval"]), log=ctx.log, stop=stop,
+                        started=time.time())
 
 
 def _stopped(rc: int):

@@ -8,8 +8,8 @@ import warnings
 CLOUD_ONLY = {
     "role", "instance_type", "instance_count_per_host", "framework_version", "py_version", "sagemaker_session",
     "output_path", "code_location", "volume_size", "volume_kms_key", "max_run", "use_spot_instances", "max_wait",
-    "checkpoint_s3_uri", "checkpoint_local_path", "image_uri", "debugger_hook_config", "profiler_config", "rules",
-    "tensorboard_output_config", "disable_profiler", "tags", "subnets", "security_group_ids", "model_uri",
+    "checkpoint_s3_uri", "checkpoint_local_path", "image_uri",
+    "tensorboard_output_config", "tags", "subnets", "security_group_ids", "model_uri",
     "enable_sagemaker_metrics", "enable_network_isolation", "encrypt_inter_container_traffic", "keep_alive_period_in_seconds",
     "train_instance_type", "train_instance_count", "input_mode", "output_kms_key", "model_channel_name",
     "container_log_level", "dependencies", "distribution", "environment", "git_config", "hyperparameter_tuning_job_name",

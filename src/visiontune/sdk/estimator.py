@@ -87,8 +87,13 @@ def _channels(inputs: Any) -> dict[str, str]:
 class _EstimatorBase:
     kind = ""
 
-    def __init__(self, base_job_name: str | None, output_dir: str | None):
+    def __init__(self, base_job_name: str | None, output_dir: str | None, rules=None, debugger_hook_config=None,
+                 profiler_config=None, disable_profiler: bool = False):
+        from visiontune.sdk.debugger import job_settings
+
         self.base_job_name, self.output_dir = base_job_name, output_dir
+        #: rules=, debugger_hook_config=, profiler_config= as the SageMaker SDK takes them
+        self.debugger = job_settings(rules, debugger_hook_config, profiler_config, disable_profiler)
         self.latest_training_job: TrainingJob | None = None
         self._model_data: str | None = None
 
@@ -163,9 +168,10 @@ class Estimator(_EstimatorBase):
 
     def __init__(self, entry_point: str, source_dir: str | None = None, hyperparameters: dict | None = None,
                  metric_definitions: list[dict] | None = None, instance_count: int = 1,
-                 base_job_name: str | None = None, output_dir: str | None = None, **sagemaker_only):
+                 base_job_name: str | None = None, output_dir: str | None = None, rules=None,
+                 debugger_hook_config=None, profiler_config=None, disable_profiler: bool = False, **sagemaker_only):
         ignore_cloud_args(type(self).__name__, sagemaker_only)
-        super().__init__(base_job_name, output_dir)
+        super().__init__(base_job_name, output_dir, rules, debugger_hook_config, profiler_config, disable_profiler)
         self.entry_point, self.source_dir = entry_point, source_dir
         self._hyperparameters = dict(hyperparameters or {})
         self.metric_definitions = list(metric_definitions or [])
@@ -181,9 +187,10 @@ class Estimator(_EstimatorBase):
         return Path(self.entry_point).stem.replace("_", "-")
 
     def _spec(self, channels, job_dir):
+        debugger = self.debugger
         return {"entry_point": self.entry_point, "source_dir": self.source_dir, "channels": channels,
                 "hyperparameters": self._hyperparameters, "metric_definitions": self.metric_definitions,
-                "instance_count": self.instance_count}
+                "instance_count": self.instance_count, **({"debugger": debugger} if debugger else {})}
 
     @classmethod
     def _from_job(cls, job: Job, **kwargs) -> "Estimator":
@@ -238,9 +245,10 @@ class ImageClassifier(_EstimatorBase):
 
     def __init__(self, model: str = "mobilenet_v2", mode: str = "head", hyperparameters: dict | None = None,
                  instance_count: int = 1, base_job_name: str | None = None, output_dir: str | None = None,
+                 rules=None, debugger_hook_config=None, profiler_config=None, disable_profiler: bool = False,
                  **sagemaker_only):
         ignore_cloud_args(type(self).__name__, sagemaker_only)
-        super().__init__(base_job_name, output_dir)
+        super().__init__(base_job_name, output_dir, rules, debugger_hook_config, profiler_config, disable_profiler)
         self.model, self.mode, self.instance_count = model, mode, int(instance_count)
         self._hyperparameters = builtin_hyperparameters(hyperparameters or {})
 
@@ -254,7 +262,10 @@ class ImageClassifier(_EstimatorBase):
         return self.model.replace("_", "-").replace(":", "-")
 
     def _spec(self, channels, job_dir):
-        return {"config": {**self.hyperparameters(), "data": data_from_channels(channels, job_dir)},
+        from visiontune.sdk.debugger import engine_options
+
+        return {"config": {**self.hyperparameters(), **engine_options(self.debugger),
+                           "data": data_from_channels(channels, job_dir)},
                 "instance_count": self.instance_count}
 
     @classmethod

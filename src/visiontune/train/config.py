@@ -71,6 +71,14 @@ class TrainConfig:
     plots: bool = opt(True, "draw learning_curves.png and confusion_matrix.png (tuning trials skip them; the "
                             "best trial's are drawn when the tuning job ends)")
     overwrite: bool = opt(False, "replace a finished (or interrupted) run in --out instead of refusing")
+    debugger: bool = opt(True, "record losses, metrics, weight/gradient summaries and system usage in <out>/debug, "
+                               "evaluate the debugger rules beside the run (visiontune report shows them)")
+    debug_rules: str = opt("default", "rules beside the run: default (every rule that applies), none, or a comma "
+                                      "list of name[:key=value...][:action=stop] (visiontune debug rules lists them)")
+    debug_save_interval: int = opt(0, "steps between saves of weights, gradients and activations (0: spaced to "
+                                      "cost ~1% of the training time)")
+    profile_interval: float = opt(0.5, "seconds between system-usage samples (0: no system profiling)")
+    profile_steps: str = opt("", "a torch.profiler trace of these training steps, e.g. 5:8 (open it in Perfetto)")
 
     def __post_init__(self):
         for f in fields(self):
@@ -98,6 +106,15 @@ class TrainConfig:
             raise ConfigError(f"label_smoothing={self.label_smoothing}: must be in [0, 1)")
         if not self.data:
             raise ConfigError("data: give the dataset to train on (--data PATH)")
+        if self.debug_save_interval < 0 or self.profile_interval < 0:
+            raise ConfigError("debug_save_interval and profile_interval must be 0 or more")
+        if self.debugger:
+            from visiontune.debug.config import parse_step_range
+            from visiontune.debug.rules import parse_rules
+
+            parse_rules(self.debug_rules)  # an unknown rule or a bad parameter fails before any work
+            if self.profile_steps:
+                parse_step_range(self.profile_steps)
 
     @property
     def lr(self) -> float:
@@ -135,7 +152,8 @@ class TrainConfig:
     def training_identity(self) -> dict[str, Any]:
         """What must match for ``--resume`` to continue a run (everything but bookkeeping)."""
         d = self.to_dict()
-        for k in ("resume", "overwrite", "num_workers", "out", "eval_batch_size", "checkpoints", "plots"):
+        for k in ("resume", "overwrite", "num_workers", "out", "eval_batch_size", "checkpoints", "plots", "debugger",
+                  "debug_rules", "debug_save_interval", "profile_interval", "profile_steps"):
             d.pop(k)
         return d
 

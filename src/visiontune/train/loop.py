@@ -23,6 +23,7 @@ from visiontune.artifact.store import is_artifact, pack, save_artifact
 from visiontune.data.cache import cache_key, library_versions
 from visiontune.data.sources import open_dataset
 from visiontune.data.transforms import build_augmentation, normalize
+from visiontune.debug.modes import ModeKeys
 from visiontune.errors import CheckpointError, ConfigError, DataError, option
 from visiontune.paths import timestamped
 from visiontune.progress import bar, log_metrics, note
@@ -120,12 +121,17 @@ class _Trainer:
         self.sched, self.per_batch = _scheduler(cfg, self.opt, self.steps_per_epoch)
         self.scaler = torch.amp.GradScaler(device.type) if dtype == torch.float16 else None
         self.stop = None  # a threading.Event: set -> StopTraining at the next batch
+        self.hook = None  # the debugger's hook (visiontune.debug), when it is on
+        self.rule_stop: list[str] = []  # a rule asked to stop: the run ends after this epoch
+        self.rules = None  # the rules' runner (rank 0, debugger on)
 
     def forward(self, x: torch.Tensor, train: bool) -> torch.Tensor:
         if x.dtype == torch.uint8:
             x = normalize(x, self.prep, self.device, policy=self.policy if train else None)
         else:
             x = x.to(self.device, non_blocking=True)
+        if self.hook is not None and self.hook.saving("inputs"):
+            self.hook.save_input(x)
         with autocast(self.device, self.dtype):
             return (self.train_net if train else self.net)(x).float()
 
@@ -135,8 +141,12 @@ class _Trainer:
         gen = torch.Generator().manual_seed(_epoch_seed(self.cfg.seed, epoch))
         perm = torch.randperm(len(data), generator=gen)
         self.net.train()
+        hook = self.hook
+        if hook is not None:
+            hook.set_mode(ModeKeys.TRAIN)
         total_loss, correct, seen = 0.0, 0, 0
         for start in range(0, len(perm), self.cfg.batch_size):
+            t0 = time.perf_counter()
             if self.stop is not None and self.stop.is_set():
                 raise StopTraining(f"stopped on request during epoch {epoch}")
             idx, share = perm[start:start + self.cfg.batch_size], 1.0
@@ -147,8 +157,12 @@ class _Trainer:
                 idx, share = mine, len(mine) * self.world / len(idx)
             xb, yb = data.batch(idx)
             yb = yb.to(self.device)
+            if hook is not None:
+                hook.begin_step()
+            t1 = time.perf_counter()
             logits = self.forward(xb, train=True)
             loss = self.criterion(logits, yb)
+            t2 = time.perf_counter()
             if share != 1.0:
                 loss_for_grad = loss * share  # DDP averages over ranks; this weights each rank by its share
             else:
@@ -163,13 +177,25 @@ class _Trainer:
                 self.scaler.update()
             else:
                 loss_for_grad.backward()
+                t3 = time.perf_counter()
+                if hook is not None:
+                    hook.end_backward()
                 self.opt.step()
             if self.sched is not None and self.per_batch:
                 self.sched.step()
-            total_loss += loss.item() * len(yb)
-            correct += int((logits.argmax(1) == yb).sum())
+            loss_value = loss.item()
+            total_loss += loss_value * len(yb)
+            pred = logits.argmax(1)
+            correct += int((pred == yb).sum())
             seen += len(yb)
             advance(len(yb))
+            if hook is not None:
+                t4 = time.perf_counter()
+                if self.scaler is None:
+                    hook.record_step(loss_value, yb, pred, data=t1 - t0, forward=t2 - t1, backward=t3 - t2,
+                                     optimizer=t4 - t3, step_seconds=t4 - t0)
+                else:
+                    hook.record_step(loss_value, yb, pred, data=t1 - t0, forward=t2 - t1, step_seconds=t4 - t0)
         if self.sched is not None and not self.per_batch:
             self.sched.step()
         if self.world > 1:  # the epoch's loss and accuracy over every rank's share
@@ -181,14 +207,22 @@ class _Trainer:
         return total_loss / seen, correct / seen
 
     @torch.inference_mode()
-    def logits(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    def logits(self, split: str, mode=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every image's logits in ``split``; the debugger records them in ``mode`` (EVAL: with their loss)."""
         data = self.inputs[split]
         self.net.eval()
+        if self.hook is not None:
+            self.hook.set_mode(mode or ModeKeys.EVAL)
         out = []
         for start in range(0, len(data), self.cfg.eval_batch_size):
             idx = torch.arange(start, min(start + self.cfg.eval_batch_size, len(data)))
-            xb, _ = data.batch(idx)
-            out.append(self.forward(xb, train=False).cpu())
+            xb, yb = data.batch(idx)
+            if self.hook is not None:
+                self.hook.begin_step()
+            logits = self.forward(xb, train=False)
+            if self.hook is not None and (mode or ModeKeys.EVAL) == ModeKeys.EVAL:
+                self.hook.record_step(self.criterion(logits, yb.to(self.device)))  # each batch's loss
+            out.append(logits.cpu())
         return (torch.cat(out) if out else torch.zeros(0, self.num_classes)), data.y
 
     def trainable_state(self) -> dict[str, torch.Tensor]:
@@ -228,12 +262,58 @@ def train(config: TrainConfig | None = None, *, callbacks: tuple[EpochCallback, 
     cfg = config if config is not None else TrainConfig.from_dict(options)
     if config is not None and options:
         cfg = TrainConfig.from_dict({**config.to_dict(), **options})
-    started = time.perf_counter()
+    started, wall = time.perf_counter(), time.time()
     run = _resolve(cfg)
     trainer, inputs, skipped = _prepare_inputs(run)
     trainer.stop = stop
-    history, best = _fit(run, trainer, callbacks)
-    return _finish(run, trainer, history, best, skipped, started)
+    session = _start_debugger(run, trainer, wall) if run.cfg.debugger else None
+    try:
+        history, best = _fit(run, trainer, callbacks)
+        return _finish(run, trainer, history, best, skipped, started, session)
+    finally:
+        if trainer.hook is not None:
+            trainer.hook.close()
+        if session is not None:
+            session.finish()
+
+
+#: the share of training time the engine's debugger may spend summarising weights, gradients and activations
+BUDGET = 0.01
+
+
+def _start_debugger(run: _Run, trainer: "_Trainer", started: float):
+    """The hook on the model being trained (every rank writes its own file), and on rank 0 the system
+    monitor and the rules, in ``<out>/debug``."""
+    from visiontune.debug.config import HookConfig, SaveConfig, parse_step_range
+    from visiontune.debug.hook import Hook
+    from visiontune.debug.session import FOLDER, DebugSession
+
+    cfg, folder = run.cfg, run.out / FOLDER
+    if run.state is None:  # a new run: the folder's old files would mix with this one's; each rank clears its own
+        from visiontune.debug.hook import clear_worker
+
+        clear_worker(folder, str(trainer.rank), shared=trainer.rank == 0)
+    # weights, gradients, activations and inputs of every layer cost several ms to summarise (a mobilenet_v2
+    # step: ~80 ms at 64 px on 2 cores), so by default they are saved on steps spaced to spend ~1% of the
+    # training time (benchmarks/debug_overhead.py); --debug-save-interval N fixes the spacing instead
+    interval = cfg.debug_save_interval
+    hook = Hook(config=HookConfig(str(folder), SaveConfig(save_interval=interval or 1),
+                                  profile_steps=parse_step_range(cfg.profile_steps) if cfg.profile_steps else None),
+                budget=None if interval else BUDGET)
+    if run.state is not None:
+        hook.resume_after(folder)
+    hook.register_module(trainer.net, step_hooks=False)  # the loop drives it: nothing runs on steps that save nothing
+    trainer.hook = hook
+    if trainer.rank != 0:
+        return None
+
+    def stop(reason: str) -> None:
+        trainer.rule_stop.append(reason)
+
+    session = DebugSession(folder, rules=cfg.debug_rules, kind="builtin", monitor_interval=cfg.profile_interval,
+                           log=note, stop=stop, started=started, pretrained=bool(run.wspec or cfg.weights))
+    trainer.rules = session.runner
+    return session
 
 
 def _resolve(cfg: TrainConfig) -> _Run:
@@ -343,13 +423,21 @@ def _fit(run: _Run, trainer: "_Trainer", callbacks) -> tuple[list[dict], dict]:
         t0 = time.perf_counter()
         with bar(len(trainer.inputs["train"]), f"epoch {epoch}/{cfg.epochs}") as advance:
             train_loss, train_acc = trainer.train_epoch(epoch, advance)
+        train_seconds = time.perf_counter() - t0
         val_logits, val_y = trainer.logits("validation")
         val = evaluate_logits(val_logits, val_y, run.dataset.classes, cfg.top_k)
         row = {"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc, "val_loss": val["loss"],
                "val_acc": val["accuracy"], "lr": trainer.opt.param_groups[0]["lr"],
-               "epoch_seconds": round(time.perf_counter() - t0, 3)}
+               "epoch_seconds": round(time.perf_counter() - t0, 3), "train_seconds": round(train_seconds, 4)}
         history.append(row)
         log_metrics(**row)
+        if trainer.hook is not None:  # every logged value, in the mode it belongs to
+            trainer.hook.set_mode(ModeKeys.TRAIN)
+            for key in ("train_loss", "train_acc", "lr", "epoch_seconds"):
+                trainer.hook.save_scalar(key, row[key])
+            trainer.hook.set_mode(ModeKeys.EVAL)
+            for key in ("val_loss", "val_acc"):
+                trainer.hook.save_scalar(key, row[key])
         if cfg.early_stopping:
             if val["loss"] < best["loss"] - cfg.early_stopping_min_delta:
                 best = {"loss": val["loss"], "epoch": epoch, "bad_epochs": 0}
@@ -366,6 +454,12 @@ def _fit(run: _Run, trainer: "_Trainer", callbacks) -> tuple[list[dict], dict]:
             })
         for cb in callbacks:
             cb(epoch, row)
+        if trainer.rules is not None and trainer.rules.stops:  # a rule that may stop the run sees every epoch
+            trainer.hook.flush()
+            trainer.rules.poke(wait=True)
+        if trainer.rule_stop:
+            note(f"stopping after epoch {epoch}: {trainer.rule_stop[0]} (its action is stop)")
+            break
     if cfg.early_stopping and best_state is not None:
         net.load_state_dict(best_state)
         note(f"early stopping: keeping epoch {best['epoch']} (val_loss={best['loss']:.4f})"
@@ -373,10 +467,20 @@ def _fit(run: _Run, trainer: "_Trainer", callbacks) -> tuple[list[dict], dict]:
     return history, (best if cfg.early_stopping else None)
 
 
-def _finish(run: _Run, trainer: "_Trainer", history, best, skipped, started: float) -> TrainResult:
+def _finish(run: _Run, trainer: "_Trainer", history, best, skipped, started: float, session=None) -> TrainResult:
     """Evaluate, write the artifact and the reports, pack ``model.tar.gz``."""
     cfg, out, model, spec, wspec = run.cfg, run.out, run.model, run.spec, run.wspec
     metrics = _final_metrics(trainer, run.dataset, cfg, history, skipped, best)
+    if trainer.rule_stop:
+        metrics["stopped_by_rule"] = trainer.rule_stop[0]
+    if trainer.hook is not None:
+        trainer.hook.close()
+    if session is not None:
+        from visiontune.debug.session import summary
+
+        results = session.finish()
+        metrics["debugger"] = {r["name"]: r["status"] for r in results["rules"]}
+        note(summary(results, out))
     metrics["runtime"] = {"device": run.device.type, "training_precision": dtype_name(run.dtype),
                           "feature_precision": dtype_name(run.feature_dtype) if cfg.uses_feature_cache else None}
     metrics["seconds"] = round(time.perf_counter() - started, 3)
@@ -398,9 +502,9 @@ def _finish(run: _Run, trainer: "_Trainer", history, best, skipped, started: flo
 
 def _final_metrics(trainer: _Trainer, dataset, cfg: TrainConfig, history, skipped, best) -> dict:
     split = "test" if "test" in trainer.inputs and len(trainer.inputs["test"]) else "validation"
-    logits, y = trainer.logits(split)
+    logits, y = trainer.logits(split, ModeKeys.PREDICT)
     result = evaluate_logits(logits, y, dataset.classes, cfg.top_k)
-    val_logits, val_y = trainer.logits("validation")
+    val_logits, val_y = trainer.logits("validation", ModeKeys.PREDICT)
     val = evaluate_logits(val_logits, val_y, dataset.classes, cfg.top_k)
     k = [key for key in result if key.startswith("top_")][0]
     summary = {f"{split}_accuracy": result["accuracy"], f"{split}_{k}": result[k],

@@ -1,0 +1,1 @@
+from visiontune.debug.modes import EVAL, GLOBAL, PREDICT, TRAIN, ModeKeys  # noqa: F401

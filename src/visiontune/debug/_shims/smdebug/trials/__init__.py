@@ -1,0 +1,1 @@
+from visiontune.debug.trial import create_trial  # noqa: F401
