@@ -107,3 +107,25 @@ def apt_install(package: str) -> str | None:
         if r.returncode:
             return f"`{' '.join(cmd)}` failed: {r.stderr.strip()[-300:]}"
     return None
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+def _chromium_path() -> str | None:
+    import os
+    import shutil
+
+    return CHROMIUM if os.path.exists(CHROMIUM) else shutil.which("chromium")
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Debian's chromium, for Playwright to drive (installed here when missing and this user can)."""
+    pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed (pip install playwright)")
+    if _chromium_path() is None:
+        why = apt_install("chromium")
+        if why or _chromium_path() is None:
+            pytest.skip(f"no Chromium for the browser tests: {why or 'chromium not found after installing it'}")
+    return _chromium_path()

@@ -36,7 +36,12 @@ class Registry(Generic[T]):
     def get(self, name: str) -> T:
         self._ensure()
         if name not in self._items:
-            raise ConfigError(f"{self.what} {name!r}: choose one of {', '.join(self._items)}")
+            import difflib
+
+            by_lower = {k.lower(): k for k in self._items}
+            close = difflib.get_close_matches(str(name).lower(), list(by_lower), n=1, cutoff=0.75)
+            hint = f"did you mean {by_lower[close[0]]!r}? " if close else ""
+            raise ConfigError(f"{self.what} {name!r}: {hint}choose one of {', '.join(self._items)}")
         return self._items[name]
 
     def names(self) -> list[str]:

@@ -73,6 +73,7 @@ def run(out: Path, fault: str = "healthy", epochs: int = 3, save_interval: int =
     opt = torch.optim.SGD(net.parameters(), lr=opt_lr, momentum=0.9) if fault in ("lr10", "diverge") else \
         torch.optim.Adam(net.parameters(), lr=opt_lr)
     hook = Hook(out_dir=folder, save_config=SaveConfig(save_interval=save_interval))
+    hook.flush_seconds = 0.2  # fresh records for the rules that watch the run live
     hook.register_module(net)
     hook.register_loss(crit)
     batch = 8 if fault == "overfit" else 32
@@ -84,7 +85,7 @@ def run(out: Path, fault: str = "healthy", epochs: int = 3, save_interval: int =
         for i in range(0, len(xt), batch):
             idx = perm[i:i + batch]
             if fault == "sleepy_loader" and epoch == 1 and i == 0:
-                time.sleep(3.0)
+                time.sleep(5.0)
             logits = net(xt[idx])
             loss = crit(logits, yt[idx])
             opt.zero_grad()

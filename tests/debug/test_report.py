@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import apt_install
 from tests.debug.broken import run
 from visiontune.debug import TensorUnavailable
 from visiontune.debug.report import build_report, terminal_summary
@@ -18,7 +17,6 @@ from visiontune.debug.rules import RuleRunner, parse_rules
 
 SECTIONS = ("summary", "rules", "curves", "system", "steps", "profiler", "confusion", "warnings", "traces")
 EXTERNAL = re.compile(r"""(?:src|href)\s*=\s*["']?\s*(?:https?:)?//""", re.I)
-CHROMIUM = "/usr/bin/chromium"
 
 
 # -- runs to report on ---------------------------------------------------------------------------------
@@ -56,24 +54,6 @@ def _copy(run_dir: Path, to: Path) -> Path:
 
 def _charts(text: str) -> list[str]:
     return re.findall(r'<figure class="chart" data-chart="([^"]+)"', text)
-
-
-# -- headless Chromium, installed from Debian's packages when missing ----------------------------------
-def _chromium_path() -> str | None:
-    if os.path.exists(CHROMIUM):
-        return CHROMIUM
-    return shutil.which("chromium")
-
-
-@pytest.fixture(scope="session")
-def chromium() -> str:
-    """Debian's chromium, for Playwright to drive (installed here when missing and this user can)."""
-    pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed (pip install playwright)")
-    if _chromium_path() is None:
-        why = apt_install("chromium")
-        if why or _chromium_path() is None:
-            pytest.skip(f"no Chromium to render the report in: {why or 'chromium not found after installing it'}")
-    return _chromium_path()
 
 
 # -- the tests -------------------------------------------------------------------------------------------

@@ -58,11 +58,11 @@ def test_each_rule_fires_on_its_fault(rule, tmp_path, healthy):
 
 
 def test_stalled_training_fires_while_the_job_runs_and_stops_it(tmp_path):
-    folder = run(tmp_path, "sleepy_loader", epochs=2, session_rules=["stalled_training_rule:threshold=1:action=stop"])
+    folder = run(tmp_path, "sleepy_loader", epochs=2, session_rules=["stalled_training_rule:threshold=2:action=stop"])
     results = json.loads((folder / "rules.json").read_text())
     st = _status(results, "stalled_training_rule")
     assert st["status"] == "IssuesFound" and "no tensor saved" in st["message"]
-    quiet = run(tmp_path / "ok", "healthy", epochs=2, session_rules=["stalled_training_rule:threshold=1"])
+    quiet = run(tmp_path / "ok", "healthy", epochs=2, session_rules=["stalled_training_rule:threshold=2"])
     assert _status(json.loads((quiet / "rules.json").read_text()), "stalled_training_rule")["status"] == \
         "NoIssuesFound"
 

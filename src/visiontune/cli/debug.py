@@ -30,10 +30,16 @@ def rules_cmd():
     from visiontune.debug.rules import RULES
     from visiontune.progress import table_console
 
+    from visiontune.debug.rules.runner import ENGINE_PARAMETERS, ENGINE_SKIPS
+
     table = Table("rule", "kind", "parameters (defaults)", "what it finds", box=None)
     for name in RULES.names():
         rule = RULES.get(name)
         params = ", ".join(f"{k}={v}" for k, v in rule.defaults.items() if k != "scan_interval_us") or "-"
+        if name in ENGINE_PARAMETERS:
+            params += " (built-in engine: " + ", ".join(f"{k}={v}" for k, v in ENGINE_PARAMETERS[name].items()) + ")"
+        if name in ENGINE_SKIPS:
+            params += " (not run for the built-in engine)"
         table.add_row(name, rule.kind, params, rule.explanation)
     table_console().print(table)
 
@@ -51,6 +57,9 @@ def tensors_cmd(job, collection, regex):
     from visiontune.progress import table_console
 
     trial = create_trial(job)
+    if collection is not None and collection not in trial.collections():
+        raise click.UsageError(f"--collection {collection}: this job saved none; it has "
+                               f"{', '.join(sorted(trial.collections())) or 'no tensors'}")
     table = Table("tensor", "collections", *[m.name for m in ModeKeys if m != ModeKeys.GLOBAL], box=None)
     for name in trial.tensor_names(collection=collection, regex=regex):
         t = trial.tensor(name)
@@ -88,7 +97,8 @@ def export_tensorboard_cmd(job, out):
     from visiontune.debug.tensorboard import export_tensorboard
 
     folder, n = export_tensorboard(job, out)
-    click.echo(f"{n} values written to {folder} (tensorboard --logdir {folder})")
+    click.echo(f"{n} values written to {folder}; view them with `tensorboard --logdir {folder}` "
+               "(pip install tensorboard)")
 
 
 def register(cli: click.Group) -> None:

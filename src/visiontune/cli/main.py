@@ -33,9 +33,9 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from visiontune.cli import data, debug, jobs, models, predict, quickstart, serve, train, tune
+    from visiontune.cli import data, debug, jobs, label, models, predict, quickstart, serve, train, tune
 
-    for module in (data, models, train, jobs, tune, debug, predict, serve, quickstart):
+    for module in (data, label, models, train, jobs, tune, debug, predict, serve, quickstart):
         module.register(cli)
 
 

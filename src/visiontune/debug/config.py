@@ -229,6 +229,8 @@ class HookConfig:
 def parse_step_range(text: str) -> tuple[int, int]:
     """``"5:8"`` -> (5, 8), both TRAIN-mode steps, inclusive."""
     m = re.fullmatch(r"\s*(\d+)\s*[:-]\s*(\d+)\s*", text or "")
-    if not m or int(m.group(1)) > int(m.group(2)):
-        raise ConfigError(f"profile steps {text!r}: give a range of training steps like 5:8 (first:last)")
+    if not m:
+        raise ConfigError(f"profile steps {text!r}: give a range of training steps like 5:8 (first:last, both traced)")
+    if int(m.group(1)) > int(m.group(2)):
+        raise ConfigError(f"profile steps {text!r}: the first step comes after the last; write {m.group(2)}:{m.group(1)}")
     return int(m.group(1)), int(m.group(2))

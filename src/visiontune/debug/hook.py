@@ -156,7 +156,7 @@ class Hook:
         if self.dry_run:
             return
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        info = {"worker": self.worker, "pid": os.getpid(), "started": self.started,
+        info = {"worker": self.worker, "pid": os.getpid(), "started": self.started, "budget": self.budget,
                 "include_collections": sorted(self.included), "include_regex": self.config.include_regex,
                 "collections": {n: c.to_dict() for n, c in self.collections.items() if n in self.included},
                 "profile_steps": list(self.config.profile_steps) if self.config.profile_steps else None}
@@ -615,6 +615,13 @@ class Hook:
         self._closed = True
         if self._trace is not None:
             self._end_trace()
+        elif self.config.profile_steps and not self.dry_run and not list(self.out_dir.glob("trace-*.json")):
+            first, last = self.config.profile_steps
+            self.record_event("trace-missing", first=first, last=last, steps=self.mode_steps[ModeKeys.TRAIN] + 1)
+            import warnings
+
+            warnings.warn(f"profile steps {first}:{last} were never reached (the run had "
+                          f"{self.mode_steps[ModeKeys.TRAIN] + 1} training steps): no trace was written", stacklevel=2)
         self.flush()
         for h in self._handles + self._act_handles:
             h.remove()

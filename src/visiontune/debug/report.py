@@ -26,6 +26,7 @@ from visiontune.debug.modes import ModeKeys, as_mode
 from visiontune.debug.profiler import Profile
 from visiontune.debug.rules.runner import read_rules
 from visiontune.debug.trial import Trial, debug_dir
+from visiontune.errors import ConfigError
 from visiontune.paths import atomic_write_text
 
 REPORT_FILE = "report.html"
@@ -163,12 +164,15 @@ def _collect_warnings(data: JobData) -> None:
         for w in r.get("warnings") or []:
             warn.append((f"rule {r['name']}", w.removeprefix(f"{r['name']}: ")))
     data.few_points = few_points(trial)
+    budget = next((c.get("budget") for c in trial.hook_configs() if c.get("budget")), None)
     for g in data.few_points:
         names = ", ".join(g["tensors"][:6]) + (f" and {len(g['tensors']) - 6} more" if len(g["tensors"]) > 6 else "")
+        how = (f"saved on steps spaced by their cost, about {budget:.0%} of the training time; "
+               "--debug-save-interval N (debug_save_interval=N) saves them every N steps" if budget else
+               f"save config {g['config']}; lower the save_interval to see how they change")
         warn.append(("save config", f"{len(g['tensors'])} tensor(s) of collection {g['collection']} have fewer than "
                                     f"{MIN_POINTS} points in {g['mode']} mode ({g['points']} of the mode's "
-                                    f"{g['mode_steps']} steps; save config {g['config']}): {names}. Lower the "
-                                    "save_interval to see how they change"))
+                                    f"{g['mode_steps']} steps; {how}): {names}"))
     names = trial.tensor_names()
     for cfg in trial.hook_configs():
         pats = [("the hook's include_regex", p) for p in cfg.get("include_regex") or []]
@@ -492,8 +496,11 @@ def loss_step_chart(data: JobData) -> str:
 def system_chart(data: JobData) -> str:
     rows = [r for r in data.profile.system if isinstance(r.get("cpu"), list)]
     if not rows:
+        if data.profile.start:
+            return skip("No system-usage timeline: the job ended before the system monitor's first sample "
+                        "(--profile-interval sets how often it samples).")
         return skip("No system-usage timeline: this job has no system.jsonl (the system monitor runs beside the "
-                    "built-in engine and script jobs, not beside a bare hook).")
+                    "built-in engine and script jobs, not beside a bare hook; --profile-interval 0 turns it off).")
     t0 = data.profile.start.get("t") or rows[0]["t"]
     x = [r["t"] - t0 for r in rows]
     cpu = [np.asarray(r["cpu"] or [0.0], dtype=float) for r in rows]
@@ -1040,8 +1047,14 @@ def build_report(job_or_path, out: str | Path | None = None) -> Path:
     or ran with the debugger off)."""
     data = load(job_or_path)
     path = Path(out).expanduser() if out is not None else data.folder / REPORT_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, render(data))
+    if path.is_dir():
+        path = path / REPORT_FILE  # --out FOLDER: the report goes inside it
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, render(data))
+    except OSError as e:
+        raise ConfigError(f"--out {out}: cannot write the report there ({e.strerror or e}); give a writable "
+                          "file or folder") from None
     _WRITTEN[data.folder] = path.resolve()
     return path.resolve()
 

@@ -20,6 +20,15 @@ def export_tensorboard(job_or_path, out: str | Path | None = None) -> tuple[Path
         raise ConfigError("exporting to TensorBoard needs tensorboardX: pip install 'visiontune[tensorboard]'") from None
     trial = create_trial(job_or_path)
     out = Path(out) if out else trial.path / "tensorboard"
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out}: a file is there; give a folder for the event files")
+    for mode in ModeKeys:  # an export replaces the last one (event files would add up: every point twice)
+        for f in (out / mode.name.lower()).glob("events.out.tfevents.*"):
+            f.unlink()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"--out {out}: cannot create it ({e.strerror or e})") from None
     written = 0
     for mode in (ModeKeys.TRAIN, ModeKeys.EVAL, ModeKeys.PREDICT, ModeKeys.GLOBAL):
         writer = None

@@ -154,7 +154,11 @@ class Trial:
             names = [n for n in names if self._series[n].collections & set(colls)]
         if regex is not None:
             pats = [regex] if isinstance(regex, str) else list(regex)
-            names = [n for n in names if any(re.search(p, n) for p in pats)]
+            try:
+                compiled = [re.compile(p) for p in pats]
+            except re.error as e:
+                raise TensorUnavailable(f"regex {e.pattern!r}: not a valid regular expression ({e})") from None
+            names = [n for n in names if any(c.search(n) for c in compiled)]
         if mode is not None:
             m = int(as_mode(mode))
             names = [n for n in names if m in self._series[n].by_mode or m == ModeKeys.GLOBAL]
@@ -259,6 +263,8 @@ def debug_dir(job_or_path) -> Path:
         return p
     if (p / "debug").is_dir():
         return p / "debug"
+    if not p.exists() and ("/" in str(job_or_path) or str(job_or_path).startswith(".")):
+        raise TensorUnavailable(f"{p}: no such folder (give a job's output folder or a job name)")
     if p.exists():
         raise TensorUnavailable(f"{p}: no debugger output here (no debug/ folder); was the job run with "
                                 f"the debugger off, or has it not started yet?")

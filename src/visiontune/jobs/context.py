@@ -106,6 +106,13 @@ class RunContext:
             self.sink.write(text)
             sys.stdout.write(text)
 
+    def say(self, text: str) -> None:
+        """visiontune's own line for the terminal and the log (not part of what the job printed)."""
+        text = text if text.endswith("\n") else text + "\n"
+        self.sink.write(text, tail=False)
+        original = sys.stderr.original if isinstance(sys.stderr, _Tee) else sys.stderr
+        original.write(text)
+
     def metrics(self, values: dict[str, float], step: int) -> None:
         self.store.log_metrics(self.job.name, values, step)
 

@@ -95,9 +95,63 @@ def _m001_jobs(conn: Connection) -> None:
     Index("vt_jobs_status", meta.tables["vt_jobs"].c.status).create(conn)
 
 
+def _m002_labeling(conn: Connection) -> None:
+    meta = MetaData()
+    Table(
+        "vt_label_jobs", meta,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("name", String(200), nullable=False, unique=True),
+        Column("labels", Text, nullable=False),                 # JSON list of class names
+        Column("multi_label", Boolean, nullable=False, default=False),
+        Column("instructions", Text, nullable=False, default=""),
+        Column("workers_per_image", Integer, nullable=False, default=1),
+        Column("settings", Text, nullable=False, default="{}"),  # JSON: auto-labeling, lease seconds...
+        Column("owner_token", String(64), nullable=False),      # SHA-256 of the owner's secret
+        Column("created_at", Float, nullable=False),
+    )
+    Table(
+        "vt_label_items", meta,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("job_id", Integer, ForeignKey("vt_label_jobs.id", ondelete="CASCADE"), nullable=False),
+        Column("idx", Integer, nullable=False),
+        Column("source_ref", Text, nullable=False),              # as given (manifest) or relative to the folder
+        Column("path", Text, nullable=False),                    # the file served (resolved at creation)
+        Column("gold", Text),                                    # JSON label known in advance (gold image)
+        Column("auto_label", Text),                              # JSON label given by the model (auto-labeling)
+        Column("auto_confidence", Float),
+        Index("vt_label_items_job", "job_id", "idx", unique=True),
+    )
+    Table(
+        "vt_label_workers", meta,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("job_id", Integer, ForeignKey("vt_label_jobs.id", ondelete="CASCADE"), nullable=False),
+        Column("name", String(200), nullable=False),
+        Column("token", String(64), nullable=False, unique=True),  # SHA-256 of the worker's secret
+        Column("revoked", Boolean, nullable=False, default=False),
+        Column("created_at", Float, nullable=False),
+        Index("vt_label_workers_name", "job_id", "name", unique=True),
+    )
+    Table(
+        "vt_label_assignments", meta,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("job_id", Integer, nullable=False),
+        Column("item_id", Integer, ForeignKey("vt_label_items.id", ondelete="CASCADE"), nullable=False),
+        Column("worker_id", Integer, ForeignKey("vt_label_workers.id", ondelete="CASCADE"), nullable=False),
+        Column("leased_until", Float, nullable=False),
+        Column("state", String(10), nullable=False, default="leased"),  # leased | answered | skipped
+        Column("label", Text),                                   # JSON answer
+        Column("assigned_at", Float, nullable=False),
+        Column("answered_at", Float),
+        Index("vt_label_assignments_pair", "item_id", "worker_id", unique=True),
+        Index("vt_label_assignments_worker", "worker_id", "state"),
+    )
+    meta.create_all(conn)
+
+
 #: (number, what it does, function); append only.
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "jobs, metric series, logs, tuning jobs", _m001_jobs),
+    (2, "labeling jobs: items, workers, assignments and answers", _m002_labeling),
 ]
 
 

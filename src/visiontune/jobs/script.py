@@ -96,7 +96,7 @@ class ScriptJob(JobKind):
             if session is not None:
                 from visiontune.debug.session import summary
 
-                ctx.log(summary(session.finish(), ctx.job.name))
+                ctx.say(summary(session.finish(), ctx.job.name))
         if ctx.stop.is_set():
             package(model_dir, out / "model.tar.gz")
             raise _stopped(rc)

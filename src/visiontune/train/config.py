@@ -16,7 +16,7 @@ from typing import Any
 
 from visiontune.data.sources import ON_BAD_IMAGE
 from visiontune.data.transforms import AUGMENTATIONS
-from visiontune.errors import ConfigError
+from visiontune.errors import ConfigError, option
 from visiontune.runtime import DEVICES, PRECISIONS
 
 MODES = ("head", "partial", "full")
@@ -78,7 +78,8 @@ class TrainConfig:
     debug_save_interval: int = opt(0, "steps between saves of weights, gradients and activations (0: spaced to "
                                       "cost ~1% of the training time)")
     profile_interval: float = opt(0.5, "seconds between system-usage samples (0: no system profiling)")
-    profile_steps: str = opt("", "a torch.profiler trace of these training steps, e.g. 5:8 (open it in Perfetto)")
+    profile_steps: str = opt("", "a torch.profiler trace of these training steps, both ends included, e.g. 5:8 "
+                                 "(open it in https://ui.perfetto.dev)")
 
     def __post_init__(self):
         for f in fields(self):
@@ -112,9 +113,13 @@ class TrainConfig:
             from visiontune.debug.config import parse_step_range
             from visiontune.debug.rules import parse_rules
 
-            parse_rules(self.debug_rules)  # an unknown rule or a bad parameter fails before any work
-            if self.profile_steps:
-                parse_step_range(self.profile_steps)
+            try:  # an unknown rule or a bad parameter fails before any work, naming the option
+                parse_rules(self.debug_rules)
+                if self.profile_steps:
+                    parse_step_range(self.profile_steps)
+            except ConfigError as e:
+                which = "debug_rules" if "profile steps" not in str(e) else "profile_steps"
+                raise ConfigError(f"{option(which)}: {e}") from None
 
     @property
     def lr(self) -> float:

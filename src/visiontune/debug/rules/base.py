@@ -90,6 +90,14 @@ class Rule:
                               f"it takes {', '.join(self.defaults) or 'none'}")
         self.params = {k: _coerce(self.name, k, parameters[k], d) if k in parameters else d
                        for k, d in self.defaults.items()}
+        for k, v in self.params.items():
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and v < 0 and k in self.defaults \
+                    and isinstance(self.defaults[k], (int, float)) and self.defaults[k] >= 0 and "min" not in k:
+                raise ConfigError(f"rule {self.name}: parameter {k}={v} must be 0 or more")
+        self.validate()
+
+    def validate(self) -> None:
+        """More checks of the parameters (a subclass's): raise ConfigError naming the parameter."""
 
     def __getattr__(self, key):
         params = self.__dict__.get("params", {})

@@ -11,6 +11,7 @@ import math
 import numpy as np
 
 from visiontune.debug.modes import ModeKeys
+from visiontune.errors import ConfigError
 from visiontune.debug.rules.base import Finding, Rule, RuleContext, split
 
 _MODES = {"TRAIN": ModeKeys.TRAIN, "EVAL": ModeKeys.EVAL, "GLOBAL": ModeKeys.GLOBAL, "PREDICT": ModeKeys.PREDICT}
@@ -122,6 +123,10 @@ class LossNotDecreasing(Rule):
     defaults = {"collection_names": None, "tensor_regex": None, "use_losses_collection": True, "num_steps": 10,
                 "diff_percent": 0.1, "increase_threshold_percent": 5.0, "mode": None}
     explanation = "The loss stopped going down: the model is not learning (any more)."
+
+    def validate(self):
+        if self.mode is not None and str(self.mode).upper() not in _MODES:
+            raise ConfigError(f"rule {self.name}: parameter mode={self.mode!r}: choose one of {', '.join(_MODES)}")
     recommendation = ("Check the learning rate (too small: nothing moves; too large: it bounces), that the labels "
                       "match the images, and that the layers you meant to train are trainable.")
 

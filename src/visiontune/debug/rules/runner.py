@@ -99,8 +99,10 @@ def parse_rules(value, kind: str = "builtin", pretrained: bool = False) -> list[
     names, dicts, Rule instances or classes."""
     if value is None or value in ("default", "all"):
         return default_rules(kind, pretrained)
-    if value in ("none", "", [], ()):
+    if value in ("none", [], ()):
         return []
+    if isinstance(value, str) and not value.strip():
+        raise ConfigError("rules: give rule names, default, or none")
     if isinstance(value, str) and value.lstrip().startswith("["):
         try:
             value = json.loads(value)  # a JSON list of {"name", "parameters", "actions"} (what the SDK passes)
@@ -140,8 +142,10 @@ class RuleRunner:
                                "actions": list(s.actions), "message": "", "evidence": [], "warnings": [],
                                "explanation": r.explanation, "recommendation": r.recommendation}
                       for s, r in self.rules}
-        for name, why in skipped(kind, pretrained).items():
-            if name not in self.state:
+        chosen = {s.name for s in specs}
+        defaults = {s.name for s in default_rules(kind, pretrained)}
+        for name, why in skipped(kind, pretrained).items():  # said only when the default set was asked for
+            if name not in self.state and chosen >= defaults:
                 self.state[name] = {"name": name, "kind": "debug", "status": "NotRun", "message": why,
                                     "evidence": [], "warnings": [], "parameters": {}, "actions": [],
                                     "explanation": "", "recommendation": ""}

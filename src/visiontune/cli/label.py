@@ -1,0 +1,134 @@
+"""``visiontune label ...``: labeling jobs (create, workers, serve, status, export)."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+DEFAULT_PORT = 8770
+
+
+@click.group("label")
+def label_group():
+    """Label images yourself or with a private workforce (SageMaker Ground Truth's workflow)."""
+
+
+@label_group.command("create")
+@click.argument("name")
+@click.option("--images", required=True, help="a folder of images (searched recursively) or a manifest")
+@click.option("--labels", required=True, help="the labels, comma-separated: damage,no_damage")
+@click.option("--multi-label", is_flag=True, help="an image may take several labels")
+@click.option("--instructions", default=None, help="a Markdown/text file shown beside every image")
+@click.option("--workers-per-image", default=1, show_default=True, type=int,
+              help="answers wanted per image (several: consolidated by Dawid-Skene EM)")
+def create_cmd(name, images, labels, multi_label, instructions, workers_per_image):
+    """Create a labeling job NAME over --images with --labels."""
+    from visiontune.label import create
+
+    made = create(name, images, labels, multi_label=multi_label, instructions=instructions,
+                  workers_per_image=workers_per_image)
+    n = made.images
+    click.echo(f"labeling job {name}: {n} images, labels {', '.join(made.job.labels)}")
+    for ref, why in made.skipped:
+        click.secho(f"  left out {ref}: {why}", fg="yellow", err=True)
+    click.echo(f"next: visiontune label workers add {name} NAME... ; visiontune label serve {name}")
+
+
+@label_group.group("workers")
+def workers_group():
+    """Add, re-link or revoke workers (each has a personal secret link)."""
+
+
+def _links(job: str, secrets: dict[str, str], port: int) -> None:
+    for name, secret in secrets.items():
+        click.echo(f"{name}: http://127.0.0.1:{port}/w/{secret}")
+
+
+@workers_group.command("add")
+@click.argument("job")
+@click.argument("names", nargs=-1, required=True)
+@click.option("--port", default=DEFAULT_PORT, show_default=True, help="the port `label serve` will use")
+def workers_add_cmd(job, names, port):
+    """Add workers by name and print each one's personal link (a name already there gets a new link)."""
+    from visiontune.label import LabelStore
+
+    store = LabelStore()
+    _links(job, store.add_workers(store.get_job(job), list(names)), port)
+
+
+@workers_group.command("link")
+@click.argument("job")
+@click.argument("name")
+@click.option("--port", default=DEFAULT_PORT, show_default=True, help="the port `label serve` will use")
+def workers_link_cmd(job, name, port):
+    """A new link for a worker (the old one stops working)."""
+    from visiontune.label import LabelStore
+
+    store = LabelStore()
+    j = store.get_job(job)
+    if name not in [w["name"] for w in store.workers(j)]:
+        raise click.UsageError(f"job {job} has no worker named {name!r}; add them with `label workers add`")
+    _links(job, store.add_workers(j, [name]), port)
+
+
+@workers_group.command("revoke")
+@click.argument("job")
+@click.argument("name")
+def workers_revoke_cmd(job, name):
+    """Revoke a worker's link (their answers stay)."""
+    from visiontune.label import LabelStore
+
+    store = LabelStore()
+    store.revoke_worker(store.get_job(job), name)
+    click.echo(f"{name}'s link no longer works")
+
+
+@label_group.command("serve")
+@click.argument("job")
+@click.option("--port", default=DEFAULT_PORT, show_default=True, help="the port to listen on")
+@click.option("--host", default="127.0.0.1", show_default=True, help="interface to listen on")
+@click.option("--allow-remote", is_flag=True, help="needed to listen on anything but this machine")
+def serve_cmd(job, port, host, allow_remote):
+    """Start the labeling app (workers' pages and the owner's view)."""
+    from visiontune.label.app import serve
+
+    serve(job, host=host, port=port, allow_remote=allow_remote, announce=click.echo)
+
+
+@label_group.command("status")
+@click.argument("job")
+def status_cmd(job):
+    """Progress, answers per worker and their agreement (JSON)."""
+    from visiontune.label import status
+
+    click.echo(json.dumps(status(job), indent=2))
+
+
+@label_group.command("list")
+def list_cmd():
+    """Every labeling job."""
+    from visiontune.label import LabelStore
+
+    for j in LabelStore().list_jobs():
+        click.echo(f"{j.name}\t{len(j.labels)} labels\t{j.workers_per_image} worker(s)/image")
+
+
+@label_group.command("export")
+@click.argument("job")
+@click.option("--out", required=True, help="output folder")
+@click.option("--split", type=float, default=None, help="also write stratified train/validation manifests (0.8)")
+@click.option("--folders", is_flag=True, help="also write class folders (hard links or copies of the images)")
+def export_cmd(job, out, split, folders):
+    """Write the augmented manifest (Ground Truth's format), the worker responses, and optionally splits
+    and class folders.  `visiontune train --data OUT/manifests/output/output.manifest` trains on it."""
+    from visiontune.label import export
+
+    result = export(job, out, split=split, folders=folders)
+    for note in result.pop("notes"):
+        click.secho(f"note: {note}", fg="yellow", err=True)
+    click.echo(json.dumps(result, indent=2))
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(label_group)

@@ -1,0 +1,273 @@
+"""Labeling state in the job store: jobs, items, workers (secrets kept as SHA-256), assignments with
+leases, answers.  Every answer is committed before the server answers, so a killed server loses nothing."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+import time
+from dataclasses import dataclass, field
+
+from sqlalchemy import text
+
+from visiontune.errors import ConfigError, VisiontuneError
+from visiontune.jobs.store import JobStore
+
+#: How long an image stays reserved for the worker it was given to (a closed tab gets it back on return).
+LEASE_SECONDS = 600
+
+
+class LabelJobNotFound(VisiontuneError):
+    """No labeling job by that name."""
+
+
+def new_secret() -> str:
+    return secrets.token_urlsafe(24)  # 192 bits
+
+
+def digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+@dataclass
+class LabelJob:
+    id: int
+    name: str
+    labels: list[str]
+    multi_label: bool
+    instructions: str
+    workers_per_image: int
+    settings: dict = field(default_factory=dict)
+    created_at: float = 0.0
+
+
+@dataclass
+class Item:
+    id: int
+    idx: int
+    source_ref: str
+    path: str
+    gold: object = None
+
+
+def _job(row) -> LabelJob:
+    return LabelJob(row.id, row.name, json.loads(row.labels), bool(row.multi_label), row.instructions,
+                    int(row.workers_per_image), json.loads(row.settings or "{}"), row.created_at)
+
+
+def _item(row) -> Item:
+    return Item(row.id, row.idx, row.source_ref, row.path, json.loads(row.gold) if row.gold else None)
+
+
+class LabelStore:
+    def __init__(self, store: JobStore | None = None):
+        if store is None:
+            from visiontune.jobs.api import default_store
+
+            store = default_store()
+        self.store = store
+
+    # -- jobs -----------------------------------------------------------------------------------------
+    def create_job(self, name: str, labels: list[str], items: list[tuple[str, str, object]], *,
+                   multi_label: bool = False, instructions: str = "", workers_per_image: int = 1,
+                   settings: dict | None = None) -> str:
+        """Returns the owner's secret (shown once; ``owner_link`` makes a new one)."""
+        owner = new_secret()
+        with self.store._write() as conn:
+            if conn.execute(text("SELECT 1 FROM vt_label_jobs WHERE name = :n"), {"n": name}).first():
+                raise ConfigError(f"a labeling job named {name!r} exists; choose another name "
+                                  "(`visiontune label list` shows them)")
+            conn.execute(text(
+                "INSERT INTO vt_label_jobs (name, labels, multi_label, instructions, workers_per_image, settings, "
+                "owner_token, created_at) VALUES (:n, :l, :m, :i, :w, :s, :o, :t)"),
+                {"n": name, "l": json.dumps(labels), "m": multi_label, "i": instructions, "w": workers_per_image,
+                 "s": json.dumps(settings or {}), "o": digest(owner), "t": time.time()})
+            job_id = conn.execute(text("SELECT id FROM vt_label_jobs WHERE name = :n"), {"n": name}).scalar_one()
+            conn.execute(text("INSERT INTO vt_label_items (job_id, idx, source_ref, path, gold) "
+                              "VALUES (:j, :x, :r, :p, :g)"),
+                         [{"j": job_id, "x": i, "r": ref, "p": path, "g": None if gold is None else json.dumps(gold)}
+                          for i, (ref, path, gold) in enumerate(items)])
+        return owner
+
+    def get_job(self, name: str) -> LabelJob:
+        with self.store._read() as conn:
+            row = conn.execute(text("SELECT * FROM vt_label_jobs WHERE name = :n"), {"n": name}).first()
+        if row is None:
+            raise LabelJobNotFound(f"no labeling job named {name!r}; `visiontune label list` shows them")
+        return _job(row)
+
+    def list_jobs(self) -> list[LabelJob]:
+        with self.store._read() as conn:
+            return [_job(r) for r in conn.execute(text("SELECT * FROM vt_label_jobs ORDER BY created_at DESC"))]
+
+    def new_owner_secret(self, job: LabelJob) -> str:
+        owner = new_secret()
+        with self.store._write() as conn:
+            conn.execute(text("UPDATE vt_label_jobs SET owner_token = :o WHERE id = :j"),
+                         {"o": digest(owner), "j": job.id})
+        return owner
+
+    def owner_job(self, secret: str) -> LabelJob | None:
+        d = digest(secret)
+        with self.store._read() as conn:
+            row = conn.execute(text("SELECT * FROM vt_label_jobs WHERE owner_token = :o"), {"o": d}).first()
+        return _job(row) if row is not None and hmac.compare_digest(row.owner_token, d) else None
+
+    def items(self, job: LabelJob) -> list[Item]:
+        with self.store._read() as conn:
+            return [_item(r) for r in conn.execute(text("SELECT * FROM vt_label_items WHERE job_id = :j ORDER BY idx"),
+                                                   {"j": job.id})]
+
+    def item(self, job: LabelJob, item_id: int) -> Item | None:
+        with self.store._read() as conn:
+            row = conn.execute(text("SELECT * FROM vt_label_items WHERE job_id = :j AND id = :i"),
+                               {"j": job.id, "i": item_id}).first()
+        return _item(row) if row is not None else None
+
+    # -- workers ----------------------------------------------------------------------------------------
+    def add_workers(self, job: LabelJob, names: list[str]) -> dict[str, str]:
+        """New workers' secrets (a name already there gets a new secret; its old link stops working)."""
+        out = {}
+        with self.store._write() as conn:
+            for name in names:
+                secret = new_secret()
+                row = conn.execute(text("SELECT id FROM vt_label_workers WHERE job_id = :j AND name = :n"),
+                                   {"j": job.id, "n": name}).first()
+                if row is None:
+                    conn.execute(text("INSERT INTO vt_label_workers (job_id, name, token, revoked, created_at) "
+                                      "VALUES (:j, :n, :t, :r, :c)"),
+                                 {"j": job.id, "n": name, "t": digest(secret), "r": False, "c": time.time()})
+                else:
+                    conn.execute(text("UPDATE vt_label_workers SET token = :t, revoked = :r WHERE id = :i"),
+                                 {"t": digest(secret), "r": False, "i": row.id})
+                out[name] = secret
+        return out
+
+    def revoke_worker(self, job: LabelJob, name: str) -> None:
+        with self.store._write() as conn:
+            done = conn.execute(text("UPDATE vt_label_workers SET revoked = :r WHERE job_id = :j AND name = :n"),
+                                {"r": True, "j": job.id, "n": name}).rowcount
+        if not done:
+            raise ConfigError(f"job {job.name} has no worker named {name!r}")
+
+    def workers(self, job: LabelJob) -> list[dict]:
+        with self.store._read() as conn:
+            return [{"id": r.id, "name": r.name, "revoked": bool(r.revoked)} for r in conn.execute(
+                text("SELECT id, name, revoked FROM vt_label_workers WHERE job_id = :j ORDER BY name"), {"j": job.id})]
+
+    def worker(self, secret: str) -> tuple[LabelJob, dict] | None:
+        """The job and worker a secret belongs to; None for an unknown or revoked secret."""
+        d = digest(secret)
+        with self.store._read() as conn:
+            row = conn.execute(text("SELECT w.id AS wid, w.name AS wname, w.token AS wtoken, w.revoked AS revoked, "
+                                    "j.* FROM vt_label_workers w JOIN vt_label_jobs j ON j.id = w.job_id "
+                                    "WHERE w.token = :t"), {"t": d}).first()
+        if row is None or row.revoked or not hmac.compare_digest(row.wtoken, d):
+            return None
+        return _job(row), {"id": row.wid, "name": row.wname}
+
+    # -- assignments and answers ----------------------------------------------------------------------
+    def next_item(self, job: LabelJob, worker_id: int, lease: float = LEASE_SECONDS,
+                  exclude: int | None = None) -> Item | None:
+        """The worker's unfinished image (a closed tab gets it back), else a new one that still needs
+        answers; an image is never out with more workers than ``workers_per_image`` at once."""
+        now = time.time()
+        with self.store._write() as conn:
+            if conn.dialect.name == "postgresql":  # one assignment at a time per job
+                conn.execute(text("SELECT id FROM vt_label_jobs WHERE id = :j FOR UPDATE"), {"j": job.id})
+            row = conn.execute(text(
+                "SELECT i.* FROM vt_label_assignments a JOIN vt_label_items i ON i.id = a.item_id "
+                "WHERE a.worker_id = :w AND a.state = 'leased' AND a.leased_until > :now AND a.item_id != :x "
+                "ORDER BY a.assigned_at, a.id LIMIT 1"), {"w": worker_id, "now": now, "x": exclude or -1}).first()
+            if row is not None:
+                return _item(row)
+            row = conn.execute(text(
+                "SELECT i.* FROM vt_label_items i WHERE i.job_id = :j AND i.auto_label IS NULL "
+                "AND NOT EXISTS (SELECT 1 FROM vt_label_assignments a WHERE a.item_id = i.id AND a.worker_id = :w) "
+                "AND (SELECT COUNT(*) FROM vt_label_assignments a WHERE a.item_id = i.id AND "
+                "     (a.state = 'answered' OR (a.state = 'leased' AND a.leased_until > :now))) < :k "
+                "ORDER BY (SELECT COUNT(*) FROM vt_label_assignments a WHERE a.item_id = i.id "
+                "          AND a.state = 'answered') DESC, i.idx LIMIT 1"),
+                {"j": job.id, "w": worker_id, "now": now, "k": job.workers_per_image}).first()
+            if row is None:
+                return None
+            conn.execute(text("INSERT INTO vt_label_assignments (job_id, item_id, worker_id, leased_until, state, "
+                              "assigned_at) VALUES (:j, :i, :w, :u, 'leased', :now)"),
+                         {"j": job.id, "i": row.id, "w": worker_id, "u": now + lease, "now": now})
+            return _item(row)
+
+    def assigned(self, worker_id: int, item_id: int) -> dict | None:
+        with self.store._read() as conn:
+            row = conn.execute(text("SELECT state, label, leased_until FROM vt_label_assignments "
+                                    "WHERE worker_id = :w AND item_id = :i"), {"w": worker_id, "i": item_id}).first()
+        if row is None:
+            return None
+        return {"state": row.state, "label": json.loads(row.label) if row.label else None,
+                "leased_until": row.leased_until}
+
+    def answer(self, job: LabelJob, worker_id: int, item_id: int, label, skipped: bool = False) -> str:
+        """Record an answer (or a skip) of an image given to this worker; the same answer twice is a no-op,
+        another answer replaces it.  Returns "recorded", "unchanged" or "replaced"."""
+        now = time.time()
+        value = None if skipped else json.dumps(label)
+        with self.store._write() as conn:
+            row = conn.execute(text("SELECT state, label FROM vt_label_assignments WHERE worker_id = :w AND "
+                                    "item_id = :i"), {"w": worker_id, "i": item_id}).first()
+            if row is None:
+                raise PermissionError("this image was not given to you")
+            state = "skipped" if skipped else "answered"
+            if row.state == state and row.label == value:
+                return "unchanged"
+            conn.execute(text("UPDATE vt_label_assignments SET state = :s, label = :l, answered_at = :t "
+                              "WHERE worker_id = :w AND item_id = :i"),
+                         {"s": state, "l": value, "t": now, "w": worker_id, "i": item_id})
+            return "replaced" if row.state != "leased" else "recorded"
+
+    def previous(self, worker_id: int, before: int | None) -> tuple[Item, object] | None:
+        """The image this worker answered last before ``before`` (Backspace), with their answer."""
+        with self.store._read() as conn:
+            if before is None:
+                ref = None
+            else:
+                # from an image being labelled: the last answered; from an answered one: the one before it
+                ref = conn.execute(text("SELECT answered_at FROM vt_label_assignments "
+                                        "WHERE worker_id = :w AND item_id = :i"), {"w": worker_id, "i": before}).scalar()
+            row = conn.execute(text(
+                "SELECT i.*, a.label AS answer, a.state AS astate FROM vt_label_assignments a "
+                "JOIN vt_label_items i ON i.id = a.item_id WHERE a.worker_id = :w AND a.state != 'leased' "
+                + ("AND a.answered_at < :ref " if ref is not None else "")
+                + "ORDER BY a.answered_at DESC LIMIT 1"), {"w": worker_id, "ref": ref}).first()
+        if row is None:
+            return None
+        return _item(row), (json.loads(row.answer) if row.answer else None)
+
+    def answers(self, job: LabelJob) -> list[dict]:
+        """Every answer: item id, worker name, label (None for a skip), time."""
+        with self.store._read() as conn:
+            rows = conn.execute(text(
+                "SELECT a.item_id, w.name AS worker, a.label, a.state, a.answered_at FROM vt_label_assignments a "
+                "JOIN vt_label_workers w ON w.id = a.worker_id WHERE a.job_id = :j AND a.state != 'leased' "
+                "ORDER BY a.answered_at"), {"j": job.id})
+            return [{"item": r.item_id, "worker": r.worker, "label": json.loads(r.label) if r.label else None,
+                     "skipped": r.state == "skipped", "time": r.answered_at} for r in rows]
+
+    def counts(self, job: LabelJob, worker_id: int | None = None) -> dict:
+        with self.store._read() as conn:
+            total = conn.execute(text("SELECT COUNT(*) FROM vt_label_items WHERE job_id = :j"), {"j": job.id}).scalar()
+            complete = conn.execute(text(
+                "SELECT COUNT(*) FROM vt_label_items i WHERE i.job_id = :j AND (i.auto_label IS NOT NULL OR "
+                "(SELECT COUNT(*) FROM vt_label_assignments a WHERE a.item_id = i.id AND a.state = 'answered') >= :k)"),
+                {"j": job.id, "k": job.workers_per_image}).scalar()
+            out = {"images": total, "complete": complete}
+            if worker_id is not None:
+                out["done_by_you"] = conn.execute(text(
+                    "SELECT COUNT(*) FROM vt_label_assignments WHERE worker_id = :w AND state != 'leased'"),
+                    {"w": worker_id}).scalar()
+                out["left_for_you"] = conn.execute(text(
+                    "SELECT COUNT(*) FROM vt_label_items i WHERE i.job_id = :j AND i.auto_label IS NULL AND NOT EXISTS "
+                    "(SELECT 1 FROM vt_label_assignments a WHERE a.item_id = i.id AND a.worker_id = :w AND "
+                    "a.state != 'leased') AND (SELECT COUNT(*) FROM vt_label_assignments a WHERE a.item_id = i.id AND "
+                    "a.state = 'answered') < :k"), {"j": job.id, "w": worker_id, "k": job.workers_per_image}).scalar()
+            return out
