@@ -74,12 +74,17 @@ def dawid_skene(answers: Iterable, num_classes: int, gold: dict | None = None, m
     post[clamped] = clamp[clamped]
     # a prior that leans to the diagonal: an answer is more likely right than any one wrong class
     prior_counts = np.full((k, k), smoothing) + np.eye(k) * smoothing * (k - 1)
+    # what tells how good a worker is: images several workers answered, and gold images.  An image only
+    # one worker answered would only confirm that worker's own answer, so it does not enter the matrices.
+    per_item = np.bincount(item_idx, minlength=n_items)
+    informative = ((per_item >= 2) | clamped)[item_idx]
+    w_inf, l_inf, i_inf = worker_idx[informative], labels[informative], item_idx[informative]
     log_lik, it = -np.inf, 0
     for it in range(1, max_iter + 1):
         # M-step: class prior and each worker's confusion matrix from the posteriors
         pi = (post.sum(0) + smoothing) / (n_items + k * smoothing)
         conf = np.tile(prior_counts, (n_workers, 1, 1))
-        np.add.at(conf, (worker_idx, slice(None), labels), post[item_idx])
+        np.add.at(conf, (w_inf, slice(None), l_inf), post[i_inf])
         conf /= conf.sum(2, keepdims=True)
         # E-step, in log space
         log_post = np.tile(np.log(pi), (n_items, 1))
