@@ -65,3 +65,18 @@ def test_multi_label_output(images, tmp_path):
     assert rec["tags"] == [0, 2] and rec["tags-metadata"]["class-map"] == {"0": "a", "2": "c"}
     assert rec["tags-metadata"]["type"] == "groundtruth/image-classification-multilabel"
     assert out["notes"]  # the 11 images nobody labelled are said, not silently dropped
+
+
+def test_a_manifest_with_labels_gives_gold_images(images, tmp_path):
+    """Labels already in the input manifest mark gold images: clamped in consolidation."""
+    files = sorted(images.glob("*.png"))
+    manifest = tmp_path / "input.manifest"
+    manifest.write_text("".join(json.dumps({"source-ref": str(f), **({"known": 0, "known-metadata": {"class-name":
+                        f.name.split("_")[0]}} if n < 3 else {})}) + "\n" for n, f in enumerate(files)))
+    made = create("gold", manifest, "blue,green,red")
+    gold = [i for i in LabelStore().items(made.job) if i.gold is not None]
+    assert len(gold) == 3 and all(made.job.labels[i.gold] == i.source_ref.rsplit("/", 1)[1].split("_")[0]
+                                  for i in gold)
+    out = export("gold", tmp_path / "o")
+    lines = [json.loads(x) for x in open(out["manifest"])]
+    assert len(lines) == 3 and all(x["gold-metadata"]["confidence"] == 1.0 for x in lines)
