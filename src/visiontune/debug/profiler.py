@@ -22,12 +22,9 @@ SYSTEM_FILE = "system.jsonl"
 
 
 def _nvml():
-    """pynvml's handles for the GPUs, or [] (no GPU, no driver, no nvidia-ml-py)."""
+    """pynvml's handles for the GPUs, or [] (no GPU, no driver, no nvidia-ml-py).  NVML is asked directly:
+    importing torch here would take seconds in a script job's runner, which never imports it."""
     try:
-        import torch
-
-        if not torch.cuda.is_available():
-            return None, []
         import pynvml
 
         pynvml.nvmlInit()
