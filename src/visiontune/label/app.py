@@ -26,10 +26,6 @@ def create_app(store: LabelStore | None = None):
     store = store or LabelStore()
     app = FastAPI(title="visiontune labeling", docs_url=None, redoc_url=None, openapi_url=None)
 
-    def worker_or_403(secret: str):
-        found = store.worker(secret)
-        return found if found is not None else None
-
     def forbidden(api: bool):
         if api:
             return JSONResponse({"error": "this link is not valid (revoked, replaced or mistyped)"}, status_code=403)
@@ -42,7 +38,7 @@ def create_app(store: LabelStore | None = None):
 
     @app.get("/w/{secret}", response_class=HTMLResponse)
     def worker_page(secret: str):
-        found = worker_or_403(secret)
+        found = store.worker(secret)
         if found is None:
             return forbidden(False)
         job, worker = found
@@ -62,7 +58,7 @@ def create_app(store: LabelStore | None = None):
 
     @app.get("/api/w/{secret}/task")
     def task(secret: str, before: int | None = None):
-        found = worker_or_403(secret)
+        found = store.worker(secret)
         if found is None:
             return forbidden(True)
         job, worker = found
@@ -71,12 +67,12 @@ def create_app(store: LabelStore | None = None):
             if prev is None:  # nothing before the first image: the page stays where it is
                 return Response(status_code=204)
             return task_json(secret, job, worker, prev[0], prev[1])
-        item = _current(store, job, worker["id"])
+        item = store.next_item(job, worker["id"])  # the unfinished one first (a reloaded page), else a new one
         return task_json(secret, job, worker, item)
 
     @app.post("/api/w/{secret}/answer")
     async def answer(secret: str, request: Request):
-        found = worker_or_403(secret)
+        found = store.worker(secret)
         if found is None:
             return forbidden(True)
         job, worker = found
@@ -104,7 +100,7 @@ def create_app(store: LabelStore | None = None):
 
     @app.get("/api/w/{secret}/image/{item_id}")
     def worker_image(secret: str, item_id: int):
-        found = worker_or_403(secret)
+        found = store.worker(secret)
         if found is None:
             return forbidden(True)
         job, worker = found
@@ -142,10 +138,6 @@ def create_app(store: LabelStore | None = None):
         return FileResponse(item.path, headers={"Cache-Control": "private, max-age=3600"})
 
     return app
-
-
-def _current(store: LabelStore, job, worker_id: int):
-    return store.next_item(job, worker_id)
 
 
 def owner_html(store: LabelStore, job, secret: str) -> str:
