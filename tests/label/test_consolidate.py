@@ -2,81 +2,192 @@
 
 from __future__ import annotations
 
+import random
+
 import numpy as np
 import pytest
 
-from visiontune.label.consolidate import agreement, consolidate, dawid_skene, disagreements, majority_vote
+from visiontune.label.consolidate import (
+    Consolidated,
+    agreement,
+    consolidate,
+    dawid_skene,
+    disagreements,
+    majority_vote,
+    prior_accuracy,
+)
 
 
-def simulate(n_items: int, k: int, accuracies: dict, seed: int = 0, adversarial=()):
-    """(answers, truth): each worker answers every item, right with its accuracy, else a random other
-    class; an adversarial worker answers (truth + 1) mod k."""
+def simulate(n_items: int, k: int, accuracies: dict, seed: int = 0, adversarial=(), items=None):
+    """(answers, truth): each worker answers every item (or those in ``items``), right with its accuracy,
+    else a uniformly random other class; an adversarial worker always answers (truth + 1) mod k."""
     rng = np.random.default_rng(seed)
     truth = rng.integers(0, k, n_items)
     answers = []
     for w, acc in accuracies.items():
-        for i, t in enumerate(truth):
-            if w in adversarial:
-                answers.append((i, w, int((t + 1) % k)))
-            elif rng.random() < acc:
-                answers.append((i, w, int(t)))
-            else:
-                answers.append((i, w, int(rng.choice([c for c in range(k) if c != t]))))
+        right = rng.random(n_items) < acc
+        wrong = (truth + rng.integers(1, k, n_items)) % k
+        given = (truth + 1) % k if w in adversarial else np.where(right, truth, wrong)
+        answers += [(i, w, int(given[i])) for i in (range(n_items) if items is None else items)]
     return answers, truth
 
 
-def _accuracy(result, truth) -> float:
-    return float(np.mean([result.labels[i] == t for i, t in enumerate(truth)]))
+def accuracy(result: Consolidated, truth, items=None) -> float:
+    items = range(len(truth)) if items is None else items
+    return float(np.mean([result.labels[i] == truth[i] for i in items]))
 
 
-def test_good_workers_agree_under_both_methods():
-    answers, truth = simulate(300, 4, {"a": 0.95, "b": 0.95, "c": 0.95})
-    assert _accuracy(majority_vote(answers, 4), truth) > 0.97
-    assert _accuracy(dawid_skene(answers, 4), truth) > 0.97
+# (a) good workers
+
+def test_good_workers_are_near_perfect_under_both_methods():
+    answers, truth = simulate(400, 4, {"a": 0.95, "b": 0.95, "c": 0.95}, seed=0)
+    mv, em = majority_vote(answers, 4), dawid_skene(answers, 4)
+    assert accuracy(mv, truth) > 0.98 and accuracy(em, truth) > 0.98
+    assert em.method == "dawid-skene" and mv.method == "majority"
+    assert 1 <= em.iterations < 100  # converged, not stopped by max_iter
+    for w in "abc":
+        assert abs(em.worker_accuracy[w] - 0.95) < 0.04
+        assert np.allclose(em.worker_confusion[w].sum(1), 1.0) and em.worker_confusion[w].shape == (4, 4)
+    assert np.isclose(em.class_prior.sum(), 1.0)
+    assert all(np.isclose(p.sum(), 1.0) and p.shape == (4,) for p in em.posteriors.values())
+    assert all(em.confidence[i] == pytest.approx(em.posteriors[i][em.labels[i]]) for i in em.labels)
 
 
-def test_em_beats_majority_vote_with_noisy_and_adversarial_workers():
-    workers = {"good": 0.9, "ok": 0.75, "noisy1": 0.6, "noisy2": 0.6, "adversary": 0.0}
+# (b) noisy and adversarial workers
+
+def test_em_beats_majority_vote_and_unmasks_the_adversary():
+    workers = {"good": 0.9, "fair": 0.85, "noisy1": 0.6, "noisy2": 0.6, "adversary": 0.0}
     answers, truth = simulate(2000, 4, workers, seed=1, adversarial=("adversary",))
     mv, em = majority_vote(answers, 4), dawid_skene(answers, 4)
-    acc_mv, acc_em = _accuracy(mv, truth), _accuracy(em, truth)
-    assert acc_em > acc_mv + 0.03, (acc_em, acc_mv)
+    acc_mv, acc_em = accuracy(mv, truth), accuracy(em, truth)
+    assert acc_em > acc_mv + 0.03 and acc_em > 0.97, (acc_em, acc_mv)
     assert em.worker_accuracy["adversary"] < 0.3
     conf = em.worker_confusion["adversary"]
     assert all(conf[t, (t + 1) % 4] > 0.8 for t in range(4))  # it learned how the adversary answers
-    assert em.worker_accuracy["good"] > em.worker_accuracy["noisy1"]
-    assert abs(em.worker_accuracy["good"] - 0.9) < 0.05
+    assert all(conf[t, t] < 0.05 for t in range(4))
+    for w, acc in workers.items():
+        assert abs(em.worker_accuracy[w] - acc) < 0.05, (w, em.worker_accuracy[w])
+    ag = agreement(answers)
+    assert ag["good"] > ag["noisy1"] > ag["adversary"]
 
 
-def test_gold_items_are_clamped_and_inform_a_lone_worker():
-    answers, truth = simulate(200, 3, {"solo": 0.7}, seed=2)
-    gold = {i: int(truth[i]) for i in range(40)}
-    res = consolidate(answers, 3, gold=gold)
-    assert res.method == "dawid-skene"
+# (c) gold items
+
+def test_gold_items_are_clamped_even_against_every_worker():
+    answers, truth = simulate(300, 3, {"a": 0.8, "b": 0.8, "c": 0.8}, seed=2)
+    gold = {i: int(truth[i]) for i in range(30)}
+    answers += [(0, w, (gold[0] + 1) % 3) for w in ("d", "e", "f")]  # a loud wrong majority on a gold item
+    answers = [a for a in answers if not (a[0] == 0 and a[1] in "abc")]
+    res = dawid_skene(answers, 3, gold={**gold, "unanswered": 2})
     assert all(res.labels[i] == gold[i] and res.confidence[i] == 1.0 for i in gold)
-    others = [res.confidence[i] for i in range(40, 200)]
-    assert 0.5 < float(np.mean(others)) < 0.9  # the worker's estimated accuracy, not a blind 1.0
-    assert abs(res.worker_accuracy["solo"] - 0.7) < 0.12
+    assert np.array_equal(res.posteriors[0], np.eye(3)[gold[0]])
+    assert res.labels["unanswered"] == 2  # a gold item nobody answered is still reported
 
 
-def test_one_answer_per_item_without_gold_is_a_vote():
+def test_gold_items_inform_a_lone_workers_confidence():
+    good, _ = simulate(400, 4, {"solo": 0.9}, seed=3)
+    k = 4
+    blind = consolidate(good, k)
+    assert blind.method == "majority"  # one answer per image, no gold: nothing says how good the worker is
+    assert all(c == pytest.approx(prior_accuracy(k)) for c in blind.confidence.values())
+    for acc, seed in ((0.9, 3), (0.6, 4)):
+        answers, truth = simulate(400, k, {"solo": acc}, seed=seed)
+        gold = {i: int(truth[i]) for i in range(60)}
+        res = consolidate(answers, k, gold=gold)
+        rest = range(60, 400)
+        on_gold = np.mean([lab == truth[i] for i, _w, lab in answers if i in gold])  # what the data can tell
+        on_rest = np.mean([lab == truth[i] for i, _w, lab in answers if i not in gold])
+        assert res.method == "dawid-skene"
+        assert abs(res.worker_accuracy["solo"] - on_gold) < 0.05 and abs(res.worker_accuracy["solo"] - acc) < 0.12
+        mean_conf = float(np.mean([res.confidence[i] for i in rest]))
+        assert abs(mean_conf - on_rest) < 0.1, (acc, mean_conf)  # Bayes from the estimated accuracy: calibrated
+        # with one answer the worker's own answer stays the best guess: gold must not make labels worse
+        assert accuracy(res, truth, rest) >= accuracy(majority_vote(answers, k), truth, rest) - 0.02
+    assert mean_conf < prior_accuracy(k) < 0.8  # the 60% worker is trusted less than the 90% one
+
+
+def test_one_answer_per_item_without_gold_is_a_smoothed_vote():
     res = consolidate([(1, "a", 0), (2, "a", 1)], 2)
     assert res.method == "majority" and res.labels == {1: 0, 2: 1}
+    assert res.confidence[1] == pytest.approx(0.75)  # (1 + 1/K) / 2
+    assert np.allclose(res.posteriors[2], [0.25, 0.75])
+    plain = consolidate([(1, "a", 0), (2, "a", 1)], 2, method="majority")
+    assert plain.confidence == {1: 1.0, 2: 1.0}
+    assert consolidate([(1, "a", 0), (1, "b", 1)], 2).method == "dawid-skene"
+    assert consolidate([(1, "a", 0)], 2, gold={2: 1}).method == "dawid-skene"
 
 
-def test_deterministic_disagreements_and_agreement():
-    answers, _ = simulate(100, 3, {"a": 0.8, "b": 0.8, "c": 0.5}, seed=3)
-    r1, r2 = dawid_skene(answers, 3), dawid_skene(answers, 3)
-    assert r1.labels == r2.labels
-    dis = disagreements(answers, r1, top=5)
-    assert len(dis) == 5 and dis[0]["confidence"] <= dis[-1]["confidence"]
-    assert len(set(dis[0]["answers"].values())) > 1
-    ag = agreement(answers)
-    assert ag["a"] > ag["c"]
+# (d) determinism
+
+def test_results_do_not_depend_on_answer_order():
+    answers, _ = simulate(300, 3, {"a": 0.8, "b": 0.7, "c": 0.5}, seed=5)
+    r1 = dawid_skene(answers, 3)
+    shuffled = list(answers)
+    random.Random(0).shuffle(shuffled)
+    r2 = dawid_skene(iter(shuffled), 3)  # any iterable
+    assert r1.labels == r2.labels and r1.iterations == r2.iterations
+    assert all(np.allclose(r1.posteriors[i], r2.posteriors[i]) for i in r1.labels)
+    assert all(np.allclose(r1.worker_confusion[w], r2.worker_confusion[w]) for w in "abc")
 
 
-def test_bad_input_is_clear():
-    with pytest.raises(ValueError, match="no answers"):
-        consolidate([], 3)
-    with pytest.raises(ValueError, match="label 5 of item 1"):
-        consolidate([(1, "a", 5)], 3)
+def test_majority_vote_ties_and_seed():
+    ties = [(i, w, lab) for i in range(200) for w, lab in (("a", i % 3), ("b", (i + 1) % 3))]
+    low = majority_vote(ties, 3)
+    assert all(low.labels[i] == min(i % 3, (i + 1) % 3) for i in range(200))
+    assert all(c == 0.5 for c in low.confidence.values())
+    s1, s2 = majority_vote(ties, 3, seed=1), majority_vote(ties, 3, seed=2)
+    s1b = majority_vote(list(reversed(ties)), 3, seed=1)
+    assert s1.labels == s1b.labels  # same seed, same labels (whatever the order of the answers)
+    assert s1.labels != s2.labels and s1.labels != low.labels
+    assert all(s2.labels[i] in (i % 3, (i + 1) % 3) for i in range(200))
+    three = majority_vote([(0, "a", 2), (0, "b", 2), (0, "c", 1)], 3)
+    assert three.labels[0] == 2 and three.confidence[0] == pytest.approx(2 / 3)
+
+
+def test_disagreements_least_confident_first():
+    answers, _ = simulate(200, 3, {"a": 0.8, "b": 0.8, "c": 0.5}, seed=6)
+    res = dawid_skene(answers, 3)
+    every = disagreements(answers, res)
+    by_item: dict = {}
+    for i, w, lab in answers:
+        by_item.setdefault(i, {})[w] = lab
+    assert {d["item"] for d in every} == {i for i, a in by_item.items() if len(set(a.values())) > 1}
+    assert [d["confidence"] for d in every] == sorted(d["confidence"] for d in every)
+    top = disagreements(answers, res, top=5)
+    assert top == every[:5]
+    assert set(top[0]) == {"item", "answers", "label", "confidence"}
+    assert top[0]["answers"] == by_item[top[0]["item"]] and top[0]["label"] == res.labels[top[0]["item"]]
+    assert disagreements(answers, res, top=0) == []
+
+
+def test_agreement_skips_lone_answers():
+    ag = agreement([(1, "a", 0), (1, "b", 0), (1, "c", 1), (2, "a", 1), (3, "d", 2)])
+    assert ag == {"a": 1.0, "b": 1.0, "c": 0.0}
+
+
+# (e) errors
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: consolidate([], 3), "no answers"),
+    (lambda: dawid_skene(iter([]), 3), "no answers"),
+    (lambda: majority_vote([], 3), "no answers"),
+    (lambda: consolidate([(1, "a", 5)], 3), r"item 1 \(worker 'a'\) has the label 5, outside 0..2"),
+    (lambda: majority_vote([(1, "a", -1)], 3), "outside 0..2"),
+    (lambda: dawid_skene([(1, "a", 1.5)], 3), "integers"),
+    (lambda: consolidate([(1, "a", "cat")], 3), "integers"),
+    (lambda: consolidate([(1, "a")], 3), "expected an \\(item, worker, label\\) triple"),
+    (lambda: consolidate([(1, "a", 0)], 1), "two or more classes"),
+    (lambda: consolidate([(1, "a", 0)], 3, gold={2: 3}), "gold item 2 has the label 3, outside 0..2"),
+    (lambda: consolidate([(1, "a", 0)], 3, method="vote"), "use auto, dawid-skene or majority"),
+    (lambda: dawid_skene([(1, "a", 0)], 3, smoothing=0), "smoothing"),
+    (lambda: dawid_skene([(1, "a", 0)], 3, max_iter=0), "max_iter"),
+    (lambda: disagreements([(1, "a", 0)], Consolidated(), top=-1), "top"),
+])
+def test_bad_input_is_clear(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+def test_integral_floats_and_numpy_labels_are_accepted():
+    res = consolidate([(1, "a", np.int64(2)), (1, "b", 2.0)], 3)
+    assert res.labels[1] == 2 and dawid_skene([(1, "a", 0)], 3, max_iter=1).iterations == 1
