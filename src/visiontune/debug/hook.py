@@ -556,11 +556,6 @@ class Hook:
             self._writer.write(Record(name, step, int(mode), mstep, colls, now, None, reds, self.worker))
 
     # -- framework metrics and traces --------------------------------------------------------------------
-    def record_step_times(self, **seconds: float) -> None:
-        """The engine's own split of a training step (data, forward, backward, optimizer, step_seconds)."""
-        self._explicit_times = True
-        self._step_rows.append((self.mode.name, self.mode_steps[self.mode], seconds))
-
     def record_event(self, name: str, **values) -> None:
         self._events.append({"event": name, "t": round(time.time(), 4), **values})
 
