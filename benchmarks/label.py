@@ -1,4 +1,5 @@
-"""Labeling benchmark: consolidating simulated workers' answers (Dawid-Skene EM vs majority vote).
+"""Labeling benchmark: consolidating simulated workers' answers (Dawid-Skene EM vs majority vote), and
+the auto-labeling loop (how many images humans must label for the final labels to be right).
 
 The ground truth is Fashion-MNIST's real training labels (Debian's dataset-fashion-mnist, the visiontune
 cache or FASHION_MNIST_DIR; `make fashion-mnist` installs it), with uniform synthetic labels and a printed
@@ -9,11 +10,14 @@ picks a uniformly random other class; the adversary always answers (truth + 1) m
   3 random workers per image              as Ground Truth assigns them
   1 random worker per image, 5% gold      gold images (labels known) are how EM learns each worker
 
-    python benchmarks/label.py [--items 20000] [--seed 0] [--phases consolidation]
-                               [--out benchmarks/results/label.json]
+The active-learning phase writes --items real Fashion-MNIST images as PNGs (under --work) and runs the
+product's own loop on them (see phase_active_learning).
+
+    python benchmarks/label.py [--items 20000] [--seed 0] [--phases consolidation,active-learning]
+                               [--image-size 96] [--target-accuracy 0.95] [--out benchmarks/results/label.json]
 
 Phases are entries of PHASES (name -> function(truth, args) -> dict), run in the order given and written
-under their name in the JSON; the active-learning simulation is to be another phase.
+under their name in the JSON.
 """
 
 from __future__ import annotations
@@ -116,9 +120,137 @@ def phase_consolidation(truth: np.ndarray, args: argparse.Namespace) -> dict:
     return out
 
 
+#: Active-learning scenarios: the simulated human workforce (name -> accuracy; None: always right), one
+#: answer per image.  A wrong answer is a uniformly random other class.
+#: Gold images (labels known in advance, counted as human labels) let consolidation measure the workers.
+HUMANS = {  # name: (workers, share of gold images)
+    "exact human labels": ({"h1": None}, 0.0),
+    "noisy humans (98%, 97%, 96%), one answer per image, 2% gold": ({"h1": 0.98, "h2": 0.97, "h3": 0.96}, 0.02),
+}
+
+
+def phase_active_learning(_truth: np.ndarray, args: argparse.Namespace) -> dict:
+    """Ground Truth's auto-labeling loop through visiontune's own code (LabelStore.next_item/answer, due,
+    run_round, records) on --items real Fashion-MNIST training images written as PNGs: simulated humans
+    answer the images the job hands out, a round runs whenever one is due, until every image has a label.
+    Reported: the share of images humans labelled, the final manifest's accuracy against the true labels
+    (all images, human-labelled ones, auto-labelled ones), and each round's wall time."""
+    import shutil
+    import tempfile
+
+    from visiontune.data.fashion_mnist import write_png_folders
+
+    work = Path(args.work)
+    folder = write_png_folders(work / f"fashion-mnist-{args.items}", n_train=args.items, n_val=0, n_test=0,
+                               seed=args.seed) / "train"
+    out = {"images": args.items, "image_size": args.image_size, "model": "mobilenet_v2",
+           "target_accuracy": args.target_accuracy}
+    files = sorted(folder.rglob("*.png"))
+    # an empty feature cache: the first scenario's first round computes every image's features (the second
+    # scenario's reads them back, as every later round does)
+    home = tempfile.mkdtemp(prefix="visiontune-bench-label-home-")
+    old_home, os.environ["VISIONTUNE_HOME"] = os.environ.get("VISIONTUNE_HOME"), home
+    try:
+        return _active_learning(folder, files, out, args)
+    finally:
+        if old_home is None:
+            os.environ.pop("VISIONTUNE_HOME", None)
+        else:
+            os.environ["VISIONTUNE_HOME"] = old_home
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def _active_learning(folder: Path, files: list[Path], out: dict, args: argparse.Namespace) -> dict:
+    import tempfile
+
+    from visiontune.data.fashion_mnist import CLASSES
+    from visiontune.jobs.store import JobStore
+    from visiontune.label import LabelStore, create, records
+    from visiontune.label.active import due, run_round
+    from visiontune.label.jobs import status
+
+    for s, (scenario, (humans, gold_share)) in enumerate(HUMANS.items()):
+        rng = np.random.default_rng([args.seed, 100 + s])
+        with tempfile.TemporaryDirectory() as tmp:
+            store = LabelStore(JobStore(f"sqlite:///{tmp}/store.db"))
+            t0 = time.perf_counter()
+            source: Path = folder
+            if gold_share:  # a manifest in which some images carry their label: gold images
+                gold = set(rng.permutation(len(files))[:round(gold_share * len(files))].tolist())
+                source = Path(tmp) / "input.manifest"
+                source.write_text("".join(json.dumps(
+                    {"source-ref": str(f), **({"truth": CLASSES.index(f.parent.name),
+                                               "truth-metadata": {"class-name": f.parent.name}} if n in gold else {})})
+                    + "\n" for n, f in enumerate(files)))
+            made = create("sim", source, CLASSES, store=store, target_accuracy=args.target_accuracy,
+                          auto_label={"image_size": args.image_size, "seed": args.seed})
+            job = made.job
+            truth = {i.id: CLASSES.index(Path(i.source_ref).parent.name) for i in store.items(job)}
+            store.add_workers(job, list(humans))
+            ids = {w["name"]: w["id"] for w in store.workers(job)}
+            names = list(humans)
+            rounds, answered, t_humans = [], 0, 0.0
+            while True:
+                t = time.perf_counter()
+                item = None
+                for _ in range(args.check_every):
+                    who = names[answered % len(names)]
+                    item = store.next_item(job, ids[who])
+                    if item is None:
+                        break
+                    acc, true = humans[who], truth[item.id]
+                    wrong = (true + int(rng.integers(1, K))) % K
+                    store.answer(job, ids[who], item.id, true if acc is None or rng.random() < acc else wrong)
+                    answered += 1
+                t_humans += time.perf_counter() - t
+                if item is None:
+                    break
+                if due(job, store) is not None:
+                    r = run_round("sim", store)
+                    rounds.append(r)
+                    print(f"  round {r['round']}: {r['human_labeled']} human labels, threshold "
+                          f"{r['threshold'] if r['threshold'] is None else round(r['threshold'], 4)}, held-out "
+                          f"accuracy above it {r['estimated_accuracy']}, {r['auto_labeled_now']} auto-labelled, "
+                          f"{r['seconds']:.1f} s (features {r['feature_seconds']:.1f} s)")
+            recs, _notes = records("sim", store)
+            by_ref = {i.path: i.id for i in store.items(job)}
+            right = {"yes": [], "no": []}
+            for r in recs:
+                right[r["sim-metadata"]["human-annotated"]].append(r["sim"] == truth[by_ref[r["source-ref"]]])
+            n_h, n_a = len(right["yes"]), len(right["no"])
+            row = {
+                "humans": {k: (1.0 if v is None else v) for k, v in humans.items()},
+                "gold_images": sum(i.gold is not None for i in store.items(job)),
+                "labelled_images": len(recs), "human_labelled": n_h, "auto_labelled": n_a,
+                "human_share": round(n_h / len(truth), 4),
+                "final_accuracy": round(float(np.mean(right["yes"] + right["no"])), 4),
+                "human_label_accuracy": round(float(np.mean(right["yes"])), 4) if n_h else None,
+                "auto_label_accuracy": round(float(np.mean(right["no"])), 4) if n_a else None,
+                "estimated_auto_label_accuracy": status("sim", store)["auto_label"]["estimated_accuracy"],
+                "rounds": len(rounds),
+                "round_seconds": {"first": rounds[0]["seconds"] if rounds else None,
+                                  "first_feature_seconds": rounds[0]["feature_seconds"] if rounds else None,
+                                  "median of the rest": round(float(np.median([r["seconds"] for r in rounds[1:]])), 3)
+                                  if len(rounds) > 1 else None},
+                "simulated_answers": answered,
+                "store_ms_per_answer": round(1000 * t_humans / max(answered, 1), 2),
+                "wall_seconds": round(time.perf_counter() - t0, 1),
+                "per_round": [{k: r[k] for k in ("round", "human_labeled", "threshold", "estimated_accuracy",
+                                                 "agreement_with_humans", "human_label_accuracy",
+                                                 "validated_above_threshold", "auto_labeled_now", "seconds")}
+                              for r in rounds],
+            }
+            out[scenario] = row
+            print(f"{scenario}: humans labelled {row['human_share']:.1%} of {len(truth)} images; final accuracy "
+                  f"{row['final_accuracy']:.2%} (human {row['human_label_accuracy']}, auto "
+                  f"{row['auto_label_accuracy']}, estimated {row['estimated_auto_label_accuracy']}); "
+                  f"{len(rounds)} rounds")
+    return out
+
+
 PHASES: dict[str, Callable[[np.ndarray, argparse.Namespace], dict]] = {
     "consolidation": phase_consolidation,
-    # "active-learning": phase_active_learning,  (to come: train on consolidated labels, pick what to ask next)
+    "active-learning": phase_active_learning,
 }
 
 
@@ -126,7 +258,12 @@ def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--items", type=int, default=20_000, help="images to simulate labels for (default 20000)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--phases", default="consolidation", help=f"comma-separated, of: {', '.join(PHASES)}")
+    ap.add_argument("--phases", default=",".join(PHASES), help=f"comma-separated, of: {', '.join(PHASES)}")
+    ap.add_argument("--work", default=os.path.join(os.environ.get("TMPDIR", "/tmp"), "visiontune-bench-label"),
+                    help="where the active-learning phase writes its PNGs (kept for the next run)")
+    ap.add_argument("--image-size", type=int, default=96, help="the auto-labeler's input size (28 px images)")
+    ap.add_argument("--target-accuracy", type=float, default=0.95)
+    ap.add_argument("--check-every", type=int, default=50, help="simulated answers between checks for a due round")
     ap.add_argument("--out", default="benchmarks/results/label.json")
     args = ap.parse_args(argv)
     phases = [p.strip() for p in args.phases.split(",") if p.strip()]

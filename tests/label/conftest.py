@@ -11,15 +11,21 @@ import pytest
 from tests.conftest import make_folder_dataset
 
 
-@pytest.fixture
-def images(tmp_path):
-    """12 images (3 colours x 4) in one flat folder, as raw unlabelled images arrive."""
-    src = make_folder_dataset(tmp_path / "src", per_class=4)
+def flat_images(tmp_path, per_class: int):
+    """3 colours x ``per_class`` images in one flat folder, as raw unlabelled images arrive; the colour is the
+    start of each name."""
+    src = make_folder_dataset(tmp_path / "src", per_class=per_class)
     flat = tmp_path / "raw"
     flat.mkdir()
     for f in sorted(src.rglob("*.png")):
         (flat / f"{f.parent.name}_{f.name}").write_bytes(f.read_bytes())
     return flat
+
+
+@pytest.fixture
+def images(tmp_path):
+    """12 images (3 colours x 4)."""
+    return flat_images(tmp_path, 4)
 
 
 def free_port() -> int:

@@ -22,16 +22,37 @@ def label_group():
 @click.option("--instructions", default=None, help="a Markdown/text file shown beside every image")
 @click.option("--workers-per-image", default=1, show_default=True, type=int,
               help="answers wanted per image (several: consolidated by Dawid-Skene EM)")
-def create_cmd(name, images, labels, multi_label, instructions, workers_per_image):
+@click.option("--auto-label", is_flag=True,
+              help="active learning: a model labels the images it is sure of (rounds run while `label serve` runs)")
+@click.option("--target-accuracy", type=float, default=None, help="the auto-labels' accuracy to reach [0.95]")
+@click.option("--auto-label-model", default=None, help="the zoo backbone the auto-labeler uses [mobilenet_v2]")
+@click.option("--auto-label-image-size", type=int, default=None, help="its input size [the model's own]")
+def create_cmd(name, images, labels, multi_label, instructions, workers_per_image, auto_label, target_accuracy,
+               auto_label_model, auto_label_image_size):
     """Create a labeling job NAME over --images with --labels."""
     from visiontune.label import create
 
+    auto = {}
+    if auto_label_model:
+        auto["model"] = auto_label_model
+    if auto_label_image_size:
+        auto["image_size"] = auto_label_image_size
+    if auto and not auto_label:
+        raise click.UsageError("--auto-label-model/--auto-label-image-size need --auto-label")
     made = create(name, images, labels, multi_label=multi_label, instructions=instructions,
-                  workers_per_image=workers_per_image)
+                  workers_per_image=workers_per_image, auto_label=(auto or True) if auto_label else False,
+                  target_accuracy=target_accuracy)
     n = made.images
     click.echo(f"labeling job {name}: {n} images, labels {', '.join(made.job.labels)}")
     for ref, why in made.skipped:
         click.secho(f"  left out {ref}: {why}", fg="yellow", err=True)
+    if auto_label:
+        from visiontune.label.active import settings_of
+
+        a = settings_of(made.job)
+        click.echo(f"auto-labeling: humans label a random sample of {a.first_round(made.images)} images first; then "
+                   f"{a.model} labels the images it is sure of (held-out accuracy >= {a.target_accuracy:.0%}) while "
+                   "`label serve` runs")
     click.echo(f"next: visiontune label workers add {name} NAME... ; visiontune label serve {name}")
 
 
@@ -103,6 +124,19 @@ def status_cmd(job):
     from visiontune.label import status
 
     click.echo(json.dumps(status(job), indent=2))
+
+
+@label_group.command("auto")
+@click.argument("job")
+@click.option("--device", default="auto", show_default=True, help="where the backbone runs: auto, cpu, cuda")
+def auto_cmd(job, device):
+    """Run one auto-labeling round now (`label serve` runs them as humans label)."""
+    from visiontune.label import auto_label_round
+    from visiontune.label.active import describe
+
+    summary = auto_label_round(job, device=device)
+    click.echo(describe(summary), err=True)
+    click.echo(json.dumps(summary, indent=2))
 
 
 @label_group.command("list")

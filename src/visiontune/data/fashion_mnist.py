@@ -75,8 +75,11 @@ def write_png_folders(out: Path, n_train: int = 10_000, n_val: int = 2_000, n_te
     perm = rng.permutation(len(tr_x))
     parts = {"train": (tr_x, tr_y, perm[:n_train]), "val": (tr_x, tr_y, perm[n_train:n_train + n_val]),
              "test": (te_x, te_y, rng.permutation(len(te_x))[:n_test])}
+    marker.unlink(missing_ok=True)
     for split, (x, y, idx) in parts.items():
         for c in CLASSES:
+            for stale in (out / split / c).glob(f"{split}_*.png"):  # written for another size or seed
+                stale.unlink()
             (out / split / c).mkdir(parents=True, exist_ok=True)
         for i in idx:
             Image.fromarray(x[i], mode="L").save(out / split / CLASSES[y[i]] / f"{split}_{i:05d}.png")

@@ -148,10 +148,29 @@ def _m002_labeling(conn: Connection) -> None:
     meta.create_all(conn)
 
 
+def _m003_auto_labeling(conn: Connection) -> None:
+    # which image a worker gets next: the highest priority (a random order first, then least confident)
+    conn.execute(text("ALTER TABLE vt_label_items ADD COLUMN priority FLOAT NOT NULL DEFAULT 0"))
+    conn.execute(text("ALTER TABLE vt_label_items ADD COLUMN auto_round INTEGER"))
+    meta = MetaData()
+    Table("vt_label_jobs", meta, Column("id", Integer, primary_key=True))  # exists (migration 2): the key's target
+    rounds = Table(
+        "vt_label_rounds", meta,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("job_id", Integer, ForeignKey("vt_label_jobs.id", ondelete="CASCADE"), nullable=False),
+        Column("round", Integer, nullable=False),
+        Column("created_at", Float, nullable=False),
+        Column("summary", Text, nullable=False),                 # JSON: counts, threshold, estimated accuracy...
+        Index("vt_label_rounds_job", "job_id", "round", unique=True),
+    )
+    meta.create_all(conn, tables=[rounds])
+
+
 #: (number, what it does, function); append only.
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "jobs, metric series, logs, tuning jobs", _m001_jobs),
     (2, "labeling jobs: items, workers, assignments and answers", _m002_labeling),
+    (3, "auto-labeling: item priority and round, rounds", _m003_auto_labeling),
 ]
 
 

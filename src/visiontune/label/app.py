@@ -142,7 +142,8 @@ def create_app(store: LabelStore | None = None):
 
 def owner_html(store: LabelStore, job, secret: str) -> str:
     from visiontune.label.consolidate import disagreements
-    from visiontune.label.jobs import consolidated, status
+    from visiontune.label.consolidate import consolidated
+    from visiontune.label.jobs import status
 
     st = status(job.name, store)
     items, answers, result = consolidated(job, store)
@@ -163,8 +164,16 @@ def owner_html(store: LabelStore, job, secret: str) -> str:
         for lab in result.labels.values():
             counts[job.labels[lab]] = counts.get(job.labels[lab], 0) + 1
     per_label = "".join(f"<tr><td>{esc(k)}</td><td>{v}</td></tr>" for k, v in sorted(counts.items()))
+    auto = st.get("auto_label")
+    auto_html = ""
+    if auto is not None:
+        est = auto["estimated_accuracy"]
+        auto_html = (f"<h2>Auto-labeling</h2><p id='auto'>{auto['human_labeled']} images labelled by people, "
+                     f"{auto['auto_labeled']} by the model ({auto['model']}, {auto['rounds']} round(s); estimated "
+                     f"accuracy {'–' if est is None else f'{est:.1%}'}, target {auto['target_accuracy']:.0%}). "
+                     f"Next round: {esc(auto['next_round'] or 'when more images are labelled')}.</p>")
     return OWNER_HTML.format(
-        title=esc(job.name), done=st["complete"], total=st["images"], answers=st["answers"],
+        title=esc(job.name), done=st["complete"], total=st["images"], answers=st["answers"], auto=auto_html,
         k=job.workers_per_image, workers=rows or "<tr><td colspan=4>no answers yet</td></tr>",
         labels=per_label or "<tr><td colspan=2>none yet</td></tr>",
         disagreements=dis or "<p>No disagreements.</p>", data=esc(json.dumps(st)))
@@ -178,7 +187,7 @@ padding:.4em;border:1px solid #ddd;border-radius:6px;align-items:center}} .d img
 background:#f4f4f4}} progress{{width:24em}}</style></head><body>
 <h1>{title}</h1>
 <p id="progress"><progress max="{total}" value="{done}"></progress> {done} of {total} images complete
-({k} worker(s) per image), {answers} answers.</p>
+({k} worker(s) per image), {answers} answers.</p>{auto}
 <h2>Workers</h2><table id="workers"><tr><th>worker</th><th>answers</th><th>agrees with the others</th>
 <th>estimated accuracy</th></tr>{workers}</table>
 <h2>Labels so far</h2><table id="labels"><tr><th>label</th><th>images</th></tr>{labels}</table>
@@ -313,4 +322,14 @@ def serve(name: str, host: str = "127.0.0.1", port: int = 8770, allow_remote: bo
     base = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
     announce(f"labeling job {job.name}: {base}/o/{owner} (owner view; this link replaces earlier ones)")
     announce(f"worker links: `visiontune label workers add {job.name} NAME...`")
-    uvicorn.run(create_app(store), host=host, port=port, access_log=False, log_level="warning")
+    auto = None
+    if job.settings.get("auto_label") is not None:
+        from visiontune.label.active import AutoLabeler
+
+        auto = AutoLabeler(job.name, store, say=announce).start()
+        announce("auto-labeling: a round runs whenever enough new human labels are in (`label status` shows them)")
+    try:
+        uvicorn.run(create_app(store), host=host, port=port, access_log=False, log_level="warning")
+    finally:
+        if auto is not None:
+            auto.stop()

@@ -244,3 +244,17 @@ def agreement(answers: Iterable) -> dict:
             h[0] += lab in majority
             h[1] += 1
     return {w: h[0] / h[1] for w, h in hits.items() if h[1]}
+
+
+def consolidated(job, store=None):
+    """(items, answers, result): each image's label and confidence from every worker's answers (Dawid-Skene
+    with several workers per image; a worker's estimated accuracy with one), gold images clamped."""
+    from visiontune.label.store import LabelStore
+
+    store = store or LabelStore()
+    items = store.items(job)
+    answers = [a for a in store.answers(job) if not a["skipped"]]
+    triples = [(a["item"], a["worker"], int(a["label"])) for a in answers if not job.multi_label]
+    gold = {i.id: int(i.gold) for i in items if i.gold is not None}
+    result = consolidate(triples, len(job.labels), gold=gold or None) if triples else None
+    return items, answers, result

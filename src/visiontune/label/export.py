@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from visiontune.errors import ConfigError
-from visiontune.label.jobs import consolidated
+from visiontune.label.consolidate import consolidated
 from visiontune.label.store import LabelStore
 
 
@@ -31,9 +31,16 @@ def records(name: str, store: LabelStore | None = None) -> tuple[list[dict], lis
     now = _iso(time.time())
     for item in items:
         got = by_item.get(item.id, [])
+        meta = {"job-name": f"labeling-job/{job.name}", "human-annotated": "yes", "creation-date": now}
+        if item.auto_label is not None and item.gold is None and len(got) < job.workers_per_image:
+            # labelled by the model (--auto-label); a human answer that completes the image later wins
+            label = int(item.auto_label)
+            meta.update({"class-name": job.labels[label], "confidence": round(float(item.auto_confidence), 4),
+                         "type": "groundtruth/image-classification", "human-annotated": "no"})
+            out.append({"source-ref": item.path, job.name: label, f"{job.name}-metadata": meta})
+            continue
         if not got and item.gold is None:
             continue
-        meta = {"job-name": f"labeling-job/{job.name}", "human-annotated": "yes", "creation-date": now}
         if job.multi_label:
             votes = [set(a["label"]) for a in got]
             chosen = sorted(c for c in range(len(job.labels)) if sum(c in v for v in votes) * 2 >= len(votes))

@@ -81,9 +81,13 @@ class Created:
 
 
 def create(name: str, images: str | Path, labels, *, multi_label: bool = False, instructions: str | Path | None = None,
-           workers_per_image: int = 1, store: LabelStore | None = None) -> Created:
+           workers_per_image: int = 1, auto_label: bool | dict = False, target_accuracy: float | None = None,
+           store: LabelStore | None = None) -> Created:
     """A labeling job over a folder of images (its manifest made from the folder, as Ground Truth's
-    "create manifest") or a manifest; gold labels in the manifest become gold images."""
+    "create manifest") or a manifest; gold labels in the manifest become gold images.
+
+    ``auto_label`` (True, or a dict of :class:`~visiontune.label.active.AutoLabelSettings` fields) turns on
+    active learning: workers get a random sample first, and rounds label the images a model is sure of."""
     if not _NAME.fullmatch(name or ""):
         raise ConfigError(f"labeling job name {name!r}: letters, digits, - and _ (up to 63), starting with a letter "
                           "or digit")
@@ -96,33 +100,37 @@ def create(name: str, images: str | Path, labels, *, multi_label: bool = False, 
         if not p.is_file():
             raise ConfigError(f"--instructions {instructions}: no such file")
         text = p.read_text(encoding="utf-8")
+    settings = {"source": str(images)}
+    if auto_label:
+        from visiontune.label.active import AutoLabelSettings, check_auto_label
+
+        opts = dict(auto_label) if isinstance(auto_label, dict) else {}
+        if target_accuracy is not None:
+            opts["target_accuracy"] = target_accuracy
+        auto = AutoLabelSettings.from_dict(opts)
+        check_auto_label(None, auto, multi_label)
+        settings["auto_label"] = auto.to_dict()
+    elif target_accuracy is not None:
+        raise ConfigError("--target-accuracy is the auto-labels' accuracy: add --auto-label")
     items, bad = scan_images(images)
     gold_items = []
     for ref, path, gold in items:
         if gold is not None and gold not in names:
             raise DataError(f"{images}: {ref} has the label {gold!r}, which is not one of --labels {','.join(names)}")
         gold_items.append((ref, path, None if gold is None else names.index(gold)))
+    priorities = None
+    if auto_label:  # humans label a random sample first (a folder's order would be one class after another)
+        import numpy as np
+
+        priorities = np.random.default_rng(settings["auto_label"]["seed"]).random(len(gold_items)).tolist()
     store = store or LabelStore()
     owner = store.create_job(name, names, gold_items, multi_label=multi_label, instructions=text,
-                             workers_per_image=workers_per_image, settings={"source": str(images)})
+                             workers_per_image=workers_per_image, settings=settings, priorities=priorities)
     return Created(store.get_job(name), owner, bad, len(gold_items))
 
 
-def consolidated(job: LabelJob, store: LabelStore | None = None):
-    """(items, answers, result): each image's label and confidence from every worker's answers (Dawid-Skene
-    with several workers per image; a worker's estimated accuracy with one), gold images clamped."""
-    from visiontune.label.consolidate import consolidate
-
-    store = store or LabelStore()
-    items = store.items(job)
-    answers = [a for a in store.answers(job) if not a["skipped"]]
-    triples = [(a["item"], a["worker"], int(a["label"])) for a in answers if not job.multi_label]
-    gold = {i.id: int(i.gold) for i in items if i.gold is not None}
-    result = consolidate(triples, len(job.labels), gold=gold or None) if triples else None
-    return items, answers, result
-
-
 def status(name: str, store: LabelStore | None = None) -> dict:
+    """Progress, answers per worker, their agreement, and (auto-labeling jobs) the images labelled by each."""
     store = store or LabelStore()
     job = store.get_job(name)
     counts = store.counts(job)
@@ -136,4 +144,8 @@ def status(name: str, store: LabelStore | None = None) -> dict:
         from visiontune.label.consolidate import agreement
 
         out["agreement"] = agreement([(a["item"], a["worker"], int(a["label"])) for a in answers if not a["skipped"]])
+    if job.settings.get("auto_label") is not None:
+        from visiontune.label.active import summarize
+
+        out.update(summarize(job, store))
     return out

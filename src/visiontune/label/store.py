@@ -50,6 +50,9 @@ class Item:
     source_ref: str
     path: str
     gold: object = None
+    auto_label: object = None       # the model's label (auto-labeling), None while humans decide
+    auto_confidence: float | None = None
+    auto_round: int | None = None
 
 
 def _job(row) -> LabelJob:
@@ -58,7 +61,8 @@ def _job(row) -> LabelJob:
 
 
 def _item(row) -> Item:
-    return Item(row.id, row.idx, row.source_ref, row.path, json.loads(row.gold) if row.gold else None)
+    return Item(row.id, row.idx, row.source_ref, row.path, json.loads(row.gold) if row.gold else None,
+                json.loads(row.auto_label) if row.auto_label else None, row.auto_confidence, row.auto_round)
 
 
 class LabelStore:
@@ -72,8 +76,9 @@ class LabelStore:
     # -- jobs -----------------------------------------------------------------------------------------
     def create_job(self, name: str, labels: list[str], items: list[tuple[str, str, object]], *,
                    multi_label: bool = False, instructions: str = "", workers_per_image: int = 1,
-                   settings: dict | None = None) -> str:
-        """Returns the owner's secret (shown once; ``owner_link`` makes a new one)."""
+                   settings: dict | None = None, priorities: list[float] | None = None) -> str:
+        """Returns the owner's secret (shown once; ``owner_link`` makes a new one).  Workers get the images of
+        highest ``priorities`` first (default: in order)."""
         owner = new_secret()
         with self.store._write() as conn:
             if conn.execute(text("SELECT 1 FROM vt_label_jobs WHERE name = :n"), {"n": name}).first():
@@ -85,9 +90,10 @@ class LabelStore:
                 {"n": name, "l": json.dumps(labels), "m": multi_label, "i": instructions, "w": workers_per_image,
                  "s": json.dumps(settings or {}), "o": digest(owner), "t": time.time()})
             job_id = conn.execute(text("SELECT id FROM vt_label_jobs WHERE name = :n"), {"n": name}).scalar_one()
-            conn.execute(text("INSERT INTO vt_label_items (job_id, idx, source_ref, path, gold) "
-                              "VALUES (:j, :x, :r, :p, :g)"),
-                         [{"j": job_id, "x": i, "r": ref, "p": path, "g": None if gold is None else json.dumps(gold)}
+            conn.execute(text("INSERT INTO vt_label_items (job_id, idx, source_ref, path, gold, priority) "
+                              "VALUES (:j, :x, :r, :p, :g, :q)"),
+                         [{"j": job_id, "x": i, "r": ref, "p": path, "g": None if gold is None else json.dumps(gold),
+                           "q": priorities[i] if priorities is not None else 0.0}
                           for i, (ref, path, gold) in enumerate(items)])
         return owner
 
@@ -189,7 +195,7 @@ class LabelStore:
                 "AND (SELECT COUNT(*) FROM vt_label_assignments a WHERE a.item_id = i.id AND "
                 "     (a.state = 'answered' OR (a.state = 'leased' AND a.leased_until > :now))) < :k "
                 "ORDER BY (SELECT COUNT(*) FROM vt_label_assignments a WHERE a.item_id = i.id "
-                "          AND a.state = 'answered') DESC, i.idx LIMIT 1"),
+                "          AND a.state = 'answered') DESC, i.priority DESC, i.idx LIMIT 1"),
                 {"j": job.id, "w": worker_id, "now": now, "k": job.workers_per_image}).first()
             if row is None:
                 return None
@@ -252,6 +258,40 @@ class LabelStore:
                 "ORDER BY a.answered_at"), {"j": job.id})
             return [{"item": r.item_id, "worker": r.worker, "label": json.loads(r.label) if r.label else None,
                      "skipped": r.state == "skipped", "time": r.answered_at} for r in rows]
+
+    # -- auto-labeling --------------------------------------------------------------------------------
+    def record_round(self, job: LabelJob, summary: dict, auto: dict[int, tuple[object, float]],
+                     priorities: dict[int, float]) -> dict:
+        """One auto-labeling round, in one transaction: the model's labels (item id -> (label, confidence))
+        for images no human finished, the new priorities of the rest, and the round's summary.  An image a
+        human finished meanwhile keeps the human label.  Returns the summary as kept (with its round number and
+        how many images it labelled)."""
+        with self.store._write() as conn:
+            number = conn.execute(text("SELECT COALESCE(MAX(round), 0) + 1 FROM vt_label_rounds WHERE job_id = :j"),
+                                  {"j": job.id}).scalar_one()
+            done = {r.item_id for r in conn.execute(text(
+                "SELECT item_id FROM vt_label_assignments WHERE job_id = :j AND state = 'answered' "
+                "GROUP BY item_id HAVING COUNT(*) >= :k"), {"j": job.id, "k": job.workers_per_image})}
+            open_ids = {r.id for r in conn.execute(text(
+                "SELECT id FROM vt_label_items WHERE job_id = :j AND auto_label IS NULL AND gold IS NULL"),
+                {"j": job.id})}
+            rows = [{"l": json.dumps(lab), "c": float(conf), "r": number, "i": i}
+                    for i, (lab, conf) in auto.items() if i in open_ids and i not in done]
+            if rows:
+                conn.execute(text("UPDATE vt_label_items SET auto_label = :l, auto_confidence = :c, auto_round = :r "
+                                  "WHERE id = :i"), rows)
+            if priorities:
+                conn.execute(text("UPDATE vt_label_items SET priority = :q WHERE id = :i"),
+                             [{"q": float(q), "i": i} for i, q in priorities.items()])
+            summary = {**summary, "round": number, "auto_labeled_now": len(rows)}
+            conn.execute(text("INSERT INTO vt_label_rounds (job_id, round, created_at, summary) VALUES (:j, :r, :t, :s)"),
+                         {"j": job.id, "r": number, "t": time.time(), "s": json.dumps(summary)})
+        return summary
+
+    def rounds(self, job: LabelJob) -> list[dict]:
+        with self.store._read() as conn:
+            return [json.loads(r.summary) for r in conn.execute(
+                text("SELECT summary FROM vt_label_rounds WHERE job_id = :j ORDER BY round"), {"j": job.id})]
 
     def counts(self, job: LabelJob, worker_id: int | None = None) -> dict:
         with self.store._read() as conn:

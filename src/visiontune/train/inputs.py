@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from visiontune.data.cache import feature_cache, fingerprint, pixel_cache
+from visiontune.data.cache import cache_key, feature_cache, fingerprint, library_versions, pixel_cache
 from visiontune.data.dataset import Dataset, Sample, check_no_leaks
 from visiontune.data.split import stratified_split
 from visiontune.progress import bar, note
@@ -61,6 +61,11 @@ def hash_images(dataset: Dataset, workers: int = 8) -> dict[str, str]:
         hashes = fingerprint(samples, advance, workers=workers)
     check_no_leaks(dataset, hashes)
     return hashes
+
+
+def feature_model_key(spec, wspec, seed: int = 0) -> str:
+    """What a backbone's cached features depend on: its architecture, its weights, the libraries."""
+    return cache_key(spec.library, spec.arch, wspec.identity() if wspec else f"random-{seed}", library_versions())
 
 
 def prepare(dataset: Dataset, hashes: dict[str, str], *, kind: str, prep, on_bad_image: str,

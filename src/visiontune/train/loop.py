@@ -20,7 +20,6 @@ from torch import nn
 
 from visiontune.artifact.store import FILES as ARTIFACT_FILES
 from visiontune.artifact.store import is_artifact, pack, save_artifact
-from visiontune.data.cache import cache_key, library_versions
 from visiontune.data.sources import open_dataset
 from visiontune.data.transforms import build_augmentation, normalize
 from visiontune.debug.modes import ModeKeys
@@ -31,7 +30,7 @@ from visiontune.runtime import autocast, dtype_name, pick_device, resolve_precis
 from visiontune.train import plots
 from visiontune.train.checkpoint import CHECKPOINT, has_checkpoint, load_checkpoint, remove_checkpoint, save_checkpoint
 from visiontune.train.config import TrainConfig
-from visiontune.train.inputs import SplitInputs, hash_images, hold_out, prepare
+from visiontune.train.inputs import SplitInputs, feature_model_key, hash_images, hold_out, prepare
 from visiontune.train.metrics import evaluate_logits
 from visiontune.zoo.registry import create_model, default_preprocessing, get_model_spec
 
@@ -370,8 +369,7 @@ def _prepare_inputs(run: _Run):
     run.out.mkdir(parents=True, exist_ok=True)
     if cfg.uses_feature_cache:
         spec, wspec = run.spec, run.wspec
-        model_key = cache_key(spec.library, spec.arch, wspec.identity() if wspec else f"random-{cfg.seed}",
-                              library_versions())
+        model_key = feature_model_key(spec, wspec, cfg.seed)
         inputs, skipped = prepare(dataset, hashes, kind="features", prep=run.prep, on_bad_image=cfg.on_bad_image,
                                   backbone=model.backbone, model_key=model_key, device=run.device,
                                   dtype=run.feature_dtype, batch_size=cfg.eval_batch_size, workers=cfg.num_workers)
