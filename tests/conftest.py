@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import random
 from pathlib import Path
 
@@ -129,3 +130,23 @@ def chromium() -> str:
         if why or _chromium_path() is None:
             pytest.skip(f"no Chromium for the browser tests: {why or 'chromium not found after installing it'}")
     return _chromium_path()
+
+
+def write_fashion_idx(folder: Path, n_train: int = 200, n_test: int = 60, seed: int = 0) -> Path:
+    """Fashion-MNIST's four IDX files, small and synthetic (a bright blob per item, brighter for a higher
+    class): tests that must run where Debian's dataset-fashion-mnist is not installed point
+    FASHION_MNIST_DIR here."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:28, :28]
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        labels = np.arange(n) % 10
+        images = rng.integers(0, 40, (n, 28, 28)) + labels[:, None, None] * 20
+        for i in range(n):  # an item: an ellipse of its own size, the background dark
+            a, b = rng.integers(6, 13, 2)
+            images[i][((yy - 14) / a) ** 2 + ((xx - 14) / b) ** 2 > 1] = 0
+        for kind, arr in (("images-idx3", images), ("labels-idx1", labels)):
+            header = bytes([0, 0, 8, arr.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in arr.shape)
+            with gzip.open(folder / f"{prefix}-{kind}-ubyte.gz", "wb") as fh:
+                fh.write(header + arr.astype(np.uint8).tobytes())
+    return folder

@@ -1,15 +1,13 @@
 """The command line, driven as a user would, through click's runner."""
 
-import gzip
 import json
 import re
 from pathlib import Path
 
-import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from tests.conftest import FAST, cli_run
+from tests.conftest import FAST, cli_run, write_fashion_idx
 from visiontune.cli.main import cli
 
 run = cli_run
@@ -80,23 +78,9 @@ def test_data_inspect_and_split(tiny_folder, tmp_path):
     assert json.loads((tmp_path / "m" / "metrics.json").read_text())["counts"] == {"train": 18, "validation": 6, "test": 6}
 
 
-def _write_idx(path: Path, arr: np.ndarray):
-    header = bytes([0, 0, 8, arr.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in arr.shape)
-    with gzip.open(path, "wb") as fh:
-        fh.write(header + arr.astype(np.uint8).tobytes())
-
-
 def test_quickstart_flow(tmp_path, monkeypatch):
     """The quickstart's whole flow, on small synthetic IDX files (the real run is `make demo`)."""
-    idx = tmp_path / "idx"
-    idx.mkdir()
-    rng = np.random.default_rng(0)
-    for prefix, n in (("train", 200), ("t10k", 60)):
-        labels = np.arange(n) % 10
-        images = rng.integers(0, 40, (n, 28, 28)) + (labels[:, None, None] * 20)
-        _write_idx(idx / f"{prefix}-images-idx3-ubyte.gz", images)
-        _write_idx(idx / f"{prefix}-labels-idx1-ubyte.gz", labels)
-    monkeypatch.setenv("FASHION_MNIST_DIR", str(idx))
+    monkeypatch.setenv("FASHION_MNIST_DIR", str(write_fashion_idx(tmp_path / "idx")))
     res = run("quickstart", "--out", tmp_path / "qs", "--epochs", "1", "--image-size", "32",
               "--n-train", "100", "--n-test", "30")
     assert re.search(r"test accuracy: 0\.\d{4} \(30 test images\)", res.output)

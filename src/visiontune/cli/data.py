@@ -1,4 +1,4 @@
-"""``visiontune data inspect | split``."""
+"""``visiontune data inspect | split | synth fashion-scenes``."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from visiontune.data.split import split
 
 @click.group("data")
 def data_group() -> None:
-    """Look at and split datasets."""
+    """Look at, split and build datasets."""
 
 
 @data_group.command("inspect")
@@ -78,6 +78,39 @@ def split_cmd(path, ratios, seed, out, label_attribute, on_bad_image):
     for f, n in split(path, out=out, ratios=ratios, seed=seed, label_attribute=label_attribute,
                       on_bad_image=on_bad_image):
         click.echo(f"{f}: {n} images")
+
+
+@data_group.group("synth")
+def synth_group() -> None:
+    """Build datasets from real pixels on this machine, offline (for trying tasks and benchmarks)."""
+
+
+@synth_group.command("fashion-scenes")
+@click.option("--out", type=click.Path(), required=True, help="folder to write the scenes in")
+@click.option("--train", "n_train", default=8_000, show_default=True, type=int, help="training scenes")
+@click.option("--validation", "n_validation", default=2_000, show_default=True, type=int, help="validation scenes")
+@click.option("--size", default=128, show_default=True, type=int, help="scene side in pixels (32 or more)")
+@click.option("--min-items", default=1, show_default=True, type=int, help="fewest Fashion-MNIST items per scene")
+@click.option("--max-items", default=4, show_default=True, type=int, help="most items per scene (up to 4)")
+@click.option("--seed", default=0, show_default=True, type=int, help="random seed: the same seed gives the same bytes")
+def fashion_scenes_cmd(out, n_train, n_validation, size, min_items, max_items, seed):
+    """Fashion-MNIST items pasted on scikit-image's sample photos: multi-label manifests and segmentation masks.
+
+    Writes SageMaker's semantic-segmentation layout (train/, train_annotation/, validation/,
+    validation_annotation/, label_map/) and Ground Truth multi-label manifests (train.manifest,
+    validation.manifest) over the same images. A finished folder with the same options is kept as it is."""
+    from visiontune.data.synth import fashion_scenes
+    from visiontune.progress import bar
+
+    with bar(n_train + n_validation, "building scenes") as advance:
+        summary = fashion_scenes(out, n_train=n_train, n_validation=n_validation, size=size,
+                                 min_items=min_items, max_items=max_items, seed=seed, progress=advance)
+    for part, s in summary["splits"].items():
+        click.echo(f"{part}: {s['images']} scenes of {summary['size']}x{summary['size']} px, "
+                   f"{s['items'] / s['images']:.2f} items per scene on average; manifest {s['manifest']}, "
+                   f"masks {s['annotations_dir']}")
+    click.echo(f"written to {summary['out']} (class names in {summary['classes_file']}; "
+               f"manifest label attribute {summary['label_attribute']!r})")
 
 
 def register(cli: click.Group) -> None:
