@@ -16,12 +16,11 @@ import numpy as np
 import torch
 
 from visiontune.artifact import VisionModel, load_model
+from visiontune.data.dataset import labels_of
 from visiontune.data.sources import open_dataset
 from visiontune.errors import BadImageError, DataError, skip_hint
 from visiontune.predictions import iter_predictions
 from visiontune.progress import bar
-from visiontune.train import plots
-from visiontune.train.metrics import evaluate_logits
 
 SPLIT_CHOICES = ("auto", "all", "train", "validation", "test")
 
@@ -56,12 +55,17 @@ def evaluate(model, data: str | Path, *, split: str = "auto", out: str | Path | 
         samples = ds.splits[chosen]
     else:
         raise DataError(f"{data}: no {chosen} split; it has {', '.join(ds.splits)} (or use split='all')")
-    unknown = sorted(set(ds.classes[s.label] for s in samples) - set(m.classes))
+    multi = m.task.name == "multi-label"
+    if ds.task == "multi-label" and not multi:
+        raise DataError(f"{data}: some images have several labels, and {m.path} predicts one class per image; "
+                        "evaluate a multi-label model on it")
+    unknown = sorted(set(ds.classes[c] for s in samples for c in labels_of(s.label)) - set(m.classes))
     if unknown:
         raise DataError(f"{data}: class(es) {', '.join(map(repr, unknown))} are not among the model's "
                         f"{len(m.classes)} classes ({', '.join(m.classes[:10])}{'...' if len(m.classes) > 10 else ''})")
     index = {c: i for i, c in enumerate(m.classes)}
-    truth = [index[ds.classes[s.label]] for s in samples]
+    truth = [tuple(sorted(index[ds.classes[c]] for c in labels_of(s.label))) if multi else index[ds.classes[s.label]]
+             for s in samples]
     probs, labels, sources, skipped = [], [], [], []
     with bar(len(samples), "evaluating") as advance:
         rows = iter_predictions(m, [s.source for s in samples], top_k=1, batch_size=batch_size, probabilities=True)
@@ -78,24 +82,33 @@ def evaluate(model, data: str | Path, *, split: str = "auto", out: str | Path | 
     if not probs:
         raise DataError(f"{data}: no readable image to evaluate")
     p = torch.tensor(np.asarray(probs, dtype=np.float64))
-    metrics = evaluate_logits(p.clamp_min(1e-12).log(), torch.tensor(labels), m.classes, top_k)
+    q = p.clamp(1e-12, 1 - 1e-12)
+    logits = (q.log() - (1 - q).log()) if multi else q.log()  # what the task's probabilities came from
+    metrics = m.task.evaluate(logits, m.task.targets(labels, len(m.classes)), m.classes, top_k, m.task_extras)
     metrics.update({"model": str(m.path), "data": str(data), "split": chosen, "skipped_images": skipped})
-    pred = p.argmax(1).tolist()
-    wrong = [{"source": src, "true": m.classes[y], "predicted": m.classes[k], "probability": float(p[i, k]),
-              "true_probability": float(p[i, y])}
-             for i, (src, y, k) in enumerate(zip(sources, labels, pred)) if k != y]
+    if multi:
+        named = m.predicted_labels(p.numpy())
+        wrong = [{"source": src, "true": " ".join(m.classes[c] for c in y), "predicted": " ".join(got),
+                  "probability": float(p[i].max()), "true_probability": float(min((p[i, c] for c in y), default=0))}
+                 for i, (src, y, got) in enumerate(zip(sources, labels, named))
+                 if set(got) != {m.classes[c] for c in y}]
+    else:
+        pred = p.argmax(1).tolist()
+        wrong = [{"source": src, "true": m.classes[y], "predicted": m.classes[k], "probability": float(p[i, k]),
+                  "true_probability": float(p[i, y])}
+                 for i, (src, y, k) in enumerate(zip(sources, labels, pred)) if k != y]
     wrong.sort(key=lambda r: -r["probability"])
     result = EvaluationResult(metrics, wrong, skipped)
     if out is not None:
-        result.out = _write(Path(out), metrics, wrong, m.classes)
+        result.out = _write(Path(out), metrics, wrong, m)
     return result
 
 
-def _write(out: Path, metrics: dict, wrong: list[dict], classes: list[str]) -> Path:
+def _write(out: Path, metrics: dict, wrong: list[dict], m: VisionModel) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    plots.confusion_matrix(metrics["confusion_matrix"], classes, out / "confusion_matrix.png",
-                           title=f"Confusion matrix ({metrics['split']}, accuracy {metrics['accuracy']:.3f})")
+    # the task's pictures: a confusion matrix, or precision-recall curves
+    m.task.plots(out, {"evaluation": metrics, "evaluated_on": metrics["split"], "classes": m.classes})
     with open(out / "misclassified.csv", "w", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, ["source", "true", "predicted", "probability", "true_probability"])
         writer.writeheader()

@@ -13,31 +13,39 @@ from typing import Any
 
 @dataclass
 class Prediction:
-    """The best class, its probability, and the k best ``(label, probability)`` pairs, best first."""
+    """The best class, its probability, and the k best ``(label, probability)`` pairs, best first.
+    A multi-label model also names every class above its threshold in ``labels`` (possibly none)."""
 
     label: str
     probability: float
     top_k: list[tuple[str, float]] = field(default_factory=list)
+    labels: list[str] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"label": self.label, "probability": self.probability,
-                "top_k": [{"label": lab, "probability": p} for lab, p in self.top_k]}
+        doc = {"label": self.label, "probability": self.probability,
+               "top_k": [{"label": lab, "probability": p} for lab, p in self.top_k]}
+        if self.labels is not None:
+            doc["predicted_labels"] = list(self.labels)
+        return doc
 
     @classmethod
     def from_dict(cls, doc: dict[str, Any]) -> "Prediction":
         pairs = [(str(t["label"]), float(t["probability"])) for t in doc.get("top_k", [])]
-        return cls(str(doc["label"]), float(doc["probability"]), pairs)
+        labels = doc.get("predicted_labels")
+        return cls(str(doc["label"]), float(doc["probability"]), pairs,
+                   None if labels is None else [str(x) for x in labels])
 
 
-def top_k_predictions(probs, classes: list[str], k: int) -> list[Prediction]:
-    """``(N, C)`` probabilities (numpy or torch) -> one :class:`Prediction` per row."""
+def top_k_predictions(probs, classes: list[str], k: int, labels: list[list[str]] | None = None) -> list[Prediction]:
+    """``(N, C)`` probabilities (numpy or torch) -> one :class:`Prediction` per row (``labels``: each row's
+    predicted class names, for multi-label models)."""
     import numpy as np
 
     probs = np.asarray(probs, dtype=np.float64)
     k = max(1, min(int(k), len(classes)))
     out = []
-    for row in probs:
+    for n, row in enumerate(probs):
         idx = np.argsort(-row, kind="stable")[:k]
         pairs = [(classes[i], float(row[i])) for i in idx]
-        out.append(Prediction(pairs[0][0], pairs[0][1], pairs))
+        out.append(Prediction(pairs[0][0], pairs[0][1], pairs, None if labels is None else labels[n]))
     return out

@@ -13,7 +13,7 @@ from visiontune.errors import DataError, ManifestError
 
 
 def test_sources_registered():
-    assert list_sources() == ["folder", "manifest", "lst"]
+    assert list_sources() == ["folder", "manifest", "csv", "lst"]
 
 
 def test_class_folders_sorted(tiny_folder):
@@ -173,7 +173,7 @@ def test_lst_bad_line(tmp_path):
 
 
 def test_unknown_layout(tmp_path):
-    p = tmp_path / "x.csv"
+    p = tmp_path / "x.txt"
     p.write_text("a,b\n")
     with pytest.raises(DataError, match="not a dataset visiontune knows"):
         open_dataset(p)

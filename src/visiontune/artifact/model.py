@@ -30,6 +30,9 @@ class VisionModel:
         self.config = config
         self.path = path
         self.precision = precision
+        from visiontune.tasks import task_of
+
+        self.task, self.task_extras = task_of(config)  # softmax or sigmoid; multi-label: per-class thresholds
         # what predicts: BatchNorm folded, channels-last, and bf16/fp16 if precision asks for it
         self.runner, self.how = inference_copy(self.module, self.device, resolve_precision(precision, self.device))
 
@@ -44,9 +47,10 @@ class VisionModel:
 
     @torch.inference_mode()
     def predict_proba_pixels(self, batch: np.ndarray | torch.Tensor) -> torch.Tensor:
-        """uint8 ``(B, S, S, 3)`` -> probabilities ``(B, C)`` (float32, CPU)."""
+        """uint8 ``(B, S, S, 3)`` -> probabilities ``(B, C)`` (float32, CPU): one distribution per image, or
+        (multi-label) each class's own probability."""
         x = normalize(torch.as_tensor(batch), self.preprocessing, self.device)
-        return self.runner(x).softmax(1).cpu()
+        return self.task.probabilities(self.runner(x).float()).cpu()
 
     def predict_proba(self, images: Any) -> np.ndarray:
         """Class probabilities, ``(N, C)`` float32 numpy, for one image (N = 1) or a list of them.
@@ -59,8 +63,12 @@ class VisionModel:
         names = [str(im) if isinstance(im, (str, Path)) else None for im in batch]
         return self.predict_proba_pixels(np.stack([self.pixels(im, name=n) for im, n in zip(batch, names)]))
 
+    def predicted_labels(self, probs) -> list[list[str]] | None:
+        """Per image, the classes above their thresholds (multi-label models; None for single-label)."""
+        return self.task.row_labels(probs, self.classes, self.task_extras)
+
     def top_k(self, probs, k: int = 5) -> list[Prediction]:
-        return top_k_predictions(probs, self.classes, k)
+        return top_k_predictions(probs, self.classes, k, self.predicted_labels(probs))
 
     def predict(self, images: Any, top_k: int = 5) -> Prediction | list[Prediction]:
         """One :class:`Prediction` for one image, a list of them for a list (or a 4-D array / tensor)."""

@@ -33,7 +33,8 @@ FILES = ("model.safetensors", "config.json", "labels.json")
 
 def save_artifact(out: Path, model: ImageClassifier, *, name: str, library: str, arch: str,
                   weights_tag: str | None, weights_license: str | None, prep: Preprocessing,
-                  classes: list[str], hyperparameters: dict, metrics: dict) -> Path:
+                  classes: list[str], hyperparameters: dict, metrics: dict, task: dict | None = None) -> Path:
+    """``task``: the task's name and what it learnt beside the weights (multi-label: per-class thresholds)."""
     from safetensors.torch import save_file
 
     out = Path(out)
@@ -47,7 +48,7 @@ def save_artifact(out: Path, model: ImageClassifier, *, name: str, library: str,
         "format_version": FORMAT_VERSION,
         "visiontune_version": __version__,
         "torch_version": torch.__version__.split("+")[0],
-        "task": "image-classification",
+        "task": task or {"name": "classification"},
         "model": {"name": name, "library": library, "arch": arch,
                   "num_features": model.backbone.num_features, "head": model.head.spec.to_dict(),
                   "pretrained_weights": weights_tag, "weights_license": weights_license},

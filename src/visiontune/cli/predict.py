@@ -47,21 +47,23 @@ def predict_cmd(model, inputs, top_k, fmt, as_json, batch_size, device, precisio
     if fmt == "json":
         for row in rows:
             click.echo(json.dumps(row))
-    elif fmt == "csv":
+    multi = any("predicted_labels" in r for r in rows)  # a multi-label model: the classes above their thresholds
+    if fmt == "csv":
         writer = csv.writer(sys.stdout)
-        writer.writerow(["source", "label", "probability", "top_k", "error"])
+        writer.writerow(["source", "label", "probability", "top_k", *(["predicted_labels"] if multi else []), "error"])
         for r in rows:
             writer.writerow([r["source"], r.get("label", ""), f"{r['probability']:.6f}" if "probability" in r else "",
                              " ".join(f"{t['label']}:{t['probability']:.6f}" for t in r.get("top_k", [])),
-                             r.get("error", "")])
-    else:
-        table = Table("image", "label", "probability", f"top {top_k}")
+                             *([" ".join(r.get("predicted_labels", []))] if multi else []), r.get("error", "")])
+    elif fmt != "json":
+        table = Table("image", *(["labels above threshold"] if multi else []), "label", "probability", f"top {top_k}")
         table.columns[0].overflow = "fold"  # full paths, folded, never cut
         for r in rows:
+            extra = [", ".join(r.get("predicted_labels", [])) or "(none)"] if multi else []
             if "error" in r:
-                table.add_row(r["source"], "[red]error[/]", "", r["error"])
+                table.add_row(r["source"], *([""] if multi else []), "[red]error[/]", "", r["error"])
             else:
-                table.add_row(r["source"], r["label"], f"{r['probability']:.4f}",
+                table.add_row(r["source"], *extra, r["label"], f"{r['probability']:.4f}",
                               ", ".join(f"{t['label']} {t['probability']:.3f}" for t in r["top_k"]))
         table_console().print(table)
     if any("error" in r for r in rows):
@@ -94,12 +96,19 @@ def evaluate_cmd(model, data, split, out, top_k, label_attribute, on_bad_image, 
         click.echo(json.dumps({**m, "misclassified": r.misclassified}, indent=2))
         return
     con = table_console()
-    k = next(key for key in m if key.startswith("top_"))
-    con.print(f"[bold]{m['split']}[/]: {m['samples']} images, accuracy [bold]{m['accuracy']:.4f}[/], "
-              f"{k.replace('_', ' ')} {m[k]:.4f}, macro F1 {m['macro_f1']:.4f}")
-    table = Table("class", "precision", "recall", "F1", "images")
+    multi = "mAP" in m  # a multi-label model: mAP and per-class AP; no top-k
+    if multi:
+        con.print(f"[bold]{m['split']}[/]: {m['samples']} images, mAP [bold]{m['mAP']:.4f}[/], macro F1 "
+                  f"{m['macro_f1']:.4f}, micro F1 {m['micro_f1']:.4f}, exact match {m['exact_match']:.4f}")
+    else:
+        k = next(key for key in m if key.startswith("top_"))
+        con.print(f"[bold]{m['split']}[/]: {m['samples']} images, accuracy [bold]{m['accuracy']:.4f}[/], "
+                  f"{k.replace('_', ' ')} {m[k]:.4f}, macro F1 {m['macro_f1']:.4f}")
+    table = Table("class", *(["AP", "threshold"] if multi else []), "precision", "recall", "F1", "images")
     for name, pc in m["per_class"].items():
-        table.add_row(name, f"{pc['precision']:.3f}", f"{pc['recall']:.3f}", f"{pc['f1']:.3f}", str(pc["support"]))
+        extra = ["–" if pc["ap"] is None else f"{pc['ap']:.3f}", f"{pc['threshold']:.2f}"] if multi else []
+        table.add_row(name, *extra, f"{pc['precision']:.3f}", f"{pc['recall']:.3f}", f"{pc['f1']:.3f}",
+                      str(pc["support"]))
     con.print(table)
     con.print(f"{len(r.misclassified)} misclassified" + (":" if r.misclassified else ""))
     for w in r.misclassified[:20]:
@@ -109,8 +118,8 @@ def evaluate_cmd(model, data, split, out, top_k, label_attribute, on_bad_image, 
         con.print(f"  ... and {len(r.misclassified) - 20} more" + (f" (all in {r.out / 'misclassified.csv'})" if r.out else
                                                                    " (--out DIR writes them all to misclassified.csv)"))
     if r.out:
-        con.print(f"written: {r.out / 'metrics.json'}, {r.out / 'confusion_matrix.png'}, {r.out / 'misclassified.csv'}",
-                  highlight=False)
+        picture = r.out / ("pr_curves.png" if multi else "confusion_matrix.png")
+        con.print(f"written: {r.out / 'metrics.json'}, {picture}, {r.out / 'misclassified.csv'}", highlight=False)
 
 
 def register(cli: click.Group) -> None:

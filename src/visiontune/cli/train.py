@@ -133,8 +133,10 @@ def train_cmd(ctx, job_name, detach, entry_point, source_dir, channels, hyperpar
         from visiontune.train.loop import TrainResult
 
         r = TrainResult.from_dir(done.output_dir)
-        split = r.metrics["evaluated_on"]
-        note(f"[bold green]done[/] in {done.elapsed:.1f}s: {split} accuracy {r.metrics[f'{split}_accuracy']:.4f}; "
+        from visiontune.tasks import get_task
+
+        split, headline = r.metrics["evaluated_on"], get_task(r.metrics.get("task", "classification")).headline
+        note(f"[bold green]done[/] in {done.elapsed:.1f}s: {split} {headline} {r.metrics[f'{split}_{headline}']:.4f}; "
              f"model in {done.output_dir} (and {done.model_data})")
     else:
         note(f"[bold green]done[/] in {done.elapsed:.1f}s: model {done.model_data}"

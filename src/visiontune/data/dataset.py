@@ -25,11 +25,17 @@ SPLIT_ALIASES = {
 
 @dataclass(frozen=True)
 class Sample:
-    """One labelled image: where it is, its class index, where that was said."""
+    """One labelled image: where it is, its class index (a sorted tuple of them for multi-label data),
+    where that was said."""
 
     source: str
-    label: int
+    label: int | tuple[int, ...]
     origin: str = ""
+
+
+def labels_of(label) -> tuple[int, ...]:
+    """A sample's class indices, whether it has one label or several."""
+    return label if isinstance(label, tuple) else (int(label),)
 
 
 @dataclass
@@ -42,16 +48,22 @@ class Dataset:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     #: What a lenient scan (``strict=False``, used by ``data inspect``) found that training refuses.
     scan_problems: list[str] = field(default_factory=list)
+    #: "classification" (one label per image) or "multi-label" (labels are tuples of class indices)
+    task: str = "classification"
 
     @property
     def num_classes(self) -> int:
         return len(self.classes)
 
+    def label_name(self, label) -> str:
+        """``'cat'`` or, for several labels, ``'cat+dog'`` (``'(none)'`` for an image without any)."""
+        return "+".join(self.classes[c] for c in labels_of(label)) or "(none)"
+
     def counts(self) -> dict[str, dict[str, int]]:
         """Per split, images per class name."""
         out = {}
         for name, samples in sorted(self.splits.items(), key=lambda kv: SPLITS.index(kv[0]) if kv[0] in SPLITS else 9):
-            c = Counter(s.label for s in samples)
+            c = Counter(c for s in samples for c in labels_of(s.label))
             out[name] = {self.classes[i]: c.get(i, 0) for i in range(len(self.classes))}
         return out
 
@@ -64,7 +76,7 @@ class Dataset:
                        "(one sub-folder, or one label, per class).")
         if not self.splits.get("train"):
             out.append(f"{self.root}: no training images found.")
-        train_labels = {s.label for s in self.splits.get("train", [])}
+        train_labels = {c for s in self.splits.get("train", []) for c in labels_of(s.label)}
         missing = [self.classes[i] for i in range(len(self.classes)) if i not in train_labels
                    and not any(f"class {self.classes[i]!r}" in p for p in self.scan_problems)]  # said already
         if missing and self.splits.get("train"):
@@ -118,8 +130,8 @@ def find_leaks(dataset: Dataset, hashes: dict[str, str]) -> list[str]:
                                  f"{s.source} ({split}); remove one so evaluation is honest.")
                 elif other.label != s.label:
                     found.append(f"the same image has two labels: {other.source} is "
-                                 f"{dataset.classes[other.label]!r} ({other.origin or other_split}) and "
-                                 f"{s.source} is {dataset.classes[s.label]!r} ({s.origin or split}); "
+                                 f"{dataset.label_name(other.label)!r} ({other.origin or other_split}) and "
+                                 f"{s.source} is {dataset.label_name(s.label)!r} ({s.origin or split}); "
                                  "fix the label.")
             else:
                 seen[h] = (split, s)

@@ -1,4 +1,5 @@
-"""Data sources: image folders, augmented manifests (Ground Truth), SageMaker .lst files.
+"""Data sources: image folders, augmented manifests (Ground Truth, single- and multi-label), CSV
+(``image,labels``), SageMaker .lst files.
 
 Each is one small class registered by name; :func:`open_dataset` detects
 which one a path is.  Class names are sorted (Python string order, as
@@ -15,13 +16,14 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 from urllib.parse import urlparse
 
-from visiontune.data.dataset import SPLIT_ALIASES, Dataset, Sample
+from visiontune.data.dataset import SPLIT_ALIASES, Dataset, Sample, labels_of
 from visiontune.data.decode import is_image_name
 from visiontune.errors import ConfigError, DataError, ManifestError, option
 from visiontune.registry import Registry
 
 ON_BAD_IMAGE = ("error", "skip")
 MANIFEST_SUFFIXES = (".manifest", ".jsonl", ".json")
+SPLIT_FILE_SUFFIXES = (*MANIFEST_SUFFIXES, ".lst", ".csv")
 
 
 class Source(ABC):
@@ -145,7 +147,7 @@ def _split_files(path: Path) -> dict[str, Path]:
         return out
     for f in sorted(path.iterdir()):
         stem, suffix = f.stem.lower(), f.suffix.lower()
-        if f.is_file() and suffix in (*MANIFEST_SUFFIXES, ".lst") and stem in SPLIT_ALIASES:
+        if f.is_file() and suffix in SPLIT_FILE_SUFFIXES and stem in SPLIT_ALIASES:
             out[SPLIT_ALIASES[stem]] = f
     return out
 
@@ -172,17 +174,29 @@ class ManifestSource(Source):
         return path.is_file() and path.suffix.lower() in MANIFEST_SUFFIXES
 
     def load(self, path, *, on_bad_image="error", label_attribute=None, strict=True):
-        rows = read_manifest(path, label_attribute)
-        classes = sorted({name for _, name, _ in rows})
-        index = {c: i for i, c in enumerate(classes)}
+        return labelled_dataset(read_manifest(path, label_attribute), path, self.name)
+
+
+def labelled_dataset(rows: list[tuple[str, str | tuple[str, ...], str]], path: Path, kind: str) -> Dataset:
+    """(source, class name or names, origin) rows -> a Dataset; several names on any row make it multi-label."""
+    multi = any(isinstance(name, tuple) for _, name, _ in rows)
+    names = [name if isinstance(name, tuple) else (name,) for _, name, _ in rows]
+    classes = sorted({n for group in names for n in group})
+    index = {c: i for i, c in enumerate(classes)}
+    if multi:
+        samples = [Sample(src, tuple(sorted(index[n] for n in group)), origin)
+                   for (src, _, origin), group in zip(rows, names)]
+    else:
         samples = [Sample(src, index[name], origin) for src, name, origin in rows]
-        return Dataset(classes, {"train": samples}, str(path), self.name)
+    return Dataset(classes, {"train": samples}, str(path), kind, task="multi-label" if multi else "classification")
 
 
 def detect_label_attribute(record: dict) -> list[str]:
+    """Fields with a matching ``<attr>-metadata``: a class name (image classification) or a list of class
+    indices with a ``class-map`` (multi-label)."""
     return [k[: -len("-metadata")] for k, v in record.items()
-            if k.endswith("-metadata") and isinstance(v, dict) and "class-name" in v
-            and k[: -len("-metadata")] in record]
+            if k.endswith("-metadata") and isinstance(v, dict) and k[: -len("-metadata")] in record
+            and ("class-name" in v or (isinstance(record[k[: -len("-metadata")]], list) and "class-map" in v))]
 
 
 def iter_manifest(path: Path):
@@ -206,8 +220,9 @@ def iter_manifest(path: Path):
             yield n, rec
 
 
-def read_manifest(path: Path, label_attribute: str | None = None) -> list[tuple[str, str, str]]:
-    """``(source, class name, origin)`` per line; every problem names its line."""
+def read_manifest(path: Path, label_attribute: str | None = None) -> list[tuple[str, str | tuple[str, ...], str]]:
+    """``(source, class name, origin)`` per line (a tuple of names for a multi-label line); every problem
+    names its line."""
     rows, ids = [], {}
     base = path.parent
     for n, rec in iter_manifest(path):
@@ -217,12 +232,18 @@ def read_manifest(path: Path, label_attribute: str | None = None) -> list[tuple[
                 what = f"several label attributes ({', '.join(found)})" if found else "no label attribute"
                 raise ManifestError(
                     path, n, f"{what} found; a label attribute is a field with a matching "
-                    f"'<attr>-metadata' object holding 'class-name'. Name it with {option('label_attribute')}"
+                    f"'<attr>-metadata' object holding 'class-name' (or, multi-label, a list of class indices and "
+                    f"a 'class-map'). Name it with {option('label_attribute')}"
                 )
             label_attribute = found[0]
         if label_attribute not in rec:
             raise ManifestError(path, n, f"missing the label attribute {label_attribute!r}")
         meta = rec.get(f"{label_attribute}-metadata")
+        if isinstance(rec[label_attribute], list):
+            rows.append((resolve_ref(str(rec["source-ref"]), base),
+                         _multi_label_names(path, n, rec[label_attribute], meta, label_attribute, ids),
+                         f"{path.name}:{n}"))
+            continue
         if not isinstance(meta, dict) or "class-name" not in meta:
             raise ManifestError(path, n, f"missing '{label_attribute}-metadata' with a 'class-name'")
         name, label_id = str(meta["class-name"]), rec[label_attribute]
@@ -236,6 +257,76 @@ def read_manifest(path: Path, label_attribute: str | None = None) -> list[tuple[
     if not rows:
         raise DataError(f"{path}: the manifest has no lines")
     return rows
+
+
+def _multi_label_names(path: Path, n: int, value: list, meta, attribute: str, ids: dict) -> tuple[str, ...]:
+    """A Ground Truth multi-label line's class names, checked against its class-map and earlier lines."""
+    if not isinstance(meta, dict) or not isinstance(meta.get("class-map"), dict):
+        raise ManifestError(path, n, f"missing '{attribute}-metadata' with a 'class-map' (index -> class name)")
+    if not value:
+        raise ManifestError(path, n, f"{attribute} is an empty list: the image has no label; label it or remove "
+                                     "the line")
+    names = []
+    for label_id in value:
+        if isinstance(label_id, bool) or not isinstance(label_id, int):
+            raise ManifestError(path, n, f"{attribute} holds {label_id!r}: multi-label values are class indices")
+        name = meta["class-map"].get(str(label_id))
+        if name is None:
+            raise ManifestError(path, n, f"class {label_id} is not in '{attribute}-metadata'.class-map; add its name")
+        name = str(name)
+        if label_id in ids and ids[label_id][0] != name:
+            raise ManifestError(path, n, f"label {label_id} is called {name!r} here but {ids[label_id][0]!r} on "
+                                         f"line {ids[label_id][1]}; fix one so no image is mislabelled")
+        ids.setdefault(label_id, (name, n))
+        names.append(name)
+    return tuple(sorted(set(names)))
+
+
+# ------------------------------------------------------------------ CSV (image,labels)
+@register_source
+class CsvSource(Source):
+    """``image,labels`` with space-separated class names per row (Kaggle's multi-label layout), image paths
+    relative to the CSV file; a row with one name everywhere is single-label data."""
+
+    name = "csv"
+    IMAGE_COLUMNS = ("image", "image_id", "id", "filename", "file", "path", "source-ref")
+    LABEL_COLUMNS = ("labels", "tags", "label", "classes")
+
+    @classmethod
+    def detect(cls, path: Path) -> bool:
+        return path.is_file() and path.suffix.lower() == ".csv"
+
+    def load(self, path, *, on_bad_image="error", label_attribute=None, strict=True):
+        import csv
+
+        rows = []
+        with open(path, encoding="utf-8-sig", newline="") as fh:
+            reader = csv.reader(fh)
+            header = next(reader, None)
+            if header is None:
+                raise DataError(f"{path}: the CSV file is empty")
+            lower = [h.strip().lower() for h in header]
+            image_col = next((lower.index(c) for c in self.IMAGE_COLUMNS if c in lower), None)
+            wanted = (label_attribute.lower(),) if label_attribute else self.LABEL_COLUMNS
+            label_col = next((lower.index(c) for c in wanted if c in lower), None)
+            if image_col is None or label_col is None:
+                raise ManifestError(path, 1, f"the header {','.join(header)!r} needs an image column "
+                                             f"({' / '.join(self.IMAGE_COLUMNS)}) and a labels column "
+                                             f"({' / '.join(wanted)}; {option('label_attribute')} names another)")
+            for n, row in enumerate(reader, start=2):
+                if not any(cell.strip() for cell in row):
+                    continue
+                if len(row) <= max(image_col, label_col):
+                    raise ManifestError(path, n, f"expected {len(header)} columns, found {len(row)}")
+                names = tuple(sorted(set(row[label_col].split())))
+                if not names:
+                    raise ManifestError(path, n, f"no labels for {row[image_col]!r}; label it or remove the row")
+                rows.append((resolve_ref(row[image_col].strip(), path.parent), names, f"{path.name}:{n}"))
+        if not rows:
+            raise DataError(f"{path}: the CSV file has no rows")
+        if all(len(names) == 1 for _, names, _ in rows):
+            rows = [(src, names[0], origin) for src, names, origin in rows]
+        return labelled_dataset(rows, path, self.name)
 
 
 # ------------------------------------------------------------------ .lst
@@ -317,7 +408,15 @@ def _open_split_files(path: Path, files: dict[str, Path], opts) -> Dataset:
     else:
         classes = sorted(set().union(*(p.classes for p in parts.values())))
     index = {c: i for i, c in enumerate(classes)}
-    splits = {split: [Sample(s.source, index[p.classes[s.label]], s.origin) for s in p.splits["train"]]
+    multi = any(p.task == "multi-label" for p in parts.values())
+
+    def label(p: Dataset, s: Sample):
+        if multi:  # a split file with one label per line is still part of multi-label data
+            return tuple(sorted(index[p.classes[c]] for c in labels_of(s.label)))
+        return index[p.classes[s.label]]
+
+    splits = {split: [Sample(s.source, label(p, s), s.origin) for s in p.splits["train"]]
               for split, p in parts.items()}
     return Dataset(classes, splits, str(path), "+".join(sorted(kinds)),
-                   [x for p in parts.values() for x in p.skipped], [x for p in parts.values() for x in p.scan_problems])
+                   [x for p in parts.values() for x in p.skipped], [x for p in parts.values() for x in p.scan_problems],
+                   task="multi-label" if multi else "classification")

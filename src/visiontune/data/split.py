@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import random
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 
 from visiontune.data.dataset import Dataset, Sample
@@ -31,8 +31,11 @@ def stratified_split(samples: list[Sample], ratios: list[float], seed: int) -> l
     in every part, so validation never misses a class by bad luck.
     """
     by_class: dict[int, list[int]] = defaultdict(list)
+    rarity = Counter(c for s in samples if isinstance(s.label, tuple) for c in s.label)
     for i, s in enumerate(samples):
-        by_class[s.label].append(i)
+        # several labels: stratify by the rarest one (label combinations are often unique)
+        key = min(s.label, key=lambda c: (rarity[c], c), default=-1) if isinstance(s.label, tuple) else s.label
+        by_class[key].append(i)
     rng = random.Random(seed)
     parts: list[list[int]] = [[] for _ in ratios]
     for label in sorted(by_class):
@@ -86,11 +89,15 @@ def write_split_manifests(dataset: Dataset, parts: list[str], splits: list, out:
         with open(path, "w", encoding="utf-8") as fh:
             for s in samples:
                 source = s.source if "://" in s.source else os.path.relpath(Path(s.source).resolve(), base)
-                fh.write(json.dumps({
-                    "source-ref": source, attribute: s.label,
-                    f"{attribute}-metadata": {"class-name": dataset.classes[s.label], "class-map": class_map,
-                                              "type": "groundtruth/image-classification",
-                                              "human-annotated": "yes"},
-                }) + "\n")
+                if isinstance(s.label, tuple):  # Ground Truth's multi-label record
+                    meta = {"class-map": {str(c): dataset.classes[c] for c in s.label},
+                            "confidence-map": {str(c): 1.0 for c in s.label},
+                            "type": "groundtruth/image-classification-multilabel", "human-annotated": "yes"}
+                    label = list(s.label)
+                else:
+                    meta = {"class-name": dataset.classes[s.label], "class-map": class_map,
+                            "type": "groundtruth/image-classification", "human-annotated": "yes"}
+                    label = s.label
+                fh.write(json.dumps({"source-ref": source, attribute: label, f"{attribute}-metadata": meta}) + "\n")
         written.append(path)
     return written

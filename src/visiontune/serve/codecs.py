@@ -10,7 +10,8 @@ Responses (Accept), one shape each, whatever the options:
 * ``application/json``: the list of class probabilities, in ``labels.json`` order, as the
   built-in algorithm answers (a list of such lists for a batch);
 * ``application/json;verbose``: ``{"probabilities", "labels", "predicted_label", "probability",
-  "top_k": [{"label", "probability"}, ...]}`` (JumpStart's fields plus the k best, best first;
+  "top_k": [{"label", "probability"}, ...]}`` (+ ``predicted_labels``, the classes above their thresholds,
+  for a multi-label model, whose probabilities are per class) (JumpStart's fields plus the k best, best first;
   k = 5 unless ``top_k`` says otherwise); a list of such objects for a batch.
 
 ``top_k`` only shapes the verbose ``top_k`` list; asked with plain ``application/json`` it is a 400,
@@ -138,15 +139,18 @@ def check_accept(accept: str | None, top_k: int | None) -> str:
 
 
 def encode_response(probs: np.ndarray, labels: list[str], accept: str, top_k: int | None = None,
-                    single: bool = True) -> bytes:
+                    single: bool = True, predicted: list[list[str]] | None = None) -> bytes:
+    """``predicted``: per image, the classes a multi-label model names (verbose ``predicted_labels``)."""
     check_accept(accept, top_k)
     if accept != "application/json;verbose":
         rows: list[Any] = [[float(x) for x in p] for p in probs]
         return json.dumps(rows[0] if single else rows).encode()
     k = max(1, min(top_k or DEFAULT_TOP_K, len(labels)))
     rows = []
-    for p in probs:
+    for n, p in enumerate(probs):
         best = [{"label": labels[i], "probability": float(p[i])} for i in np.argsort(-p, kind="stable")[:k]]
         rows.append({"probabilities": [float(x) for x in p], "labels": labels,
                      "predicted_label": best[0]["label"], "probability": best[0]["probability"], "top_k": best})
+        if predicted is not None:
+            rows[-1]["predicted_labels"] = predicted[n]
     return json.dumps(rows[0] if single else rows).encode()

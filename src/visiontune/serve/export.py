@@ -31,15 +31,17 @@ PARITY_TOLERANCE = 1e-4
 
 
 class _Exportable(nn.Module):
-    def __init__(self, module: nn.Module, mean, std):
+    def __init__(self, module: nn.Module, mean, std, multi_label: bool = False):
         super().__init__()
         self.module = module
+        self.multi_label = multi_label  # one sigmoid per class instead of one softmax
         self.register_buffer("scale", torch.tensor([1.0 / (255.0 * s) for s in std]).view(1, 3, 1, 1))
         self.register_buffer("shift", torch.tensor([-m / s for m, s in zip(mean, std)]).view(1, 3, 1, 1))
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         x = pixels.permute(0, 3, 1, 2).to(torch.float32) * self.scale + self.shift
-        return torch.softmax(self.module(x), dim=1)
+        logits = self.module(x)
+        return torch.sigmoid(logits) if self.multi_label else torch.softmax(logits, dim=1)
 
 
 @dataclass
@@ -60,7 +62,8 @@ def metadata(model) -> dict[str, str]:
     return {"visiontune.version": __version__, "visiontune.classes": json.dumps(model.classes),
             "visiontune.preprocessing": json.dumps(model.preprocessing.to_dict()),
             "visiontune.input": "pixels: uint8 (batch, size, size, 3), RGB, resized and centre-cropped",
-            "visiontune.output": "probabilities: float32 (batch, classes), in visiontune.classes order"}
+            "visiontune.output": "probabilities: float32 (batch, classes), in visiontune.classes order",
+            "visiontune.task": json.dumps({"name": model.task.name, **model.task_extras})}
 
 
 def export(model: str | Path, format: str = "onnx", out: str | Path | None = None,  # noqa: A002 - the CLI's name
@@ -74,7 +77,8 @@ def export(model: str | Path, format: str = "onnx", out: str | Path | None = Non
     if format not in FORMATS:
         raise ConfigError(f"{option('format', format)}: choose one of {', '.join(FORMATS)}")
     loaded = load_model(model, device="cpu")
-    wrapper = _Exportable(loaded.module.float().eval(), loaded.preprocessing.mean, loaded.preprocessing.std).eval()
+    wrapper = _Exportable(loaded.module.float().eval(), loaded.preprocessing.mean, loaded.preprocessing.std,
+                          multi_label=loaded.task.name == "multi-label").eval()
     size = loaded.preprocessing.image_size
     example = (torch.zeros(2, size, size, 3, dtype=torch.uint8),)
     dynamic = {"pixels": {0: torch.export.Dim("batch", min=1, max=65536)}}

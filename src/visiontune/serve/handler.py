@@ -67,6 +67,8 @@ class Handler:
     custom: list[str] = field(default_factory=list)
     model: Any = None
     labels: list[str] = field(default_factory=list)
+    task: Any = None
+    task_extras: dict = field(default_factory=dict)
 
     # ------------------------------------------------------------ defaults
     def default_model_fn(self, model_dir):
@@ -96,7 +98,10 @@ class Handler:
         ctype = negotiate(accept)
         probs = np.asarray(prediction)
         labels = self.labels or [str(i) for i in range(probs.shape[-1])]  # a script's model has no labels.json
-        return encode_response(probs, labels, ctype, top_k=top_k, single=single), ctype
+        predicted = None
+        if self.task is not None and probs.ndim == 2 and probs.shape[-1] == len(labels):
+            predicted = self.task.row_labels(probs, labels, self.task_extras)
+        return encode_response(probs, labels, ctype, top_k=top_k, single=single, predicted=predicted), ctype
 
     # ------------------------------------------------------------ loading
     def load(self) -> "Handler":
@@ -117,6 +122,10 @@ class Handler:
                 )
         labels = self.model_dir / "labels.json"
         self.labels = json.loads(labels.read_text()) if labels.exists() else []
+        if is_artifact(self.model_dir):  # multi-label: per-class thresholds name the predicted classes
+            from visiontune.tasks import task_of
+
+            self.task, self.task_extras = task_of(read_config(self.model_dir))
         return self
 
     def _load_custom_code(self) -> None:

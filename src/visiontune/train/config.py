@@ -20,6 +20,7 @@ from visiontune.errors import ConfigError, option
 from visiontune.runtime import DEVICES, PRECISIONS
 
 MODES = ("head", "partial", "full")
+TASKS = ("auto", "classification", "multi-label")  # "auto": what the data says (visiontune.tasks has each)
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
 SCHEDULERS = ("none", "step", "cosine", "one-cycle")
 
@@ -32,6 +33,8 @@ def opt(default, help: str, choices: tuple | None = None, cli: bool = True):
 class TrainConfig:
     data: str = opt("", "dataset: class folders, split folders, a manifest, a .lst, or a folder of split files")
     out: str = opt("", "output folder for the model artifact, metrics, plots and checkpoints (default: runs/<job name>)")
+    task: str = opt("auto", "what to predict: auto (from the data), classification (one label per image), "
+                            "multi-label (several per image: sigmoid outputs, per-class thresholds)", TASKS)
     model: str = opt("mobilenet_v2", "model name (`visiontune models list`) or any timm/torchvision architecture")
     weights: str | None = opt(None, "start from this .pth/.safetensors file instead of the model's own weights")
     pretrained: bool = opt(True, "start from pretrained weights (--no-pretrained: random init)")
@@ -49,8 +52,9 @@ class TrainConfig:
     lr_scheduler: str = opt("cosine", "learning-rate schedule", SCHEDULERS)
     lr_scheduler_step: int = opt(3, "step schedule: epochs between decays")
     lr_scheduler_factor: float = opt(0.1, "step schedule: decay factor")
-    label_smoothing: float = opt(0.0, "label smoothing for the cross-entropy loss")
-    class_weights: bool = opt(False, "weight the loss by inverse class frequency (imbalanced data)")
+    label_smoothing: float = opt(0.0, "label smoothing (multi-label: targets pulled towards 0.5 by this share)")
+    class_weights: bool = opt(False, "weight the loss by inverse class frequency (imbalanced data; multi-label: "
+                                     "each class's positives by its negatives per positive)")
     early_stopping: bool = opt(False, "stop when validation loss stops improving; keep the best epoch")
     early_stopping_patience: int = opt(3, "epochs without improvement before stopping")
     early_stopping_min_delta: float = opt(0.0, "smallest decrease of validation loss that counts")

@@ -52,7 +52,8 @@ def hold_out(dataset: Dataset, valid_fraction: float, test_fraction: float, seed
     note(f"no {' or '.join(n for n, _ in wanted)} split in the data: holding out {held} of the {len(train)} "
          f"training images ({fractions}, seed={seed})")
     order = [s for s in ("train", "validation", "test") if s in splits]
-    return Dataset(dataset.classes, {k: splits[k] for k in order}, dataset.root, dataset.kind, dataset.skipped)
+    return Dataset(dataset.classes, {k: splits[k] for k in order}, dataset.root, dataset.kind, dataset.skipped,
+                   task=dataset.task)
 
 
 def hash_images(dataset: Dataset, workers: int = 8) -> dict[str, str]:
@@ -70,8 +71,13 @@ def feature_model_key(spec, wspec, seed: int = 0) -> str:
 
 def prepare(dataset: Dataset, hashes: dict[str, str], *, kind: str, prep, on_bad_image: str,
             backbone=None, model_key: str = "", device=None, dtype=None, batch_size: int = 128,
-            workers: int | None = None, cache_root: Path | None = None):
-    """Inputs per split, and the list of images left out as (source, reason)."""
+            workers: int | None = None, cache_root: Path | None = None, task=None):
+    """Inputs per split, and the list of images left out as (source, reason).  ``task`` turns labels into
+    targets (default: single-label class indices)."""
+    if task is None:
+        from visiontune.tasks import get_task
+
+        task = get_task("classification")
     inputs, skipped = {}, []
     extractor = inference_copy(backbone, device, dtype) if kind == "features" else None  # one for every split
     for name, samples in dataset.splits.items():
@@ -87,7 +93,7 @@ def prepare(dataset: Dataset, hashes: dict[str, str], *, kind: str, prep, on_bad
         note(f"{name}: {len(samples)} images, {'reused cached' if hit else 'cached'} {kind}"
              + (f", {len(bad)} bad image(s) skipped" if bad else ""))
         skipped += [(src, reason) for src, reason in bad]
-        y = torch.tensor([s.label for s in samples], dtype=torch.long)
+        y = task.targets([s.label for s in samples], dataset.num_classes)
         keep = np.flatnonzero(ok)
         if len(keep) != len(samples):
             y = y[torch.from_numpy(keep)]

@@ -31,7 +31,7 @@ from visiontune.train import plots
 from visiontune.train.checkpoint import CHECKPOINT, has_checkpoint, load_checkpoint, remove_checkpoint, save_checkpoint
 from visiontune.train.config import TrainConfig
 from visiontune.train.inputs import SplitInputs, feature_model_key, hash_images, hold_out, prepare
-from visiontune.train.metrics import evaluate_logits
+from visiontune.tasks import Task, get_task
 from visiontune.zoo.registry import create_model, default_preprocessing, get_model_spec
 
 EpochCallback = Callable[[int, dict], None]
@@ -97,8 +97,8 @@ class _Trainer:
     so ``world`` workers take the same steps as one process with the same ``batch_size``."""
 
     def __init__(self, cfg: TrainConfig, net: nn.Module, inputs: dict[str, SplitInputs], prep, device, dtype,
-                 num_classes: int):
-        self.cfg, self.net, self.inputs, self.prep = cfg, net, inputs, prep
+                 num_classes: int, task: Task):
+        self.cfg, self.net, self.inputs, self.prep, self.task = cfg, net, inputs, prep, task
         self.rank, self.world = data_parallel()
         self.train_net = net
         if self.world > 1:
@@ -108,11 +108,8 @@ class _Trainer:
         self.num_classes = num_classes
         self.device, self.dtype = device, dtype
         self.policy = build_augmentation(cfg.augmentation, prep.image_size)
-        weight = None
-        if cfg.class_weights:
-            counts = torch.bincount(inputs["train"].y, minlength=num_classes).float()
-            weight = (counts.sum() / (num_classes * counts.clamp(min=1))).to(device)
-        self.criterion = nn.CrossEntropyLoss(weight=weight, label_smoothing=cfg.label_smoothing)
+        self.criterion = task.criterion(inputs["train"].y, num_classes, class_weights=cfg.class_weights,
+                                        label_smoothing=cfg.label_smoothing, device=device)
         self.params = [p for p in net.parameters() if p.requires_grad]
         self.opt = _optimizer(cfg, self.params)
         n = len(inputs["train"])
@@ -184,17 +181,19 @@ class _Trainer:
                 self.sched.step()
             loss_value = loss.item()
             total_loss += loss_value * len(yb)
-            pred = logits.argmax(1)
-            correct += int((pred == yb).sum())
+            correct += self.task.hits(logits, yb)
             seen += len(yb)
             advance(len(yb))
             if hook is not None:
                 t4 = time.perf_counter()
+                labels, pred = self.task.debug_values(logits, yb)
+                name = self.task.loss_name
                 if self.scaler is None:
-                    hook.record_step(loss_value, yb, pred, data=t1 - t0, forward=t2 - t1, backward=t3 - t2,
-                                     optimizer=t4 - t3, step_seconds=t4 - t0)
+                    hook.record_step(loss_value, labels, pred, loss_name=name, data=t1 - t0, forward=t2 - t1,
+                                     backward=t3 - t2, optimizer=t4 - t3, step_seconds=t4 - t0)
                 else:
-                    hook.record_step(loss_value, yb, pred, data=t1 - t0, forward=t2 - t1, step_seconds=t4 - t0)
+                    hook.record_step(loss_value, labels, pred, loss_name=name, data=t1 - t0, forward=t2 - t1,
+                                     step_seconds=t4 - t0)
         if self.sched is not None and not self.per_batch:
             self.sched.step()
         if self.world > 1:  # the epoch's loss and accuracy over every rank's share
@@ -220,7 +219,8 @@ class _Trainer:
                 self.hook.begin_step()
             logits = self.forward(xb, train=False)
             if self.hook is not None and (mode or ModeKeys.EVAL) == ModeKeys.EVAL:
-                self.hook.record_step(self.criterion(logits, yb.to(self.device)))  # each batch's loss
+                self.hook.record_step(self.criterion(logits, yb.to(self.device)),  # each batch's loss
+                                      loss_name=self.task.loss_name)
             out.append(logits.cpu())
         return (torch.cat(out) if out else torch.zeros(0, self.num_classes)), data.y
 
@@ -249,6 +249,7 @@ class _Run:
     dtype: torch.dtype | None
     feature_dtype: torch.dtype | None
     state: dict | None
+    task: Task
 
 
 def train(config: TrainConfig | None = None, *, callbacks: tuple[EpochCallback, ...] = (), stop=None,
@@ -324,6 +325,7 @@ def _resolve(cfg: TrainConfig) -> _Run:
     _check_out(out, cfg)
     dataset = open_dataset(cfg.data, on_bad_image=cfg.on_bad_image, label_attribute=cfg.label_attribute)
     dataset.check()
+    task = _task(cfg, dataset)
     dataset = hold_out(dataset, cfg.valid_fraction, cfg.test_fraction, cfg.seed)
     if not dataset.splits.get("validation"):
         raise DataError(f"{cfg.data}: the validation split is empty (too few images per class to hold some out); "
@@ -333,7 +335,8 @@ def _resolve(cfg: TrainConfig) -> _Run:
     model, spec, wspec = create_model(cfg.model, pretrained=cfg.pretrained, num_classes=dataset.num_classes,
                                       weights=cfg.weights, hidden_units=cfg.hidden_units, dropout=cfg.dropout)
     prep = default_preprocessing(spec, wspec, cfg.image_size)
-    cfg = cfg.resolved(image_size=prep.image_size, num_classes=dataset.num_classes)
+    cfg = dataclasses.replace(cfg.resolved(image_size=prep.image_size, num_classes=dataset.num_classes),
+                              task=task.name)
     state = None
     if cfg.resume and has_checkpoint(out):
         state = load_checkpoint(out, cfg.training_identity())
@@ -343,7 +346,16 @@ def _resolve(cfg: TrainConfig) -> _Run:
     model.freeze(cfg.mode, cfg.trainable_stages)
     return _Run(cfg, out, dataset, model, spec, wspec, prep, device,
                 training_precision(cfg.precision, device, cfg.uses_feature_cache and cfg.hidden_units > 0),
-                resolve_precision(cfg.precision, device), state)
+                resolve_precision(cfg.precision, device), state, task)
+
+
+def _task(cfg: TrainConfig, dataset) -> Task:
+    """``--task`` or, with ``auto``, what the data holds; one-label data may train as multi-label, not back."""
+    name = dataset.task if cfg.task == "auto" else cfg.task
+    if dataset.task == "multi-label" and name != "multi-label":
+        raise DataError(f"{cfg.data}: some images have several labels; train it with {option('task', 'multi-label')} "
+                        f"(or {option('task', 'auto')})")
+    return get_task(name)
 
 
 def _check_out(out: Path, cfg: TrainConfig) -> None:
@@ -371,11 +383,13 @@ def _prepare_inputs(run: _Run):
         spec, wspec = run.spec, run.wspec
         model_key = feature_model_key(spec, wspec, cfg.seed)
         inputs, skipped = prepare(dataset, hashes, kind="features", prep=run.prep, on_bad_image=cfg.on_bad_image,
+                                  task=run.task,
                                   backbone=model.backbone, model_key=model_key, device=run.device,
                                   dtype=run.feature_dtype, batch_size=cfg.eval_batch_size, workers=cfg.num_workers)
         net = model.head
     else:
         inputs, skipped = prepare(dataset, hashes, kind="pixels", prep=run.prep, on_bad_image=cfg.on_bad_image,
+                                  task=run.task,
                                   workers=cfg.num_workers)
         net = model
         model.to(memory_format=torch.channels_last)  # measured faster on CPU and GPU
@@ -387,7 +401,8 @@ def _prepare_inputs(run: _Run):
          f"{dtype_name(run.dtype)} training, "
          f"{dataset.num_classes} classes: " + ", ".join(f"{k}={len(v)}" for k, v in inputs.items())
          + (f" ({len(skipped)} unreadable image(s) left out)" if skipped else ""))
-    return _Trainer(cfg, net, inputs, run.prep, run.device, run.dtype, dataset.num_classes), inputs, skipped
+    return (_Trainer(cfg, net, inputs, run.prep, run.device, run.dtype, dataset.num_classes, run.task), inputs,
+            skipped)
 
 
 def _fit(run: _Run, trainer: "_Trainer", callbacks) -> tuple[list[dict], dict]:
@@ -423,10 +438,12 @@ def _fit(run: _Run, trainer: "_Trainer", callbacks) -> tuple[list[dict], dict]:
             train_loss, train_acc = trainer.train_epoch(epoch, advance)
         train_seconds = time.perf_counter() - t0
         val_logits, val_y = trainer.logits("validation")
-        val = evaluate_logits(val_logits, val_y, run.dataset.classes, cfg.top_k)
+        val = run.task.evaluate(val_logits, val_y, run.dataset.classes, cfg.top_k)
         row = {"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc, "val_loss": val["loss"],
                "val_acc": val["accuracy"], "lr": trainer.opt.param_groups[0]["lr"],
                "epoch_seconds": round(time.perf_counter() - t0, 3), "train_seconds": round(train_seconds, 4)}
+        if run.task.headline != "accuracy":  # multi-label: val_acc is the exact-match ratio; val_mAP beside it
+            row[f"val_{run.task.headline}"] = val[run.task.headline]
         history.append(row)
         log_metrics(**row)
         if trainer.hook is not None:  # every logged value, in the mode it belongs to
@@ -468,7 +485,7 @@ def _fit(run: _Run, trainer: "_Trainer", callbacks) -> tuple[list[dict], dict]:
 def _finish(run: _Run, trainer: "_Trainer", history, best, skipped, started: float, session=None) -> TrainResult:
     """Evaluate, write the artifact and the reports, pack ``model.tar.gz``."""
     cfg, out, model, spec, wspec = run.cfg, run.out, run.model, run.spec, run.wspec
-    metrics = _final_metrics(trainer, run.dataset, cfg, history, skipped, best)
+    metrics = _final_metrics(trainer, run.dataset, cfg, history, skipped, best, run.task)
     if trainer.rule_stop:
         metrics["stopped_by_rule"] = trainer.rule_stop[0]
     if trainer.hook is not None:
@@ -489,8 +506,9 @@ def _finish(run: _Run, trainer: "_Trainer", history, best, skipped, started: flo
     save_artifact(out, model.float().to(memory_format=torch.contiguous_format), name=spec.name,
                   library=spec.library, arch=spec.arch, weights_tag=wspec.tag if wspec else None,
                   weights_license=wspec.license if wspec else None, prep=run.prep, classes=run.dataset.classes,
-                  hyperparameters=cfg.to_dict(), metrics=metrics)
-    _write_reports(out, metrics, run.dataset.classes)
+                  hyperparameters=cfg.to_dict(), metrics=metrics,
+                  task={"name": run.task.name, **metrics.get("task_extras", {})})
+    run.task.reports(out, metrics, run.dataset.classes)
     if cfg.plots:
         plots.run_plots(out)
     pack(out)
@@ -498,17 +516,18 @@ def _finish(run: _Run, trainer: "_Trainer", history, best, skipped, started: flo
     return TrainResult(out, metrics, history, time.perf_counter() - started)
 
 
-def _final_metrics(trainer: _Trainer, dataset, cfg: TrainConfig, history, skipped, best) -> dict:
+def _final_metrics(trainer: _Trainer, dataset, cfg: TrainConfig, history, skipped, best, task: Task) -> dict:
     split = "test" if "test" in trainer.inputs and len(trainer.inputs["test"]) else "validation"
-    logits, y = trainer.logits(split, ModeKeys.PREDICT)
-    result = evaluate_logits(logits, y, dataset.classes, cfg.top_k)
     val_logits, val_y = trainer.logits("validation", ModeKeys.PREDICT)
-    val = evaluate_logits(val_logits, val_y, dataset.classes, cfg.top_k)
-    k = [key for key in result if key.startswith("top_")][0]
-    summary = {f"{split}_accuracy": result["accuracy"], f"{split}_{k}": result[k],
-               f"{split}_loss": result["loss"], "validation_accuracy": val["accuracy"]}
+    extras = task.fit_extras(val_logits, val_y)  # learnt on validation (thresholds), applied to the test split
+    logits, y = trainer.logits(split, ModeKeys.PREDICT)
+    result = task.evaluate(logits, y, dataset.classes, cfg.top_k, extras)
+    val = task.evaluate(val_logits, val_y, dataset.classes, cfg.top_k, extras)
+    summary = {**task.summary(result, split), f"validation_{task.headline}": val[task.headline]}
     log_metrics(**summary)
     return {
+        "task": task.name,
+        "task_extras": extras,
         "evaluated_on": split,
         **summary,
         "evaluation": result,
@@ -518,9 +537,3 @@ def _final_metrics(trainer: _Trainer, dataset, cfg: TrainConfig, history, skippe
         "best_epoch": best["epoch"] if best else None,
         "history": history,
     }
-
-
-def _write_reports(out: Path, metrics: dict, classes: list[str]) -> None:
-    ev = metrics["evaluation"]
-    (out / "confusion_matrix.json").write_text(json.dumps(
-        {"classes": classes, "split": metrics["evaluated_on"], "matrix": ev["confusion_matrix"]}, indent=1))

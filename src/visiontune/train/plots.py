@@ -1,73 +1,19 @@
-"""PNG pictures of a run: learning curves and the confusion matrix."""
+"""A finished run's PNGs from its ``metrics.json``: the learning curves and the task's own pictures
+(a confusion matrix, precision-recall curves)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-
-import numpy as np
-
-
-def _pyplot():
-    """matplotlib is imported when a picture is drawn, not when visiontune is imported."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def learning_curves(history: list[dict], path: Path) -> None:
-    plt = _pyplot()
-    epochs = [h["epoch"] for h in history]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
-    for key, style in (("train_loss", "-o"), ("val_loss", "-s")):
-        ax1.plot(epochs, [h[key] for h in history], style, label=key.replace("_", " "))
-    for key, style in (("train_acc", "-o"), ("val_acc", "-s")):
-        ax2.plot(epochs, [h[key] for h in history], style, label=key.replace("_", " "))
-    ax1.set(xlabel="epoch", ylabel="loss", title="Loss")
-    ax2.set(xlabel="epoch", ylabel="accuracy", title="Accuracy")
-    for ax in (ax1, ax2):
-        ax.grid(alpha=0.3)
-        ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-
-
-def confusion_matrix(cm: list[list[int]], classes: list[str], path: Path, title: str = "Confusion matrix") -> None:
-    plt = _pyplot()
-    m = np.asarray(cm)
-    c = len(classes)
-    size = min(4 + 0.45 * c, 30)
-    fig, ax = plt.subplots(figsize=(size, size * 0.85))
-    rows = m.sum(1, keepdims=True)
-    norm = np.divide(m, rows, out=np.zeros_like(m, dtype=float), where=rows > 0)
-    im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
-    fig.colorbar(im, ax=ax, fraction=0.046, label="share of the true class")
-    ax.set(xticks=range(c), yticks=range(c), xlabel="predicted", ylabel="true", title=title)
-    ax.set_xticklabels(classes, rotation=60, ha="right", fontsize=8 if c > 20 else 9)
-    ax.set_yticklabels(classes, fontsize=8 if c > 20 else 9)
-    if c <= 30:
-        for i in range(c):
-            for j in range(c):
-                if m[i, j]:
-                    ax.text(j, i, str(m[i, j]), ha="center", va="center", fontsize=7,
-                            color="white" if norm[i, j] > 0.5 else "black")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def run_plots(out: Path) -> None:
-    """A finished run's PNGs from its ``metrics.json``: the confusion matrix and the learning curves
-    (tuning trials skip them; the tuner draws the best trial's afterwards)."""
-    import json
+    """Tuning trials skip them; the tuner draws the best trial's afterwards."""
+    from visiontune import plots
+    from visiontune.tasks import get_task
 
     out = Path(out)
     metrics = json.loads((out / "metrics.json").read_text())
-    ev = metrics["evaluation"]
-    confusion_matrix(ev["confusion_matrix"], metrics["classes"], out / "confusion_matrix.png",
-                     title=f"Confusion matrix ({metrics['evaluated_on']}, accuracy {ev['accuracy']:.3f})")
+    get_task(metrics.get("task", "classification")).plots(out, metrics)
     if metrics.get("history"):
-        learning_curves(metrics["history"], out / "learning_curves.png")
+        plots.learning_curves(metrics["history"], out / "learning_curves.png")

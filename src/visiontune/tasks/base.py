@@ -1,0 +1,71 @@
+"""What a task is: how labels become targets, which loss trains them, what the metrics are, how logits
+become probabilities and predictions, and what the artifact keeps.  The training loop, the caches, the
+checkpoints, the artifact, serving and batch transform are one path for every task; each asks the task."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+
+def label_set(label) -> set[int]:
+    """The class indices of a sample's label: an int (one class) or a tuple (several)."""
+    return set(label) if isinstance(label, tuple) else {int(label)}
+
+
+class Task(ABC):
+    #: the name ``--task`` takes and the artifact records
+    name: str = ""
+    #: the headline metric of ``metrics.json`` (``<split>_<key>``)
+    headline: str = "accuracy"
+    #: what the debugger calls the loss tensor (smdebug's ``<LossModule>_output_0``)
+    loss_name: str = "CrossEntropyLoss_output_0"
+
+    @abstractmethod
+    def targets(self, labels: list, num_classes: int) -> torch.Tensor:
+        """The samples' labels as the loss wants them."""
+
+    @abstractmethod
+    def criterion(self, train_targets: torch.Tensor, num_classes: int, *, class_weights: bool,
+                  label_smoothing: float, device: torch.device) -> nn.Module:
+        """The training loss (``class_weights``: weigh classes by how rare they are in ``train_targets``)."""
+
+    @abstractmethod
+    def hits(self, logits: torch.Tensor, targets: torch.Tensor) -> int:
+        """How many of a batch the model gets right (the training accuracy's numerator)."""
+
+    @abstractmethod
+    def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
+        """Logits -> what serving returns per class."""
+
+    @abstractmethod
+    def evaluate(self, logits: torch.Tensor, targets: torch.Tensor, classes: list[str], top_k: int = 5,
+                 extras: dict | None = None) -> dict:
+        """Metrics of one split; always with ``loss``, ``accuracy`` and ``samples``."""
+
+    @abstractmethod
+    def summary(self, result: dict, split: str) -> dict:
+        """The headline numbers of a finished run (``{split}_accuracy``...)."""
+
+    def fit_extras(self, val_logits: torch.Tensor, val_targets: torch.Tensor) -> dict:
+        """What the artifact keeps beyond the weights, learnt on validation (multi-label: thresholds)."""
+        return {}
+
+    def debug_values(self, logits: torch.Tensor, targets: torch.Tensor) -> tuple[Any, Any]:
+        """(labels, predictions) for the debugger's per-step records; None where they do not apply."""
+        return None, None
+
+    def reports(self, out: Path, metrics: dict, classes: list[str]) -> None:
+        """Files beside ``metrics.json`` (JSON)."""
+
+    def plots(self, out: Path, metrics: dict) -> None:
+        """PNGs of a finished run."""
+
+    def row_labels(self, probs, classes: list[str], extras: dict) -> list[list[str]] | None:
+        """Per image, the class names predicted (multi-label: those above their thresholds); None for tasks
+        that predict one class."""
+        return None

@@ -1,0 +1,187 @@
+"""Multi-label classification end to end: the readers (Ground Truth multi-label manifests, image,labels CSV),
+training (sigmoid + BCE, per-class thresholds), the artifact, predict, evaluate, serving and ONNX export."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.conftest import COLORS, FAST, cli_run, write_fashion_idx
+from visiontune.data.sources import open_dataset
+from visiontune.errors import DataError, ManifestError
+from visiontune.tasks.multilabel import average_precision, best_thresholds
+
+NAMES = sorted(COLORS)  # blue, green, red
+
+
+def _scene(colours: list[str], seed: int, size: int = 48) -> Image.Image:
+    """Grey noise with one square per colour named, at random places."""
+    rng = random.Random(seed)
+    arr = np.random.default_rng(seed).integers(90, 150, (size, size, 3)).astype(np.uint8)
+    for c in colours:
+        x, y = rng.randint(0, size - 18), rng.randint(0, size - 18)
+        arr[y:y + 16, x:x + 16] = COLORS[c]
+    return Image.fromarray(arr)
+
+
+@pytest.fixture(scope="module")
+def colour_scenes(tmp_path_factory):
+    """90 images with 1-3 coloured squares each, and the same labels as a CSV and as a multi-label manifest."""
+    root = tmp_path_factory.mktemp("scenes")
+    (root / "img").mkdir()
+    rng = random.Random(0)
+    rows = []
+    for i in range(90):
+        colours = sorted(rng.sample(NAMES, rng.randint(1, 3)))
+        _scene(colours, i).save(root / "img" / f"s{i:03d}.png")
+        rows.append((f"img/s{i:03d}.png", colours))
+    (root / "labels.csv").write_text("image,labels\n" + "".join(f"{p},{' '.join(c)}\n" for p, c in rows))
+    with open(root / "scenes.manifest", "w") as fh:
+        for p, c in rows:
+            idx = [NAMES.index(x) for x in c]
+            fh.write(json.dumps({"source-ref": p, "colours": idx, "colours-metadata": {
+                "class-map": {str(i): NAMES[i] for i in idx}, "confidence-map": {str(i): 1.0 for i in idx},
+                "type": "groundtruth/image-classification-multilabel"}}) + "\n")
+    return root
+
+
+def test_readers_agree_on_multi_label_data(colour_scenes):
+    csv_ds = open_dataset(colour_scenes / "labels.csv")
+    man_ds = open_dataset(colour_scenes / "scenes.manifest")
+    assert csv_ds.task == man_ds.task == "multi-label" and csv_ds.classes == man_ds.classes == NAMES
+    assert [s.label for s in csv_ds.splits["train"]] == [s.label for s in man_ds.splits["train"]]
+    assert all(isinstance(s.label, tuple) and s.label for s in csv_ds.splits["train"])
+    assert sum(csv_ds.counts()["train"].values()) > 90  # images counted once per label
+
+
+def test_single_label_csv_is_classification(tmp_path):
+    (tmp_path / "a.png").write_bytes(b"")
+    (tmp_path / "l.csv").write_text("filename,label\na.png,cat\nb.png,dog\n")
+    ds = open_dataset(tmp_path / "l.csv")
+    assert ds.task == "classification" and ds.classes == ["cat", "dog"] and ds.splits["train"][1].label == 1
+
+
+@pytest.mark.parametrize("line,words", [
+    ({"c": [], "c-metadata": {"class-map": {}}}, "empty list"),
+    ({"c": [3], "c-metadata": {"class-map": {"0": "a"}}}, "class 3 is not in"),
+    ({"c": ["a"], "c-metadata": {"class-map": {"0": "a"}}}, "class indices"),
+])
+def test_bad_multi_label_lines_name_their_line(tmp_path, line, words):
+    p = tmp_path / "x.manifest"
+    good = {"source-ref": "a.png", "c": [0], "c-metadata": {"class-map": {"0": "a"}}}
+    p.write_text(json.dumps(good) + "\n" + json.dumps({"source-ref": "b.png", **line}) + "\n")
+    with pytest.raises(ManifestError, match=rf"x\.manifest, line 2: .*{words}"):
+        open_dataset(p)
+
+
+def test_bad_csv_names_the_problem(tmp_path):
+    p = tmp_path / "x.csv"
+    p.write_text("picture,what\na.png,cat\n")
+    with pytest.raises(ManifestError, match=r"x\.csv, line 1: .*needs an image column"):
+        open_dataset(p)
+    p.write_text("image,labels\na.png,cat\nb.png,\n")
+    with pytest.raises(ManifestError, match=r"x\.csv, line 3: no labels for 'b.png'"):
+        open_dataset(p)
+
+
+def test_fashion_scenes_manifests_read_as_multi_label(tmp_path, monkeypatch):
+    from visiontune.data.synth import fashion_scenes
+
+    monkeypatch.setenv("FASHION_MNIST_DIR", str(write_fashion_idx(tmp_path / "idx")))
+    fashion_scenes(tmp_path / "s", n_train=8, n_validation=4, size=48)
+    ds = open_dataset(tmp_path / "s" / "train.manifest")
+    assert ds.task == "multi-label" and all(s.label for s in ds.splits["train"])
+
+
+def test_average_precision_and_thresholds():
+    ap, _, _ = average_precision(np.array([0.9, 0.8, 0.3, 0.1]), np.array([1, 0, 1, 0]))
+    assert ap == pytest.approx((1 + 2 / 3) / 2)
+    assert np.isnan(average_precision(np.array([0.5]), np.array([0]))[0])
+    probs = np.array([[0.9, 0.2], [0.7, 0.6], [0.3, 0.1], [0.2, 0.7]])
+    y = np.array([[1, 0], [1, 1], [0, 0], [0, 1]])
+    t = best_thresholds(probs, y)
+    assert 0.3 < t[0] <= 0.7 and 0.2 < t[1] <= 0.6
+
+
+def test_classification_refuses_multi_label_data(colour_scenes, tmp_path):
+    import visiontune as vt
+
+    with pytest.raises(DataError, match="several labels; train it with .*multi-label"):
+        vt.train(data=str(colour_scenes / "labels.csv"), out=str(tmp_path / "m"), task="classification", **FAST)
+
+
+def test_train_predict_evaluate_serve_and_export_a_multi_label_model(colour_scenes, tmp_path):
+    import visiontune as vt
+
+    out = tmp_path / "model"
+    result = vt.train(data=str(colour_scenes / "labels.csv"), out=str(out),
+                      **{**FAST, "epochs": 15, "learning_rate": 0.01}, debugger=False)
+    m = result.metrics
+    assert m["task"] == "multi-label" and m["evaluated_on"] == "test"
+    assert 0.8 < m["test_mAP"] <= 1.0 and "test_macro_f1" in m and "test_exact_match" in m
+    assert len(m["task_extras"]["thresholds"]) == 3
+    assert (out / "pr_curves.png").stat().st_size > 1000 and (out / "per_class.json").exists()
+    assert not (out / "confusion_matrix.png").exists()
+    config = json.loads((out / "config.json").read_text())
+    assert config["task"]["name"] == "multi-label" and len(config["task"]["thresholds"]) == 3
+
+    model = vt.load_model(out / "model.tar.gz")
+    three = colour_scenes / "three.png"
+    _scene(NAMES, 999).save(three)
+    probs = model.predict_proba(str(three))[0]
+    assert probs.sum() > 1.5  # a probability per class, not one distribution
+    pred = model.predict(str(three))
+    assert isinstance(pred.labels, list) and set(pred.labels) <= set(NAMES)
+
+    rows = [json.loads(x) for x in cli_run("predict", out, str(three), "--json").output.splitlines()]
+    assert "predicted_labels" in rows[0]
+
+    ev = vt.evaluate(out, str(colour_scenes / "scenes.manifest"), out=tmp_path / "ev")
+    assert ev.metrics["samples"] == 90 and 0.8 < ev.metrics["mAP"] <= 1.0
+    assert (tmp_path / "ev" / "pr_curves.png").exists()
+
+    from fastapi.testclient import TestClient
+
+    from visiontune.serve.app import ServerSettings, create_app
+
+    with TestClient(create_app(ServerSettings(models={"m": str(out)}))) as c:
+        body = three.read_bytes()
+        r = c.post("/invocations", content=body, headers={"Content-Type": "image/png",
+                                                          "Accept": "application/json;verbose"})
+        doc = r.json()
+        assert r.status_code == 200 and set(doc["predicted_labels"]) <= set(NAMES)
+        assert doc["predicted_labels"] == pred.labels
+        plain = c.post("/invocations", content=body, headers={"Content-Type": "image/png"}).json()
+        assert len(plain) == 3 and abs(sum(plain) - float(probs.sum())) < 1e-3
+
+    from visiontune.serve.export import export
+
+    res = export(out, "onnx", check_images=[str(three)])
+    assert res.max_abs_diff < 1e-3  # sigmoid outputs, the same as the torch model's
+
+
+class _Interrupt(Exception):
+    pass
+
+
+def test_an_interrupted_multi_label_run_resumes_to_the_same_result(colour_scenes, tmp_path):
+    import visiontune as vt
+
+    opts = {**FAST, "epochs": 3, "debugger": False, "plots": False}
+    data = str(colour_scenes / "scenes.manifest")
+    ref = vt.train(data=data, out=str(tmp_path / "ref"), **opts)
+
+    def stop_after_first(epoch, row):
+        if epoch == 1:
+            raise _Interrupt
+
+    with pytest.raises(_Interrupt):
+        vt.train(data=data, out=str(tmp_path / "cut"), callbacks=(stop_after_first,), **opts)
+    res = vt.train(data=data, out=str(tmp_path / "cut"), resume=True, **opts)
+    assert [h["val_mAP"] for h in res.history] == [h["val_mAP"] for h in ref.history]
+    assert res.metrics["test_mAP"] == ref.metrics["test_mAP"]
+    assert res.metrics["task_extras"] == ref.metrics["task_extras"]
