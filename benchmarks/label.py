@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+from common import chosen_phases, write_results
 
 from visiontune.label.consolidate import Consolidated, dawid_skene, majority_vote
 
@@ -266,10 +267,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--check-every", type=int, default=50, help="simulated answers between checks for a due round")
     ap.add_argument("--out", default="benchmarks/results/label.json")
     args = ap.parse_args(argv)
-    phases = [p.strip() for p in args.phases.split(",") if p.strip()]
-    unknown = [p for p in phases if p not in PHASES]
-    if unknown or not phases:
-        ap.error(f"--phases {args.phases!r}: choose among {', '.join(PHASES)}")
+    phases = chosen_phases(ap, args.phases, PHASES)
     if args.items < 1:
         ap.error("--items must be >= 1")
     start = time.perf_counter()
@@ -281,9 +279,7 @@ def main(argv: list[str] | None = None) -> dict:
         results[name] = PHASES[name](truth, args)
         results[name + "_wall_seconds"] = round(time.perf_counter() - t, 2)
     results["wall_seconds"] = round(time.perf_counter() - start, 2)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(results, indent=1) + "\n")
-    print(f"written {args.out} ({results['wall_seconds']} s)")
+    write_results(args.out, results)
     return results
 
 

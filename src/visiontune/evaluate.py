@@ -39,7 +39,8 @@ class EvaluationResult:
 
 def evaluate(model, data: str | Path, *, split: str = "auto", out: str | Path | None = None, top_k: int = 5,
              batch_size: int = 64, device: str = "auto", precision: str = "fp32",
-             label_attribute: str | None = None, on_bad_image: str = "error") -> EvaluationResult:
+             label_attribute: str | None = None, on_bad_image: str = "error",
+             allow_empty_labels: bool = False) -> EvaluationResult:
     """Evaluate ``model`` (folder, ``model.tar.gz`` or loaded model) on labelled ``data``.
 
     ``split``: ``auto`` = the data's test split if it has one, else every image; or one split, or ``all``.
@@ -47,7 +48,8 @@ def evaluate(model, data: str | Path, *, split: str = "auto", out: str | Path | 
     if split not in SPLIT_CHOICES:
         raise DataError(f"split={split!r}: choose one of {', '.join(SPLIT_CHOICES)}")
     m = model if isinstance(model, VisionModel) else load_model(model, device=device, precision=precision)
-    ds = open_dataset(data, on_bad_image=on_bad_image, label_attribute=label_attribute)
+    ds = open_dataset(data, on_bad_image=on_bad_image, label_attribute=label_attribute,
+                      allow_empty_labels=allow_empty_labels)
     chosen = ("test" if ds.splits.get("test") else "all") if split == "auto" else split
     if chosen == "all":
         samples = [s for part in ds.splits.values() for s in part]

@@ -185,3 +185,47 @@ def test_an_interrupted_multi_label_run_resumes_to_the_same_result(colour_scenes
     assert [h["val_mAP"] for h in res.history] == [h["val_mAP"] for h in ref.history]
     assert res.metrics["test_mAP"] == ref.metrics["test_mAP"]
     assert res.metrics["task_extras"] == ref.metrics["task_extras"]
+
+
+def test_multi_label_lst_one_hot_and_class_ids(tmp_path):
+    one_hot = tmp_path / "oh.lst"
+    one_hot.write_text("0\t1\t0\t1\ta.png\n1\t0\t0\t1\tb.png\n2\t0\t1\t0\tc.png\n")
+    ds = open_dataset(one_hot)
+    assert ds.task == "multi-label" and ds.classes == ["0", "1", "2"]
+    assert [s.label for s in ds.splits["train"]] == [(0, 2), (2,), (1,)]
+    ids = tmp_path / "ids.lst"
+    ids.write_text("0\t0\t2\ta.png\n1\t2\tb.png\n2\t1\t3\tc.png\n")
+    ds = open_dataset(ids)
+    assert ds.classes == ["0", "1", "2", "3"] and [s.label for s in ds.splits["train"]] == [(0, 2), (2,), (1, 3)]
+    empty = tmp_path / "empty.lst"
+    empty.write_text("0\t1\t0\t0\ta.png\n1\t0\t0\t0\tb.png\n")
+    with pytest.raises(ManifestError, match=r"empty\.lst, line 2: no class is 1"):
+        open_dataset(empty)
+    single = tmp_path / "one.lst"
+    single.write_text("0\t1\ta.png\n1\t0\tb.png\n")
+    assert open_dataset(single).task == "classification"
+
+
+def test_tuning_takes_validation_map():
+    from visiontune.tune.config import TuningConfig
+
+    cfg = TuningConfig.from_dict({"name": "t", "train": {"data": "x"}, "objective": {"metric": "validation:mAP"},
+                                  "ranges": {"learning_rate": {"type": "continuous", "min": 1e-4, "max": 1e-2}}})
+    assert cfg.objective_metric == "val_mAP"
+
+
+def test_empty_labels_need_the_flag_and_then_train(colour_scenes, tmp_path):
+    import visiontune as vt
+
+    rows = (colour_scenes / "labels.csv").read_text().splitlines()
+    for i in range(1, 7):  # six images with nothing on them that counts
+        _scene([], 5000 + i).save(colour_scenes / "img" / f"empty{i}.png")
+    p = colour_scenes / "with_empty.csv"
+    p.write_text("\n".join(rows + [f"img/empty{i}.png," for i in range(1, 7)]) + "\n")
+    with pytest.raises(ManifestError, match=r"with_empty\.csv, line 92: no labels .*allow_empty_labels=True"):
+        open_dataset(p)
+    ds = open_dataset(p, allow_empty_labels=True)
+    assert sum(1 for s in ds.splits["train"] if s.label == ()) == 6
+    r = vt.train(data=str(p), out=str(tmp_path / "m"), allow_empty_labels=True,
+                 **{**FAST, "epochs": 1, "debugger": False, "plots": False})
+    assert r.metrics["task"] == "multi-label" and sum(r.metrics["counts"].values()) == 96

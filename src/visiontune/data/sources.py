@@ -38,8 +38,9 @@ class Source(ABC):
 
     @abstractmethod
     def load(self, path: Path, *, on_bad_image: str = "error", label_attribute: str | None = None,
-             strict: bool = True) -> Dataset:
-        """Read the layout into a :class:`Dataset` (no image is decoded here).
+             strict: bool = True, allow_empty_labels: bool = False) -> Dataset:
+        """Read the layout into a :class:`Dataset` (no image is decoded here).  ``allow_empty_labels``:
+        multi-label lines without any label are images of no class instead of errors.
 
         ``strict=False`` records what training would refuse in ``scan_problems`` where the
         layout can still be read (``data inspect`` reports everything at once)."""
@@ -64,7 +65,7 @@ class FolderSource(Source):
     def detect(cls, path: Path) -> bool:
         return path.is_dir() and not _split_files(path)
 
-    def load(self, path, *, on_bad_image="error", label_attribute=None, strict=True):
+    def load(self, path, *, on_bad_image="error", label_attribute=None, strict=True, allow_empty_labels=False):
         self.strict, self.problems = strict, []
         subdirs = _visible_dirs(path)
         if not subdirs:
@@ -173,8 +174,8 @@ class ManifestSource(Source):
     def detect(cls, path: Path) -> bool:
         return path.is_file() and path.suffix.lower() in MANIFEST_SUFFIXES
 
-    def load(self, path, *, on_bad_image="error", label_attribute=None, strict=True):
-        return labelled_dataset(read_manifest(path, label_attribute), path, self.name)
+    def load(self, path, *, on_bad_image="error", label_attribute=None, strict=True, allow_empty_labels=False):
+        return labelled_dataset(read_manifest(path, label_attribute, allow_empty_labels), path, self.name)
 
 
 def labelled_dataset(rows: list[tuple[str, str | tuple[str, ...], str]], path: Path, kind: str) -> Dataset:
@@ -220,7 +221,8 @@ def iter_manifest(path: Path):
             yield n, rec
 
 
-def read_manifest(path: Path, label_attribute: str | None = None) -> list[tuple[str, str | tuple[str, ...], str]]:
+def read_manifest(path: Path, label_attribute: str | None = None,
+                  allow_empty_labels: bool = False) -> list[tuple[str, str | tuple[str, ...], str]]:
     """``(source, class name, origin)`` per line (a tuple of names for a multi-label line); every problem
     names its line."""
     rows, ids = [], {}
@@ -241,7 +243,8 @@ def read_manifest(path: Path, label_attribute: str | None = None) -> list[tuple[
         meta = rec.get(f"{label_attribute}-metadata")
         if isinstance(rec[label_attribute], list):
             rows.append((resolve_ref(str(rec["source-ref"]), base),
-                         _multi_label_names(path, n, rec[label_attribute], meta, label_attribute, ids),
+                         _multi_label_names(path, n, rec[label_attribute], meta, label_attribute, ids,
+                                            allow_empty_labels),
                          f"{path.name}:{n}"))
             continue
         if not isinstance(meta, dict) or "class-name" not in meta:
@@ -259,13 +262,14 @@ def read_manifest(path: Path, label_attribute: str | None = None) -> list[tuple[
     return rows
 
 
-def _multi_label_names(path: Path, n: int, value: list, meta, attribute: str, ids: dict) -> tuple[str, ...]:
+def _multi_label_names(path: Path, n: int, value: list, meta, attribute: str, ids: dict,
+                       allow_empty: bool = False) -> tuple[str, ...]:
     """A Ground Truth multi-label line's class names, checked against its class-map and earlier lines."""
     if not isinstance(meta, dict) or not isinstance(meta.get("class-map"), dict):
         raise ManifestError(path, n, f"missing '{attribute}-metadata' with a 'class-map' (index -> class name)")
-    if not value:
-        raise ManifestError(path, n, f"{attribute} is an empty list: the image has no label; label it or remove "
-                                     "the line")
+    if not value and not allow_empty:
+        raise ManifestError(path, n, f"{attribute} is an empty list: the image has no label; label it, remove the "
+                                     f"line, or pass {option('allow_empty_labels', True)} if no class is a label")
     names = []
     for label_id in value:
         if isinstance(label_id, bool) or not isinstance(label_id, int):
@@ -296,7 +300,7 @@ class CsvSource(Source):
     def detect(cls, path: Path) -> bool:
         return path.is_file() and path.suffix.lower() == ".csv"
 
-    def load(self, path, *, on_bad_image="error", label_attribute=None, strict=True):
+    def load(self, path, *, on_bad_image="error", label_attribute=None, strict=True, allow_empty_labels=False):
         import csv
 
         rows = []
@@ -319,12 +323,13 @@ class CsvSource(Source):
                 if len(row) <= max(image_col, label_col):
                     raise ManifestError(path, n, f"expected {len(header)} columns, found {len(row)}")
                 names = tuple(sorted(set(row[label_col].split())))
-                if not names:
-                    raise ManifestError(path, n, f"no labels for {row[image_col]!r}; label it or remove the row")
+                if not names and not allow_empty_labels:
+                    raise ManifestError(path, n, f"no labels for {row[image_col]!r}; label it, remove the row, or pass "
+                                                 f"{option('allow_empty_labels', True)} if no class is a label")
                 rows.append((resolve_ref(row[image_col].strip(), path.parent), names, f"{path.name}:{n}"))
         if not rows:
             raise DataError(f"{path}: the CSV file has no rows")
-        if all(len(names) == 1 for _, names, _ in rows):
+        if all(len(names) == 1 for _, names, _ in rows):  # one label everywhere: single-label data
             rows = [(src, names[0], origin) for src, names, origin in rows]
         return labelled_dataset(rows, path, self.name)
 
@@ -340,16 +345,23 @@ class LstSource(Source):
     def detect(cls, path: Path) -> bool:
         return path.is_file() and path.suffix.lower() == ".lst"
 
-    def load(self, path, *, on_bad_image="error", label_attribute=None, strict=True):
-        rows = read_lst(path)
-        labels = sorted({lab for _, lab, _ in rows})
+    def load(self, path, *, on_bad_image="error", label_attribute=None, strict=True, allow_empty_labels=False):
+        rows = read_lst(path, allow_empty_labels)
+        multi = any(isinstance(lab, tuple) for _, lab, _ in rows)
+        labels = sorted({c for _, lab, _ in rows for c in (lab if isinstance(lab, tuple) else (lab,))})
         classes = [str(lab) for lab in labels]
         index = {lab: i for i, lab in enumerate(labels)}
-        return Dataset(classes, {"train": [Sample(s, index[lab], o) for s, lab, o in rows]}, str(path), self.name)
+        samples = [Sample(s, tuple(index[c] for c in lab) if multi else index[lab], o) for s, lab, o in rows]
+        return Dataset(classes, {"train": samples}, str(path), self.name,
+                       task="multi-label" if multi else "classification")
 
 
-def read_lst(path: Path) -> list[tuple[str, int, str]]:
-    rows = []
+def read_lst(path: Path, allow_empty_labels: bool = False) -> list[tuple[str, int | tuple[int, ...], str]]:
+    """``(source, class number, origin)`` per line.  Several label columns make a multi-label file: one-hot
+    columns (the same count on every line, 0/1 only, a value repeated on some line) give the classes whose
+    column is 1, and otherwise the columns are the class numbers themselves; either way the label is a
+    tuple of class numbers."""
+    rows: list[tuple[str, list[int], str, int]] = []
     with open(path, encoding="utf-8") as fh:
         for n, line in enumerate(fh, start=1):
             if not line.strip():
@@ -357,23 +369,38 @@ def read_lst(path: Path) -> list[tuple[str, int, str]]:
             parts = line.rstrip("\n").split("\t")
             if len(parts) < 3:
                 raise ManifestError(path, n, "expected index<TAB>label<TAB>path (3 tab-separated fields)")
-            try:
-                label = float(parts[1])
-            except ValueError as exc:
-                raise ManifestError(path, n, f"label {parts[1]!r} is not a number") from exc
-            if not math.isfinite(label) or label < 0:
-                raise ManifestError(path, n, f"label {parts[1]!r} is not a class number (0, 1, 2, ...)")
-            if label != int(label):
-                raise ManifestError(path, n, f"label {parts[1]} is not a whole number (multi-label .lst is not supported)")
-            rows.append((resolve_ref(parts[-1], path.parent), int(label), f"{path.name}:{n}"))
+            labels = []
+            for field in parts[1:-1]:
+                try:
+                    label = float(field)
+                except ValueError as exc:
+                    raise ManifestError(path, n, f"label {field!r} is not a number") from exc
+                if not math.isfinite(label) or label < 0:
+                    raise ManifestError(path, n, f"label {field!r} is not a class number (0, 1, 2, ...)")
+                if label != int(label):
+                    raise ManifestError(path, n, f"label {field} is not a whole number")
+                labels.append(int(label))
+            rows.append((resolve_ref(parts[-1], path.parent), labels, f"{path.name}:{n}", n))
     if not rows:
         raise DataError(f"{path}: the .lst file has no lines")
-    return rows
+    if all(len(labels) == 1 for _, labels, _, _ in rows):
+        return [(src, labels[0], origin) for src, labels, origin, _ in rows]
+    widths = {len(labels) for _, labels, _, _ in rows}
+    one_hot = (len(widths) == 1 and all(v in (0, 1) for _, labels, _, _ in rows for v in labels)
+               and any(len(set(labels)) < len(labels) for _, labels, _, _ in rows))
+    out = []
+    for src, labels, origin, n in rows:
+        classes = tuple(i for i, v in enumerate(labels) if v) if one_hot else tuple(sorted(set(labels)))
+        if not classes and not allow_empty_labels:
+            raise ManifestError(path, n, "no class is 1 in this one-hot line: the image has no label; label it, "
+                                         f"remove the line, or pass {option('allow_empty_labels', True)}")
+        out.append((src, classes, origin))
+    return out
 
 
 # ------------------------------------------------------------------ entry point
 def open_dataset(path: str | Path, *, source: str | None = None, on_bad_image: str = "error",
-                 label_attribute: str | None = None, strict: bool = True) -> Dataset:
+                 label_attribute: str | None = None, strict: bool = True, allow_empty_labels: bool = False) -> Dataset:
     """Open any supported layout: a folder, a manifest, a .lst, or a folder of split files.
 
     ``strict=False``: record what training refuses (empty class folders...) instead of raising."""
@@ -382,7 +409,8 @@ def open_dataset(path: str | Path, *, source: str | None = None, on_bad_image: s
     path = Path(path).expanduser()
     if not path.exists():
         raise DataError(f"{path}: no such file or folder")
-    opts = dict(on_bad_image=on_bad_image, label_attribute=label_attribute, strict=strict)
+    opts = dict(on_bad_image=on_bad_image, label_attribute=label_attribute, strict=strict,
+                allow_empty_labels=allow_empty_labels)
     split_files = _split_files(path)
     if source is None and split_files:
         return _open_split_files(path, split_files, opts)

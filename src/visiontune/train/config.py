@@ -65,6 +65,8 @@ class TrainConfig:
     test_fraction: float = opt(0.1, "share of training images held out for the final test when the data has no test split "
                                     "(0: report the validation split instead)")
     label_attribute: str | None = opt(None, "manifest label attribute (detected when there is one)")
+    allow_empty_labels: bool = opt(False, "multi-label data: an image with no label (no class present) is a training "
+                                          "example instead of an error")
     on_bad_image: str = opt("error", "unreadable images: stop with an error, or skip and report them", ON_BAD_IMAGE)
     precision: str = opt("auto", "compute precision (auto: bf16 where the hardware has it, mixed on GPUs)", PRECISIONS)
     device: str = opt("auto", "device (auto: CUDA when present, else CPU)", DEVICES)

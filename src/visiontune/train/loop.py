@@ -323,7 +323,8 @@ def _resolve(cfg: TrainConfig) -> _Run:
         cfg = dataclasses.replace(cfg, out=str(Path("runs") / timestamped(cfg.model)))
     out = Path(cfg.out)
     _check_out(out, cfg)
-    dataset = open_dataset(cfg.data, on_bad_image=cfg.on_bad_image, label_attribute=cfg.label_attribute)
+    dataset = open_dataset(cfg.data, on_bad_image=cfg.on_bad_image, label_attribute=cfg.label_attribute,
+                           allow_empty_labels=cfg.allow_empty_labels)
     dataset.check()
     task = _task(cfg, dataset)
     dataset = hold_out(dataset, cfg.valid_fraction, cfg.test_fraction, cfg.seed)

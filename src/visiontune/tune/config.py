@@ -39,7 +39,7 @@ from visiontune.tune.strategies import EARLY_STOPPING, get_strategy
 
 OBJECTIVE_TYPES = ("Maximize", "Minimize")
 #: What the built-in engine reports every epoch (and can be tuned on).
-BUILTIN_METRICS = ("val_acc", "val_loss", "train_acc", "train_loss")
+BUILTIN_METRICS = ("val_acc", "val_loss", "train_acc", "train_loss", "val_mAP")  # val_mAP: multi-label runs
 
 
 @dataclass
@@ -100,7 +100,8 @@ class TuningConfig:
                 raise ConfigError(f"ranges: {', '.join(fixed)} cannot be tuned")
             if self.objective_metric not in BUILTIN_METRICS:
                 raise ConfigError(f"objective metric {self.objective_metric!r}: the built-in engine reports "
-                                  f"{', '.join(BUILTIN_METRICS)} every epoch (or validation:accuracy, validation:loss)")
+                                  f"{', '.join(BUILTIN_METRICS)} every epoch (or validation:accuracy, validation:loss, "
+                                  "validation:mAP)")
             TrainConfig.from_dict({**self.base, **{n: _example(p) for n, p in self.ranges.items()}})
         else:
             defined = [d["Name"] if isinstance(d, dict) else str(d).partition("=")[0]

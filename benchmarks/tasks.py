@@ -1,0 +1,98 @@
+"""Tasks beyond one label per image, on fashion-scenes (`visiontune data synth fashion-scenes`): what
+pretrained weights are worth.
+
+multi-label phase: mobilenet_v2 on --train scenes (+ --validation held out as the validation split; a test
+split is held out of train) at --size px:
+  head mode, pretrained (features cached once; 512 hidden units)
+  full mode, pretrained, --epochs epochs
+  full mode, random init, the same epochs (the same architecture for the same time)
+Reported per run: test mAP, macro and micro F1, exact match, wall seconds (the first full-mode run also
+decodes the images into the pixel cache) and the median epoch time (equal time: the same epochs of the same
+architecture).
+Segmentation is to be another phase (issue 11).
+
+    python benchmarks/tasks.py [--train 2000] [--validation 400] [--size 96] [--epochs 8] [--phases multi-label]
+                               [--out benchmarks/results/tasks.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+from common import chosen_phases, write_results
+
+from visiontune.data.synth import fashion_scenes
+from visiontune.train.loop import train
+
+QUIET = dict(debugger=False, plots=False, checkpoints=False, overwrite=True)
+
+
+def _run(name: str, data: Path, out: Path, **options) -> dict:
+    t = time.perf_counter()
+    r = train(data=str(data), out=str(out / name), **options, **QUIET)
+    m = r.metrics
+    row = {"test_mAP": round(m["test_mAP"], 4), "test_macro_f1": round(m["test_macro_f1"], 4),
+           "test_micro_f1": round(m["test_micro_f1"], 4), "test_exact_match": round(m["test_exact_match"], 4),
+           "validation_mAP": round(m["validation_mAP"], 4), "epochs": len(r.history),
+           "median_epoch_seconds": round(sorted(h["epoch_seconds"] for h in r.history)[len(r.history) // 2], 2),
+           "wall_seconds": round(time.perf_counter() - t, 1), "counts": m["counts"],
+           "options": {k: v for k, v in options.items()}}
+    print(f"{name}: test mAP {row['test_mAP']:.4f}, macro F1 {row['test_macro_f1']:.4f}, exact match "
+          f"{row['test_exact_match']:.4f}, {row['wall_seconds']} s", flush=True)
+    return row
+
+
+def phase_multi_label(scenes: Path, work: Path, args: argparse.Namespace) -> dict:
+    common = dict(model="mobilenet_v2", image_size=args.size, batch_size=64, seed=args.seed)
+    return {
+        "head, pretrained": _run("head", scenes, work, mode="head", epochs=30, learning_rate=0.01,
+                                 hidden_units=512, dropout=0.3, **common),
+        "full, pretrained": _run("full", scenes, work, mode="full", epochs=args.epochs, **common),
+        "full, random init (same epochs)": _run("scratch", scenes, work, mode="full", epochs=args.epochs,
+                                                pretrained=False, learning_rate=1e-3, **common),
+    }
+
+
+PHASES: dict[str, Callable[[Path, Path, argparse.Namespace], dict]] = {"multi-label": phase_multi_label}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--train", type=int, default=2000)
+    ap.add_argument("--validation", type=int, default=400)
+    ap.add_argument("--size", type=int, default=96)
+    ap.add_argument("--epochs", type=int, default=8, help="full-mode epochs (pretrained and random init alike)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--phases", default=",".join(PHASES), help=f"comma-separated, of: {', '.join(PHASES)}")
+    ap.add_argument("--work", default=os.path.join(tempfile.gettempdir(), "visiontune-bench-tasks"))
+    ap.add_argument("--out", default="benchmarks/results/tasks.json")
+    args = ap.parse_args(argv)
+    phases = chosen_phases(ap, args.phases, PHASES)
+    work = Path(args.work)
+    t = time.perf_counter()
+    scenes = work / f"scenes-{args.train}-{args.validation}-{args.size}-{args.seed}"
+    built = fashion_scenes(scenes, n_train=args.train, n_validation=args.validation, size=args.size, seed=args.seed)
+    for split in ("train", "validation"):  # the engine reads the folder's split manifests
+        assert (scenes / f"{split}.manifest").exists()
+    results: dict = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__,
+                                 "cuda": torch.cuda.is_available()},
+                     "data": {"train_scenes": args.train, "validation_scenes": args.validation, "size": args.size,
+                              "items_per_scene": {k: round(v["items"] / v["images"], 2)
+                                                  for k, v in built["splits"].items()}},
+                     "scene_seconds": round(time.perf_counter() - t, 1)}
+    for name in phases:
+        results[name] = PHASES[name](scenes, work / name, args)
+    results["wall_seconds"] = round(time.perf_counter() - t, 1)
+    write_results(args.out, results)
+    return results
+
+
+if __name__ == "__main__":
+    main()
