@@ -3,7 +3,7 @@ pretrained weights are worth.
 
 multi-label phase: mobilenet_v2 on --train scenes (+ --validation held out as the validation split; a test
 split is held out of train) at --size px:
-  head mode, pretrained (features cached once; 512 hidden units)
+  head mode, pretrained (features cached once; 512 hidden units), with BCE, focal and asymmetric losses
   full mode, pretrained, --epochs epochs
   full mode, random init, the same epochs (the same architecture for the same time)
 Reported per run: test mAP, macro and micro F1, exact match, wall seconds (the first full-mode run also
@@ -51,9 +51,11 @@ def _run(name: str, data: Path, out: Path, **options) -> dict:
 
 def phase_multi_label(scenes: Path, work: Path, args: argparse.Namespace) -> dict:
     common = dict(model="mobilenet_v2", image_size=args.size, batch_size=64, seed=args.seed)
+    head = dict(mode="head", epochs=30, learning_rate=0.01, hidden_units=512, dropout=0.3, **common)
     return {
-        "head, pretrained": _run("head", scenes, work, mode="head", epochs=30, learning_rate=0.01,
-                                 hidden_units=512, dropout=0.3, **common),
+        "head, pretrained": _run("head", scenes, work, **head),
+        "head, pretrained, focal loss": _run("head-focal", scenes, work, multi_label_loss="focal", **head),
+        "head, pretrained, asymmetric loss": _run("head-asl", scenes, work, multi_label_loss="asymmetric", **head),
         "full, pretrained": _run("full", scenes, work, mode="full", epochs=args.epochs, **common),
         "full, random init (same epochs)": _run("scratch", scenes, work, mode="full", epochs=args.epochs,
                                                 pretrained=False, learning_rate=1e-3, **common),

@@ -229,3 +229,31 @@ def test_empty_labels_need_the_flag_and_then_train(colour_scenes, tmp_path):
     r = vt.train(data=str(p), out=str(tmp_path / "m"), allow_empty_labels=True,
                  **{**FAST, "epochs": 1, "debugger": False, "plots": False})
     assert r.metrics["task"] == "multi-label" and sum(r.metrics["counts"].values()) == 96
+
+
+def test_focal_and_asymmetric_losses():
+    import torch
+
+    from visiontune.tasks.multilabel import MultiLabelLoss
+
+    logits = torch.tensor([[3.0, -3.0, 0.2], [-0.5, 4.0, -4.0]])
+    y = torch.tensor([[1.0, 0.0, 1.0], [0.0, 1.0, 0.0]])
+    bce = MultiLabelLoss("bce")(logits, y)
+    assert bce == pytest.approx(float(torch.nn.functional.binary_cross_entropy_with_logits(logits, y)))
+    assert 0 < MultiLabelLoss("focal")(logits, y) < bce  # every term scaled down by (1 - p_true)^2
+    # a near-certain negative (p below the margin) costs an asymmetric loss nothing
+    sure_negative = torch.tensor([[-6.0]])
+    assert MultiLabelLoss("asymmetric")(sure_negative, torch.zeros(1, 1)) == 0
+    assert MultiLabelLoss("bce")(sure_negative, torch.zeros(1, 1)) > 0
+    heavy = MultiLabelLoss("bce", pos_weight=torch.tensor([5.0, 5.0, 5.0]))(logits, y)
+    assert heavy > bce
+
+
+def test_a_multi_label_loss_trains_and_needs_multi_label_data(colour_scenes, tiny_folder, tmp_path):
+    import visiontune as vt
+
+    r = vt.train(data=str(colour_scenes / "labels.csv"), out=str(tmp_path / "m"), multi_label_loss="asymmetric",
+                 **{**FAST, "epochs": 1, "debugger": False, "plots": False})
+    assert r.metrics["task"] == "multi-label" and r.metrics["test_mAP"] > 0
+    with pytest.raises(Exception, match="multi_label_loss='focal' is for multi-label data"):
+        vt.train(data=str(tiny_folder), out=str(tmp_path / "c"), multi_label_loss="focal", **FAST)

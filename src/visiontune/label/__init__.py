@@ -10,5 +10,5 @@ from visiontune.label.consolidate import consolidated
 from visiontune.label.jobs import create, scan_images, status
 from visiontune.label.store import LabelJob, LabelJobNotFound, LabelStore
 
-__all__ = ["AutoLabelSettings", "auto_label_round", "LabelJob", "LabelJobNotFound", "LabelStore", "consolidated", "create", "export", "records",
-           "scan_images", "status"]
+__all__ = ["AutoLabelSettings", "auto_label_round", "LabelJob", "LabelJobNotFound", "LabelStore", "consolidated",
+           "create", "export", "records", "scan_images", "status"]

@@ -31,8 +31,9 @@ class Task(ABC):
 
     @abstractmethod
     def criterion(self, train_targets: torch.Tensor, num_classes: int, *, class_weights: bool,
-                  label_smoothing: float, device: torch.device) -> nn.Module:
-        """The training loss (``class_weights``: weigh classes by how rare they are in ``train_targets``)."""
+                  label_smoothing: float, device: torch.device, loss: str = "bce") -> nn.Module:
+        """The training loss (``class_weights``: weigh classes by how rare they are in ``train_targets``;
+        ``loss``: the multi-label loss's kind, where the task has a choice)."""
 
     @abstractmethod
     def hits(self, logits: torch.Tensor, targets: torch.Tensor) -> int:

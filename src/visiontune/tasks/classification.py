@@ -51,7 +51,7 @@ class ClassificationTask(Task):
     def targets(self, labels, num_classes):
         return torch.tensor([int(lab) for lab in labels], dtype=torch.long)
 
-    def criterion(self, train_targets, num_classes, *, class_weights, label_smoothing, device):
+    def criterion(self, train_targets, num_classes, *, class_weights, label_smoothing, device, loss="bce"):
         weight = None
         if class_weights:
             counts = torch.bincount(train_targets, minlength=num_classes).float()

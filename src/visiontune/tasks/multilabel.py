@@ -1,9 +1,9 @@
 """Multi-label classification: an image may show several classes (or none).
 
-One sigmoid per class, trained with binary cross-entropy (``class_weights`` -> a positive weight per
-class, ``label_smoothing`` -> targets pulled towards 0.5).  Metrics: mean average precision (macro over
-classes with positives), per-class AP, precision, recall and F1 at each class's threshold, micro and macro
-F1, and the exact-match ratio (every class right: the ``accuracy`` of the history rows).  Each class's
+One sigmoid per class, trained with binary cross-entropy, or focal or asymmetric losses
+(``class_weights`` -> a positive weight per class, ``label_smoothing`` -> targets pulled towards 0.5).
+Metrics: mean average precision (macro over classes with positives), per-class AP, precision, recall and F1
+at each class's threshold, micro and macro F1, and the exact-match ratio (every class right: the ``accuracy`` of the history rows).  Each class's
 threshold is the one that maximises its F1 on the validation split; the artifact keeps them, and serving
 names the classes above them (``predicted_labels``)."""
 
@@ -24,16 +24,46 @@ GRID = np.round(np.arange(0.02, 0.99, 0.02), 2)
 CURVE_POINTS = 60
 
 
-class _SmoothedBCE(nn.Module):
-    def __init__(self, pos_weight: torch.Tensor | None, smoothing: float):
+LOSSES = ("bce", "focal", "asymmetric")
+
+
+class MultiLabelLoss(nn.Module):
+    """Per-class binary losses on logits, averaged over classes and images.
+
+    ``bce``: binary cross-entropy.  ``focal``: each term scaled by (1 - p_true)^gamma (gamma 2), so the many
+    easy negatives count less.  ``asymmetric``: positives as BCE, negatives focused harder (gamma 4) and
+    their probability shifted down by a margin (0.05) first, so near-certain negatives cost nothing.
+    ``pos_weight`` weighs each class's positive terms; ``smoothing`` pulls the targets towards 0.5."""
+
+    def __init__(self, kind: str = "bce", pos_weight: torch.Tensor | None = None, smoothing: float = 0.0,
+                 gamma: float = 2.0, gamma_neg: float = 4.0, margin: float = 0.05):
         super().__init__()
-        self.loss = nn.BCEWithLogitsLoss(pos_weight=pos_weight)
-        self.smoothing = smoothing
+        if kind not in LOSSES:
+            raise ValueError(f"multi-label loss {kind!r}: choose one of {', '.join(LOSSES)}")
+        self.kind, self.smoothing = kind, smoothing
+        self.gamma, self.gamma_neg, self.margin = gamma, gamma_neg, margin
+        self.register_buffer("pos_weight", pos_weight if pos_weight is not None else torch.ones(0))
 
     def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        targets = targets.to(logits.dtype)
         if self.smoothing:
             targets = targets * (1 - self.smoothing) + 0.5 * self.smoothing
-        return self.loss(logits, targets)
+        weight = self.pos_weight if self.pos_weight.numel() else None
+        if self.kind == "bce":
+            return nn.functional.binary_cross_entropy_with_logits(logits, targets, pos_weight=weight)
+        p = logits.sigmoid()
+        log_p = nn.functional.logsigmoid(logits)
+        log_not_p = nn.functional.logsigmoid(-logits)
+        if self.kind == "focal":
+            pos_term = targets * (1 - p).pow(self.gamma) * log_p
+            neg_term = (1 - targets) * p.pow(self.gamma) * log_not_p
+        else:  # asymmetric
+            shifted = (p - self.margin).clamp(min=0)
+            pos_term = targets * log_p
+            neg_term = (1 - targets) * shifted.pow(self.gamma_neg) * torch.log((1 - shifted).clamp(min=1e-8))
+        if weight is not None:
+            pos_term = pos_term * weight
+        return -(pos_term + neg_term).mean()
 
 
 def average_precision(scores: np.ndarray, positive: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
@@ -84,12 +114,12 @@ class MultiLabelTask(Task):
                 y[i, c] = 1.0
         return y
 
-    def criterion(self, train_targets, num_classes, *, class_weights, label_smoothing, device):
+    def criterion(self, train_targets, num_classes, *, class_weights, label_smoothing, device, loss="bce"):
         pos_weight = None
         if class_weights:  # each class's negatives per positive: rare classes count as much as common ones
             pos = train_targets.sum(0)
-            pos_weight = ((len(train_targets) - pos) / pos.clamp(min=1)).clamp(max=100.0).to(device)
-        return _SmoothedBCE(pos_weight, label_smoothing)
+            pos_weight = ((len(train_targets) - pos) / pos.clamp(min=1)).clamp(max=100.0)
+        return MultiLabelLoss(loss, pos_weight, label_smoothing).to(device)
 
     def hits(self, logits, targets):
         return int(((logits > 0) == (targets > 0.5)).all(1).sum())

@@ -53,6 +53,9 @@ class TrainConfig:
     lr_scheduler_step: int = opt(3, "step schedule: epochs between decays")
     lr_scheduler_factor: float = opt(0.1, "step schedule: decay factor")
     label_smoothing: float = opt(0.0, "label smoothing (multi-label: targets pulled towards 0.5 by this share)")
+    multi_label_loss: str = opt("bce", "multi-label loss: bce, focal (easy examples count less), asymmetric "
+                                       "(negatives focused harder and shifted by a margin)",
+                                ("bce", "focal", "asymmetric"))
     class_weights: bool = opt(False, "weight the loss by inverse class frequency (imbalanced data; multi-label: "
                                      "each class's positives by its negatives per positive)")
     early_stopping: bool = opt(False, "stop when validation loss stops improving; keep the best epoch")

@@ -109,7 +109,7 @@ class _Trainer:
         self.device, self.dtype = device, dtype
         self.policy = build_augmentation(cfg.augmentation, prep.image_size)
         self.criterion = task.criterion(inputs["train"].y, num_classes, class_weights=cfg.class_weights,
-                                        label_smoothing=cfg.label_smoothing, device=device)
+                                        label_smoothing=cfg.label_smoothing, device=device, loss=cfg.multi_label_loss)
         self.params = [p for p in net.parameters() if p.requires_grad]
         self.opt = _optimizer(cfg, self.params)
         n = len(inputs["train"])
@@ -356,6 +356,9 @@ def _task(cfg: TrainConfig, dataset) -> Task:
     if dataset.task == "multi-label" and name != "multi-label":
         raise DataError(f"{cfg.data}: some images have several labels; train it with {option('task', 'multi-label')} "
                         f"(or {option('task', 'auto')})")
+    if name != "multi-label" and cfg.multi_label_loss != "bce":
+        raise ConfigError(f"{option('multi_label_loss', cfg.multi_label_loss)} is for multi-label data; this data has "
+                          f"one label per image ({option('task', 'multi-label')} trains it as multi-label)")
     return get_task(name)
 
 
