@@ -59,7 +59,7 @@ def evaluate(model, data: str | Path, *, split: str = "auto", out: str | Path | 
         raise DataError(f"{data}: no {chosen} split; it has {', '.join(ds.splits)} (or use split='all')")
     multi = m.task.name == "multi-label"
     if ds.task == "multi-label" and not multi:
-        raise DataError(f"{data}: some images have several labels, and {m.path} predicts one class per image; "
+        raise DataError(f"{data}: multi-label data (label lists), and {m.path} predicts one class per image; "
                         "evaluate a multi-label model on it")
     unknown = sorted(set(ds.classes[c] for s in samples for c in labels_of(s.label)) - set(m.classes))
     if unknown:

@@ -214,3 +214,32 @@ def test_the_cli_creates_an_auto_labeling_job(colours):
     assert res.exit_code == 2 and "need --auto-label" in res.output
     st = json.loads(cli_run("label", "status", "cli").output)
     assert st["auto_label"]["auto_labeled"] == 0 and st["auto_label"]["rounds"] == 0
+
+
+def test_an_image_a_human_has_started_is_never_auto_labelled(colours):
+    made = create("two", colours, "blue,green,red", workers_per_image=2, auto_label=QUICK)
+    store = LabelStore()
+    job = made.job
+    store.add_workers(job, ["alice", "bob"])
+    alice, bob = (w["id"] for w in store.workers(job))
+    first = store.next_item(job, alice)
+    store.answer(job, alice, first.id, 0)  # one of its two answers
+    leased = store.next_item(job, alice)  # out with alice, unanswered
+    summary = store.record_round(job, {"human_labeled": 0}, {first.id: (1, 0.99), leased.id: (1, 0.99)}, {})
+    assert summary["auto_labeled_now"] == 0
+    assert store.item(job, first.id).auto_label is None and store.next_item(job, bob).id == first.id
+
+
+def test_workers_near_chance_on_gold_stop_auto_labelling(colours, tmp_path):
+    files = sorted(colours.iterdir())
+    manifest = tmp_path / "in.manifest"
+    manifest.write_text("".join(json.dumps({"source-ref": str(f), **({"c": 0, "c-metadata": {
+        "class-name": f.name.split("_")[0]}} if n % 2 == 0 else {})}) + "\n" for n, f in enumerate(files)))
+    made = create("careless", manifest, "blue,green,red", auto_label=QUICK)
+    store = LabelStore()
+    store.add_workers(made.job, ["alice"])
+    _humans_label(made.job, store, 40, wrong_every=1)  # every answer wrong
+    h, n = human_accuracy(made.job, store, 1.0)
+    assert n >= 10 and h < 0.5
+    with pytest.raises(ConfigError, match="too close to chance"):
+        auto_label_round("careless", store)

@@ -110,7 +110,7 @@ def test_average_precision_and_thresholds():
 def test_classification_refuses_multi_label_data(colour_scenes, tmp_path):
     import visiontune as vt
 
-    with pytest.raises(DataError, match="several labels; train it with .*multi-label"):
+    with pytest.raises(DataError, match="multi-label data .*train it with .*multi-label"):
         vt.train(data=str(colour_scenes / "labels.csv"), out=str(tmp_path / "m"), task="classification", **FAST)
 
 
@@ -257,3 +257,47 @@ def test_a_multi_label_loss_trains_and_needs_multi_label_data(colour_scenes, tin
     assert r.metrics["task"] == "multi-label" and r.metrics["test_mAP"] > 0
     with pytest.raises(Exception, match="multi_label_loss='focal' is for multi-label data"):
         vt.train(data=str(tiny_folder), out=str(tmp_path / "c"), multi_label_loss="focal", **FAST)
+
+
+def test_review_fixes_ties_thresholds_csv_beside_folders_and_two_column_one_hot(tmp_path):
+    # equal scores count together, whatever their order
+    scores, first, last = np.full(4, 0.5), np.array([1, 1, 0, 0]), np.array([0, 0, 1, 1])
+    assert average_precision(scores, first)[0] == average_precision(scores, last)[0] == pytest.approx(0.5)
+    # a threshold in the middle of the equally good ones, not just above validation's highest negative
+    probs = np.r_[np.linspace(0.85, 0.95, 10), np.full(50, 0.01)][:, None]
+    y = np.r_[np.ones(10), np.zeros(50)][:, None]
+    assert 0.3 < best_thresholds(probs, y)[0] < 0.6
+    # a Kaggle test.csv of ids beside class folders leaves the folders a folder dataset
+    from tests.conftest import make_folder_dataset
+
+    root = make_folder_dataset(tmp_path / "f", per_class=3)
+    (root / "test.csv").write_text("id,prediction\n1,2\n")
+    assert open_dataset(root).kind == "folder"
+    # two one-hot columns: one class each
+    lst = tmp_path / "two.lst"
+    lst.write_text("0\t1\t0\ta.png\n1\t0\t1\tb.png\n2\t1\t0\tc.png\n")
+    assert [s.label for s in open_dataset(lst).splits["train"]] == [(0,), (1,), (0,)]
+
+
+def test_a_checkpoint_from_before_an_option_existed_resumes(colour_scenes, tmp_path):
+    import torch
+
+    import visiontune as vt
+    from visiontune.train.checkpoint import CHECKPOINT
+
+    opts = {**FAST, "epochs": 2, "debugger": False, "plots": False}
+
+    def stop(epoch, row):
+        raise _Interrupt
+
+    out = tmp_path / "old"
+    with pytest.raises(_Interrupt):
+        vt.train(data=str(colour_scenes / "scenes.manifest"), out=str(out), callbacks=(stop,), **opts)
+    state = torch.load(out / CHECKPOINT, weights_only=True)
+    identity = json.loads(state["identity"])
+    for newer in ("multi_label_loss", "allow_empty_labels", "task"):
+        identity.pop(newer)
+    state["identity"] = json.dumps(identity)
+    torch.save(state, out / CHECKPOINT)
+    r = vt.train(data=str(colour_scenes / "scenes.manifest"), out=str(out), resume=True, **opts)
+    assert len(r.history) == 2

@@ -24,14 +24,16 @@ def data_group() -> None:
 @click.option("--grid", type=click.Path(), default=None, help="sample-grid PNG (default: PATH-samples.png beside it)")
 @click.option("--no-grid", is_flag=True, help="do not write the sample grid")
 @click.option("--label-attribute", default=None, help="manifest label attribute (detected when there is one)")
+@click.option("--allow-empty-labels", is_flag=True, help="multi-label data: images with no label are allowed")
 @click.option("--json", "as_json", is_flag=True, help="print the report as JSON")
-def inspect_cmd(path, grid, no_grid, label_attribute, as_json):
+def inspect_cmd(path, grid, no_grid, label_attribute, allow_empty_labels, as_json):
     """Classes, counts per split, image sizes and modes, a sample grid PNG, and every check `train` runs.
 
     Exits 1 when `train` would refuse the data, after listing every reason at once."""
     if not no_grid and grid is None:
         grid = str(Path(path).expanduser().resolve().with_name(Path(path).name + "-samples.png"))
-    report = inspect(path, grid=None if no_grid else grid, label_attribute=label_attribute)
+    report = inspect(path, grid=None if no_grid else grid, label_attribute=label_attribute,
+                     allow_empty_labels=allow_empty_labels)
     if as_json:
         click.echo(json.dumps(report, indent=2))
     else:
@@ -73,10 +75,11 @@ def _print_report(report: dict) -> None:
 @click.option("--label-attribute", default=None, help="manifest label attribute (detected when there is one)")
 @click.option("--on-bad-image", type=click.Choice(ON_BAD_IMAGE), default="error", show_default=True,
               help="non-image files in class folders: stop with an error, or leave them out")
-def split_cmd(path, ratios, seed, out, label_attribute, on_bad_image):
+@click.option("--allow-empty-labels", is_flag=True, help="multi-label data: images with no label are allowed")
+def split_cmd(path, ratios, seed, out, label_attribute, on_bad_image, allow_empty_labels):
     """Write stratified split manifests (Ground Truth format, paths relative to them); train on OUT with --data OUT."""
     for f, n in split(path, out=out, ratios=ratios, seed=seed, label_attribute=label_attribute,
-                      on_bad_image=on_bad_image):
+                      on_bad_image=on_bad_image, allow_empty_labels=allow_empty_labels):
         click.echo(f"{f}: {n} images")
 
 

@@ -82,15 +82,17 @@ def predict_cmd(model, inputs, top_k, fmt, as_json, batch_size, device, precisio
 @click.option("--label-attribute", default=None, help="manifest label attribute (detected when there is one)")
 @click.option("--on-bad-image", type=click.Choice(["error", "skip"]), default="error", show_default=True,
               help="unreadable images: stop with an error, or skip and list them")
+@click.option("--allow-empty-labels", is_flag=True, help="multi-label data: images with no label are allowed")
 @click.option("--json", "as_json", is_flag=True, help="print the metrics as JSON")
 @model_options
-def evaluate_cmd(model, data, split, out, top_k, label_attribute, on_bad_image, as_json, batch_size, device,
-                 precision):
+def evaluate_cmd(model, data, split, out, top_k, label_attribute, on_bad_image, allow_empty_labels, as_json,
+                 batch_size, device, precision):
     """Accuracy, per-class precision/recall/F1, confusion matrix and the misclassified files on labelled DATA."""
     from visiontune.evaluate import evaluate
 
     r = evaluate(model, data, split=split, out=out, top_k=top_k, batch_size=batch_size, device=device,
-                 precision=precision, label_attribute=label_attribute, on_bad_image=on_bad_image)
+                 precision=precision, label_attribute=label_attribute, on_bad_image=on_bad_image,
+                 allow_empty_labels=allow_empty_labels)
     m = r.metrics
     if as_json:
         click.echo(json.dumps({**m, "misclassified": r.misclassified}, indent=2))

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from visiontune.data.dataset import Dataset, content_hash, find_leaks, read_bytes
+from visiontune.data.dataset import Dataset, content_hash, find_leaks, labels_of, read_bytes
 from visiontune.data.decode import describe_image, open_image, resize_center_crop
 from visiontune.data.sources import open_dataset
 from visiontune.errors import BadImageError, option
@@ -16,12 +16,13 @@ from visiontune.progress import bar
 
 
 def inspect(path: str | Path, *, grid: str | Path | None = None, label_attribute: str | None = None,
-            per_class: int = 6) -> dict:
+            per_class: int = 6, allow_empty_labels: bool = False) -> dict:
     """``visiontune data inspect``: classes, counts per split, sizes and modes, and every check
     ``train`` runs (layout, classes, unreadable and non-image files, the same image in two splits or
     under two labels), reported all at once.  ``report["problems"]`` lists what ``train`` would refuse;
     ``report["ok"]`` is whether it would start."""
-    dataset = open_dataset(path, on_bad_image="skip", label_attribute=label_attribute, strict=False)
+    dataset = open_dataset(path, on_bad_image="skip", label_attribute=label_attribute, strict=False,
+                           allow_empty_labels=allow_empty_labels)
     return inspect_dataset(dataset, grid=Path(grid) if grid else None, per_class=per_class)
 
 
@@ -83,7 +84,7 @@ def sample_grid(dataset: Dataset, path: Path, per_class: int = 6, exclude: set[s
     train = dataset.splits.get("train", [])
     for r, name in enumerate(rows):
         label = dataset.classes.index(name)
-        picks = [s for s in train if s.label == label and s.source not in exclude][:per_class]
+        picks = [s for s in train if label in labels_of(s.label) and s.source not in exclude][:per_class]
         draw.text((6, r * cell + cell // 2 - 6), name[:22], fill="black")
         for c, s in enumerate(picks):
             try:

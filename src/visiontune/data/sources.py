@@ -149,6 +149,8 @@ def _split_files(path: Path) -> dict[str, Path]:
     for f in sorted(path.iterdir()):
         stem, suffix = f.stem.lower(), f.suffix.lower()
         if f.is_file() and suffix in SPLIT_FILE_SUFFIXES and stem in SPLIT_ALIASES:
+            if suffix == ".csv" and not CsvSource.readable(f):
+                continue  # a CSV of something else (Kaggle's test.csv of ids) beside class folders
             out[SPLIT_ALIASES[stem]] = f
     return out
 
@@ -300,6 +302,16 @@ class CsvSource(Source):
     def detect(cls, path: Path) -> bool:
         return path.is_file() and path.suffix.lower() == ".csv"
 
+    @classmethod
+    def readable(cls, path: Path) -> bool:
+        """Its header names an image column and a labels column."""
+        try:
+            with open(path, encoding="utf-8-sig") as fh:
+                header = [h.strip().lower() for h in fh.readline().split(",")]
+        except (OSError, UnicodeDecodeError):
+            return False
+        return any(c in header for c in cls.IMAGE_COLUMNS) and any(c in header for c in cls.LABEL_COLUMNS)
+
     def load(self, path, *, on_bad_image="error", label_attribute=None, strict=True, allow_empty_labels=False):
         import csv
 
@@ -358,9 +370,8 @@ class LstSource(Source):
 
 def read_lst(path: Path, allow_empty_labels: bool = False) -> list[tuple[str, int | tuple[int, ...], str]]:
     """``(source, class number, origin)`` per line.  Several label columns make a multi-label file: one-hot
-    columns (the same count on every line, 0/1 only, a value repeated on some line) give the classes whose
-    column is 1, and otherwise the columns are the class numbers themselves; either way the label is a
-    tuple of class numbers."""
+    columns (the same count on every line, 0/1 only) give the classes whose column is 1, and otherwise the
+    columns are the class numbers themselves; either way the label is a tuple of class numbers."""
     rows: list[tuple[str, list[int], str, int]] = []
     with open(path, encoding="utf-8") as fh:
         for n, line in enumerate(fh, start=1):
@@ -386,8 +397,7 @@ def read_lst(path: Path, allow_empty_labels: bool = False) -> list[tuple[str, in
     if all(len(labels) == 1 for _, labels, _, _ in rows):
         return [(src, labels[0], origin) for src, labels, origin, _ in rows]
     widths = {len(labels) for _, labels, _, _ in rows}
-    one_hot = (len(widths) == 1 and all(v in (0, 1) for _, labels, _, _ in rows for v in labels)
-               and any(len(set(labels)) < len(labels) for _, labels, _, _ in rows))
+    one_hot = len(widths) == 1 and all(v in (0, 1) for _, labels, _, _ in rows for v in labels)
     out = []
     for src, labels, origin, n in rows:
         classes = tuple(i for i, v in enumerate(labels) if v) if one_hot else tuple(sorted(set(labels)))

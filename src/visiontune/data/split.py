@@ -58,13 +58,15 @@ PART_NAMES = ("train", "validation", "test")
 
 
 def split(path: str | Path, *, out: str | Path, ratios: str | list[float] = "0.8,0.2", seed: int = 0,
-          label_attribute: str | None = None, on_bad_image: str = "error") -> list[tuple[Path, int]]:
+          label_attribute: str | None = None, on_bad_image: str = "error",
+          allow_empty_labels: bool = False) -> list[tuple[Path, int]]:
     """``visiontune data split``: stratified split manifests (``train.manifest``, ``validation.manifest``
     [, ``test.manifest``]) in ``out``; ``train`` reads the folder.  Returns (file, images) per part."""
     from visiontune.data.sources import open_dataset
 
     shares = parse_ratios(ratios) if isinstance(ratios, str) else parse_ratios(",".join(map(str, ratios)))
-    ds = open_dataset(path, on_bad_image=on_bad_image, label_attribute=label_attribute)
+    ds = open_dataset(path, on_bad_image=on_bad_image, label_attribute=label_attribute,
+                      allow_empty_labels=allow_empty_labels)
     ds.check()
     samples = [s for part in ds.splits.values() for s in part]
     parts = stratified_split(samples, shares, seed)

@@ -299,6 +299,15 @@ def run_round(name: str, store: LabelStore | None = None, device: str = "auto") 
         only = job.labels[next(iter(labels.values()))]
         raise ConfigError(f"labeling job {name}: the human labels so far are all {only!r}; a model needs two or more "
                           "labels to tell apart (label more images first)")
+    # where the human labels it is checked against err (measured on gold images), the held-out agreement a model
+    # needs for the target accuracy is lower
+    human_acc, gold_answers = human_accuracy(job, store, settings.z)
+    floor = 0.5 + 0.5 / k  # half-way from chance (1/k, for k=2) up: below it the correction would be wild
+    if human_acc < floor:
+        raise ConfigError(f"labeling job {name}: the workers' answers on gold images are right only "
+                          f"{human_acc:.0%} of the time (upper estimate, {gold_answers} answers), too close to "
+                          "chance to check a model against; look at the gold labels and the workers' agreement "
+                          "(`visiontune label status`)")
     x, ok = job_features([i.path for i in items], settings, device)
     t_features = time.perf_counter() - t0
     row = {i.id: n for n, i in enumerate(items)}
@@ -313,10 +322,6 @@ def run_round(name: str, store: LabelStore | None = None, device: str = "auto") 
     val, heads = cross_fit(xs, ys, k, settings.folds, settings.weight_decay, seed)
     conf_v = val.max(1)
     correct = val.argmax(1) == ys
-    # where the human labels it is checked against err (measured on gold images), the held-out agreement a model
-    # needs for the target accuracy is lower
-    human_acc, gold_answers = human_accuracy(job, store, settings.z)
-    human_acc = max(human_acc, 0.5)
     target = observed_target(settings.target_accuracy, human_acc, k)
     threshold, agreement, validated = pick_threshold(conf_v, correct, target, settings.z)
     accuracy = None if agreement is None else true_accuracy(agreement, human_acc, k)

@@ -263,15 +263,17 @@ class LabelStore:
     def record_round(self, job: LabelJob, summary: dict, auto: dict[int, tuple[object, float]],
                      priorities: dict[int, float]) -> dict:
         """One auto-labeling round, in one transaction: the model's labels (item id -> (label, confidence))
-        for images no human finished, the new priorities of the rest, and the round's summary.  An image a
-        human finished meanwhile keeps the human label.  Returns the summary as kept (with its round number and
+        for images no human has touched, the new priorities of the rest, and the round's summary.  An image
+        with a human answer (or given to a worker and not yet answered) keeps to the humans.  Returns the summary as kept (with its round number and
         how many images it labelled)."""
         with self.store._write() as conn:
             number = conn.execute(text("SELECT COALESCE(MAX(round), 0) + 1 FROM vt_label_rounds WHERE job_id = :j"),
                                   {"j": job.id}).scalar_one()
+            # an image with an answer in, or out with a worker now, stays with the humans: its answers are
+            # never dropped for a model's label
             done = {r.item_id for r in conn.execute(text(
-                "SELECT item_id FROM vt_label_assignments WHERE job_id = :j AND state = 'answered' "
-                "GROUP BY item_id HAVING COUNT(*) >= :k"), {"j": job.id, "k": job.workers_per_image})}
+                "SELECT DISTINCT item_id FROM vt_label_assignments WHERE job_id = :j AND (state = 'answered' OR "
+                "(state = 'leased' AND leased_until > :now))"), {"j": job.id, "now": time.time()})}
             open_ids = {r.id for r in conn.execute(text(
                 "SELECT id FROM vt_label_items WHERE job_id = :j AND auto_label IS NULL AND gold IS NULL"),
                 {"j": job.id})}

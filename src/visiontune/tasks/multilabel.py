@@ -67,17 +67,20 @@ class MultiLabelLoss(nn.Module):
 
 
 def average_precision(scores: np.ndarray, positive: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-    """AP of one class (the precision at each positive, averaged: the area under the stepped PR curve), and
-    the curve's precision and recall, highest score first.  NaN without positives."""
+    """AP of one class: sum over the distinct scores, highest first, of (recall gained) x (precision there),
+    so images with equal scores count together whatever their order; and the curve's precision and recall at
+    those scores.  NaN without positives."""
     order = np.argsort(-scores, kind="stable")
-    pos = positive[order].astype(np.float64)
+    s, pos = scores[order], positive[order].astype(np.float64)
     n_pos = pos.sum()
     if n_pos == 0:
         return float("nan"), np.zeros(0), np.zeros(0)
-    tp = np.cumsum(pos)
-    precision = tp / np.arange(1, len(pos) + 1)
-    recall = tp / n_pos
-    return float((precision * pos).sum() / n_pos), precision, recall
+    last = np.r_[s[1:] != s[:-1], True]  # the last image of each run of equal scores
+    tp = np.cumsum(pos)[last]
+    seen = np.arange(1, len(s) + 1)[last]
+    precision, recall = tp / seen, tp / n_pos
+    gained = np.diff(np.r_[0.0, recall])
+    return float((gained * precision).sum()), precision, recall
 
 
 def _f1(tp, fp, fn):
@@ -98,7 +101,10 @@ def best_thresholds(probs: np.ndarray, targets: np.ndarray) -> list[float]:
         fp = (pred & ~y).sum(1)
         fn = (~pred & y).sum(1)
         f1 = _f1(tp, fp, fn)
-        out.append(float(GRID[int(np.argmax(f1))]))  # the lowest of equal bests
+        best = np.flatnonzero(f1 >= f1.max() - 1e-12)
+        # the middle of the equally good thresholds: the lowest would sit just above validation's highest
+        # negative, and any test negative a little above it would become a false positive
+        out.append(float(GRID[best[len(best) // 2]]))
     return out
 
 

@@ -24,7 +24,7 @@ def save_checkpoint(out: Path, state: dict) -> None:
     atomic_write_bytes(Path(out) / CHECKPOINT, buf.getvalue())
 
 
-def load_checkpoint(out: Path, identity: dict) -> dict:
+def load_checkpoint(out: Path, identity: dict, defaults: dict | None = None) -> dict:
     path = Path(out) / CHECKPOINT
     if not path.exists():
         raise CheckpointError(f"{option('resume')}: no checkpoint at {path}; start the run without it")
@@ -33,6 +33,8 @@ def load_checkpoint(out: Path, identity: dict) -> dict:
     except Exception as exc:  # noqa: BLE001
         raise CheckpointError(f"cannot read {path} ({exc}); delete it and start again") from exc
     saved = json.loads(state["identity"])
+    if defaults:  # an option newer than the checkpoint: the run used what is now its default
+        saved = {**{k: v for k, v in defaults.items() if k in identity and k not in saved}, **saved}
     diff = sorted(k for k in set(saved) | set(identity) if saved.get(k) != identity.get(k))
     if diff:
         detail = "; ".join(f"{k}: checkpoint {saved.get(k)!r}, now {identity.get(k)!r}" for k in diff[:5])

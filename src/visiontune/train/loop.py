@@ -340,7 +340,7 @@ def _resolve(cfg: TrainConfig) -> _Run:
                               task=task.name)
     state = None
     if cfg.resume and has_checkpoint(out):
-        state = load_checkpoint(out, cfg.training_identity())
+        state = load_checkpoint(out, cfg.training_identity(), _identity_defaults(cfg))
     elif cfg.resume:
         note(f"--resume: {out} has no checkpoint yet (the run stopped before its first epoch ended); "
              "starting from the beginning")
@@ -350,12 +350,19 @@ def _resolve(cfg: TrainConfig) -> _Run:
                 resolve_precision(cfg.precision, device), state, task)
 
 
+def _identity_defaults(cfg: TrainConfig) -> dict:
+    """What a checkpoint written before an option existed ran with: the option's default (``task``: what the
+    data resolved to, the only task there was)."""
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    return {**defaults, "task": cfg.task}
+
+
 def _task(cfg: TrainConfig, dataset) -> Task:
     """``--task`` or, with ``auto``, what the data holds; one-label data may train as multi-label, not back."""
     name = dataset.task if cfg.task == "auto" else cfg.task
     if dataset.task == "multi-label" and name != "multi-label":
-        raise DataError(f"{cfg.data}: some images have several labels; train it with {option('task', 'multi-label')} "
-                        f"(or {option('task', 'auto')})")
+        raise DataError(f"{cfg.data}: multi-label data (label lists, several labels per image possible); train it "
+                        f"with {option('task', 'multi-label')} (or {option('task', 'auto')})")
     if name != "multi-label" and cfg.multi_label_loss != "bce":
         raise ConfigError(f"{option('multi_label_loss', cfg.multi_label_loss)} is for multi-label data; this data has "
                           f"one label per image ({option('task', 'multi-label')} trains it as multi-label)")
