@@ -89,3 +89,20 @@ def test_tune_stop_stops_the_trials_and_a_rerun_resumes(tmp_path):
     jobs = store.list_jobs(tuning_job="to-stop")
     assert jobs and not [j for j in jobs if j.active]
     assert store.get_tuning_job("to-stop").status == "Stopped"
+
+
+def test_a_trial_stopped_as_its_runner_starts_ends_stopped(tmp_path):
+    """SIGTERM can reach a trial's runner while Python is still starting, before its handler exists: the
+    process dies without recording an end, and the executor records it (the job never stays Stopping)."""
+    from visiontune.jobs.runner import submit
+    from visiontune.tune.executors import create_executor
+
+    store = JobStore()
+    executor = create_executor("local", store, 1, {})
+    job = submit(store, "script", {"entry_point": "quality.py", "source_dir": str(SCRIPTS),
+                                   "hyperparameters": {"epochs": 30, "pause": 0.5}}, output_dir=tmp_path / "t")
+    executor.submit(job)
+    executor.stop(job.name)  # at once: the runner is most likely still importing
+    executor.shutdown()
+    ended = store.get_job(job.name)
+    assert ended.status == "Stopped" and not ended.active

@@ -164,6 +164,14 @@ class LocalExecutor(Executor):
                 proc.wait(30)
             except subprocess.TimeoutExpired:
                 proc.kill()
+                proc.wait()
+        for name in self.procs:
+            # a runner SIGTERMed while Python was still starting (before its handler existed) dies without
+            # recording an end: the job would stay Stopping forever
+            job = self.store.get_job(name)
+            if job.status not in TERMINAL:
+                self.store.finish(name, "Stopped" if job.stop_requested else "Failed",
+                                  reason="its runner ended as it started, before it could record an end")
         for w in self._workers:
             w.close()
 
