@@ -260,15 +260,16 @@ def human_accuracy(job: LabelJob, store: LabelStore, z: float) -> tuple[float, i
     return max(p, min(1.0, upper)), n
 
 
-def due(job: LabelJob, store: LabelStore) -> str | None:
-    """Why a round should run now (None: not yet, or nothing left)."""
+def due(job: LabelJob, store: LabelStore, humans: dict[int, int] | None = None) -> str | None:
+    """Why a round should run now (None: not yet, or nothing left); ``humans``: :func:`human_labels`, when the
+    caller has them already."""
     settings = settings_of(job)
     if settings is None:
         return None
     counts = store.counts(job)
     if counts["complete"] >= counts["images"]:
         return None
-    humans = len(human_labels(job, store))
+    humans = len(human_labels(job, store) if humans is None else humans)
     rounds = store.rounds(job)
     if not rounds:
         need = settings.first_round(counts["images"])
@@ -372,7 +373,7 @@ def summarize(job: LabelJob, store: LabelStore) -> dict:
             "human_labeled": len(humans), "auto_labeled": len(auto),
             "estimated_accuracy": round(weighted / len(auto), 4) if auto else None,
             "last_round": rounds[-1] if rounds else None,
-            "next_round": due(job, store),
+            "next_round": due(job, store, humans),
         }
     }
 
