@@ -9,10 +9,17 @@ split is held out of train) at --size px:
 Reported per run: test mAP, macro and micro F1, exact match, wall seconds (the first full-mode run also
 decodes the images into the pixel cache) and the median epoch time (equal time: the same epochs of the same
 architecture).
-Segmentation is to be another phase (issue 11).
 
-    python benchmarks/tasks.py [--train 2000] [--validation 400] [--size 96] [--epochs 8] [--phases multi-label]
-                               [--out benchmarks/results/tasks.json]
+segmentation phase: DeepLabV3+ on mobilenet_v2 over the same scenes' masks (11 classes with the background),
+joint crop/flip augmentation, AdamW 1e-3, --seg-epochs epochs each:
+  head mode, pretrained encoder (frozen; the decoder learns)
+  head mode, random encoder (frozen): what the pretrained features alone are worth
+  full mode, pretrained
+  full mode, random init, the same epochs (the same architecture for the same time)
+Reported per run: test mIoU, pixel accuracy, mean class accuracy, wall seconds, median epoch time.
+
+    python benchmarks/tasks.py [--train 2000] [--validation 400] [--size 96] [--epochs 8] [--seg-epochs 8]
+                               [--phases multi-label,segmentation] [--out benchmarks/results/tasks.json]
 """
 
 from __future__ import annotations
@@ -34,18 +41,23 @@ from visiontune.train.loop import train
 QUIET = dict(debugger=False, plots=False, checkpoints=False, overwrite=True)
 
 
+#: what each task's rows report, from metrics.json (the first is the headline printed)
+REPORTED = {"multi-label": ("test_mAP", "test_macro_f1", "test_micro_f1", "test_exact_match", "validation_mAP"),
+            "segmentation": ("test_mIoU", "test_pixel_accuracy", "validation_mIoU")}
+
+
 def _run(name: str, data: Path, out: Path, **options) -> dict:
     t = time.perf_counter()
     r = train(data=str(data), out=str(out / name), **options, **QUIET)
     m = r.metrics
-    row = {"test_mAP": round(m["test_mAP"], 4), "test_macro_f1": round(m["test_macro_f1"], 4),
-           "test_micro_f1": round(m["test_micro_f1"], 4), "test_exact_match": round(m["test_exact_match"], 4),
-           "validation_mAP": round(m["validation_mAP"], 4), "epochs": len(r.history),
+    keys = REPORTED[m["task"]]
+    row = {**{k: round(m[k], 4) for k in keys}, "epochs": len(r.history),
            "median_epoch_seconds": round(sorted(h["epoch_seconds"] for h in r.history)[len(r.history) // 2], 2),
            "wall_seconds": round(time.perf_counter() - t, 1), "counts": m["counts"],
            "options": {k: v for k, v in options.items()}}
-    print(f"{name}: test mAP {row['test_mAP']:.4f}, macro F1 {row['test_macro_f1']:.4f}, exact match "
-          f"{row['test_exact_match']:.4f}, {row['wall_seconds']} s", flush=True)
+    if m["task"] == "segmentation":
+        row["test_mean_class_accuracy"] = round(m["evaluation"]["mean_class_accuracy"], 4)
+    print(f"{name}: " + ", ".join(f"{k} {row[k]:.4f}" for k in keys[:2]) + f", {row['wall_seconds']} s", flush=True)
     return row
 
 
@@ -62,7 +74,20 @@ def phase_multi_label(scenes: Path, work: Path, args: argparse.Namespace) -> dic
     }
 
 
-PHASES: dict[str, Callable[[Path, Path, argparse.Namespace], dict]] = {"multi-label": phase_multi_label}
+def phase_segmentation(scenes: Path, work: Path, args: argparse.Namespace) -> dict:
+    common = dict(task="segmentation", model="mobilenet_v2", image_size=args.size, batch_size=32, seed=args.seed,
+                  epochs=args.seg_epochs, learning_rate=1e-3, augmentation="crop")
+    return {
+        "head, pretrained": _run("seg-head", scenes, work, mode="head", **common),
+        "head, random encoder": _run("seg-head-random", scenes, work, mode="head", pretrained=False, **common),
+        "full, pretrained": _run("seg-full", scenes, work, mode="full", **common),
+        "full, random init (same epochs)": _run("seg-scratch", scenes, work, mode="full", pretrained=False,
+                                                **common),
+    }
+
+
+PHASES: dict[str, Callable[[Path, Path, argparse.Namespace], dict]] = {"multi-label": phase_multi_label,
+                                                                      "segmentation": phase_segmentation}
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -71,6 +96,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--validation", type=int, default=400)
     ap.add_argument("--size", type=int, default=96)
     ap.add_argument("--epochs", type=int, default=8, help="full-mode epochs (pretrained and random init alike)")
+    ap.add_argument("--seg-epochs", type=int, default=8, help="segmentation epochs (every run alike)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--phases", default=",".join(PHASES), help=f"comma-separated, of: {', '.join(PHASES)}")
     ap.add_argument("--work", default=os.path.join(tempfile.gettempdir(), "visiontune-bench-tasks"))
@@ -81,8 +107,8 @@ def main(argv: list[str] | None = None) -> dict:
     t = time.perf_counter()
     scenes = work / f"scenes-{args.train}-{args.validation}-{args.size}-{args.seed}"
     built = fashion_scenes(scenes, n_train=args.train, n_validation=args.validation, size=args.size, seed=args.seed)
-    for split in ("train", "validation"):  # the engine reads the folder's split manifests
-        assert (scenes / f"{split}.manifest").exists()
+    for split in ("train", "validation"):  # multi-label reads the split manifests, segmentation the masks
+        assert (scenes / f"{split}.manifest").exists() and (scenes / f"{split}_annotation").is_dir()
     results: dict = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__,
                                  "cuda": torch.cuda.is_available()},
                      "data": {"train_scenes": args.train, "validation_scenes": args.validation, "size": args.size,
@@ -92,6 +118,11 @@ def main(argv: list[str] | None = None) -> dict:
     for name in phases:
         results[name] = PHASES[name](scenes, work / name, args)
     results["wall_seconds"] = round(time.perf_counter() - t, 1)
+    if Path(args.out).exists():  # a run of some phases keeps the others' last results
+        import json
+
+        before = json.loads(Path(args.out).read_text())
+        results = {**{k: v for k, v in before.items() if k in PHASES and k not in phases}, **results}
     write_results(args.out, results)
     return results
 

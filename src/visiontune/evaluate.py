@@ -8,6 +8,7 @@ reads works; the data's class names are matched to the model's by name.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +17,7 @@ import numpy as np
 import torch
 
 from visiontune.artifact import VisionModel, load_model
-from visiontune.data.dataset import labels_of
+from visiontune.data.dataset import labels_of, read_bytes
 from visiontune.data.sources import open_dataset
 from visiontune.errors import BadImageError, DataError, skip_hint
 from visiontune.predictions import iter_predictions
@@ -49,7 +50,7 @@ def evaluate(model, data: str | Path, *, split: str = "auto", out: str | Path | 
         raise DataError(f"split={split!r}: choose one of {', '.join(SPLIT_CHOICES)}")
     m = model if isinstance(model, VisionModel) else load_model(model, device=device, precision=precision)
     ds = open_dataset(data, on_bad_image=on_bad_image, label_attribute=label_attribute,
-                      allow_empty_labels=allow_empty_labels)
+                      allow_empty_labels=allow_empty_labels, task="segmentation" if m.spatial else "auto")
     chosen = ("test" if ds.splits.get("test") else "all") if split == "auto" else split
     if chosen == "all":
         samples = [s for part in ds.splits.values() for s in part]
@@ -57,6 +58,8 @@ def evaluate(model, data: str | Path, *, split: str = "auto", out: str | Path | 
         samples = ds.splits[chosen]
     else:
         raise DataError(f"{data}: no {chosen} split; it has {', '.join(ds.splits)} (or use split='all')")
+    if m.spatial or ds.task == "segmentation":
+        return _evaluate_masks(m, ds, data, samples, chosen, out, batch_size, on_bad_image)
     multi = m.task.name == "multi-label"
     if ds.task == "multi-label" and not multi:
         raise DataError(f"{data}: multi-label data (label lists), and {m.path} predicts one class per image; "
@@ -69,18 +72,10 @@ def evaluate(model, data: str | Path, *, split: str = "auto", out: str | Path | 
     truth = [tuple(sorted(index[ds.classes[c]] for c in labels_of(s.label))) if multi else index[ds.classes[s.label]]
              for s in samples]
     probs, labels, sources, skipped = [], [], [], []
-    with bar(len(samples), "evaluating") as advance:
-        rows = iter_predictions(m, [s.source for s in samples], top_k=1, batch_size=batch_size, probabilities=True)
-        for s, y, row in zip(samples, truth, rows):
-            advance(1)
-            if "error" in row:
-                if on_bad_image != "skip":
-                    raise BadImageError(s.source, row["error"], skip_hint())
-                skipped.append({"source": s.source, "reason": row["error"]})
-                continue
-            probs.append(row["probabilities"])
-            labels.append(y)
-            sources.append(s.source)
+    for i, s, row in _readable(m, samples, batch_size, on_bad_image, skipped):
+        probs.append(row["probabilities"])
+        labels.append(truth[i])
+        sources.append(s.source)
     if not probs:
         raise DataError(f"{data}: no readable image to evaluate")
     p = torch.tensor(np.asarray(probs, dtype=np.float64))
@@ -104,6 +99,94 @@ def evaluate(model, data: str | Path, *, split: str = "auto", out: str | Path | 
     if out is not None:
         result.out = _write(Path(out), metrics, wrong, m)
     return result
+
+
+def _evaluate_masks(m: VisionModel, ds, data, samples, chosen: str, out, batch_size: int,
+                    on_bad_image: str) -> EvaluationResult:
+    """A segmentation model on images with masks, at each image's own size: mIoU, per-class IoU, pixel
+    accuracy and loss over every labelled pixel; ``misclassified`` lists the images by their own IoU, worst
+    first (each image's mean IoU over the classes in its truth or prediction)."""
+    from visiontune.data.segmentation import IGNORE, INDEX_MASKS, open_mask
+    from visiontune.predictions import MASK, PROBABILITIES
+    from visiontune.tasks.segmentation import Tally, confusion, scores
+
+    if not m.spatial or ds.task != "segmentation":
+        raise DataError(f"{data}: " + ("images without masks; a segmentation model is evaluated on masks (train/ + "
+                                       "train_annotation/, images/ + masks/, or a semantic-segmentation manifest)"
+                                       if m.spatial else f"masks, and {m.path} is a classifier; evaluate a "
+                                       "segmentation model on them"))
+    generated = ds.classes == [str(i) for i in range(len(ds.classes))]  # no names in the data: the mask values
+    if generated and len(ds.classes) <= len(m.classes):
+        ds = dataclasses.replace(ds, classes=list(m.classes))  # open_mask checks every value against them
+    if ds.classes != m.classes:
+        raise DataError(f"{data}: its classes ({', '.join(ds.classes[:12])}) are not the model's "
+                        f"({', '.join(m.classes[:12])}), index for index")
+    c = len(m.classes)
+    total = Tally(torch.zeros(c, c, dtype=torch.int64))
+    per_image, skipped, examples = [], [], []
+    for _, s, row in _readable(m, samples, batch_size, on_bad_image, skipped):
+        truth = torch.from_numpy(open_mask(s.mask, s.source, s.codec or INDEX_MASKS, c))
+        pred = torch.from_numpy(row[MASK])
+        probs = torch.from_numpy(row[PROBABILITIES])
+        keep = truth != IGNORE
+        picked = probs.permute(1, 2, 0)[keep].gather(1, truth[keep].long()[:, None])
+        cm = confusion(pred, truth, c)
+        total.confusion += cm
+        total.loss_sum += float(-picked.clamp(min=1e-12).log().sum())
+        total.pixels += int(keep.sum())
+        total.images += 1
+        per_image.append({"source": s.source, "mIoU": scores(cm.numpy(), m.classes)["mIoU"]})
+        if len(examples) < 8:
+            examples.append((s.source, truth.numpy(), row[MASK]))
+    if not total.images:
+        raise DataError(f"{data}: no readable image to evaluate")
+    metrics = m.task.evaluate(total, None, m.classes)
+    metrics.update({"model": str(m.path), "data": str(data), "split": chosen, "skipped_images": skipped})
+    per_image.sort(key=lambda r: (r["mIoU"] if r["mIoU"] == r["mIoU"] else 1.0))
+    result = EvaluationResult(metrics, per_image, skipped)
+    if out is not None:
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        m.task.plots(out, {"evaluation": metrics, "evaluated_on": chosen, "classes": m.classes})
+        _overlays(examples, m.classes, out / "segmentation_examples.png")
+        with open(out / "per_image.csv", "w", newline="", encoding="utf-8") as fh:
+            writer = csv.DictWriter(fh, ["source", "mIoU"])
+            writer.writeheader()
+            writer.writerows(per_image)
+        result.out = out
+    return result
+
+
+def _readable(m: VisionModel, samples, batch_size: int, on_bad_image: str, skipped: list):
+    """``(index, sample, prediction row)`` of every readable image, in order, with a progress bar; an unreadable one
+    stops the evaluation, or with ``on_bad_image="skip"`` joins ``skipped``."""
+    with bar(len(samples), "evaluating") as advance:
+        rows = iter_predictions(m, [s.source for s in samples], top_k=1, batch_size=batch_size, probabilities=True)
+        for i, (s, row) in enumerate(zip(samples, rows)):
+            advance(1)
+            if "error" in row:
+                if on_bad_image != "skip":
+                    raise BadImageError(s.source, row["error"], skip_hint())
+                skipped.append({"source": s.source, "reason": row["error"]})
+                continue
+            yield i, s, row
+
+
+def _overlays(examples: list, classes: list[str], path: Path) -> None:
+    """Image / truth / prediction of the first images, each shown at one common size."""
+    from PIL import Image
+
+    from visiontune import plots
+    from visiontune.data.decode import open_image
+
+    side = 160
+    images = np.stack([np.asarray(open_image(read_bytes(src), name=src).resize((side, side)))
+                       for src, _, _ in examples])
+    truth = np.stack([np.asarray(Image.fromarray(t).resize((side, side), Image.Resampling.NEAREST))
+                      for _, t, _ in examples])
+    pred = [np.asarray(Image.fromarray(p).resize((side, side), Image.Resampling.NEAREST)) for _, _, p in examples]
+    plots.segmentation_overlays(images, truth, pred, classes, path)
 
 
 def _write(out: Path, metrics: dict, wrong: list[dict], m: VisionModel) -> Path:

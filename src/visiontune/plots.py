@@ -72,3 +72,48 @@ def pr_curves(curves: dict[str, dict], path: Path, title: str = "Precision-recal
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def class_colours(n: int) -> np.ndarray:
+    """``(n, 3)`` uint8 colours, one per class, distinct; class 0 (the background in most layouts) black."""
+    import colorsys
+
+    out = np.zeros((max(n, 1), 3), dtype=np.uint8)
+    for c in range(1, n):
+        r, g, b = colorsys.hsv_to_rgb((c - 1) / max(1, n - 1), 0.85, 1.0)
+        out[c] = (int(r * 255), int(g * 255), int(b * 255))
+    return out
+
+
+def overlay(image: np.ndarray, mask: np.ndarray, colours: np.ndarray, alpha: float = 0.55) -> np.ndarray:
+    """An ``HxWx3`` uint8 image with its class-index mask painted over it (class 0, the background of most
+    layouts, and 255 = ignore: left as they are)."""
+    painted = colours[np.minimum(mask, len(colours) - 1)].astype(np.float32)
+    mix = image.astype(np.float32) * (1 - alpha) + painted * alpha
+    plain = (mask == 255) | (mask == 0)
+    mix[plain] = image[plain]
+    return mix.clip(0, 255).astype(np.uint8)
+
+
+def segmentation_overlays(images: np.ndarray, truth: np.ndarray, predicted: list[np.ndarray], classes: list[str],
+                          path: Path, title: str = "image / truth / prediction") -> None:
+    """A grid: per row an image, its true mask and the predicted one painted over it, and a legend."""
+    plt = _pyplot()
+    colours = class_colours(len(classes))
+    n = len(images)
+    fig, axes = plt.subplots(n, 3, figsize=(7.5, 2.5 * n + 0.8), squeeze=False)
+    for i in range(n):
+        for j, (picture, name) in enumerate(((images[i], "image"), (overlay(images[i], truth[i], colours), "truth"),
+                                             (overlay(images[i], predicted[i], colours), "prediction"))):
+            axes[i][j].imshow(picture, interpolation="nearest")
+            axes[i][j].set_axis_off()
+            if i == 0:
+                axes[i][j].set_title(name)
+    from matplotlib.patches import Patch
+
+    fig.legend(handles=[Patch(color=colours[c] / 255, label=name) for c, name in enumerate(classes)],
+               loc="lower center", ncol=min(6, len(classes)), fontsize=7, frameon=False)
+    fig.suptitle(title)
+    fig.tight_layout(rect=(0, 0.06, 1, 0.97))
+    fig.savefig(path, dpi=90)
+    plt.close(fig)

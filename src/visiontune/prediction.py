@@ -49,3 +49,26 @@ def top_k_predictions(probs, classes: list[str], k: int, labels: list[list[str]]
         pairs = [(classes[i], float(row[i])) for i in idx]
         out.append(Prediction(pairs[0][0], pairs[0][1], pairs, None if labels is None else labels[n]))
     return out
+
+
+@dataclass
+class SegmentationPrediction:
+    """A segmentation model's answer for one image: the class of every pixel, at the image's own size."""
+
+    mask: Any  # (H, W) uint8 numpy array of class indices
+    classes: list[str]
+    #: (C, H, W) float32 per-class probabilities, when asked for
+    probabilities: Any = None
+
+    def pixel_fractions(self) -> dict[str, float]:
+        import numpy as np
+
+        counts = np.bincount(np.asarray(self.mask).ravel(), minlength=len(self.classes))
+        total = max(1, int(counts.sum()))
+        return {name: float(counts[i]) / total for i, name in enumerate(self.classes) if counts[i]}
+
+    def to_dict(self) -> dict[str, Any]:
+        """A summary (the mask itself is written as a PNG, or sent as ``image/png``)."""
+        fractions = self.pixel_fractions()
+        return {"shape": [int(d) for d in self.mask.shape], "classes_present": list(fractions),
+                "pixel_fractions": fractions}

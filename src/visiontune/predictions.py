@@ -7,12 +7,17 @@ from pathlib import Path
 from typing import Iterator
 
 import numpy as np
+import torch
 
 from visiontune.artifact.model import VisionModel
 from visiontune.data.dataset import read_bytes
-from visiontune.data.decode import is_image_name
+from visiontune.data.decode import image_size_of, is_image_name
 from visiontune.data.sources import MANIFEST_SUFFIXES, iter_manifest, resolve_ref
 from visiontune.errors import BadImageError, DataError, MissingDependencyError
+from visiontune.prediction import SegmentationPrediction
+
+#: keys of a segmentation row that hold arrays, not JSON: the mask and the per-class probabilities
+MASK, PROBABILITIES = "_mask", "_probabilities"
 
 
 def list_remote(url: str) -> list[str]:
@@ -75,26 +80,45 @@ def predict(model, inputs, *, top_k: int = 3, batch_size: int = 64, device: str 
     """``visiontune predict``: one row per image, in input order (``source``, ``label``, ``probability``,
     ``top_k``; ``error`` for an unreadable image).  ``model`` is a model folder, a ``model.tar.gz`` or a
     loaded :class:`VisionModel`; ``inputs`` one or several images, folders, manifests or globs."""
+    return list(iter_predict(model, inputs, top_k=top_k, batch_size=batch_size, device=device,
+                             precision=precision, probabilities=probabilities))
+
+
+def iter_predict(model, inputs, *, top_k: int = 3, batch_size: int = 64, device: str = "auto",
+                 precision: str = "fp32", probabilities: bool = False) -> Iterator[dict]:
+    """:func:`predict`, one row at a time (a segmentation model's masks can be written and dropped as they
+    come)."""
     from visiontune.artifact import load_model
 
     m = model if isinstance(model, VisionModel) else load_model(model, device=device, precision=precision)
-    return list(iter_predictions(m, expand_inputs(inputs), top_k=top_k, batch_size=batch_size,
-                                 probabilities=probabilities))
+    yield from iter_predictions(m, expand_inputs(inputs), top_k=top_k, batch_size=batch_size,
+                                probabilities=probabilities)
 
 
 def iter_predictions(model: VisionModel, inputs: Path | list[str], top_k: int = 3, batch_size: int = 64,
                      probabilities: bool = False) -> Iterator[dict]:
-    """One row per image, in input order: label, probability, top-k (and all probabilities), or an error."""
+    """One row per image, in input order: label, probability, top-k (and all probabilities), or an error.
+
+    A segmentation model's rows hold the mask's summary (``shape``, ``classes_present``, ``pixel_fractions``)
+    and, under ``MASK``, the mask itself (a uint8 array at the image's size; ``PROBABILITIES``: (C, H, W)
+    with ``probabilities``), for the caller to write and drop."""
     sources = inputs if isinstance(inputs, list) else list_inputs(inputs)
     for start in range(0, len(sources), batch_size):
         chunk = sources[start:start + batch_size]
-        pixels, ok, rows = [], [], [None] * len(chunk)
+        pixels, ok, rows, sizes = [], [], [None] * len(chunk), []
         for i, src in enumerate(chunk):
             try:
-                pixels.append(model.pixels(read_bytes(src), name=src))
+                data = read_bytes(src)
+                size = image_size_of(data, name=src) if model.spatial else None  # first: both or neither
+                pixels.append(model.pixels(data, name=src))
+                sizes.append(size)
                 ok.append(i)
             except (BadImageError, OSError) as exc:
                 rows[i] = {"source": src, "error": getattr(exc, "reason", str(exc))}
+        if pixels and model.spatial:  # one image's full-size maps at a time, however large the photos
+            yield from _segmentation_rows(model, chunk, rows, model.predict_proba_pixels(np.stack(pixels)),
+                                          sizes, probabilities)
+            continue
         if pixels:
             probs = model.predict_proba_pixels(np.stack(pixels))
             for i, p, pred in zip(ok, probs, model.top_k(probs, top_k)):
@@ -102,3 +126,21 @@ def iter_predictions(model: VisionModel, inputs: Path | list[str], top_k: int = 
                 if probabilities:
                     rows[i]["probabilities"] = [float(x) for x in p]
         yield from rows
+
+
+def _segmentation_rows(model: VisionModel, chunk: list[str], rows: list, probs, sizes,
+                       probabilities: bool) -> Iterator[dict]:
+    """A chunk's rows in input order (errors where decoding failed), each mask computed as it is yielded."""
+    from visiontune.tasks.segmentation import at_sizes
+
+    maps = at_sizes(probs, sizes)
+    for i, src in enumerate(chunk):
+        if rows[i] is not None:
+            yield rows[i]
+            continue
+        p = next(maps)
+        pred = SegmentationPrediction(p.argmax(0).to(torch.uint8).numpy(), model.classes)
+        row = {"source": src, **pred.to_dict(), MASK: pred.mask}
+        if probabilities:
+            row[PROBABILITIES] = p.numpy()
+        yield row

@@ -13,7 +13,7 @@ from visiontune.errors import DataError, ManifestError
 
 
 def test_sources_registered():
-    assert list_sources() == ["folder", "manifest", "csv", "lst"]
+    assert list_sources() == ["folder", "manifest", "segmentation", "csv", "lst"]
 
 
 def test_class_folders_sorted(tiny_folder):

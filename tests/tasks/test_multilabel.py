@@ -212,6 +212,9 @@ def test_tuning_takes_validation_map():
     cfg = TuningConfig.from_dict({"name": "t", "train": {"data": "x"}, "objective": {"metric": "validation:mAP"},
                                   "ranges": {"learning_rate": {"type": "continuous", "min": 1e-4, "max": 1e-2}}})
     assert cfg.objective_metric == "val_mAP"
+    cfg = TuningConfig.from_dict({"name": "t", "train": {"data": "x"}, "objective": {"metric": "validation:mIoU"},
+                                  "ranges": {"learning_rate": {"type": "continuous", "min": 1e-4, "max": 1e-2}}})
+    assert cfg.objective_metric == "val_mIoU"
 
 
 def test_empty_labels_need_the_flag_and_then_train(colour_scenes, tmp_path):

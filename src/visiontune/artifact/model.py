@@ -10,9 +10,9 @@ import numpy as np
 import torch
 
 from visiontune.artifact.store import artifact_dir, build_module, read_config
-from visiontune.data.decode import as_image_list, image_to_pixels
+from visiontune.data.decode import as_image_list, image_size_of, image_to_pixels
 from visiontune.data.transforms import normalize
-from visiontune.prediction import Prediction, top_k_predictions
+from visiontune.prediction import Prediction, SegmentationPrediction, top_k_predictions
 from visiontune.runtime import pick_device, resolve_precision
 from visiontune.zoo.optimize import inference_copy
 from visiontune.zoo.weights import Preprocessing
@@ -43,7 +43,7 @@ class VisionModel:
     def pixels(self, image: Any, name: str | None = None, max_pixels: int | None = None) -> np.ndarray:
         """Any image (path, bytes, PIL image, HxWx3 array) -> resized uint8 HxWx3."""
         return image_to_pixels(image, self.preprocessing.image_size, self.preprocessing.interpolation,
-                               name=name, max_pixels=max_pixels)
+                               name=name, max_pixels=max_pixels, resize=self.preprocessing.resize)
 
     @torch.inference_mode()
     def predict_proba_pixels(self, batch: np.ndarray | torch.Tensor) -> torch.Tensor:
@@ -52,12 +52,36 @@ class VisionModel:
         x = normalize(torch.as_tensor(batch), self.preprocessing, self.device)
         return self.task.probabilities(self.runner(x).float()).cpu()
 
-    def predict_proba(self, images: Any) -> np.ndarray:
-        """Class probabilities, ``(N, C)`` float32 numpy, for one image (N = 1) or a list of them.
+    @property
+    def spatial(self) -> bool:
+        """A segmentation model: a class per pixel."""
+        return getattr(self.task, "spatial", False)
+
+    def predict_proba(self, images: Any) -> np.ndarray | list[np.ndarray]:
+        """Class probabilities, ``(N, C)`` float32 numpy, for one image (N = 1) or a list of them; a
+        segmentation model gives a list of ``(C, H, W)`` arrays, each at its image's own size.
 
         Takes what :meth:`predict` takes: a path, bytes, a PIL image, an array or tensor, or a list."""
         batch, _ = as_image_list(images)
+        if self.spatial:
+            return [p.numpy() for p in self.probabilities_at_size(batch)]
         return self._proba(batch).numpy()
+
+    def probabilities_at_size(self, batch: list[Any]) -> list[torch.Tensor]:
+        """Segmentation: each image's ``(C, H, W)`` probabilities at its own size."""
+        from visiontune.tasks.segmentation import at_sizes
+
+        return list(at_sizes(self._proba(batch), [image_size_of(im) for im in batch]))
+
+    def segment(self, images: Any) -> SegmentationPrediction | list[SegmentationPrediction]:
+        """Segmentation: the class of every pixel of one image (or of each of a list), at the image's size."""
+        batch, single = as_image_list(images)
+        from visiontune.tasks.segmentation import at_sizes
+
+        sizes = [image_size_of(im) for im in batch]
+        preds = [SegmentationPrediction(p.argmax(0).to(torch.uint8).numpy(), self.classes)
+                 for p in at_sizes(self._proba(batch), sizes)]
+        return preds[0] if single else preds
 
     def _proba(self, batch: list[Any]) -> torch.Tensor:
         names = [str(im) if isinstance(im, (str, Path)) else None for im in batch]
@@ -71,7 +95,10 @@ class VisionModel:
         return top_k_predictions(probs, self.classes, k, self.predicted_labels(probs))
 
     def predict(self, images: Any, top_k: int = 5) -> Prediction | list[Prediction]:
-        """One :class:`Prediction` for one image, a list of them for a list (or a 4-D array / tensor)."""
+        """One :class:`Prediction` for one image, a list of them for a list (or a 4-D array / tensor); a
+        segmentation model answers :class:`SegmentationPrediction` (see :meth:`segment`)."""
+        if self.spatial:
+            return self.segment(images)
         batch, single = as_image_list(images)
         preds = self.top_k(self._proba(batch), top_k)
         return preds[0] if single else preds

@@ -51,7 +51,8 @@ def save_artifact(out: Path, model: ImageClassifier, *, name: str, library: str,
         "task": task or {"name": "classification"},
         "model": {"name": name, "library": library, "arch": arch,
                   "num_features": model.backbone.num_features, "head": model.head.spec.to_dict(),
-                  "pretrained_weights": weights_tag, "weights_license": weights_license},
+                  "pretrained_weights": weights_tag, "weights_license": weights_license,
+                  **({"segmentation": model.describe()} if getattr(model, "spatial", False) else {})},
         "num_classes": len(classes),
         "preprocessing": prep.to_dict(),
         "hyperparameters": hyperparameters,
@@ -172,7 +173,7 @@ def build_module(path: Path, config: dict) -> ImageClassifier:
     from visiontune.zoo.registry import rebuild_model
 
     m = config["model"]
-    module = rebuild_model(m["library"], m["arch"], HeadSpec(**m["head"]))
+    module = rebuild_model(m["library"], m["arch"], HeadSpec(**m["head"]), m.get("segmentation"))
     try:
         state = load_file(str(path / "model.safetensors"))
         module.load_state_dict(state, strict=True)

@@ -25,15 +25,17 @@ def data_group() -> None:
 @click.option("--no-grid", is_flag=True, help="do not write the sample grid")
 @click.option("--label-attribute", default=None, help="manifest label attribute (detected when there is one)")
 @click.option("--allow-empty-labels", is_flag=True, help="multi-label data: images with no label are allowed")
+@click.option("--task", type=click.Choice(["auto", "segmentation"]), default="auto", show_default=True,
+              help="segmentation: read a folder's masks where it also holds label files")
 @click.option("--json", "as_json", is_flag=True, help="print the report as JSON")
-def inspect_cmd(path, grid, no_grid, label_attribute, allow_empty_labels, as_json):
+def inspect_cmd(path, grid, no_grid, label_attribute, allow_empty_labels, task, as_json):
     """Classes, counts per split, image sizes and modes, a sample grid PNG, and every check `train` runs.
 
     Exits 1 when `train` would refuse the data, after listing every reason at once."""
     if not no_grid and grid is None:
         grid = str(Path(path).expanduser().resolve().with_name(Path(path).name + "-samples.png"))
     report = inspect(path, grid=None if no_grid else grid, label_attribute=label_attribute,
-                     allow_empty_labels=allow_empty_labels)
+                     allow_empty_labels=allow_empty_labels, task=task)
     if as_json:
         click.echo(json.dumps(report, indent=2))
     else:

@@ -35,27 +35,43 @@ def model_options(func):
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
               help="table (terminal), json (JSON Lines, one object per image) or csv; full paths in all")
 @click.option("--json", "as_json", is_flag=True, hidden=True, help="the same as --format json")
+@click.option("--masks", type=click.Path(file_okay=False), default="masks", show_default=True,
+              help="segmentation models: the folder for each image's class-index mask (<image name>.png, the "
+                   "image's size)")
 @model_options
-def predict_cmd(model, inputs, top_k, fmt, as_json, batch_size, device, precision):
+def predict_cmd(model, inputs, top_k, fmt, as_json, masks, batch_size, device, precision):
     """Predict classes for images: files, folders, manifests or quoted globs ('data/**/*.jpg'), several at once.
 
+    A segmentation model writes a mask PNG per image into --masks and lists the classes each shows.
     Exits 1 if an image could not be read (its row says why)."""
-    from visiontune.predictions import predict
+    from visiontune.predictions import iter_predict
 
-    rows = predict(model, list(inputs), top_k=top_k, batch_size=batch_size, device=device, precision=precision)
+    rows, writer = [], _MaskWriter(masks)
+    for row in iter_predict(model, list(inputs), top_k=top_k, batch_size=batch_size, device=device,
+                            precision=precision):
+        rows.append(writer.write(row))  # a segmentation model's mask goes to its file now, not into memory
     fmt = "json" if as_json else fmt
+    if writer.written:
+        if fmt == "table":
+            _segmentation_table(rows)
+            fmt = "done"
     if fmt == "json":
         for row in rows:
             click.echo(json.dumps(row))
     multi = any("predicted_labels" in r for r in rows)  # a multi-label model: the classes above their thresholds
-    if fmt == "csv":
+    if fmt == "csv" and any("mask" in r for r in rows):
+        writer = csv.writer(sys.stdout)
+        writer.writerow(["source", "mask", "classes_present", "error"])
+        for r in rows:
+            writer.writerow([r["source"], r.get("mask", ""), " ".join(r.get("classes_present", [])), r.get("error", "")])
+    elif fmt == "csv":
         writer = csv.writer(sys.stdout)
         writer.writerow(["source", "label", "probability", "top_k", *(["predicted_labels"] if multi else []), "error"])
         for r in rows:
             writer.writerow([r["source"], r.get("label", ""), f"{r['probability']:.6f}" if "probability" in r else "",
                              " ".join(f"{t['label']}:{t['probability']:.6f}" for t in r.get("top_k", [])),
                              *([" ".join(r.get("predicted_labels", []))] if multi else []), r.get("error", "")])
-    elif fmt != "json":
+    elif fmt not in ("json", "done"):
         table = Table("image", *(["labels above threshold"] if multi else []), "label", "probability", f"top {top_k}")
         table.columns[0].overflow = "fold"  # full paths, folded, never cut
         for r in rows:
@@ -68,6 +84,47 @@ def predict_cmd(model, inputs, top_k, fmt, as_json, batch_size, device, precisio
         table_console().print(table)
     if any("error" in r for r in rows):
         raise SystemExit(1)
+
+
+class _MaskWriter:
+    """Each segmentation row's mask as ``<folder>/<image name>.png`` (``-2``, ``-3``... where names repeat)."""
+
+    def __init__(self, folder: str):
+        self.folder, self.taken, self.written = folder, set(), 0
+
+    def write(self, row: dict) -> dict:
+        from pathlib import Path
+
+        from visiontune.data.segmentation import mask_png
+        from visiontune.predictions import MASK
+
+        mask = row.pop(MASK, None)
+        if mask is None:
+            return row
+        out = Path(self.folder)
+        out.mkdir(parents=True, exist_ok=True)
+        stem, n = Path(row["source"]).stem, 1
+        name = f"{stem}.png"
+        while name in self.taken:
+            n += 1
+            name = f"{stem}-{n}.png"
+        self.taken.add(name)
+        (out / name).write_bytes(mask_png(mask))
+        row["mask"] = str(out / name)
+        self.written += 1
+        return row
+
+
+def _segmentation_table(rows: list[dict]) -> None:
+    table = Table("image", "mask", "classes (share of pixels)")
+    table.columns[0].overflow = "fold"
+    for r in rows:
+        if "error" in r:
+            table.add_row(r["source"], "[red]error[/]", r["error"])
+        else:
+            table.add_row(r["source"], r["mask"], ", ".join(f"{k} {v:.1%}" for k, v in
+                                                            sorted(r["pixel_fractions"].items(), key=lambda kv: -kv[1])))
+    table_console().print(table)
 
 
 @click.command("evaluate")
@@ -98,6 +155,9 @@ def evaluate_cmd(model, data, split, out, top_k, label_attribute, on_bad_image, 
         click.echo(json.dumps({**m, "misclassified": r.misclassified}, indent=2))
         return
     con = table_console()
+    if "mIoU" in m:  # a segmentation model
+        _segmentation_report(con, r)
+        return
     multi = "mAP" in m  # a multi-label model: mAP and per-class AP; no top-k
     if multi:
         con.print(f"[bold]{m['split']}[/]: {m['samples']} images, mAP [bold]{m['mAP']:.4f}[/], macro F1 "
@@ -122,6 +182,25 @@ def evaluate_cmd(model, data, split, out, top_k, label_attribute, on_bad_image, 
     if r.out:
         picture = r.out / ("pr_curves.png" if multi else "confusion_matrix.png")
         con.print(f"written: {r.out / 'metrics.json'}, {picture}, {r.out / 'misclassified.csv'}", highlight=False)
+
+
+def _segmentation_report(con, r) -> None:
+    m = r.metrics
+    con.print(f"[bold]{m['split']}[/]: {m['samples']} images, mIoU [bold]{m['mIoU']:.4f}[/], pixel accuracy "
+              f"{m['pixel_accuracy']:.4f}, mean class accuracy {m['mean_class_accuracy']:.4f}")
+    table = Table("class", "IoU", "precision", "recall", "pixels")
+    for name, pc in m["per_class"].items():
+        table.add_row(name, "–" if pc["iou"] is None else f"{pc['iou']:.3f}", f"{pc['precision']:.3f}",
+                      f"{pc['recall']:.3f}", str(pc["pixels"]))
+    con.print(table)
+    worst = r.misclassified[:10]
+    if worst:
+        con.print("worst images (their own mIoU):")
+        for w in worst:
+            con.print(f"  {w['source']}: {w['mIoU']:.3f}", highlight=False, markup=False)
+    if r.out:
+        con.print(f"written: {r.out / 'metrics.json'}, {r.out / 'confusion_matrix.png'}, "
+                  f"{r.out / 'segmentation_examples.png'}, {r.out / 'per_image.csv'}", highlight=False)
 
 
 def register(cli: click.Group) -> None:

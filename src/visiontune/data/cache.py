@@ -112,7 +112,7 @@ def cache_key(*parts: object) -> str:
 def _decode(s: Sample, prep: Preprocessing) -> tuple[torch.Tensor | None, str]:
     """One image as a uint8 tensor, or None and why it is unusable."""
     try:
-        pix = load_pixels(read_bytes(s.source), prep.image_size, prep.interpolation, name=s.source)
+        pix = load_pixels(read_bytes(s.source), prep.image_size, prep.interpolation, name=s.source, resize=prep.resize)
         return torch.from_numpy(pix.copy()), ""
     except BadImageError as exc:
         return None, exc.reason

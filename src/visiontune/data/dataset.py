@@ -25,12 +25,15 @@ SPLIT_ALIASES = {
 
 @dataclass(frozen=True)
 class Sample:
-    """One labelled image: where it is, its class index (a sorted tuple of them for multi-label data),
-    where that was said."""
+    """One labelled image: where it is, its class index (a sorted tuple of them for multi-label data; ``()``
+    for segmentation, whose labels are in ``mask``), where that was said."""
 
     source: str
     label: int | tuple[int, ...]
     origin: str = ""
+    #: segmentation: the mask file, and how its values become classes (a ``segmentation.MaskCodec``)
+    mask: str = ""
+    codec: object = None
 
 
 def labels_of(label) -> tuple[int, ...]:
@@ -48,7 +51,8 @@ class Dataset:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     #: What a lenient scan (``strict=False``, used by ``data inspect``) found that training refuses.
     scan_problems: list[str] = field(default_factory=list)
-    #: "classification" (one label per image) or "multi-label" (labels are tuples of class indices)
+    #: "classification" (one label per image), "multi-label" (labels are tuples of class indices) or
+    #: "segmentation" (a mask per image)
     task: str = "classification"
 
     @property
@@ -72,14 +76,14 @@ class Dataset:
         out = list(self.scan_problems)
         if len(self.classes) < 2:
             found = f"only the class {self.classes[0]!r}" if self.classes else "no classes"
-            out.append(f"{self.root}: found {found}; a classifier needs at least two classes "
-                       "(one sub-folder, or one label, per class).")
+            out.append(f"{self.root}: found {found}; a model needs at least two classes "
+                       "(one sub-folder, or one label, per class; background and one class for masks).")
         if not self.splits.get("train"):
             out.append(f"{self.root}: no training images found.")
         train_labels = {c for s in self.splits.get("train", []) for c in labels_of(s.label)}
         missing = [self.classes[i] for i in range(len(self.classes)) if i not in train_labels
                    and not any(f"class {self.classes[i]!r}" in p for p in self.scan_problems)]  # said already
-        if missing and self.splits.get("train"):
+        if missing and self.splits.get("train") and self.task != "segmentation":  # masks are read later
             out.append(f"{self.root}: class(es) {', '.join(map(repr, missing))} have no training images; "
                        "add images or remove the class.")
         return out

@@ -134,11 +134,7 @@ def describe_image(source: str | Path | bytes, name: str | None = None) -> tuple
 
 def resize_center_crop(img: Image.Image, size: int, interpolation: str = "bilinear") -> Image.Image:
     """Resize the shorter side to ``size`` and cut the central ``size`` x ``size`` square."""
-    resample = {
-        "bilinear": Image.Resampling.BILINEAR,
-        "bicubic": Image.Resampling.BICUBIC,
-        "nearest": Image.Resampling.NEAREST,
-    }[interpolation]
+    resample = _RESAMPLE[interpolation]
     w, h = img.size
     scale = size / min(w, h)
     nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
@@ -150,22 +146,63 @@ def resize_center_crop(img: Image.Image, size: int, interpolation: str = "biline
     return img
 
 
+#: How an image becomes ``size x size``: classification crops the centre square (what ImageNet models were
+#: trained on); segmentation squashes the whole image, so every pixel has a prediction to map back.
+RESIZES = ("shorter-side-then-center-crop", "squash")
+_RESAMPLE = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC,
+             "nearest": Image.Resampling.NEAREST}
+
+
+def fit(img: Image.Image, size: int, interpolation: str = "bilinear",
+        resize: str = "shorter-side-then-center-crop") -> Image.Image:
+    """``img`` as ``size x size`` by the ``resize`` policy (see :data:`RESIZES`)."""
+    if resize == "squash":
+        if img.size == (size, size):
+            return img
+        return img.resize((size, size), resample=_RESAMPLE[interpolation],
+                          reducing_gap=None if max(img.size) < 4 * size else 3.0)
+    return resize_center_crop(img, size, interpolation)
+
+
 def load_pixels(source: str | Path | bytes, size: int, interpolation: str = "bilinear",
-                name: str | None = None, max_pixels: int | None = None) -> np.ndarray:
+                name: str | None = None, max_pixels: int | None = None,
+                resize: str = "shorter-side-then-center-crop") -> np.ndarray:
     """Decode and resize to an ``size x size x 3`` uint8 array."""
     img = open_image(source, name=name, rgb=False, max_pixels=max_pixels)  # greyscale is resized before it becomes RGB
-    img = resize_center_crop(img, size, interpolation)
+    img = fit(img, size, interpolation, resize)
     return np.asarray(img.convert("RGB") if img.mode != "RGB" else img, dtype=np.uint8)
 
 
+def image_size_of(image, name: str | None = None) -> tuple[int, int]:
+    """``(height, width)`` of an image as :func:`image_to_pixels` takes it, upright, before any resizing (a
+    segmentation model answers at this size).  Reads only the header of encoded images; a file that is no
+    image is a :class:`BadImageError`, as decoding it would be."""
+    if isinstance(image, (str, Path, bytes, bytearray)):
+        data = bytes(image) if isinstance(image, bytearray) else image
+        label = name or (str(data) if not isinstance(data, bytes) else "<bytes>")
+        with _reading(label), io.BytesIO(data) if isinstance(data, bytes) else open(data, "rb") as fp:
+            return _upright_size(Image.open(fp))
+    if isinstance(image, Image.Image):
+        return _upright_size(image)
+    arr = np.asarray(image)
+    if arr.ndim == 3 and arr.shape[0] in (1, 3) and arr.shape[-1] not in (1, 3, 4):
+        return int(arr.shape[1]), int(arr.shape[2])
+    return int(arr.shape[0]), int(arr.shape[1])
+
+
+def _upright_size(img: Image.Image) -> tuple[int, int]:
+    w, h = img.size
+    return (w, h) if img.getexif().get(0x0112, 1) in (5, 6, 7, 8) else (h, w)
+
+
 def image_to_pixels(image, size: int, interpolation: str = "bilinear", name: str | None = None,
-                    max_pixels: int | None = None) -> np.ndarray:
+                    max_pixels: int | None = None, resize: str = "shorter-side-then-center-crop") -> np.ndarray:
     """Any image (path, encoded bytes, PIL image, HxWx{1,3,4} or CxHxW array) -> ``size x size x 3`` uint8."""
     if isinstance(image, (str, Path, bytes, bytearray)):
         data = bytes(image) if isinstance(image, bytearray) else image
-        return load_pixels(data, size, interpolation, name=name, max_pixels=max_pixels)
+        return load_pixels(data, size, interpolation, name=name, max_pixels=max_pixels, resize=resize)
     if isinstance(image, Image.Image):
-        return np.asarray(resize_center_crop(to_rgb(image), size, interpolation), dtype=np.uint8)
+        return np.asarray(fit(to_rgb(image), size, interpolation, resize), dtype=np.uint8)
     if isinstance(image, np.ndarray):
         arr = image
         if arr.ndim == 2:
@@ -184,7 +221,7 @@ def image_to_pixels(image, size: int, interpolation: str = "bilinear", name: str
         if arr.shape[-1] == 1:
             arr = np.repeat(arr, 3, axis=-1)
         mode = "RGBA" if arr.shape[-1] == 4 else "RGB"
-        return np.asarray(resize_center_crop(to_rgb(Image.fromarray(arr, mode)), size, interpolation), dtype=np.uint8)
+        return np.asarray(fit(to_rgb(Image.fromarray(arr, mode)), size, interpolation, resize), dtype=np.uint8)
     raise BadImageError(name or type(image).__name__, "give a path, bytes, a PIL image or an HxWx3 array")
 
 

@@ -16,13 +16,13 @@ from visiontune.progress import bar
 
 
 def inspect(path: str | Path, *, grid: str | Path | None = None, label_attribute: str | None = None,
-            per_class: int = 6, allow_empty_labels: bool = False) -> dict:
+            per_class: int = 6, allow_empty_labels: bool = False, task: str = "auto") -> dict:
     """``visiontune data inspect``: classes, counts per split, sizes and modes, and every check
     ``train`` runs (layout, classes, unreadable and non-image files, the same image in two splits or
     under two labels), reported all at once.  ``report["problems"]`` lists what ``train`` would refuse;
     ``report["ok"]`` is whether it would start."""
     dataset = open_dataset(path, on_bad_image="skip", label_attribute=label_attribute, strict=False,
-                           allow_empty_labels=allow_empty_labels)
+                           allow_empty_labels=allow_empty_labels, task=task)
     return inspect_dataset(dataset, grid=Path(grid) if grid else None, per_class=per_class)
 
 
@@ -44,11 +44,15 @@ def inspect_dataset(dataset: Dataset, grid: Path | None = None, per_class: int =
             except OSError as exc:
                 unreadable.append({"source": s.source, "split": split, "reason": f"cannot read the file ({exc})"})
             advance(1)
+    mask_problems = []
+    if dataset.task == "segmentation":  # every mask checked as training will; counts: images showing a class
+        dataset, mask_problems = _mask_labels(dataset)
     w = np.array([a for a, _ in sizes]) if sizes else np.zeros(1)
     h = np.array([b for _, b in sizes]) if sizes else np.zeros(1)
     skip = option("on_bad_image", "skip")
     problems = [{"check": "layout", "message": m} for m in dataset.problems()]
     problems += [{"check": "duplicates", "message": m} for m in find_leaks(dataset, hashes)]
+    problems += [{"check": "mask", "message": m} for m in mask_problems]
     problems += [{"check": "unreadable", "message": f"{u['source']}: {u['reason']} (train stops here unless {skip})"}
                  for u in unreadable]
     problems += [{"check": "not an image", "message": f"{src}: {why} (train stops here unless {skip})"}
@@ -70,6 +74,31 @@ def inspect_dataset(dataset: Dataset, grid: Path | None = None, per_class: int =
         bad = {u["source"] for u in unreadable}
         report["grid"] = str(sample_grid(dataset, Path(grid), per_class, bad))
     return report
+
+
+def _mask_labels(dataset: Dataset) -> tuple[Dataset, list[str]]:
+    """The dataset with each sample labelled by the classes its mask shows (what ``counts`` and the sample
+    grid read), and every mask problem training would stop at."""
+    import dataclasses
+
+    from visiontune.data.segmentation import IGNORE, INDEX_MASKS, open_mask
+    from visiontune.errors import DataError
+
+    problems, splits = [], {}
+    samples = [s for ss in dataset.splits.values() for s in ss]
+    with bar(len(samples), "reading masks") as advance:
+        for name, ss in dataset.splits.items():
+            out = []
+            for s in ss:
+                try:
+                    m = open_mask(s.mask, s.source, s.codec or INDEX_MASKS, dataset.num_classes)
+                    out.append(dataclasses.replace(s, label=tuple(int(c) for c in np.unique(m) if c != IGNORE)))
+                except DataError as exc:
+                    problems.append(str(exc))
+                    out.append(s)
+                advance(1)
+            splits[name] = out
+    return dataclasses.replace(dataset, splits=splits), problems
 
 
 def sample_grid(dataset: Dataset, path: Path, per_class: int = 6, exclude: set[str] = frozenset(),

@@ -16,7 +16,7 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 from urllib.parse import urlparse
 
-from visiontune.data.dataset import SPLIT_ALIASES, Dataset, Sample, labels_of
+from visiontune.data.dataset import SPLIT_ALIASES, SPLITS, Dataset, Sample, labels_of
 from visiontune.data.decode import is_image_name
 from visiontune.errors import ConfigError, DataError, ManifestError, option
 from visiontune.registry import Registry
@@ -63,7 +63,7 @@ class FolderSource(Source):
 
     @classmethod
     def detect(cls, path: Path) -> bool:
-        return path.is_dir() and not _split_files(path)
+        return path.is_dir() and not _split_files(path) and not SegmentationSource.detect(path)
 
     def load(self, path, *, on_bad_image="error", label_attribute=None, strict=True, allow_empty_labels=False):
         self.strict, self.problems = strict, []
@@ -177,6 +177,10 @@ class ManifestSource(Source):
         return path.is_file() and path.suffix.lower() in MANIFEST_SUFFIXES
 
     def load(self, path, *, on_bad_image="error", label_attribute=None, strict=True, allow_empty_labels=False):
+        first = next((rec for _, rec in iter_manifest(path)), None)
+        if (first is not None and label_attribute is None and segmentation_attributes(first)
+                and not detect_label_attribute(first)):
+            return read_segmentation_manifest(path)
         return labelled_dataset(read_manifest(path, label_attribute, allow_empty_labels), path, self.name)
 
 
@@ -286,6 +290,154 @@ def _multi_label_names(path: Path, n: int, value: list, meta, attribute: str, id
         ids.setdefault(label_id, (name, n))
         names.append(name)
     return tuple(sorted(set(names)))
+
+
+# ------------------------------------------------------------------ segmentation
+def segmentation_attributes(record: dict) -> list[str]:
+    """Ground Truth semantic-segmentation fields: ``<attr>-ref`` (the mask) with ``<attr>-ref-metadata``
+    holding an ``internal-color-map``."""
+    return [k for k, v in record.items() if k.endswith("-ref") and k != "source-ref"
+            and isinstance(record.get(f"{k}-metadata"), dict) and "internal-color-map" in record[f"{k}-metadata"]]
+
+
+def read_segmentation_manifest(path: Path) -> Dataset:
+    """A Ground Truth semantic-segmentation output manifest: each line's mask PNG and the colours of its
+    classes.  Classes are the colour maps' indices, in order (Ground Truth's 0 is the background); one colour
+    or one index meaning two classes on two lines is an error naming both lines."""
+    from visiontune.data.segmentation import MaskCodec
+
+    rows, names, colours = [], {}, {}
+    attribute = None
+    for n, rec in iter_manifest(path):
+        found = segmentation_attributes(rec)
+        if attribute is None:
+            if len(found) != 1:
+                raise ManifestError(path, n, f"{'several' if found else 'no'} semantic-segmentation mask "
+                                             "attributes ('<attr>-ref' with an internal-color-map)")
+            attribute = found[0]
+        if attribute not in rec:
+            raise ManifestError(path, n, f"no {attribute!r} (the mask) on this line; every image needs its mask")
+        cmap = rec[f"{attribute}-metadata"].get("internal-color-map") if isinstance(
+            rec.get(f"{attribute}-metadata"), dict) else None
+        if not isinstance(cmap, dict) or not cmap:
+            raise ManifestError(path, n, f"'{attribute}-metadata' has no internal-color-map (index -> class-name, "
+                                         "hex-color)")
+        for key, entry in cmap.items():
+            try:
+                idx, name, colour = int(key), str(entry["class-name"]), str(entry["hex-color"]).lower()
+                int(colour.lstrip("#"), 16)
+            except (ValueError, TypeError, KeyError) as exc:
+                raise ManifestError(path, n, f"internal-color-map entry {key!r}: needs an index key, a "
+                                             f"'class-name' and a '#rrggbb' 'hex-color' ({exc})") from exc
+            for table, k, v, what in ((names, idx, name, "class index"), (colours, colour, idx, "colour")):
+                if k in table and table[k][0] != v:
+                    raise ManifestError(path, n, f"{what} {k!r} means {v!r} here but {table[k][0]!r} on line "
+                                                 f"{table[k][1]}; fix one so no pixel is mislabelled")
+                table.setdefault(k, (v, n))
+        rows.append((resolve_ref(str(rec["source-ref"]), path.parent),
+                     resolve_ref(str(rec[attribute]), path.parent), f"{path.name}:{n}"))
+    if not rows:
+        raise DataError(f"{path}: the manifest has no lines")
+    order = sorted(names)
+    index = {k: i for i, k in enumerate(order)}
+    codec = MaskCodec(colours=tuple(sorted((c, index[k]) for c, (k, _) in colours.items())))
+    samples = [Sample(src, (), origin, mask=mask, codec=codec) for src, mask, origin in rows]
+    return Dataset([names[k][0] for k in order], {"train": samples}, str(path), "segmentation-manifest",
+                   task="segmentation")
+
+
+#: the folders of an image / mask pair layout: ROOT/images/ beside ROOT/masks/ (or annotations/, labels/)
+MASK_FOLDERS = ("masks", "annotations", "labels")
+
+
+@register_source
+class SegmentationSource(Source):
+    """SageMaker's semantic-segmentation layout: ``train/`` + ``train_annotation/`` (and ``validation/`` +
+    ``validation_annotation/``), masks with the images' base names, optional ``label_map/<split>_label_map.json``
+    and ``classes.json`` (class names); or plain pairs, ``images/`` + ``masks/``."""
+
+    name = "segmentation"
+
+    @classmethod
+    def detect(cls, path: Path) -> bool:
+        return path.is_dir() and cls._pairs(path) is not None
+
+    @staticmethod
+    def _pairs(path: Path) -> dict[str, tuple[Path, Path]] | None:
+        if (path / "train").is_dir() and (path / "train_annotation").is_dir():
+            return {SPLIT_ALIASES[d.name.lower()]: (d, path / f"{d.name}_annotation") for d in _visible_dirs(path)
+                    if d.name.lower() in SPLIT_ALIASES}
+        masks = next((path / m for m in MASK_FOLDERS if (path / m).is_dir()
+                      and any(is_image_name(f.name) for f in (path / m).iterdir())), None)  # not YOLO's labels/*.txt
+        if (path / "images").is_dir() and masks is not None:
+            return {"train": (path / "images", masks)}
+        return None
+
+    def load(self, path, *, on_bad_image="error", label_attribute=None, strict=True, allow_empty_labels=False):
+        from visiontune.data.segmentation import INDEX_MASKS, MaskCodec, scan_num_classes
+
+        pairs = self._pairs(path)
+        if pairs is None:
+            raise DataError(f"{path}: not a segmentation layout; give train/ + train_annotation/ (SageMaker) or "
+                            "images/ + masks/ folders, masks named like their images")
+        splits, skipped, problems = {}, [], []
+        train_codec = INDEX_MASKS
+        for split, (images, masks) in sorted(pairs.items(), key=lambda kv: kv[0] != "train"):  # train first
+            if not masks.is_dir():
+                raise DataError(f"{images}: no {masks.name}/ beside it with its masks; add the masks, or move "
+                                f"{images.name}/ out (its images would otherwise be left out)")
+            label_map = path / "label_map" / f"{'train' if split == 'train' else images.name}_label_map.json"
+            # a split without its own label map reads its masks as train's does (SageMaker's default)
+            codec = MaskCodec.from_label_map(label_map) if label_map.exists() else train_codec
+            if split == "train":
+                train_codec = codec
+            by_stem = {}
+            for m in sorted(masks.iterdir()):
+                if m.is_file() and not m.name.startswith("."):
+                    if m.stem in by_stem:
+                        raise DataError(f"{m}: two masks named {m.stem}.* in {masks}; keep one")
+                    by_stem[m.stem] = m
+            samples = []
+            for f in sorted(images.iterdir()):
+                if not f.is_file() or f.name.startswith(".") or not is_image_name(f.name):
+                    continue
+                mask = by_stem.pop(f.stem, None)
+                if mask is None:
+                    message = (f"{f}: no mask for this image in {masks}/ (expected {masks / (f.stem + '.png')}); "
+                               "add it, or move the image out")
+                    if strict:
+                        raise DataError(message)
+                    problems.append(message)
+                    continue
+                samples.append(Sample(str(f), (), f"{images.name}/{f.name}", mask=str(mask), codec=codec))
+            skipped += [(str(m), f"a mask without an image in {images}/") for m in by_stem.values()]
+            splits[split] = samples
+        if "train" not in splits or not splits["train"]:
+            raise DataError(f"{path}: no training images with masks")
+        classes = _segmentation_classes(path)
+        if classes is None:
+            hint = train_codec.num_classes_hint()
+            n = hint or scan_num_classes([s for part in splits.values() for s in part], strict=strict)
+            classes = [str(i) for i in range(n)]
+        order = [s for s in SPLITS if s in splits]
+        return Dataset(classes, {k: splits[k] for k in order}, str(path), self.name, skipped, problems,
+                       task="segmentation")
+
+
+def _segmentation_classes(path: Path) -> list[str] | None:
+    """Class names from ``classes.json``: a list, or ``{"segmentation": [...]}`` (what ``data synth`` writes)."""
+    f = path / "classes.json"
+    if not f.exists():
+        return None
+    try:
+        doc = json.loads(f.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise DataError(f"{f}: not readable JSON ({exc}); give a list of class names, index 0 first") from exc
+    names = doc.get("segmentation") if isinstance(doc, dict) else doc
+    if not isinstance(names, list) or not all(isinstance(x, str) for x in names) or len(set(names)) != len(names):
+        raise DataError(f"{f}: expected a list of distinct class names (or {{\"segmentation\": [...]}}), "
+                        "index 0 first")
+    return names
 
 
 # ------------------------------------------------------------------ CSV (image,labels)
@@ -410,10 +562,13 @@ def read_lst(path: Path, allow_empty_labels: bool = False) -> list[tuple[str, in
 
 # ------------------------------------------------------------------ entry point
 def open_dataset(path: str | Path, *, source: str | None = None, on_bad_image: str = "error",
-                 label_attribute: str | None = None, strict: bool = True, allow_empty_labels: bool = False) -> Dataset:
+                 label_attribute: str | None = None, strict: bool = True, allow_empty_labels: bool = False,
+                 task: str = "auto") -> Dataset:
     """Open any supported layout: a folder, a manifest, a .lst, or a folder of split files.
 
-    ``strict=False``: record what training refuses (empty class folders...) instead of raising."""
+    ``strict=False``: record what training refuses (empty class folders...) instead of raising.
+    ``task="segmentation"`` reads a folder's masks where it also holds label files (``data synth``'s
+    fashion-scenes hold both)."""
     if on_bad_image not in ON_BAD_IMAGE:
         raise ConfigError(f"on_bad_image={on_bad_image!r}: choose one of {', '.join(ON_BAD_IMAGE)}")
     path = Path(path).expanduser()
@@ -422,6 +577,8 @@ def open_dataset(path: str | Path, *, source: str | None = None, on_bad_image: s
     opts = dict(on_bad_image=on_bad_image, label_attribute=label_attribute, strict=strict,
                 allow_empty_labels=allow_empty_labels)
     split_files = _split_files(path)
+    if source is None and task == "segmentation" and SegmentationSource.detect(path):
+        source = "segmentation"
     if source is None and split_files:
         return _open_split_files(path, split_files, opts)
     if source is not None:
@@ -435,10 +592,28 @@ def open_dataset(path: str | Path, *, source: str | None = None, on_bad_image: s
     )
 
 
+def _segmentation_splits(path: Path, parts: dict[str, Dataset]) -> Dataset:
+    """Ground Truth semantic-segmentation manifests per split: one class list, masks kept with their images."""
+    odd = sorted(f"{split} ({p.task})" for split, p in parts.items() if p.task != "segmentation")
+    if odd:
+        raise DataError(f"{path}: the train split holds masks but {', '.join(odd)} does not; give every split "
+                        "a semantic-segmentation manifest")
+    classes = parts["train"].classes
+    for split, p in parts.items():
+        if p.classes != classes:
+            raise DataError(f"{path}: the {split} manifest's classes ({', '.join(p.classes)}) are not the train "
+                            f"manifest's ({', '.join(classes)}), index for index; use one colour map")
+    return Dataset(classes, {split: p.splits["train"] for split, p in parts.items()}, str(path),
+                   "segmentation-manifest", [x for p in parts.values() for x in p.skipped],
+                   [x for p in parts.values() for x in p.scan_problems], task="segmentation")
+
+
 def _open_split_files(path: Path, files: dict[str, Path], opts) -> Dataset:
     if "train" not in files:
         raise DataError(f"{path}: split files {sorted(f.name for f in files.values())} found but no train file")
     parts = {split: open_dataset(f, **opts) for split, f in files.items()}
+    if any(p.task == "segmentation" for p in parts.values()):
+        return _segmentation_splits(path, parts)
     kinds = {p.kind for p in parts.values()}
     if kinds == {"lst"}:
         labels = sorted({int(c) for p in parts.values() for c in p.classes})

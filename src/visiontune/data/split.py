@@ -68,6 +68,10 @@ def split(path: str | Path, *, out: str | Path, ratios: str | list[float] = "0.8
     ds = open_dataset(path, on_bad_image=on_bad_image, label_attribute=label_attribute,
                       allow_empty_labels=allow_empty_labels)
     ds.check()
+    if ds.task == "segmentation":
+        raise DataError(f"{path}: segmentation data; `data split` writes classification manifests and would drop "
+                        "the masks. Training holds out validation and test images itself (--valid-fraction, "
+                        "--test-fraction), masks with them")
     samples = [s for part in ds.splits.values() for s in part]
     parts = stratified_split(samples, shares, seed)
     files = write_split_manifests(ds, list(PART_NAMES[: len(parts)]), parts, Path(out))

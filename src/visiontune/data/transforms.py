@@ -16,6 +16,7 @@ epoch, so a resumed run draws the same augmentations as an uninterrupted one.
 from __future__ import annotations
 
 import torch
+from torchvision import tv_tensors
 from torchvision.transforms import v2 as T
 
 from visiontune.errors import ConfigError
@@ -24,7 +25,8 @@ from visiontune.zoo.weights import Preprocessing
 AUGMENTATIONS = ("none", "crop", "crop_color", "crop_color_transform")
 
 
-def build_augmentation(name: str, image_size: int):
+def build_augmentation(name: str, image_size: int, masks: bool = False):
+    """``masks``: the policy also moves segmentation masks (nearest neighbour; areas it uncovers are 255, ignored)."""
     if name not in AUGMENTATIONS:
         raise ConfigError(f"augmentation={name!r}: choose one of {', '.join(AUGMENTATIONS)}")
     if name == "none":
@@ -33,8 +35,22 @@ def build_augmentation(name: str, image_size: int):
     if name in ("crop_color", "crop_color_transform"):
         steps.append(T.ColorJitter(brightness=0.3, contrast=0.3, saturation=0.3, hue=0.05))
     if name == "crop_color_transform":
-        steps.append(T.RandomAffine(degrees=15, shear=10, scale=(0.9, 1.1)))
+        fill = {tv_tensors.Image: 0, tv_tensors.Mask: 255} if masks else 0
+        steps.append(T.RandomAffine(degrees=15, shear=10, scale=(0.9, 1.1), fill=fill))
     return T.Compose(steps)
+
+
+def augment_pairs(batch_hwc_uint8: torch.Tensor, masks: torch.Tensor, policy) -> tuple[torch.Tensor, torch.Tensor]:
+    """The same random crop, flip and affine for each image and its mask (colour changes the image only):
+    ``(B, H, W, 3)`` uint8 and ``(B, H, W)`` masks in, the same shapes out."""
+    if policy is None:
+        return batch_hwc_uint8, masks
+    images, out_masks = [], []
+    for img, mask in zip(batch_hwc_uint8.permute(0, 3, 1, 2), masks):
+        a, b = policy(tv_tensors.Image(img), tv_tensors.Mask(mask[None]))
+        images.append(a)
+        out_masks.append(b[0])
+    return torch.stack(images).permute(0, 2, 3, 1), torch.stack(out_masks).as_subclass(torch.Tensor)
 
 
 def augment(batch_chw_uint8: torch.Tensor, policy) -> torch.Tensor:

@@ -13,7 +13,8 @@ if TYPE_CHECKING:
 
 #: SageMaker's built-in image classifier metric names -> visiontune's.
 METRIC_ALIASES = {"validation:accuracy": "val_acc", "validation:loss": "val_loss", "train:accuracy": "train_acc",
-                  "train:loss": "train_loss", "test:accuracy": "test_accuracy", "validation:mAP": "val_mAP"}
+                  "train:loss": "train_loss", "test:accuracy": "test_accuracy", "validation:mAP": "val_mAP",
+                  "validation:mIoU": "val_mIoU"}
 
 
 @dataclass

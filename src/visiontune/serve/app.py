@@ -92,7 +92,7 @@ class Endpoint:
     async def invoke(self, body: bytes, content_type: str, accept: str, top_k: int | None) -> tuple[bytes, str]:
         h = self.handler
         if "output_fn" not in h.hooks:
-            check_accept(accept, top_k)  # 406 / 400 before any work
+            check_accept(accept, top_k, h.spatial)  # 406 / 400 before any work
         if self.batcher is not None:
             self.batcher.arriving()
             try:
@@ -107,6 +107,8 @@ class Endpoint:
             if "predict_fn" not in h.hooks:
                 self.metrics.batch.labels(self.name).observe(len(data.pixels))
         single = getattr(data, "single", True)
+        if h.spatial:  # back to each image's own size
+            prediction = await run_in_threadpool(h.finish, prediction, data)
         return await run_in_threadpool(h.render, prediction, accept, top_k, single)
 
     async def close(self) -> None:

@@ -2,7 +2,10 @@
 
 A folder (or fsspec URL of one) -> one ``<relative path>.out`` per image, the
 response JSON, as SageMaker writes; a manifest -> ``<manifest>.out``, JSON
-Lines in input order.  Bad images become error records, not failures.
+Lines in input order.  Bad images become error records, not failures.  A
+segmentation model also writes each image's class-index mask, the image's size:
+``<relative path>.mask.png`` beside its ``.out`` (a manifest's: ``<manifest>.masks/<line>.png``),
+named in the record's ``mask``.
 
 A rerun resumes: what is done is kept, what failed is tried again.  The output
 folder remembers what made its predictions (``.visiontune-batch.json``: the
@@ -22,7 +25,7 @@ from visiontune.artifact.store import fingerprint
 from visiontune.data.sources import MANIFEST_SUFFIXES
 from visiontune.errors import ConfigError, option
 from visiontune.paths import atomic_write_text
-from visiontune.predictions import iter_predictions, list_inputs
+from visiontune.predictions import MASK, iter_predictions, list_inputs
 from visiontune.progress import bar
 
 STATE = ".visiontune-batch.json"
@@ -69,6 +72,7 @@ def batch_predict(model: str | Path, inputs: str | Path, out: str | Path, batch_
         for s, row in zip(todo, _rows(loaded, todo, batch_size, top_k)):
             target = out / (_relative(s, base) + ".out")
             target.parent.mkdir(parents=True, exist_ok=True)
+            _store_mask(row, out / (_relative(s, base) + ".mask.png"), out)
             atomic_write_text(target, json.dumps(row) + "\n")
             errors += "error" in row
             advance(1)
@@ -79,7 +83,7 @@ def _claim(out: Path, key: dict, overwrite: bool) -> None:
     """Refuse to mix predictions of another model or other options into ``out``."""
     state = out / STATE
     if overwrite and out.exists():
-        for f in out.rglob("*.out"):
+        for f in [*out.rglob("*.out"), *out.rglob("*.mask.png"), *out.glob("*.masks/*.png")]:
             f.unlink()
         state.unlink(missing_ok=True)
     elif state.exists():
@@ -105,7 +109,22 @@ def _done(target: Path) -> str:
 
 
 def _rows(model, sources: list[str], batch_size: int, top_k: int):
-    return iter_predictions(model, sources, top_k=top_k, batch_size=batch_size, probabilities=True)
+    return iter_predictions(model, sources, top_k=top_k, batch_size=batch_size, probabilities=not model.spatial)
+
+
+def _store_mask(row: dict, path: Path, out: Path) -> None:
+    """A segmentation row's mask as a PNG at ``path`` (written before its record, so a record always names
+    a finished mask); the record keeps the path relative to ``out``."""
+    from visiontune.data.segmentation import mask_png
+
+    mask = row.pop(MASK, None)
+    if mask is None:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(mask_png(mask))
+    tmp.replace(path)
+    row["mask"] = str(path.relative_to(out))
 
 
 def _relative(source: str, base) -> str:
@@ -124,14 +143,17 @@ def _manifest(model, manifest: Path, out: Path, batch_size: int, top_k: int) -> 
         data = target.read_text(encoding="utf-8")
         kept = data[: data.rfind("\n") + 1].splitlines()[: len(sources)]
     failed = [i for i, line in enumerate(kept) if "error" in json.loads(line)]
+    masks = out / (manifest.name + ".masks")
     if failed:  # retry the failed lines, then rewrite the finished part once
         for i, row in zip(failed, _rows(model, [sources[i] for i in failed], batch_size, top_k)):
+            _store_mask(row, masks / f"{i + 1:06d}.png", out)
             kept[i] = json.dumps(row)
     atomic_write_text(target, "".join(line + "\n" for line in kept))
     done = len(kept)
     errors = sum("error" in json.loads(kept[i]) for i in failed)
     with open(target, "a", encoding="utf-8") as fh, bar(len(sources) - done, "batch transform") as advance:
-        for row in _rows(model, sources[done:], batch_size, top_k):
+        for i, row in enumerate(_rows(model, sources[done:], batch_size, top_k), start=done):
+            _store_mask(row, masks / f"{i + 1:06d}.png", out)
             fh.write(json.dumps(row) + "\n")
             fh.flush()
             errors += "error" in row

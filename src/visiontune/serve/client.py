@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from visiontune.errors import RequestError
-from visiontune.prediction import Prediction
+from visiontune.prediction import Prediction, SegmentationPrediction
 
 
 class Predictor:
@@ -60,7 +60,8 @@ class Predictor:
         req = urllib.request.Request(url, data=body, headers=headers, method="POST")
         try:
             with urllib.request.urlopen(req, timeout=self.timeout) as resp:  # noqa: S310 - user-given URL
-                return json.loads(resp.read())
+                body = resp.read()
+                return json.loads(body) if resp.headers.get_content_type() == "application/json" else body
         except urllib.error.HTTPError as exc:
             detail = exc.read().decode(errors="replace")
             try:
@@ -89,16 +90,32 @@ class Predictor:
             return buf.getvalue()
         return body
 
-    def predict(self, images: Any, top_k: int = 5) -> Prediction | list[Prediction]:
-        """One :class:`Prediction` for one image (path, bytes, PIL image or array), a list for a list."""
+    def predict(self, images: Any, top_k: int | None = None) -> Prediction | list[Prediction]:
+        """One :class:`Prediction` for one image (path, bytes, PIL image or array), a list for a list
+        (``top_k``: how many classes each lists, the server's 5 unless given).  A segmentation endpoint
+        answers :class:`SegmentationPrediction` (the mask at the image's size), as ``VisionModel.predict``."""
         rows, single = self._verbose(images, top_k)
-        preds = [Prediction(r["predicted_label"], float(r["probability"]),
-                            [(t["label"], float(t["probability"])) for t in r["top_k"]]) for r in rows]
+        if rows and "values" in rows[0]:  # run-length encoded masks
+            from visiontune.data.segmentation import from_run_length
+
+            preds = [SegmentationPrediction(from_run_length(r), list(r["labels"])) for r in rows]
+        else:
+            preds = [Prediction(r["predicted_label"], float(r["probability"]),
+                                [(t["label"], float(t["probability"])) for t in r["top_k"]],
+                                r.get("predicted_labels")) for r in rows]
         return preds[0] if single else preds
 
-    def predict_proba(self, images: Any) -> np.ndarray:
-        """``(N, C)`` probabilities in the model's class order, as ``VisionModel.predict_proba``."""
-        rows, _ = self._verbose(images if isinstance(images, (list, tuple)) else [images], None)
+    def predict_proba(self, images: Any) -> np.ndarray | list[np.ndarray]:
+        """``(N, C)`` probabilities in the model's class order, as ``VisionModel.predict_proba``; a
+        segmentation endpoint's are a list of ``(C, H, W)`` arrays, one per image at its own size."""
+        batch = list(images) if isinstance(images, (list, tuple)) else [images]
+        rows, _ = self._verbose(batch, None)
+        if rows and "values" in rows[0]:  # a segmentation model: each image's probabilities as .npy
+            out = []
+            for image in batch:
+                body, ctype = self._encode(image)
+                out.append(np.load(io.BytesIO(self.invoke(body, ctype, accept="application/x-npy"))))
+            return out
         return np.asarray([r["probabilities"] for r in rows], dtype=np.float32)
 
     def ping(self) -> bool:

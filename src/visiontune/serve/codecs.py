@@ -14,6 +14,16 @@ Responses (Accept), one shape each, whatever the options:
   for a multi-label model, whose probabilities are per class) (JumpStart's fields plus the k best, best first;
   k = 5 unless ``top_k`` says otherwise); a list of such objects for a batch.
 
+A segmentation model answers, for each image at its own size:
+
+* ``image/png``: the class-index mask (mode ``L``), what SageMaker's built-in segmentation answers (one
+  image per request);
+* ``application/x-npy``: the per-class probabilities, ``(C, H, W)`` float32 (``(N, C, H, W)`` for a batch of
+  images of one size);
+* ``application/json``: the mask run-length encoded, ``{"shape": [H, W], "values", "counts"}``: row-major runs
+  of class ``values[i]`` repeated ``counts[i]`` times (``np.repeat(values, counts).reshape(shape)``);
+  ``;verbose`` adds ``labels``, ``classes_present`` and ``pixel_fractions``.
+
 ``top_k`` only shapes the verbose ``top_k`` list; asked with plain ``application/json`` it is a 400,
 so a client never gets a body of another shape than it asked for.
 """
@@ -34,6 +44,8 @@ IMAGE_TYPES = ("image/jpeg", "image/png", "application/x-image", "image/webp", "
                "image/gif", "application/octet-stream")
 REQUEST_TYPES = (*IMAGE_TYPES, "application/json", "application/x-npy")
 ACCEPT_TYPES = ("application/json", "application/json;verbose")
+#: what a segmentation model answers
+SPATIAL_ACCEPT_TYPES = (*ACCEPT_TYPES, "image/png", "application/x-npy")
 
 
 def media_type(header: str | None) -> tuple[str, dict[str, str]]:
@@ -114,23 +126,29 @@ def _b64(value: Any, field: str) -> bytes:
         raise RequestError(f"{field}: not valid base64 ({exc})") from exc
 
 
-def negotiate(accept: str | None) -> str:
-    """The response type for an Accept header (``*/*`` and none mean application/json)."""
+def negotiate(accept: str | None, spatial: bool = False) -> str:
+    """The response type for an Accept header (``*/*`` and none mean application/json); ``spatial``: a
+    segmentation model's, which also answers ``image/png`` and ``application/x-npy``."""
     if not accept:
         return "application/json"
     for candidate in accept.split(","):
         ctype, params = media_type(candidate)
         if ctype in ("*/*", "application/*", "application/json"):
             return "application/json;verbose" if "verbose" in params else "application/json"
-    raise NotAcceptableError(f"Accept {accept!r} is not supported; use one of {', '.join(ACCEPT_TYPES)}")
+        if spatial and ctype in ("image/png", "application/x-npy"):
+            return ctype
+    raise NotAcceptableError(f"Accept {accept!r} is not supported; use one of "
+                             f"{', '.join(SPATIAL_ACCEPT_TYPES if spatial else ACCEPT_TYPES)}")
 
 
 DEFAULT_TOP_K = 5
 
 
-def check_accept(accept: str | None, top_k: int | None) -> str:
+def check_accept(accept: str | None, top_k: int | None, spatial: bool = False) -> str:
     """The response type, checked before any work: 406 for an unknown Accept, 400 for top_k without verbose."""
-    ctype = negotiate(accept)
+    ctype = negotiate(accept, spatial)
+    if top_k is not None and spatial:
+        raise RequestError("top_k is for classifiers; a segmentation model answers a class per pixel")
     if top_k is not None and ctype != "application/json;verbose":
         raise RequestError("top_k chooses the 'top_k' list of verbose responses; send "
                            "Accept: application/json;verbose (plain application/json is always the "
@@ -153,4 +171,33 @@ def encode_response(probs: np.ndarray, labels: list[str], accept: str, top_k: in
                      "predicted_label": best[0]["label"], "probability": best[0]["probability"], "top_k": best})
         if predicted is not None:
             rows[-1]["predicted_labels"] = predicted[n]
+    return json.dumps(rows[0] if single else rows).encode()
+
+
+def encode_masks(probs: list[np.ndarray], labels: list[str], accept: str, single: bool = True) -> bytes:
+    """A segmentation model's answer: ``probs`` is each image's ``(C, H, W)`` probabilities at its size."""
+    from visiontune.data.segmentation import mask_png, run_length
+
+    masks = [p.argmax(0).astype(np.uint8) for p in probs]
+    if accept == "image/png":
+        if not single:
+            raise RequestError("Accept: image/png answers one mask: send one image per request, or ask for "
+                               "application/json (run-length encoded masks) for a batch")
+        return mask_png(masks[0])
+    if accept == "application/x-npy":
+        if not single and len({p.shape for p in probs}) > 1:
+            raise RequestError("Accept: application/x-npy for a batch needs images of one size (one array); "
+                               "send them one per request")
+        buf = io.BytesIO()
+        np.save(buf, np.ascontiguousarray(probs[0] if single else np.stack(probs), dtype=np.float32))
+        return buf.getvalue()
+    rows = []
+    for m in masks:
+        doc = run_length(m)
+        if accept == "application/json;verbose":
+            counts = np.bincount(m.ravel(), minlength=len(labels))
+            present = [i for i in range(len(labels)) if counts[i]]
+            doc.update({"labels": labels, "classes_present": [labels[i] for i in present],
+                        "pixel_fractions": {labels[i]: float(counts[i]) / m.size for i in present}})
+        rows.append(doc)
     return json.dumps(rows[0] if single else rows).encode()

@@ -59,10 +59,14 @@ def default_path(model: str | Path, fmt: str) -> Path:
 
 
 def metadata(model) -> dict[str, str]:
+    spatial = model.spatial
     return {"visiontune.version": __version__, "visiontune.classes": json.dumps(model.classes),
             "visiontune.preprocessing": json.dumps(model.preprocessing.to_dict()),
-            "visiontune.input": "pixels: uint8 (batch, size, size, 3), RGB, resized and centre-cropped",
-            "visiontune.output": "probabilities: float32 (batch, classes), in visiontune.classes order",
+            "visiontune.input": "pixels: uint8 (batch, size, size, 3), RGB, "
+                                + ("the whole image resized (squashed)" if spatial else "resized and centre-cropped"),
+            "visiontune.output": ("probabilities: float32 (batch, classes, size, size), per pixel, in "
+                                  "visiontune.classes order; resize to the image's size, then argmax" if spatial else
+                                  "probabilities: float32 (batch, classes), in visiontune.classes order"),
             "visiontune.task": json.dumps({"name": model.task.name, **model.task_extras})}
 
 

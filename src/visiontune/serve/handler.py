@@ -26,7 +26,8 @@ import numpy as np
 from visiontune.artifact.store import artifact_dir, is_artifact, read_config
 from visiontune.data.decode import image_to_pixels
 from visiontune.errors import BadImageError, InferenceCodeError, RequestError
-from visiontune.serve.codecs import decode_request, encode_response, negotiate
+from visiontune.data.decode import image_size_of
+from visiontune.serve.codecs import decode_request, encode_masks, encode_response, negotiate
 from visiontune.serve.runtimes import create_runtime
 
 #: Each hook and its contract; the number of required arguments is read from it.
@@ -42,9 +43,13 @@ class DefaultModel:
     image_size: int
     interpolation: str
     max_pixels: int | None = None
+    resize: str = "shorter-side-then-center-crop"
+    #: a segmentation model: answers are resized back to each request image's size
+    spatial: bool = False
 
     def pixels(self, image: Any) -> np.ndarray:
-        return image_to_pixels(image, self.image_size, self.interpolation, max_pixels=self.max_pixels)
+        return image_to_pixels(image, self.image_size, self.interpolation, max_pixels=self.max_pixels,
+                               resize=self.resize)
 
 
 @dataclass
@@ -53,6 +58,8 @@ class RequestInput:
 
     pixels: list[np.ndarray]
     single: bool = True
+    #: (height, width) of each image as sent (segmentation answers at this size)
+    sizes: list[tuple[int, int]] = field(default_factory=list)
 
 
 @dataclass
@@ -78,24 +85,49 @@ class Handler:
             kwargs.update(threads=self.threads, origin=getattr(self, "origin", None))
         rt = create_runtime(self.runtime, Path(model_dir), **kwargs)
         prep = config["preprocessing"]
-        return DefaultModel(rt, int(prep["image_size"]), prep.get("interpolation", "bilinear"), self.max_pixels)
+        from visiontune.tasks import task_of
+
+        return DefaultModel(rt, int(prep["image_size"]), prep.get("interpolation", "bilinear"), self.max_pixels,
+                            prep.get("resize", "shorter-side-then-center-crop"), task_of(config)[0].spatial)
 
     def default_input_fn(self, body: bytes, content_type: str):
         images, batch = decode_request(body, content_type)
-        pixels = []
+        pixels, sizes = [], []
         for i, image in enumerate(images):
             try:
+                size = image_size_of(image) if self.model.spatial else None  # first: both or neither
                 pixels.append(self.model.pixels(image))
+                if size is not None:
+                    sizes.append(size)
             except BadImageError as exc:
                 where = f"instances[{i}]: " if len(images) > 1 else ""
                 raise RequestError(f"{where}not a usable image: {exc.reason}") from exc
-        return RequestInput(pixels, single=not batch)
+        return RequestInput(pixels, single=not batch, sizes=sizes)
 
     def default_predict_fn(self, data: RequestInput, model: DefaultModel):
         return model.runtime.predict_proba(np.stack(data.pixels))
 
+    @property
+    def spatial(self) -> bool:
+        """A segmentation model served with the default hooks."""
+        return bool(getattr(self.task, "spatial", False))
+
+    def finish(self, prediction, data):
+        """A segmentation model's probabilities, each resized back to its request image's size (the default
+        hooks' answer; a custom predict_fn's is left as it is)."""
+        if not self.spatial or "predict_fn" in self.hooks or not getattr(data, "sizes", None):
+            return prediction
+        import torch
+
+        from visiontune.tasks.segmentation import at_sizes
+
+        return [p.numpy() for p in at_sizes(torch.as_tensor(np.asarray(prediction)), data.sizes)]  # the answer's
+
     def default_output_fn(self, prediction, accept: str, top_k: int | None = None, single: bool = True):
-        ctype = negotiate(accept)
+        ctype = negotiate(accept, self.spatial)
+        if self.spatial:
+            labels = self.labels or [str(i) for i in range(len(prediction[0]))]
+            return encode_masks(list(prediction), labels, ctype, single=single), ctype.split(";")[0]
         probs = np.asarray(prediction)
         labels = self.labels or [str(i) for i in range(probs.shape[-1])]  # a script's model has no labels.json
         predicted = None

@@ -24,6 +24,9 @@ class Task(ABC):
     headline: str = "accuracy"
     #: what the debugger calls the loss tensor (smdebug's ``<LossModule>_output_0``)
     loss_name: str = "CrossEntropyLoss_output_0"
+    #: a prediction per pixel (segmentation): targets are masks, inputs are never centre-cropped, the
+    #: feature-cache fast path does not apply, augmentation moves images and masks together
+    spatial: bool = False
 
     @abstractmethod
     def targets(self, labels: list, num_classes: int) -> torch.Tensor:
@@ -36,8 +39,9 @@ class Task(ABC):
         ``loss``: the multi-label loss's kind, where the task has a choice)."""
 
     @abstractmethod
-    def hits(self, logits: torch.Tensor, targets: torch.Tensor) -> int:
-        """How many of a batch the model gets right (the training accuracy's numerator)."""
+    def hits(self, logits: torch.Tensor, targets: torch.Tensor) -> float:
+        """How many of a batch the model gets right (the training accuracy's numerator; segmentation: the sum
+        of each image's share of right pixels)."""
 
     @abstractmethod
     def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
@@ -51,6 +55,17 @@ class Task(ABC):
     @abstractmethod
     def summary(self, result: dict, split: str) -> dict:
         """The headline numbers of a finished run (``{split}_accuracy``...)."""
+
+    def reduce(self, logits: torch.Tensor, targets: torch.Tensor) -> Any:
+        """What evaluation keeps of one batch's logits (all of them, on the CPU; segmentation: a tally)."""
+        return logits.cpu()
+
+    def collect(self, parts: list, num_classes: int) -> Any:
+        """A split's reduced batches as :meth:`evaluate` takes them."""
+        return torch.cat(parts) if parts else torch.zeros(0, num_classes)
+
+    def save_examples(self, out: Path, inputs, collected, classes: list[str]) -> None:
+        """Pictures of a finished run drawn from its evaluated split's inputs (segmentation: overlays)."""
 
     def fit_extras(self, val_logits: torch.Tensor, val_targets: torch.Tensor) -> dict:
         """What the artifact keeps beyond the weights, learnt on validation (multi-label: thresholds)."""

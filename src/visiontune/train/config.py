@@ -20,7 +20,7 @@ from visiontune.errors import ConfigError, option
 from visiontune.runtime import DEVICES, PRECISIONS
 
 MODES = ("head", "partial", "full")
-TASKS = ("auto", "classification", "multi-label")  # "auto": what the data says (visiontune.tasks has each)
+TASKS = ("auto", "classification", "multi-label", "segmentation")  # "auto": what the data says (visiontune.tasks has each)
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
 SCHEDULERS = ("none", "step", "cosine", "one-cycle")
 
@@ -34,7 +34,8 @@ class TrainConfig:
     data: str = opt("", "dataset: class folders, split folders, a manifest, a .lst, or a folder of split files")
     out: str = opt("", "output folder for the model artifact, metrics, plots and checkpoints (default: runs/<job name>)")
     task: str = opt("auto", "what to predict: auto (from the data), classification (one label per image), "
-                            "multi-label (several per image: sigmoid outputs, per-class thresholds)", TASKS)
+                            "multi-label (several per image: sigmoid outputs, per-class thresholds), segmentation "
+                            "(a class per pixel, from masks)", TASKS)
     model: str = opt("mobilenet_v2", "model name (`visiontune models list`) or any timm/torchvision architecture")
     weights: str | None = opt(None, "start from this .pth/.safetensors file instead of the model's own weights")
     pretrained: bool = opt(True, "start from pretrained weights (--no-pretrained: random init)")
@@ -56,6 +57,9 @@ class TrainConfig:
     multi_label_loss: str = opt("bce", "multi-label loss: bce, focal (easy examples count less), asymmetric "
                                        "(negatives focused harder and shifted by a margin)",
                                 ("bce", "focal", "asymmetric"))
+    segmentation_decoder: str = opt("deeplabv3plus", "segmentation: the decoder on the pretrained encoder "
+                                                     "(segmentation-models-pytorch)",
+                                    ("deeplabv3plus", "fpn", "unet", "pan"))
     class_weights: bool = opt(False, "weight the loss by inverse class frequency (imbalanced data; multi-label: "
                                      "each class's positives by its negatives per positive)")
     early_stopping: bool = opt(False, "stop when validation loss stops improving; keep the best epoch")
@@ -148,7 +152,7 @@ class TrainConfig:
 
     @property
     def uses_feature_cache(self) -> bool:
-        return self.mode == "head" and self.augmentation == "none"
+        return self.mode == "head" and self.augmentation == "none" and self.task != "segmentation"
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":

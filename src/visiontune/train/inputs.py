@@ -17,11 +17,12 @@ from visiontune.zoo.optimize import inference_copy
 
 @dataclass
 class SplitInputs:
-    """One split, ready for batching: ``x`` features (N, D) or uint8 pixels (N, S, S, 3)."""
+    """One split, ready for batching: ``x`` features (N, D) or uint8 pixels (N, S, S, 3); ``y`` the targets
+    (segmentation: uint8 masks (N, S, S), memory-mapped like the pixels)."""
 
     name: str
     x: torch.Tensor | np.ndarray
-    y: torch.Tensor
+    y: torch.Tensor | np.ndarray
     kind: str  # "features" | "pixels"
 
     def __len__(self) -> int:
@@ -32,7 +33,9 @@ class SplitInputs:
         if self.kind == "features":
             return self.x[idx], self.y[idx]
         order = torch.sort(idx).values  # sequential reads from the memory map
-        return torch.from_numpy(np.ascontiguousarray(self.x[order.numpy()])), self.y[order]
+        y = self.y[order] if isinstance(self.y, torch.Tensor) else torch.from_numpy(
+            np.ascontiguousarray(self.y[order.numpy()]))
+        return torch.from_numpy(np.ascontiguousarray(self.x[order.numpy()])), y
 
 
 def hold_out(dataset: Dataset, valid_fraction: float, test_fraction: float, seed: int) -> Dataset:
@@ -93,13 +96,27 @@ def prepare(dataset: Dataset, hashes: dict[str, str], *, kind: str, prep, on_bad
         note(f"{name}: {len(samples)} images, {'reused cached' if hit else 'cached'} {kind}"
              + (f", {len(bad)} bad image(s) skipped" if bad else ""))
         skipped += [(src, reason) for src, reason in bad]
-        y = task.targets([s.label for s in samples], dataset.num_classes)
+        if getattr(task, "spatial", False):
+            y = _masks(samples, prep, dataset.num_classes, name, workers, cache_root)
+        else:
+            y = task.targets([s.label for s in samples], dataset.num_classes)
         keep = np.flatnonzero(ok)
         if len(keep) != len(samples):
-            y = y[torch.from_numpy(keep)]
+            y = y[torch.from_numpy(keep)] if isinstance(y, torch.Tensor) else _subset(y, keep)
             x = x[torch.from_numpy(keep)] if kind == "features" else _subset(x, keep)
         inputs[name] = SplitInputs(name, x, y, kind)
     return inputs, skipped
+
+
+def _masks(samples: list[Sample], prep, num_classes: int, split: str, workers, cache_root) -> np.ndarray:
+    """The split's masks as class indices at the pixel cache's size (checked: a bad mask stops the run)."""
+    from visiontune.data.segmentation import mask_cache
+
+    hashes = fingerprint([Sample(s.source, ()) for s in samples] + [Sample(s.mask, ()) for s in samples])
+    with bar(len(samples), f"masks [{split}]") as advance:
+        y, hit = mask_cache(samples, hashes, prep.image_size, num_classes, workers=workers, progress=advance,
+                            root=cache_root.parent / "masks" if cache_root is not None else None)
+    return y
 
 
 def _subset(arr: np.ndarray, keep: np.ndarray) -> np.ndarray:

@@ -21,7 +21,7 @@ from torch import nn
 from visiontune.artifact.store import FILES as ARTIFACT_FILES
 from visiontune.artifact.store import is_artifact, pack, save_artifact
 from visiontune.data.sources import open_dataset
-from visiontune.data.transforms import build_augmentation, normalize
+from visiontune.data.transforms import augment_pairs, build_augmentation, normalize
 from visiontune.debug.modes import ModeKeys
 from visiontune.errors import CheckpointError, ConfigError, DataError, option
 from visiontune.paths import timestamped
@@ -32,7 +32,8 @@ from visiontune.train.checkpoint import CHECKPOINT, has_checkpoint, load_checkpo
 from visiontune.train.config import TrainConfig
 from visiontune.train.inputs import SplitInputs, feature_model_key, hash_images, hold_out, prepare
 from visiontune.tasks import Task, get_task
-from visiontune.zoo.registry import create_model, default_preprocessing, get_model_spec
+from visiontune.zoo.registry import create_model, create_segmentation_model, default_preprocessing, get_model_spec
+from visiontune.zoo.segmentation import STRIDE as SEGMENTATION_STRIDE
 
 EpochCallback = Callable[[int, dict], None]
 
@@ -107,7 +108,7 @@ class _Trainer:
             self.train_net = DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
         self.num_classes = num_classes
         self.device, self.dtype = device, dtype
-        self.policy = build_augmentation(cfg.augmentation, prep.image_size)
+        self.policy = build_augmentation(cfg.augmentation, prep.image_size, masks=task.spatial)
         self.criterion = task.criterion(inputs["train"].y, num_classes, class_weights=cfg.class_weights,
                                         label_smoothing=cfg.label_smoothing, device=device, loss=cfg.multi_label_loss)
         self.params = [p for p in net.parameters() if p.requires_grad]
@@ -121,9 +122,9 @@ class _Trainer:
         self.rule_stop: list[str] = []  # a rule asked to stop: the run ends after this epoch
         self.rules = None  # the rules' runner (rank 0, debugger on)
 
-    def forward(self, x: torch.Tensor, train: bool) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, train: bool, augment: bool = True) -> torch.Tensor:
         if x.dtype == torch.uint8:
-            x = normalize(x, self.prep, self.device, policy=self.policy if train else None)
+            x = normalize(x, self.prep, self.device, policy=self.policy if train and augment else None)
         else:
             x = x.to(self.device, non_blocking=True)
         if self.hook is not None and self.hook.saving("inputs"):
@@ -140,23 +141,29 @@ class _Trainer:
         hook = self.hook
         if hook is not None:
             hook.set_mode(ModeKeys.TRAIN)
-        total_loss, correct, seen = 0.0, 0, 0
+        total_loss, correct, seen = 0.0, 0.0, 0
         for start in range(0, len(perm), self.cfg.batch_size):
             t0 = time.perf_counter()
             if self.stop is not None and self.stop.is_set():
                 raise StopTraining(f"stopped on request during epoch {epoch}")
             idx, share = perm[start:start + self.cfg.batch_size], 1.0
+            if self.task.spatial and len(idx) < 2 * self.world:
+                continue  # DeepLabV3+'s pooled ASPP branch cannot batch-normalise one image: a last batch that
+                # would give some rank a single image waits for the next epoch (every rank decides alike)
             if self.world > 1:
                 if len(idx) < self.world:  # a last batch too small to split: every rank skips it alike
                     continue
                 mine = idx.tensor_split(self.world)[self.rank]
                 idx, share = mine, len(mine) * self.world / len(idx)
             xb, yb = data.batch(idx)
+            if self.task.spatial:  # images and masks move together; colour changes the image only
+                xb, yb = augment_pairs(xb, yb, self.policy)
+                yb = yb.long()
             yb = yb.to(self.device)
             if hook is not None:
                 hook.begin_step()
             t1 = time.perf_counter()
-            logits = self.forward(xb, train=True)
+            logits = self.forward(xb, train=True, augment=not self.task.spatial)
             loss = self.criterion(logits, yb)
             t2 = time.perf_counter()
             if share != 1.0:
@@ -201,7 +208,7 @@ class _Trainer:
 
             totals = torch.tensor([total_loss, float(correct), float(seen)], dtype=torch.float64)
             dist.all_reduce(totals)
-            total_loss, correct, seen = totals[0].item(), int(totals[1].item()), int(totals[2].item())
+            total_loss, correct, seen = totals[0].item(), totals[1].item(), int(totals[2].item())
         return total_loss / seen, correct / seen
 
     @torch.inference_mode()
@@ -218,11 +225,12 @@ class _Trainer:
             if self.hook is not None:
                 self.hook.begin_step()
             logits = self.forward(xb, train=False)
+            yb = yb.long() if self.task.spatial else yb
             if self.hook is not None and (mode or ModeKeys.EVAL) == ModeKeys.EVAL:
                 self.hook.record_step(self.criterion(logits, yb.to(self.device)),  # each batch's loss
                                       loss_name=self.task.loss_name)
-            out.append(logits.cpu())
-        return (torch.cat(out) if out else torch.zeros(0, self.num_classes)), data.y
+            out.append(self.task.reduce(logits, yb))
+        return self.task.collect(out, self.num_classes), data.y
 
     def trainable_state(self) -> dict[str, torch.Tensor]:
         return {k: v.detach().clone() for k, v in self.net.state_dict().items()}
@@ -324,7 +332,7 @@ def _resolve(cfg: TrainConfig) -> _Run:
     out = Path(cfg.out)
     _check_out(out, cfg)
     dataset = open_dataset(cfg.data, on_bad_image=cfg.on_bad_image, label_attribute=cfg.label_attribute,
-                           allow_empty_labels=cfg.allow_empty_labels)
+                           allow_empty_labels=cfg.allow_empty_labels, task=cfg.task)
     dataset.check()
     task = _task(cfg, dataset)
     dataset = hold_out(dataset, cfg.valid_fraction, cfg.test_fraction, cfg.seed)
@@ -333,9 +341,25 @@ def _resolve(cfg: TrainConfig) -> _Run:
                         f"add images, give a validation split, or raise {option('valid_fraction')}")
     torch.manual_seed(cfg.seed)
     device = pick_device(cfg.device)
-    model, spec, wspec = create_model(cfg.model, pretrained=cfg.pretrained, num_classes=dataset.num_classes,
-                                      weights=cfg.weights, hidden_units=cfg.hidden_units, dropout=cfg.dropout)
-    prep = default_preprocessing(spec, wspec, cfg.image_size)
+    if task.spatial:
+        model, spec, wspec = create_segmentation_model(cfg.model, pretrained=cfg.pretrained,
+                                                       num_classes=dataset.num_classes, weights=cfg.weights,
+                                                       decoder=cfg.segmentation_decoder)
+    else:
+        model, spec, wspec = create_model(cfg.model, pretrained=cfg.pretrained, num_classes=dataset.num_classes,
+                                          weights=cfg.weights, hidden_units=cfg.hidden_units, dropout=cfg.dropout)
+    prep = default_preprocessing(spec, wspec, cfg.image_size, resize="squash" if task.spatial else None)
+    if task.spatial and cfg.batch_size < 2 * data_parallel()[1]:
+        raise ConfigError(f"{option('batch_size', cfg.batch_size)}: segmentation trains on at least 2 images per "
+                          "batch (per worker): its decoders batch-normalise pooled features")
+    if task.spatial and cfg.image_size is None and prep.image_size % SEGMENTATION_STRIDE:  # the weights' size
+        rounded = max(SEGMENTATION_STRIDE, round(prep.image_size / SEGMENTATION_STRIDE) * SEGMENTATION_STRIDE)
+        note(f"segmentation inputs are multiples of {SEGMENTATION_STRIDE} px: {rounded} px instead of the "
+             f"weights' {prep.image_size} (--image-size to choose)")
+        prep = dataclasses.replace(prep, image_size=rounded)
+    if task.spatial and prep.image_size % SEGMENTATION_STRIDE:
+        raise ConfigError(f"{option('image_size', prep.image_size)}: segmentation inputs must be a multiple of "
+                          f"{SEGMENTATION_STRIDE} pixels (e.g. {max(SEGMENTATION_STRIDE, prep.image_size // SEGMENTATION_STRIDE * SEGMENTATION_STRIDE)})")
     cfg = dataclasses.replace(cfg.resolved(image_size=prep.image_size, num_classes=dataset.num_classes),
                               task=task.name)
     state = None
@@ -360,12 +384,19 @@ def _identity_defaults(cfg: TrainConfig) -> dict:
 def _task(cfg: TrainConfig, dataset) -> Task:
     """``--task`` or, with ``auto``, what the data holds; one-label data may train as multi-label, not back."""
     name = dataset.task if cfg.task == "auto" else cfg.task
+    if (dataset.task == "segmentation") != (name == "segmentation"):
+        raise DataError(f"{cfg.data}: segmentation data (a mask per image); train it with "
+                        f"{option('task', 'segmentation')} (or {option('task', 'auto')})"
+                        if dataset.task == "segmentation" else
+                        f"{cfg.data}: {option('task', 'segmentation')} needs masks: train/ + train_annotation/ "
+                        "(SageMaker's layout), images/ + masks/, or a Ground Truth semantic-segmentation manifest")
     if dataset.task == "multi-label" and name != "multi-label":
         raise DataError(f"{cfg.data}: multi-label data (label lists, several labels per image possible); train it "
                         f"with {option('task', 'multi-label')} (or {option('task', 'auto')})")
     if name != "multi-label" and cfg.multi_label_loss != "bce":
-        raise ConfigError(f"{option('multi_label_loss', cfg.multi_label_loss)} is for multi-label data; this data has "
-                          f"one label per image ({option('task', 'multi-label')} trains it as multi-label)")
+        raise ConfigError(f"{option('multi_label_loss', cfg.multi_label_loss)} is for multi-label data; this data is "
+                          + ("segmentation data (masks)" if name == "segmentation" else
+                             f"one label per image ({option('task', 'multi-label')} trains it as multi-label)"))
     return get_task(name)
 
 
@@ -496,7 +527,7 @@ def _fit(run: _Run, trainer: "_Trainer", callbacks) -> tuple[list[dict], dict]:
 def _finish(run: _Run, trainer: "_Trainer", history, best, skipped, started: float, session=None) -> TrainResult:
     """Evaluate, write the artifact and the reports, pack ``model.tar.gz``."""
     cfg, out, model, spec, wspec = run.cfg, run.out, run.model, run.spec, run.wspec
-    metrics = _final_metrics(trainer, run.dataset, cfg, history, skipped, best, run.task)
+    evaluated, metrics = _final_metrics(trainer, run.dataset, cfg, history, skipped, best, run.task)
     if trainer.rule_stop:
         metrics["stopped_by_rule"] = trainer.rule_stop[0]
     if trainer.hook is not None:
@@ -522,12 +553,14 @@ def _finish(run: _Run, trainer: "_Trainer", history, best, skipped, started: flo
     run.task.reports(out, metrics, run.dataset.classes)
     if cfg.plots:
         plots.run_plots(out)
+        run.task.save_examples(out, trainer.inputs[metrics["evaluated_on"]], evaluated, run.dataset.classes)
     pack(out)
     remove_checkpoint(out)
     return TrainResult(out, metrics, history, time.perf_counter() - started)
 
 
-def _final_metrics(trainer: _Trainer, dataset, cfg: TrainConfig, history, skipped, best, task: Task) -> dict:
+def _final_metrics(trainer: _Trainer, dataset, cfg: TrainConfig, history, skipped, best, task: Task):
+    """(what the task collected of the evaluated split, metrics.json)"""
     split = "test" if "test" in trainer.inputs and len(trainer.inputs["test"]) else "validation"
     val_logits, val_y = trainer.logits("validation", ModeKeys.PREDICT)
     extras = task.fit_extras(val_logits, val_y)  # learnt on validation (thresholds), applied to the test split
@@ -536,7 +569,7 @@ def _final_metrics(trainer: _Trainer, dataset, cfg: TrainConfig, history, skippe
     val = task.evaluate(val_logits, val_y, dataset.classes, cfg.top_k, extras)
     summary = {**task.summary(result, split), f"validation_{task.headline}": val[task.headline]}
     log_metrics(**summary)
-    return {
+    return logits, {
         "task": task.name,
         "task_extras": extras,
         "evaluated_on": split,

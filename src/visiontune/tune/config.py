@@ -39,7 +39,8 @@ from visiontune.tune.strategies import EARLY_STOPPING, get_strategy
 
 OBJECTIVE_TYPES = ("Maximize", "Minimize")
 #: What the built-in engine reports every epoch (and can be tuned on).
-BUILTIN_METRICS = ("val_acc", "val_loss", "train_acc", "train_loss", "val_mAP")  # val_mAP: multi-label runs
+#: val_mAP: multi-label runs; val_mIoU: segmentation runs
+BUILTIN_METRICS = ("val_acc", "val_loss", "train_acc", "train_loss", "val_mAP", "val_mIoU")
 
 
 @dataclass
@@ -101,7 +102,7 @@ class TuningConfig:
             if self.objective_metric not in BUILTIN_METRICS:
                 raise ConfigError(f"objective metric {self.objective_metric!r}: the built-in engine reports "
                                   f"{', '.join(BUILTIN_METRICS)} every epoch (or validation:accuracy, validation:loss, "
-                                  "validation:mAP)")
+                                  "validation:mAP, validation:mIoU)")
             TrainConfig.from_dict({**self.base, **{n: _example(p) for n, p in self.ranges.items()}})
         else:
             defined = [d["Name"] if isinstance(d, dict) else str(d).partition("=")[0]

@@ -37,6 +37,8 @@ def inference_copy(module: nn.Module, device: torch.device, dtype: torch.dtype |
     A classifier's copy computes exactly what head-mode training computed: the head
     saw float32 features of the optimised backbone.
     """
+    if getattr(module, "spatial", False):
+        return _spatial_copy(module, device, dtype)
     head = getattr(module, "head", None)
     backbone = getattr(module, "backbone", module)
     original = getattr(backbone, "body", backbone)
@@ -66,3 +68,26 @@ def inference_copy(module: nn.Module, device: torch.device, dtype: torch.dtype |
     for p in frozen.parameters():
         p.requires_grad_(False)
     return frozen, ", ".join(how)
+
+
+class _FrozenSpatial(nn.Module):
+    """A segmentation model's inference copy: the whole network, per-pixel logits out (float32)."""
+
+    def __init__(self, net: nn.Module, dtype: torch.dtype | None, autocast_device: str | None):
+        super().__init__()
+        self.net, self.dtype, self.autocast_device = net, dtype, autocast_device
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.autocast_device:
+            with torch.autocast(self.autocast_device, dtype=self.dtype):
+                return self.net(x).float()
+        return self.net(x).float()
+
+
+def _spatial_copy(module: nn.Module, device: torch.device, dtype: torch.dtype | None) -> tuple[nn.Module, str]:
+    net = copy.deepcopy(module).eval().to(device).to(memory_format=torch.channels_last)
+    how = [f"{str(dtype).replace('torch.', '')} autocast"] if dtype is not None else []
+    frozen = _FrozenSpatial(net, dtype, device.type if dtype is not None else None).eval()
+    for p in frozen.parameters():
+        p.requires_grad_(False)
+    return frozen, ", ".join([*how, "channels_last"])

@@ -127,19 +127,38 @@ def create_model(
     return assemble(backbone, head, init_head=old if wspec else None), spec, wspec
 
 
-def rebuild_model(library: str, arch: str, head: HeadSpec) -> ImageClassifier:
-    """The architecture of a saved model, random weights, no download (for ``load_model``)."""
+def create_segmentation_model(name: str, pretrained: bool = True, num_classes: int = 2,
+                              weights: str | Path | WeightsSpec | None = None, decoder: str = "deeplabv3plus"):
+    """``name``'s encoder (its pretrained weights, as the classifier loads them) with a new ``decoder``
+    predicting ``num_classes`` per pixel; returns the model, its spec and the weights it started from."""
+    from visiontune.zoo.segmentation import segmentation_model
+
+    classifier, spec, wspec = create_model(name, pretrained=pretrained, num_classes=2, weights=weights)
+    origin = (wspec.tag if wspec.source == "hub" else str(wspec.local_path())) if wspec else ""
+    return segmentation_model(spec.library, spec.arch, num_classes, decoder, classifier, origin), spec, wspec
+
+
+def rebuild_model(library: str, arch: str, head: HeadSpec, segmentation: dict | None = None) -> ImageClassifier:
+    """The architecture of a saved model, random weights, no download (for ``load_model``); ``segmentation``:
+    what a segmentation model's ``describe()`` recorded."""
+    if segmentation:
+        from visiontune.zoo.segmentation import segmentation_model
+
+        return segmentation_model(library, arch, head.num_classes, segmentation["decoder"])
     model = build_architecture(library, arch, hub_pretrained=False)
     backbone, _ = split_classifier(library, model)
     return assemble(backbone, head)
 
 
-def default_preprocessing(spec: ModelSpec, wspec: WeightsSpec | None, image_size: int | None) -> Preprocessing:
+def default_preprocessing(spec: ModelSpec, wspec: WeightsSpec | None, image_size: int | None,
+                          resize: str | None = None) -> Preprocessing:
+    """``resize``: ``squash`` for segmentation (every pixel kept); default: the weights' centre crop."""
     if wspec is not None and wspec.source == "hub":
         wspec = _hub_weights_spec(spec) or wspec
     if wspec is not None and wspec.source.startswith("file:") and spec.weights is not None:
         wspec = replace(spec.weights, source=wspec.source)
-    return Preprocessing.from_weights(wspec, image_size)
+    prep = Preprocessing.from_weights(wspec, image_size)
+    return replace(prep, resize=resize) if resize else prep
 
 
 def _hub_weights_spec(spec: ModelSpec) -> WeightsSpec | None:
@@ -157,5 +176,5 @@ def _hub_weights_spec(spec: ModelSpec) -> WeightsSpec | None:
         return None
 
 
-__all__ = ["ModelSpec", "register_model", "list_models", "get_model_spec", "create_model",
+__all__ = ["ModelSpec", "register_model", "list_models", "get_model_spec", "create_model", "create_segmentation_model",
            "rebuild_model", "default_preprocessing", "WeightsUnavailableError"]

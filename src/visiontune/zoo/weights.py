@@ -109,10 +109,13 @@ class Preprocessing:
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
     interpolation: str = "bilinear"
-    #: Resize the shorter side to image_size, then cut the centre square.
+    #: Resize the shorter side to image_size, then cut the centre square; or (segmentation) "squash" the
+    #: whole image to image_size x image_size.
     resize: str = "shorter-side-then-center-crop"
 
     def __post_init__(self):
+        if self.resize not in ("shorter-side-then-center-crop", "squash"):
+            raise ConfigError(f"resize={self.resize!r}: choose shorter-side-then-center-crop or squash")
         if not 16 <= int(self.image_size) <= 2048:
             raise ConfigError(f"image_size={self.image_size}: choose a size between 16 and 2048 pixels")
         if self.interpolation not in INTERPOLATIONS:
