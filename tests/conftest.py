@@ -77,6 +77,15 @@ def tiny_split(tmp_path) -> Path:
     return make_folder_dataset(tmp_path / "tiny_split", per_class=12, split_layout=True)
 
 
+@pytest.fixture(scope="session")
+def device():
+    """The device training and prediction pick here (CUDA where there is one): tests that build tensors for a
+    model build them on it, and no test assumes the CPU."""
+    from visiontune.runtime import pick_device
+
+    return pick_device("auto")
+
+
 #: The options that make a training test fast: a small image, the offline model.
 FAST = dict(model="mobilenet_v2", image_size=32, epochs=2, batch_size=8, eval_batch_size=32, num_workers=0)
 

@@ -135,6 +135,15 @@ class ServiceUnavailableError(RequestError):
     status = 503
 
 
+class OverloadedError(ServiceUnavailableError):
+    """The model's queue is full: the client should come back after ``retry_after`` seconds (the
+    ``Retry-After`` header), instead of waiting seconds in a queue that only grows."""
+
+    def __init__(self, message: str, retry_after: int):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class AuthError(RequestError):
     status = 401
 

@@ -6,6 +6,8 @@ prediction, serving and export all ask.
   ``auto`` means bf16 for inference on CPUs that compute it natively (AMX / AVX512-BF16,
   about 2x faster here), float32 for training on CPUs (bf16 autocast measured slower
   there), and mixed precision on GPUs.
+* ``fp32`` means IEEE float32 on GPUs too (cuDNN computes float32 convolutions in TF32 unless told not
+  to: on an H100 that made fp32 answers differ from ONNX's by 8e-4); ``tf32`` asks for TF32 explicitly.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import torch
 
 from visiontune.errors import ConfigError, option
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+PRECISIONS = ("auto", "fp32", "tf32", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
@@ -37,7 +39,8 @@ def resolve_precision(precision: str, device: torch.device, training: bool = Fal
     """The reduced-precision dtype for ``precision`` on ``device`` (None = float32)."""
     if precision not in PRECISIONS:
         raise ConfigError(f"precision={precision!r}: choose one of {', '.join(PRECISIONS)}")
-    if precision == "fp32":
+    if precision in ("fp32", "tf32"):
+        float32_math(device, tf32=precision == "tf32")
         return None
     if precision == "bf16":
         return torch.bfloat16
@@ -61,6 +64,20 @@ def training_precision(precision: str, device: torch.device, head_on_features: b
     if precision == "auto" and device.type == "cpu" and head_on_features and native_bf16_cpu():
         return torch.bfloat16
     return resolve_precision(precision, device, training=True)
+
+
+def float32_math(device: torch.device, tf32: bool) -> None:
+    """On CUDA, float32 matrix products and convolutions in IEEE float32 (``tf32=False``) or TF32 (process-wide
+    settings of torch: the last model loaded or trained in this process decides)."""
+    if device.type != "cuda":
+        return
+    mode = "tf32" if tf32 else "ieee"
+    if hasattr(torch.backends.cuda.matmul, "fp32_precision"):  # torch >= 2.9
+        torch.backends.cuda.matmul.fp32_precision = mode
+        torch.backends.cudnn.conv.fp32_precision = mode
+    else:  # pragma: no cover - older torch
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+        torch.backends.cudnn.allow_tf32 = tf32
 
 
 def dtype_name(dtype: torch.dtype | None) -> str:

@@ -262,3 +262,39 @@ def test_every_error_has_the_same_json_shape(client):
         r = client.request(method, path)
         assert r.status_code == status and set(r.json()) == {"error", "status"} and r.json()["status"] == status
     assert "POST /invocations" in client.get("/nope").json()["error"]
+
+
+@pytest.mark.parametrize("batching", [1, 4])
+def test_a_full_queue_answers_503_with_retry_after_and_keeps_serving(model_dir, png_bytes, batching):
+    """More requests than --max-queue at once: the extra ones are refused at once (503, Retry-After), the
+    admitted ones answered, and the server serves normally afterwards."""
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    app = create_app(ServerSettings(models={"tiny": str(model_dir)}, max_queue=3, max_batch_size=batching))
+    with TestClient(app) as c:
+        app.state.loader.join(60)
+        ep = app.state.repo.endpoints["tiny"]  # what computes: the batcher's passes, or the runtime itself
+        target, attr = (ep.batcher, "predict") if ep.batcher is not None else (ep.handler.model.runtime, "predict_proba")
+        slow, gate = getattr(target, attr), threading.Event()
+
+        def held(pixels):  # the model is busy until the test lets it go
+            gate.wait(30)
+            return slow(pixels)
+
+        setattr(target, attr, held)
+        with ThreadPoolExecutor(10) as pool:
+            futures = [pool.submit(post, c, png_bytes, "image/png") for _ in range(10)]
+            deadline = time.time() + 30
+            while sum(f.done() for f in futures) < 7 and time.time() < deadline:
+                time.sleep(0.05)
+            gate.set()
+            answers = [f.result() for f in futures]
+        setattr(target, attr, slow)
+        refused = [r for r in answers if r.status_code == 503]
+        assert len(refused) == 7 and sum(r.status_code == 200 for r in answers) == 3
+        assert all(int(r.headers["Retry-After"]) >= 1 and "max_queue" in r.json()["error"] for r in refused)
+        assert post(c, png_bytes, "image/png").status_code == 200
+        assert 'visiontune_rejected_total{model="tiny"} 7.0' in c.get("/metrics").text
+

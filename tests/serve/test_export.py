@@ -93,14 +93,15 @@ def test_reduced_precision_serving_stays_close_to_fp32(model_dir, png_bytes):
     assert a.shape == b.shape == (1, 3)
     assert np.allclose(a.sum(1), 1, atol=1e-5) and np.allclose(b.sum(1), 1, atol=1e-3)
     assert np.abs(a - b).max() <= 0.05
-    assert exact.module(torch.zeros(1, 3, 32, 32)).dtype == torch.float32  # the trained network is untouched
+    # the trained network is untouched (the input on the model's device: CUDA where there is one)
+    assert exact.module(torch.zeros(1, 3, 32, 32, device=exact.device)).dtype == torch.float32
 
 
 def test_precision_is_checked(model_dir):
     from visiontune.errors import ConfigError
     from visiontune.serve.runtimes import create_runtime
 
-    with pytest.raises(ConfigError, match="precision='fp64': choose one of auto, fp32, bf16, fp16"):
+    with pytest.raises(ConfigError, match="precision='fp64': choose one of auto, fp32, tf32, bf16, fp16"):
         vt.load_model(model_dir, precision="fp64")
     with pytest.raises(ConfigError, match="needs runtime 'torch'"):
         create_runtime("onnx", model_dir, precision="bf16")

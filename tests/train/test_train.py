@@ -144,14 +144,15 @@ def test_cached_bad_images_are_reported_under_their_own_names(tiny_split, tmp_pa
         vt.train(data=str(copy), out=str(tmp_path / "c"), **FAST)
 
 
-def test_recorded_hyperparameters_are_the_ones_used(tiny_split, tmp_path):
+def test_recorded_hyperparameters_are_the_ones_used(tiny_split, tmp_path, device):
     """Regression (issue 14.3): learning_rate was recorded as null, top_k as 5 for a top-3 metric."""
     r = vt.train(data=str(tiny_split), out=str(tmp_path / "r"), **{**FAST, "image_size": None}, top_k=5)
     hp = json.loads((r.out / "hyperparameters.json").read_text())
     cfg = json.loads((r.out / "config.json").read_text())["hyperparameters"]
     assert hp == cfg
     assert hp["learning_rate"] == 1e-3 and hp["top_k"] == 3 and hp["image_size"] == 224 and hp["num_workers"] == 0
-    assert "test_top_3_accuracy" in r.metrics and r.metrics["runtime"]["device"] == "cpu"
+    assert "test_top_3_accuracy" in r.metrics and r.metrics["runtime"]["device"] == device.type
+    assert hp["device"] == "auto"  # the artifact records what was asked for, never the machine's device
     assert [k for k, v in hp.items() if v is None] == ["weights", "label_attribute"]
 
 

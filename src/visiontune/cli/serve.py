@@ -8,6 +8,8 @@ from pathlib import Path
 
 import click
 
+from visiontune.runtime import PRECISIONS
+
 
 def _parse_models(models: tuple[str, ...]) -> dict[str, str]:
     out = {}
@@ -33,12 +35,14 @@ def _parse_models(models: tuple[str, ...]) -> dict[str, str]:
 @click.option("--runtime", type=click.Choice(["torch", "onnx"]), default="torch", show_default=True,
               help="torch (the safetensors artifact) or onnx (model.onnx from `visiontune export`)")
 @click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda or mps")
-@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto", show_default=True,
+@click.option("--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True,
               help="torch runtime: auto = bf16 on CPUs with native bf16 (AMX/AVX512-BF16), fp16/bf16 on GPUs; fp32 = the trained network's exact answers")
 @click.option("--max-batch-size", default=1, show_default=True, type=click.IntRange(1),
               help="dynamic batching: images per forward pass (1 = off)")
 @click.option("--max-delay-ms", default=5.0, show_default=True, type=float,
               help="dynamic batching: how long the first request waits for company")
+@click.option("--max-queue", default=128, show_default=True, type=click.IntRange(0),
+              help="requests one model holds at once; more are answered 503 with Retry-After (0 = no bound)")
 @click.option("--max-payload-mb", default=6.0, show_default=True, type=float,
               help="largest request body accepted (SageMaker's real-time limit is 6 MB)")
 @click.option("--api-key", default=None, envvar="VISIONTUNE_API_KEY", help="require this key (or $VISIONTUNE_API_KEY)")
@@ -48,7 +52,7 @@ def _parse_models(models: tuple[str, ...]) -> dict[str, str]:
 @click.option("--source-dir", default=None, help="with --entry-point: the folder it lives in (copied as code/)")
 @click.option("--allow-model-management", is_flag=True,
               help="allow POST/DELETE /models without an API key (on by default with --api-key; off with --workers > 1)")
-def serve_cmd(models, host, port, workers, threads, runtime, device, precision, max_batch_size, max_delay_ms,
+def serve_cmd(models, host, port, workers, threads, runtime, device, precision, max_batch_size, max_delay_ms, max_queue,
               max_payload_mb, api_key, entry_point, source_dir, allow_model_management):
     """Serve models over HTTP: SageMaker's /ping and /invocations, and /endpoints/NAME/invocations for boto3.
 
@@ -69,7 +73,7 @@ def serve_cmd(models, host, port, workers, threads, runtime, device, precision, 
         artifact_dir(path, custom_ok=True)  # a wrong path fails now, not in a worker
     check_port_free(host, port)
     settings = ServerSettings(models=named, runtime=runtime, device=device, precision=precision, threads=threads,
-                              max_batch_size=max_batch_size, max_delay_ms=max_delay_ms,
+                              max_batch_size=max_batch_size, max_delay_ms=max_delay_ms, max_queue=max_queue,
                               max_payload_mb=max_payload_mb, api_key=api_key,
                               # each worker process holds its own models: loading into one would split them
                               allow_model_management=(allow_model_management or bool(api_key)) and workers == 1)
@@ -91,7 +95,7 @@ def serve_cmd(models, host, port, workers, threads, runtime, device, precision, 
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1), help="images per forward pass")
 @click.option("--top-k", default=3, show_default=True, type=click.IntRange(1), help="how many best classes each record lists")
 @click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda or mps")
-@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto", show_default=True,
+@click.option("--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True,
               help="auto = bf16 on CPUs with native bf16, fp16/bf16 on GPUs; fp32 = exact answers")
 @click.option("--overwrite", is_flag=True, help="start over in an --out made with another model or options")
 def batch_predict_cmd(model, inputs, out, batch_size, top_k, device, precision, overwrite):

@@ -33,6 +33,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from visiontune.errors import (
     AuthError,
     ForbiddenError,
+    OverloadedError,
     PayloadTooLargeError,
     RequestError,
     ServiceUnavailableError,
@@ -58,6 +59,9 @@ class ServerSettings:
     precision: str = "auto"              # torch runtime: bf16 on CPUs that compute it natively, fp16/bf16 on GPUs
     threads: int | None = None           # torch / onnxruntime threads per worker
     max_batch_size: int = 1              # 1 = batching off
+    #: requests one model holds at once (decoding, waiting, computing); more are answered 503 + Retry-After.
+    #: 0 = no bound.
+    max_queue: int = 128
     max_delay_ms: float = 5.0
     max_payload_mb: float = 6.0          # SageMaker real-time endpoints accept 6 MB
     max_pixels: int = 40_000_000
@@ -83,6 +87,26 @@ class Endpoint:
                                           settings.max_batch_size, settings.max_delay_ms,
                                           observe=lambda n: metrics.batch.labels(name).observe(n))
         self.metrics = metrics
+        self.max_queue = settings.max_queue
+        self.in_flight = 0  # requests of this model between admission and answer (the event loop counts them)
+        self.recent: list[float] = []  # when the last answers left, for Retry-After
+
+    def admit(self) -> None:
+        """Take a request in, or refuse it at once when the queue is full (503 with a Retry-After that is the
+        time the queue takes to drain at the recent rate, at least a second)."""
+        if self.max_queue and self.in_flight >= self.max_queue:
+            now = time.monotonic()
+            rate = len(self.recent) / max(1e-3, now - self.recent[0]) if len(self.recent) > 1 else 1.0
+            wait = max(1, round(self.in_flight / max(rate, 1e-3)))
+            self.metrics.rejected.labels(self.name).inc()
+            raise OverloadedError(f"model {self.name!r} has {self.in_flight} requests in hand (the limit is "
+                                  f"{self.max_queue}, {option('max_queue')}); retry in {wait} s", wait)
+        self.in_flight += 1
+
+    def release(self) -> None:
+        self.in_flight -= 1
+        self.recent.append(time.monotonic())
+        del self.recent[:-64]
 
     def describe(self) -> dict:
         return {"name": self.name, "path": str(self.path), "runtime": self.handler.runtime,
@@ -128,6 +152,8 @@ class Metrics:
                                  buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
         self.batch = Histogram("visiontune_batch_size", "Images per forward pass", ["model"], registry=self.registry,
                                buckets=(1, 2, 4, 8, 16, 32, 64, 128))
+        self.rejected = Counter("visiontune_rejected", "Requests refused with 503 because the model's queue was full",
+                                ["model"], registry=self.registry)
 
 
 class Repository:
@@ -164,6 +190,9 @@ class Repository:
 
 def _error_response(exc: Exception) -> JSONResponse:
     """Every error the server answers, as JSON with its status: typed errors carry theirs."""
+    if isinstance(exc, OverloadedError):
+        return JSONResponse({"error": str(exc), "status": exc.status, "retry_after": exc.retry_after},
+                            status_code=exc.status, headers={"Retry-After": str(exc.retry_after)})
     if isinstance(exc, RequestError):
         status, message = exc.status, str(exc)
     elif isinstance(exc, VisiontuneError):
@@ -291,9 +320,13 @@ def create_app(settings: ServerSettings) -> FastAPI:
                 raise ServiceUnavailableError(f"the model failed to load: {app.state.load_error}")
             ep = pick()
             name = ep.name
-            body = await read_body(request)
-            out, ctype = await ep.invoke(body, request.headers.get("content-type", ""),
-                                         request.headers.get("accept", ""), _top_k(request))
+            ep.admit()  # before the body is read: a full queue costs the server nothing more
+            try:
+                body = await read_body(request)
+                out, ctype = await ep.invoke(body, request.headers.get("content-type", ""),
+                                             request.headers.get("accept", ""), _top_k(request))
+            finally:
+                ep.release()
             response = Response(out, media_type=ctype)
         except Exception as exc:  # noqa: BLE001 - the server keeps serving; the client learns why
             response = _error_response(exc)
