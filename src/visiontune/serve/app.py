@@ -93,11 +93,11 @@ class Endpoint:
 
     def admit(self) -> None:
         """Take a request in, or refuse it at once when the queue is full (503 with a Retry-After that is the
-        time the queue takes to drain at the recent rate, at least a second)."""
+        time the queue takes to drain at the recent rate, 1 to 60 seconds)."""
         if self.max_queue and self.in_flight >= self.max_queue:
             now = time.monotonic()
             rate = len(self.recent) / max(1e-3, now - self.recent[0]) if len(self.recent) > 1 else 1.0
-            wait = max(1, round(self.in_flight / max(rate, 1e-3)))
+            wait = min(60, max(1, round(self.in_flight / max(rate, 1e-3))))
             self.metrics.rejected.labels(self.name).inc()
             raise OverloadedError(f"model {self.name!r} has {self.in_flight} requests in hand (the limit is "
                                   f"{self.max_queue}, {option('max_queue')}); retry in {wait} s", wait)
