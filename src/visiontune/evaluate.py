@@ -106,9 +106,9 @@ def _evaluate_masks(m: VisionModel, ds, data, samples, chosen: str, out, batch_s
     """A segmentation model on images with masks, at each image's own size: mIoU, per-class IoU, pixel
     accuracy and loss over every labelled pixel; ``misclassified`` lists the images by their own IoU, worst
     first (each image's mean IoU over the classes in its truth or prediction)."""
-    from visiontune.data.segmentation import IGNORE, INDEX_MASKS, open_mask
+    from visiontune.data.segmentation import INDEX_MASKS, open_mask
     from visiontune.predictions import MASK, PROBABILITIES
-    from visiontune.tasks.segmentation import Tally, confusion, scores
+    from visiontune.tasks.segmentation import scores
 
     if not m.spatial or ds.task != "segmentation":
         raise DataError(f"{data}: " + ("images without masks; a segmentation model is evaluated on masks (train/ + "
@@ -122,20 +122,14 @@ def _evaluate_masks(m: VisionModel, ds, data, samples, chosen: str, out, batch_s
         raise DataError(f"{data}: its classes ({', '.join(ds.classes[:12])}) are not the model's "
                         f"({', '.join(m.classes[:12])}), index for index")
     c = len(m.classes)
-    total = Tally(torch.zeros(c, c, dtype=torch.int64))
+    total = m.task.collect([], c)
     per_image, skipped, examples = [], [], []
     for _, s, row in _readable(m, samples, batch_size, on_bad_image, skipped):
         truth = torch.from_numpy(open_mask(s.mask, s.source, s.codec or INDEX_MASKS, c))
-        pred = torch.from_numpy(row[MASK])
-        probs = torch.from_numpy(row[PROBABILITIES])
-        keep = truth != IGNORE
-        picked = probs.permute(1, 2, 0)[keep].gather(1, truth[keep].long()[:, None])
-        cm = confusion(pred, truth, c)
-        total.confusion += cm
-        total.loss_sum += float(-picked.clamp(min=1e-12).log().sum())
-        total.pixels += int(keep.sum())
-        total.images += 1
-        per_image.append({"source": s.source, "mIoU": scores(cm.numpy(), m.classes)["mIoU"]})
+        # the task's own reduction, as training evaluates: log-probabilities are logits of the same softmax
+        part = m.task.reduce(torch.from_numpy(row[PROBABILITIES]).clamp(min=1e-12).log()[None], truth[None])
+        total = m.task.collect([total, part], c)
+        per_image.append({"source": s.source, "mIoU": scores(part.confusion.numpy(), m.classes)["mIoU"]})
         if len(examples) < 8:
             examples.append((s.source, truth.numpy(), row[MASK]))
     if not total.images:

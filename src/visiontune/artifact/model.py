@@ -67,20 +67,17 @@ class VisionModel:
             return [p.numpy() for p in self.probabilities_at_size(batch)]
         return self._proba(batch).numpy()
 
-    def probabilities_at_size(self, batch: list[Any]) -> list[torch.Tensor]:
-        """Segmentation: each image's ``(C, H, W)`` probabilities at its own size."""
+    def probabilities_at_size(self, batch: list[Any]):
+        """Segmentation: each image's ``(C, H, W)`` probabilities at its own size, one image at a time."""
         from visiontune.tasks.segmentation import at_sizes
 
-        return list(at_sizes(self._proba(batch), [image_size_of(im) for im in batch]))
+        return at_sizes(self._proba(batch), [image_size_of(im) for im in batch])
 
     def segment(self, images: Any) -> SegmentationPrediction | list[SegmentationPrediction]:
         """Segmentation: the class of every pixel of one image (or of each of a list), at the image's size."""
         batch, single = as_image_list(images)
-        from visiontune.tasks.segmentation import at_sizes
-
-        sizes = [image_size_of(im) for im in batch]
         preds = [SegmentationPrediction(p.argmax(0).to(torch.uint8).numpy(), self.classes)
-                 for p in at_sizes(self._proba(batch), sizes)]
+                 for p in self.probabilities_at_size(batch)]
         return preds[0] if single else preds
 
     def _proba(self, batch: list[Any]) -> torch.Tensor:

@@ -146,16 +146,15 @@ def resize_center_crop(img: Image.Image, size: int, interpolation: str = "biline
     return img
 
 
-#: How an image becomes ``size x size``: classification crops the centre square (what ImageNet models were
-#: trained on); segmentation squashes the whole image, so every pixel has a prediction to map back.
-RESIZES = ("shorter-side-then-center-crop", "squash")
 _RESAMPLE = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC,
              "nearest": Image.Resampling.NEAREST}
 
 
 def fit(img: Image.Image, size: int, interpolation: str = "bilinear",
         resize: str = "shorter-side-then-center-crop") -> Image.Image:
-    """``img`` as ``size x size`` by the ``resize`` policy (see :data:`RESIZES`)."""
+    """``img`` as ``size x size`` by the ``resize`` policy (``Preprocessing.resize``): classification crops
+    the centre square (what ImageNet models were trained on); segmentation squashes the whole image, so every
+    pixel has a prediction to map back."""
     if resize == "squash":
         if img.size == (size, size):
             return img

@@ -146,13 +146,13 @@ def open_mask(source: str, image_source: str | None, codec: MaskCodec, num_class
 
 
 def _image_size(source: str) -> tuple[int, int] | None:
-    """The image's upright (width, height) from its header; None when unreadable (the pixel cache reports it)."""
+    """The image's upright (width, height) from its header (a local file is not read whole: the pixel cache
+    decodes it); None when unreadable (the pixel cache reports it)."""
     from visiontune.data.decode import image_size_of
-
     from visiontune.errors import BadImageError
 
     try:
-        h, w = image_size_of(read_bytes(source), name=source)
+        h, w = image_size_of(read_bytes(source) if "://" in source else source, name=source)
         return w, h
     except (BadImageError, OSError):
         return None

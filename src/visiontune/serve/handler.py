@@ -24,9 +24,8 @@ from typing import Any, Callable
 import numpy as np
 
 from visiontune.artifact.store import artifact_dir, is_artifact, read_config
-from visiontune.data.decode import image_to_pixels
+from visiontune.data.decode import image_size_of, image_to_pixels
 from visiontune.errors import BadImageError, InferenceCodeError, RequestError
-from visiontune.data.decode import image_size_of
 from visiontune.serve.codecs import decode_request, encode_masks, encode_response, negotiate
 from visiontune.serve.runtimes import create_runtime
 
@@ -121,7 +120,7 @@ class Handler:
 
         from visiontune.tasks.segmentation import at_sizes
 
-        return [p.numpy() for p in at_sizes(torch.as_tensor(np.asarray(prediction)), data.sizes)]  # the answer's
+        return [p.numpy() for p in at_sizes(torch.as_tensor(np.asarray(prediction)), data.sizes)]
 
     def default_output_fn(self, prediction, accept: str, top_k: int | None = None, single: bool = True):
         ctype = negotiate(accept, self.spatial)

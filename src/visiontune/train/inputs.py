@@ -97,7 +97,7 @@ def prepare(dataset: Dataset, hashes: dict[str, str], *, kind: str, prep, on_bad
              + (f", {len(bad)} bad image(s) skipped" if bad else ""))
         skipped += [(src, reason) for src, reason in bad]
         if getattr(task, "spatial", False):
-            y = _masks(samples, prep, dataset.num_classes, name, workers, cache_root)
+            y = _masks(samples, hashes, prep, dataset.num_classes, name, workers, cache_root)
         else:
             y = task.targets([s.label for s in samples], dataset.num_classes)
         keep = np.flatnonzero(ok)
@@ -108,11 +108,13 @@ def prepare(dataset: Dataset, hashes: dict[str, str], *, kind: str, prep, on_bad
     return inputs, skipped
 
 
-def _masks(samples: list[Sample], prep, num_classes: int, split: str, workers, cache_root) -> np.ndarray:
-    """The split's masks as class indices at the pixel cache's size (checked: a bad mask stops the run)."""
+def _masks(samples: list[Sample], hashes: dict[str, str], prep, num_classes: int, split: str, workers,
+           cache_root) -> np.ndarray:
+    """The split's masks as class indices at the pixel cache's size (checked: a bad mask stops the run).
+    ``hashes``: the images' content hashes; the masks' are added."""
     from visiontune.data.segmentation import mask_cache
 
-    hashes = fingerprint([Sample(s.source, ()) for s in samples] + [Sample(s.mask, ()) for s in samples])
+    hashes = {**hashes, **fingerprint([Sample(s.mask, ()) for s in samples])}
     with bar(len(samples), f"masks [{split}]") as advance:
         y, hit = mask_cache(samples, hashes, prep.image_size, num_classes, workers=workers, progress=advance,
                             root=cache_root.parent / "masks" if cache_root is not None else None)

@@ -349,17 +349,8 @@ def _resolve(cfg: TrainConfig) -> _Run:
         model, spec, wspec = create_model(cfg.model, pretrained=cfg.pretrained, num_classes=dataset.num_classes,
                                           weights=cfg.weights, hidden_units=cfg.hidden_units, dropout=cfg.dropout)
     prep = default_preprocessing(spec, wspec, cfg.image_size, resize="squash" if task.spatial else None)
-    if task.spatial and cfg.batch_size < 2 * data_parallel()[1]:
-        raise ConfigError(f"{option('batch_size', cfg.batch_size)}: segmentation trains on at least 2 images per "
-                          "batch (per worker): its decoders batch-normalise pooled features")
-    if task.spatial and cfg.image_size is None and prep.image_size % SEGMENTATION_STRIDE:  # the weights' size
-        rounded = max(SEGMENTATION_STRIDE, round(prep.image_size / SEGMENTATION_STRIDE) * SEGMENTATION_STRIDE)
-        note(f"segmentation inputs are multiples of {SEGMENTATION_STRIDE} px: {rounded} px instead of the "
-             f"weights' {prep.image_size} (--image-size to choose)")
-        prep = dataclasses.replace(prep, image_size=rounded)
-    if task.spatial and prep.image_size % SEGMENTATION_STRIDE:
-        raise ConfigError(f"{option('image_size', prep.image_size)}: segmentation inputs must be a multiple of "
-                          f"{SEGMENTATION_STRIDE} pixels (e.g. {max(SEGMENTATION_STRIDE, prep.image_size // SEGMENTATION_STRIDE * SEGMENTATION_STRIDE)})")
+    if task.spatial:
+        prep = _segmentation_inputs(cfg, prep)
     cfg = dataclasses.replace(cfg.resolved(image_size=prep.image_size, num_classes=dataset.num_classes),
                               task=task.name)
     state = None
@@ -372,6 +363,24 @@ def _resolve(cfg: TrainConfig) -> _Run:
     return _Run(cfg, out, dataset, model, spec, wspec, prep, device,
                 training_precision(cfg.precision, device, cfg.uses_feature_cache and cfg.hidden_units > 0),
                 resolve_precision(cfg.precision, device), state, task)
+
+
+def _segmentation_inputs(cfg: TrainConfig, prep):
+    """Segmentation's input size (a multiple of the encoder's stride: the weights' own size rounded to one
+    unless ``--image-size`` is given) and batches of at least two images per worker."""
+    stride = SEGMENTATION_STRIDE
+    if cfg.batch_size < 2 * data_parallel()[1]:
+        raise ConfigError(f"{option('batch_size', cfg.batch_size)}: segmentation trains on at least 2 images per "
+                          "batch (per worker): its decoders batch-normalise pooled features")
+    nearest = max(stride, round(prep.image_size / stride) * stride)
+    if prep.image_size % stride and cfg.image_size is None:  # the weights' size
+        note(f"segmentation inputs are multiples of {stride} px: {nearest} px instead of the weights' "
+             f"{prep.image_size} (--image-size to choose)")
+        return dataclasses.replace(prep, image_size=nearest)
+    if prep.image_size % stride:
+        raise ConfigError(f"{option('image_size', prep.image_size)}: segmentation inputs must be a multiple of "
+                          f"{stride} pixels (e.g. {nearest})")
+    return prep
 
 
 def _identity_defaults(cfg: TrainConfig) -> dict:

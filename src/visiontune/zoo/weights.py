@@ -17,6 +17,8 @@ from visiontune.errors import ConfigError, WeightsUnavailableError
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 INTERPOLATIONS = ("bilinear", "bicubic", "nearest")
+#: how an image becomes image_size x image_size (data/decode.fit)
+RESIZES = ("shorter-side-then-center-crop", "squash")
 
 
 @dataclass(frozen=True)
@@ -114,8 +116,8 @@ class Preprocessing:
     resize: str = "shorter-side-then-center-crop"
 
     def __post_init__(self):
-        if self.resize not in ("shorter-side-then-center-crop", "squash"):
-            raise ConfigError(f"resize={self.resize!r}: choose shorter-side-then-center-crop or squash")
+        if self.resize not in RESIZES:
+            raise ConfigError(f"resize={self.resize!r}: choose one of {', '.join(RESIZES)}")
         if not 16 <= int(self.image_size) <= 2048:
             raise ConfigError(f"image_size={self.image_size}: choose a size between 16 and 2048 pixels")
         if self.interpolation not in INTERPOLATIONS:
