@@ -9,12 +9,13 @@ from __future__ import annotations
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
 
 import pytest
+
+from visiontune.serve.endpoints import free_port
 from tests.conftest import apt_install
 
 
@@ -23,12 +24,6 @@ def _pg_bin() -> str | None:
     if found:
         return os.path.dirname(found[-1])
     return os.path.dirname(shutil.which("initdb")) if shutil.which("initdb") else None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
@@ -46,7 +41,7 @@ def postgres_url():
         shutil.chown(root, "postgres", "postgres")
         os.chmod(root, 0o700)
     run_as = ["runuser", "-u", "postgres", "--"] if as_root else []
-    data, port = os.path.join(root, "data"), _free_port()
+    data, port = os.path.join(root, "data"), free_port()
     subprocess.run([*run_as, f"{bin_}/initdb", "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8"],
                    check=True, capture_output=True)
     opts = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off"

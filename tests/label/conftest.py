@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 
 import pytest
+
+from visiontune.serve.endpoints import free_port  # noqa: E402  (one helper for every test server)
 
 from tests.conftest import make_folder_dataset
 
@@ -26,12 +27,6 @@ def flat_images(tmp_path, per_class: int):
 def images(tmp_path):
     """12 images (3 colours x 4)."""
     return flat_images(tmp_path, 4)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture

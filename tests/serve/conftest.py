@@ -1,12 +1,13 @@
 import base64
 import io
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
 
 import pytest
+
+from visiontune.serve.endpoints import free_port  # noqa: E402  (one helper for every test server)
 from PIL import Image
 
 import visiontune as vt
@@ -37,12 +38,6 @@ def jpeg_bytes():
 
 def b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Server:

@@ -33,9 +33,10 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from visiontune.cli import data, debug, jobs, label, models, predict, quickstart, serve, train, tune
+    from visiontune.cli import (data, debug, endpoints, jobs, label, models, predict, quickstart, serve, studio,
+                                train, tune)
 
-    for module in (data, label, models, train, jobs, tune, debug, predict, serve, quickstart):
+    for module in (data, label, models, train, jobs, tune, debug, predict, serve, endpoints, studio, quickstart):
         module.register(cli)
 
 

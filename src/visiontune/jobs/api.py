@@ -42,6 +42,36 @@ def train(config=None, *, job_name: str | None = None, callbacks: tuple = (), **
     return TrainResult.from_dir(done.output_dir, job=done.name)
 
 
+def start_training(options: dict, *, job_name: str | None = None, store: JobStore | None = None):
+    """Submit an engine run and start it in its own process (``visiontune train --detach``); returns the
+    :class:`~visiontune.jobs.store.Job` at once.  Bad options fail here, before anything starts."""
+    from visiontune.jobs.runner import launch
+    from visiontune.train import TrainConfig
+
+    store = store or default_store()
+    cfg = TrainConfig.from_dict(options)
+    job = submit(store, "builtin", {"config": cfg.to_dict()}, name=job_name, output_dir=cfg.out or None)
+    launch(store, job.name, tie_to_parent=False)
+    return job
+
+
+def model_folder(name: str, store: JobStore | None = None):
+    """The model a finished job wrote (its output folder), or a clear error saying why there is none."""
+    from pathlib import Path
+
+    from visiontune.errors import ConfigError
+
+    job = (store or default_store()).get_job(name)
+    if job.status != "Completed":
+        why = f" ({job.failure_reason})" if job.failure_reason else ""
+        raise ConfigError(f"job {name} is {job.status}{why}: only a Completed job has a model to deploy")
+    out = Path(job.output_dir)
+    if not (out / "config.json").is_file():
+        raise ConfigError(f"job {name} left no model in {out} (no config.json); a script job's model is "
+                          f"{job.model_data}: serve that file")
+    return out
+
+
 def _job_record(name: str):
     return default_store().get_job(name)
 

@@ -12,6 +12,9 @@ from torch import nn
 
 from visiontune.tasks.base import Task
 
+#: how many of the most confident mistakes ``misclassified.json`` keeps
+MISCLASSIFIED_KEPT = 48
+
 
 def evaluate_logits(logits: torch.Tensor, labels: torch.Tensor, classes: list[str], top_k: int = 5) -> dict:
     logits, labels = logits.float(), labels.long()
@@ -73,6 +76,23 @@ class ClassificationTask(Task):
 
     def debug_values(self, logits, targets):
         return targets, logits.argmax(1)
+
+    def save_examples(self, out: Path, inputs, collected, classes: list[str]) -> None:
+        """``misclassified.json``: the evaluated split's wrong answers, the most confident first (the studio's
+        gallery of the worst mistakes; ``visiontune evaluate`` lists them all)."""
+        sources = getattr(inputs, "sources", None)
+        if not sources or len(sources) != len(collected):
+            return
+        probs = collected.float().softmax(1)
+        confidence, predicted = probs.max(1)
+        truth = inputs.y if isinstance(inputs.y, torch.Tensor) else torch.as_tensor(np.asarray(inputs.y))
+        wrong = torch.nonzero(predicted != truth).flatten()
+        order = wrong[torch.argsort(confidence[wrong], descending=True)][:MISCLASSIFIED_KEPT]
+        rows = [{"source": sources[i], "label": classes[int(truth[i])], "predicted": classes[int(predicted[i])],
+                 "probability": round(float(confidence[i]), 4),
+                 "label_probability": round(float(probs[i, int(truth[i])]), 4)} for i in order.tolist()]
+        (out / "misclassified.json").write_text(json.dumps({"split": inputs.name, "wrong": len(wrong),
+                                                            "of": len(sources), "worst": rows}, indent=1))
 
     def reports(self, out: Path, metrics: dict, classes: list[str]) -> None:
         (out / "confusion_matrix.json").write_text(json.dumps(

@@ -177,3 +177,71 @@ class TrainConfig:
 
     def save(self, path: Path) -> None:
         Path(path).write_text(json.dumps(self.to_dict(), indent=2))
+
+
+#: the fields a form shows first (the studio's Train page); the rest sit under "More options"
+CORE_FIELDS = ("model", "task", "mode", "epochs", "learning_rate", "batch_size", "image_size", "augmentation", "optimizer",
+               "lr_scheduler", "hidden_units", "dropout", "weight_decay", "early_stopping", "class_weights",
+               "label_smoothing", "seed")
+#: fields a form never shows (set by whoever submits: the data chosen, the output folder)
+_NOT_IN_FORMS = ("data", "out", "resume", "overwrite", "weights")
+_MINIMUM = {"epochs": 1, "batch_size": 1, "eval_batch_size": 1, "trainable_stages": 1, "top_k": 1,
+            "lr_scheduler_step": 1, "early_stopping_patience": 1, "hidden_units": 0, "image_size": 16,
+            "debug_save_interval": 0, "profile_interval": 0, "dropout": 0, "label_smoothing": 0, "weight_decay": 0,
+            "num_workers": 0}
+
+
+def _field_type(f) -> tuple[str, bool]:
+    """(int | float | bool | str, whether None is allowed) from a field's annotation."""
+    text = str(f.type).replace(" ", "")
+    optional = "None" in text
+    base = text.replace("|None", "").replace("None|", "")
+    return (base if base in ("int", "float", "bool", "str") else "str"), optional
+
+
+def form_fields() -> list[dict]:
+    """Every TrainConfig option a form may set: name, type, default, help, choices, minimum, core or not."""
+    rows = []
+    for f in fields(TrainConfig):
+        if f.name in _NOT_IN_FORMS or not f.metadata.get("cli", True):
+            continue
+        kind, optional = _field_type(f)
+        rows.append({"name": f.name, "type": kind, "optional": optional, "default": f.default,
+                     "help": f.metadata.get("help", ""), "choices": list(f.metadata.get("choices") or []) or None,
+                     "minimum": _MINIMUM.get(f.name), "core": f.name in CORE_FIELDS})
+    order = {n: i for i, n in enumerate(CORE_FIELDS)}
+    return sorted(rows, key=lambda r: (not r["core"], order.get(r["name"], 0)))
+
+
+def coerce_form(values: dict[str, Any]) -> dict[str, Any]:
+    """Form values (strings or JSON) -> typed options; a value of the wrong type is a ConfigError naming its
+    field.  Empty optional values mean the default (None)."""
+    types = {f.name: _field_type(f) for f in fields(TrainConfig)}
+    out: dict[str, Any] = {}
+    for name, value in values.items():
+        if name not in types:
+            out[name] = value  # from_dict names unknown options
+            continue
+        kind, optional = types[name]
+        if value is None or (isinstance(value, str) and not value.strip() and kind != "str"):
+            if optional:
+                out[name] = None
+                continue
+            raise ConfigError(f"{name}: give a value")
+        try:
+            if kind == "bool":
+                if isinstance(value, str) and value.lower() not in ("true", "false", "1", "0", "on", "off"):
+                    raise ValueError
+                out[name] = value if isinstance(value, bool) else str(value).lower() in ("true", "1", "on")
+            elif kind == "int":
+                number = float(value)
+                if number != int(number):
+                    raise ValueError
+                out[name] = int(number)
+            elif kind == "float":
+                out[name] = float(value)
+            else:
+                out[name] = str(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{name}={value!r}: give {'a whole number' if kind == 'int' else 'a number' if kind == 'float' else 'true or false'}") from None
+    return out

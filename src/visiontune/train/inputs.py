@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +24,8 @@ class SplitInputs:
     x: torch.Tensor | np.ndarray
     y: torch.Tensor | np.ndarray
     kind: str  # "features" | "pixels"
+    #: where each row came from (the images left out as unreadable are not here)
+    sources: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.y)
@@ -104,7 +106,7 @@ def prepare(dataset: Dataset, hashes: dict[str, str], *, kind: str, prep, on_bad
         if len(keep) != len(samples):
             y = y[torch.from_numpy(keep)] if isinstance(y, torch.Tensor) else _subset(y, keep)
             x = x[torch.from_numpy(keep)] if kind == "features" else _subset(x, keep)
-        inputs[name] = SplitInputs(name, x, y, kind)
+        inputs[name] = SplitInputs(name, x, y, kind, [samples[i].source for i in keep])
     return inputs, skipped
 
 

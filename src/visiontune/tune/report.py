@@ -23,7 +23,10 @@ def leaderboard(store: JobStore, name: str) -> list[dict]:
 
     tj = store.get_tuning_job(name)
     maximize = tj.config.get("objective", {}).get("type", "Maximize") == "Maximize"
-    study = optuna.load_study(study_name=study_name(name), storage=store.optuna_storage())
+    try:
+        study = optuna.load_study(study_name=study_name(name), storage=store.optuna_storage())
+    except KeyError:  # recorded, its study not made yet (the first moment of a tuning job): no trials
+        return []
     from visiontune.tune.parameters import parse_range
 
     ranges = {n: parse_range(n, r) for n, r in tj.config.get("ranges", {}).items()}
@@ -42,6 +45,19 @@ def leaderboard(store: JobStore, name: str) -> list[dict]:
                      "FailureReason": t.user_attrs.get("failure_reason")})
     sign = -1 if maximize else 1
     rows.sort(key=lambda r: (r["FinalObjectiveValue"] is None, sign * (r["FinalObjectiveValue"] or 0), r["TrialNumber"]))
+    return rows
+
+
+def summaries(store: JobStore) -> list[dict]:
+    """Tuning jobs, newest first: status, trials so far, the best objective and its job (`tune list`)."""
+    rows = []
+    for tj in store.list_tuning_jobs():
+        board = leaderboard(store, tj.name)
+        best = next((r for r in board if r["FinalObjectiveValue"] is not None), None)
+        rows.append({"name": tj.name, "status": tj.status, "trials": len(board),
+                     "max_jobs": tj.config.get("max_jobs"), "objective": tj.config.get("objective", {}).get("metric"),
+                     "best": best["FinalObjectiveValue"] if best else None,
+                     "best_job": best["TrainingJobName"] if best else None, "created": tj.created_at})
     return rows
 
 

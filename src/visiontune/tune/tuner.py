@@ -372,3 +372,55 @@ def _state(name: str):
     import optuna
 
     return getattr(optuna.trial.TrialState, name)
+
+
+# ---------------------------------------------------------------------- in the background, and stopping
+def launch(config: "TuningConfig", *, wait_s: float = 60.0):
+    """Run a tuning job in its own process (``visiontune tune --config FILE --detach``): the configuration is
+    written to ``<output>/tune.yaml`` and ``visiontune tune run`` runs it, its output in ``tune.log`` beside it.
+    Returns once the tuning job is recorded (or raises, quoting the log, if the process ended first)."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    from visiontune.jobs.api import default_store
+
+    config.check()
+    store = default_store()
+    if store.find_tuning_job(config.name) is not None:
+        raise ConfigError(f"a tuning job named {config.name} exists; choose another name (or run the same "
+                          "configuration with `visiontune tune` to resume it)")
+    out = Path(config.output or Path("runs") / config.name).resolve()
+    config.output = str(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "tune.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    env = {**os.environ, "VISIONTUNE_DB": store.url, "PYTHONUNBUFFERED": "1"}
+    with open(out / "tune.log", "ab") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "visiontune.cli.main", "tune", "run", "--config",
+                                 str(out / "tune.yaml")], stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+    deadline = time.time() + wait_s
+    while time.time() < deadline:
+        if store.find_tuning_job(config.name) is not None:
+            return proc
+        if proc.poll() is not None:
+            tail = (out / "tune.log").read_text(errors="replace").strip().splitlines()[-5:]
+            raise ConfigError(f"tuning job {config.name} ended before it started: {' | '.join(tail)}")
+        time.sleep(0.2)
+    return proc
+
+
+def stop_tuning(store, name: str, wait_s: float = 60.0):
+    """Stop a tuning job (its running trials stop too); running its configuration again resumes it."""
+    tj = store.get_tuning_job(name)
+    store.update_tuning_job(name, stop_requested=True)
+    if tj.status == "InProgress" and tj.host == this_host() and tj.pid and tj.pid != os.getpid():
+        try:
+            os.kill(tj.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.time() + wait_s
+    while time.time() < deadline and store.get_tuning_job(name).status == "InProgress":
+        time.sleep(0.5)
+    return store.get_tuning_job(name)

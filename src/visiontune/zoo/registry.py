@@ -77,7 +77,7 @@ def get_model_spec(name: str) -> ModelSpec:
     raise ModelNotFoundError(
         f"unknown model {name!r}. Registered (pretrained offline where installed): "
         f"{', '.join(_REGISTRY)}. Any torchvision or timm architecture also works by name "
-        "(e.g. resnet18, timm:convnext_tiny); see `visiontune models list`."
+        "(e.g. resnet34, timm:convnext_small); see `visiontune models list`."
     )
 
 

@@ -48,6 +48,8 @@ class WeightsSpec:
     #: (same tensors in the same order, other names: lukemelas -> timm).
     key_map: str = "exact"
     notes: str = ""
+    #: ImageNet-1k top-1 accuracy (%) as the weights' publisher reports it (not measured here)
+    imagenet_top1: float | None = None
 
     @property
     def offline(self) -> bool:

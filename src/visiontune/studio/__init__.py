@@ -1,0 +1,71 @@
+"""visiontune studio: the no-code web app over the library (models, data, training jobs, endpoints).
+
+``visiontune studio`` is :func:`serve`; the app (:func:`visiontune.studio.app.create_app`) holds no logic
+of its own: every button calls a library function the CLI and Python API call too."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from visiontune.errors import ConfigError
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def _server_file() -> Path:
+    from visiontune.studio.app import studio_home
+
+    return studio_home() / "server.json"
+
+
+def running_url() -> str | None:
+    """The link of the studio running on this machine (``visiontune studio --url``), if one is."""
+    from visiontune.jobs.store import pid_alive
+
+    try:
+        info = json.loads(_server_file().read_text())
+    except (OSError, ValueError):
+        return None
+    return info["url"] if pid_alive(info.get("pid")) else None
+
+
+def serve(port: int = 8765, data_roots: list[str | Path] | None = None, host: str = "127.0.0.1",
+          allow_remote: bool = False, announce=print) -> None:
+    """Run the studio until interrupted; prints its link (with a new token each start)."""
+    import uvicorn
+
+    from visiontune.serve.endpoints import port_in_use
+    from visiontune.studio.app import Settings, create_app
+
+    if host not in LOOPBACK and not allow_remote:
+        raise ConfigError(f"--host {host}: the studio would be reachable from other machines; add --allow-remote "
+                          "to mean it (the link's token is the only protection: put it behind HTTPS)")
+    if port_in_use(port, "127.0.0.1" if host in LOOPBACK else host):
+        other = running_url()
+        raise ConfigError(f"port {port} is already in use" + (f" (a studio runs at {other})" if other else "")
+                          + ": choose another with --port")
+    roots = [Path(r).expanduser() for r in (data_roots or [Path.cwd()])]
+    for r in roots:
+        if not r.is_dir():
+            raise ConfigError(f"--data-root {r}: not a folder")
+    settings = Settings(roots=roots, port=port, host=host)
+    app = create_app(settings)
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    url = f"http://{shown}:{port}/?token={settings.access.token}"
+    path = _server_file()
+    path.write_text(json.dumps({"url": url, "pid": os.getpid()}))
+    os.chmod(path, 0o600)
+    if host not in LOOPBACK:
+        announce(f"warning: serving on {host}: anyone who can reach this machine and has the link can train and "
+                 "deploy models here")
+    announce(f"visiontune studio: {url}")
+    announce("data roots: " + ", ".join(str(r) for r in roots) + " (and uploads in the visiontune home)")
+    try:
+        uvicorn.run(app, host=host, port=port, access_log=False, log_level="warning", timeout_graceful_shutdown=3)
+    finally:
+        path.unlink(missing_ok=True)
+
+
+__all__ = ["serve", "running_url"]

@@ -1,0 +1,176 @@
+"""The studio's API over the library: the Train form's checks (the CLI's messages, beside their field), one
+job per submission, models and options for the pages, deploy refusals, and the pages themselves."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import pytest
+
+from tests.studio.conftest import PORT
+
+
+def _train(c, path="colors", submission=None, **config):
+    body = {"data": {"root": 0, "path": path}, "config": config}
+    if submission:
+        body["submission"] = submission
+    return c.post("/api/jobs", json=body)
+
+
+@pytest.mark.parametrize("config,field,words", [
+    ({"epochs": 0}, "epochs", "epochs=0: must be 1 or more"),
+    ({"epochs": "two"}, "epochs", "whole number"),
+    ({"learning_rate": "-1"}, "learning_rate", "greater than 0"),
+    ({"mode": "everything"}, "mode", "choose one of head, partial, full"),
+    ({"dropout": 1.5}, "dropout", "[0, 1)"),
+    ({"batch_size": ""}, "batch_size", "give a value"),
+    ({"not_an_option": 1}, "not_an_option", "unknown option"),
+])
+def test_bad_hyperparameters_are_named_beside_their_field(studio, config, field, words):
+    c, _ = studio
+    r = _train(c, **config)
+    assert r.status_code == 400
+    assert r.json()["field"] == field and words in r.json()["error"]
+
+
+def test_bad_data_gets_the_clis_messages_beside_the_data_field(studio, data_root):
+    import shutil
+
+    c, _ = studio
+    one = data_root / "one"
+    shutil.copytree(data_root / "colors" / "red", one / "red")
+    (data_root / "empty").mkdir()
+    corrupt = data_root / "corrupt"
+    shutil.copytree(data_root / "colors", corrupt)
+    (corrupt / "red" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    for path, words in (("one", "class"), ("empty", "image"), ("corrupt", "broken.png"),
+                        ("../..", "inside the data root")):
+        r = _train(c, path=path, epochs=1)
+        assert r.status_code in (400, 403) and r.json()["field"] == "data", (path, r.text)
+        assert words in r.json()["error"], (path, r.json()["error"])
+    # skipping bad images is the user's choice, as on the CLI
+    from visiontune.data.inspect import inspect
+
+    assert any("broken.png" in p["message"] for p in inspect(corrupt)["problems"])
+
+
+def test_a_second_click_on_train_starts_no_second_job(studio, monkeypatch):
+    import visiontune.jobs.runner as runner
+    from visiontune.jobs.api import default_store
+
+    started = []
+    monkeypatch.setattr(runner, "launch", lambda store, name, **kw: started.append(name))
+    c, _ = studio
+    first = _train(c, submission="s-1", epochs=1, image_size=32)
+    again = _train(c, submission="s-1", epochs=1, image_size=32)
+    assert first.status_code == again.status_code == 200
+    assert again.json() == {"job": first.json()["job"], "repeated": True}
+    assert started == [first.json()["job"]] and len(default_store().list_jobs()) == 1
+    # two requests at once (the second arrives while the first still checks the data): still one job
+    from concurrent.futures import ThreadPoolExecutor
+
+    import visiontune.studio.app as studio_app
+
+    slow = studio_app._inspect_for_training
+    monkeypatch.setattr(studio_app, "_inspect_for_training", lambda *a: (time.sleep(0.5), slow(*a))[1])
+    with ThreadPoolExecutor(2) as pool:
+        both = list(pool.map(lambda _: _train(c, submission="s-2", epochs=1, image_size=32), range(2)))
+    assert [r.status_code for r in both] == [200, 200] and both[0].json()["job"] == both[1].json()["job"]
+    assert sorted("repeated" in r.json() for r in both) == [False, True]
+    assert len(started) == 2 and len(default_store().list_jobs()) == 2
+    # a refused submission may be corrected and sent again with the same id
+    assert _train(c, submission="s-3", epochs=0).status_code == 400
+    assert _train(c, submission="s-3", epochs=1, image_size=32).status_code == 200 and len(started) == 3
+    job = default_store().get_job(first.json()["job"])
+    assert job.spec["config"]["data"].endswith("colors") and job.spec["config"]["epochs"] == 1
+    from visiontune.paths import home
+
+    assert job.output_dir.startswith(str(home() / "runs"))  # the studio's runs live in the visiontune home
+
+
+def test_deploying_a_job_without_a_model_says_why(studio, tmp_path):
+    from visiontune.jobs.api import default_store
+
+    c, _ = studio
+    store = default_store()
+    store.create_job("broken", "builtin", {"config": {}}, {}, str(tmp_path / "broken"))
+    store.finish("broken", "Failed", reason="ValueError: the data fell over")
+    r = c.post("/api/endpoints", json={"job": "broken"})
+    assert r.status_code == 400
+    assert "broken is Failed (ValueError: the data fell over)" in r.json()["error"]
+    r = c.post("/api/endpoints", json={"pretrained": "no_such_model_xyz"})
+    assert r.status_code == 400 and "unknown model" in r.json()["error"]
+    assert c.post("/api/endpoints", json={}).status_code == 400
+    assert c.post("/api/endpoints/nothing/try", content=b"x").status_code == 400
+
+
+def test_models_options_and_pages(studio):
+    c, _ = studio
+    models = c.get("/api/models").json()
+    mobile = next(m for m in models if m["name"] == "mobilenet_v2")
+    assert mobile["offline"] and mobile["imagenet_top1"] == 71.878 and "segmentation" in mobile["tasks"]
+    assert any(not m["offline"] for m in models)  # download-only entries are listed, marked as such
+    options = {o["name"]: o for o in c.get("/api/train/options").json()}
+    assert options["epochs"]["core"] and options["epochs"]["minimum"] == 1 and options["mode"]["choices"]
+    assert "data" not in options and "out" not in options
+    for path in ("/models", "/models/mobilenet_v2", "/data", "/train", "/jobs", "/compare?jobs=a,b", "/deploy"):
+        r = c.get(path)
+        assert r.status_code == 200 and '<nav aria-label="main">' in r.text and "/static/studio.js" in r.text
+    assert c.get("/jobs/no-such-job").status_code == 400
+    assert c.get("/static/studio.css").status_code == 200
+    assert c.get("/static/nope.js").status_code == 404
+
+
+def test_the_studio_refuses_a_busy_port_and_a_remote_bind_without_the_flag(tmp_path):
+    from visiontune.errors import ConfigError
+    from visiontune.studio import serve
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        with pytest.raises(ConfigError, match=f"port {port} is already in use"):
+            serve(port=port, data_roots=[tmp_path])
+    with pytest.raises(ConfigError, match="--allow-remote"):
+        serve(port=PORT, host="0.0.0.0", data_roots=[tmp_path])
+    with pytest.raises(ConfigError, match="not a folder"):
+        serve(port=0, data_roots=[tmp_path / "missing"])
+
+
+def _tune(c, **body):
+    doc = {"data": {"root": 0, "path": "colors"}, "base": {"epochs": 1, "image_size": 32},
+           "ranges": {"learning_rate": {"type": "continuous", "min": 1e-4, "max": 1e-2, "scaling": "Logarithmic"}},
+           "max_jobs": 2, **body}
+    return c.post("/api/tune", json=doc)
+
+
+@pytest.mark.parametrize("body,field,words", [
+    ({"ranges": {"learning_rate": {"type": "continuous", "min": 0, "max": 1e-2, "scaling": "Logarithmic"}}},
+     "range-learning_rate", "Logarithmic scaling needs a range above 0"),
+    ({"ranges": {"dropout": {"type": "continuous", "min": "a", "max": 0.5}}}, "range-dropout", "must be a number"),
+    ({"ranges": {}}, None, "at least one hyperparameter range"),
+    ({"name": "bad name!"}, "name", "letters, digits"),
+    ({"max_jobs": 0}, "max_jobs", "must be 1 or more"),
+    ({"base": {"epochs": 0}}, "epochs", "must be 1 or more"),
+    ({"data": None}, "data", "choose a data folder"),
+])
+def test_bad_tuning_settings_are_named_beside_their_field(studio, body, field, words, monkeypatch):
+    import visiontune.tune.tuner as tuner
+
+    monkeypatch.setattr(tuner, "launch", lambda config: pytest.fail("a bad tuning job was started"))
+    c, _ = studio
+    r = _tune(c, **body)
+    assert r.status_code == 400, r.text
+    assert words in r.json()["error"] and r.json()["field"] == field, r.json()
+
+
+def test_tuning_options_offer_ranges_with_log_scales(studio):
+    c, _ = studio
+    opts = c.get("/api/tune/options").json()
+    assert {"Bayesian", "Random", "Grid", "Hyperband"} <= set(opts["strategies"])
+    lr = next(r for r in opts["ranges"] if r["name"] == "learning_rate")
+    assert lr["log"] and lr["type"] == "continuous"
+    assert any(r["type"] == "categorical" and "crop" in r["values"] for r in opts["ranges"])
+    assert c.get("/api/tune").json() == []
+    assert c.get("/tune").status_code == 200 and c.get("/tune/none").status_code == 400
