@@ -37,6 +37,7 @@ test: $(STAMP)
 
 bench: $(STAMP) fashion-mnist
 	$(BIN)/python benchmarks/finetune.py
+	$(BIN)/python benchmarks/augment.py
 
 clean:
 	rm -rf $(VENV) quickstart

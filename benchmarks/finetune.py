@@ -12,7 +12,9 @@ One process, one machine, same data (PNG class folders: 10k train, 2k val,
   head      visiontune head mode, cold caches (then again, warm)
   seeds     torchvision ImageFolder + DataLoader over the PNGs, frozen backbone
             run again every epoch in fp32, as the seeds' hpo.py does
-  full      visiontune full mode
+  full      visiontune full mode (crop augmentation), beside the forward + backward + optimizer step of
+            the same model at the same batch size on tensors in memory (its limit), measured before
+            and after it in the same run
 
 Run:  python benchmarks/finetune.py [--phases limit,head,seeds,full] [--out FILE]
 Results go to benchmarks/results/finetune.json (updated after each phase).
@@ -137,12 +139,61 @@ def phase_seeds(data: Path, size: int, epochs: int) -> dict:
             "test_accuracy": r["test_accuracy"], "val_accuracy_per_epoch": r["val_accuracy_per_epoch"]}
 
 
+def forward_backward_limit(size: int, batch: int, dtype, steps: int = 12) -> dict:
+    """What full mode's arithmetic costs alone: forward + backward + AdamW step of mobilenet_v2 (all layers
+    learning, channels-last, as the engine trains) on batches already in memory, normalised, no augmentation,
+    no data movement; ``dtype`` the autocast dtype (None = float32)."""
+    from visiontune.runtime import autocast, pick_device
+
+    device = pick_device("auto")
+    model, _, _ = create_model("mobilenet_v2", num_classes=10, dropout=FULL["dropout"])
+    model = model.train().to(device, memory_format=torch.channels_last)
+    opt = torch.optim.AdamW(model.parameters(), lr=FULL["learning_rate"])
+    loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=FULL["label_smoothing"])
+    x = torch.randn(batch, 3, size, size, device=device).contiguous(memory_format=torch.channels_last)
+    y = torch.randint(0, 10, (batch,), device=device)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    times = []
+    for i in range(steps + 2):
+        sync()
+        t = time.perf_counter()
+        with autocast(device, dtype):
+            loss = loss_fn(model(x).float(), y)
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        sync()
+        if i >= 2:  # two warm-up steps
+            times.append(time.perf_counter() - t)
+    per_step = float(np.median(times))
+    return {"batch": batch, "dtype": str(dtype).replace("torch.", "") if dtype else "float32",
+            "median_step_s": round(per_step, 4), "images_per_s": round(batch / per_step, 1)}
+
+
 def phase_full(data: Path, size: int, epochs: int, work: Path) -> dict:
+    """Full fine-tuning with crop augmentation, beside the forward+backward limit of the same model at the
+    same batch size measured in this run (before and after, in the precision the engine trains in here:
+    float32 on a CPU, autocast on a GPU; and once in the other precision, for comparison).  Epoch throughput counts the training pass of each epoch
+    (``train_seconds``), the limit's own work plus reading, augmenting and moving batches."""
+    from visiontune.runtime import pick_device, training_precision
+
+    engine = training_precision("auto", pick_device("auto"), head_on_features=False)  # what the run will use
+    other = torch.bfloat16 if engine is None else None
+    limits = {"before": forward_backward_limit(size, FULL["batch_size"], engine),
+              "other_precision": forward_backward_limit(size, FULL["batch_size"], other)}
+    print("forward_backward limit", limits, flush=True)
     t = time.perf_counter()
     r = vt.train(data=str(data), out=str(work / "full"), model="mobilenet_v2", mode="full", epochs=epochs, overwrite=True,
                  image_size=size, **FULL)
     dt = time.perf_counter() - t
-    return {"wall_s": round(dt, 2), "train_images_per_s": round(epochs * r.metrics["counts"]["train"] / dt, 1),
+    limits["after"] = forward_backward_limit(size, FULL["batch_size"], engine)
+    print("forward_backward limit after", limits["after"], flush=True)
+    train_s = sum(h["train_seconds"] for h in r.history)
+    n = r.metrics["counts"]["train"]
+    return {"wall_s": round(dt, 2), "train_images_per_s": round(epochs * n / dt, 1),
+            "epoch_train_images_per_s": round(epochs * n / train_s, 1),
+            "training_precision": r.metrics["runtime"]["training_precision"],
+            "forward_backward_limit": limits,
             "test_accuracy": r.metrics["test_accuracy"], "validation_accuracy": r.metrics["validation_accuracy"],
             "history": r.history}
 
@@ -189,6 +240,10 @@ def _ratios(r: dict) -> None:
         if "decode_and_forward_per_core" in r["limit"]:
             ratios["head_over_decode_and_forward"] = round(
                 r["head"]["cold"]["wall_s"] / r["limit"]["decode_and_forward_per_core"]["seconds"], 2)
+    if "full" in r and "forward_backward_limit" in r["full"]:
+        lim = r["full"]["forward_backward_limit"]
+        limit = (lim["before"]["images_per_s"] + lim["after"]["images_per_s"]) / 2
+        ratios["full_over_forward_backward"] = round(r["full"]["epoch_train_images_per_s"] / limit, 2)
     r["ratios"] = ratios
 
 

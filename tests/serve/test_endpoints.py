@@ -78,3 +78,8 @@ def test_port_helpers():
         s.listen()
         assert endpoints.port_in_use(s.getsockname()[1])
     assert not endpoints.port_in_use(endpoints.free_port())
+
+
+def test_endpoint_names_are_whole_matches():
+    with pytest.raises(ConfigError, match="endpoint name"):
+        endpoints.stop("ok\n")

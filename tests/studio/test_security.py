@@ -7,6 +7,7 @@ import json
 import os
 import stat
 import zipfile
+from pathlib import Path
 
 import pytest
 
@@ -34,7 +35,7 @@ def test_every_page_and_api_call_needs_the_token(data_root):
             r = c.get(path)
             assert r.status_code == 401 and "not signed in" in r.json()["error"], path
         assert c.get("/models?token=wrong-token").status_code == 403
-        c.cookies.set("visiontune_studio", settings.access.token)  # the token itself is not the session cookie
+        c.cookies.set(f"visiontune_studio_{PORT}", settings.access.token)  # the token itself is not the session cookie
         assert c.get("/api/jobs").status_code == 401
         c.cookies.clear()
         r = c.get(f"/jobs?token={settings.access.token}&x=1", follow_redirects=False)
@@ -47,7 +48,7 @@ def test_every_page_and_api_call_needs_the_token(data_root):
         assert c.get("/api/models").status_code == 200
     # a restart makes a new token: the old cookie opens nothing and the page says how to get the new link
     with _client(Settings(roots=[data_root], port=PORT)) as c2:
-        c2.cookies.set("visiontune_studio", settings.access.session)
+        c2.cookies.set(f"visiontune_studio_{PORT}", settings.access.session)
         r = c2.get("/models")
         assert r.status_code == 401 and "not valid" in r.text
 
@@ -124,9 +125,9 @@ def test_job_files_come_from_a_fixed_list_and_images_only_from_the_roots(studio,
     assert c.get("/api/jobs/j1/misclassified/9").status_code == 404
 
 
-def _zip(entries: list[tuple[str, bytes]], links: tuple[str, ...] = ()) -> bytes:
+def _zip(entries: list[tuple[str, bytes]], links: tuple[str, ...] = (), method=zipfile.ZIP_DEFLATED) -> bytes:
     buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+    with zipfile.ZipFile(buf, "w", method) as zf:
         for name, data in entries:
             zf.writestr(name, data)
         for name in links:
@@ -198,3 +199,79 @@ def test_roots_refuse_a_missing_folder(tmp_path):
 
     with pytest.raises(ConfigError, match="not a folder"):
         Roots([tmp_path / "nope"], tmp_path / "up")
+
+
+def test_a_zip_that_fails_half_way_leaves_nothing(tmp_path):
+    good = _zip([("a/1.png", b"x" * 100), ("a/2.png", b"y" * 100)], method=zipfile.ZIP_STORED)
+    corrupt = bytearray(good)
+    corrupt[corrupt.index(b"y" * 100)] ^= 0xFF  # a member's bytes no longer match its CRC
+    with pytest.warns(UserWarning, match="Duplicate name"):
+        dup = _zip([("a/1.png", b"x"), ("a/1.png", b"y")])
+    many_small = _zip([(f"z/{i}.bin", b"\0" * (1 << 20)) for i in range(80)])  # each under the per-entry floor
+    for name, data, why in (("crc", bytes(corrupt), "nothing was kept"), ("dup", dup, "twice"),
+                            ("small-bombs", many_small, "times the zip"), ("junk", b"not a zip", "not a zip")):
+        archive = tmp_path / f"{name}.zip"
+        archive.write_bytes(data)
+        dest = tmp_path / "up" / name
+        with pytest.raises(UploadRefused, match=why):
+            extract_zip(archive, dest)
+        assert not dest.exists()
+    assert not (tmp_path / "up").exists() or not list((tmp_path / "up").iterdir())  # no temporary folders left
+    archive = tmp_path / "good.zip"
+    archive.write_bytes(good)
+    assert extract_zip(archive, tmp_path / "up" / "good") == 2
+    with pytest.raises(UploadRefused, match="uploaded before"):
+        extract_zip(archive, tmp_path / "up" / "good")
+
+
+def test_bodies_are_capped_while_they_stream(studio, monkeypatch):
+    import visiontune.studio.app as studio_app
+
+    c, _ = studio
+    monkeypatch.setattr(studio_app, "MAX_IMAGE_BYTES", 1000)
+
+    def chunks():  # no Content-Length: a chunked body
+        for _ in range(5):
+            yield b"\0" * 400
+
+    r = c.post("/api/data/upload?name=big&label=a&filename=a.png", content=chunks(),
+               headers={"Content-Type": "image/png"})
+    assert r.status_code == 400 and "larger than 1000 bytes" in r.json()["error"]
+    r = c.post("/api/endpoints/x/try", content=b"\0" * 2000, headers={"Content-Type": "image/png"})
+    assert r.status_code == 400
+    uploads = Path(c.get("/api/data/roots").json()[-1]["path"])
+    assert not list(uploads.iterdir())  # nothing half-written
+
+
+def test_the_debug_report_takes_a_job_never_a_path(studio, tmp_path):
+    c, _ = studio
+    for name in ("~", "..", "%2e%2e", "tmp"):
+        r = c.post(f"/api/jobs/{name}/report")
+        assert r.status_code in (400, 404), name
+    assert not list(tmp_path.rglob("report.html"))
+
+
+def test_bodies_that_are_not_json_objects_are_refused(studio):
+    c, _ = studio
+    for body in ("[1, 2]", "null", "not json"):
+        r = c.post("/api/jobs", content=body, headers={"Content-Type": "application/json"})
+        assert r.status_code == 400 and "JSON object" in r.json()["error"], body
+
+
+def test_folder_names_are_used_as_the_file_system_has_them(studio, data_root):
+    import unicodedata
+
+    c, _ = studio
+    nfd = unicodedata.normalize("NFD", "café")
+    (data_root / nfd).mkdir()
+    r = c.get("/api/data/browse", params={"root": 0, "path": nfd})
+    assert r.status_code == 200 and r.json()["path"] == nfd
+
+
+def test_hosts_answered_locally_and_remotely():
+    from visiontune.studio.security import allowed_hosts, host_ok
+
+    local = allowed_hosts("127.0.0.1", 8765)
+    assert host_ok("127.0.0.1:8765", local) and host_ok("[::1]:8765", local) and host_ok("LOCALHOST:8765", local)
+    assert not host_ok("127.0.0.1:8766", local) and not host_ok(None, local)
+    assert allowed_hosts("0.0.0.0", 8765) is None and host_ok("studio.example:8765", None)

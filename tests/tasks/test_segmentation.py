@@ -183,34 +183,12 @@ def test_task_and_size_mismatches_are_refused(sagemaker_layout, tiny_folder, tmp
         vt.train(data=str(sagemaker_layout), out=str(tmp_path / "c"), **{**FAST, "image_size": 48})
 
 
-def test_run_length_and_joint_augmentation():
-    import torch
-    from torchvision.transforms import v2 as T
-
-    from visiontune.data.transforms import augment_pairs, build_augmentation
-
+def test_run_length():
     mask = np.array([[0, 0, 1, 1], [1, 2, 2, 255]], dtype=np.uint8)
     doc = run_length(mask)
     assert doc == {"shape": [2, 4], "values": [0, 1, 2, 255], "counts": [2, 3, 2, 1]}
     np.testing.assert_array_equal(from_run_length(doc), mask)
-    # the same flip and crop move the image and its mask: the mask stays what the image's colours say
-    images = torch.zeros(4, 32, 32, 3, dtype=torch.uint8)
-    masks = torch.zeros(4, 32, 32, dtype=torch.uint8)
-    for i in range(4):
-        images[i, :, : 8 + 4 * i, 0] = 200
-        masks[i, :, : 8 + 4 * i] = 1
-    policy = T.Compose([T.RandomHorizontalFlip(p=1.0),
-                        T.RandomResizedCrop(32, scale=(0.5, 1.0), interpolation=T.InterpolationMode.NEAREST)])
-    torch.manual_seed(0)
-    a, b = augment_pairs(images, masks, policy)
-    assert a.shape == images.shape and b.shape == masks.shape and b.dtype == torch.uint8
-    assert torch.equal((a[..., 0] > 100).to(torch.uint8), b)
-    assert not torch.equal(b, masks)  # it did move
-    # the affine policy fills what it uncovers with 255 (ignored), never with a class
-    torch.manual_seed(1)
-    moved, filled = augment_pairs(images, masks, build_augmentation("crop_color_transform", 32, masks=True))
-    assert set(torch.unique(filled).tolist()) == {0, 1, 255}
-    assert (moved[filled == 255] == 0).all()  # the image's uncovered pixels are black, its mask's ignored
+    # (moving images and masks together: tests/data/test_transforms.py)
 
 
 class _Interrupt(Exception):

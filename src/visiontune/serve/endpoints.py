@@ -46,9 +46,17 @@ class Endpoint:
         return _folder() / f"{self.name}.log"
 
     def alive(self) -> bool:
+        """Its process runs, and is still this endpoint's server (a pid the system gave to another program
+        after a crash is not signalled)."""
         from visiontune.jobs.store import pid_alive
 
-        return pid_alive(self.pid)
+        if not pid_alive(self.pid):
+            return False
+        try:
+            cmdline = Path(f"/proc/{self.pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            return True  # no /proc here (macOS): the pid is all there is to go by
+        return b"serve" in cmdline and b"--port" in cmdline and str(self.port).encode() in cmdline
 
     def to_dict(self) -> dict:
         return {**asdict(self), "status": "InService" if self.alive() else "Stopped",
@@ -62,7 +70,7 @@ def _folder() -> Path:
 
 
 def _record(name: str) -> Path:
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):
         raise ConfigError(f"endpoint name {name!r}: use letters, digits, '.', '_' or '-' (at most 63)")
     return _folder() / f"{name}.json"
 

@@ -55,8 +55,10 @@ def serve(port: int = 8765, data_roots: list[str | Path] | None = None, host: st
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     url = f"http://{shown}:{port}/?token={settings.access.token}"
     path = _server_file()
-    path.write_text(json.dumps({"url": url, "pid": os.getpid()}))
-    os.chmod(path, 0o600)
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # the token is never readable by others
+    with os.fdopen(fd, "w") as fh:
+        fh.write(json.dumps({"url": url, "pid": os.getpid()}))
     if host not in LOOPBACK:
         announce(f"warning: serving on {host}: anyone who can reach this machine and has the link can train and "
                  "deploy models here")

@@ -22,7 +22,7 @@ from fastapi import Request  # (module level: FastAPI reads the annotation by na
 from visiontune.errors import ConfigError, VisiontuneError
 from visiontune.studio import pages
 from visiontune.studio.security import (
-    COOKIE, CSRF_HEADER, Access, PathRefused, Roots, UploadRefused, extract_zip, host_ok, safe_name)
+    CSRF_HEADER, Access, PathRefused, Roots, UploadRefused, allowed_hosts, cookie_name, extract_zip, host_ok, safe_name)
 
 STATIC = Path(__file__).parent / "static"
 #: the files of a run the job page may fetch (by job name, from the job's own output folder)
@@ -62,24 +62,26 @@ def create_app(settings: Settings, store=None):
     access = settings.access
     roots = Roots(settings.roots, studio_home() / "uploads")
     store = store or default_store()
-    allowed_hosts = {f"{h}:{settings.port}" for h in ("127.0.0.1", "localhost", settings.host)}
-    submissions: dict = {}  # a form's submission id -> the future of what it started (see once())
+    hosts = allowed_hosts(settings.host, settings.port)
+    cookie = cookie_name(settings.port)
+    submissions: dict = {}  # (form, submission id) -> the task that starts it (see once())
     app = FastAPI(title="visiontune studio", docs_url=None, redoc_url=None, openapi_url=None)
 
     # ------------------------------------------------------------------ access
     @app.middleware("http")
     async def guard(request: Request, call_next):
-        if not host_ok(request.headers.get("host"), allowed_hosts):
+        if not host_ok(request.headers.get("host"), hosts):
             return JSONResponse({"error": "unknown Host header"}, status_code=400)
         token = request.query_params.get("token")
         if token is not None:
             if not access.token_ok(token):
                 return HTMLResponse(pages.EXPIRED, status_code=403)
             rest = [(k, v) for k, v in request.query_params.multi_items() if k != "token"]
-            response = RedirectResponse(request.url.path + ("?" + urlencode(rest) if rest else ""), status_code=303)
-            response.set_cookie(COOKIE, access.session, httponly=True, samesite="strict", path="/")
+            path = "/" + request.url.path.lstrip("/")  # never "//host": a redirect stays on this server
+            response = RedirectResponse(path + ("?" + urlencode(rest) if rest else ""), status_code=303)
+            response.set_cookie(cookie, access.session, httponly=True, samesite="strict", path="/")
             return response
-        if not access.session_ok(request.cookies.get(COOKIE)):
+        if not access.session_ok(request.cookies.get(cookie)):
             if request.url.path.startswith("/api/"):
                 return JSONResponse({"error": "not signed in: open the link `visiontune studio` printed "
                                               "(`visiontune studio --url` shows it again)"}, status_code=401)
@@ -87,7 +89,7 @@ def create_app(settings: Settings, store=None):
         if request.method not in ("GET", "HEAD"):
             origin = request.headers.get("origin")
             if not access.csrf_ok(request.headers.get(CSRF_HEADER)) or (
-                    origin and origin.split("://", 1)[-1].lower() not in allowed_hosts):
+                    origin and hosts is not None and origin.split("://", 1)[-1].lower() not in hosts):
                 return JSONResponse({"error": "this request lacks the page's CSRF token (a request from another "
                                               "site?); reload the page and try again"}, status_code=403)
         response = await call_next(request)
@@ -182,7 +184,7 @@ def create_app(settings: Settings, store=None):
 
     @app.post("/api/data/inspect")
     async def api_inspect(request: Request):
-        body = await request.json()
+        body = await _json_object(request)
         folder = roots.resolve(body.get("root", 0), body.get("path", ""))
         task = body.get("task") or "auto"
         grids.mkdir(exist_ok=True)
@@ -207,35 +209,24 @@ def create_app(settings: Settings, store=None):
         name = safe_name(name, "dataset name")
         ctype = request.headers.get("content-type", "").split(";")[0].strip()
         dest = roots.uploads / name
-        size = int(request.headers.get("content-length") or 0)
-        if size > settings.max_upload:
-            raise UploadRefused(f"upload of {size} bytes: at most {settings.max_upload}")
         if ctype in ("application/zip", "application/x-zip-compressed"):
-            with tempfile.NamedTemporaryFile(dir=roots.uploads, suffix=".zip", delete=False) as tmp:
-                got = 0
-                async for chunk in request.stream():
-                    got += len(chunk)
-                    if got > settings.max_upload:
-                        Path(tmp.name).unlink(missing_ok=True)
-                        raise UploadRefused(f"upload larger than {settings.max_upload} bytes")
-                    tmp.write(chunk)
+            fd, tmp_name = tempfile.mkstemp(dir=roots.uploads, prefix=".upload-", suffix=".zip")
+            tmp = Path(tmp_name)
             try:
-                if dest.exists():
-                    raise UploadRefused(f"a dataset named {name!r} was uploaded before; choose another name")
-                count = await run_in_threadpool(extract_zip, Path(tmp.name), dest)
+                with os.fdopen(fd, "wb") as fh:
+                    await _receive(request, settings.max_upload, fh.write)
+                count = await run_in_threadpool(extract_zip, tmp, dest)
             finally:
-                Path(tmp.name).unlink(missing_ok=True)
+                tmp.unlink(missing_ok=True)
         elif ctype.startswith("image/"):
             label = safe_name(label or "", "class name")
             filename = safe_name(filename or "", "file name")
             if Path(filename).suffix.lower() not in IMAGE_TYPES:
                 raise UploadRefused(f"{filename}: not an image file name (.jpg, .png, ...)")
+            data = bytearray()
+            await _receive(request, MAX_IMAGE_BYTES, data.extend)
             target = dest / label / filename
-            target.parent.mkdir(parents=True, exist_ok=True)
-            data = await request.body()
-            if len(data) > settings.max_upload:
-                raise UploadRefused(f"upload larger than {settings.max_upload} bytes")
-            target.write_bytes(data)
+            await run_in_threadpool(_write_new, target, bytes(data))
             count = 1
         else:
             raise UploadRefused(f"Content-Type {ctype or '(none)'}: upload a .zip or image files")
@@ -251,25 +242,21 @@ def create_app(settings: Settings, store=None):
 
     async def once(request: Request, submit, key: str) -> dict:
         """Run a form's submission once: a second request with the same submission id (a double click, a
-        resent form) waits for the first and gets its answer; it starts nothing.  A failed submission may be
-        sent again."""
-        body = await request.json()
+        resent form) waits for the first and gets its answer; it starts nothing.  The work runs in its own
+        task, so a first request that goes away does not lose it; a failed submission may be sent again."""
+        body = await _json_object(request)
         submission = str(body.get("submission") or "")
         if not submission:
             return {key: await run_in_threadpool(submit, body, roots, store)}
-        pending = submissions.get(submission)
-        if pending is not None:  # (no await between this look and the line below: one request gets here first)
-            return {key: await asyncio.shield(pending), "repeated": True}
-        pending = submissions[submission] = asyncio.get_running_loop().create_future()
-        try:
-            started = await run_in_threadpool(submit, body, roots, store)
-        except BaseException as exc:
-            submissions.pop(submission, None)
-            pending.set_exception(exc)
-            pending.exception()  # retrieved: a lone failed submission logs nothing
-            raise
-        pending.set_result(started)
-        return {key: started}
+        slot = (key, submission)
+        task = submissions.get(slot)
+        if task is not None:  # (no await between this look and the line below: one request gets here first)
+            return {key: await asyncio.shield(task), "repeated": True}
+        task = submissions[slot] = asyncio.ensure_future(run_in_threadpool(submit, body, roots, store))
+        task.add_done_callback(lambda t: submissions.pop(slot, None) if t.cancelled() or t.exception() else None)
+        while len(submissions) > 512:  # remembered for a while, not for ever
+            submissions.pop(next(iter(submissions)))
+        return {key: await asyncio.shield(task)}
 
     @app.post("/api/jobs")
     async def api_train(request: Request):
@@ -329,7 +316,8 @@ def create_app(settings: Settings, store=None):
         """The debugger's HTML report (``visiontune report NAME``), written into the job's folder."""
         from visiontune.debug.report import build_report
 
-        await run_in_threadpool(build_report, name)
+        job = await run_in_threadpool(store.get_job, name)  # a job of the store, never a path
+        await run_in_threadpool(build_report, job.output_dir)
         return {"report": f"/api/jobs/{name}/files/debug/report.html"}
 
     @app.get("/api/jobs/{name}/files/{fname:path}")
@@ -353,7 +341,9 @@ def create_app(settings: Settings, store=None):
         path = Path(store.get_job(name).output_dir) / "misclassified.json"
         try:
             source = json.loads(path.read_text())["worst"][index]["source"]
-        except (OSError, ValueError, KeyError, IndexError):
+            if not isinstance(source, str):
+                raise TypeError
+        except (OSError, ValueError, KeyError, IndexError, TypeError):
             return JSONResponse({"error": "no such misclassified image"}, status_code=404)
         if Path(source).suffix.lower() not in IMAGE_TYPES or not Path(source).is_file() \
                 or not roots.contains(source):
@@ -443,7 +433,7 @@ def create_app(settings: Settings, store=None):
         from visiontune.jobs.api import model_folder
         from visiontune.serve.endpoints import PRETRAINED, start
 
-        body = await request.json()
+        body = await _json_object(request)
         if body.get("job"):
             job = str(body["job"])
             model = await run_in_threadpool(model_folder, job, store)
@@ -468,13 +458,53 @@ def create_app(settings: Settings, store=None):
     async def api_try(name: str, request: Request, top_k: int = 5):
         from visiontune.serve.endpoints import invoke
 
-        data = await request.body()
+        data = bytearray()
+        await _receive(request, MAX_IMAGE_BYTES, data.extend)
+        data = bytes(data)
         if not data:
             raise ConfigError("drop or choose an image to send")
         ctype = request.headers.get("content-type") or "application/octet-stream"
         return await run_in_threadpool(invoke, name, data, ctype, top_k=top_k)
 
     return app
+
+
+# ---------------------------------------------------------------------- helpers
+MAX_IMAGE_BYTES = 50 << 20  #: one uploaded or tried image
+
+
+async def _receive(request: Request, limit: int, sink) -> int:
+    """Stream a request body into ``sink``, refusing more than ``limit`` bytes (whatever Content-Length says,
+    and chunked bodies too) before holding it all."""
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > limit):
+        raise UploadRefused(f"Content-Length {declared!r}: give the size in bytes, at most {limit}")
+    got = 0
+    async for chunk in request.stream():
+        got += len(chunk)
+        if got > limit:
+            raise UploadRefused(f"the upload is larger than {limit} bytes")
+        sink(chunk)
+    return got
+
+
+async def _json_object(request: Request) -> dict:
+    try:
+        body = await request.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        raise ConfigError("send a JSON object")
+    return body
+
+
+def _write_new(target: Path, data: bytes) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with open(target, "xb") as fh:
+            fh.write(data)
+    except FileExistsError:
+        raise UploadRefused(f"{target.parent.name}/{target.name} was uploaded before; rename the file") from None
 
 
 # ---------------------------------------------------------------------- helpers (library calls)
@@ -697,7 +727,7 @@ def _job_detail(store, name: str) -> dict:
             mis = json.loads((out / "misclassified.json").read_text())
             misclassified = {**mis, "worst": [{**r, "image": f"/api/jobs/{name}/misclassified/{i}"}
                                               for i, r in enumerate(mis["worst"])]}
-        except (OSError, ValueError, KeyError):
+        except (OSError, ValueError, KeyError, TypeError):
             misclassified = None
     files = sorted(f for f in RUN_FILES if (out / f).is_file())
     return {"job": _job_row(job), "status": _status(job), "hyperparameters": job.hyperparameters,

@@ -9,15 +9,19 @@ import hmac
 import os
 import secrets
 import stat
-import unicodedata
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from visiontune.errors import ConfigError, VisiontuneError
 
-COOKIE = "visiontune_studio"
 CSRF_HEADER = "X-Studio-CSRF"
+
+
+def cookie_name(port: int) -> str:
+    """Cookies are not separated by port: each studio's has its port in its name, so two studios on one
+    machine do not sign each other out."""
+    return f"visiontune_studio_{int(port)}"
 
 
 class PathRefused(VisiontuneError):
@@ -60,10 +64,17 @@ class Access:
         return bool(header) and hmac.compare_digest(header.encode(), self.csrf.encode())
 
 
-def host_ok(host_header: str | None, allowed: set[str]) -> bool:
-    """The Host header names this server (127.0.0.1:PORT, localhost:PORT or the bound address), so a page on
-    another site cannot reach it through a DNS name that points here."""
-    return bool(host_header) and host_header.lower() in allowed
+def allowed_hosts(host: str, port: int) -> set[str] | None:
+    """The Host headers a loopback studio answers (127.0.0.1, localhost, [::1] with its port), so a page on
+    another site cannot reach it through a DNS name that points here.  None (any) when it was bound beyond
+    this machine with --allow-remote: then the link's token is the protection."""
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        return None
+    return {f"{h}:{port}" for h in ("127.0.0.1", "localhost", "[::1]")}
+
+
+def host_ok(host_header: str | None, allowed: set[str] | None) -> bool:
+    return allowed is None or (bool(host_header) and host_header.lower() in allowed)
 
 
 class Roots:
@@ -91,7 +102,7 @@ class Roots:
             base = self.roots[int(root)]
         except (ValueError, IndexError, TypeError):
             raise PathRefused(f"root {root!r}: no such data root (there are {len(self.roots)})") from None
-        rel = unicodedata.normalize("NFC", rel or "")
+        rel = rel or ""  # (names as the file system has them: no Unicode normalisation; realpath confines)
         if "\x00" in rel or "\\" in rel:
             raise PathRefused(f"{rel!r}: paths use '/' between folders and no control characters")
         parts = PurePosixPath(rel).parts
@@ -141,18 +152,25 @@ def safe_name(name: str, what: str = "name") -> str:
 
 def extract_zip(archive: Path, dest: Path, *, max_unpacked: int = MAX_UNPACKED_BYTES, max_ratio: int = MAX_RATIO,
                 max_members: int = MAX_MEMBERS) -> int:
-    """Unpack an uploaded zip into ``dest`` after checking every member: no absolute paths, no ``..``, no
-    links, no device files, sizes declared within limits; the sizes are checked again while writing
-    (a zip can lie in its directory).  Returns the number of files written."""
+    """Unpack an uploaded zip into ``dest`` (which must not exist) after checking every member: no absolute
+    paths, no ``..``, no links or device files, no duplicates, sizes and compression ratios within limits
+    (per member and for the whole archive).  It unpacks into a temporary folder beside ``dest`` and renames
+    it into place, so a zip that fails half-way (a wrong CRC, a size that lies, an encrypted member) leaves
+    nothing behind.  Returns the number of files written."""
+    import shutil
+    import tempfile
+
+    if dest.exists():
+        raise UploadRefused(f"a dataset named {dest.name!r} was uploaded before; choose another name")
     try:
         zf = zipfile.ZipFile(archive)
-    except zipfile.BadZipFile:
+    except (zipfile.BadZipFile, OSError):
         raise UploadRefused(f"{archive.name}: not a zip file") from None
     with zf:
         members = zf.infolist()
         if len(members) > max_members:
             raise UploadRefused(f"{archive.name}: {len(members)} entries (at most {max_members})")
-        total = 0
+        total, seen, plan = 0, set(), []
         for m in members:
             name = m.filename
             parts = PurePosixPath(name.replace("\\", "/")).parts
@@ -165,31 +183,35 @@ def extract_zip(archive: Path, dest: Path, *, max_unpacked: int = MAX_UNPACKED_B
             if m.file_size > max(1 << 20, m.compress_size * max_ratio):
                 raise UploadRefused(f"{archive.name}: entry {name!r} unpacks to {m.file_size} bytes from "
                                     f"{m.compress_size} (a zip bomb?)")
-        if total > max_unpacked:
-            raise UploadRefused(f"{archive.name}: unpacks to {total} bytes (at most {max_unpacked})")
-        dest.mkdir(parents=True, exist_ok=True)
-        real_dest = Path(os.path.realpath(dest))
-        written, count = 0, 0
-        for m in members:
-            parts = [p for p in PurePosixPath(m.filename.replace("\\", "/")).parts if p not in ("", ".")]
+            parts = tuple(p for p in parts if p not in ("", "."))
             if not parts or parts[0] == "__MACOSX" or parts[-1].startswith("._"):
                 continue
-            target = real_dest.joinpath(*parts)
-            if Path(os.path.realpath(target.parent)) != real_dest and real_dest not in Path(
-                    os.path.realpath(target.parent)).parents:
-                raise UploadRefused(f"{archive.name}: entry {m.filename!r} would be written outside its folder")
-            if m.is_dir():
-                target.mkdir(parents=True, exist_ok=True)
-                continue
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with zf.open(m) as src, open(target, "xb") as dst:
-                left = m.file_size
-                while chunk := src.read(1 << 20):
-                    left -= len(chunk)
-                    written += len(chunk)
-                    if left < 0 or written > max_unpacked:
-                        raise UploadRefused(f"{archive.name}: entry {m.filename!r} is larger than its zip "
-                                            "directory says")
-                    dst.write(chunk)
-            count += 1
-        return count
+            if not m.is_dir():
+                if parts in seen:
+                    raise UploadRefused(f"{archive.name}: entry {name!r} appears twice")
+                seen.add(parts)
+            plan.append((m, parts))
+        size = max(archive.stat().st_size, 1)
+        if total > max_unpacked or total > max(64 << 20, size * max_ratio):
+            raise UploadRefused(f"{archive.name}: unpacks to {total} bytes from {size} (at most {max_unpacked}, "
+                                f"and at most {max_ratio} times the zip)")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix=f".{dest.name}-", dir=dest.parent))
+        try:
+            count = 0
+            for m, parts in plan:
+                target = work.joinpath(*parts)
+                if m.is_dir():
+                    target.mkdir(parents=True, exist_ok=True)
+                    continue
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with zf.open(m) as src, open(target, "xb") as dst:
+                    shutil.copyfileobj(src, dst, 1 << 20)  # zipfile stops at the declared size and checks the CRC
+                count += 1
+            os.rename(work, dest)
+            return count
+        except (zipfile.BadZipFile, EOFError, OSError, RuntimeError, NotImplementedError, ValueError) as exc:
+            raise UploadRefused(f"{archive.name}: could not unpack it ({type(exc).__name__}: {exc}); nothing was "
+                                "kept") from None
+        finally:
+            shutil.rmtree(work, ignore_errors=True)

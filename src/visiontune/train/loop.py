@@ -21,7 +21,7 @@ from torch import nn
 from visiontune.artifact.store import FILES as ARTIFACT_FILES
 from visiontune.artifact.store import is_artifact, pack, save_artifact
 from visiontune.data.sources import open_dataset
-from visiontune.data.transforms import augment_pairs, build_augmentation, normalize
+from visiontune.data.transforms import build_augmentation, normalize, normalize_pairs
 from visiontune.debug.modes import ModeKeys
 from visiontune.errors import CheckpointError, ConfigError, DataError, option
 from visiontune.paths import timestamped
@@ -122,10 +122,10 @@ class _Trainer:
         self.rule_stop: list[str] = []  # a rule asked to stop: the run ends after this epoch
         self.rules = None  # the rules' runner (rank 0, debugger on)
 
-    def forward(self, x: torch.Tensor, train: bool, augment: bool = True) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, train: bool) -> torch.Tensor:
         if x.dtype == torch.uint8:
-            x = normalize(x, self.prep, self.device, policy=self.policy if train and augment else None)
-        else:
+            x = normalize(x, self.prep, self.device, policy=self.policy if train else None)
+        else:  # features, or pixels already normalised (and augmented) with their masks
             x = x.to(self.device, non_blocking=True)
         if self.hook is not None and self.hook.saving("inputs"):
             self.hook.save_input(x)
@@ -156,14 +156,14 @@ class _Trainer:
                 mine = idx.tensor_split(self.world)[self.rank]
                 idx, share = mine, len(mine) * self.world / len(idx)
             xb, yb = data.batch(idx)
-            if self.task.spatial:  # images and masks move together; colour changes the image only
-                xb, yb = augment_pairs(xb, yb, self.policy)
+            if self.task.spatial:  # images and masks move together, on the device; colour changes the image only
+                xb, yb = normalize_pairs(xb, yb, self.prep, self.device, self.policy)
                 yb = yb.long()
             yb = yb.to(self.device)
             if hook is not None:
                 hook.begin_step()
             t1 = time.perf_counter()
-            logits = self.forward(xb, train=True, augment=not self.task.spatial)
+            logits = self.forward(xb, train=True)
             loss = self.criterion(logits, yb)
             t2 = time.perf_counter()
             if share != 1.0:
