@@ -174,3 +174,32 @@ def test_tuning_options_offer_ranges_with_log_scales(studio):
     assert any(r["type"] == "categorical" and "crop" in r["values"] for r in opts["ranges"])
     assert c.get("/api/tune").json() == []
     assert c.get("/tune").status_code == 200 and c.get("/tune/none").status_code == 400
+
+
+def test_labeling_jobs_are_listed_and_their_labels_train(studio, data_root):
+    """A labeling job's answers -> Export and train -> manifests the Train page (and `train`) accept."""
+    from visiontune.label import LabelStore, create
+
+    c, _ = studio
+    raw = data_root / "raw"
+    raw.mkdir()
+    for f in sorted((data_root / "colors").rglob("*.png")):
+        (raw / f"{f.parent.name}_{f.name}").write_bytes(f.read_bytes())
+    made = create("colours", raw, "blue,green,red", instructions=None)
+    store = LabelStore()
+    store.add_workers(made.job, ["ann"])
+    wid = store.workers(made.job)[0]["id"]
+    for _ in range(24):
+        item = store.next_item(made.job, wid)
+        store.answer(made.job, wid, item.id, made.job.labels.index(item.source_ref.split("/")[-1].split("_")[0]))
+    [row] = c.get("/api/label").json()
+    assert row["job"] == "colours" and row["answers"] == 24 and row["images"] == 24 and row["workers"] == ["ann"]
+    r = c.post("/api/label/colours/export")
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert out["train_images"] + out["validation_images"] == 24
+    report = c.post("/api/data/inspect", json={"root": out["root"], "path": out["path"]}).json()
+    assert report["ok"] and report["classes"] == ["blue", "green", "red"], report["problems"]
+    assert set(report["totals"]) == {"train", "validation"}
+    assert c.post("/api/label/nope/export").status_code == 400
+    assert c.get("/label").status_code == 200

@@ -249,16 +249,22 @@ class JobStore:
     def dispose(self) -> None:
         self.engine.dispose()
         self.read_engine.dispose()
+        if getattr(self, "_optuna", None) is not None:
+            self._optuna.engine.dispose()
 
     def optuna_storage(self):
         """Optuna's storage in this database (its own tables), SQLite writes with BEGIN IMMEDIATE as ours."""
         import optuna
 
+        if getattr(self, "_optuna", None) is not None:  # one per store: made once, not per leaderboard read
+            return self._optuna
         kwargs = {"connect_args": {"timeout": BUSY_TIMEOUT_S}} if self.is_sqlite else {"pool_pre_ping": True}
-        storage = optuna.storages.RDBStorage(self.url, engine_kwargs=kwargs)
+        with self._migration_lock():  # Optuna creates its tables on first use: one process at a time
+            storage = optuna.storages.RDBStorage(self.url, engine_kwargs=kwargs)
         if self.is_sqlite:
             sqlite_immediate(storage.engine)
             storage.engine.dispose()  # connections made so far lack the settings
+        self._optuna = storage
         return storage
 
     # ------------------------------------------------------------------ plumbing

@@ -11,6 +11,7 @@ import hashlib
 import json
 import mimetypes
 import os
+import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -29,7 +30,8 @@ STATIC = Path(__file__).parent / "static"
 RUN_FILES = {"learning_curves.png", "confusion_matrix.png", "segmentation_examples.png", "model.tar.gz",
              "metrics.json", "misclassified.json", "confusion_matrix.json", "debug/report.html"}
 #: the pages without arguments: (path, page, title)
-PAGES = (("/models", "models", "Models"), ("/data", "data", "Data"), ("/train", "train", "Train"),
+PAGES = (("/models", "models", "Models"), ("/data", "data", "Data"), ("/label", "label", "Labeling"),
+         ("/train", "train", "Train"),
          ("/jobs", "jobs", "Jobs"), ("/compare", "compare", "Compare jobs"), ("/tune", "tune", "Tune"),
          ("/deploy", "deploy", "Deploy"))
 IMAGE_TYPES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
@@ -232,6 +234,32 @@ def create_app(settings: Settings, store=None):
             raise UploadRefused(f"Content-Type {ctype or '(none)'}: upload a .zip or image files")
         index, rel = roots.relative(dest)
         return {"root": index, "path": rel, "files": count}
+
+    # ------------------------------------------------------------------ labeling
+    @app.get("/api/label")
+    def api_labeling():
+        """Labeling jobs (``visiontune label status``): progress, answers, workers, agreement."""
+        from visiontune.label.jobs import status
+        from visiontune.label.store import LabelStore
+
+        labels = LabelStore(store)
+        return [{**status(j.name, labels), "multi_label": j.multi_label} for j in labels.list_jobs()]
+
+    @app.post("/api/label/{name}/export")
+    def api_label_export(name: str):
+        """The labels so far as Ground Truth manifests split 80/20 (``visiontune label export NAME --out DIR
+        --split 0.8``), written into the uploads root so the Train page can use them."""
+        from visiontune.label.export import export
+        from visiontune.label.store import LabelStore
+        from visiontune.paths import timestamped
+
+        dest = roots.uploads / timestamped(f"labels-{safe_name(name, 'labeling job')}")
+        written = export(name, dest, split=0.8, store=LabelStore(store))
+        for sub in ("manifests", "annotations"):  # the Train page trains on the split manifests beside them
+            shutil.move(str(dest / sub), str(dest.parent / f".{dest.name}-{sub}"))
+        index, rel = roots.relative(dest)
+        return {"root": index, "path": rel, "train_images": written.get("train_images"),
+                "validation_images": written.get("validation_images"), "notes": written.get("notes")}
 
     # ------------------------------------------------------------------ training
     @app.get("/api/train/options")

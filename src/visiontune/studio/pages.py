@@ -7,8 +7,9 @@ from __future__ import annotations
 import html
 import json
 
-#: the navigation, in order; pages that later issues add (labeling, reports) go here
-NAV = (("models", "/models", "Models"), ("data", "/data", "Data"), ("train", "/train", "Train"),
+#: the navigation, in order; a new page is one entry here, one in app.PAGES and one function in studio.js
+NAV = (("models", "/models", "Models"), ("data", "/data", "Data"), ("label", "/label", "Labeling"),
+       ("train", "/train", "Train"),
        ("jobs", "/jobs", "Jobs"), ("tune", "/tune", "Tune"), ("deploy", "/deploy", "Deploy"))
 #: which navigation entry a page belongs to
 SECTION = {"model": "models", "job": "jobs", "compare": "jobs", "tuning": "tune"}

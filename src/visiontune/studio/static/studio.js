@@ -666,7 +666,32 @@ async function tuningPage() {
   events.addEventListener("end", () => events.close());
 }
 
-const PAGES = { tune: tunePage, tuning: tuningPage, models: modelsPage, model: modelPage, data: dataPage, train: trainPage, job: jobPage, jobs: jobsPage, compare: comparePage, deploy: deployPage };
+// ---------------------------------------------------------------- Labeling
+async function labelPage() {
+  const jobs = await api("/api/label");
+  const rows = jobs.map(j => {
+    const exp = el("button", { type: "button", class: "small", "data-export": j.job, disabled: !j.answers }, "Export and train");
+    exp.addEventListener("click", async () => {
+      exp.disabled = true;
+      try {
+        const r = await api(`/api/label/${encodeURIComponent(j.job)}/export`, { method: "POST" });
+        localStorage.setItem("vt.data", JSON.stringify({ root: r.root, path: r.path }));
+        location.href = `/train?root=${r.root}&path=${encodeURIComponent(r.path)}`;
+      } catch (e) { toast(e.message, true); exp.disabled = false; }
+    });
+    return [j.job, j.labels.join(", ") + (j.multi_label ? " (several per image)" : ""), `${j.complete}/${j.images}`,
+      j.answers, j.workers.join(", ") || "–", Object.entries(j.agreement || {}).map(([w, a]) => `${w} ${(a * 100).toFixed(0)}%`).join(", ") || "–",
+      el("code", {}, `visiontune label serve ${j.job}`), exp];
+  });
+  page("Labeling",
+    jobs.length ? table(["job", "labels", "complete", "answers", "workers", "agreement with the others", "open the owner view", ""], rows, { id: "label-jobs" })
+      : el("p", {}, "No labeling jobs yet."),
+    el("p", { class: "muted" }, "Create one with ", el("code", {}, "visiontune label create NAME IMAGES/ --labels a,b,c"),
+      "; ", el("code", {}, "visiontune label serve NAME"), " prints the owner's link and serves the workers' pages. ",
+      "Export and train writes the labels so far as Ground Truth manifests (80/20 split) and opens the Train page on them."));
+}
+
+const PAGES = { label: labelPage, tune: tunePage, tuning: tuningPage, models: modelsPage, model: modelPage, data: dataPage, train: trainPage, job: jobPage, jobs: jobsPage, compare: comparePage, deploy: deployPage };
 (PAGES[PAGE] || (async () => {}))().catch(e => {
   main.append(el("p", { class: "problems", role: "alert" }, e.message));
 });
