@@ -30,3 +30,24 @@ def studio(data_root):
         assert r.status_code == 303 and "token" not in r.headers["location"]
         client.headers["X-Studio-CSRF"] = settings.access.csrf
         yield client, settings
+
+
+def labeling_job(root, answers: int):
+    """A labeling job "colours" over the images of ``root/colors`` copied flat into ``root/raw`` (the colour
+    starts each name), with ``answers`` right answers by worker "ann"."""
+    from pathlib import Path
+
+    from visiontune.label import LabelStore, create
+
+    raw = Path(root) / "raw"
+    raw.mkdir()
+    for f in sorted((Path(root) / "colors").rglob("*.png")):
+        (raw / f"{f.parent.name}_{f.name}").write_bytes(f.read_bytes())
+    made = create("colours", raw, "blue,green,red", instructions=None)
+    store = LabelStore()
+    store.add_workers(made.job, ["ann"])
+    wid = store.workers(made.job)[0]["id"]
+    for _ in range(answers):
+        item = store.next_item(made.job, wid)
+        store.answer(made.job, wid, item.id, made.job.labels.index(Path(item.source_ref).name.split("_")[0]))
+    return made

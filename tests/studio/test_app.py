@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests.studio.conftest import PORT
+from tests.studio.conftest import PORT, labeling_job
 
 
 def _train(c, path="colors", submission=None, **config):
@@ -178,20 +178,8 @@ def test_tuning_options_offer_ranges_with_log_scales(studio):
 
 def test_labeling_jobs_are_listed_and_their_labels_train(studio, data_root):
     """A labeling job's answers -> Export and train -> manifests the Train page (and `train`) accept."""
-    from visiontune.label import LabelStore, create
-
     c, _ = studio
-    raw = data_root / "raw"
-    raw.mkdir()
-    for f in sorted((data_root / "colors").rglob("*.png")):
-        (raw / f"{f.parent.name}_{f.name}").write_bytes(f.read_bytes())
-    made = create("colours", raw, "blue,green,red", instructions=None)
-    store = LabelStore()
-    store.add_workers(made.job, ["ann"])
-    wid = store.workers(made.job)[0]["id"]
-    for _ in range(24):
-        item = store.next_item(made.job, wid)
-        store.answer(made.job, wid, item.id, made.job.labels.index(item.source_ref.split("/")[-1].split("_")[0]))
+    labeling_job(data_root, 24)
     [row] = c.get("/api/label").json()
     assert row["job"] == "colours" and row["answers"] == 24 and row["images"] == 24 and row["workers"] == ["ann"]
     r = c.post("/api/label/colours/export")

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import CHROMIUM_ARGS, draw_image, make_folder_dataset
+from tests.studio.conftest import labeling_job
 
 pytestmark = pytest.mark.slow
 
@@ -194,19 +195,7 @@ def test_the_seed_000_flow_in_a_browser(live_studio, chromium, tmp_path):
         page.screenshot(path=str(shots / "studio-tune.png"), full_page=True)
 
         # Labeling: a labeling job's answers, exported, open the Train page on them
-        from visiontune.label import LabelStore, create
-
-        raw = Path(settings.roots[0]) / "raw"
-        raw.mkdir()
-        for f in sorted((Path(settings.roots[0]) / "colors").rglob("*.png")):
-            (raw / f"{f.parent.name}_{f.name}").write_bytes(f.read_bytes())
-        made = create("colours", raw, "blue,green,red", instructions=None)
-        labels = LabelStore()
-        labels.add_workers(made.job, ["ann"])
-        wid = labels.workers(made.job)[0]["id"]
-        for _ in range(12):
-            item = labels.next_item(made.job, wid)
-            labels.answer(made.job, wid, item.id, made.job.labels.index(Path(item.source_ref).name.split("_")[0]))
+        labeling_job(settings.roots[0], 12)
         page.goto(f"{base}/label")
         expect(page.locator("#label-jobs")).to_contain_text("12/30")
         page.screenshot(path=str(shots / "studio-labeling.png"), full_page=True)
