@@ -180,7 +180,7 @@ def phase_full(data: Path, size: int, epochs: int, work: Path) -> dict:
     (``train_seconds``), the limit's own work plus reading, augmenting and moving batches."""
     from visiontune.runtime import pick_device, training_precision
 
-    engine = training_precision("auto", pick_device("auto"), head_on_features=False)  # what the run will use
+    engine = training_precision("auto", pick_device("auto"), head_on_features=False, image_size=size)  # the run's
     other = torch.bfloat16 if engine is None else None
     limits = {"before": forward_backward_limit(size, FULL["batch_size"], engine),
               "other_precision": forward_backward_limit(size, FULL["batch_size"], other)}

@@ -24,3 +24,18 @@ def test_fp32_means_ieee_float32_on_cuda_and_tf32_asks_for_tf32(restore_float32_
     float32_math(torch.device("cpu"), tf32=True)  # nothing to set on a CPU
     assert torch.backends.cudnn.conv.fp32_precision == "ieee"
     assert "tf32" in PRECISIONS and resolve_precision("bf16", torch.device("cpu")) == torch.bfloat16
+
+
+def test_auto_trains_convolutions_in_bf16_from_the_measured_size_on_native_bf16_cpus(monkeypatch):
+    import visiontune.runtime as runtime
+    from visiontune.runtime import BF16_TRAINING_MIN_SIZE, training_precision
+
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(runtime, "native_bf16_cpu", lambda: True)
+    assert training_precision("auto", cpu, False, image_size=BF16_TRAINING_MIN_SIZE) == torch.bfloat16
+    assert training_precision("auto", cpu, False, image_size=224) == torch.bfloat16
+    assert training_precision("auto", cpu, False, image_size=96) is None  # float32 measured as fast there
+    assert training_precision("auto", cpu, True) == torch.bfloat16  # a hidden-layer head on cached features
+    assert training_precision("fp32", cpu, False, image_size=224) is None  # asked for: never overridden
+    monkeypatch.setattr(runtime, "native_bf16_cpu", lambda: False)  # emulated bf16 is slower than float32
+    assert training_precision("auto", cpu, False, image_size=224) is None

@@ -361,7 +361,8 @@ def _resolve(cfg: TrainConfig) -> _Run:
              "starting from the beginning")
     model.freeze(cfg.mode, cfg.trainable_stages)
     return _Run(cfg, out, dataset, model, spec, wspec, prep, device,
-                training_precision(cfg.precision, device, cfg.uses_feature_cache and cfg.hidden_units > 0),
+                training_precision(cfg.precision, device, cfg.uses_feature_cache and cfg.hidden_units > 0,
+                                   image_size=None if cfg.uses_feature_cache else prep.image_size),
                 resolve_precision(cfg.precision, device), state, task)
 
 
