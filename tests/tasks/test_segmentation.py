@@ -439,3 +439,21 @@ def test_review_fixes_split_manifests_label_maps_inspect_and_names(sagemaker_lay
     (copy / "classes.json").unlink()
     ev = vt.evaluate(seg_model[0], copy, split="validation")
     assert ev.metrics["samples"] == 16 and list(ev.metrics["per_class"]) == CLASSES
+
+
+def test_trying_a_segmentation_endpoint_gives_the_classes_and_their_pixel_shares(seg_model):
+    """The studio's Try it (`serve.endpoints.invoke`) on a segmentation model: no top_k (a 400 for masks), the
+    classes present and their shares of the pixels instead."""
+    from visiontune.serve import endpoints
+
+    out, _ = seg_model
+    img, _ = _scene(5, size=(64, 48))
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    endpoints.start(out, name="seg-try")
+    try:
+        answer = endpoints.invoke("seg-try", buf.getvalue(), "image/png", top_k=3)["answer"]
+    finally:
+        endpoints.stop("seg-try")
+    shares = answer["pixel_fractions"]
+    assert set(shares) == set(answer["classes_present"]) and abs(sum(shares.values()) - 1) < 1e-6

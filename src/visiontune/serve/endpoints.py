@@ -255,10 +255,20 @@ def _reap(pid: int, wait_s: float = 2.0) -> None:
         time.sleep(0.05)
 
 
+def _task(ep: Endpoint) -> str:
+    """The served model's task, from its config.json (classification when it cannot be read)."""
+    try:
+        return json.loads((Path(ep.model) / "config.json").read_text())["task"]["name"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return "classification"
+
+
 def invoke(name: str, data: bytes, content_type: str, *, top_k: int = 5, timeout: float = 60.0) -> dict:
-    """Send one image to a running endpoint; returns its JSON answer and the round-trip latency."""
+    """Send one image to a running endpoint; returns its verbose JSON answer (a classifier: the ``top_k`` best
+    classes; a segmentation model: the classes present and their shares of the pixels) and the latency."""
     ep = get_endpoint(name)
-    req = urllib.request.Request(f"{ep.url}/invocations?top_k={int(top_k)}", data=data, method="POST",
+    query = "" if _task(ep) == "segmentation" else f"?top_k={int(top_k)}"  # masks: classes and their shares
+    req = urllib.request.Request(f"{ep.url}/invocations{query}", data=data, method="POST",
                                  headers={"Content-Type": content_type, "Accept": "application/json;verbose"})
     t0 = time.perf_counter()
     try:

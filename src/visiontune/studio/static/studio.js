@@ -531,11 +531,14 @@ async function deployPage() {
     try {
       const r = await api(`/api/endpoints/${encodeURIComponent(pick.value)}/try?top_k=5`, { method: "POST", body: f, type: f.type || "application/octet-stream" });
       const a = r.answer;
-      const top = a.top_k || (a.predicted_label !== undefined ? [{ label: a.predicted_label, probability: a.probability }] : []);
+      const top = a.pixel_fractions  // a segmentation model: the classes present, by their share of the pixels
+        ? Object.entries(a.pixel_fractions).sort((x, y) => y[1] - x[1]).map(([label, probability]) => ({ label, probability }))
+        : a.top_k || (a.predicted_label !== undefined ? [{ label: a.predicted_label, probability: a.probability }] : []);
       const preview = el("img", { class: "try-img", alt: "the image sent", src: URL.createObjectURL(f) });
       fill(result, el("div", { class: "try-row" }, preview, el("div", { class: "bars", id: "labels" }, top.map(t => el("div", { class: "bar-row" },
         el("span", { class: "bar-label" }, t.label), el("span", { class: "bar" }, el("i", { style: `width:${(t.probability * 100).toFixed(1)}%` })), el("span", { class: "bar-value" }, `${(t.probability * 100).toFixed(1)}%`))))),
-        el("p", { class: "muted", id: "latency" }, `latency ${r.latency_ms.toFixed(1)} ms (round trip through the studio)`));
+        el("p", { class: "muted", id: "latency" }, a.pixel_fractions ? "shares of the image's pixels per class; " : "",
+          `latency ${r.latency_ms.toFixed(1)} ms (round trip through the studio)`));
     } catch (e) { fill(result, el("p", { class: "problems", role: "alert" }, e.message)); }
   }
   file.addEventListener("change", () => file.files[0] && tryImage(file.files[0]));
