@@ -46,13 +46,13 @@ def serve(port: int = 8765, data_roots: list[str | Path] | None = None, host: st
         other = running_url()
         raise ConfigError(f"port {port} is already in use" + (f" (a studio runs at {other})" if other else "")
                           + ": choose another with --port")
-    roots = [Path(r).expanduser() for r in (data_roots or [Path.cwd()])]
+    roots = [Path(r).expanduser().resolve() for r in (data_roots or [Path.cwd()])]
     for r in roots:
         if not r.is_dir():
             raise ConfigError(f"--data-root {r}: not a folder")
     settings = Settings(roots=roots, port=port, host=host)
     app = create_app(settings)
-    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else f"[{host}]" if ":" in host else host
     url = f"http://{shown}:{port}/?token={settings.access.token}"
     path = _server_file()
     path.unlink(missing_ok=True)
