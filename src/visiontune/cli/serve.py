@@ -131,18 +131,13 @@ def export_cmd(model, fmt, out, check_images):
 
 def check_port_free(host: str, port: int) -> None:
     """One clear line before anything says "serving", instead of uvicorn's traceback."""
-    import socket
-
     from visiontune.errors import ConfigError
+    from visiontune.serve.endpoints import port_in_use
 
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((host, port))
-        except OSError as exc:
-            raise ConfigError(f"cannot listen on {host}:{port} ({exc.strerror or exc}); "
-                              f"another program has port {port}: choose another with --port") from exc
+    exc = port_in_use(port, host)
+    if exc is not None:
+        raise ConfigError(f"cannot listen on {host}:{port} ({exc.strerror or exc}); "
+                          f"another program has port {port}: choose another with --port")
 
 
 def register(cli: click.Group) -> None:

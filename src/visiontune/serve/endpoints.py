@@ -81,13 +81,17 @@ def free_port(host: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
-def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
-    with socket.socket() as s:
+def port_in_use(port: int, host: str = "127.0.0.1") -> OSError | None:
+    """Why ``host:port`` cannot be listened on (the OSError), or None when it is free (IPv4 or IPv6;
+    SO_REUSEADDR as servers set it, so a socket in TIME_WAIT does not count)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
-        except OSError:
-            return True
-    return False
+        except OSError as exc:
+            return exc
+    return None
 
 
 def pretrained_artifact(model: str) -> Path:

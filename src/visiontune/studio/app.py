@@ -56,7 +56,7 @@ def studio_home() -> Path:
 
 def create_app(settings: Settings, store=None):
     from fastapi import FastAPI
-    from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, StreamingResponse
+    from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse
     from starlette.concurrency import run_in_threadpool
 
     from visiontune.jobs.api import default_store
@@ -331,13 +331,10 @@ def create_app(settings: Settings, store=None):
                 if job.status in TERMINAL:
                     yield "event: end\ndata: {}\n\n"
                     return
-                for _ in range(10):
-                    if await request.is_disconnected():
-                        return
-                    await asyncio.sleep(0.1)
+                if not await _still_there(request, 1.0):
+                    return
 
-        return StreamingResponse(stream(), media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+        return _event_stream(stream())
 
     @app.post("/api/jobs/{name}/report")
     async def api_debug_report(name: str):
@@ -416,12 +413,10 @@ def create_app(settings: Settings, store=None):
                 if detail["status"] not in ("InProgress", "Stopping"):
                     yield "event: end\ndata: {}\n\n"
                     return
-                for _ in range(20):
-                    if await request.is_disconnected():
-                        return
-                    await asyncio.sleep(0.1)
+                if not await _still_there(request, 2.0):
+                    return
 
-        return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})
+        return _event_stream(stream())
 
     @app.post("/api/tune/{name}/stop")
     def api_tuning_stop(name: str):
@@ -514,6 +509,22 @@ async def _receive(request: Request, limit: int, sink) -> int:
             raise UploadRefused(f"the upload is larger than {limit} bytes")
         sink(chunk)
     return got
+
+
+async def _still_there(request: Request, seconds: float) -> bool:
+    """Wait ``seconds`` between two looks at the store; False as soon as the page has gone."""
+    for _ in range(max(1, round(seconds / 0.1))):
+        if await request.is_disconnected():
+            return False
+        await asyncio.sleep(0.1)
+    return True
+
+
+def _event_stream(events):
+    from fastapi.responses import StreamingResponse
+
+    return StreamingResponse(events, media_type="text/event-stream",
+                             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
 
 async def _json_object(request: Request) -> dict:

@@ -20,6 +20,9 @@ from visiontune.errors import ConfigError, option
 from visiontune.runtime import DEVICES, PRECISIONS
 
 MODES = ("head", "partial", "full")
+#: options that must be 1 or more
+POSITIVE = ("epochs", "batch_size", "eval_batch_size", "trainable_stages", "top_k", "lr_scheduler_step",
+            "early_stopping_patience")
 TASKS = ("auto", "classification", "multi-label", "segmentation")  # "auto": what the data says (visiontune.tasks has each)
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
 SCHEDULERS = ("none", "step", "cosine", "one-cycle")
@@ -100,9 +103,7 @@ class TrainConfig:
             value = getattr(self, f.name)
             if choices and value not in choices:
                 raise ConfigError(f"{f.name}={value!r}: choose one of {', '.join(choices)}")
-        positive = ("epochs", "batch_size", "eval_batch_size", "trainable_stages", "top_k",
-                    "lr_scheduler_step", "early_stopping_patience")
-        for name in positive:
+        for name in POSITIVE:
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"{name}={getattr(self, name)}: must be 1 or more")
         if self.learning_rate is not None and not self.learning_rate > 0:
@@ -185,10 +186,8 @@ CORE_FIELDS = ("model", "task", "mode", "epochs", "learning_rate", "batch_size",
                "label_smoothing", "seed")
 #: fields a form never shows (set by whoever submits: the data chosen, the output folder)
 _NOT_IN_FORMS = ("data", "out", "resume", "overwrite", "weights")
-_MINIMUM = {"epochs": 1, "batch_size": 1, "eval_batch_size": 1, "trainable_stages": 1, "top_k": 1,
-            "lr_scheduler_step": 1, "early_stopping_patience": 1, "hidden_units": 0, "image_size": 16,
-            "debug_save_interval": 0, "profile_interval": 0, "dropout": 0, "label_smoothing": 0, "weight_decay": 0,
-            "num_workers": 0}
+_MINIMUM = {**dict.fromkeys(POSITIVE, 1), "hidden_units": 0, "image_size": 16, "debug_save_interval": 0,
+            "profile_interval": 0, "dropout": 0, "label_smoothing": 0, "weight_decay": 0, "num_workers": 0}
 
 
 def _field_type(f) -> tuple[str, bool]:
