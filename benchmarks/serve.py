@@ -8,8 +8,8 @@ at its default precision, torch in float32, ONNX) with batching off and on; the 
 forward of one image); then a soak at concurrency 16 with the server's
 memory sampled every second.
 
-The c32 phase starts torch (default precision) with batching off and on side by side and measures them in
-turn at concurrency 32, --rounds times (interleaved, so drift hits both alike): the median throughput of each,
+The c32 phase starts torch (default precision) with batching off and on, and batching in one model process
+fed by two HTTP workers, side by side and measures them in turn at concurrency 32, --rounds times (interleaved, so drift hits both alike): the median throughput of each,
 the spread, and batching's p99 over p50; ``ratios`` in the JSON holds ``batching_gain_c32`` and
 ``p99_over_p50_c32`` (batching on). The overload phase sends concurrency 64 at a server bounded to
 ``--max-queue 16``: how many are refused (503 + Retry-After) and the latency of those served.
@@ -221,14 +221,17 @@ def model_side_batching(model: Path, body: bytes, batch: int = 16, rounds: int =
 
 
 def c32_rounds(model: Path, body: bytes, seconds: float, rounds: int) -> dict:
-    """Batching off and on, both servers up, measured in turn at concurrency 32, ``rounds`` times."""
-    servers = {"no_batching": start_server(model), "batching": start_server(model, *BATCHING)}
+    """Batching off and on, and batching in one model process fed by two HTTP workers (``--workers 2
+    --model-process``), all servers up, measured in turn at concurrency 32, ``rounds`` times."""
+    servers = {"no_batching": start_server(model), "batching": start_server(model, *BATCHING),
+               "batching_model_process": start_server(model, *BATCHING, "--workers", "2", "--model-process")}
     runs: dict[str, list[dict]] = {name: [] for name in servers}
     try:
         for _, port in servers.values():
             load(port, body, 8, 3.0)  # warm-up
         for i in range(rounds):
-            for name in (servers if i % 2 == 0 else reversed(list(servers))):  # alternate who goes first
+            names = list(servers)
+            for name in names[i % len(names):] + names[:i % len(names)]:  # each round another goes first
                 runs[name].append(load(servers[name][1], body, 32, seconds))
                 print("c32", i, name, runs[name][-1], flush=True)
     finally:
@@ -247,6 +250,10 @@ def c32_rounds(model: Path, body: bytes, seconds: float, rounds: int) -> dict:
             "median_p99_ms": {name: med(name, "p99_ms") for name in runs},
             "batching_gain_c32": round(med("batching", "throughput_rps") / med("no_batching", "throughput_rps"), 2),
             "batching_gain_c32_per_round": [round(g, 2) for g in gains],
+            "model_process_gain_c32": round(med("batching_model_process", "throughput_rps")
+                                            / med("no_batching", "throughput_rps"), 2),
+            "model_process_over_batching_c32": round(med("batching_model_process", "throughput_rps")
+                                                     / med("batching", "throughput_rps"), 2),
             "p99_over_p50_c32": round(statistics.median(tail), 2),
             "p99_over_p50_c32_per_round": [round(x, 2) for x in tail]}
 

@@ -4,17 +4,22 @@ prediction, serving and export all ask.
 * :func:`pick_device`: CUDA when present (``auto``), else the CPU.
 * :func:`resolve_precision`: the reduced-precision dtype for a precision name on a device.
   ``auto`` means bf16 for inference on CPUs that compute it natively (AMX / AVX512-BF16,
-  about 2x faster here), float32 for training on CPUs (bf16 autocast measured slower
-  there), and mixed precision on GPUs.
+  about 2x faster here) and mixed precision on GPUs; :func:`training_precision` decides training's
+  (on CPUs: bf16 from ``BF16_TRAINING_MIN_SIZE`` px and for heads on features, float32 below).
+* ``auto`` inference on a GPU is measured, not assumed: :func:`fastest_by_batch` times float32 against
+  bf16/fp16 at a few batch sizes when a model loads, and each batch runs in what was faster at its size.
 * ``fp32`` means IEEE float32 on GPUs too (cuDNN computes float32 convolutions in TF32 unless told not
   to: on an H100 that made fp32 answers differ from ONNX's by 8e-4); ``tf32`` asks for TF32 explicitly.
 """
 
 from __future__ import annotations
 
+import statistics
+import time
 from contextlib import nullcontext
 from functools import lru_cache
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -73,6 +78,46 @@ def training_precision(precision: str, device: torch.device, head_on_features: b
             head_on_features or (image_size is not None and image_size >= BF16_TRAINING_MIN_SIZE)):
         return torch.bfloat16
     return resolve_precision(precision, device, training=True)
+
+
+#: the batch sizes at which ``auto`` inference on a GPU times float32 against reduced precision
+POLICY_BATCH_SIZES = (1, 4, 16, 64)
+
+
+def measures_inference_precision(device: torch.device) -> bool:
+    """Whether ``auto`` inference on ``device`` is decided by timing both precisions at load: on GPUs (on an
+    H100 bf16 ran slower than float32 at batch 1 and faster on large batches).  CPUs follow the constants
+    measured here (bf16 on native-bf16 CPUs was faster at every batch size, benchmarks/serve.py)."""
+    return device.type == "cuda"
+
+
+def fastest_by_batch(candidates: dict[str, Callable[[int], object]], batch_sizes=POLICY_BATCH_SIZES,
+                     repeats: int = 5, sync: Callable[[], None] = lambda: None) -> dict[int, dict]:
+    """For each batch size, each candidate's median seconds per call (after one warm-up call; ``sync``
+    waits for the device after each) and the fastest: ``{batch: {"choice": name, "seconds": {name: s}}}``.
+    Candidates alternate call by call, so drift in the machine hits them alike."""
+    out = {}
+    for batch in batch_sizes:
+        times: dict[str, list[float]] = {name: [] for name in candidates}
+        for i in range(repeats + 1):
+            for name, run in candidates.items():
+                sync()
+                t = time.perf_counter()
+                run(batch)
+                sync()
+                if i:  # the first call of each is its warm-up
+                    times[name].append(time.perf_counter() - t)
+        seconds = {name: statistics.median(ts) for name, ts in times.items()}
+        out[batch] = {"choice": min(seconds, key=seconds.get), "seconds": {k: round(v, 6) for k, v in seconds.items()}}
+    return out
+
+
+def choice_for(policy: dict[int, dict], batch: int) -> str:
+    """The measured choice for a batch of ``batch``: that of the largest measured size not above it (the
+    smallest measured size for smaller batches)."""
+    sizes = sorted(policy)
+    below = [b for b in sizes if b <= batch]
+    return policy[below[-1] if below else sizes[0]]["choice"]
 
 
 def float32_math(device: torch.device, tf32: bool) -> None:

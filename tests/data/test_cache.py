@@ -18,7 +18,12 @@ from visiontune.zoo.optimize import inference_copy
 from visiontune.zoo.registry import create_model, default_preprocessing
 
 
-def test_fingerprint_maps_every_file_to_its_content(tmp_path):
+@pytest.mark.parametrize("io_bound", [False, True], ids=["cached-files-on-one-thread", "slow-files-on-threads"])
+def test_fingerprint_maps_every_file_to_its_content(tmp_path, monkeypatch, io_bound):
+    import visiontune.data.cache as cache
+
+    cache._HASHES.clear()
+    monkeypatch.setattr(cache, "IO_BOUND_SECONDS_PER_FILE", 0.0 if io_bound else 1.0)
     samples = []
     for i in range(600):  # more than one chunk of files per thread
         p = tmp_path / f"{i}.bin"

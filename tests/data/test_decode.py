@@ -87,3 +87,53 @@ def test_bytes_input_and_resize(tmp_path):
     Image.new("RGB", (50, 100), (1, 2, 3)).save(buf, "PNG")
     pix = load_pixels(buf.getvalue(), 32)
     assert pix.shape == (32, 32, 3) and pix.dtype == np.uint8
+
+
+def _photo(w: int, h: int) -> Image.Image:
+    """A smooth picture with some edges (a photo's content, without noise that only DCT scaling would blur)."""
+    y, x = np.mgrid[0:h, 0:w]
+    arr = np.stack([x * 255 // w, y * 255 // h, ((x // 97 + y // 61) % 2) * 200], -1).astype(np.uint8)
+    return Image.fromarray(arr)
+
+
+def test_a_large_jpeg_is_decoded_at_a_reduced_scale_with_the_same_picture(monkeypatch):
+    from PIL import JpegImagePlugin
+
+    from visiontune.data.decode import fit, load_pixels, open_image
+
+    drafted = []
+    real = JpegImagePlugin.JpegImageFile.draft
+
+    def spy(self, mode, size):
+        out = real(self, mode, size)
+        drafted.append(self.size)
+        return out
+
+    monkeypatch.setattr(JpegImagePlugin.JpegImageFile, "draft", spy)
+    buf = io.BytesIO()
+    _photo(1600, 1200).save(buf, "JPEG", quality=95)
+    fast = load_pixels(buf.getvalue(), 224)
+    assert drafted == [(400, 300)]  # 1/4 scale: both sides still >= 224
+    full = np.asarray(fit(open_image(buf.getvalue()), 224))  # no draft: the whole image decoded
+    assert fast.shape == full.shape == (224, 224, 3)
+    assert np.abs(fast.astype(int) - full.astype(int)).mean() < 4
+    drafted.clear()
+    small = io.BytesIO()
+    _photo(400, 300).save(small, "JPEG")  # under twice the size: decoded whole
+    png = io.BytesIO()
+    _photo(1600, 1200).save(png, "PNG")  # only JPEG decoders scale
+    assert load_pixels(small.getvalue(), 224).shape == load_pixels(png.getvalue(), 224).shape == (224, 224, 3)
+    assert drafted == []
+
+
+def test_a_rotated_large_jpeg_is_upright_after_a_reduced_decode(tmp_path):
+    from visiontune.data.decode import load_pixels
+
+    img = _photo(1600, 800)  # landscape as stored; orientation 6 says: show it rotated, as a portrait
+    exif = img.getexif()
+    exif[0x0112] = 6
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", exif=exif.tobytes(), quality=95)
+    pixels = load_pixels(buf.getvalue(), 200, resize="squash")
+    upright = np.asarray(img.transpose(Image.Transpose.ROTATE_270).resize((200, 200), Image.BILINEAR))
+    assert np.abs(pixels.astype(int) - upright.astype(int)).mean() < 6

@@ -157,7 +157,9 @@ def test_ping_waits_for_a_model_and_multi_model(model_dir, png_bytes, tmp_path):
         assert c.post("/models", json={"name": "a", "path": str(model_dir)}).status_code == 201
         assert c.post("/models", json={"name": "b", "path": str(model_dir / "model.tar.gz")}).status_code == 201
         assert c.get("/ping").status_code == 200
-        assert [m["name"] for m in c.get("/models").json()["models"]] == ["a", "b"]
+        described = c.get("/models").json()["models"]
+        assert [m["name"] for m in described] == ["a", "b"]
+        assert "channels_last" in described[0]["computes"] and described[0]["model_process"] is False
         assert post(c, png_bytes, "image/png", path="/models/b/invoke").status_code == 200
         assert post(c, png_bytes, "image/png", headers={"X-Amzn-SageMaker-Target-Model": "b"}).status_code == 200
         assert c.delete("/models/a").status_code == 200

@@ -13,7 +13,8 @@ from visiontune.artifact.store import artifact_dir, build_module, read_config
 from visiontune.data.decode import as_image_list, image_size_of, image_to_pixels
 from visiontune.data.transforms import normalize
 from visiontune.prediction import Prediction, SegmentationPrediction, top_k_predictions
-from visiontune.runtime import pick_device, resolve_precision
+from visiontune.runtime import (POLICY_BATCH_SIZES, choice_for, dtype_name, fastest_by_batch,
+                                measures_inference_precision, pick_device, resolve_precision)
 from visiontune.zoo.optimize import inference_copy
 from visiontune.zoo.weights import Preprocessing
 
@@ -34,7 +35,41 @@ class VisionModel:
 
         self.task, self.task_extras = task_of(config)  # softmax or sigmoid; multi-label: per-class thresholds
         # what predicts: BatchNorm folded, channels-last, and bf16/fp16 if precision asks for it
-        self.runner, self.how = inference_copy(self.module, self.device, resolve_precision(precision, self.device))
+        reduced = resolve_precision(precision, self.device)
+        self.runner, self.how = inference_copy(self.module, self.device, reduced)
+        #: ``auto`` on a GPU: per batch size, which copy was faster when the model loaded (None: one copy)
+        self.precision_policy: dict[int, dict] | None = None
+        self._runners = {dtype_name(reduced): self.runner}
+        if precision == "auto" and reduced is not None and measures_inference_precision(self.device):
+            self._measure_precision(reduced)
+
+    def _measure_precision(self, reduced: torch.dtype) -> None:
+        """Time the float32 copy against the reduced-precision one at a few batch sizes (random pixels; a
+        batch size that runs out of memory ends the measurement) and keep both copies."""
+        self._runners["fp32"], how32 = inference_copy(self.module, self.device, None)
+        size = self.preprocessing.image_size
+        sync = torch.cuda.synchronize if self.device.type == "cuda" else (lambda: None)
+
+        def runner(copy):
+            @torch.inference_mode()
+            def run(batch: int):
+                pixels = torch.randint(0, 256, (batch, size, size, 3), dtype=torch.uint8)
+                return copy(normalize(pixels, self.preprocessing, self.device))
+            return run
+
+        sizes = POLICY_BATCH_SIZES[:3] if self.spatial else POLICY_BATCH_SIZES  # whole images per pixel: smaller
+        policy: dict[int, dict] = {}
+        for batch in sizes:
+            try:
+                policy.update(fastest_by_batch({k: runner(v) for k, v in self._runners.items()}, (batch,), sync=sync))
+            except torch.OutOfMemoryError:
+                break
+        if not policy:  # not even one image fitted twice: keep the reduced copy alone
+            del self._runners["fp32"]
+            return
+        self.precision_policy = policy
+        steps = ", ".join(f"batch {b}: {v['choice']}" for b, v in sorted(policy.items()))
+        self.how = f"auto, measured on this device ({steps}); {self.how} / {how32}"
 
     @property
     def num_classes(self) -> int:
@@ -50,7 +85,9 @@ class VisionModel:
         """uint8 ``(B, S, S, 3)`` -> probabilities ``(B, C)`` (float32, CPU): one distribution per image, or
         (multi-label) each class's own probability."""
         x = normalize(torch.as_tensor(batch), self.preprocessing, self.device)
-        return self.task.probabilities(self.runner(x).float()).cpu()
+        runner = self.runner if self.precision_policy is None else self._runners[
+            choice_for(self.precision_policy, len(x))]
+        return self.task.probabilities(runner(x).float()).cpu()
 
     @property
     def spatial(self) -> bool:
@@ -105,8 +142,9 @@ def load_model(path: str | Path, device: str = "auto", precision: str = "fp32") 
     """Load a model folder or ``model.tar.gz`` written by ``visiontune train``.
 
     ``precision``: ``fp32`` (the default: the trained network's own answers), ``bf16`` / ``fp16``,
-    or ``auto`` (bf16 on CPUs that compute it natively, bf16/fp16 on GPUs: faster; on 64 Fashion-MNIST
-    test images bf16 probabilities differed from fp32 by up to 0.097, with the same top class for all).
+    or ``auto`` (bf16 on CPUs that compute it natively; on a GPU, float32 or bf16/fp16 per batch size,
+    whichever measured faster there when the model loaded; on 64 Fashion-MNIST test images bf16
+    probabilities differed from fp32 by up to 0.097, with the same top class for all).
     """
     folder = artifact_dir(path)
     config = read_config(folder)

@@ -52,8 +52,11 @@ def _parse_models(models: tuple[str, ...]) -> dict[str, str]:
 @click.option("--source-dir", default=None, help="with --entry-point: the folder it lives in (copied as code/)")
 @click.option("--allow-model-management", is_flag=True,
               help="allow POST/DELETE /models without an API key (on by default with --api-key; off with --workers > 1)")
+@click.option("--model-process/--no-model-process", default=None,
+              help="hold each model once, in its own process, fed by every worker (batching across workers); "
+                   "on by default with --workers > 1 where there is a GPU")
 def serve_cmd(models, host, port, workers, threads, runtime, device, precision, max_batch_size, max_delay_ms, max_queue,
-              max_payload_mb, api_key, entry_point, source_dir, allow_model_management):
+              max_payload_mb, api_key, entry_point, source_dir, allow_model_management, model_process):
     """Serve models over HTTP: SageMaker's /ping and /invocations, and /endpoints/NAME/invocations for boto3.
 
     MODEL is a model folder or model.tar.gz, optionally named: NAME=PATH (several make a multi-model endpoint);
@@ -72,20 +75,42 @@ def serve_cmd(models, host, port, workers, threads, runtime, device, precision, 
     for path in named.values():
         artifact_dir(path, custom_ok=True)  # a wrong path fails now, not in a worker
     check_port_free(host, port)
+    if model_process is None:
+        model_process = workers > 1 and _gpu_serving(device)
     settings = ServerSettings(models=named, runtime=runtime, device=device, precision=precision, threads=threads,
                               max_batch_size=max_batch_size, max_delay_ms=max_delay_ms, max_queue=max_queue,
                               max_payload_mb=max_payload_mb, api_key=api_key,
                               # each worker process holds its own models: loading into one would split them
-                              allow_model_management=(allow_model_management or bool(api_key)) and workers == 1)
+                              allow_model_management=((allow_model_management or bool(api_key)) and workers == 1
+                                                      and not model_process))
     click.echo(f"serving {', '.join(named)} on http://{host}:{port} (runtime {runtime}, "
                f"{'batching up to ' + str(max_batch_size) if max_batch_size > 1 else 'no batching'}"
-               f"{', API key required' if api_key else ''})", err=True)
-    if workers > 1:
-        os.environ["VISIONTUNE_SERVE_SETTINGS"] = settings.to_json()
-        uvicorn.run("visiontune.serve.app:create_app_from_env", factory=True, host=host, port=port,
-                    workers=workers, log_level="warning")
-    else:
-        uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+               f"{', API key required' if api_key else ''}"
+               f"{f', {workers} workers' if workers > 1 else ''}{', one model process' if model_process else ''})",
+               err=True)
+    process = None
+    if model_process:
+        from visiontune.serve import model_process as mp
+
+        process, settings.model_process = mp.start(settings)
+    try:
+        if workers > 1:
+            os.environ["VISIONTUNE_SERVE_SETTINGS"] = settings.to_json()
+            uvicorn.run("visiontune.serve.app:create_app_from_env", factory=True, host=host, port=port,
+                        workers=workers, log_level="warning")
+        else:
+            uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+    finally:
+        if process is not None:
+            mp.stop(process, settings.model_process)
+
+
+def _gpu_serving(device: str) -> bool:
+    if device not in ("auto", "cuda"):
+        return False
+    import torch
+
+    return torch.cuda.is_available()
 
 
 @click.command("batch-predict")

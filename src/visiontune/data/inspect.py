@@ -117,7 +117,7 @@ def sample_grid(dataset: Dataset, path: Path, per_class: int = 6, exclude: set[s
         draw.text((6, r * cell + cell // 2 - 6), name[:22], fill="black")
         for c, s in enumerate(picks):
             try:
-                img = resize_center_crop(open_image(read_bytes(s.source), name=s.source), cell - 4)
+                img = resize_center_crop(open_image(read_bytes(s.source), name=s.source, draft=cell - 4), cell - 4)
                 sheet.paste(img, (label_w + c * cell + 2, r * cell + 2))
             except (BadImageError, OSError):
                 continue

@@ -45,6 +45,7 @@ from visiontune.errors import (
 from visiontune.serve.batching import DynamicBatcher
 from visiontune.serve.codecs import check_accept
 from visiontune.serve.handler import Handler
+from visiontune.serve.runtimes import Runtime
 
 log = logging.getLogger("visiontune.serve")
 TARGET_MODEL = "x-amzn-sagemaker-target-model"
@@ -68,6 +69,9 @@ class ServerSettings:
     api_key: str | None = None
     #: POST/DELETE /models load code from server paths: off unless asked for (the CLI turns it on with an API key)
     allow_model_management: bool = False
+    #: the model process's socket (``visiontune serve --model-process``): models with the default model_fn
+    #: live there, once, and every worker's requests are batched there; empty = each worker holds its own
+    model_process: str = ""
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -79,10 +83,15 @@ class Endpoint:
     def __init__(self, name: str, path: str, settings: ServerSettings, metrics: "Metrics"):
         self.name, self.path = name, path
         self.handler = Handler(Path(path), runtime=settings.runtime, device=settings.device,
-                               precision=settings.precision, threads=settings.threads, max_pixels=settings.max_pixels).load()
-        self.executor = ThreadPoolExecutor(1, thread_name_prefix=f"infer-{name}")
+                               precision=settings.precision, threads=settings.threads, max_pixels=settings.max_pixels,
+                               model_process=settings.model_process, name=name).load()
+        # a model in the model process computes there (and is batched there, with every worker's requests):
+        # here requests only wait for it, many at once
+        self.remote = getattr(getattr(self.handler.model, "runtime", None), "concurrent", False)
+        self.executor = ThreadPoolExecutor((settings.max_queue or 64) if self.remote else 1,
+                                           thread_name_prefix=f"infer-{name}")
         self.batcher = None
-        if settings.max_batch_size > 1 and self.handler.batchable:
+        if settings.max_batch_size > 1 and self.handler.batchable and not self.remote:
             self.batcher = DynamicBatcher(lambda x: self.handler.model.runtime.predict_proba(x), self.executor,
                                           settings.max_batch_size, settings.max_delay_ms,
                                           observe=lambda n: metrics.batch.labels(name).observe(n))
@@ -108,9 +117,14 @@ class Endpoint:
         self.recent.append(time.monotonic())
         del self.recent[:-64]
 
+    def _runtime_description(self) -> dict:
+        runtime = getattr(self.handler.model, "runtime", None)  # a custom model_fn's model has none
+        return runtime.describe() if isinstance(runtime, Runtime) else {}
+
     def describe(self) -> dict:
         return {"name": self.name, "path": str(self.path), "runtime": self.handler.runtime,
-                "custom_hooks": self.handler.custom, "batching": self.batcher is not None,
+                "custom_hooks": self.handler.custom, "batching": self.batcher is not None or self.remote,
+                "model_process": self.remote, **self._runtime_description(),
                 "classes": len(self.handler.labels)}
 
     async def invoke(self, body: bytes, content_type: str, accept: str, top_k: int | None) -> tuple[bytes, str]:
@@ -128,7 +142,7 @@ class Endpoint:
         else:
             data = await run_in_threadpool(h.parse, body, content_type)
             prediction = await asyncio.get_running_loop().run_in_executor(self.executor, h.predict, data)
-            if "predict_fn" not in h.hooks:
+            if "predict_fn" not in h.hooks and not self.remote:  # the model process batches: not seen here
                 self.metrics.batch.labels(self.name).observe(len(data.pixels))
         single = getattr(data, "single", True)
         if h.spatial:  # back to each image's own size

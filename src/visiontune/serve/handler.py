@@ -75,6 +75,9 @@ class Handler:
     labels: list[str] = field(default_factory=list)
     task: Any = None
     task_extras: dict = field(default_factory=dict)
+    #: the model process's socket (``--model-process``): the default model_fn's model lives there, by ``name``
+    model_process: str = ""
+    name: str = ""
 
     # ------------------------------------------------------------ defaults
     def default_model_fn(self, model_dir):
@@ -82,7 +85,12 @@ class Handler:
         kwargs = {"device": self.device, "precision": self.precision}
         if self.runtime == "onnx":
             kwargs.update(threads=self.threads, origin=getattr(self, "origin", None))
-        rt = create_runtime(self.runtime, Path(model_dir), **kwargs)
+        if self.model_process:
+            from visiontune.serve.remote import RemoteRuntime
+
+            rt = RemoteRuntime(self.model_process, self.name)
+        else:
+            rt = create_runtime(self.runtime, Path(model_dir), **kwargs)
         prep = config["preprocessing"]
         from visiontune.tasks import task_of
 

@@ -24,6 +24,10 @@ class Runtime(ABC):
     def predict_proba(self, pixels: np.ndarray) -> np.ndarray:
         """uint8 ``(B, S, S, 3)`` -> float32 probabilities ``(B, C)``."""
 
+    def describe(self) -> dict:
+        """What ``GET /models`` says about how this runtime computes."""
+        return {}
+
 
 class TorchRuntime(Runtime):
     name = "torch"
@@ -35,6 +39,9 @@ class TorchRuntime(Runtime):
 
     def predict_proba(self, pixels):
         return self.model.predict_proba_pixels(pixels).numpy()
+
+    def describe(self) -> dict:
+        return {"computes": self.model.how}
 
 
 class OnnxRuntime(Runtime):

@@ -108,6 +108,10 @@ class _Trainer:
             self.train_net = DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
         self.num_classes = num_classes
         self.device, self.dtype = device, dtype
+        if device.type != "cpu":  # cached features held on the device whole: no host-to-device copy per batch
+            for split in inputs.values():
+                if split.kind == "features":
+                    split.x = split.x.to(device)
         self.policy = build_augmentation(cfg.augmentation, prep.image_size, masks=task.spatial)
         self.criterion = task.criterion(inputs["train"].y, num_classes, class_weights=cfg.class_weights,
                                         label_smoothing=cfg.label_smoothing, device=device, loss=cfg.multi_label_loss)
