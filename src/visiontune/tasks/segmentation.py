@@ -137,7 +137,7 @@ class SegmentationTask(Task):
 
         n = min(len(collected.examples), len(inputs))
         if n:
-            plots.segmentation_overlays(np.asarray(inputs.x[:n]), np.asarray(inputs.y[:n]),
+            plots.segmentation_overlays(inputs.first_inputs(n), np.asarray(inputs.y[:n]),
                                         collected.examples[:n], classes, out / "segmentation_examples.png")
 
 

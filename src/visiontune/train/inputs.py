@@ -37,7 +37,23 @@ class SplitInputs:
         order = torch.sort(idx).values  # sequential reads from the memory map
         y = self.y[order] if isinstance(self.y, torch.Tensor) else torch.from_numpy(
             np.ascontiguousarray(self.y[order.numpy()]))
+        if isinstance(self.x, torch.Tensor):  # held on the device whole (:meth:`hold_on`)
+            return self.x[order.to(self.x.device)], y
         return torch.from_numpy(np.ascontiguousarray(self.x[order.numpy()])), y
+
+    def first_inputs(self, n: int) -> np.ndarray:
+        """The first ``n`` rows of ``x`` as a host array, wherever ``x`` is held."""
+        x = self.x[:n]
+        return x.cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+
+    def hold_on(self, device: torch.device, budget_bytes: int) -> bool:
+        """Move the split's uint8 pixels onto ``device`` whole when they fit in ``budget_bytes``, so batches are
+        indexed there instead of copied from the host one by one (the targets stay on the host: metrics read
+        them there).  Returns whether it moved."""
+        if isinstance(self.x, torch.Tensor) or self.x.nbytes > budget_bytes:
+            return False
+        self.x = torch.from_numpy(np.array(self.x)).to(device)  # a copy: the memory map is read-only
+        return True
 
 
 def hold_out(dataset: Dataset, valid_fraction: float, test_fraction: float, seed: int) -> Dataset:

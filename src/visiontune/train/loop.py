@@ -108,10 +108,10 @@ class _Trainer:
             self.train_net = DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
         self.num_classes = num_classes
         self.device, self.dtype = device, dtype
-        if device.type != "cpu":  # cached features held on the device whole: no host-to-device copy per batch
+        if device.type == "cuda":  # the caches held on the GPU whole when they fit: no host copy per batch
+            budget = torch.cuda.mem_get_info(device)[0] // 4  # a quarter of what is free now
             for split in inputs.values():
-                if split.kind == "features":
-                    split.x = split.x.to(device)
+                budget -= _held_bytes(split, device, budget)
         self.policy = build_augmentation(cfg.augmentation, prep.image_size, masks=task.spatial)
         self.criterion = task.criterion(inputs["train"].y, num_classes, class_weights=cfg.class_weights,
                                         label_smoothing=cfg.label_smoothing, device=device, loss=cfg.multi_label_loss)
@@ -238,6 +238,18 @@ class _Trainer:
 
     def trainable_state(self) -> dict[str, torch.Tensor]:
         return {k: v.detach().clone() for k, v in self.net.state_dict().items()}
+
+
+def _held_bytes(split: SplitInputs, device: torch.device, budget: int) -> int:
+    """Hold one split's inputs on ``device`` if they fit ``budget``; the bytes they took there."""
+    if split.kind == "features":
+        nbytes = split.x.element_size() * split.x.nelement()
+        if nbytes > budget:
+            return 0
+        split.x = split.x.to(device)
+        return nbytes
+    nbytes = split.x.nbytes
+    return nbytes if split.hold_on(device, budget) else 0
 
 
 class StopTraining(Exception):
