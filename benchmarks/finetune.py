@@ -210,6 +210,9 @@ def main() -> None:
     ap.add_argument("--n-test", type=int, default=2_000)
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "finetune.json"))
     args = ap.parse_args()
+    from visiontune.runtime import keep_freed_memory
+
+    keep_freed_memory()  # what vt.train sets for its process: the limits run under the same allocator settings
     work = Path(tempfile.mkdtemp(prefix="vt-bench-"))
     os.environ["VISIONTUNE_HOME"] = str(work / "home")  # cold caches for this run
     data = write_png_folders(work / "fashion-mnist", n_train=args.n_train, n_val=args.n_test, n_test=args.n_test)

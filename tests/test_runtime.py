@@ -90,3 +90,20 @@ def test_auto_inference_on_a_measured_device_runs_each_batch_in_its_faster_copy(
     for n in (1, 5):
         np.testing.assert_allclose(auto.predict_proba_pixels(pixels[:n]), exact.predict_proba_pixels(pixels[:n]),
                                    atol=0.1)
+
+
+def test_training_keeps_freed_memory_unless_the_environment_tunes_malloc(monkeypatch):
+    import sys
+
+    from visiontune.runtime import keep_freed_memory
+
+    set_here = keep_freed_memory.__wrapped__  # the cached call is the process's one setting
+    monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.trim_threshold=0")
+    assert set_here() is False  # the user's own malloc settings win
+    monkeypatch.delenv("GLIBC_TUNABLES")
+    for name in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_"):
+        monkeypatch.delenv(name, raising=False)
+    import platform
+
+    on_glibc = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
+    assert set_here() is on_glibc

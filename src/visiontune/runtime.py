@@ -120,6 +120,35 @@ def choice_for(policy: dict[int, dict], batch: int) -> str:
     return policy[below[-1] if below else sizes[0]]["choice"]
 
 
+#: glibc's mallopt parameters
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+
+
+@lru_cache(maxsize=1)
+def keep_freed_memory(mmap_mb: int = 32, trim_mb: int = 512) -> bool:
+    """Let this process reuse the memory a training step frees instead of handing it back to the OS and
+    faulting it in again on the next step.  glibc serves blocks over 128 KB with mmap and trims the heap top
+    eagerly: a head-mode epoch (10k x 1280 features, 512 hidden units, batch 128) took 50k page faults, 0.18-
+    0.26 s an epoch, against 0-300 faults and 0.13-0.14 s with blocks up to 32 MB kept in the heap and up to
+    512 MB of free heap kept; full fine-tuning at 96 px ran 1.2x faster.  The setting stays for the rest of
+    the process (glibc has no way back to its adaptive threshold).  Skipped off glibc and where the
+    environment already tunes malloc (``GLIBC_TUNABLES``, ``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TRIM_THRESHOLD_``).
+    Returns whether it was set."""
+    import ctypes
+    import os
+    import sys
+
+    if not sys.platform.startswith("linux") or any(
+            k in os.environ for k in ("GLIBC_TUNABLES", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")):
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        return bool(libc.mallopt(_M_MMAP_THRESHOLD, mmap_mb << 20)) and bool(
+            libc.mallopt(_M_TRIM_THRESHOLD, trim_mb << 20))
+    except (OSError, AttributeError):  # not glibc (musl has no mallopt to speak of)
+        return False
+
+
 def float32_math(device: torch.device, tf32: bool) -> None:
     """On CUDA, float32 matrix products and convolutions in IEEE float32 (``tf32=False``) or TF32 (process-wide
     settings of torch: the last model loaded or trained in this process decides)."""

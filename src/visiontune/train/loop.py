@@ -26,7 +26,8 @@ from visiontune.debug.modes import ModeKeys
 from visiontune.errors import CheckpointError, ConfigError, DataError, option
 from visiontune.paths import timestamped
 from visiontune.progress import bar, log_metrics, note
-from visiontune.runtime import autocast, dtype_name, pick_device, resolve_precision, training_precision
+from visiontune.runtime import (autocast, dtype_name, keep_freed_memory, pick_device, resolve_precision,
+                                training_precision)
 from visiontune.train import plots
 from visiontune.train.checkpoint import CHECKPOINT, has_checkpoint, load_checkpoint, remove_checkpoint, save_checkpoint
 from visiontune.train.config import TrainConfig
@@ -287,6 +288,7 @@ def train(config: TrainConfig | None = None, *, callbacks: tuple[EpochCallback, 
     if config is not None and options:
         cfg = TrainConfig.from_dict({**config.to_dict(), **options})
     started, wall = time.perf_counter(), time.time()
+    keep_freed_memory()  # each step's tensors reuse the last step's memory instead of faulting in new pages
     run = _resolve(cfg)
     trainer, inputs, skipped = _prepare_inputs(run)
     trainer.stop = stop
