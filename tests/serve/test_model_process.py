@@ -4,6 +4,8 @@ import asyncio
 import json
 import shutil
 import threading
+import time
+import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -99,3 +101,52 @@ def test_serve_with_two_workers_and_one_model_process(server_factory, model_dir,
     with urllib.request.urlopen(server.url + "/models", timeout=10) as r:
         (described,) = json.loads(r.read())["models"]
     assert described["model_process"] is True and described["batching"] is True
+
+    # the model process dies: /ping and requests say so (503), the server starts it again, and it answers again
+    import psutil
+
+    def model_process():
+        for child in psutil.Process(server.proc.pid).children():
+            if any(str(c.laddr).endswith("models.sock") for c in child.net_connections(kind="unix")):
+                return child
+        return None
+
+    first = model_process()
+    first.kill()
+    first.wait(10)
+    deadline, statuses = time.time() + 90, set()
+    while time.time() < deadline:
+        try:
+            np.testing.assert_allclose(invoke(0), local, atol=2e-3)
+            break
+        except urllib.error.HTTPError as exc:
+            statuses.add(exc.code)
+            assert exc.code == 503 and "model process" in json.loads(exc.read())["error"]
+            time.sleep(0.5)
+    else:
+        raise AssertionError(f"no answer within 90 s after the model process died (statuses {statuses})")
+    second = model_process()
+    assert second is not None and second.pid != first.pid
+    with urllib.request.urlopen(server.url + "/ping", timeout=10) as r:
+        assert r.status == 200
+
+
+def test_ping_says_when_the_model_process_is_gone(model_server, model_dir):
+    """Where the model lives in a model process that stopped answering, /ping answers 503 naming it (a load
+    balancer then stops sending there), instead of ok."""
+    from fastapi.testclient import TestClient
+
+    from visiontune.serve.app import create_app
+
+    _, path = model_server
+    app = create_app(ServerSettings(models={"m": str(model_dir)}, model_process=path))
+    with TestClient(app) as c:
+        app.state.loader.join(30)
+        assert c.get("/ping").status_code == 200
+        Path(path).rename(Path(path).with_name("moved.sock"))  # as good as gone for the workers
+        try:
+            r = c.get("/ping")
+            assert r.status_code == 503 and "is not running" in r.json()["error"]
+        finally:
+            Path(path).with_name("moved.sock").rename(path)
+        assert c.get("/ping").status_code == 200

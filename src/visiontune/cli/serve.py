@@ -90,9 +90,10 @@ def serve_cmd(models, host, port, workers, threads, runtime, device, precision, 
                err=True)
     process = None
     if model_process:
-        from visiontune.serve import model_process as mp
+        from visiontune.serve.model_process import ModelProcess
 
-        process, settings.model_process = mp.start(settings)
+        process = ModelProcess(settings)
+        settings.model_process = process.path
     try:
         if workers > 1:
             os.environ["VISIONTUNE_SERVE_SETTINGS"] = settings.to_json()
@@ -102,7 +103,7 @@ def serve_cmd(models, host, port, workers, threads, runtime, device, precision, 
             uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
     finally:
         if process is not None:
-            mp.stop(process, settings.model_process)
+            process.stop()
 
 
 def _gpu_serving(device: str) -> bool:

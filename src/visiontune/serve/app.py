@@ -117,9 +117,17 @@ class Endpoint:
         self.recent.append(time.monotonic())
         del self.recent[:-64]
 
-    def _runtime_description(self) -> dict:
+    @property
+    def _runtime(self) -> Runtime | None:
         runtime = getattr(self.handler.model, "runtime", None)  # a custom model_fn's model has none
-        return runtime.describe() if isinstance(runtime, Runtime) else {}
+        return runtime if isinstance(runtime, Runtime) else None
+
+    def _runtime_description(self) -> dict:
+        return self._runtime.describe() if self._runtime is not None else {}
+
+    def problem(self) -> str | None:
+        """Why this model cannot answer now (its model process is gone), or None."""
+        return self._runtime.problem() if self._runtime is not None else None
 
     def describe(self) -> dict:
         return {"name": self.name, "path": str(self.path), "runtime": self.handler.runtime,
@@ -354,6 +362,9 @@ def create_app(settings: ServerSettings) -> FastAPI:
     @app.get("/ping")
     async def ping():
         if repo.ready and repo.endpoints:
+            problems = [p for p in (ep.problem() for ep in list(repo.endpoints.values())) if p]
+            if problems:  # a load balancer stops sending here
+                return JSONResponse({"status": "failed", "error": problems[0]}, status_code=503)
             return JSONResponse({"status": "ok", "models": list(repo.endpoints)})
         if app.state.load_error:
             return JSONResponse({"status": "failed", "error": app.state.load_error}, status_code=503)

@@ -92,8 +92,8 @@ class ModelServer:
                 return frame({"loaded": name})
             if header.get("op") != "predict":
                 raise RequestError(f"unknown op {header.get('op')!r}")
-            if name not in self.models:
-                raise RequestError(f"model {name!r} is not loaded in the model process")
+            if name not in self.models:  # this process was started again after the workers loaded it
+                await asyncio.get_running_loop().run_in_executor(None, self.load, name)
             shape = tuple(int(v) for v in header["shape"])
             pixels = np.frombuffer(payload, dtype=np.uint8).reshape(shape)
             probs = np.ascontiguousarray(await self.models[name].submit(pixels), dtype=np.float32)
@@ -153,34 +153,62 @@ def _main(settings_json: str, path: str) -> None:
     asyncio.run(ModelServer(settings).serve(path))
 
 
-def start(settings) -> tuple[object, str]:
-    """Start the model process; returns (the process, the socket's path) once it listens (it loads each model
-    when the first worker asks for it)."""
-    import multiprocessing as mp
+class ModelProcess:
+    """The model process, started and kept running: one that dies is started again (at most ``RESTARTS`` times
+    a minute) on the same socket; the workers reconnect, and each model loads again on its next request."""
 
-    path = str(socket_folder() / SOCKET_NAME)
-    process = mp.get_context("spawn").Process(target=_main, args=(settings.to_json(), path),
-                                              name="visiontune-models", daemon=True)
-    process.start()
-    deadline = time.monotonic() + 120
-    while not os.path.exists(path):
-        if not process.is_alive():
-            raise RuntimeError(f"the model process exited with code {process.exitcode} before it listened")
-        if time.monotonic() > deadline:
-            process.terminate()
-            raise RuntimeError("the model process did not listen within 120 s")
-        time.sleep(0.05)
-    return process, path
+    RESTARTS = 3
 
+    def __init__(self, settings):
+        self.settings = settings
+        self.path = str(socket_folder() / SOCKET_NAME)
+        self._stopping = threading.Event()
+        self._restarts: list[float] = []
+        self.process = self._spawn()
+        threading.Thread(target=self._supervise, name="model-process-supervisor", daemon=True).start()
 
-def stop(process, path: str) -> None:
-    process.terminate()
-    process.join(10)
-    folder = Path(path).parent
-    Path(path).unlink(missing_ok=True)
-    try:
-        folder.rmdir()
-    except OSError:
-        pass
+    def _spawn(self):
+        import multiprocessing as mp
 
+        Path(self.path).unlink(missing_ok=True)  # a process that died leaves its socket file behind
+        process = mp.get_context("spawn").Process(target=_main, args=(self.settings.to_json(), self.path),
+                                                  name="visiontune-models", daemon=True)
+        process.start()
+        deadline = time.monotonic() + 120
+        while not os.path.exists(self.path):
+            if not process.is_alive():
+                raise RuntimeError(f"the model process exited with code {process.exitcode} before it listened")
+            if time.monotonic() > deadline:
+                process.terminate()
+                raise RuntimeError("the model process did not listen within 120 s")
+            time.sleep(0.05)
+        return process
 
+    def _supervise(self) -> None:
+        while not self._stopping.is_set():
+            self.process.join(1)
+            if self._stopping.is_set() or self.process.is_alive():
+                continue
+            now = time.monotonic()
+            self._restarts = [t for t in self._restarts if now - t < 60] + [now]
+            if len(self._restarts) > self.RESTARTS:
+                log.error("the model process exited (code %s) %d times within a minute; not starting it again: "
+                          "requests answer 503 until `visiontune serve` is restarted", self.process.exitcode,
+                          len(self._restarts))
+                return
+            log.warning("the model process exited (code %s); starting it again", self.process.exitcode)
+            try:
+                self.process = self._spawn()
+            except RuntimeError:
+                log.exception("the model process could not be started again")
+                return
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self.process.terminate()
+        self.process.join(10)
+        Path(self.path).unlink(missing_ok=True)
+        try:
+            Path(self.path).parent.rmdir()
+        except OSError:
+            pass

@@ -89,6 +89,13 @@ class RemoteRuntime(Runtime):
             raise RuntimeError(f"the model process: {reply['error']}")
         return reply, data
 
+    def problem(self) -> str | None:
+        try:
+            self._connect(2.0).close()
+        except ServiceUnavailableError as exc:
+            return str(exc)
+        return None
+
     def predict_proba(self, pixels: np.ndarray) -> np.ndarray:
         pixels = np.ascontiguousarray(pixels, dtype=np.uint8)
         reply, data = self._call({"op": "predict", "model": self.model, "shape": list(pixels.shape)},

@@ -28,6 +28,10 @@ class Runtime(ABC):
         """What ``GET /models`` says about how this runtime computes."""
         return {}
 
+    def problem(self) -> str | None:
+        """Why this runtime cannot answer now (``/ping`` says it), or None."""
+        return None
+
 
 class TorchRuntime(Runtime):
     name = "torch"
