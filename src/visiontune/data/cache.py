@@ -82,8 +82,8 @@ def fingerprint(samples: list[Sample], progress: Progress | None = None, workers
     started = time.perf_counter()
     if parts:
         done(parts[0], chunk(parts[0]))
-    cached = (time.perf_counter() - started) / max(1, len(parts[0]) if parts else 1) < IO_BOUND_SECONDS_PER_FILE
     rest = parts[1:]
+    cached = not rest or (time.perf_counter() - started) / len(parts[0]) < IO_BOUND_SECONDS_PER_FILE
     for part, hashes in zip(rest, map(chunk, rest) if cached or workers <= 1 else ordered_map(chunk, rest, workers)):
         done(part, hashes)
     return out

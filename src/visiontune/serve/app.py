@@ -87,7 +87,7 @@ class Endpoint:
                                model_process=settings.model_process, name=name).load()
         # a model in the model process computes there (and is batched there, with every worker's requests):
         # here requests only wait for it, many at once
-        self.remote = getattr(getattr(self.handler.model, "runtime", None), "concurrent", False)
+        self.remote = getattr(self._runtime, "concurrent", False)
         self.executor = ThreadPoolExecutor((settings.max_queue or 64) if self.remote else 1,
                                            thread_name_prefix=f"infer-{name}")
         self.batcher = None

@@ -61,8 +61,8 @@ class RemoteRuntime(Runtime):
             sock.connect(self.address)
         except OSError as exc:
             sock.close()
-            raise ServiceUnavailableError(f"the model process ({self.address}) is not running: {exc}; restart "
-                                          "`visiontune serve`") from exc
+            raise ServiceUnavailableError(f"the model process ({self.address}) is not running: {exc}; the server "
+                                          "starts it again (its log says why it stopped)") from exc
         return sock
 
     def _call(self, header: dict, payload: bytes, timeout: float | None = None) -> tuple[dict, bytes]:
@@ -81,7 +81,7 @@ class RemoteRuntime(Runtime):
                 self._local.sock = None
                 if attempt:
                     raise ServiceUnavailableError(f"the model process ({self.address}) stopped answering: {exc}; "
-                                                  "restart `visiontune serve`") from exc
+                                                  "the server starts it again (its log says why it stopped)") from exc
         if "error" in reply:
             status = int(reply.get("status", 500))
             if status == 400:
