@@ -36,7 +36,8 @@ def _parse_models(models: tuple[str, ...]) -> dict[str, str]:
               help="torch (the safetensors artifact) or onnx (model.onnx from `visiontune export`)")
 @click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda or mps")
 @click.option("--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True,
-              help="torch runtime: auto = bf16 on CPUs with native bf16 (AMX/AVX512-BF16), fp16/bf16 on GPUs; fp32 = the trained network's exact answers")
+              help="torch runtime: auto = bf16 on CPUs with native bf16 (AMX/AVX512-BF16); on GPUs float32 or bf16/fp16 "
+                   "per batch size, whichever measured faster at load; fp32 = the trained network's exact answers")
 @click.option("--max-batch-size", default=1, show_default=True, type=click.IntRange(1),
               help="dynamic batching: images per forward pass (1 = off)")
 @click.option("--max-delay-ms", default=5.0, show_default=True, type=float,
@@ -122,7 +123,7 @@ def _gpu_serving(device: str) -> bool:
 @click.option("--top-k", default=3, show_default=True, type=click.IntRange(1), help="how many best classes each record lists")
 @click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda or mps")
 @click.option("--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True,
-              help="auto = bf16 on CPUs with native bf16, fp16/bf16 on GPUs; fp32 = exact answers")
+              help="auto = bf16 on CPUs with native bf16; on GPUs what measured faster per batch size; fp32 = exact answers")
 @click.option("--overwrite", is_flag=True, help="start over in an --out made with another model or options")
 def batch_predict_cmd(model, inputs, out, batch_size, top_k, device, precision, overwrite):
     """Batch transform: a folder, manifest or fsspec URL -> JSON Lines (.out files).

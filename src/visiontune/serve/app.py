@@ -57,7 +57,7 @@ class ServerSettings:
     models: dict[str, str] = field(default_factory=dict)  # name -> model folder or model.tar.gz
     runtime: str = "torch"
     device: str = "auto"
-    precision: str = "auto"              # torch runtime: bf16 on CPUs that compute it natively, fp16/bf16 on GPUs
+    precision: str = "auto"              # torch runtime: bf16 on CPUs that compute it natively; on GPUs measured per batch size
     threads: int | None = None           # torch / onnxruntime threads per worker
     max_batch_size: int = 1              # 1 = batching off
     #: requests one model holds at once (decoding, waiting, computing); more are answered 503 + Retry-After.

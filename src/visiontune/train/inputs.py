@@ -46,14 +46,19 @@ class SplitInputs:
         x = self.x[:n]
         return x.cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
 
-    def hold_on(self, device: torch.device, budget_bytes: int) -> bool:
-        """Move the split's uint8 pixels onto ``device`` whole when they fit in ``budget_bytes``, so batches are
-        indexed there instead of copied from the host one by one (the targets stay on the host: metrics read
-        them there).  Returns whether it moved."""
-        if isinstance(self.x, torch.Tensor) or self.x.nbytes > budget_bytes:
-            return False
-        self.x = torch.from_numpy(np.array(self.x)).to(device)  # a copy: the memory map is read-only
-        return True
+    def hold_on(self, device: torch.device, budget_bytes: int) -> int:
+        """Move the split's inputs (uint8 pixels or features) onto ``device`` whole when they fit in
+        ``budget_bytes``, so batches are indexed there instead of copied from the host one by one (the
+        targets stay on the host: metrics read them there).  Returns the bytes it moved (0: it stayed)."""
+        if isinstance(self.x, torch.Tensor) and self.x.device.type == device.type:
+            return 0
+        nbytes = self.x.nbytes
+        if nbytes > budget_bytes:
+            return 0
+        # pixels: a copy of the memory map, which is read-only
+        x = self.x if isinstance(self.x, torch.Tensor) else torch.from_numpy(np.array(self.x))
+        self.x = x.to(device)
+        return nbytes
 
 
 def hold_out(dataset: Dataset, valid_fraction: float, test_fraction: float, seed: int) -> Dataset:

@@ -112,7 +112,7 @@ class _Trainer:
         if device.type == "cuda":  # the caches held on the GPU whole when they fit: no host copy per batch
             budget = torch.cuda.mem_get_info(device)[0] // 4  # a quarter of what is free now
             for split in inputs.values():
-                budget -= _held_bytes(split, device, budget)
+                budget -= split.hold_on(device, budget)
         self.policy = build_augmentation(cfg.augmentation, prep.image_size, masks=task.spatial)
         self.criterion = task.criterion(inputs["train"].y, num_classes, class_weights=cfg.class_weights,
                                         label_smoothing=cfg.label_smoothing, device=device, loss=cfg.multi_label_loss)
@@ -239,18 +239,6 @@ class _Trainer:
 
     def trainable_state(self) -> dict[str, torch.Tensor]:
         return {k: v.detach().clone() for k, v in self.net.state_dict().items()}
-
-
-def _held_bytes(split: SplitInputs, device: torch.device, budget: int) -> int:
-    """Hold one split's inputs on ``device`` if they fit ``budget``; the bytes they took there."""
-    if split.kind == "features":
-        nbytes = split.x.element_size() * split.x.nelement()
-        if nbytes > budget:
-            return 0
-        split.x = split.x.to(device)
-        return nbytes
-    nbytes = split.x.nbytes
-    return nbytes if split.hold_on(device, budget) else 0
 
 
 class StopTraining(Exception):
