@@ -137,3 +137,26 @@ def test_a_rotated_large_jpeg_is_upright_after_a_reduced_decode(tmp_path):
     pixels = load_pixels(buf.getvalue(), 200, resize="squash")
     upright = np.asarray(img.transpose(Image.Transpose.ROTATE_270).resize((200, 200), Image.BILINEAR))
     assert np.abs(pixels.astype(int) - upright.astype(int)).mean() < 6
+
+
+@pytest.mark.parametrize("shape", [(300, 451), (451, 300), (60, 40), (224, 300), (224, 224), (2000, 3000)])
+def test_the_centre_crop_resampled_alone_matches_resize_then_crop(shape):
+    """``resize_center_crop`` resamples only the square it keeps: the pixels of resizing the whole image
+    and cutting the square out, within one grey level (two where a large image is first reduced by whole
+    factors, on a grid that starts elsewhere)."""
+    from visiontune.data.decode import resize_center_crop
+
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 256, (shape[0] // 8 + 1, shape[1] // 8 + 1, 3), dtype=np.uint8)
+    img = Image.fromarray(base).resize((shape[1], shape[0]), Image.Resampling.BICUBIC)  # smooth, with detail
+    size = 224
+    w, h = img.size
+    scale = size / min(w, h)
+    nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
+    whole = img.resize((nw, nh), Image.Resampling.BILINEAR, reducing_gap=None if max(w, h) < 4 * size else 3.0)
+    left, top = (nw - size) // 2, (nh - size) // 2
+    expected = np.asarray(whole.crop((left, top, left + size, top + size)), dtype=int)
+    got = np.asarray(resize_center_crop(img, size), dtype=int)
+    assert got.shape == (size, size, 3)
+    diff = np.abs(got - expected)
+    assert diff.max() <= (1 if max(w, h) < 4 * size else 2) and diff.mean() < 0.2

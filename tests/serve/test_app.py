@@ -1,7 +1,9 @@
 """The server's contract, in process: content types, accept types, and every bad input."""
 
+import gc
 import io
 import json
+import weakref
 
 import numpy as np
 import pytest
@@ -162,7 +164,10 @@ def test_ping_waits_for_a_model_and_multi_model(model_dir, png_bytes, tmp_path):
         assert "channels_last" in described[0]["computes"] and described[0]["model_process"] is False
         assert post(c, png_bytes, "image/png", path="/models/b/invoke").status_code == 200
         assert post(c, png_bytes, "image/png", headers={"X-Amzn-SageMaker-Target-Model": "b"}).status_code == 200
+        assert gc.get_freeze_count() > 0  # loaded models are left out of garbage collections...
+        unloaded = weakref.ref(app.state.repo.endpoints["a"])
         assert c.delete("/models/a").status_code == 200
+        assert unloaded() is None  # ...and an unloaded one is freed all the same (no cycle holds it)
         assert post(c, png_bytes, "image/png", path="/models/a/invoke").status_code == 404
         assert c.post("/models", json={"name": "c", "path": str(tmp_path)}).status_code == 400
         assert c.post("/models", content=b"nope", headers={"Content-Type": "application/json"}).status_code == 400

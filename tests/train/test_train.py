@@ -52,6 +52,16 @@ def test_same_seed_same_result(tiny_folder, tmp_path):
     assert strip(c.history) != strip(a.history)
 
 
+def test_batches_gathered_ahead_train_like_batches_read_in_turn(tiny_folder, tmp_path, monkeypatch):
+    from visiontune.train.inputs import SplitInputs
+
+    a = vt.train(data=str(tiny_folder), out=str(tmp_path / "a"), **FAST, mode="full", augmentation="crop")
+    monkeypatch.setattr(SplitInputs, "batches", lambda self, order, pin=False: (self.batch(i) for i in order))
+    b = vt.train(data=str(tiny_folder), out=str(tmp_path / "b"), **FAST, mode="full", augmentation="crop")
+    wa, wb = _weights(a.out), _weights(b.out)
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
 class _Interrupt(Exception):
     pass
 

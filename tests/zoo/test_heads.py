@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from visiontune.zoo.heads import Dropout, Head, HeadSpec
+from visiontune.zoo.heads import Dropout, Head, HeadSpec, Linear
 from visiontune.zoo.optimize import inference_copy
 from visiontune.zoo.registry import create_model
 
@@ -32,6 +32,38 @@ def test_dropout_repeats_under_the_same_seed_and_passes_gradients():
     assert torch.equal(a, b)
     a.sum().backward()
     assert torch.equal(x.grad != 0, a != 0)
+
+
+def test_dropout_rounds_p_to_a_65536th():
+    torch.manual_seed(1)
+    y = Dropout(0.1).train()(torch.ones(1000, 1000))
+    assert (y == 0).float().mean().item() == pytest.approx(0.1, abs=0.002)
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_linear_trains_under_cpu_autocast_like_nn_linear(bias):
+    torch.manual_seed(0)
+    ours = Linear(64, 16, bias=bias)
+    plain = nn.Linear(64, 16, bias=bias)
+    plain.load_state_dict(ours.state_dict())
+    x = torch.randn(32, 64)
+    grads = []
+    for layer in (ours, plain):
+        xi = x.clone().requires_grad_(True)
+        with torch.autocast("cpu", torch.bfloat16):
+            out = layer(xi)
+        assert out.dtype == torch.bfloat16
+        (out.float() ** 2).sum().backward()
+        grads.append((out.float(), xi.grad, layer.weight.grad, layer.bias.grad if bias else None))
+    (o1, gx1, gw1, gb1), (o2, gx2, gw2, gb2) = grads
+    assert torch.allclose(o1, o2, rtol=2e-2, atol=2e-2)
+    assert gw1.dtype == torch.float32 and gw1.is_contiguous() and gw1.shape == ours.weight.shape
+    assert torch.allclose(gw1, gw2, rtol=3e-2, atol=0.3)
+    assert gx1.dtype == x.dtype and torch.allclose(gx1, gx2, rtol=3e-2, atol=0.3)
+    if bias:
+        assert torch.allclose(gb1, gb2, rtol=3e-2, atol=0.3)
+    with torch.no_grad():  # outside autocast it is nn.Linear
+        assert torch.equal(ours(x), plain(x))
 
 
 def test_head_state_dict_matches_plain_torch_layers():

@@ -99,9 +99,9 @@ def serve_cmd(models, host, port, workers, threads, runtime, device, precision, 
         if workers > 1:
             os.environ["VISIONTUNE_SERVE_SETTINGS"] = settings.to_json()
             uvicorn.run("visiontune.serve.app:create_app_from_env", factory=True, host=host, port=port,
-                        workers=workers, log_level="warning")
+                        workers=workers, log_level="warning", access_log=False)
         else:
-            uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+            uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", access_log=False)
     finally:
         if process is not None:
             process.stop()

@@ -37,8 +37,9 @@ from visiontune.paths import atomic_write_text, cache_dir
 from visiontune.zoo.optimize import inference_copy
 from visiontune.zoo.weights import Preprocessing
 
-#: 2: large JPEGs decoded at a reduced scale (data.decode.load_pixels)
-CACHE_FORMAT = 2
+#: 2: large JPEGs decoded at a reduced scale (data.decode.load_pixels); 3: the centre crop resized alone
+#: (data.decode.resize_center_crop; pixels within a grey level or two of 2's)
+CACHE_FORMAT = 3
 Progress = Callable[[int], None]
 
 

@@ -16,6 +16,7 @@ path): ``{"op": "load", "model": NAME}`` loads it on first use (every worker ask
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import os
@@ -80,6 +81,7 @@ class ModelServer:
                 raise RequestError(f"model {name!r} is not one this server was started with")
             try:
                 self.models[name] = _Model(name, self.settings.models[name], self.settings)
+                gc.freeze()  # as the HTTP server does (serve/app.py): collections stop walking the model
             except Exception as exc:  # every worker's /ping reports the same failure
                 self.failed[name] = f"{type(exc).__name__}: {exc}"
                 raise

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,14 +35,42 @@ class SplitInputs:
 
     def batch(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Inputs and labels of the samples ``idx``, aligned."""
-        if self.kind == "features":
-            return self.x[idx], self.y[idx]
+        if self.kind == "features":  # index_select: 5 us for 128 x 1280 where x[idx] took 27-108 us
+            return self.x.index_select(0, idx.to(self.x.device)), self.y[idx]
         order = torch.sort(idx).values  # sequential reads from the memory map
         y = self.y[order] if isinstance(self.y, torch.Tensor) else torch.from_numpy(
             np.ascontiguousarray(self.y[order.numpy()]))
         if isinstance(self.x, torch.Tensor):  # held on the device whole (:meth:`hold_on`)
             return self.x[order.to(self.x.device)], y
         return torch.from_numpy(np.ascontiguousarray(self.x[order.numpy()])), y
+
+    def batches(self, order: list[torch.Tensor], pin: bool = False, ahead: int = 2
+                ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """:meth:`batch` of each index tensor in ``order``, in order.  Pixels read from the memory-mapped
+        cache are gathered ``ahead`` batches early on a thread (the reads from disk, and on a GPU the copy
+        into pinned memory, overlap the step that runs), so the next batch's host-to-device copy can be
+        asynchronous.  Inputs already in memory (features, or a split held on the device) are indexed as
+        they are asked for."""
+        if self.kind != "pixels" or isinstance(self.x, torch.Tensor):
+            for idx in order:
+                yield self.batch(idx)
+            return
+
+        def load(idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            x, y = self.batch(idx)
+            return (x.pin_memory(), y.pin_memory()) if pin else (x, y)
+
+        pool = ThreadPoolExecutor(1, thread_name_prefix=f"visiontune-{self.name}-batches")
+        pending: deque = deque()
+        try:
+            for idx in order:
+                pending.append(pool.submit(load, idx))
+                if len(pending) > ahead:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:  # a stopped epoch: what was gathered for nothing is dropped
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def first_inputs(self, n: int) -> np.ndarray:
         """The first ``n`` rows of ``x`` as a host array, wherever ``x`` is held."""

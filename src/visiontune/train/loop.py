@@ -11,6 +11,7 @@ import dataclasses
 import json
 import math
 import time
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -137,6 +138,22 @@ class _Trainer:
         with autocast(self.device, self.dtype):
             return (self.train_net if train else self.net)(x).float()
 
+    def _plan(self, perm: torch.Tensor) -> list[tuple[torch.Tensor, float]]:
+        """The epoch's batches for this rank: (sample indices, the rank's share of the global batch)."""
+        plan = []
+        for start in range(0, len(perm), self.cfg.batch_size):
+            idx, share = perm[start:start + self.cfg.batch_size], 1.0
+            if self.task.spatial and len(idx) < 2 * self.world:
+                continue  # DeepLabV3+'s pooled ASPP branch cannot batch-normalise one image: a last batch that
+                # would give some rank a single image waits for the next epoch (every rank decides alike)
+            if self.world > 1:
+                if len(idx) < self.world:  # a last batch too small to split: every rank skips it alike
+                    continue
+                mine = idx.tensor_split(self.world)[self.rank]
+                idx, share = mine, len(mine) * self.world / len(idx)
+            plan.append((idx, share))
+        return plan
+
     def train_epoch(self, epoch: int, advance) -> tuple[float, float]:
         torch.manual_seed(_epoch_seed(self.cfg.seed, epoch))
         data = self.inputs["train"]
@@ -147,65 +164,60 @@ class _Trainer:
         if hook is not None:
             hook.set_mode(ModeKeys.TRAIN)
         total_loss, correct, seen = 0.0, 0.0, 0
-        for start in range(0, len(perm), self.cfg.batch_size):
+        plan = self._plan(perm)
+        # the next batches are gathered while this one trains; a stopped or failed epoch drops them
+        with closing(data.batches([idx for idx, _ in plan], pin=self.device.type == "cuda")) as batches:
             t0 = time.perf_counter()
-            if self.stop is not None and self.stop.is_set():
-                raise StopTraining(f"stopped on request during epoch {epoch}")
-            idx, share = perm[start:start + self.cfg.batch_size], 1.0
-            if self.task.spatial and len(idx) < 2 * self.world:
-                continue  # DeepLabV3+'s pooled ASPP branch cannot batch-normalise one image: a last batch that
-                # would give some rank a single image waits for the next epoch (every rank decides alike)
-            if self.world > 1:
-                if len(idx) < self.world:  # a last batch too small to split: every rank skips it alike
-                    continue
-                mine = idx.tensor_split(self.world)[self.rank]
-                idx, share = mine, len(mine) * self.world / len(idx)
-            xb, yb = data.batch(idx)
-            if self.task.spatial:  # images and masks move together, on the device; colour changes the image only
-                xb, yb = normalize_pairs(xb, yb, self.prep, self.device, self.policy)
-                yb = yb.long()
-            yb = yb.to(self.device)
-            if hook is not None:
-                hook.begin_step()
-            t1 = time.perf_counter()
-            logits = self.forward(xb, train=True)
-            loss = self.criterion(logits, yb)
-            t2 = time.perf_counter()
-            if share != 1.0:
-                loss_for_grad = loss * share  # DDP averages over ranks; this weights each rank by its share
-            else:
-                loss_for_grad = loss
-            if not torch.isfinite(loss):
-                raise ConfigError(f"the loss became {loss.item()} at epoch {epoch}; lower {option('learning_rate')} "
-                                  f"(now {self.cfg.lr:g}) or use {option('precision', 'fp32')}")
-            self.opt.zero_grad(set_to_none=True)
-            if self.scaler is not None:
-                self.scaler.scale(loss_for_grad).backward()
-                self.scaler.step(self.opt)
-                self.scaler.update()
-            else:
-                loss_for_grad.backward()
-                t3 = time.perf_counter()
+            for (idx, share), (xb, yb) in zip(plan, batches):
+                if self.stop is not None and self.stop.is_set():
+                    raise StopTraining(f"stopped on request during epoch {epoch}")
+                if self.task.spatial:  # images and masks move together, on the device; colour changes the image only
+                    xb, yb = normalize_pairs(xb, yb, self.prep, self.device, self.policy)
+                    yb = yb.long()
+                yb = yb.to(self.device)
                 if hook is not None:
-                    hook.end_backward()
-                self.opt.step()
-            if self.sched is not None and self.per_batch:
-                self.sched.step()
-            loss_value = loss.item()
-            total_loss += loss_value * len(yb)
-            correct += self.task.hits(logits, yb)
-            seen += len(yb)
-            advance(len(yb))
-            if hook is not None:
-                t4 = time.perf_counter()
-                labels, pred = self.task.debug_values(logits, yb)
-                name = self.task.loss_name
-                if self.scaler is None:
-                    hook.record_step(loss_value, labels, pred, loss_name=name, data=t1 - t0, forward=t2 - t1,
-                                     backward=t3 - t2, optimizer=t4 - t3, step_seconds=t4 - t0)
+                    hook.begin_step()
+                t1 = time.perf_counter()
+                logits = self.forward(xb, train=True)
+                loss = self.criterion(logits, yb)
+                t2 = time.perf_counter()
+                if share != 1.0:
+                    loss_for_grad = loss * share  # DDP averages over ranks; this weights each rank by its share
                 else:
-                    hook.record_step(loss_value, labels, pred, loss_name=name, data=t1 - t0, forward=t2 - t1,
-                                     step_seconds=t4 - t0)
+                    loss_for_grad = loss
+                if not torch.isfinite(loss):
+                    raise ConfigError(f"the loss became {loss.item()} at epoch {epoch}; lower "
+                                      f"{option('learning_rate')} (now {self.cfg.lr:g}) or use "
+                                      f"{option('precision', 'fp32')}")
+                self.opt.zero_grad(set_to_none=True)
+                if self.scaler is not None:
+                    self.scaler.scale(loss_for_grad).backward()
+                    self.scaler.step(self.opt)
+                    self.scaler.update()
+                else:
+                    loss_for_grad.backward()
+                    t3 = time.perf_counter()
+                    if hook is not None:
+                        hook.end_backward()
+                    self.opt.step()
+                if self.sched is not None and self.per_batch:
+                    self.sched.step()
+                loss_value = loss.item()
+                total_loss += loss_value * len(yb)
+                correct += self.task.hits(logits, yb)
+                seen += len(yb)
+                advance(len(yb))
+                if hook is not None:
+                    t4 = time.perf_counter()
+                    labels, pred = self.task.debug_values(logits, yb)
+                    name = self.task.loss_name
+                    if self.scaler is None:
+                        hook.record_step(loss_value, labels, pred, loss_name=name, data=t1 - t0, forward=t2 - t1,
+                                         backward=t3 - t2, optimizer=t4 - t3, step_seconds=t4 - t0)
+                    else:
+                        hook.record_step(loss_value, labels, pred, loss_name=name, data=t1 - t0, forward=t2 - t1,
+                                         step_seconds=t4 - t0)
+                t0 = time.perf_counter()  # the next step's time starts with the wait for its batch
         if self.sched is not None and not self.per_batch:
             self.sched.step()
         if self.world > 1:  # the epoch's loss and accuracy over every rank's share
