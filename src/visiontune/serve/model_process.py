@@ -81,7 +81,8 @@ class ModelServer:
                 raise RequestError(f"model {name!r} is not one this server was started with")
             try:
                 self.models[name] = _Model(name, self.settings.models[name], self.settings)
-                gc.freeze()  # as the HTTP server does (serve/app.py): collections stop walking the model
+                gc.collect()  # as the HTTP server does (serve/app.py): collections stop walking the model
+                gc.freeze()
             except Exception as exc:  # every worker's /ping reports the same failure
                 self.failed[name] = f"{type(exc).__name__}: {exc}"
                 raise
