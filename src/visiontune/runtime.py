@@ -121,7 +121,22 @@ def choice_for(policy: dict[int, dict], batch: int) -> str:
 
 
 #: glibc's mallopt parameters
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _M_ARENA_MAX = -1, -3, -8
+
+
+def _mallopt(*settings: tuple[int, int]) -> bool:
+    """glibc's ``mallopt`` for each ``(parameter, value)``; False off glibc (musl has no mallopt to speak of)
+    or when glibc refuses one."""
+    import ctypes
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        return all([bool(libc.mallopt(param, value)) for param, value in settings])
+    except (OSError, AttributeError):
+        return False
 
 
 @lru_cache(maxsize=1)
@@ -134,19 +149,22 @@ def keep_freed_memory(mmap_mb: int = 32, trim_mb: int = 512) -> bool:
     the process (glibc has no way back to its adaptive threshold).  Skipped off glibc and where the
     environment already tunes malloc (``GLIBC_TUNABLES``, ``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TRIM_THRESHOLD_``).
     Returns whether it was set."""
-    import ctypes
     import os
-    import sys
 
-    if not sys.platform.startswith("linux") or any(
-            k in os.environ for k in ("GLIBC_TUNABLES", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")):
+    if any(k in os.environ for k in ("GLIBC_TUNABLES", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")):
         return False
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        return bool(libc.mallopt(_M_MMAP_THRESHOLD, mmap_mb << 20)) and bool(
-            libc.mallopt(_M_TRIM_THRESHOLD, trim_mb << 20))
-    except (OSError, AttributeError):  # not glibc (musl has no mallopt to speak of)
-        return False
+    return _mallopt((_M_MMAP_THRESHOLD, mmap_mb << 20), (_M_TRIM_THRESHOLD, trim_mb << 20))
+
+
+def fewer_malloc_arenas(arenas: int = 2) -> None:
+    """For servers: glibc gives each thread that allocates its own memory arena (up to 8 per core) and
+    seldom hands their memory back, so request threads decoding images keep the RSS creeping up.  Two
+    arenas, as ``MALLOC_ARENA_MAX=2`` would set, keep it level.  Only glibc has this; an explicit
+    ``MALLOC_ARENA_MAX`` wins."""
+    import os
+
+    if not os.environ.get("MALLOC_ARENA_MAX"):
+        _mallopt((_M_ARENA_MAX, arenas))
 
 
 def float32_math(device: torch.device, tf32: bool) -> None:

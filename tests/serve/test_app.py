@@ -152,9 +152,11 @@ def test_ping_waits_for_a_model_and_multi_model(model_dir, png_bytes, tmp_path):
         r = c.post("/models", json={"name": "a", "path": str(model_dir)})
         assert r.status_code == 403 and "API key" in r.json()["error"]  # off unless asked for
     app = create_app(ServerSettings(models={}, allow_model_management=True))
+    gc.unfreeze()  # what earlier tests' servers froze: this server's loads must freeze on their own
     with TestClient(app) as c:
         app.state.loader.join(10)
         assert c.get("/ping").status_code == 503
+        assert gc.get_freeze_count() == 0
         assert c.post("/models", content=b'{"name": "a"}', headers={"Content-Type": "text/plain"}).status_code == 415
         assert c.post("/models", json={"name": "a", "path": str(model_dir)}).status_code == 201
         assert c.post("/models", json={"name": "b", "path": str(model_dir / "model.tar.gz")}).status_code == 201

@@ -10,13 +10,11 @@
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import gc
 import hmac
 import json
 import logging
 import os
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -44,6 +42,7 @@ from visiontune.errors import (
     VisiontuneError,
     option,
 )
+from visiontune.runtime import fewer_malloc_arenas
 from visiontune.serve.batching import DynamicBatcher
 from visiontune.serve.codecs import check_accept
 from visiontune.serve.handler import Handler
@@ -269,19 +268,6 @@ def _top_k(request: Request) -> int | None:
     if k < 1:
         raise RequestError(f"top_k={k}: must be 1 or more")
     return k
-
-
-def fewer_malloc_arenas(arenas: int = 2) -> None:
-    """glibc gives each thread that allocates its own memory arena (up to 8 per core) and
-    seldom hands their memory back, so request threads decoding images keep the RSS
-    creeping up.  Two arenas, as ``MALLOC_ARENA_MAX=2`` would set, keep it level.
-    Only glibc has this; an explicit ``MALLOC_ARENA_MAX`` wins."""
-    if os.environ.get("MALLOC_ARENA_MAX") or not sys.platform.startswith("linux"):
-        return
-    try:
-        ctypes.CDLL("libc.so.6").mallopt(-8, arenas)  # -8 = M_ARENA_MAX
-    except (OSError, AttributeError):
-        pass
 
 
 def create_app(settings: ServerSettings) -> FastAPI:

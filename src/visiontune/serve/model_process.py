@@ -137,7 +137,8 @@ def socket_folder() -> Path:
 
 def _main(settings_json: str, path: str) -> None:
     """The model process's entry point (a spawned process: no state inherited from the CLI)."""
-    from visiontune.serve.app import ServerSettings, fewer_malloc_arenas
+    from visiontune.runtime import fewer_malloc_arenas
+    from visiontune.serve.app import ServerSettings
 
     fewer_malloc_arenas()
     settings = ServerSettings(**json.loads(settings_json))
