@@ -150,3 +150,35 @@ def test_the_readme_custom_rule_and_trial_examples_run(healthy):
     trial = trial.replace('"val_acc"', '"CrossEntropyLoss_output_0"').replace(
         "ImageClassifier_head.layers.0.weight", "Net_fc2.weight")
     exec(trial, {})  # noqa: S102
+
+
+def _losses_run(folder, eval_passes):
+    """A hook fed by hand: 30 falling TRAIN losses, then each pass of EVAL losses as given."""
+    from visiontune.debug.hook import Hook
+
+    hook = Hook(out_dir=folder)
+    for values in eval_passes:
+        hook.set_mode("TRAIN")
+        for i in range(30):
+            hook.begin_step()
+            hook.record_step(2.0 - i * 0.01)
+        hook.set_mode("EVAL")
+        for v in values:
+            hook.begin_step()
+            hook.record_step(v)
+    hook.close()
+    return folder
+
+
+def test_loss_not_decreasing_compares_whole_validation_passes(tmp_path):
+    # every pass's last batches are harder than its first: a window of 10 steps straddling two passes rose
+    # (steps 30..39 against 20..29), yet each pass's mean fell; only whole passes compare
+    falling = [[0.6 - p * 0.005] * 6 + [1.2 - p * 0.005] * 6 for p in range(4)]
+    quiet = _status(evaluate_rules(_losses_run(tmp_path / "a", falling), [{"name": "loss_not_decreasing"}],
+                                   kind="script"), "loss_not_decreasing")
+    assert quiet["status"] == "NoIssuesFound", quiet
+    stalled = falling[:2] + [falling[1], falling[1]]
+    st = _status(evaluate_rules(_losses_run(tmp_path / "b", stalled), [{"name": "loss_not_decreasing"}],
+                                kind="script"), "loss_not_decreasing")
+    assert st["status"] == "IssuesFound" and "pass 3's mean" in st["message"] and "from pass 2's" in st["message"]
+    assert st["evidence"][0]["pass_number"] == 3

@@ -355,7 +355,7 @@ class Hook:
         self._advance()
         self._t_fwd = now
         saving = self._saving
-        if not saving and self._snapshot is None:
+        if (not saving and self._snapshot is None) or self._model is None:  # no model: losses and scalars only
             return
         with torch.no_grad():
             if train and (self._snapshot is not None or saving.get("weight_update_ratio")):

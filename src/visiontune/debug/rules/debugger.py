@@ -1,7 +1,7 @@
 """SageMaker Debugger's built-in rules, on what the hook saves (reductions, losses, scalars).
 
 Where the saved data differs from smdebug's (reductions rather than whole tensors, losses every step
-rather than every 500), the rule says how it reads it; docs/debugger.md lists each rule's reading.
+rather than every 500), the rule's docstring says how it reads it.
 """
 
 from __future__ import annotations
@@ -119,6 +119,11 @@ class ExplodingTensor(Rule):
 
 
 class LossNotDecreasing(Rule):
+    """Training losses: the mean of each window of ``num_steps`` steps against the window before.  Validation
+    (EVAL) losses: each pass's mean against the pass before, since every pass walks the same images (smdebug
+    compares steps ``num_steps`` apart, which for EVAL mixes the batches of two passes).  With no ``mode``, the
+    validation passes are read when there are two or more."""
+
     name = "loss_not_decreasing"
     defaults = {"collection_names": None, "tensor_regex": None, "use_losses_collection": True, "num_steps": 10,
                 "diff_percent": 0.1, "increase_threshold_percent": 5.0, "mode": None}
@@ -134,30 +139,52 @@ class LossNotDecreasing(Rule):
         names = loss_names(ctx, self, self.collection_names, self.tensor_regex, self.use_losses_collection)
         n = max(1, self.num_steps)
         for name in names:
-            mode = None
-            if self.mode:
-                mode = _MODES.get(str(self.mode).upper())
+            mode = _MODES.get(str(self.mode).upper()) if self.mode else None
+            means = _pass_means(ctx, name)
+            if mode is None:  # validation passes first: each one walks the same data, so their means compare
+                mode = ModeKeys.EVAL if sum(md == ModeKeys.EVAL for md, _, _ in means) >= 2 else next(
+                    (m for m in (ModeKeys.TRAIN, ModeKeys.GLOBAL) if len(ctx.trial.series(name, m)[0]) >= 2 * n), None)
+            runs = [(s, m) for md, s, m in means if md == mode]
+            if mode in (ModeKeys.EVAL, ModeKeys.PREDICT) and len(runs) >= 2:
+                finding = self._by_pass(name, mode, runs)
+            elif mode not in (None, ModeKeys.EVAL, ModeKeys.PREDICT) and len(ctx.trial.series(name, mode)[0]) >= 2 * n:
+                finding = self._by_window(name, mode, *ctx.trial.series(name, mode), n)
             else:
-                for m in (ModeKeys.EVAL, ModeKeys.TRAIN, ModeKeys.GLOBAL):
-                    if len(ctx.trial.series(name, m)[0]) >= 2 * n:
-                        mode = m
-                        break
-            if mode is None:
-                ctx.warn(f"{self.name}: {name} has fewer than {2 * n} values in any mode (num_steps={n}); "
-                         "nothing to compare yet")
+                ctx.warn(f"{self.name}: {name} has fewer than {2 * n} values in any mode (num_steps={n}) and fewer "
+                         "than 2 validation passes; nothing to compare yet")
                 continue
-            steps, vals = ctx.trial.series(name, mode)
-            # windows of num_steps values compared with the window before: batch-to-batch noise averages out
-            for end in range(2 * n, len(vals) + 1, n):
-                before, now = float(np.mean(vals[end - 2 * n:end - n])), float(np.mean(vals[end - n:end]))
-                if now > before * (1 - self.diff_percent / 100):
-                    rise = (now - before) / abs(before) * 100 if before else 0.0
-                    how = f"rose {rise:.1f}%" if rise > 0 else f"fell only {-rise:.3f}%"
-                    return Finding(f"{name} ({mode.name}): the mean over steps {steps[end - n]}..{steps[end - 1]} "
-                                   f"({now:.4g}) {how} from the {n} steps before ({before:.4g}); "
-                                   f"it must fall by {self.diff_percent:g}%",
-                                   [_ev(name, mode, steps[end - 1], mean_before=before, mean_now=now)])
+            if finding is not None:
+                return finding
         return None
+
+    def _by_window(self, name, mode, steps, vals, n: int) -> Finding | None:
+        """Training steps: windows of ``num_steps`` values compared with the window before (batch-to-batch
+        noise averages out)."""
+        for end in range(2 * n, len(vals) + 1, n):
+            before, now = float(np.mean(vals[end - 2 * n:end - n])), float(np.mean(vals[end - n:end]))
+            if now > before * (1 - self.diff_percent / 100):
+                return Finding(f"{name} ({mode.name}): the mean over steps {steps[end - n]}..{steps[end - 1]} "
+                               f"({now:.4g}) {self._how(before, now)} from the {n} steps before ({before:.4g}); "
+                               f"it must fall by {self.diff_percent:g}%",
+                               [_ev(name, mode, steps[end - 1], mean_before=before, mean_now=now)])
+        return None
+
+    def _by_pass(self, name, mode, runs: list[tuple[int, float]]) -> Finding | None:
+        """Evaluation passes: each pass's mean against the pass before.  Windows of steps would mix the
+        batches of two passes, and within one pass nothing learns: only whole passes compare."""
+        for i in range(1, len(runs)):
+            (_, before), (step, now) = runs[i - 1], runs[i]
+            if now > before * (1 - self.diff_percent / 100):
+                return Finding(f"{name} ({mode.name}): pass {i + 1}'s mean ({now:.4g}, up to step {step}) "
+                               f"{self._how(before, now)} from pass {i}'s ({before:.4g}); "
+                               f"it must fall by {self.diff_percent:g}%",
+                               [_ev(name, mode, step, mean_before=before, mean_now=now, pass_number=i + 1)])
+        return None
+
+    @staticmethod
+    def _how(before: float, now: float) -> str:
+        rise = (now - before) / abs(before) * 100 if before else 0.0
+        return f"rose {rise:.2g}%" if rise > 0 else f"fell only {-rise:.2g}%"
 
 
 def _pass_means(ctx, name) -> list[tuple[int, int, float]]:
