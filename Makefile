@@ -38,6 +38,7 @@ test: $(STAMP)
 bench: $(STAMP) fashion-mnist
 	$(BIN)/python benchmarks/finetune.py
 	$(BIN)/python benchmarks/augment.py
+	$(BIN)/python benchmarks/head_group.py
 
 clean:
 	rm -rf $(VENV) quickstart

@@ -197,3 +197,9 @@ def test_every_layout_reports_test_metrics(tiny_folder, tmp_path, capsys):
     assert "holding out 3 validation and 3 test" in capsys.readouterr().err
     r = vt.train(data=str(tiny_folder), out=str(tmp_path / "r0"), **FAST, test_fraction=0)
     assert r.metrics["evaluated_on"] == "validation" and "validation_accuracy" in r.metrics
+
+
+def test_a_loss_that_becomes_nan_stops_the_run_with_what_to_do(tiny_split, tmp_path):
+    # the loss is summed on the device and checked every FINITE_CHECK_STEPS steps and at each epoch's end
+    with pytest.raises(ConfigError, match=r"the loss became (nan|inf) at epoch 1; lower learning_rate \(now 1e\+30\)"):
+        vt.train(data=str(tiny_split), out=str(tmp_path / "run"), **FAST, optimizer="sgd", learning_rate=1e30)

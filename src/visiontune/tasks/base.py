@@ -39,9 +39,10 @@ class Task(ABC):
         ``loss``: the multi-label loss's kind, where the task has a choice)."""
 
     @abstractmethod
-    def hits(self, logits: torch.Tensor, targets: torch.Tensor) -> float:
+    def hits(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """How many of a batch the model gets right (the training accuracy's numerator; segmentation: the sum
-        of each image's share of right pixels)."""
+        of each image's share of right pixels), as a 0-dim tensor on the logits' device: the loop sums them
+        there and reads the total once per epoch (no device sync per step)."""
 
     @abstractmethod
     def probabilities(self, logits: torch.Tensor) -> torch.Tensor:

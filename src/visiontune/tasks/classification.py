@@ -62,7 +62,7 @@ class ClassificationTask(Task):
         return nn.CrossEntropyLoss(weight=weight, label_smoothing=label_smoothing)
 
     def hits(self, logits, targets):
-        return int((logits.argmax(1) == targets).sum())
+        return (logits.argmax(1) == targets).sum()
 
     def probabilities(self, logits):
         return logits.softmax(1)

@@ -128,7 +128,7 @@ class MultiLabelTask(Task):
         return MultiLabelLoss(loss, pos_weight, label_smoothing).to(device)
 
     def hits(self, logits, targets):
-        return int(((logits > 0) == (targets > 0.5)).all(1).sum())
+        return ((logits > 0) == (targets > 0.5)).all(1).sum()
 
     def probabilities(self, logits):
         return logits.sigmoid()

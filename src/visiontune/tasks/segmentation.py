@@ -85,7 +85,7 @@ class SegmentationTask(Task):
         """Per image, the share of its labelled pixels predicted right (a float count of images)."""
         keep = targets != IGNORE
         right = ((logits.argmax(1) == targets) & keep).flatten(1).sum(1).float()
-        return float((right / keep.flatten(1).sum(1).clamp(min=1)).sum())
+        return (right / keep.flatten(1).sum(1).clamp(min=1)).sum()
 
     def probabilities(self, logits):
         return logits.softmax(1)

@@ -94,6 +94,10 @@ def data_parallel() -> tuple[int, int]:
     return 0, 1
 
 
+#: steps between checks that the loss is still finite (each check waits for the device)
+FINITE_CHECK_STEPS = 16
+
+
 class _Trainer:
     """One model's optimisation.  Data-parallel over ``world`` processes: every rank walks the same seeded
     permutation, takes its share of each global batch, and DDP averages the gradients weighted by the share,
@@ -163,12 +167,16 @@ class _Trainer:
         hook = self.hook
         if hook is not None:
             hook.set_mode(ModeKeys.TRAIN)
-        total_loss, correct, seen = 0.0, 0.0, 0
+        # the epoch's loss and hits are summed on the device and read once, at its end (and the loss checked
+        # for NaN every FINITE_CHECK_STEPS steps): no device sync per step
+        total_loss = torch.zeros((), dtype=torch.float64, device=self.device)
+        correct = torch.zeros((), dtype=torch.float64, device=self.device)
+        seen = 0
         plan = self._plan(perm)
         # the next batches are gathered while this one trains; a stopped or failed epoch drops them
         with closing(data.batches([idx for idx, _ in plan], pin=self.device.type == "cuda")) as batches:
             t0 = time.perf_counter()
-            for (idx, share), (xb, yb) in zip(plan, batches):
+            for step, ((idx, share), (xb, yb)) in enumerate(zip(plan, batches)):
                 if self.stop is not None and self.stop.is_set():
                     raise StopTraining(f"stopped on request during epoch {epoch}")
                 if self.task.spatial:  # images and masks move together, on the device; colour changes the image only
@@ -185,10 +193,6 @@ class _Trainer:
                     loss_for_grad = loss * share  # DDP averages over ranks; this weights each rank by its share
                 else:
                     loss_for_grad = loss
-                if not torch.isfinite(loss):
-                    raise ConfigError(f"the loss became {loss.item()} at epoch {epoch}; lower "
-                                      f"{option('learning_rate')} (now {self.cfg.lr:g}) or use "
-                                      f"{option('precision', 'fp32')}")
                 self.opt.zero_grad(set_to_none=True)
                 if self.scaler is not None:
                     self.scaler.scale(loss_for_grad).backward()
@@ -202,10 +206,12 @@ class _Trainer:
                     self.opt.step()
                 if self.sched is not None and self.per_batch:
                     self.sched.step()
-                loss_value = loss.item()
+                loss_value = loss.detach()
                 total_loss += loss_value * len(yb)
-                correct += self.task.hits(logits, yb)
+                correct += self.task.hits(logits.detach(), yb)
                 seen += len(yb)
+                if step % FINITE_CHECK_STEPS == FINITE_CHECK_STEPS - 1:
+                    self._check_finite(total_loss, epoch)
                 advance(len(yb))
                 if hook is not None:
                     t4 = time.perf_counter()
@@ -218,15 +224,24 @@ class _Trainer:
                         hook.record_step(loss_value, labels, pred, loss_name=name, data=t1 - t0, forward=t2 - t1,
                                          step_seconds=t4 - t0)
                 t0 = time.perf_counter()  # the next step's time starts with the wait for its batch
+        self._check_finite(total_loss, epoch)
         if self.sched is not None and not self.per_batch:
             self.sched.step()
+        total_loss, correct = total_loss.item(), correct.item()
         if self.world > 1:  # the epoch's loss and accuracy over every rank's share
             import torch.distributed as dist
 
-            totals = torch.tensor([total_loss, float(correct), float(seen)], dtype=torch.float64)
+            totals = torch.tensor([total_loss, correct, float(seen)], dtype=torch.float64)
             dist.all_reduce(totals)
             total_loss, correct, seen = totals[0].item(), totals[1].item(), int(totals[2].item())
         return total_loss / seen, correct / seen
+
+    def _check_finite(self, total_loss: torch.Tensor, epoch: int) -> None:
+        """The epoch's summed loss is NaN or infinite once any step's was."""
+        if not torch.isfinite(total_loss):
+            raise ConfigError(f"the loss became {total_loss.item()} at epoch {epoch}; lower "
+                              f"{option('learning_rate')} (now {self.cfg.lr:g}) or use "
+                              f"{option('precision', 'fp32')}")
 
     @torch.inference_mode()
     def logits(self, split: str, mode=None) -> tuple[torch.Tensor, torch.Tensor]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import torch
@@ -37,11 +38,16 @@ class Dropout(nn.Dropout):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p == 0.0 or x.device.type != "cpu":
             return super().forward(x)
-        n = x.numel()
-        bits = torch.empty((n + 3) // 4, dtype=torch.int64).random_(-2 ** 63, 2 ** 63 - 1)
-        draws = bits.view(torch.int16)[:n].view(x.shape)  # uniform over [-32768, 32767]
-        keep = draws >= round(self.p * 65536) - 32768  # P(keep) = 1 - p
-        return x * keep * (1.0 / (1.0 - self.p))
+        return x * keep_mask(x.shape, self.p) * (1.0 / (1.0 - self.p))
+
+
+def keep_mask(shape: tuple[int, ...], p: float) -> torch.Tensor:
+    """A CPU dropout mask (True: kept, with probability 1 - p, p rounded to 1/65536) from 16-bit draws of
+    the global generator, four per 64-bit random number."""
+    n = math.prod(shape)
+    bits = torch.empty((n + 3) // 4, dtype=torch.int64).random_(-2 ** 63, 2 ** 63 - 1)
+    draws = bits.view(torch.int16)[:n].view(shape)  # uniform over [-32768, 32767]
+    return draws >= round(p * 65536) - 32768
 
 
 class _LowPrecisionLinear(torch.autograd.Function):
