@@ -169,8 +169,9 @@ class _Trainer:
             hook.set_mode(ModeKeys.TRAIN)
         # the epoch's loss and hits are summed on the device and read once, at its end (and the loss checked
         # for NaN every FINITE_CHECK_STEPS steps): no device sync per step
-        total_loss = torch.zeros((), dtype=torch.float64, device=self.device)
-        correct = torch.zeros((), dtype=torch.float64, device=self.device)
+        acc = torch.float32 if self.device.type == "mps" else torch.float64  # MPS has no float64
+        total_loss = torch.zeros((), dtype=acc, device=self.device)
+        correct = torch.zeros((), dtype=acc, device=self.device)
         seen = 0
         plan = self._plan(perm)
         # the next batches are gathered while this one trains; a stopped or failed epoch drops them
