@@ -1,6 +1,6 @@
 """An inference-only copy of a backbone: BatchNorm folded into convolutions
 (torch.fx), channels-last memory, and reduced precision where the hardware
-has it.  Measured on a 2-core AVX-512/AMX CPU (MobileNetV2, 96 px, batch 128):
+has it.  Measured on a 2-core AVX-512 CPU with bf16 instructions (MobileNetV2, 96 px, batch 128):
 plain fp32 118 img/s, bf16 autocast 344 img/s, folded + bf16 weights 692 img/s
 (``benchmarks/finetune.py`` reports the figures of each run).
 """
