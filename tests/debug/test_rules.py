@@ -182,3 +182,14 @@ def test_loss_not_decreasing_compares_whole_validation_passes(tmp_path):
                                 kind="script"), "loss_not_decreasing")
     assert st["status"] == "IssuesFound" and "pass 3's mean" in st["message"] and "from pass 2's" in st["message"]
     assert st["evidence"][0]["pass_number"] == 3
+
+
+def test_a_validation_pass_still_being_written_is_not_compared_yet(tmp_path):
+    # while the job runs, the last pass may be half written (here its 3 hard first batches): no finding from
+    # it then, since a finding stays found; once the job has finished it counts like any other pass
+    passes_ = [[0.6 - p * 0.005] * 6 + [1.2 - p * 0.005] * 6 for p in range(2)] + [[1.19] * 3]
+    folder = _losses_run(tmp_path / "run", passes_)
+    running = RuleRunner(folder, parse_rules(["loss_not_decreasing", "overfit"]), kind="script", write=False)
+    assert all(r["status"] != "IssuesFound" for r in running.evaluate(finished=False)["rules"])
+    st = _status(evaluate_rules(folder, [{"name": "loss_not_decreasing"}], kind="script"), "loss_not_decreasing")
+    assert st["status"] == "IssuesFound" and "pass 3's mean" in st["message"]

@@ -188,8 +188,12 @@ class LossNotDecreasing(Rule):
 
 
 def _pass_means(ctx, name) -> list[tuple[int, int, float]]:
-    """(mode, last step, mean) per run of one mode."""
-    return [(m, vals[-1][0], float(np.mean([v for _, v in vals]))) for m, vals in passes(ctx.trial, name)]
+    """(mode, last step, mean) per run of one mode.  While the job runs its last run may still be growing (a
+    validation pass half written), so it is left out until the job has finished: a finding stays found."""
+    runs = passes(ctx.trial, name)
+    if not ctx.finished:
+        runs = runs[:-1]
+    return [(m, vals[-1][0], float(np.mean([v for _, v in vals]))) for m, vals in runs]
 
 
 class Overfit(Rule):
