@@ -19,7 +19,7 @@ import torch
 from visiontune.artifact import VisionModel, load_model
 from visiontune.data.dataset import labels_of, read_bytes
 from visiontune.data.sources import open_dataset
-from visiontune.errors import BadImageError, DataError, skip_hint
+from visiontune.errors import BadImageError, DataError, option, skip_hint
 from visiontune.predictions import iter_predictions
 from visiontune.progress import bar
 
@@ -57,7 +57,8 @@ def evaluate(model, data: str | Path, *, split: str = "auto", out: str | Path | 
     elif ds.splits.get(chosen):
         samples = ds.splits[chosen]
     else:
-        raise DataError(f"{data}: no {chosen} split; it has {', '.join(ds.splits)} (or use split='all')")
+        raise DataError(f"{data}: no {chosen} split; it has {', '.join(ds.splits)} (or use "
+                        f"{option('split', 'all')})")
     if m.spatial or ds.task == "segmentation":
         return _evaluate_masks(m, ds, data, samples, chosen, out, batch_size, on_bad_image)
     multi = m.task.name == "multi-label"

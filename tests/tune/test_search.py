@@ -44,6 +44,9 @@ def test_median_rule_stops_a_running_script(tmp_path):
         assert r["quality"] < completed[len(completed) // 2]  # below the median of the finished ones
         assert len(store.metrics(r["TrainingJobName"])["score"]) < 8  # stopped before its last epoch
         assert store.get_job(r["TrainingJobName"]).status == "Stopped"
+        # what it reached before it was stopped is still shown (the objective's last report)
+        assert r["FinalObjectiveValue"] is None and r["LastReportedObjectiveValue"] is not None
+        assert r["LastReportedObjectiveValue"] == store.metrics(r["TrainingJobName"])["score"][-1][1]
 
 
 def test_target_objective_ends_the_search(tmp_path):

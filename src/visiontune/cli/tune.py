@@ -74,13 +74,16 @@ def _print_summary(name: str) -> None:
     if rows:
         params = [k for k in rows[0] if k not in ("TrainingJobName", "TrainingJobStatus", "FinalObjectiveValue",
                                                    "TrainingElapsedTimeSeconds", "TrialNumber", "Attempts",
-                                                   "FailureReason")]
+                                                   "FailureReason", "LastReportedObjectiveValue",
+                                                   "LastReportedStep")]
         table = Table("trial", "job", "status", "objective", "seconds", *params)
         table.columns[1].overflow = "fold"
         for r in rows:
-            obj = r["FinalObjectiveValue"]
+            obj, last = r["FinalObjectiveValue"], r["LastReportedObjectiveValue"]
+            shown = f"{obj:.4f}" if obj is not None else (  # a stopped trial: what it reached, and when
+                f"({last:.4f} at step {r['LastReportedStep']})" if last is not None else "")
             table.add_row(str(r["TrialNumber"]), r["TrainingJobName"] or "", r["TrainingJobStatus"],
-                          "" if obj is None else f"{obj:.4f}", "" if r["TrainingElapsedTimeSeconds"] is None
+                          shown, "" if r["TrainingElapsedTimeSeconds"] is None
                           else f"{r['TrainingElapsedTimeSeconds']:.1f}",
                           *(f"{r[p]:.4g}" if isinstance(r[p], float) else str(r[p]) for p in params))
         con.print(table)

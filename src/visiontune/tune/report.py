@@ -16,9 +16,19 @@ STATE_NAMES = {"COMPLETE": "Completed", "PRUNED": "Stopped", "FAIL": "Failed", "
                "WAITING": "Pending"}
 
 
+def _last_report(trial) -> tuple[int, float] | None:
+    """(step, value) of a trial's last intermediate report (Optuna's, per epoch), if any."""
+    if not trial.intermediate_values:
+        return None
+    step = max(trial.intermediate_values)
+    return step, trial.intermediate_values[step]
+
+
 def leaderboard(store: JobStore, name: str) -> list[dict]:
     """One row per trial, best first: SageMaker's columns (the hyperparameters, ``TrainingJobName``,
-    ``TrainingJobStatus``, ``FinalObjectiveValue``, ``TrainingElapsedTimeSeconds``) and the trial number."""
+    ``TrainingJobStatus``, ``FinalObjectiveValue``, ``TrainingElapsedTimeSeconds``), the trial number, and the
+    last objective value each trial reported (``LastReportedObjectiveValue`` at ``LastReportedStep``: what a
+    pruned trial reached before it was stopped; ``FinalObjectiveValue`` is a completed trial's alone)."""
     import optuna
 
     tj = store.get_tuning_job(name)
@@ -40,6 +50,9 @@ def leaderboard(store: JobStore, name: str) -> list[dict]:
         rows.append({**hps, "TrainingJobName": job.name if job else t.user_attrs.get("job"),
                      "TrainingJobStatus": STATE_NAMES.get(t.state.name, t.state.name),
                      "FinalObjectiveValue": t.value if t.state.name == "COMPLETE" else None,
+                     # a trial stopped early (pruned) or interrupted: the last value it reported, and when
+                     "LastReportedObjectiveValue": last[1] if (last := _last_report(t)) else None,
+                     "LastReportedStep": last[0] if last else None,
                      "TrainingElapsedTimeSeconds": round(job.elapsed, 2) if job and job.elapsed is not None else None,
                      "TrialNumber": t.number, "Attempts": job.attempt if job else None,
                      "FailureReason": t.user_attrs.get("failure_reason")})
