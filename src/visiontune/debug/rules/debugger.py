@@ -145,10 +145,11 @@ class LossNotDecreasing(Rule):
                 mode = ModeKeys.EVAL if sum(md == ModeKeys.EVAL for md, _, _ in means) >= 2 else next(
                     (m for m in (ModeKeys.TRAIN, ModeKeys.GLOBAL) if len(ctx.trial.series(name, m)[0]) >= 2 * n), None)
             runs = [(s, m) for md, s, m in means if md == mode]
+            steps, vals = ctx.trial.series(name, mode) if mode in (ModeKeys.TRAIN, ModeKeys.GLOBAL) else ([], [])
             if mode in (ModeKeys.EVAL, ModeKeys.PREDICT) and len(runs) >= 2:
                 finding = self._by_pass(name, mode, runs)
-            elif mode not in (None, ModeKeys.EVAL, ModeKeys.PREDICT) and len(ctx.trial.series(name, mode)[0]) >= 2 * n:
-                finding = self._by_window(name, mode, *ctx.trial.series(name, mode), n)
+            elif len(vals) >= 2 * n:
+                finding = self._by_window(name, mode, steps, vals, n)
             else:
                 ctx.warn(f"{self.name}: {name} has fewer than {2 * n} values in any mode (num_steps={n}) and fewer "
                          "than 2 validation passes; nothing to compare yet")
