@@ -22,6 +22,7 @@ from visiontune.data.sources import open_dataset
 from visiontune.errors import BadImageError, DataError, option, skip_hint
 from visiontune.predictions import iter_predictions
 from visiontune.progress import bar
+from visiontune.runtime import INFERENCE_PRECISION
 
 SPLIT_CHOICES = ("auto", "all", "train", "validation", "test")
 
@@ -39,7 +40,7 @@ class EvaluationResult:
 
 
 def evaluate(model, data: str | Path, *, split: str = "auto", out: str | Path | None = None, top_k: int = 5,
-             batch_size: int = 64, device: str = "auto", precision: str = "fp32",
+             batch_size: int = 64, device: str = "auto", precision: str = INFERENCE_PRECISION,
              label_attribute: str | None = None, on_bad_image: str = "error",
              allow_empty_labels: bool = False) -> EvaluationResult:
     """Evaluate ``model`` (folder, ``model.tar.gz`` or loaded model) on labelled ``data``.
@@ -52,6 +53,10 @@ def evaluate(model, data: str | Path, *, split: str = "auto", out: str | Path | 
     ds = open_dataset(data, on_bad_image=on_bad_image, label_attribute=label_attribute,
                       allow_empty_labels=allow_empty_labels, task="segmentation" if m.spatial else "auto")
     chosen = ("test" if ds.splits.get("test") else "all") if split == "auto" else split
+    held_out = None
+    if split == "auto" and chosen == "all":  # the model's own held-out test images, when DATA is what it trained on
+        ds, held_out = _training_test_split(m, data, ds)
+        chosen = "test" if held_out else "all"
     if chosen == "all":
         samples = [s for part in ds.splits.values() for s in part]
     elif ds.splits.get(chosen):
@@ -60,7 +65,7 @@ def evaluate(model, data: str | Path, *, split: str = "auto", out: str | Path | 
         raise DataError(f"{data}: no {chosen} split; it has {', '.join(ds.splits)} (or use "
                         f"{option('split', 'all')})")
     if m.spatial or ds.task == "segmentation":
-        return _evaluate_masks(m, ds, data, samples, chosen, out, batch_size, on_bad_image)
+        return _evaluate_masks(m, ds, data, samples, chosen, out, batch_size, on_bad_image, held_out)
     multi = m.task.name == "multi-label"
     if ds.task == "multi-label" and not multi:
         raise DataError(f"{data}: multi-label data (label lists), and {m.path} predicts one class per image; "
@@ -83,7 +88,8 @@ def evaluate(model, data: str | Path, *, split: str = "auto", out: str | Path | 
     q = p.clamp(1e-12, 1 - 1e-12)
     logits = (q.log() - (1 - q).log()) if multi else q.log()  # what the task's probabilities came from
     metrics = m.task.evaluate(logits, m.task.targets(labels, len(m.classes)), m.classes, top_k, m.task_extras)
-    metrics.update({"model": str(m.path), "data": str(data), "split": chosen, "skipped_images": skipped})
+    metrics.update({"model": str(m.path), "data": str(data), "split": chosen, "skipped_images": skipped,
+                    "computed_with": m.how, **({"held_out": held_out} if held_out else {})})
     if multi:
         named = m.predicted_labels(p.numpy())
         wrong = [{"source": src, "true": " ".join(m.classes[c] for c in y), "predicted": " ".join(got),
@@ -102,8 +108,27 @@ def evaluate(model, data: str | Path, *, split: str = "auto", out: str | Path | 
     return result
 
 
+def _training_test_split(m: VisionModel, data, ds):
+    """(the dataset with the test split training held out of it, how) when ``data`` is the folder the model
+    was trained on and has no test split of its own; else (``ds``, None).  Scoring every image there would
+    score the images the model learnt from."""
+    from visiontune.data.split import hold_out
+
+    hp = m.config.get("hyperparameters") or {}
+    trained_on, fraction = hp.get("data"), hp.get("test_fraction") or 0
+    if not trained_on or not fraction or Path(str(trained_on)).resolve() != Path(data).resolve():
+        return ds, None
+    held = hold_out(ds, float(hp.get("valid_fraction") or 0.1), float(fraction), int(hp.get("seed") or 0), say=False)
+    if not held.splits.get("test"):
+        return ds, None
+    return held, (f"{data} has no test split and is the folder this model was trained on: scoring the "
+                  f"{len(held.splits['test'])} images training held out as its test split (test_fraction="
+                  f"{fraction}, seed={int(hp.get('seed') or 0)}); --split all scores every image, training "
+                  f"images included")
+
+
 def _evaluate_masks(m: VisionModel, ds, data, samples, chosen: str, out, batch_size: int,
-                    on_bad_image: str) -> EvaluationResult:
+                    on_bad_image: str, held_out: str | None = None) -> EvaluationResult:
     """A segmentation model on images with masks, at each image's own size: mIoU, per-class IoU, pixel
     accuracy and loss over every labelled pixel; ``misclassified`` lists the images by their own IoU, worst
     first (each image's mean IoU over the classes in its truth or prediction)."""
@@ -136,7 +161,8 @@ def _evaluate_masks(m: VisionModel, ds, data, samples, chosen: str, out, batch_s
     if not total.images:
         raise DataError(f"{data}: no readable image to evaluate")
     metrics = m.task.evaluate(total, None, m.classes)
-    metrics.update({"model": str(m.path), "data": str(data), "split": chosen, "skipped_images": skipped})
+    metrics.update({"model": str(m.path), "data": str(data), "split": chosen, "skipped_images": skipped,
+                    "computed_with": m.how, **({"held_out": held_out} if held_out else {})})
     per_image.sort(key=lambda r: (r["mIoU"] if r["mIoU"] == r["mIoU"] else 1.0))
     result = EvaluationResult(metrics, per_image, skipped)
     if out is not None:

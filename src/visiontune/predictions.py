@@ -15,6 +15,7 @@ from visiontune.data.decode import image_size_of, is_image_name
 from visiontune.data.sources import MANIFEST_SUFFIXES, iter_manifest, resolve_ref
 from visiontune.errors import BadImageError, DataError, MissingDependencyError
 from visiontune.prediction import SegmentationPrediction
+from visiontune.runtime import INFERENCE_PRECISION
 
 #: keys of a segmentation row that hold arrays, not JSON: the mask and the per-class probabilities
 MASK, PROBABILITIES = "_mask", "_probabilities"
@@ -76,7 +77,7 @@ def expand_inputs(paths: str | Path | list) -> list[str]:
 
 
 def predict(model, inputs, *, top_k: int = 3, batch_size: int = 64, device: str = "auto",
-            precision: str = "fp32", probabilities: bool = False) -> list[dict]:
+            precision: str = INFERENCE_PRECISION, probabilities: bool = False) -> list[dict]:
     """``visiontune predict``: one row per image, in input order (``source``, ``label``, ``probability``,
     ``top_k``; ``error`` for an unreadable image).  ``model`` is a model folder, a ``model.tar.gz`` or a
     loaded :class:`VisionModel`; ``inputs`` one or several images, folders, manifests or globs."""
@@ -85,7 +86,7 @@ def predict(model, inputs, *, top_k: int = 3, batch_size: int = 64, device: str 
 
 
 def iter_predict(model, inputs, *, top_k: int = 3, batch_size: int = 64, device: str = "auto",
-                 precision: str = "fp32", probabilities: bool = False) -> Iterator[dict]:
+                 precision: str = INFERENCE_PRECISION, probabilities: bool = False) -> Iterator[dict]:
     """:func:`predict`, one row at a time (a segmentation model's masks can be written and dropped as they
     come)."""
     from visiontune.artifact import load_model

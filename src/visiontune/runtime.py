@@ -26,6 +26,10 @@ import torch
 from visiontune.errors import ConfigError, option
 
 PRECISIONS = ("auto", "fp32", "tf32", "bf16", "fp16")
+#: the one default of everything that answers with a saved model (predict, evaluate, batch transform, serve,
+#: load_model), so the same image gets the same answer from each; head-mode training reports its test metrics
+#: the same way (the head in float32 on the cached bf16 features).  ``fp32`` gives the float32 network's answers.
+INFERENCE_PRECISION = "auto"
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
 

@@ -2,6 +2,7 @@
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -134,6 +135,25 @@ def test_evaluate_reports_metrics_and_misclassified(trained, tmp_path):
     assert report["accuracy"] == pytest.approx(metrics["test_accuracy"])
 
 
+def test_evaluate_on_the_folder_a_model_trained_on_scores_its_held_out_test_images(tiny_folder, tmp_path):
+    """A plain class folder has no test split: evaluate carves the one training held out (not every image,
+    which would score the training images too), and finds the test accuracy training reported, computed
+    as the saved model answers (full mode: the inference copy at the default precision)."""
+    import visiontune as vt
+
+    r = vt.train(data=str(tiny_folder), out=str(tmp_path / "m"), **FAST, mode="full")
+    report = json.loads(run("evaluate", r.out, tiny_folder, "--json").output)
+    assert report["split"] == "test" and report["samples"] == r.metrics["counts"]["test"] > 0
+    assert "training held out" in report["held_out"] and report["computed_with"]
+    assert report["accuracy"] == pytest.approx(r.metrics["test_accuracy"])
+    assert "training held out" in run("evaluate", r.out, tiny_folder).output
+    every = json.loads(run("evaluate", r.out, tiny_folder, "--split", "all", "--json").output)
+    assert every["samples"] == sum(r.metrics["counts"].values()) and "held_out" not in every
+    elsewhere = tmp_path / "copy"
+    shutil.copytree(tiny_folder, elsewhere)  # other data, as far as the model knows: every image counts
+    assert json.loads(run("evaluate", r.out, elsewhere, "--json").output)["samples"] == every["samples"]
+
+
 def test_models_list_never_cuts_the_install_command():
     """Issue 14.7: the install command a user copies was cut by the table width."""
     rows = json.loads(run("models", "list", "--format", "json").output)
@@ -158,6 +178,12 @@ def test_every_option_has_a_description():
     missing = [f"{' '.join(path)} {p.opts[0]}" for path, cmd in _commands(cli) for p in cmd.params
                if getattr(p, "param_type_name", "") == "option" and not p.hidden and not (p.help or "").strip()]
     assert missing == []
+
+
+def test_tune_help_lists_what_tune_config_takes():
+    """`visiontune tune --config FILE` is the run command: its options belong in `tune --help`."""
+    out = run("tune", "--help").output
+    assert all(flag in out for flag in ("--config", "--detach", "--max-parallel-jobs", "--backend"))
 
 
 def test_python_api_has_the_cli_names(trained, tmp_path):

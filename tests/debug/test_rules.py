@@ -57,6 +57,16 @@ def test_each_rule_fires_on_its_fault(rule, tmp_path, healthy):
     assert quiet["status"] == "NoIssuesFound", quiet
 
 
+def test_class_imbalance_names_the_classes_where_the_folder_has_them(tmp_path):
+    """The engine writes the class names beside its tensors; a script's run has only indices."""
+    folder = run(tmp_path, "imbalance", epochs=2)
+    spec = [{"name": "class_imbalance"}]
+    assert "class 0 has" in _status(evaluate_rules(folder, spec, kind="script"), "class_imbalance")["message"]
+    (folder / "classes.json").write_text(json.dumps(["cat", "dog", "bird", "fish"]))
+    message = _status(evaluate_rules(folder, spec, kind="script"), "class_imbalance")["message"]
+    assert "class 0 (cat) has" in message and "class 1 (dog)" in message
+
+
 def test_stalled_training_fires_while_the_job_runs_and_stops_it(tmp_path):
     folder = run(tmp_path, "sleepy_loader", epochs=2, session_rules=["stalled_training_rule:threshold=2:action=stop"])
     results = json.loads((folder / "rules.json").read_text())

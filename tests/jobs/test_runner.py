@@ -101,3 +101,16 @@ def test_wait_returns_a_finished_job(data, tmp_path):
     launch(store, job.name)
     done = wait(store, job.name, timeout=120)
     assert done.status == "Completed" and done.final_metrics["test_accuracy"] >= 0
+
+
+def test_a_folder_a_running_job_writes_to_is_refused(data, tmp_path):
+    """Two jobs writing one output folder would mix their models, logs and debug data."""
+    store = JobStore()
+    first = submit(store, "builtin", {"config": {"data": str(data), **FAST}}, name="owner", output_dir=tmp_path / "o")
+    res = run("train", "--data", data, "--out", tmp_path / "o", ok=False)
+    assert res.exit_code == 2 and "output folder of job owner, which is InProgress" in res.output
+    assert "visiontune jobs stop owner" in res.output
+    assert [j.name for j in store.list_jobs() if j.output_dir == str((tmp_path / "o").resolve())] == ["owner"]
+    store.finish(first.name, "Stopped", reason="test")
+    assert store.active_in(str((tmp_path / "o").resolve())) == []
+

@@ -66,7 +66,7 @@ def test_onnx_runtime_serves_the_same_answers(exported, model_dir, png_bytes):
             assert r.status_code == 200, r.text
             answers[runtime] = np.array(r.json())
     assert np.abs(answers["torch"] - answers["onnx"]).max() <= 1e-4
-    direct = vt.load_model(model_dir).predict(png_bytes, top_k=3)
+    direct = vt.load_model(model_dir, precision="fp32").predict(png_bytes, top_k=3)
     assert direct.probability == pytest.approx(answers["onnx"].max(), abs=1e-4)
 
 

@@ -81,7 +81,7 @@ def test_remote_and_local_predictions_are_the_same_type(server_factory, model_di
     import visiontune as vt
     from visiontune.prediction import Prediction
 
-    srv = server_factory(model_dir, "--precision", "fp32")
+    srv = server_factory(model_dir)  # both at their defaults: the same answers (one default precision)
     local, remote = vt.load_model(model_dir), Predictor(srv.url)
     a, b = local.predict(png_bytes, top_k=2), remote.predict(png_bytes, top_k=2)
     assert type(a) is type(b) is Prediction and a.label == b.label and len(a.top_k) == len(b.top_k) == 2

@@ -9,6 +9,7 @@ from safetensors.torch import load_file
 import visiontune as vt
 from tests.conftest import FAST
 from visiontune.errors import CheckpointError, ConfigError
+from visiontune.jobs import JobStore
 from visiontune.train.checkpoint import CHECKPOINT
 
 
@@ -178,12 +179,15 @@ def test_a_finished_run_is_not_overwritten(tiny_split, tmp_path):
     """Regression (issue 14.4): `train --out` into a finished run's folder silently replaced it."""
     out = tmp_path / "r"
     first = vt.train(data=str(tiny_split), out=str(out), **FAST)
-    before = (out / "model.safetensors").read_bytes()
+    before, log = (out / "model.safetensors").read_bytes(), (out / "log.txt").read_text()
     with pytest.raises(ConfigError, match=r"finished run.*overwrite=True.*another out"):
         vt.train(data=str(tiny_split), out=str(out), **FAST, learning_rate=0.5)
     with pytest.raises(ConfigError, match="finished run"):
         vt.train(data=str(tiny_split), out=str(out), **FAST, resume=True)
     assert (out / "model.safetensors").read_bytes() == before
+    # refused before a job exists: no Failed job in the store, nothing appended to the finished run's log
+    assert [j.name for j in JobStore().list_jobs() if j.output_dir == str(out.resolve())] == [first.job]
+    assert (out / "log.txt").read_text() == log
     again = vt.train(data=str(tiny_split), out=str(out), **FAST, learning_rate=0.5, overwrite=True)
     assert again.history != first.history
     assert json.loads((out / "hyperparameters.json").read_text())["learning_rate"] == 0.5

@@ -11,16 +11,17 @@ from rich.table import Table
 
 from visiontune.progress import table_console
 
-from visiontune.runtime import PRECISIONS
+from visiontune.runtime import INFERENCE_PRECISION, PRECISIONS
 
 FORMATS = ("table", "json", "csv")
 
 
 def model_options(func):
     """The options every command that loads a model shares."""
-    func = click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True,
-                        help="fp32 = the trained network's exact answers; auto = bf16 where the hardware "
-                             "computes it (faster)")(func)
+    func = click.option("--precision", type=click.Choice(PRECISIONS), default=INFERENCE_PRECISION,
+                        show_default=True, help="auto = bf16 where the hardware computes it natively (as `serve` "
+                        "answers; on GPUs per batch size, whichever measured faster); fp32 = the float32 "
+                        "network's exact answers")(func)
     func = click.option("--device", default="auto", show_default=True,
                         help="auto (CUDA when present), cpu, cuda or mps")(func)
     func = click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1),
@@ -166,6 +167,9 @@ def evaluate_cmd(model, data, split, out, top_k, label_attribute, on_bad_image, 
         k = next(key for key in m if key.startswith("top_"))
         con.print(f"[bold]{m['split']}[/]: {m['samples']} images, accuracy [bold]{m['accuracy']:.4f}[/], "
                   f"{k.replace('_', ' ')} {m[k]:.4f}, macro F1 {m['macro_f1']:.4f}")
+    if m.get("held_out"):
+        con.print(f"[dim]{m['held_out']}[/]")
+    con.print(f"[dim]computed with: {m['computed_with']} (--precision fp32: the float32 network's answers)[/]")
     table = Table("class", *(["AP", "threshold"] if multi else []), "precision", "recall", "F1", "images")
     for name, pc in m["per_class"].items():
         extra = ["–" if pc["ap"] is None else f"{pc['ap']:.3f}", f"{pc['threshold']:.2f}"] if multi else []

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from visiontune.runtime import PRECISIONS
+from visiontune.runtime import INFERENCE_PRECISION, PRECISIONS
 
 
 def _parse_models(models: tuple[str, ...]) -> dict[str, str]:
@@ -35,7 +35,7 @@ def _parse_models(models: tuple[str, ...]) -> dict[str, str]:
 @click.option("--runtime", type=click.Choice(["torch", "onnx"]), default="torch", show_default=True,
               help="torch (the safetensors artifact) or onnx (model.onnx from `visiontune export`)")
 @click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda or mps")
-@click.option("--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True,
+@click.option("--precision", type=click.Choice(PRECISIONS), default=INFERENCE_PRECISION, show_default=True,
               help="torch runtime: auto = bf16 on CPUs with native bf16 (AMX/AVX512-BF16); on GPUs float32 or bf16/fp16 "
                    "per batch size, whichever measured faster at load; fp32 = the trained network's exact answers")
 @click.option("--max-batch-size", default=1, show_default=True, type=click.IntRange(1),
@@ -122,7 +122,7 @@ def _gpu_serving(device: str) -> bool:
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1), help="images per forward pass")
 @click.option("--top-k", default=3, show_default=True, type=click.IntRange(1), help="how many best classes each record lists")
 @click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda or mps")
-@click.option("--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True,
+@click.option("--precision", type=click.Choice(PRECISIONS), default=INFERENCE_PRECISION, show_default=True,
               help="auto = bf16 on CPUs with native bf16; on GPUs what measured faster per batch size; fp32 = exact answers")
 @click.option("--overwrite", is_flag=True, help="start over in an --out made with another model or options")
 def batch_predict_cmd(model, inputs, out, batch_size, top_k, device, precision, overwrite):

@@ -26,6 +26,14 @@ class _TuneGroup(click.Group):
             args = ["run", *args]
         return super().parse_args(ctx, args)
 
+    def format_options(self, ctx, formatter):
+        """``tune --help`` lists what ``tune --config FILE`` takes (the ``run`` command's options) too."""
+        super().format_options(ctx, formatter)
+        run = self.commands["run"]
+        records = [r for p in run.get_params(ctx) if "--help" not in p.opts and (r := p.get_help_record(ctx))]
+        with formatter.section("Options of `visiontune tune --config FILE` (the same as `tune run`)"):
+            formatter.write_dl(records)
+
 
 @click.group("tune", cls=_TuneGroup)
 def tune_group() -> None:

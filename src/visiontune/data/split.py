@@ -10,6 +10,7 @@ from pathlib import Path
 
 from visiontune.data.dataset import Dataset, Sample
 from visiontune.errors import ConfigError, DataError, option
+from visiontune.progress import note
 
 
 def parse_ratios(text: str) -> list[float]:
@@ -107,3 +108,26 @@ def write_split_manifests(dataset: Dataset, parts: list[str], splits: list, out:
                 fh.write(json.dumps({"source-ref": source, attribute: label, f"{attribute}-metadata": meta}) + "\n")
         written.append(path)
     return written
+
+
+def hold_out(dataset: Dataset, valid_fraction: float, test_fraction: float, seed: int, say: bool = True) -> Dataset:
+    """Carve the splits the data lacks (validation, test) out of train, stratified and seeded.
+
+    Every layout then reports the same metrics (``test_accuracy`` ...) unless ``test_fraction`` is 0.
+    ``evaluate`` carves the same test split again from the folder a model was trained on (``say=False``)."""
+    wanted = [(name, f) for name, f in (("validation", valid_fraction), ("test", test_fraction))
+              if f > 0 and not dataset.splits.get(name)]
+    if not wanted:
+        return dataset
+    train = dataset.splits["train"]
+    parts = stratified_split(train, [1 - sum(f for _, f in wanted), *(f for _, f in wanted)], seed)
+    splits = {**dataset.splits, "train": parts[0]}
+    splits.update({name: part for (name, _), part in zip(wanted, parts[1:])})
+    held = " and ".join(f"{len(part)} {name}" for (name, _), part in zip(wanted, parts[1:]))
+    fractions = ", ".join(f"{'valid' if name == 'validation' else name}_fraction={f}" for name, f in wanted)
+    if say:
+        note(f"no {' or '.join(n for n, _ in wanted)} split in the data: holding out {held} of the {len(train)} "
+             f"training images ({fractions}, seed={seed})")
+    order = [s for s in ("train", "validation", "test") if s in splits]
+    return Dataset(dataset.classes, {k: splits[k] for k in order}, dataset.root, dataset.kind, dataset.skipped,
+                   task=dataset.task)

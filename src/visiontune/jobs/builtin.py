@@ -34,6 +34,9 @@ class BuiltinJob(JobKind):
         n = int(spec.get("instance_count") or 1)
         if n < 1:
             raise ConfigError(f"instance_count={n}: must be 1 or more")
+        from visiontune.train.loop import check_out_folder
+
+        check_out_folder(output_dir, cfg)  # a refused folder records no job (and writes nothing into it)
         return {**spec, "config": cfg.to_dict(), "instance_count": n}, _hyperparameters(cfg.to_dict())
 
     def default_base_name(self, spec: dict) -> str:

@@ -44,9 +44,13 @@ def submit(store: JobStore, kind: str, spec: dict, *, name: str | None = None, o
     """Check ``spec`` and record a new job (InProgress, not yet started) in the store."""
     k = get_kind(kind)
     name = _job_name(store, k.default_base_name(spec), name)
-    out = Path(output_dir) if output_dir else Path("runs") / name
-    spec, hyperparameters = k.prepare(dict(spec), out.resolve())
-    return store.create_job(name, kind, spec, hyperparameters, str(out.resolve()), tuning_job=tuning_job,
+    out = (Path(output_dir) if output_dir else Path("runs") / name).resolve()
+    busy = store.active_in(str(out))
+    if busy:
+        raise ConfigError(f"{out} is the output folder of job {busy[0].name}, which is {busy[0].status}: wait for "
+                          f"it, stop it (`visiontune jobs stop {busy[0].name}`), or choose another output folder")
+    spec, hyperparameters = k.prepare(dict(spec), out)
+    return store.create_job(name, kind, spec, hyperparameters, str(out), tuning_job=tuning_job,
                             trial_number=trial_number, attempt=attempt)
 
 

@@ -322,6 +322,14 @@ class JobStore:
         with self._read() as conn:
             return [_job(r) for r in conn.execute(text(sql), args).mappings()]
 
+    def active_in(self, output_dir: str) -> list[Job]:
+        """The jobs still running (or waiting to) that write to ``output_dir``."""
+        with self._read() as conn:
+            active = ", ".join(f"'{s}'" for s in ACTIVE)  # constants, not input
+            rows = conn.execute(text(f"SELECT * FROM vt_jobs WHERE output_dir = :o AND status IN ({active})"),
+                                {"o": output_dir}).mappings()
+            return [_job(r) for r in rows]
+
     def started(self, name: str, pid: int | None = None, host: str | None = None) -> bool:
         """Claim a submitted job for this runner; False when it was stopped (or failed) before it started."""
         now = _now()

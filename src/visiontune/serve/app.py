@@ -42,7 +42,7 @@ from visiontune.errors import (
     VisiontuneError,
     option,
 )
-from visiontune.runtime import fewer_malloc_arenas
+from visiontune.runtime import INFERENCE_PRECISION, fewer_malloc_arenas
 from visiontune.serve.batching import DynamicBatcher
 from visiontune.serve.codecs import check_accept
 from visiontune.serve.handler import Handler
@@ -60,7 +60,7 @@ class ServerSettings:
     models: dict[str, str] = field(default_factory=dict)  # name -> model folder or model.tar.gz
     runtime: str = "torch"
     device: str = "auto"
-    precision: str = "auto"              # torch runtime: bf16 on CPUs that compute it natively; on GPUs measured per batch size
+    precision: str = INFERENCE_PRECISION  # torch runtime: bf16 on CPUs that compute it natively; GPUs: measured per batch
     threads: int | None = None           # torch / onnxruntime threads per worker
     max_batch_size: int = 1              # 1 = batching off
     #: requests one model holds at once (decoding, waiting, computing); more are answered 503 + Retry-After.

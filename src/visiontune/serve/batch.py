@@ -27,6 +27,7 @@ from visiontune.errors import ConfigError, option
 from visiontune.paths import atomic_write_text
 from visiontune.predictions import MASK, iter_predictions, list_inputs
 from visiontune.progress import bar
+from visiontune.runtime import INFERENCE_PRECISION
 
 STATE = ".visiontune-batch.json"
 
@@ -45,7 +46,7 @@ class BatchResult:
 
 
 def batch_predict(model: str | Path, inputs: str | Path, out: str | Path, batch_size: int = 64,
-                  top_k: int = 3, device: str = "auto", precision: str = "auto",
+                  top_k: int = 3, device: str = "auto", precision: str = INFERENCE_PRECISION,
                   overwrite: bool = False) -> BatchResult:
     """Predict every image of ``inputs`` into ``out`` (see the module's docstring)."""
     remote = "://" in str(inputs)

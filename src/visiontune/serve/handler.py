@@ -26,6 +26,7 @@ import numpy as np
 from visiontune.artifact.store import artifact_dir, is_artifact, read_config
 from visiontune.data.decode import image_size_of, image_to_pixels
 from visiontune.errors import BadImageError, InferenceCodeError, RequestError
+from visiontune.runtime import INFERENCE_PRECISION
 from visiontune.serve.codecs import decode_request, encode_masks, encode_response, negotiate
 from visiontune.serve.runtimes import create_runtime
 
@@ -66,7 +67,7 @@ class Handler:
     model_dir: Path
     runtime: str = "torch"
     device: str = "auto"
-    precision: str = "auto"
+    precision: str = INFERENCE_PRECISION
     threads: int | None = None
     max_pixels: int | None = 40_000_000
     hooks: dict[str, Callable] = field(default_factory=dict)

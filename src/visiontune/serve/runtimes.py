@@ -15,6 +15,7 @@ import numpy as np
 
 from visiontune.errors import ArtifactError, ConfigError, MissingDependencyError
 from visiontune.registry import Registry
+from visiontune.runtime import INFERENCE_PRECISION
 
 
 class Runtime(ABC):
@@ -36,7 +37,7 @@ class Runtime(ABC):
 class TorchRuntime(Runtime):
     name = "torch"
 
-    def __init__(self, model_dir: Path, device: str = "auto", precision: str = "auto"):
+    def __init__(self, model_dir: Path, device: str = "auto", precision: str = INFERENCE_PRECISION):
         from visiontune.artifact import load_model
 
         self.model = load_model(model_dir, device=device, precision=precision)

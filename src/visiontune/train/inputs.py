@@ -13,7 +13,6 @@ import torch
 
 from visiontune.data.cache import cache_key, feature_cache, fingerprint, library_versions, pixel_cache
 from visiontune.data.dataset import Dataset, Sample, check_no_leaks
-from visiontune.data.split import stratified_split
 from visiontune.progress import bar, note
 from visiontune.zoo.optimize import inference_copy
 
@@ -90,27 +89,6 @@ class SplitInputs:
         x = self.x if isinstance(self.x, torch.Tensor) else torch.from_numpy(np.array(self.x))
         self.x = x.to(device)
         return nbytes
-
-
-def hold_out(dataset: Dataset, valid_fraction: float, test_fraction: float, seed: int) -> Dataset:
-    """Carve the splits the data lacks (validation, test) out of train, stratified and seeded.
-
-    Every layout then reports the same metrics (``test_accuracy`` ...) unless ``test_fraction`` is 0."""
-    wanted = [(name, f) for name, f in (("validation", valid_fraction), ("test", test_fraction))
-              if f > 0 and not dataset.splits.get(name)]
-    if not wanted:
-        return dataset
-    train = dataset.splits["train"]
-    parts = stratified_split(train, [1 - sum(f for _, f in wanted), *(f for _, f in wanted)], seed)
-    splits = {**dataset.splits, "train": parts[0]}
-    splits.update({name: part for (name, _), part in zip(wanted, parts[1:])})
-    held = " and ".join(f"{len(part)} {name}" for (name, _), part in zip(wanted, parts[1:]))
-    fractions = ", ".join(f"{'valid' if name == 'validation' else name}_fraction={f}" for name, f in wanted)
-    note(f"no {' or '.join(n for n, _ in wanted)} split in the data: holding out {held} of the {len(train)} "
-         f"training images ({fractions}, seed={seed})")
-    order = [s for s in ("train", "validation", "test") if s in splits]
-    return Dataset(dataset.classes, {k: splits[k] for k in order}, dataset.root, dataset.kind, dataset.skipped,
-                   task=dataset.task)
 
 
 def hash_images(dataset: Dataset, workers: int = 8) -> dict[str, str]:

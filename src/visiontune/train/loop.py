@@ -22,6 +22,7 @@ from torch import nn
 from visiontune.artifact.store import FILES as ARTIFACT_FILES
 from visiontune.artifact.store import is_artifact, pack, save_artifact
 from visiontune.data.sources import open_dataset
+from visiontune.data.split import hold_out
 from visiontune.data.transforms import build_augmentation, normalize, normalize_pairs
 from visiontune.debug.modes import ModeKeys
 from visiontune.errors import CheckpointError, ConfigError, DataError, option
@@ -32,7 +33,7 @@ from visiontune.runtime import (autocast, dtype_name, keep_freed_memory, pick_de
 from visiontune.train import plots
 from visiontune.train.checkpoint import CHECKPOINT, has_checkpoint, load_checkpoint, remove_checkpoint, save_checkpoint
 from visiontune.train.config import TrainConfig
-from visiontune.train.inputs import SplitInputs, feature_model_key, hash_images, hold_out, prepare
+from visiontune.train.inputs import SplitInputs, feature_model_key, hash_images, prepare
 from visiontune.tasks import Task, get_task
 from visiontune.zoo.registry import create_model, create_segmentation_model, default_preprocessing, get_model_spec
 from visiontune.zoo.segmentation import STRIDE as SEGMENTATION_STRIDE
@@ -114,6 +115,9 @@ class _Trainer:
             self.train_net = DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
         self.num_classes = num_classes
         self.device, self.dtype = device, dtype
+        # evaluation answers as the saved model will (its inference copy runs a head on features in float32)
+        self.eval_dtype = None if inputs["train"].kind == "features" else dtype
+        self.answer_net: nn.Module | None = None  # answer_with_inference_copy()
         if device.type == "cuda":  # the caches held on the GPU whole when they fit: no host copy per batch
             budget = torch.cuda.mem_get_info(device)[0] // 4  # a quarter of what is free now
             for split in inputs.values():
@@ -132,15 +136,31 @@ class _Trainer:
         self.rule_stop: list[str] = []  # a rule asked to stop: the run ends after this epoch
         self.rules = None  # the rules' runner (rank 0, debugger on)
 
-    def forward(self, x: torch.Tensor, train: bool) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, train: bool, answer: bool = False) -> torch.Tensor:
+        """Logits: the network being trained (``train``: augmented, its precision), as it evaluates between
+        epochs, or (``answer``) as the saved model will answer by default (``load_model``, ``serve``)."""
         if x.dtype == torch.uint8:
             x = normalize(x, self.prep, self.device, policy=self.policy if train else None)
         else:  # features, or pixels already normalised (and augmented) with their masks
             x = x.to(self.device, non_blocking=True)
         if self.hook is not None and self.hook.saving("inputs"):
             self.hook.save_input(x)
-        with autocast(self.device, self.dtype):
+        if answer and self.answer_net is not None:
+            return self.answer_net(x).float()
+        with autocast(self.device, self.dtype if train else self.eval_dtype):
             return (self.train_net if train else self.net)(x).float()
+
+    def answer_with_inference_copy(self) -> None:
+        """From now on ``answer`` logits come from the trained network's inference copy at the default
+        inference precision (BatchNorm folded, bf16 where native): what ``load_model`` and ``serve`` compute,
+        so the metrics a run reports are the ones ``visiontune evaluate`` finds.  A head on cached features
+        already answers so (float32, as the copy runs it)."""
+        if self.inputs["train"].kind != "features":
+            from visiontune.runtime import INFERENCE_PRECISION
+            from visiontune.zoo.optimize import inference_copy
+
+            self.answer_net = inference_copy(self.net, self.device, resolve_precision(INFERENCE_PRECISION,
+                                                                                      self.device))[0]
 
     def _plan(self, perm: torch.Tensor) -> list[tuple[torch.Tensor, float]]:
         """The epoch's batches for this rank: (sample indices, the rank's share of the global batch)."""
@@ -245,8 +265,9 @@ class _Trainer:
                               f"{option('precision', 'fp32')}")
 
     @torch.inference_mode()
-    def logits(self, split: str, mode=None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Every image's logits in ``split``; the debugger records them in ``mode`` (EVAL: with their loss)."""
+    def logits(self, split: str, mode=None, answer: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every image's logits in ``split``; the debugger records them in ``mode`` (EVAL: with their loss).
+        ``answer``: as the saved model answers (:meth:`forward`)."""
         data = self.inputs[split]
         self.net.eval()
         if self.hook is not None:
@@ -257,7 +278,7 @@ class _Trainer:
             xb, yb = data.batch(idx)
             if self.hook is not None:
                 self.hook.begin_step()
-            logits = self.forward(xb, train=False)
+            logits = self.forward(xb, train=False, answer=answer)
             yb = yb.long() if self.task.spatial else yb
             if self.hook is not None and (mode or ModeKeys.EVAL) == ModeKeys.EVAL:
                 self.hook.record_step(self.criterion(logits, yb.to(self.device)),  # each batch's loss
@@ -335,6 +356,12 @@ def _start_debugger(run: _Run, trainer: "_Trainer", started: float):
         from visiontune.debug.hook import clear_worker
 
         clear_worker(folder, str(trainer.rank), shared=trainer.rank == 0)
+    if trainer.rank == 0 and not run.task.spatial:  # rules name classes, not just their indices
+        from visiontune.debug.rules.debugger import CLASSES_FILE
+        from visiontune.paths import atomic_write_text
+
+        folder.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(folder / CLASSES_FILE, json.dumps(run.dataset.classes))
     # weights, gradients, activations and inputs of every layer cost several ms to summarise (a mobilenet_v2
     # step: ~80 ms at 64 px on 2 cores), so by default they are saved on steps spaced to spend ~1% of the
     # training time (benchmarks/debug_overhead.py); --debug-save-interval N fixes the spacing instead
@@ -451,6 +478,14 @@ def _check_out(out: Path, cfg: TrainConfig) -> None:
     if cfg.overwrite:
         for name in (*ARTIFACT_FILES, "metrics.json", "model.tar.gz", "hyperparameters.json", CHECKPOINT):
             (out / name).unlink(missing_ok=True)
+        return
+    check_out_folder(out, cfg)
+
+
+def check_out_folder(out: Path, cfg: TrainConfig) -> None:
+    """Refuse an output folder that holds a finished run (without ``overwrite``) or an interrupted one
+    (without ``resume`` or ``overwrite``); changes nothing.  Jobs call it before they are recorded."""
+    if cfg.overwrite:
         return
     if has_checkpoint(out) and not cfg.resume:
         raise CheckpointError(f"{out} holds an interrupted run (checkpoint.pt): pass {option('resume', True)} to "
@@ -606,9 +641,10 @@ def _finish(run: _Run, trainer: "_Trainer", history, best, skipped, started: flo
 def _final_metrics(trainer: _Trainer, dataset, cfg: TrainConfig, history, skipped, best, task: Task):
     """(what the task collected of the evaluated split, metrics.json)"""
     split = "test" if "test" in trainer.inputs and len(trainer.inputs["test"]) else "validation"
-    val_logits, val_y = trainer.logits("validation", ModeKeys.PREDICT)
+    trainer.answer_with_inference_copy()  # the metrics of the model as it will answer, not as it trained
+    val_logits, val_y = trainer.logits("validation", ModeKeys.PREDICT, answer=True)
     extras = task.fit_extras(val_logits, val_y)  # learnt on validation (thresholds), applied to the test split
-    logits, y = trainer.logits(split, ModeKeys.PREDICT)
+    logits, y = trainer.logits(split, ModeKeys.PREDICT, answer=True)
     result = task.evaluate(logits, y, dataset.classes, cfg.top_k, extras)
     val = task.evaluate(val_logits, val_y, dataset.classes, cfg.top_k, extras)
     summary = {**task.summary(result, split), f"validation_{task.headline}": val[task.headline]}

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from visiontune.errors import MissingDependencyError
 from visiontune.jobs.store import JobStore
+from visiontune.progress import note
 from visiontune.tune.config import study_name
 
 STATE_NAMES = {"COMPLETE": "Completed", "PRUNED": "Stopped", "FAIL": "Failed", "RUNNING": "InProgress",
@@ -94,12 +95,14 @@ def write_report(store: JobStore, name: str, out: Path) -> dict[str, Path]:
     (out / "best.json").write_text(json.dumps(best, indent=2))
     study = optuna.load_study(study_name=study_name(name), storage=store.optuna_storage())
     files = {"leaderboard": out / "leaderboard.json", "best": out / "best.json"}
-    files.update(_plots(study, out))
-    files["html"] = _html(tj, rows, best, files, out / "report.html")
+    made, skipped = _plots(study, out)
+    files.update(made)
+    files["html"] = _html(tj, rows, best, files, out / "report.html", skipped)
     return files
 
 
-def _plots(study, out: Path) -> dict[str, Path]:
+def _plots(study, out: Path) -> tuple[dict[str, Path], dict[str, str]]:
+    """The PNGs drawn, and for each one not drawn, why (it says so in the report and on the terminal)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -107,13 +110,18 @@ def _plots(study, out: Path) -> dict[str, Path]:
     import optuna.visualization.matplotlib as vm
 
     complete = [t for t in study.trials if t.state.name == "COMPLETE"]
-    made = {}
+    made, skipped = {}, {}
     plots = [("history", vm.plot_optimization_history, 1), ("importance", vm.plot_param_importances, 2),
              ("parallel", vm.plot_parallel_coordinate, 2)]
     import warnings
 
     for key, fn, needed in plots:
-        if len(complete) < needed or (key != "history" and len(study.best_trial.params) < 1):
+        if len(complete) < needed:
+            skipped[key] = (f"needs {needed} completed trial{'s' if needed > 1 else ''} "
+                            f"({len(complete)} so far)")
+            continue
+        if key != "history" and len(study.best_trial.params) < 1:
+            skipped[key] = "no hyperparameter ranges to compare"
             continue
         try:
             with warnings.catch_warnings():
@@ -126,12 +134,16 @@ def _plots(study, out: Path) -> dict[str, Path]:
             fig.savefig(path, dpi=90)
             plt.close(fig)
             made[key] = path
-        except (ValueError, RuntimeError, ZeroDivisionError):  # too few distinct trials for this plot
+        except (ValueError, RuntimeError, ZeroDivisionError) as exc:  # too few distinct trials for this plot
             plt.close("all")
-    return made
+            skipped[key] = f"optuna could not draw it ({exc})"
+    for key, why in skipped.items():
+        note(f"{key}.png not drawn: {why}")
+    return made, skipped
 
 
-def _html(tj, rows: list[dict], best: dict | None, files: dict[str, Path], path: Path) -> Path:
+def _html(tj, rows: list[dict], best: dict | None, files: dict[str, Path], path: Path,
+          skipped: dict[str, str] | None = None) -> Path:
     esc = html.escape
     cols = [c for c in (rows[0].keys() if rows else []) if c != "FailureReason"]
 
@@ -141,6 +153,7 @@ def _html(tj, rows: list[dict], best: dict | None, files: dict[str, Path], path:
     table = "".join("<tr>" + "".join(f"<td>{cell(r[c])}</td>" for c in cols) + "</tr>" for r in rows)
     images = "".join(f"<h2>{esc(k)}</h2><img alt='{esc(k)}' src='data:image/png;base64,"
                      f"{base64.b64encode(p.read_bytes()).decode()}'>" for k, p in files.items() if p.suffix == ".png")
+    images += "".join(f"<h2>{esc(k)}</h2><p><i>not drawn: {esc(why)}</i></p>" for k, why in (skipped or {}).items())
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>{esc(tj.name)}: tuning report</title>
 <style>body{{font-family:system-ui,sans-serif;margin:2em;max-width:1100px}}table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:3px 8px;font-size:13px}}th{{background:#f3f3f3}}img{{max-width:100%}}</style>

@@ -6,6 +6,7 @@ rather than every 500), the rule's docstring says how it reads it.
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -404,6 +405,19 @@ class UnchangedTensor(Rule):
         return None
 
 
+#: the class names beside a job's tensors (the engine writes them when its debugger starts)
+CLASSES_FILE = "classes.json"
+
+
+def _class_namer(folder):
+    """``class 3 (Dress)`` where the debug folder names the classes, ``class 3`` where it does not (scripts)."""
+    try:
+        names = json.loads((folder / CLASSES_FILE).read_text())
+    except (OSError, ValueError):
+        names = []
+    return lambda c: f"class {c} ({names[c]})" if isinstance(names, list) and 0 <= c < len(names) else f"class {c}"
+
+
 class ClassImbalance(Rule):
     name = "class_imbalance"
     defaults = {"threshold_imbalance": 10.0, "threshold_misprediction": 0.7, "samples": 500, "argmax": False,
@@ -427,9 +441,10 @@ class ClassImbalance(Rule):
             return None
         counts = np.bincount(y)
         present = counts[counts > 0]
+        name = _class_namer(trial.path)
         if len(present) >= 2 and present.max() / present.min() > self.threshold_imbalance:
             big, small = int(np.argmax(counts)), int(np.where(counts == present.min())[0][0])
-            return Finding(f"class {big} has {present.max()} samples, class {small} {present.min()} "
+            return Finding(f"{name(big)} has {present.max()} samples, {name(small)} {present.min()} "
                            f"(ratio {present.max() / present.min():.1f} > {self.threshold_imbalance:g})",
                            [{"tensor": lab[0], "counts": {int(i): int(c) for i, c in enumerate(counts) if c}}])
         if pred and ctx.finished:  # judged on the last samples, once the model has trained
@@ -443,7 +458,7 @@ class ClassImbalance(Rule):
                 for c in np.unique(yy):
                     wrong = float((pp[yy == c] != c).mean())
                     if wrong > self.threshold_misprediction:
-                        return Finding(f"class {int(c)}: {wrong:.0%} of its last samples were mispredicted "
+                        return Finding(f"{name(int(c))}: {wrong:.0%} of its last samples were mispredicted "
                                        f"(threshold {self.threshold_misprediction:.0%})",
                                        [{"tensor": pred[0], "class": int(c), "misprediction": wrong}])
         return None
