@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import tempfile
 import time
@@ -36,6 +35,7 @@ import numpy as np
 import torch
 
 import visiontune as vt
+from common import machine
 from visiontune.data.cache import feature_cache, one_core_each
 from visiontune.data.dataset import Sample
 from visiontune.data.fashion_mnist import write_png_folders
@@ -219,8 +219,7 @@ def main() -> None:
     out_path = Path(args.out)
     results = json.loads(out_path.read_text()) if out_path.exists() else {}
     results.update({
-        "machine": {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(),
-                    "torch": torch.__version__, "visiontune": vt.__version__, "cuda": torch.cuda.is_available()},
+        "machine": {**machine(), "visiontune": vt.__version__},
         "setup": {"model": "mobilenet_v2", "image_size": args.image_size, "epochs": args.epochs,
                   "train": args.n_train, "val": args.n_test, "test": args.n_test, "head": HEAD, "full": FULL},
     })

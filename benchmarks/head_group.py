@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import time
 from pathlib import Path
@@ -27,6 +26,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from common import machine
 from visiontune.runtime import autocast, keep_freed_memory, pick_device
 from visiontune.zoo.heads import Head, HeadSpec, keep_mask
 
@@ -103,7 +103,7 @@ def main() -> None:
     dtype = torch.bfloat16  # the engine's head precision on CPUs with native bf16 and on GPUs
     x_all = torch.randn(N, D, device=device).to(dtype)
     y_all = torch.randint(0, C, (N,), device=device)
-    results = {"device": device.type, "cpus": os.cpu_count(), "threads": torch.get_num_threads(),
+    results = {"device": device.type, "machine": machine(), "threads": torch.get_num_threads(),
                "head": f"{D} -> {H} -> {C}, dropout 0.5, AdamW (fused)", "rows": N, "batch": B, "by_heads": {}}
     epoch_seconds(in_turn, 1, x_all, y_all, dtype)  # warm-up
     epoch_seconds(grouped, 1, x_all, y_all, dtype)
