@@ -85,6 +85,10 @@ def skip_hint() -> str:
             "and list them in metrics.json")
 
 
+class NotFoundError(VisiontuneError):
+    """Nothing of that name (a job, an endpoint, a labeling job): HTTP APIs answer 404."""
+
+
 class ModelNotFoundError(VisiontuneError):
     """An unknown model name."""
 
@@ -154,3 +158,10 @@ class ForbiddenError(RequestError):
 
 class InferenceCodeError(VisiontuneError):
     """A custom ``code/inference.py`` that does not fit the serving contract."""
+
+
+def request_problems(errors: list[dict]) -> str:
+    """FastAPI's validation errors (``RequestValidationError.errors()``) as one line naming each field:
+    ``item_id: Input should be a valid integer``."""
+    return "; ".join(f"{'.'.join(str(x) for x in e.get('loc', ())[1:]) or 'body'}: {e.get('msg', 'invalid')}"
+                     for e in errors) or "invalid request"

@@ -44,7 +44,8 @@ def test_errors_are_one_line_not_a_traceback(tmp_path):
     assert "error:" in res.output and "no such file or folder" in res.output and "Traceback" not in res.output
     res = run("train", "--data", tmp_path, "--optimizer", "lbfgs", ok=False)
     assert res.exit_code == 2 and "lbfgs" in res.output
-    res = run("train", "--data", tmp_path, "--out", tmp_path / "o2", "--model", "nosuchnet", ok=False)
+    (tmp_path / "d").mkdir()
+    res = run("train", "--data", tmp_path / "d", "--out", tmp_path / "o2", "--model", "nosuchnet", ok=False)
     assert "unknown model 'nosuchnet'" in res.output
 
 

@@ -50,7 +50,31 @@ def test_stop_a_running_job(data, tmp_path):
     assert "Stopped" in res.output
     j = store.get_job(job.name)
     assert j.status == "Stopped" and "stopped" in j.failure_reason and j.ended_at is not None
-    assert (tmp_path / "to-stop" / "model.tar.gz").exists()  # what it had saved is kept, as SageMaker does
+    # hpo.py saves its model at the end only: nothing to keep, and the job says so instead of an empty tar
+    assert "saved nothing" in j.failure_reason and j.model_data is None
+    assert "test_acc" in j.final_metrics  # the last value each series reached, as SageMaker's final metrics
+
+
+def test_a_stopped_script_keeps_what_it_saved(tmp_path):
+    """Regression: a script that saved its model before being stopped left model_data empty (not deployable)."""
+    (tmp_path / "saver.py").write_text(
+        "import os, time\n"
+        "open(os.path.join(os.environ['SM_MODEL_DIR'], 'model.pth'), 'w').write('weights')\n"
+        "for i in range(600):\n"
+        "    print(f'loss={1 / (i + 1):.4f}', flush=True)\n"
+        "    time.sleep(0.1)\n")
+    store = JobStore()
+    job = submit(store, "script", {"entry_point": "saver.py", "source_dir": str(tmp_path),
+                                   "metric_definitions": ["loss=loss=([0-9.]+)"]},
+                 name="saver", output_dir=tmp_path / "saver")
+    launch(store, job.name, tie_to_parent=False)
+    assert _until(lambda: len(store.metrics(job.name).get("loss", [])) >= 3)
+    res = run("jobs", "stop", job.name, "--wait", "60")
+    assert "Stopped" in res.output
+    j = store.get_job(job.name)
+    assert j.model_data == str(tmp_path / "saver" / "model.tar.gz") and "model.tar.gz" in j.failure_reason
+    assert 0 < j.final_metrics["loss"] < 1
+    assert "SIGTERM" in j.failure_reason or "status" in j.failure_reason
 
 
 def test_a_killed_runner_never_leaves_its_job_in_progress(data, tmp_path):
@@ -114,3 +138,26 @@ def test_a_folder_a_running_job_writes_to_is_refused(data, tmp_path):
     store.finish(first.name, "Stopped", reason="test")
     assert store.active_in(str((tmp_path / "o").resolve())) == []
 
+
+
+def test_deleting_a_jobs_files_keeps_what_it_did_not_write(data, tmp_path):
+    """Regression: `jobs delete --files` removed the whole output folder, a user's files in it included."""
+    out = tmp_path / "proj"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    run("train", "--data", data, "--out", out, "--job-name", "mixed", *[f"--{k.replace('_', '-')}={v}" for k, v in FAST.items()])
+    assert (out / "model.safetensors").exists() and (out / "debug").is_dir()
+    res = run("jobs", "delete", "mixed", "--files")
+    assert "kept the folder" in res.output and "notes.txt" in res.output
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"] and (out / "notes.txt").read_text() == "mine"
+
+
+def test_an_output_folder_among_the_data_is_refused(data, tmp_path):
+    store = JobStore()
+    before = len(store.list_jobs())
+    inside = run("train", "--data", data, "--out", data / "train", ok=False)
+    assert inside.exit_code == 2 and "is inside the data folder" in inside.output
+    script = run("train", "--entry-point", "hpo.py", "--source-dir", SCRIPTS, "--channel", f"train={data / 'train'}",
+                 "--out", data / "train" / "m", ok=False)
+    assert script.exit_code == 2 and "inside the channel train folder" in script.output
+    assert len(store.list_jobs()) == before  # refused before any job was recorded

@@ -108,3 +108,25 @@ def test_script_model_deploys_with_its_own_inference_py(data, tmp_path):
         assert c.get("/ping").status_code == 200, app.state.load_error
         r = c.post("/invocations", content=png, headers={"Content-Type": "image/png"})
         assert r.status_code == 200 and len(r.json()[0]) == 3 and abs(sum(r.json()[0]) - 1) < 1e-4
+
+
+def test_a_bundle_from_a_source_dir_that_holds_the_job_copies_only_the_code(tmp_path):
+    """Regression: source_dir="." with the job's output under it copied the bundle into itself without end."""
+    import shutil
+    import tarfile
+
+    from visiontune.serve.bundle import bundle
+
+    project = tmp_path / "project"
+    (project / "runs" / "job" / "model").mkdir(parents=True)
+    shutil.copy(SCRIPTS / "inference.py", project / "inference.py")
+    (project / "helpers.py").write_text("X = 1\n")
+    (project / ".git").mkdir()
+    (project / "runs" / "job" / "model" / "weights.bin").write_bytes(b"\0" * 16)
+    with tarfile.open(project / "runs" / "job" / "model.tar.gz", "w:gz") as tar:
+        tar.add(project / "runs" / "job" / "model" / "weights.bin", arcname="weights.bin")
+    folder = bundle(project / "runs" / "job" / "model.tar.gz", "inference.py", project)
+    assert folder.parent == project / "runs" / "job"
+    assert sorted(p.name for p in (folder / "code").iterdir()) == ["helpers.py", "inference.py", "runs"]
+    assert not any((folder / "code" / "runs").iterdir())  # the job's folder (and the bundle in it) stayed out
+    assert (folder / "weights.bin").exists()

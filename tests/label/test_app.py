@@ -81,6 +81,14 @@ def test_answers_are_idempotent_and_only_for_your_images(job):
     assert r.status_code == 403 and "not given to you" in r.json()["error"]
     assert c.post(f"/api/w/{s['alice']}/answer", json={"item": t["item"], "label": 7}).status_code == 400
     assert c.post(f"/api/w/{s['alice']}/answer", content=b"{nonsense").status_code == 400
+    # loose types were taken for something else: "false" as a skip, 1.7 and true as item 1
+    for bad, words in (({"item": t["item"], "skip": "false", "label": 0}, "skip: true or false"),
+                       ({"item": 1.7, "label": 0}, "item: an image id"), ({"item": True, "label": 0}, "item: an image id")):
+        r = c.post(f"/api/w/{s['alice']}/answer", json=bad)
+        assert r.status_code == 400 and words in r.json()["error"], r.text
+    assert c.post(f"/api/w/{s['alice']}/answer", json={"item": t["item"], "label": 1}).json()["status"] == "unchanged"
+    r = c.get(f"/api/w/{s['alice']}/image/abc")
+    assert r.status_code == 400 and "item_id" in r.json()["error"]
 
 
 def test_a_closed_tab_gets_its_image_back_and_backspace_goes_back(job):
@@ -120,7 +128,7 @@ def test_secrets_are_checked_revocable_and_long(job):
 def test_no_request_path_reads_a_file_outside_the_job(job, path):
     s = LabelStore().add_workers(job.job, ["alice"])["alice"]
     r = _client().get(path.format(s=s, o=job.owner_secret))
-    assert r.status_code in (403, 404, 422)
+    assert r.status_code in (400, 403, 404)
     assert b"root:" not in r.content
 
 
@@ -149,3 +157,19 @@ def test_binding_elsewhere_needs_a_flag(job):
 
     with pytest.raises(ConfigError, match="--allow-remote"):
         serve("roofs", host="0.0.0.0")
+
+
+def test_a_busy_port_is_refused_before_the_owner_link_changes(job):
+    import socket
+
+    from visiontune.errors import ConfigError
+    from visiontune.label.app import serve
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        said = []
+        with pytest.raises(ConfigError, match=f"cannot listen on 127.0.0.1:{port}.*--port"):
+            serve("roofs", port=port, announce=said.append)
+        assert said == []  # no new owner link was printed (the one in use still works)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -69,8 +70,30 @@ def test_estimator_fit_and_pytorchmodel_deploy(data, tmp_path, monkeypatch):
     with model.deploy(initial_instance_count=1, instance_type="ml.m5.large",
                       serializer=IdentitySerializer("image/png")) as predictor:
         assert len(predictor.predict(_png(data))[0]) == 3
+    images = tmp_path / "to-score"
+    shutil.copytree(data / "test" / "red", images)
+    (images / "broken.png").write_bytes(b"not a png")
+    transformer = model.transformer(output_path=str(tmp_path / "bt"))  # through the script's own inference.py
+    transformer.transform(str(images), logs=False)
+    n = len(list(images.iterdir()))
+    assert transformer.result == {"written": n, "errors": 1, "out": str(tmp_path / "bt")} and n >= 3
+    answer = json.loads(next((tmp_path / "bt").glob("red*.out")).read_text())
+    assert len(answer[0]) == 3 and "error" in json.loads((tmp_path / "bt" / "broken.png.out").read_text())
     with pytest.raises(TypeError, match="unexpected argument.*hyperparamters"):
         PyTorch(entry_point="hpo.py", hyperparamters={})  # a typo is an error, not ignored
+
+
+def test_a_failed_job_raises_on_wait_and_says_why_it_has_no_model(data, tmp_path, monkeypatch):
+    """As SageMaker: wait() on a Failed job raises; deploy names the job's status and reason."""
+    from visiontune.errors import ConfigError, VisiontuneError
+
+    monkeypatch.chdir(tmp_path)
+    est = PyTorch(entry_point="crash.py", source_dir=str(SCRIPTS), base_job_name="crashes")
+    est.fit({"train": str(data / "train")}, wait=False)
+    with pytest.raises(VisiontuneError, match=r"crashes-.* Failed: .*ValueError"):
+        est.latest_training_job.wait(logs=False)
+    with pytest.raises(ConfigError, match=r"is Failed \(.*the data loader found 0 images"):
+        est.deploy(initial_instance_count=1, instance_type="ml.m5.large")
 
 
 def test_image_classifier_fit_tune_and_deploy(data, tmp_path, monkeypatch):
@@ -80,8 +103,17 @@ def test_image_classifier_fit_tune_and_deploy(data, tmp_path, monkeypatch):
                                            "learning_rate": 0.01, "num_classes": 3, "num_workers": 0})
     channels = {"train": str(data / "train"), "validation": str(data / "val"), "test": str(data / "test")}
     est.fit(channels, logs=False)
-    metrics = est.latest_training_job.describe()["FinalMetrics"]
-    assert "test_accuracy" in metrics and est.hyperparameters()["batch_size"] == 8
+    described = est.latest_training_job.describe()
+    assert "test_accuracy" in described["FinalMetrics"] and est.hyperparameters()["batch_size"] == 8
+    assert {"MetricName": "test_accuracy", "Value": described["FinalMetrics"]["test_accuracy"]} in \
+        described["FinalMetricDataList"]
+    transformer = est.transformer(instance_count=1, instance_type="ml.m5.large", output_path=str(tmp_path / "bt"))
+    transformer.transform(str(data / "test"), content_type="application/x-image")
+    transformer.wait()
+    outs = sorted((tmp_path / "bt").rglob("*.out"))
+    n = len(list((data / "test").rglob("*.png")))
+    assert len(outs) == n == transformer.result["written"] > 0
+    assert json.loads(outs[0].read_text())["label"] in ("blue", "green", "red")
     tuner = HyperparameterTuner(est, "validation:accuracy", {"learning_rate": ContinuousParameter(1e-3, 1e-1),
                                                             "mini_batch_size": CategoricalParameter([8, 16]),
                                                             "epochs": IntegerParameter(1, 2)},

@@ -30,6 +30,27 @@ def test_folder_outputs_and_resume(model_dir, tmp_path):
     assert (r.written, r.skipped_done, r.retried) == (2, 4, 1)  # the missing one, and the failed one again
 
 
+def test_a_rerun_predicts_changed_inputs_again_and_lists_records_without_input(model_dir, tmp_path):
+    """Regression: a replaced image kept its old record, and a removed one's record was not mentioned."""
+    import os
+
+    from tests.conftest import cli_run
+
+    d = _folder(tmp_path)
+    out = tmp_path / "out"
+    batch_predict(model_dir, d, out)
+    draw_image(COLORS["red"], 7).save(d / "img0.png")  # replaced by another picture
+    later = (out / "img0.png.out").stat().st_mtime_ns + 1_000_000
+    os.utime(d / "img0.png", ns=(later, later))  # written after its record, whatever the clock's resolution
+    (d / "img2.png").unlink()
+    r = batch_predict(model_dir, d, out)
+    assert (r.changed, r.written, r.retried) == (1, 2, 1) and r.orphans == ["img2.png.out"]  # + broken.jpg
+    assert json.loads((out / "img0.png.out").read_text())["label"] == "red"
+    assert (out / "img2.png.out").exists()  # kept: the user decides
+    res = cli_run("batch-predict", model_dir, d, "--out", out, ok=False)  # broken.jpg: still an error record
+    assert res.exit_code == 1 and json.loads(res.output.strip().splitlines()[-1])["errors"] == 1
+
+
 def test_manifest_in_order_and_resume_after_torn_line(model_dir, tmp_path):
     d = _folder(tmp_path)
     images = sorted(d.rglob("*.png"))

@@ -34,6 +34,14 @@ def test_bad_hyperparameters_are_named_beside_their_field(studio, config, field,
     assert r.json()["field"] == field and words in r.json()["error"]
 
 
+def test_a_malformed_form_or_an_unknown_name_gets_a_json_answer(studio):
+    c, _ = studio
+    r = c.post("/api/jobs", json={"data": {"root": 0, "path": "colors"}, "config": [1]})
+    assert r.status_code == 400 and r.json()["field"] == "config" and "an object" in r.json()["error"]
+    r = c.get("/api/jobs/no-such-job")
+    assert r.status_code == 404 and "no training job named 'no-such-job'" in r.json()["error"]
+
+
 def test_bad_data_gets_the_clis_messages_beside_the_data_field(studio, data_root):
     import shutil
 
@@ -102,7 +110,7 @@ def test_deploying_a_job_without_a_model_says_why(studio, tmp_path):
     r = c.post("/api/endpoints", json={"pretrained": "no_such_model_xyz"})
     assert r.status_code == 400 and "unknown model" in r.json()["error"]
     assert c.post("/api/endpoints", json={}).status_code == 400
-    assert c.post("/api/endpoints/nothing/try", content=b"x").status_code == 400
+    assert c.post("/api/endpoints/nothing/try", content=b"x").status_code == 404  # no endpoint of that name
 
 
 def test_models_options_and_pages(studio):
@@ -117,7 +125,7 @@ def test_models_options_and_pages(studio):
     for path in ("/models", "/models/mobilenet_v2", "/data", "/train", "/jobs", "/compare?jobs=a,b", "/deploy"):
         r = c.get(path)
         assert r.status_code == 200 and '<nav aria-label="main">' in r.text and "/static/studio.js" in r.text
-    assert c.get("/jobs/no-such-job").status_code == 400
+    assert c.get("/jobs/no-such-job").status_code == 404
     assert c.get("/static/studio.css").status_code == 200
     assert c.get("/static/nope.js").status_code == 404
 
@@ -173,7 +181,7 @@ def test_tuning_options_offer_ranges_with_log_scales(studio):
     assert lr["log"] and lr["type"] == "continuous"
     assert any(r["type"] == "categorical" and "crop" in r["values"] for r in opts["ranges"])
     assert c.get("/api/tune").json() == []
-    assert c.get("/tune").status_code == 200 and c.get("/tune/none").status_code == 400
+    assert c.get("/tune").status_code == 200 and c.get("/tune/none").status_code == 404
 
 
 def test_labeling_jobs_are_listed_and_their_labels_train(studio, data_root):
@@ -189,5 +197,5 @@ def test_labeling_jobs_are_listed_and_their_labels_train(studio, data_root):
     report = c.post("/api/data/inspect", json={"root": out["root"], "path": out["path"]}).json()
     assert report["ok"] and report["classes"] == ["blue", "green", "red"], report["problems"]
     assert set(report["totals"]) == {"train", "validation"}
-    assert c.post("/api/label/nope/export").status_code == 400
+    assert c.post("/api/label/nope/export").status_code == 404
     assert c.get("/label").status_code == 200

@@ -93,6 +93,7 @@ def test_paths_inside_the_roots_work_and_root_numbers_are_checked(studio, data_r
     os.symlink(data_root / "colors" / "red", data_root / "link-in")  # a link that stays inside is fine
     assert c.get("/api/data/browse?root=0&path=link-in").json()["images"] == 8
     assert c.get("/api/data/browse?root=7&path=").status_code == 403
+    assert c.get("/api/data/browse?root=-1&path=").status_code == 403  # not the last root counted from the end
     roots = c.get("/api/data/roots").json()
     assert [r["uploads"] for r in roots] == [False, True]
 

@@ -175,6 +175,14 @@ def test_header_counts_images_after_skipping(tiny_split, tmp_path, capsys):
     assert "train=36" in header and "1 unreadable image(s) left out" in header
 
 
+def test_a_last_batch_of_one_image_waits_for_the_next_epoch(tiny_folder, tmp_path):
+    """Regression: at 32 px mobilenet_v2's last feature map is 1x1, and BatchNorm cannot normalise a batch of
+    one such image ("Expected more than 1 value per channel when training")."""
+    r = vt.train(data=str(tiny_folder), out=str(tmp_path / "r"), **{**FAST, "batch_size": 23, "epochs": 2},
+                 mode="full")
+    assert r.metrics["counts"]["train"] % 23 == 1 and len(r.history) == 2
+
+
 def test_a_finished_run_is_not_overwritten(tiny_split, tmp_path):
     """Regression (issue 14.4): `train --out` into a finished run's folder silently replaced it."""
     out = tmp_path / "r"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -79,8 +78,6 @@ def describe_cmd(name):
     series = store.metrics(name)
     doc["MetricSeries"] = {k: {"points": len(v), "last": v[-1][1], "best_max": max(x[1] for x in v),
                                "best_min": min(x[1] for x in v)} for k, v in series.items()}
-    from pathlib import Path
-
     from visiontune.debug.rules import read_rules
 
     rules = read_rules(Path(job.output_dir) / "debug") or {"rules": []}
@@ -123,10 +120,12 @@ def stop_cmd(name, wait_s):
 
 @jobs_group.command("delete")
 @click.argument("names", nargs=-1, required=True)
-@click.option("--files", is_flag=True, help="also delete each job's output folder (model, logs)")
+@click.option("--files", is_flag=True, help="also delete what each job wrote (model, logs, debugger data), and its "
+                                           "output folder when nothing else is in it")
 def delete_cmd(names, files):
-    """Forget finished jobs (their metric series and logs); --files also removes their output folders."""
+    """Forget finished jobs (their metric series and logs); --files also removes the files they wrote."""
     from visiontune.errors import ConfigError
+    from visiontune.jobs.runner import delete_outputs
 
     store = _store()
     for name in names:
@@ -134,9 +133,15 @@ def delete_cmd(names, files):
         if job.status not in TERMINAL:
             raise ConfigError(f"{name} is {job.status}; stop it first (`visiontune jobs stop {name}`)")
         store.delete_job(name)
-        if files and Path(job.output_dir).is_dir():
-            shutil.rmtree(job.output_dir)
-        click.echo(f"deleted {name}" + (f" and {job.output_dir}" if files else ""))
+        kept = delete_outputs(job) if files else []
+        if not files:
+            click.echo(f"deleted {name}")
+        elif kept:
+            shown = ", ".join(kept[:8]) + (f" and {len(kept) - 8} more" if len(kept) > 8 else "")
+            click.echo(f"deleted {name} and its files in {job.output_dir}; kept the folder, which also holds what "
+                       f"the job did not write: {shown}")
+        else:
+            click.echo(f"deleted {name} and {job.output_dir}")
 
 
 def register(cli: click.Group) -> None:

@@ -75,7 +75,12 @@ def workers_add_cmd(job, names, port):
     from visiontune.label import LabelStore
 
     store = LabelStore()
-    _links(job, store.add_workers(store.get_job(job), list(names)), port)
+    j = store.get_job(job)
+    there = sorted(set(names) & {w["name"] for w in store.workers(j)})
+    _links(job, store.add_workers(j, list(names)), port)
+    if there:
+        click.echo(f"{', '.join(there)} had a link already: the new one replaces it (the old one no longer works)",
+                   err=True)
 
 
 @workers_group.command("link")

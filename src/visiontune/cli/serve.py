@@ -67,6 +67,7 @@ def serve_cmd(models, host, port, workers, threads, runtime, device, precision, 
 
     from visiontune.artifact.store import artifact_dir
     from visiontune.serve.app import ServerSettings, create_app
+    from visiontune.serve.endpoints import check_port_free
 
     named = _parse_models(models)
     if entry_point:
@@ -128,13 +129,16 @@ def _gpu_serving(device: str) -> bool:
 def batch_predict_cmd(model, inputs, out, batch_size, top_k, device, precision, overwrite):
     """Batch transform: a folder, manifest or fsspec URL -> JSON Lines (.out files).
 
-    A rerun resumes: finished records are kept, failed ones tried again; another model or other
-    options in the same --out are refused unless --overwrite."""
+    A rerun resumes: finished records are kept, failed ones and those of inputs changed since are made
+    again; another model or other options in the same --out are refused unless --overwrite.  Exits 1 when
+    some records are errors (unreadable images)."""
     from visiontune.serve.batch import batch_predict
 
     r = batch_predict(model, inputs, out, batch_size=batch_size, top_k=top_k, device=device,
                       precision=precision, overwrite=overwrite)
     click.echo(json.dumps(r.to_dict()))
+    if r.errors:  # as `predict`: a pipeline sees that some records are errors (a rerun retries them)
+        raise SystemExit(1)
 
 
 @click.command("export")
@@ -154,17 +158,6 @@ def export_cmd(model, fmt, out, check_images):
     r = export(model, fmt, out, images)
     click.echo(f"{r.path}: max |Δ probability| {r.max_abs_diff:.2e} over {r.images_checked} images "
                f"(limit {PARITY_TOLERANCE:g})")
-
-
-def check_port_free(host: str, port: int) -> None:
-    """One clear line before anything says "serving", instead of uvicorn's traceback."""
-    from visiontune.errors import ConfigError
-    from visiontune.serve.endpoints import port_in_use
-
-    exc = port_in_use(port, host)
-    if exc is not None:
-        raise ConfigError(f"cannot listen on {host}:{port} ({exc.strerror or exc}); "
-                          f"another program has port {port}: choose another with --port")
 
 
 def register(cli: click.Group) -> None:

@@ -23,8 +23,16 @@ class RunResult:
     model_data: str | None = None
 
 
+#: what any job writes into its output folder (besides its kind's :attr:`JobKind.outputs`)
+COMMON_OUTPUTS = ("log.txt", "worker.out", "debug", "input", "model.tar.gz", "model.onnx", "model.pt2",
+                  "model-serving-*", "endpoint-*.log", ".*.tmp*")
+
+
 class JobKind(ABC):
     name = ""
+    #: the names (glob patterns) this kind writes into its output folder: ``jobs delete --files`` removes
+    #: these and nothing else, so a folder that also holds a user's files keeps them
+    outputs: tuple[str, ...] = ()
 
     @abstractmethod
     def prepare(self, spec: dict, output_dir: Path) -> tuple[dict, dict]:
@@ -36,3 +44,21 @@ class JobKind(ABC):
 
     def default_base_name(self, spec: dict) -> str:
         return self.name
+
+    def inputs(self, spec: dict) -> dict[str, Path]:
+        """The folders the job reads (checked apart from its output folder at submission)."""
+        return {}
+
+
+def check_apart(out: Path, inputs: dict[str, Path], flag: str = "output folder") -> None:
+    """An output folder must be neither a folder the job reads nor inside one: the job's files would land
+    among the data (a split folder would grow a class named ``debug``).  (An output folder may hold the data:
+    ``jobs delete --files`` removes only what the job wrote.)"""
+    from visiontune.errors import ConfigError
+
+    out = out.resolve()
+    for name, path in inputs.items():
+        p = Path(path).expanduser().resolve()
+        if p.is_dir() and (out == p or out.is_relative_to(p)):
+            raise ConfigError(f"the {flag} {out} is inside the {name} folder {p}: the job would write among the "
+                              "data; choose an output folder of its own (e.g. runs/NAME)")

@@ -21,6 +21,9 @@ class BuiltinJob(JobKind):
     """visiontune's fine-tuning engine; ``spec = {"config": TrainConfig fields}``."""
 
     name = "builtin"
+    outputs = ("model.safetensors", "config.json", "labels.json", "metrics.json", "hyperparameters.json",
+               "checkpoint.pt", "confusion_matrix.json", "confusion_matrix.png", "learning_curves.png",
+               "misclassified.json", "per_class.json", "pr_curves.png", "segmentation_examples.png")
 
     def prepare(self, spec: dict, output_dir: Path) -> tuple[dict, dict]:
         from visiontune.train.config import TrainConfig
@@ -41,6 +44,10 @@ class BuiltinJob(JobKind):
 
     def default_base_name(self, spec: dict) -> str:
         return str((spec.get("config") or {}).get("model") or "train").replace("_", "-").replace(":", "-")
+
+    def inputs(self, spec: dict) -> dict[str, Path]:
+        data = (spec.get("config") or {}).get("data")
+        return {"data": Path(str(data))} if data and "://" not in str(data) else {}
 
     def run(self, ctx: "RunContext") -> RunResult:
         from visiontune.train import TrainConfig, train

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Iterator
 
 from visiontune.errors import ConfigError, VisiontuneError
-from visiontune.jobs.base import RunResult
+from visiontune.jobs.base import COMMON_OUTPUTS, RunResult, check_apart
 from visiontune.jobs.context import LogSink, RunContext, teed
 from visiontune.jobs.kinds import get_kind
 from visiontune.jobs.store import HEARTBEAT_SECONDS, TERMINAL, Job, JobStore, die_with_parent, pid_alive, this_host
@@ -49,6 +49,7 @@ def submit(store: JobStore, kind: str, spec: dict, *, name: str | None = None, o
     if busy:
         raise ConfigError(f"{out} is the output folder of job {busy[0].name}, which is {busy[0].status}: wait for "
                           f"it, stop it (`visiontune jobs stop {busy[0].name}`), or choose another output folder")
+    check_apart(out, k.inputs(spec))
     spec, hyperparameters = k.prepare(dict(spec), out)
     return store.create_job(name, kind, spec, hyperparameters, str(out), tuning_job=tuning_job,
                             trial_number=trial_number, attempt=attempt)
@@ -102,11 +103,13 @@ def run_job(store: JobStore, name: str, *, tee: bool = True, callbacks: tuple = 
         status = "Stopped" if ctx.stop.is_set() and not result.model_data else "Completed"
     except StopTraining as exc:
         status, reason = "Stopped", str(exc) or "stopped on request"
+        result = getattr(exc, "result", None) or result  # what a stopped job had made (its model, its metrics)
     except KeyboardInterrupt:
         status, reason = "Stopped", "interrupted (Ctrl-C)"
         raise
     except VisiontuneError as exc:
         reason = str(exc)
+        result = getattr(exc, "result", None) or result  # a failed job's last metric values
         raise
     except BaseException as exc:  # noqa: BLE001 - recorded, then raised to the caller
         reason = f"{type(exc).__name__}: {exc}"
@@ -135,6 +138,29 @@ def _signals_stop(stop: threading.Event) -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, before)
+
+
+def delete_outputs(job: Job) -> list[str]:
+    """Remove what ``job`` wrote into its output folder (its kind's outputs), and the folder when nothing
+    else is left in it; returns the names kept (files the job did not write: a user's, another tool's)."""
+    import shutil
+
+    out = Path(job.output_dir)
+    if not out.is_dir():
+        return []
+    patterns = (*COMMON_OUTPUTS, *get_kind(job.kind).outputs)
+    kept = []
+    for entry in sorted(out.iterdir()):
+        if any(entry.match(p) for p in patterns):
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+        else:
+            kept.append(entry.name)
+    if not kept:
+        out.rmdir()
+    return kept
 
 
 # ---------------------------------------------------------------------- child processes

@@ -30,6 +30,7 @@ class ScriptJob(JobKind):
     """``spec = {"entry_point", "source_dir", "channels", "hyperparameters", "metric_definitions"}``."""
 
     name = "script"
+    outputs = ("model", "output", "output.tar.gz")
 
     def prepare(self, spec: dict, output_dir: Path) -> tuple[dict, dict]:
         if not spec.get("entry_point"):
@@ -70,6 +71,10 @@ class ScriptJob(JobKind):
     def default_base_name(self, spec: dict) -> str:
         return Path(str(spec.get("entry_point") or "script")).stem.replace("_", "-")
 
+    def inputs(self, spec: dict) -> dict[str, Path]:
+        """The channels (an output folder inside the source folder is usual: runs/ beside the script)."""
+        return {f"channel {n}": Path(str(p)) for n, p in (spec.get("channels") or {}).items() if "://" not in str(p)}
+
     def run(self, ctx: "RunContext") -> RunResult:
         spec = ctx.job.spec
         out = ctx.output_dir
@@ -97,16 +102,21 @@ class ScriptJob(JobKind):
                 from visiontune.debug.session import summary
 
                 ctx.say(summary(session.finish(), ctx.job.name))
+        # the last value of each metric series, as SageMaker's FinalMetricDataList: stopped and failed jobs too
+        final = {name: series[-1][1] for name, series in ctx.store.metrics(ctx.job.name).items()}
         if ctx.stop.is_set():
-            package(model_dir, out / "model.tar.gz")
-            raise _stopped(rc)
+            saved = any(model_dir.iterdir()) if model_dir.is_dir() else False
+            stopped = _stopped(rc, saved)
+            stopped.result = RunResult(final, package(model_dir, out / "model.tar.gz") if saved else None)
+            raise stopped
         if rc != 0:
             hint = f" (requirements.txt lists what is missing here: {'; '.join(missing)})" if missing else ""
-            raise ScriptError(f"{spec['entry_point']} exited with status {rc}{hint}: {last_error(ctx.sink.tail)}")
+            failed = ScriptError(f"{spec['entry_point']} {_exit_status(rc)}{hint}: {last_error(ctx.sink.tail)}")
+            failed.result = RunResult(final)
+            raise failed
         model_data = package(model_dir, out / "model.tar.gz")
         if (output_dir / "data").is_dir() and any((output_dir / "data").iterdir()):
             package(output_dir / "data", out / "output.tar.gz")
-        final = {name: series[-1][1] for name, series in ctx.store.metrics(ctx.job.name).items()}
         return RunResult(final, model_data)
 
 
@@ -130,9 +140,22 @@ def _debug_session(ctx: "RunContext"):
                         started=time.time())
 
 
-def _stopped(rc: int):
+def _stopped(rc: int, saved: bool = True):
     from visiontune.train.loop import StopTraining
 
-    return StopTraining(f"the script was stopped (exit status {rc}); what it had saved is in model.tar.gz")
+    return StopTraining(f"the script was stopped ({_exit_status(rc)}); " + (
+        "what it had saved is in model.tar.gz" if saved else "it had saved nothing in SM_MODEL_DIR yet"))
+
+
+def _exit_status(rc: int) -> str:
+    """``exited with status 2``, or ``was killed by SIGKILL`` (a negative return code is a signal)."""
+    if rc < 0:
+        import signal
+
+        try:
+            return f"was killed by {signal.Signals(-rc).name}"
+        except ValueError:
+            return f"was killed by signal {-rc}"
+    return f"exited with status {rc}"
 
 

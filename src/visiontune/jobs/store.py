@@ -26,7 +26,7 @@ from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 
-from visiontune.errors import ConfigError, MissingDependencyError, VisiontuneError
+from visiontune.errors import ConfigError, MissingDependencyError, NotFoundError
 from visiontune.jobs.migrations import migrate
 from visiontune.paths import home
 
@@ -39,7 +39,7 @@ ORPHAN_SECONDS = 45.0
 BUSY_TIMEOUT_S = 120
 
 
-class JobNotFoundError(VisiontuneError):
+class JobNotFoundError(NotFoundError):
     """No job (or tuning job) of that name."""
 
 
@@ -173,6 +173,7 @@ class Job:
         return {"TrainingJobName": self.name, "TrainingJobStatus": self.status,
                 "SecondaryStatus": self.secondary_status, "Kind": self.kind,
                 "HyperParameters": self.hyperparameters, "FinalMetrics": self.final_metrics,
+                "FinalMetricDataList": [{"MetricName": k, "Value": v} for k, v in self.final_metrics.items()],
                 "FailureReason": self.failure_reason, "ModelArtifacts": {"S3ModelArtifacts": self.model_data},
                 "OutputDir": self.output_dir, "CreationTime": iso(self.created_at),
                 "TrainingStartTime": iso(self.started_at), "TrainingEndTime": iso(self.ended_at),

@@ -21,10 +21,17 @@ Ask the job's owner for your current link (<code>visiontune label workers link J
 
 def create_app(store: LabelStore | None = None):
     from fastapi import FastAPI
+    from fastapi.exceptions import RequestValidationError
     from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+
+    from visiontune.errors import request_problems
 
     store = store or LabelStore()
     app = FastAPI(title="visiontune labeling", docs_url=None, redoc_url=None, openapi_url=None)
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(request, exc: RequestValidationError):  # the app's {"error"} shape, not FastAPI's
+        return JSONResponse({"error": f"bad request: {request_problems(exc.errors())}"}, status_code=400)
 
     def forbidden(api: bool):
         if api:
@@ -76,13 +83,19 @@ def create_app(store: LabelStore | None = None):
         if found is None:
             return forbidden(True)
         job, worker = found
+        usage = "send {\"item\": ID, \"label\": INDEX} or {\"item\": ID, \"skip\": true}"
         try:
             body = await request.json()
-            item_id = int(body["item"])
+            item_id = body["item"]
         except (ValueError, KeyError, TypeError):
-            return JSONResponse({"error": "send {\"item\": ID, \"label\": INDEX} or {\"item\": ID, \"skip\": true}"},
+            return JSONResponse({"error": usage}, status_code=400)
+        # strict types: "false" or 1.7 taken as true or 1 would store what the worker did not answer
+        if not isinstance(item_id, int) or isinstance(item_id, bool):
+            return JSONResponse({"error": f"item: an image id (an integer), not {json.dumps(item_id)}; {usage}"},
                                 status_code=400)
-        skip = bool(body.get("skip"))
+        skip = body.get("skip", False)
+        if not isinstance(skip, bool):
+            return JSONResponse({"error": f"skip: true or false, not {json.dumps(skip)}"}, status_code=400)
         label = body.get("label")
         if not skip:
             n = len(job.labels)
@@ -314,8 +327,11 @@ def serve(name: str, host: str = "127.0.0.1", port: int = 8770, allow_remote: bo
     if host not in ("127.0.0.1", "localhost", "::1") and not allow_remote:
         raise ConfigError(f"--host {host}: the app would be reachable from other machines; add --allow-remote to "
                           "mean it (links are the only protection: serve it behind HTTPS)")
+    from visiontune.serve.endpoints import check_port_free
+
     store = store or LabelStore()
     job = store.get_job(name)
+    check_port_free(host, port)  # before a new owner link replaces the one in use
     if host not in ("127.0.0.1", "localhost", "::1"):
         announce(f"warning: serving on {host}: anyone who can reach this machine and has a link can label")
     owner = store.new_owner_secret(job)

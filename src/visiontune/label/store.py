@@ -12,14 +12,14 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import text
 
-from visiontune.errors import ConfigError, VisiontuneError
+from visiontune.errors import ConfigError, NotFoundError
 from visiontune.jobs.store import JobStore
 
 #: How long an image stays reserved for the worker it was given to (a closed tab gets it back on return).
 LEASE_SECONDS = 600
 
 
-class LabelJobNotFound(VisiontuneError):
+class LabelJobNotFound(NotFoundError):
     """No labeling job by that name."""
 
 

@@ -4,6 +4,7 @@
     sagemaker.pytorch.PyTorchModel       -> visiontune.sdk.PyTorchModel
     sagemaker.tuner.HyperparameterTuner  -> visiontune.sdk.tuner.HyperparameterTuner (and the Parameters)
     sagemaker.serializers / deserializers -> visiontune.sdk.serializers / deserializers
+    estimator.transformer(...)           -> visiontune.sdk.Transformer (batch transform, on this machine)
     built-in image classification        -> visiontune.sdk.ImageClassifier
 
 Cloud settings (``role``, ``instance_type``, ``framework_version``, ``py_version``, ``sagemaker_session``...)
@@ -13,6 +14,7 @@ are accepted and ignored with one warning.
 from visiontune.sdk.estimator import Estimator, ImageClassifier, PyTorch, TrainingJob
 from visiontune.sdk.model import Model, PyTorchModel
 from visiontune.sdk.predictor import Predictor
+from visiontune.sdk.transformer import Transformer
 from visiontune.sdk.tuner import (
     CategoricalParameter,
     ContinuousParameter,
@@ -24,5 +26,5 @@ from visiontune.sdk.tuner import (
 )
 
 __all__ = ["CategoricalParameter", "ContinuousParameter", "Estimator", "HyperparameterTuner", "ImageClassifier",
-           "IntegerParameter", "Model", "Predictor", "PyTorch", "PyTorchModel", "TrainingJob",
+           "IntegerParameter", "Model", "Predictor", "PyTorch", "PyTorchModel", "TrainingJob", "Transformer",
            "TuningJobCompletionCriteriaConfig", "WarmStartConfig", "WarmStartTypes"]

@@ -16,6 +16,10 @@ CLOUD_ONLY = {
     "accelerator_type", "serializer_type", "kms_key", "data_capture_config", "wait_for_endpoint", "vpc_config",
     "model_server_workers", "predictor_cls", "name", "async_inference_config", "serverless_inference_config",
     "volume_size_in_gb", "model_data_download_timeout", "container_startup_health_check_timeout", "logs",
+    # batch transform (estimator.transformer / transform)
+    "strategy", "assemble_with", "max_concurrent_transforms", "max_payload", "env", "input_filter", "output_filter",
+    "join_source", "model_client_config", "batch_data_capture_config", "experiment_config", "compression_type",
+    "data_type", "instance_count",
 }
 
 

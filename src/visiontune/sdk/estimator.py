@@ -33,7 +33,12 @@ class TrainingJob:
         return default_store().get_job(self.name).to_dict()
 
     def wait(self, logs: bool = True) -> Job:
-        return _follow(self.name, logs, self.process)
+        """Wait for the job to end; a Failed job raises (as SageMaker's ``UnexpectedStatusException``), a
+        Completed or Stopped one is returned."""
+        job = _follow(self.name, logs, self.process)
+        if job.status == "Failed":
+            raise VisiontuneError(f"training job {job.name} Failed: {job.failure_reason}")
+        return job
 
     def stop(self) -> None:
         from visiontune.jobs.runner import stop
@@ -153,11 +158,16 @@ class _EstimatorBase:
         return self.latest_training_job.wait(logs)
 
     def _model_dir(self) -> str:
-        if self.model_data is None:
+        if self.latest_training_job is None and self.model_data is None:
             raise ConfigError("no model yet: fit() first (or attach to a finished training job)")
-        job = default_store().get_job(self.latest_training_job.name)
-        if job.status != "Completed":
-            raise ConfigError(f"training job {job.name} is {job.status}; there is no model to deploy")
+        if self.latest_training_job is not None:
+            job = default_store().get_job(self.latest_training_job.name)
+            if job.status != "Completed":
+                why = f" ({job.failure_reason})" if job.failure_reason else ""
+                raise ConfigError(f"training job {job.name} is {job.status}{why}; only a Completed job's model "
+                                  "is deployed (fit again, or deploy a model.tar.gz with Model(model_data=...))")
+        if self.model_data is None:
+            raise ConfigError(f"training job {self.latest_training_job.name} recorded no model")
         return self.model_data
 
 
@@ -211,6 +221,15 @@ class Estimator(_EstimatorBase):
         return PyTorchModel(self._model_dir(), entry_point or self.entry_point,
                             source_dir=source_dir or self.source_dir).deploy(
             serializer=serializer, deserializer=deserializer, endpoint_name=endpoint_name)
+
+    def transformer(self, instance_count: int = 1, instance_type: str | None = None, output_path: str | None = None,
+                    accept: str | None = None, entry_point: str | None = None, source_dir: str | None = None,
+                    **sagemaker_only):
+        """Batch transform with the trained model and ``entry_point``'s handler (as :meth:`deploy`)."""
+        from visiontune.sdk.transformer import Transformer
+
+        return Transformer(self._model_dir(), output_path, entry_point or self.entry_point,
+                           source_dir or self.source_dir, accept, **sagemaker_only)
 
 
 PyTorch = Estimator
@@ -281,6 +300,13 @@ class ImageClassifier(_EstimatorBase):
         ignore_cloud_args("deploy", sagemaker_only)
         return start_endpoint(self._model_dir(), endpoint_name or self.latest_training_job.name, serializer,
                               deserializer)
+
+    def transformer(self, instance_count: int = 1, instance_type: str | None = None, output_path: str | None = None,
+                    accept: str | None = None, **sagemaker_only):
+        """Batch transform with the trained model: ``visiontune batch-predict`` (resumable, ``.out`` per image)."""
+        from visiontune.sdk.transformer import Transformer
+
+        return Transformer(self._model_dir(), output_path, accept=accept, **sagemaker_only)
 
 
 def data_from_channels(channels: dict[str, str], job_dir: Path) -> str:

@@ -24,4 +24,12 @@ class PyTorchModel:
                               serializer, deserializer)
 
 
+    def transformer(self, instance_count: int = 1, instance_type: str | None = None, output_path: str | None = None,
+                    accept: str | None = None, **sagemaker_only):
+        """Batch transform with this model (and its ``entry_point``'s handler, when it has one)."""
+        from visiontune.sdk.transformer import Transformer
+
+        return Transformer(self.model_data, output_path, self.entry_point, self.source_dir, accept, **sagemaker_only)
+
+
 Model = PyTorchModel

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from visiontune.artifact import load_model
@@ -26,7 +26,7 @@ from visiontune.data.sources import MANIFEST_SUFFIXES
 from visiontune.errors import ConfigError, option
 from visiontune.paths import atomic_write_text
 from visiontune.predictions import MASK, iter_predictions, list_inputs
-from visiontune.progress import bar
+from visiontune.progress import bar, note
 from visiontune.runtime import INFERENCE_PRECISION
 
 STATE = ".visiontune-batch.json"
@@ -39,10 +39,13 @@ class BatchResult:
     errors: int
     out: Path
     retried: int = 0
+    changed: int = 0  #: inputs changed since their record was written: predicted again
+    orphans: list[str] = field(default_factory=list)  #: records whose input is gone (kept, listed)
 
     def to_dict(self) -> dict:
         return {"written": self.written, "already_done": self.skipped_done, "retried_failed": self.retried,
-                "errors": self.errors, "out": str(self.out)}
+                "changed_inputs": self.changed, "errors": self.errors, "out": str(self.out),
+                **({"records_without_input": self.orphans} if self.orphans else {})}
 
 
 def batch_predict(model: str | Path, inputs: str | Path, out: str | Path, batch_size: int = 64,
@@ -60,14 +63,15 @@ def batch_predict(model: str | Path, inputs: str | Path, out: str | Path, batch_
         return _manifest(loaded, src, out, batch_size, top_k)
     sources = list_inputs(src)
     base = src if remote or src.is_dir() else src.parent
-    todo, done, retried = [], 0, 0
+    todo, done, retried, changed = [], 0, 0, 0
     for s in sources:
-        state = _done(out / (_relative(s, base) + ".out"))
+        state = _done(out / (_relative(s, base) + ".out"), None if remote else s)
         if state == "ok":
             done += 1
         else:
             todo.append(s)
             retried += state == "failed"
+            changed += state == "changed"
     errors = 0
     with bar(len(todo), "batch transform") as advance:
         for s, row in zip(todo, _rows(loaded, todo, batch_size, top_k)):
@@ -77,7 +81,12 @@ def batch_predict(model: str | Path, inputs: str | Path, out: str | Path, batch_
             atomic_write_text(target, json.dumps(row) + "\n")
             errors += "error" in row
             advance(1)
-    return BatchResult(len(todo), done, errors, out, retried)
+    expected = {out / (_relative(s, base) + ".out") for s in sources}
+    orphans = sorted(str(p.relative_to(out)) for p in out.rglob("*.out") if p not in expected)
+    if orphans:
+        note(f"{len(orphans)} record(s) in {out} have no input any more (kept): {', '.join(orphans[:5])}"
+             + (" ..." if len(orphans) > 5 else ""))
+    return BatchResult(len(todo), done, errors, out, retried, changed, orphans)
 
 
 def _claim(out: Path, key: dict, overwrite: bool) -> None:
@@ -98,13 +107,20 @@ def _claim(out: Path, key: dict, overwrite: bool) -> None:
         raise ConfigError(f"{out} holds .out files that visiontune did not record making; pass "
                           f"{option('overwrite', True)} to replace them, or choose another {option('out')}")
     out.mkdir(parents=True, exist_ok=True)
+    for tmp in [*out.rglob(".*.out.tmp-*"), *out.rglob(".*.mask.png.tmp")]:  # left by a run that was killed
+        tmp.unlink(missing_ok=True)
     atomic_write_text(state, json.dumps(key, indent=1))
 
 
-def _done(target: Path) -> str:
-    """``ok`` (a prediction), ``failed`` (an error record: retried) or ``missing``."""
+def _done(target: Path, source: str | None = None) -> str:
+    """``ok`` (a prediction), ``failed`` (an error record: retried), ``changed`` (the local ``source`` was
+    written after its record: predicted again) or ``missing``."""
     try:
-        return "failed" if "error" in json.loads(target.read_text()) else "ok"
+        if "error" in json.loads(target.read_text()):
+            return "failed"
+        if source is not None and os.stat(source).st_mtime_ns > target.stat().st_mtime_ns:
+            return "changed"
+        return "ok"
     except (OSError, ValueError):
         return "missing"
 

@@ -43,8 +43,27 @@ def bundle(model_data: str | Path, entry_point: str | Path, source_dir: str | Pa
             raise ArtifactError(f"{model_data}: not a readable model.tar.gz ({exc})") from exc
     code = dest / "code"
     if source and source.is_dir():
-        shutil.copytree(source, code, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        shutil.copytree(source, code, dirs_exist_ok=True, ignore=_not_code(dest, model_data))
     code.mkdir(exist_ok=True)
     if entry.name != "inference.py" or not (code / "inference.py").exists():
         shutil.copy(entry, code / "inference.py")
     return dest
+
+
+#: never copied into ``code/``: caches, environments, version control, other bundles
+SKIPPED = ("__pycache__", "*.pyc", ".git", ".venv", "venv", ".ipynb_checkpoints", "*-serving-*")
+
+
+def _not_code(dest: Path, model_data: Path):
+    """copytree's ``ignore``: what a source folder holds that is not the handler's code.  The bundle being
+    written (a source_dir of "." holds it: the copy would copy itself without end) and the folder of the model
+    (a training job's whole output) stay out, and so do :data:`SKIPPED`."""
+    skip = shutil.ignore_patterns(*SKIPPED)
+    model_folder = (model_data if model_data.is_dir() else model_data.parent).resolve()
+    stop = {dest.resolve(), model_folder}
+
+    def ignore(folder: str, names: list[str]) -> set[str]:
+        here = Path(folder).resolve()
+        return set(skip(folder, names)) | {n for n in names if (here / n) in stop}
+
+    return ignore

@@ -19,7 +19,7 @@ import urllib.request
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from visiontune.errors import ConfigError, VisiontuneError
+from visiontune.errors import ConfigError, NotFoundError, VisiontuneError
 from visiontune.paths import atomic_write_text, home
 
 PRETRAINED = "pretrained:"
@@ -28,6 +28,10 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 
 class EndpointError(VisiontuneError):
     """An endpoint that cannot start, or is not there."""
+
+
+class EndpointNotFoundError(EndpointError, NotFoundError):
+    """No (running) endpoint of that name."""
 
 
 @dataclass
@@ -92,6 +96,14 @@ def port_in_use(port: int, host: str = "127.0.0.1") -> OSError | None:
         except OSError as exc:
             return exc
     return None
+
+
+def check_port_free(host: str, port: int) -> None:
+    """One clear line before anything says "serving" (or hands out a link), instead of uvicorn's traceback."""
+    exc = port_in_use(port, host)
+    if exc is not None:
+        raise ConfigError(f"cannot listen on {host}:{port} ({exc.strerror or exc}); "
+                          f"another program has port {port}: choose another with --port")
 
 
 def pretrained_artifact(model: str) -> Path:
@@ -221,7 +233,7 @@ def get_endpoint(name: str) -> Endpoint:
     ep = _load(_record(name))
     if ep is None or not ep.alive():
         running = ", ".join(e.name for e in list_endpoints()) or "none"
-        raise EndpointError(f"no running endpoint named {name!r} (running: {running}); "
+        raise EndpointNotFoundError(f"no running endpoint named {name!r} (running: {running}); "
                             "`visiontune endpoints list` shows them")
     return ep
 
@@ -231,7 +243,7 @@ def stop(name: str, wait_s: float = 15.0) -> None:
     record = _record(name)
     ep = _load(record)
     if ep is None:
-        raise EndpointError(f"no endpoint named {name!r}; `visiontune endpoints list` shows them")
+        raise EndpointNotFoundError(f"no endpoint named {name!r}; `visiontune endpoints list` shows them")
     if ep.alive():
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(ep.pid, signal.SIGTERM)

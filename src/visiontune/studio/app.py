@@ -20,7 +20,7 @@ from urllib.parse import urlencode
 
 from fastapi import Request  # (module level: FastAPI reads the annotation by name)
 
-from visiontune.errors import ConfigError, VisiontuneError
+from visiontune.errors import ConfigError, NotFoundError, VisiontuneError, request_problems
 from visiontune.studio import pages
 from visiontune.studio.security import (
     CSRF_HEADER, Access, PathRefused, Roots, UploadRefused, allowed_hosts, cookie_name, extract_zip, host_ok, safe_name)
@@ -56,6 +56,7 @@ def studio_home() -> Path:
 
 def create_app(settings: Settings, store=None):
     from fastapi import FastAPI
+    from fastapi.exceptions import RequestValidationError
     from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse
     from starlette.concurrency import run_in_threadpool
 
@@ -103,9 +104,14 @@ def create_app(settings: Settings, store=None):
         response.headers["Cache-Control"] = "no-store"
         return response
 
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(request: Request, exc: RequestValidationError):
+        return JSONResponse({"error": f"bad request: {request_problems(exc.errors())}", "field": None},
+                            status_code=400)
+
     @app.exception_handler(VisiontuneError)
     async def typed_error(request: Request, exc: VisiontuneError):
-        status = 403 if isinstance(exc, PathRefused) else 400
+        status = 403 if isinstance(exc, PathRefused) else 404 if isinstance(exc, NotFoundError) else 400
         return JSONResponse({"error": str(exc), "field": getattr(exc, "field", None)}, status_code=status)
 
     def html(page: str, title: str, **args) -> HTMLResponse:
@@ -582,7 +588,7 @@ def _submit(body: dict, roots: Roots, store) -> str:
     from visiontune.paths import home, timestamped
 
     folder = _data_folder(body, roots)
-    options = dict(body.get("config") or {})
+    options = _object(body, "config")
     name = timestamped(str(options.get("model") or "train").replace("_", "-").replace(":", "-"))
     cfg = _checked_config(options, folder, home() / "runs" / name)
     return start_training(cfg.to_dict(), job_name=name, store=store).name
@@ -623,6 +629,14 @@ def tunable_fields() -> list[dict]:
         f = by_name[name]
         rows.append({"name": name, "type": "categorical", "values": f["choices"], "help": f["help"], "suggested": False})
     return rows
+
+
+def _object(body: dict, key: str) -> dict:
+    """A form's object of options (``config``, ``base``), refused by name when it is something else."""
+    value = body.get(key) or {}
+    if not isinstance(value, dict):
+        raise FieldError(f"{key}: an object of training options (name: value), not {type(value).__name__}", key)
+    return dict(value)
 
 
 def _data_folder(body: dict, roots: Roots) -> Path:
@@ -673,7 +687,7 @@ def _submit_tuning(body: dict, roots: Roots, store) -> str:
 
     folder = _data_folder(body, roots)
     name = str(body.get("name") or "").strip() or timestamped("tune")
-    base = dict(body.get("base") or {})
+    base = _object(body, "base")
     out = home() / "tuning" / name
     cfg = _checked_config(base, folder, out / "base")
     keep = {k: v for k, v in cfg.to_dict().items() if k in base or k == "data"}

@@ -99,6 +99,8 @@ class Roots:
     def resolve(self, root: int | str, rel: str = "") -> Path:
         """The real path of ``rel`` under root number ``root``; :class:`PathRefused` when it is not inside."""
         try:
+            if isinstance(root, bool) or int(root) < 0:  # a negative index would count from the end
+                raise IndexError(root)
             base = self.roots[int(root)]
         except (ValueError, IndexError, TypeError):
             raise PathRefused(f"root {root!r}: no such data root (there are {len(self.roots)})") from None

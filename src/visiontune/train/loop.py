@@ -118,6 +118,9 @@ class _Trainer:
         # evaluation answers as the saved model will (its inference copy runs a head on features in float32)
         self.eval_dtype = None if inputs["train"].kind == "features" else dtype
         self.answer_net: nn.Module | None = None  # answer_with_inference_copy()
+        self.batch_norm = task.spatial or any(  # BatchNorm layers that learn (frozen ones stay in eval mode)
+            isinstance(m, nn.modules.batchnorm._BatchNorm) and any(p.requires_grad for p in m.parameters())
+            for m in net.modules())
         if device.type == "cuda":  # the caches held on the GPU whole when they fit: no host copy per batch
             budget = torch.cuda.mem_get_info(device)[0] // 4  # a quarter of what is free now
             for split in inputs.values():
@@ -167,9 +170,10 @@ class _Trainer:
         plan = []
         for start in range(0, len(perm), self.cfg.batch_size):
             idx, share = perm[start:start + self.cfg.batch_size], 1.0
-            if self.task.spatial and len(idx) < 2 * self.world:
-                continue  # DeepLabV3+'s pooled ASPP branch cannot batch-normalise one image: a last batch that
-                # would give some rank a single image waits for the next epoch (every rank decides alike)
+            if self.batch_norm and len(idx) < 2 * self.world:
+                continue  # BatchNorm cannot normalise one image whose feature map has shrunk to 1x1 (a 32 px
+                # classifier's last stage, DeepLabV3+'s pooled ASPP branch): a last batch that would give some
+                # rank a single image waits for the next epoch's shuffle (every rank decides alike)
             if self.world > 1:
                 if len(idx) < self.world:  # a last batch too small to split: every rank skips it alike
                     continue
