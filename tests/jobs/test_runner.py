@@ -161,3 +161,17 @@ def test_an_output_folder_among_the_data_is_refused(data, tmp_path):
                  "--out", data / "train" / "m", ok=False)
     assert script.exit_code == 2 and "inside the channel train folder" in script.output
     assert len(store.list_jobs()) == before  # refused before any job was recorded
+
+
+def test_a_run_piped_into_head_finishes(data, tmp_path):
+    """Regression: `visiontune train ... | head` failed the job with BrokenPipeError once head had exited."""
+    import shlex
+    import subprocess
+    import sys
+
+    flags = " ".join(f"--{k.replace('_', '-')}={v}" for k, v in FAST.items())
+    cmd = (f"{shlex.quote(sys.executable)} -m visiontune.cli.main train --data {shlex.quote(str(data))} "
+           f"--out {shlex.quote(str(tmp_path / 'piped'))} --job-name piped {flags} | head -c 1")
+    subprocess.run(cmd, shell=True, timeout=300, env={**os.environ, "PYTHONUNBUFFERED": "1"}, check=False)
+    job = JobStore().get_job("piped")
+    assert job.status == "Completed", job.failure_reason

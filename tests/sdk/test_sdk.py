@@ -119,6 +119,10 @@ def test_image_classifier_fit_tune_and_deploy(data, tmp_path, monkeypatch):
                                                             "epochs": IntegerParameter(1, 2)},
                                 max_jobs=2, max_parallel_jobs=1, strategy="Random")
     tuner.fit(channels)
+    frame = tuner.analytics().dataframe()  # the ranges' own (SageMaker's) names, not the engine's
+    assert "mini_batch_size" in frame.columns and "batch_size" not in frame.columns
+    assert set(tuner.describe()["BestTrainingJob"]["TunedHyperParameters"]) == {"learning_rate", "mini_batch_size",
+                                                                                 "epochs"}
     best = tuner.best_estimator()
     with best.deploy(serializer=IdentitySerializer("image/png"),
                      deserializer=JSONDeserializer()) as predictor:

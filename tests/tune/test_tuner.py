@@ -125,3 +125,13 @@ def test_sigkill_then_rerun_runs_exactly_max_jobs_trials(data, tmp_path):
     completed = [j.trial_number for j in jobs if j.status == "Completed"]
     assert sorted(completed) == [0, 1, 2, 3, 4]  # each trial completed exactly once
     assert any(j.attempt == 2 for j in jobs) and store.get_tuning_job("killed").status == "Completed"
+
+
+def test_a_tuning_output_inside_the_data_is_refused_once(data, tmp_path):
+    doc = {"name": "inside", "train": {"data": str(data), **FAST}, "objective": {"metric": "validation:accuracy"},
+           "ranges": {"learning_rate": {"type": "continuous", "min": 1e-3, "max": 1e-1}}, "max_jobs": 2,
+           "output": str(data / "tuning")}
+    (tmp_path / "inside.yaml").write_text(yaml.safe_dump(doc))
+    res = cli_run("tune", "--config", tmp_path / "inside.yaml", ok=False)
+    assert res.exit_code == 2 and "tuning output folder" in res.output and "inside the data folder" in res.output
+    assert not (data / "tuning").exists()

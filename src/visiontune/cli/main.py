@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -24,6 +25,9 @@ class _Group(click.Group):
             click.secho("interrupted. A training run continues with the same command plus --resume.",
                         fg="yellow", err=True)
             sys.exit(130)
+        except BrokenPipeError:  # `visiontune ... | head`: the reader has gone; the work itself is done
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
+            sys.exit(0)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})

@@ -60,13 +60,23 @@ class _Tee(io.TextIOBase):
 
     def __init__(self, original, sink: LogSink):
         self.original, self.sink = original, sink
+        self.closed_reader = False  # `visiontune train ... | head`: the terminal side went away, the log goes on
 
     def write(self, text: str) -> int:
         self.sink.write(text)
-        return self.original.write(text)
+        if not self.closed_reader:
+            try:
+                self.original.write(text)
+            except BrokenPipeError:
+                self.closed_reader = True
+        return len(text)
 
     def flush(self) -> None:
-        self.original.flush()
+        if not self.closed_reader:
+            try:
+                self.original.flush()
+            except BrokenPipeError:
+                self.closed_reader = True
 
     def isatty(self) -> bool:
         return self.original.isatty()

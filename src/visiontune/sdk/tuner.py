@@ -44,15 +44,16 @@ class TuningJobCompletionCriteriaConfig:
 
 
 class HyperparameterTuningJobAnalytics:
-    def __init__(self, name: str):
+    def __init__(self, name: str, names: dict[str, str] | None = None):
         self.name = name
+        self.names = names or {}  # visiontune's hyperparameter names -> the ones the ranges were given in
 
     def dataframe(self, force_refresh: bool = False):
-        """One row per training job: the hyperparameters, TrainingJobName, TrainingJobStatus,
-        FinalObjectiveValue, TrainingElapsedTimeSeconds (best first)."""
+        """One row per training job: the hyperparameters (named as the ranges were), TrainingJobName,
+        TrainingJobStatus, FinalObjectiveValue, TrainingElapsedTimeSeconds (best first)."""
         from visiontune.tune.report import dataframe
 
-        return dataframe(default_store(), self.name)
+        return dataframe(default_store(), self.name).rename(columns=self.names)
 
 
 class HyperparameterTuner:
@@ -171,8 +172,10 @@ class HyperparameterTuner:
                                              "FinalHyperParameterTuningJobObjectiveMetric": {
                                                  "MetricName": self.objective_metric_name,
                                                  "Value": best["FinalObjectiveValue"]},
-                                             "TunedHyperParameters": {k: v for k, v in best.items()
-                                                                      if k in self.hyperparameter_ranges}},
+                                             "TunedHyperParameters": {self._names().get(k, k): v
+                                                                      for k, v in best.items()
+                                                                      if self._names().get(k, k) in
+                                                                      self.hyperparameter_ranges}},
                 "FailureReason": tj.failure_reason}
 
     def best_training_job(self) -> str:
@@ -186,7 +189,14 @@ class HyperparameterTuner:
         return type(self.estimator).attach(self.best_training_job())
 
     def analytics(self) -> HyperparameterTuningJobAnalytics:
-        return HyperparameterTuningJobAnalytics(self._name())
+        return HyperparameterTuningJobAnalytics(self._name(), self._names())
+
+    def _names(self) -> dict[str, str]:
+        """visiontune's name -> SageMaker's, for the built-in ranges given by SageMaker's names
+        (``mini_batch_size`` trains as ``batch_size``)."""
+        if not isinstance(self.estimator, ImageClassifier):
+            return {}
+        return {BUILTIN_NAMES[k]: k for k in self.hyperparameter_ranges if k in BUILTIN_NAMES}
 
     def stop_tuning_job(self) -> None:
         store = default_store()

@@ -642,7 +642,8 @@ def _object(body: dict, key: str) -> dict:
 def _data_folder(body: dict, roots: Roots) -> Path:
     data = body.get("data")
     if not isinstance(data, dict):
-        raise FieldError("choose a data folder on the Data page first", "data")
+        raise FieldError("choose a data folder on the Data page first (API: \"data\": {\"root\": N, \"path\": "
+                         "\"folder\"})", "data")
     try:
         folder = roots.resolve(data.get("root", 0), data.get("path", ""))
     except PathRefused as e:

@@ -49,6 +49,12 @@ class Tuner:
         self.store = store or default_store()
         self.name = config.name
         self.output = Path(config.output or Path("runs") / config.name).resolve()
+        from visiontune.jobs.base import check_apart
+        from visiontune.jobs.kinds import get_kind
+
+        # every trial's folder lies in the output: refuse it once here, not in each trial
+        check_apart(self.output, get_kind(config.kind).inputs(
+            {"config": config.base} if config.kind == "builtin" else config.base), "tuning output folder")
         self._stop = threading.Event()
         self.running: dict[int, _Running] = {}
 
@@ -178,7 +184,8 @@ class Tuner:
     def _finish_trial(self, study, number: int, job: Job, pruned: bool, points) -> None:
         if job.status == "Completed" and points:
             _tell(study, number, points[-1][1])
-            note(f"trial {number} ({job.name}): {self.config.objective_metric}={points[-1][1]:.4g}")
+            note(f"trial {number} ({job.name}): {self.config.objective_metric}={points[-1][1]:.4g}"
+                 + (" (it finished before the stop reached it: counted as completed)" if pruned else ""))
         elif pruned or (job.status == "Stopped" and points):
             _tell(study, number, state=_state("PRUNED"))
         else:
