@@ -112,19 +112,24 @@ def _training_test_split(m: VisionModel, data, ds):
     """(the dataset with the test split training held out of it, how) when ``data`` is the folder the model
     was trained on and has no test split of its own; else (``ds``, None).  Scoring every image there would
     score the images the model learnt from."""
-    from visiontune.data.split import hold_out
+    from visiontune.data.split import hold_out, split_digest
+    from visiontune.progress import note
 
-    hp = m.config.get("hyperparameters") or {}
-    trained_on, fraction = hp.get("data"), hp.get("test_fraction") or 0
-    if not trained_on or not fraction or Path(str(trained_on)).resolve() != Path(data).resolve():
+    record = m.config.get("held_out")  # written by training when it carved the test split out of its data
+    if not record or "://" in str(data):
         return ds, None
-    held = hold_out(ds, float(hp.get("valid_fraction") or 0.1), float(fraction), int(hp.get("seed") or 0), say=False)
-    if not held.splits.get("test"):
+    root = Path(data).resolve()
+    held = hold_out(ds, float(record["valid_fraction"]), float(record["test_fraction"]), int(record["seed"]),
+                    say=False)
+    if not held.splits.get("test") or split_digest(held.splits["test"], root) != record["test"]:
+        if root == Path(record["data"]):
+            note(f"{data} is the folder this model was trained on, but its images changed since: the test split "
+                 "training held out cannot be found again; every image is scored, training images included")
         return ds, None
-    return held, (f"{data} has no test split and is the folder this model was trained on: scoring the "
+    return held, (f"{data} has no test split; the model was trained on these images: scoring the "
                   f"{len(held.splits['test'])} images training held out as its test split (test_fraction="
-                  f"{fraction}, seed={int(hp.get('seed') or 0)}); --split all scores every image, training "
-                  f"images included")
+                  f"{record['test_fraction']}, seed={record['seed']}); --split all scores every image, "
+                  f"training images included")
 
 
 def _evaluate_masks(m: VisionModel, ds, data, samples, chosen: str, out, batch_size: int,

@@ -151,8 +151,11 @@ def test_evaluate_on_the_folder_a_model_trained_on_scores_its_held_out_test_imag
     every = json.loads(run("evaluate", r.out, tiny_folder, "--split", "all", "--json").output)
     assert every["samples"] == sum(r.metrics["counts"].values()) and "held_out" not in every
     elsewhere = tmp_path / "copy"
-    shutil.copytree(tiny_folder, elsewhere)  # other data, as far as the model knows: every image counts
-    assert json.loads(run("evaluate", r.out, elsewhere, "--json").output)["samples"] == every["samples"]
+    shutil.copytree(tiny_folder, elsewhere)  # the same images moved: the same held-out split
+    assert json.loads(run("evaluate", r.out, elsewhere, "--json").output)["samples"] == report["samples"]
+    shutil.copy(next((tiny_folder / "red").iterdir()), tiny_folder / "red" / "added.png")  # the data changed since
+    changed = run("evaluate", r.out, tiny_folder, "--json")
+    assert json.loads(changed.stdout)["samples"] == every["samples"] + 1 and "changed since" in changed.stderr
 
 
 def test_models_list_never_cuts_the_install_command():

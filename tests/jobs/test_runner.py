@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import time
 from pathlib import Path
@@ -150,6 +151,12 @@ def test_deleting_a_jobs_files_keeps_what_it_did_not_write(data, tmp_path):
     res = run("jobs", "delete", "mixed", "--files")
     assert "kept the folder" in res.output and "notes.txt" in res.output
     assert sorted(p.name for p in out.iterdir()) == ["notes.txt"] and (out / "notes.txt").read_text() == "mine"
+    # data named like an output ("input") in the output folder: the job read it, so it is not the job's to delete
+    shutil.copytree(data, out / "input")
+    run("train", "--data", out / "input", "--out", out, "--job-name", "reads-input",
+        *[f"--{k.replace('_', '-')}={v}" for k, v in FAST.items()])
+    assert "input" in run("jobs", "delete", "reads-input", "--files").output
+    assert sorted(p.name for p in out.iterdir()) == ["input", "notes.txt"] and any((out / "input").rglob("*.png"))
 
 
 def test_an_output_folder_among_the_data_is_refused(data, tmp_path):

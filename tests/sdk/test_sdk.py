@@ -79,6 +79,13 @@ def test_estimator_fit_and_pytorchmodel_deploy(data, tmp_path, monkeypatch):
     assert transformer.result == {"written": n, "errors": 1, "out": str(tmp_path / "bt")} and n >= 3
     answer = json.loads(next((tmp_path / "bt").glob("red*.out")).read_text())
     assert len(answer[0]) == 3 and "error" in json.loads((tmp_path / "bt" / "broken.png.out").read_text())
+    (tmp_path / "lists").mkdir()  # a manifest whose images lie elsewhere: one .out, a line per image, in order
+    refs = sorted(images.glob("red*"))
+    (tmp_path / "lists" / "in.manifest").write_text("".join(json.dumps({"source-ref": str(p)}) + "\n" for p in refs))
+    model.transformer(output_path=str(tmp_path / "bt2")).transform(str(tmp_path / "lists" / "in.manifest"))
+    assert sorted(p.name for p in (tmp_path / "bt2").iterdir()) == ["in.manifest.out"]
+    lines = (tmp_path / "bt2" / "in.manifest.out").read_text().splitlines()
+    assert len(lines) == len(refs) and all(len(json.loads(x)[0]) == 3 for x in lines)
     with pytest.raises(TypeError, match="unexpected argument.*hyperparamters"):
         PyTorch(entry_point="hpo.py", hyperparamters={})  # a typo is an error, not ignored
 

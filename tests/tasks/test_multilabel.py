@@ -140,7 +140,10 @@ def test_train_predict_evaluate_serve_and_export_a_multi_label_model(colour_scen
     rows = [json.loads(x) for x in cli_run("predict", out, str(three), "--json").output.splitlines()]
     assert "predicted_labels" in rows[0]
 
-    ev = vt.evaluate(out, str(colour_scenes / "scenes.manifest"), out=tmp_path / "ev")
+    held = vt.evaluate(out, str(colour_scenes / "scenes.manifest"))  # the images it trained on, listed otherwise
+    assert held.metrics["samples"] == m["counts"]["test"] and "held_out" in held.metrics
+    assert held.metrics["mAP"] == pytest.approx(m["test_mAP"], abs=1e-4)
+    ev = vt.evaluate(out, str(colour_scenes / "scenes.manifest"), out=tmp_path / "ev", split="all")
     assert ev.metrics["samples"] == 90 and 0.8 < ev.metrics["mAP"] <= 1.0
     assert (tmp_path / "ev" / "pr_curves.png").exists()
 

@@ -33,7 +33,8 @@ FILES = ("model.safetensors", "config.json", "labels.json")
 
 def save_artifact(out: Path, model: ImageClassifier, *, name: str, library: str, arch: str,
                   weights_tag: str | None, weights_license: str | None, prep: Preprocessing,
-                  classes: list[str], hyperparameters: dict, metrics: dict, task: dict | None = None) -> Path:
+                  classes: list[str], hyperparameters: dict, metrics: dict, task: dict | None = None,
+                  held_out: dict | None = None) -> Path:
     """``task``: the task's name and what it learnt beside the weights (multi-label: per-class thresholds)."""
     from safetensors.torch import save_file
 
@@ -56,6 +57,7 @@ def save_artifact(out: Path, model: ImageClassifier, *, name: str, library: str,
         "num_classes": len(classes),
         "preprocessing": prep.to_dict(),
         "hyperparameters": hyperparameters,
+        **({"held_out": held_out} if held_out else {}),  # the test split training carved out of its data
     }
     atomic_write_text(out / "config.json", json.dumps(config, indent=2))
     atomic_write_text(out / "labels.json", json.dumps(classes, indent=1, ensure_ascii=False))

@@ -132,8 +132,8 @@ def delete_cmd(names, files):
         job = store.get_job(name)
         if job.status not in TERMINAL:
             raise ConfigError(f"{name} is {job.status}; stop it first (`visiontune jobs stop {name}`)")
+        kept = delete_outputs(job) if files else []  # the files first: a failure leaves the record to retry
         store.delete_job(name)
-        kept = delete_outputs(job) if files else []
         if not files:
             click.echo(f"deleted {name}")
         elif kept:

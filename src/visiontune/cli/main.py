@@ -25,9 +25,24 @@ class _Group(click.Group):
             click.secho("interrupted. A training run continues with the same command plus --resume.",
                         fg="yellow", err=True)
             sys.exit(130)
-        except BrokenPipeError:  # `visiontune ... | head`: the reader has gone; the work itself is done
+        except BrokenPipeError:
+            if not _stdout_gone():  # a socket or a child's pipe: a real failure, shown as one
+                raise
+            # `visiontune ... | head`: the reader has gone (the job itself finished; its log has everything)
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
-            sys.exit(0)
+            sys.exit(141)  # 128 + SIGPIPE, as a tool killed by the broken pipe would
+
+
+def _stdout_gone() -> bool:
+    """Whether the reader of this process's stdout (a pipe) has closed it."""
+    import select
+
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0))
+    except (AttributeError, OSError, ValueError):  # no poll (Windows), or stdout without a file descriptor
+        return False
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})

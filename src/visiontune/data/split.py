@@ -131,3 +131,18 @@ def hold_out(dataset: Dataset, valid_fraction: float, test_fraction: float, seed
     order = [s for s in ("train", "validation", "test") if s in splits]
     return Dataset(dataset.classes, {k: splits[k] for k in order}, dataset.root, dataset.kind, dataset.skipped,
                    task=dataset.task)
+
+
+def split_digest(samples: list[Sample], root: Path) -> str:
+    """What identifies a split's images: their paths relative to the data folder (so the folder may move)
+    and their sizes, sorted, hashed."""
+    import hashlib
+
+    def size(path: str) -> int:
+        try:
+            return os.stat(path).st_size
+        except OSError:
+            return -1
+
+    names = sorted(f"{os.path.relpath(s.source, root)}\t{size(s.source)}" for s in samples)
+    return hashlib.sha256("\n".join(names).encode()).hexdigest()[:16]

@@ -24,7 +24,7 @@ class RunResult:
 
 
 #: what any job writes into its output folder (besides its kind's :attr:`JobKind.outputs`)
-COMMON_OUTPUTS = ("log.txt", "worker.out", "debug", "input", "model.tar.gz", "model.onnx", "model.pt2",
+COMMON_OUTPUTS = ("log.txt", "worker.out", "debug", "input", "ray", "model.tar.gz", "model.onnx", "model.pt2",
                   "model-serving-*", "endpoint-*.log", ".*.tmp*")
 
 

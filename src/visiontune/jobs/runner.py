@@ -45,14 +45,10 @@ def submit(store: JobStore, kind: str, spec: dict, *, name: str | None = None, o
     k = get_kind(kind)
     name = _job_name(store, k.default_base_name(spec), name)
     out = (Path(output_dir) if output_dir else Path("runs") / name).resolve()
-    busy = store.active_in(str(out))
-    if busy:
-        raise ConfigError(f"{out} is the output folder of job {busy[0].name}, which is {busy[0].status}: wait for "
-                          f"it, stop it (`visiontune jobs stop {busy[0].name}`), or choose another output folder")
-    check_apart(out, k.inputs(spec))
+    check_apart(out, k.inputs(spec))  # (a folder a running job writes to is refused by create_job, atomically)
     spec, hyperparameters = k.prepare(dict(spec), out)
     return store.create_job(name, kind, spec, hyperparameters, str(out), tuning_job=tuning_job,
-                            trial_number=trial_number, attempt=attempt)
+                            trial_number=trial_number, attempt=attempt, exclusive=True)
 
 
 class _Heartbeat(threading.Thread):
@@ -148,10 +144,14 @@ def delete_outputs(job: Job) -> list[str]:
     out = Path(job.output_dir)
     if not out.is_dir():
         return []
-    patterns = (*COMMON_OUTPUTS, *get_kind(job.kind).outputs)
+    kind = get_kind(job.kind)
+    patterns = (*COMMON_OUTPUTS, *kind.outputs)
+    reads = [Path(p).expanduser().resolve() for p in kind.inputs(job.spec).values()]
     kept = []
     for entry in sorted(out.iterdir()):
-        if any(entry.match(p) for p in patterns):
+        # a name the job writes, unless it is (or holds) data the job read: `--data input --out .`
+        if any(entry.match(p) for p in patterns) and not any(
+                (r == entry.resolve() or r.is_relative_to(entry.resolve())) and _holds_files(r) for r in reads):
             if entry.is_dir() and not entry.is_symlink():
                 shutil.rmtree(entry)
             else:
@@ -161,6 +161,15 @@ def delete_outputs(job: Job) -> list[str]:
     if not kept:
         out.rmdir()
     return kept
+
+
+def _holds_files(folder: Path) -> bool:
+    """Whether ``folder`` holds a file of its own (not only links, as the SDK's joined channels are)."""
+    if folder.is_symlink():
+        return False
+    if folder.is_file():
+        return True
+    return any(files for _, _, files in os.walk(folder))  # links to folders are listed, never followed
 
 
 # ---------------------------------------------------------------------- child processes

@@ -283,10 +283,18 @@ class JobStore:
 
     # ------------------------------------------------------------------ jobs
     def create_job(self, name: str, kind: str, spec: dict, hyperparameters: dict, output_dir: str,
-                   tuning_job: str | None = None, trial_number: int | None = None, attempt: int = 1) -> Job:
+                   tuning_job: str | None = None, trial_number: int | None = None, attempt: int = 1,
+                   exclusive: bool = False) -> Job:
+        """Record a new job; ``exclusive``: refuse it when an active job writes to ``output_dir`` (checked in
+        the same write transaction as the insert: SQLite's BEGIN IMMEDIATE makes the two one step)."""
         now = _now()
         try:
             with self._write() as conn:
+                busy = self._active_in(conn, str(output_dir)) if exclusive else []
+                if busy:
+                    raise ConfigError(
+                        f"{output_dir} is the output folder of job {busy[0].name}, which is {busy[0].status}: wait "
+                        f"for it, stop it (`visiontune jobs stop {busy[0].name}`), or choose another output folder")
                 conn.execute(text(
                     "INSERT INTO vt_jobs (name, kind, status, secondary_status, spec, hyperparameters, output_dir, "
                     "created_at, stop_requested, tuning_job, trial_number, attempt) VALUES (:name, :kind, "
@@ -326,10 +334,14 @@ class JobStore:
     def active_in(self, output_dir: str) -> list[Job]:
         """The jobs still running (or waiting to) that write to ``output_dir``."""
         with self._read() as conn:
-            active = ", ".join(f"'{s}'" for s in ACTIVE)  # constants, not input
-            rows = conn.execute(text(f"SELECT * FROM vt_jobs WHERE output_dir = :o AND status IN ({active})"),
-                                {"o": output_dir}).mappings()
-            return [_job(r) for r in rows]
+            return self._active_in(conn, output_dir)
+
+    @staticmethod
+    def _active_in(conn, output_dir: str) -> list[Job]:
+        active = ", ".join(f"'{s}'" for s in ACTIVE)  # constants, not input
+        rows = conn.execute(text(f"SELECT * FROM vt_jobs WHERE output_dir = :o AND status IN ({active})"),
+                            {"o": output_dir}).mappings()
+        return [_job(r) for r in rows]
 
     def started(self, name: str, pid: int | None = None, host: str | None = None) -> bool:
         """Claim a submitted job for this runner; False when it was stopped (or failed) before it started."""

@@ -100,7 +100,8 @@ def create_app(store: LabelStore | None = None):
         if not skip:
             n = len(job.labels)
             if job.multi_label:
-                if not isinstance(label, list) or not all(isinstance(x, int) and 0 <= x < n for x in label):
+                if not isinstance(label, list) or not all(isinstance(x, int) and not isinstance(x, bool) and 0 <= x < n
+                                                          for x in label):
                     return JSONResponse({"error": f"label: a list of label indices 0..{n - 1}"}, status_code=400)
                 label = sorted(set(label))
             elif not isinstance(label, int) or isinstance(label, bool) or not 0 <= label < n:

@@ -56,22 +56,41 @@ class Transformer:
         from visiontune.sdk.serializers import IdentitySerializer
         from visiontune.serve.bundle import bundle
 
+        from visiontune.data.sources import MANIFEST_SUFFIXES
+
+        if "://" in str(data):
+            raise ConfigError(f"{data}: a script's handler transforms local images; copy them to this machine first")
         base = Path(data)
         sources = list_inputs(base)
+        manifest = base.is_file() and base.suffix.lower() in MANIFEST_SUFFIXES
         root = base if base.is_dir() else base.parent
         out = Path(self.output_path)
+        out.mkdir(parents=True, exist_ok=True)
         folder = bundle(self.model_data, self.entry_point, self.source_dir)
-        written = errors = 0
+        answers, errors = [], 0
         with start_endpoint(folder, "transform", deserializer=BytesDeserializer()) as predictor:
             for src in sources:
                 kind = content_type or mimetypes.guess_type(src)[0] or "application/x-image"
                 predictor.serializer = IdentitySerializer(kind)
-                target = out / (os.path.relpath(src, root) + ".out")
-                target.parent.mkdir(parents=True, exist_ok=True)
                 try:
                     body = predictor.predict(Path(src).read_bytes(), initial_args={"Accept": self.accept})
                 except RequestError as exc:  # a bad image: an error record, the run goes on (as batch-predict)
                     body, errors = (json.dumps({"error": str(exc)}) + "\n").encode(), errors + 1
-                atomic_write_bytes(target, body)
-                written += 1
-        return {"written": written, "errors": errors, "out": str(out)}
+                if manifest:  # one <manifest>.out, a line per source in order (its refs may lie anywhere)
+                    answers.append(_one_line(body))
+                else:  # a folder's files lie inside it: <relative path>.out, as SageMaker writes them
+                    target = out / (os.path.relpath(src, root) + ".out")
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    atomic_write_bytes(target, body)
+        if manifest:
+            atomic_write_bytes(out / (base.name + ".out"), "".join(line + "\n" for line in answers).encode())
+        return {"written": len(sources), "errors": errors, "out": str(out)}
+
+
+def _one_line(body: bytes) -> str:
+    """A handler's answer as one JSON Lines record (JSON re-encoded on one line; other text as a string)."""
+    text = body.decode("utf-8", errors="replace")
+    try:
+        return json.dumps(json.loads(text))
+    except ValueError:
+        return json.dumps(text.rstrip("\n"))

@@ -22,7 +22,7 @@ from torch import nn
 from visiontune.artifact.store import FILES as ARTIFACT_FILES
 from visiontune.artifact.store import is_artifact, pack, save_artifact
 from visiontune.data.sources import open_dataset
-from visiontune.data.split import hold_out
+from visiontune.data.split import hold_out, split_digest
 from visiontune.data.transforms import build_augmentation, normalize, normalize_pairs
 from visiontune.debug.modes import ModeKeys
 from visiontune.errors import CheckpointError, ConfigError, DataError, option
@@ -170,7 +170,7 @@ class _Trainer:
         plan = []
         for start in range(0, len(perm), self.cfg.batch_size):
             idx, share = perm[start:start + self.cfg.batch_size], 1.0
-            if self.batch_norm and len(idx) < 2 * self.world:
+            if self.batch_norm and start > 0 and len(idx) < 2 * self.world:
                 continue  # BatchNorm cannot normalise one image whose feature map has shrunk to 1x1 (a 32 px
                 # classifier's last stage, DeepLabV3+'s pooled ASPP branch): a last batch that would give some
                 # rank a single image waits for the next epoch's shuffle (every rank decides alike)
@@ -316,6 +316,8 @@ class _Run:
     feature_dtype: torch.dtype | None
     state: dict | None
     task: Task
+    #: the splits carved out of train (hold_out) and what makes them reproducible: evaluate finds them again
+    held_out: dict | None = None
 
 
 def train(config: TrainConfig | None = None, *, callbacks: tuple[EpochCallback, ...] = (), stop=None,
@@ -400,6 +402,7 @@ def _resolve(cfg: TrainConfig) -> _Run:
                            allow_empty_labels=cfg.allow_empty_labels, task=cfg.task)
     dataset.check()
     task = _task(cfg, dataset)
+    had_test = bool(dataset.splits.get("test"))
     dataset = hold_out(dataset, cfg.valid_fraction, cfg.test_fraction, cfg.seed)
     if not dataset.splits.get("validation"):
         raise DataError(f"{cfg.data}: the validation split is empty (too few images per class to hold some out); "
@@ -425,10 +428,15 @@ def _resolve(cfg: TrainConfig) -> _Run:
         note(f"--resume: {out} has no checkpoint yet (the run stopped before its first epoch ended); "
              "starting from the beginning")
     model.freeze(cfg.mode, cfg.trainable_stages)
+    held = None
+    if not had_test and dataset.splits.get("test") and "://" not in str(cfg.data):
+        held = {"data": str(Path(cfg.data).resolve()), "valid_fraction": cfg.valid_fraction,
+                "test_fraction": cfg.test_fraction, "seed": cfg.seed,
+                "test": split_digest(dataset.splits["test"], Path(cfg.data).resolve())}
     return _Run(cfg, out, dataset, model, spec, wspec, prep, device,
                 training_precision(cfg.precision, device, cfg.uses_feature_cache and cfg.hidden_units > 0,
                                    image_size=None if cfg.uses_feature_cache else prep.image_size),
-                resolve_precision(cfg.precision, device), state, task)
+                resolve_precision(cfg.precision, device), state, task, held)
 
 
 def _segmentation_inputs(cfg: TrainConfig, prep):
@@ -631,7 +639,7 @@ def _finish(run: _Run, trainer: "_Trainer", history, best, skipped, started: flo
     save_artifact(out, model.float().to(memory_format=torch.contiguous_format), name=spec.name,
                   library=spec.library, arch=spec.arch, weights_tag=wspec.tag if wspec else None,
                   weights_license=wspec.license if wspec else None, prep=run.prep, classes=run.dataset.classes,
-                  hyperparameters=cfg.to_dict(), metrics=metrics,
+                  hyperparameters=cfg.to_dict(), metrics=metrics, held_out=run.held_out,
                   task={"name": run.task.name, **metrics.get("task_extras", {})})
     run.task.reports(out, metrics, run.dataset.classes)
     if cfg.plots:

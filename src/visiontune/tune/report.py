@@ -83,13 +83,18 @@ def dataframe(store: JobStore, name: str):
     return pd.DataFrame(leaderboard(store, name))
 
 
-def write_report(store: JobStore, name: str, out: Path) -> dict[str, Path]:
-    """``leaderboard.json``, ``best.json``, PNG plots and ``report.html`` (plots embedded) in ``out``."""
+def write_report(store: JobStore, name: str, out: Path, status: str | None = None) -> dict[str, Path]:
+    """``leaderboard.json``, ``best.json``, PNG plots and ``report.html`` (plots embedded) in ``out``;
+    ``status``: the one the tuner is about to record (it records it once the report is written)."""
+    import dataclasses
+
     import optuna
 
     out.mkdir(parents=True, exist_ok=True)
     rows = leaderboard(store, name)
     tj = store.get_tuning_job(name)
+    if status is not None:
+        tj = dataclasses.replace(tj, status=status)
     (out / "leaderboard.json").write_text(json.dumps(rows, indent=2))
     best = next((r for r in rows if r["FinalObjectiveValue"] is not None), None)
     (out / "best.json").write_text(json.dumps(best, indent=2))

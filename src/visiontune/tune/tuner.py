@@ -284,16 +284,26 @@ class Tuner:
             best_job = self._wind_down(study, executor, previous)
             if status == "Completed" and not best_job:
                 status, reason = "Failed", "no trial completed; `visiontune jobs list --tuning-job NAME` shows why"
-            self.store.update_tuning_job(self.name, status=status, ended_at=time.time(), best_job=best_job,
+            self.store.update_tuning_job(self.name, ended_at=time.time(), best_job=best_job,
                                          failure_reason=reason or stopping_reason)
+            # the report and the best trial's plots first, the final status last: whoever sees the status (the
+            # studio's page, `tune describe`) finds every file
+            self._write_results(best_job, status)
+            self.store.update_tuning_job(self.name, status=status)
+        return self.store.get_tuning_job(self.name)
+
+    def _write_results(self, best_job: str | None, status: str) -> None:
         from visiontune.tune.report import write_report
 
-        write_report(self.store, self.name, self.output)
-        if best_job and self.config.kind == "builtin":  # the trials skipped their PNGs; the best one gets them
-            from visiontune.train.plots import run_plots
+        try:
+            write_report(self.store, self.name, self.output, status=status)
+            if best_job and self.config.kind == "builtin":  # the trials skipped their PNGs; the best one gets them
+                from visiontune.train.plots import run_plots
 
-            run_plots(self.store.get_job(best_job).output_dir)
-        return self.store.get_tuning_job(self.name)
+                run_plots(self.store.get_job(best_job).output_dir)
+        except Exception as exc:  # noqa: BLE001 - the tuning job's status must still be recorded
+            note(f"the tuning report could not be written: {type(exc).__name__}: {exc} "
+                 f"(`visiontune tune report {self.name}` writes it again)")
 
     def _loop(self, study, executor: Executor) -> str | None:
         """Follow, finish and launch trials until max_jobs have run, a completion criterion holds, or a stop."""
