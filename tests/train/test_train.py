@@ -181,6 +181,10 @@ def test_a_last_batch_of_one_image_waits_for_the_next_epoch(tiny_folder, tmp_pat
     r = vt.train(data=str(tiny_folder), out=str(tmp_path / "r"), **{**FAST, "batch_size": 23, "epochs": 2},
                  mode="full")
     assert r.metrics["counts"]["train"] % 23 == 1 and len(r.history) == 2
+    # batches of one image by choice still train where the last feature map is larger than 1x1 (64 px: 2x2)
+    one = vt.train(data=str(tiny_folder), out=str(tmp_path / "one"), **{**FAST, "batch_size": 1, "epochs": 1,
+                                                                      "image_size": 64}, mode="full")
+    assert one.history[0]["train_loss"] > 0
 
 
 def test_a_finished_run_is_not_overwritten(tiny_split, tmp_path):
