@@ -109,9 +109,10 @@ def evaluate(model, data: str | Path, *, split: str = "auto", out: str | Path | 
 
 
 def _training_test_split(m: VisionModel, data, ds):
-    """(the dataset with the test split training held out of it, how) when ``data`` is the folder the model
-    was trained on and has no test split of its own; else (``ds``, None).  Scoring every image there would
-    score the images the model learnt from."""
+    """(the dataset with the test split training held out of it, how) when ``data`` holds the images the model
+    was trained on (the artifact's ``held_out`` record: the carved test split's names and sizes match) and has
+    no test split of its own; else (``ds``, None).  Scoring every image there would score the images the
+    model learnt from."""
     from visiontune.data.split import hold_out, split_digest
     from visiontune.progress import note
 
