@@ -137,7 +137,8 @@ def test_a_folder_a_running_job_writes_to_is_refused(data, tmp_path):
     assert "visiontune jobs stop owner" in res.output
     assert [j.name for j in store.list_jobs() if j.output_dir == str((tmp_path / "o").resolve())] == ["owner"]
     store.finish(first.name, "Stopped", reason="test")
-    assert store.active_in(str((tmp_path / "o").resolve())) == []
+    assert submit(store, "builtin", {"config": {"data": str(data), **FAST}}, name="next",
+                  output_dir=tmp_path / "o").status == "InProgress"  # the folder is free once its job has ended
 
 
 

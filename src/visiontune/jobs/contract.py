@@ -266,3 +266,15 @@ def package(folder: Path, target: Path) -> str:
             tar.add(p, arcname=p.name)
     tmp.replace(target)
     return str(target)
+
+
+def exit_status(rc: int) -> str:
+    """``exited with status 2``, or ``was killed by SIGKILL`` (a negative return code is a signal)."""
+    if rc < 0:
+        import signal
+
+        try:
+            return f"was killed by {signal.Signals(-rc).name}"
+        except ValueError:
+            return f"was killed by signal {-rc}"
+    return f"exited with status {rc}"

@@ -171,4 +171,6 @@ def script_worker(config: dict) -> None:
 
         raise StopTraining("stopped on request")
     if rc != 0:
-        raise RuntimeError(f"{job.spec['entry_point']} on algo-{rank + 1} exited with status {rc}")
+        from visiontune.jobs.contract import exit_status
+
+        raise RuntimeError(f"{job.spec['entry_point']} on algo-{rank + 1} {exit_status(rc)}")

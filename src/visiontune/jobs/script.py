@@ -14,6 +14,7 @@ from visiontune.jobs.contract import (
     ScriptError,
     check_script,
     command,
+    exit_status,
     last_error,
     missing_requirements,
     package,
@@ -111,7 +112,7 @@ class ScriptJob(JobKind):
             raise stopped
         if rc != 0:
             hint = f" (requirements.txt lists what is missing here: {'; '.join(missing)})" if missing else ""
-            failed = ScriptError(f"{spec['entry_point']} {_exit_status(rc)}{hint}: {last_error(ctx.sink.tail)}")
+            failed = ScriptError(f"{spec['entry_point']} {exit_status(rc)}{hint}: {last_error(ctx.sink.tail)}")
             failed.result = RunResult(final)
             raise failed
         model_data = package(model_dir, out / "model.tar.gz")
@@ -143,19 +144,5 @@ def _debug_session(ctx: "RunContext"):
 def _stopped(rc: int, saved: bool = True):
     from visiontune.train.loop import StopTraining
 
-    return StopTraining(f"the script was stopped ({_exit_status(rc)}); " + (
+    return StopTraining(f"the script was stopped ({exit_status(rc)}); " + (
         "what it had saved is in model.tar.gz" if saved else "it had saved nothing in SM_MODEL_DIR yet"))
-
-
-def _exit_status(rc: int) -> str:
-    """``exited with status 2``, or ``was killed by SIGKILL`` (a negative return code is a signal)."""
-    if rc < 0:
-        import signal
-
-        try:
-            return f"was killed by {signal.Signals(-rc).name}"
-        except ValueError:
-            return f"was killed by signal {-rc}"
-    return f"exited with status {rc}"
-
-

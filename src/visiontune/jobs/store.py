@@ -331,13 +331,9 @@ class JobStore:
         with self._read() as conn:
             return [_job(r) for r in conn.execute(text(sql), args).mappings()]
 
-    def active_in(self, output_dir: str) -> list[Job]:
-        """The jobs still running (or waiting to) that write to ``output_dir``."""
-        with self._read() as conn:
-            return self._active_in(conn, output_dir)
-
     @staticmethod
     def _active_in(conn, output_dir: str) -> list[Job]:
+        """The jobs still running (or waiting to) that write to ``output_dir``."""
         active = ", ".join(f"'{s}'" for s in ACTIVE)  # constants, not input
         rows = conn.execute(text(f"SELECT * FROM vt_jobs WHERE output_dir = :o AND status IN ({active})"),
                             {"o": output_dir}).mappings()

@@ -49,14 +49,13 @@ class Transformer:
         """transform() has finished already (it runs in the foreground)."""
 
     def _through_endpoint(self, data, content_type: str | None) -> dict:
+        from visiontune.data.sources import MANIFEST_SUFFIXES
         from visiontune.paths import atomic_write_bytes
         from visiontune.predictions import list_inputs
         from visiontune.sdk.deserializers import BytesDeserializer
         from visiontune.sdk.predictor import start_endpoint
         from visiontune.sdk.serializers import IdentitySerializer
         from visiontune.serve.bundle import bundle
-
-        from visiontune.data.sources import MANIFEST_SUFFIXES
 
         if "://" in str(data):
             raise ConfigError(f"{data}: a script's handler transforms local images; copy them to this machine first")

@@ -167,14 +167,14 @@ class HyperparameterTuner:
         tj = store.get_tuning_job(self._name())
         rows = leaderboard(store, tj.name)
         best = next((r for r in rows if r["FinalObjectiveValue"] is not None), None)
+        names = self._names()
         return {"HyperParameterTuningJobName": tj.name, "HyperParameterTuningJobStatus": tj.status,
                 "BestTrainingJob": best and {"TrainingJobName": best["TrainingJobName"],
                                              "FinalHyperParameterTuningJobObjectiveMetric": {
                                                  "MetricName": self.objective_metric_name,
                                                  "Value": best["FinalObjectiveValue"]},
-                                             "TunedHyperParameters": {self._names().get(k, k): v
-                                                                      for k, v in best.items()
-                                                                      if self._names().get(k, k) in
+                                             "TunedHyperParameters": {names.get(k, k): v for k, v in best.items()
+                                                                      if names.get(k, k) in
                                                                       self.hyperparameter_ranges}},
                 "FailureReason": tj.failure_reason}
 

@@ -28,8 +28,8 @@ from visiontune.debug.modes import ModeKeys
 from visiontune.errors import CheckpointError, ConfigError, DataError, option
 from visiontune.paths import timestamped
 from visiontune.progress import bar, log_metrics, note
-from visiontune.runtime import (autocast, dtype_name, keep_freed_memory, pick_device, resolve_precision,
-                                training_precision)
+from visiontune.runtime import (INFERENCE_PRECISION, autocast, dtype_name, keep_freed_memory, pick_device,
+                                resolve_precision, training_precision)
 from visiontune.train import plots
 from visiontune.train.checkpoint import CHECKPOINT, has_checkpoint, load_checkpoint, remove_checkpoint, save_checkpoint
 from visiontune.train.config import TrainConfig
@@ -159,7 +159,6 @@ class _Trainer:
         so the metrics a run reports are the ones ``visiontune evaluate`` finds.  A head on cached features
         already answers so (float32, as the copy runs it)."""
         if self.inputs["train"].kind != "features":
-            from visiontune.runtime import INFERENCE_PRECISION
             from visiontune.zoo.optimize import inference_copy
 
             self.answer_net = inference_copy(self.net, self.device, resolve_precision(INFERENCE_PRECISION,
@@ -430,9 +429,9 @@ def _resolve(cfg: TrainConfig) -> _Run:
     model.freeze(cfg.mode, cfg.trainable_stages)
     held = None
     if not had_test and dataset.splits.get("test") and "://" not in str(cfg.data):
-        held = {"data": str(Path(cfg.data).resolve()), "valid_fraction": cfg.valid_fraction,
-                "test_fraction": cfg.test_fraction, "seed": cfg.seed,
-                "test": split_digest(dataset.splits["test"], Path(cfg.data).resolve())}
+        root = Path(cfg.data).resolve()
+        held = {"data": str(root), "valid_fraction": cfg.valid_fraction, "test_fraction": cfg.test_fraction,
+                "seed": cfg.seed, "test": split_digest(dataset.splits["test"], root)}
     return _Run(cfg, out, dataset, model, spec, wspec, prep, device,
                 training_precision(cfg.precision, device, cfg.uses_feature_cache and cfg.hidden_units > 0,
                                    image_size=None if cfg.uses_feature_cache else prep.image_size),
