@@ -52,7 +52,7 @@ CASES = {
                     dict(steps=[{"step_seconds": 0.1 + 0.001 * (i % 3)} for i in range(400)])),
     "MaxInitializationTime": (dict(steps=[{"step_seconds": 0.1, "t": time.time()}], started=time.time() - 25 * 60),
                               dict(steps=[{"step_seconds": 0.1, "t": time.time()}], started=time.time() - 60)),
-    "Dataloader": (dict(system=[{"cpu": [10.0] * 8, "children": 1} for _ in range(20)], cores=8),
+    "Dataloader": (dict(system=[{"cpu": [10.0] * 8, "children": 2} for _ in range(20)], cores=8),
                    dict(system=[{"cpu": [10.0] * 8, "children": 7} for _ in range(20)], cores=8)),
 }
 
@@ -64,6 +64,41 @@ def test_each_profiler_rule_fires_on_its_pattern(rule, tmp_path):
     assert st["status"] == "IssuesFound", st
     ok = _status(_write(tmp_path / "ok", **quiet), rule)
     assert ok["status"] == "NoIssuesFound", ok
+
+
+def test_dataloader_counts_the_workers_a_scripts_hook_recorded(tmp_path):
+    """A script whose hook saw its DataLoader: the workers as recorded (here none, on 8 cores: too few)."""
+    from torch.utils.data import DataLoader
+
+    from visiontune.debug.config import CONFIG_ENV
+    from visiontune.debug.hook import get_hook
+
+    folder = _write(tmp_path / "run", system=[{"cpu": [10.0] * 8, "children": 1} for _ in range(20)], cores=8)
+    config = tmp_path / "hook.json"
+    config.write_text(json.dumps({"LocalPath": str(folder)}))
+    mp = pytest.MonkeyPatch()
+    mp.setenv(CONFIG_ENV, str(config))
+    mp.setattr("visiontune.debug.hook._HOOK", None)
+    try:
+        hook = get_hook()
+        hook.set_mode("TRAIN")
+        for _ in range(2):  # two epochs' passes
+            assert list(DataLoader(list(range(4)), batch_size=2, num_workers=0))
+        hook.close()
+    finally:
+        mp.undo()
+    events = [json.loads(line) for line in (folder / "framework-worker-0.jsonl").read_text().splitlines()]
+    assert [e["num_workers"] for e in events if e.get("event") == "dataloader"] == [0, 0]
+    st = _status(folder, "Dataloader")
+    assert st["status"] == "IssuesFound" and "used 0 worker process(es)" in st["message"], st
+
+
+def test_dataloader_without_a_dataloader_has_nothing_to_count(tmp_path):
+    """A script that holds its data in memory: no DataLoader pass recorded, no worker process -> no finding,
+    and the rule says why."""
+    folder = _write(tmp_path / "run", system=[{"cpu": [10.0] * 8, "children": 1} for _ in range(20)], cores=8)
+    st = _status(folder, "Dataloader")
+    assert st["status"] == "NoIssuesFound" and "nothing to count" in " ".join(st.get("warnings", [])), st
 
 
 def test_overall_system_usage_summarises_and_never_fires(tmp_path):

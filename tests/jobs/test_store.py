@@ -6,7 +6,6 @@ import multiprocessing as mp
 import os
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -67,7 +66,30 @@ def test_a_job_stopped_before_it_started_never_starts(store_url):
     assert stop(s, "queued").status == "Stopped"  # nothing runs it yet: it ends at once
     assert s.started("queued") is False  # a runner that gets to it later leaves it alone
     s.create_job("waiting", "builtin", {}, {}, "/tmp")
-    assert s.reap_orphans() == []  # not started: no runner to lose, however old
+    assert s.reap_orphans() == []  # queued by this process, which is alive: it may still start it
+
+
+def test_a_queued_job_whose_starter_died_is_reaped(store_url):
+    """A job queued by a process that died (a tuner killed with trials waiting, a launched runner that never
+    got to it) fails instead of staying InProgress, and keeping its output folder busy, for ever."""
+    s = JobStore(store_url)
+    script = (f"from visiontune.jobs.store import JobStore; JobStore({store_url!r}).create_job("
+              "'abandoned', 'builtin', {}, {}, '/tmp/abandoned')")
+    subprocess.run([sys.executable, "-c", script], check=True)  # queued by a process that has exited
+    assert s.get_job("abandoned").submitter_pid not in (None, os.getpid())
+    s.create_job("handed", "builtin", {}, {}, "/tmp/handed")
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    s.hand_over("handed", gone.pid)  # launched for it, then died before starting it
+    s.create_job("mine", "builtin", {}, {}, "/tmp/mine")  # this process is alive
+    s.create_job("running", "builtin", {}, {}, "/tmp/running")
+    s.hand_over("running", gone.pid)
+    s.started("running")  # started: its runner (this process) counts from now on
+    assert sorted(s.reap_orphans()) == ["abandoned", "handed"]
+    job = s.get_job("abandoned")
+    assert job.status == "Failed" and "ended before it started" in job.failure_reason
+    assert s.get_job("mine").status == s.get_job("running").status == "InProgress"
+    s.create_job("again", "builtin", {}, {}, "/tmp/abandoned", exclusive=True)  # the folder is free again
 
 
 def test_orphans_are_failed_not_left_in_progress(store_url):

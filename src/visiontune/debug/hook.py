@@ -150,7 +150,11 @@ class Hook:
     # -- creation -------------------------------------------------------------------------------------
     @classmethod
     def create_from_json_file(cls, json_file_path: str | None = None) -> "Hook":
-        return cls(config=HookConfig.from_json_file(json_file_path))
+        """The hook a script job configures (``SMDEBUG_CONFIG_FILE_PATH``); it also records each torch
+        ``DataLoader`` the script iterates, for the ``Dataloader`` profiler rule."""
+        hook = cls(config=HookConfig.from_json_file(json_file_path))
+        watch_dataloaders()
+        return hook
 
     def _write_config(self) -> None:
         if self.dry_run:
@@ -674,6 +678,31 @@ def _fetch_scalars(tensors: list[torch.Tensor]) -> list[float]:
         for i, v in zip(idx, values):
             out[i] = v
     return out
+
+
+_WATCHING = False
+
+
+def watch_dataloaders() -> None:
+    """From now on each pass over a ``torch.utils.data.DataLoader`` in this process is recorded as a
+    ``dataloader`` event (its ``num_workers``, the mode) by the process's hook, as smdebug's framework
+    profiler records data-loader events; the ``Dataloader`` rule counts workers from them.  Once per process."""
+    global _WATCHING
+    from torch.utils.data import DataLoader
+
+    with _HOOK_LOCK:
+        if _WATCHING:
+            return
+        _WATCHING = True
+        iterate = DataLoader.__iter__
+
+    def __iter__(self):
+        hook = _HOOK
+        if hook is not None and not hook._closed:
+            hook.record_event("dataloader", num_workers=int(self.num_workers), mode=hook.mode.name)
+        return iterate(self)
+
+    DataLoader.__iter__ = __iter__
 
 
 def get_hook(json_config_path: str | None = None, create_if_not_exists: bool = False) -> Hook | None:

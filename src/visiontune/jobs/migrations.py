@@ -166,11 +166,19 @@ def _m003_auto_labeling(conn: Connection) -> None:
     meta.create_all(conn, tables=[rounds])
 
 
+def _m004_job_submitters(conn: Connection) -> None:
+    # the process that must start a queued job (its submitter, or the child it launched): a queued job
+    # whose starter died on this host is reaped instead of staying InProgress (and its folder busy) forever
+    conn.execute(text("ALTER TABLE vt_jobs ADD COLUMN submitter_host VARCHAR(255)"))
+    conn.execute(text("ALTER TABLE vt_jobs ADD COLUMN submitter_pid INTEGER"))
+
+
 #: (number, what it does, function); append only.
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "jobs, metric series, logs, tuning jobs", _m001_jobs),
     (2, "labeling jobs: items, workers, assignments and answers", _m002_labeling),
     (3, "auto-labeling: item priority and round, rounds", _m003_auto_labeling),
+    (4, "jobs: the process that starts a queued job", _m004_job_submitters),
 ]
 
 

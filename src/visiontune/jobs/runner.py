@@ -180,10 +180,12 @@ def launch(store: JobStore, name: str, *, tie_to_parent: bool = True, env: dict 
     out.mkdir(parents=True, exist_ok=True)
     child_env = {**os.environ, **(env or {}), "VISIONTUNE_DB": store.url, "PYTHONUNBUFFERED": "1"}
     with open(out / "worker.out", "ab") as fh:
-        return subprocess.Popen([sys.executable, "-m", "visiontune.jobs.worker", name], stdout=fh,
+        proc = subprocess.Popen([sys.executable, "-m", "visiontune.jobs.worker", name], stdout=fh,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=child_env,
                                 preexec_fn=die_with_parent if tie_to_parent else None,  # noqa: PLW1509
                                 start_new_session=True)  # its own group: a Ctrl-C here is its runner's to pass on
+    store.hand_over(name, proc.pid)  # the submitter may exit now (--detach): the child starts the job
+    return proc
 
 
 def wait(store: JobStore, name: str, timeout: float | None = None, poll: float = 0.5) -> Job:

@@ -156,6 +156,8 @@ class Job:
     tuning_job: str | None = None
     trial_number: int | None = None
     attempt: int = 1
+    submitter_host: str | None = None  # the process that will start it while it is queued
+    submitter_pid: int | None = None
 
     @property
     def elapsed(self) -> float | None:
@@ -297,11 +299,12 @@ class JobStore:
                         f"for it, stop it (`visiontune jobs stop {busy[0].name}`), or choose another output folder")
                 conn.execute(text(
                     "INSERT INTO vt_jobs (name, kind, status, secondary_status, spec, hyperparameters, output_dir, "
-                    "created_at, stop_requested, tuning_job, trial_number, attempt) VALUES (:name, :kind, "
-                    "'InProgress', 'Starting', :spec, :hp, :out, :now, :f, :tj, :tn, :at)"),
+                    "created_at, stop_requested, tuning_job, trial_number, attempt, submitter_host, submitter_pid) "
+                    "VALUES (:name, :kind, 'InProgress', 'Starting', :spec, :hp, :out, :now, :f, :tj, :tn, :at, "
+                    ":sh, :sp)"),
                     {"name": name, "kind": kind, "spec": json.dumps(spec), "hp": json.dumps(hyperparameters),
                      "out": str(output_dir), "now": now, "f": False, "tj": tuning_job, "tn": trial_number,
-                     "at": attempt})
+                     "at": attempt, "sh": this_host(), "sp": os.getpid()})
         except SQLAlchemyError as exc:
             if "unique" in str(exc).lower() or "duplicate" in str(exc).lower():
                 raise ConfigError(f"a training job named {name!r} exists already; choose another name") from exc
@@ -338,6 +341,13 @@ class JobStore:
         rows = conn.execute(text(f"SELECT * FROM vt_jobs WHERE output_dir = :o AND status IN ({active})"),
                             {"o": output_dir}).mappings()
         return [_job(r) for r in rows]
+
+    def hand_over(self, name: str, pid: int, host: str | None = None) -> None:
+        """A queued job's starting is now up to process ``pid`` (a runner launched for it): while it is
+        queued, that process's death makes it an orphan, not its submitter's exit."""
+        with self._write() as conn:
+            conn.execute(text("UPDATE vt_jobs SET submitter_pid = :p, submitter_host = :h WHERE name = :n "
+                              "AND started_at IS NULL"), {"p": pid, "h": host or this_host(), "n": name})
 
     def started(self, name: str, pid: int | None = None, host: str | None = None) -> bool:
         """Claim a submitted job for this runner; False when it was stopped (or failed) before it started."""
@@ -446,14 +456,19 @@ class JobStore:
     def reap_orphans(self) -> list[str]:
         """Active jobs whose runner is gone (killed, crashed, machine lost) become Failed, saying so.
 
-        Only started jobs have a runner to lose: a job still queued (a Ray task waiting for resources, a trial
-        waiting for a worker) is left alone; its submitter starts it, or stops it."""
+        A job still queued (a Ray task waiting for resources, a trial waiting for a worker) has no runner
+        yet: it is reaped only when the process that was to start it (its submitter, or the runner launched
+        for it) is gone from this machine.  One queued from another machine is left to that machine."""
         now, host, reaped = _now(), this_host(), []
         for job in self.list_jobs(status=None):
-            if not job.active or job.started_at is None:
+            if not job.active:
                 continue
             gone = None
-            if job.host == host and job.pid and not pid_alive(job.pid):
+            if job.started_at is None:
+                if job.submitter_host == host and job.submitter_pid and not pid_alive(job.submitter_pid):
+                    gone = (f"the process that was to start it (pid {job.submitter_pid} on {host}) ended "
+                            "before it started")
+            elif job.host == host and job.pid and not pid_alive(job.pid):
                 gone = f"its runner (pid {job.pid} on {host}) is gone: killed or crashed"
             elif (job.heartbeat_at or job.started_at) < now - ORPHAN_SECONDS:
                 since = time.strftime("%H:%M:%S", time.localtime(job.heartbeat_at or job.started_at))
@@ -462,7 +477,8 @@ class JobStore:
                 with self._write() as conn:
                     conn.execute(text("UPDATE vt_jobs SET status = 'Failed', secondary_status = 'Failed', "
                                       "ended_at = :now, failure_reason = :r WHERE name = :n AND status IN "
-                                      "('InProgress', 'Stopping')"),
+                                      "('InProgress', 'Stopping')"
+                                      + (" AND started_at IS NULL" if job.started_at is None else "")),
                                  {"now": now, "r": f"orphaned: {gone}", "n": job.name})
                 reaped.append(job.name)
         return reaped

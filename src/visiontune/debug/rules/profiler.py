@@ -117,16 +117,32 @@ class Dataloader(_ProfilerRule):
         return None
 
     def check(self, ctx):
-        own = 1 if ctx.kind == "script" else 0  # a script job's monitor counts the script process too
-        counts = [max(0, r["children"] - own) for r in ctx.profile.system if "children" in r]
-        if len(counts) <= self.patience:
-            return None
-        m, cores = int(np.median(counts)), ctx.profile.cores
+        """Workers as the script's hook recorded them for each pass over a DataLoader (the TRAIN mode's
+        passes when there are some); a script without a hook: its worker processes, sampled.  No
+        DataLoader seen and no worker process: nothing to count (a script may hold its data in memory)."""
+        cores = ctx.profile.cores
+        passes = ctx.profile.events("dataloader")
+        if passes:
+            train = [e for e in passes if e.get("mode") == "TRAIN"] or passes
+            m = int(np.median([int(e.get("num_workers") or 0) for e in train]))
+            what = f"the script's DataLoader used {m} worker process(es) (median over {len(train)} passes)"
+        else:
+            own = 1 if ctx.kind == "script" else 0  # a script job's monitor counts the script process too
+            counts = [max(0, r["children"] - own) for r in ctx.profile.system if "children" in r]
+            if len(counts) <= self.patience:
+                return None
+            m = int(np.median(counts))
+            if m == 0:
+                if ctx.finished:
+                    ctx.warn(f"{self.name}: no DataLoader pass was recorded (a script's smdebug hook records "
+                             "them) and no data-loader process ran: nothing to count")
+                return None
+            what = f"median {m} data-loader process(es)"
         if m < cores * self.min_threshold / 100:
-            return Finding(f"median {m} data-loader process(es) for {cores} cores (< {self.min_threshold}% of cores)",
+            return Finding(f"{what} for {cores} cores (< {self.min_threshold}% of cores)",
                            [{"median_workers": m, "cores": cores}])
         if m > cores * self.max_threshold / 100:
-            return Finding(f"median {m} data-loader processes for {cores} cores (> {self.max_threshold}% of cores)",
+            return Finding(f"{what} for {cores} cores (> {self.max_threshold}% of cores)",
                            [{"median_workers": m, "cores": cores}])
         return None
 
