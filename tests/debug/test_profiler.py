@@ -93,6 +93,14 @@ def test_dataloader_counts_the_workers_a_scripts_hook_recorded(tmp_path):
     assert st["status"] == "IssuesFound" and "used 0 worker process(es)" in st["message"], st
 
 
+def test_dataloader_counts_worker_processes_while_they_ran(tmp_path):
+    """Regression: a script's 2 workers on 2 cores, sampled between passes too (the script alone), gave a
+    median of 1 worker, a count that never occurred, and a finding."""
+    rows = [{"cpu": [50.0, 50.0], "children": 1 if i % 2 else 3} for i in range(20)]
+    st = _status(_write(tmp_path / "run", system=rows, cores=2), "Dataloader")
+    assert st["status"] == "NoIssuesFound", st
+
+
 def test_dataloader_without_a_dataloader_has_nothing_to_count(tmp_path):
     """A script that holds its data in memory: no DataLoader pass recorded, no worker process -> no finding,
     and the rule says why."""

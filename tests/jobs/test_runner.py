@@ -88,6 +88,9 @@ def test_a_killed_runner_never_leaves_its_job_in_progress(data, tmp_path):
     listing = run("jobs", "list", "--format", "json").output  # the next command notices
     row = next(j for j in json.loads(listing) if j["TrainingJobName"] == "to-kill")
     assert row["TrainingJobStatus"] == "Failed" and "orphaned" in row["FailureReason"]
+    assert "test_acc" in row["FinalMetrics"]  # its last values, as a stopped job keeps
+    followed = run("jobs", "logs", "to-kill", "-f", ok=False)  # a pipeline following it learns that it died
+    assert followed.exit_code == 1 and "job to-kill Failed: orphaned" in followed.output.splitlines()[-1]
 
 
 def test_builtin_job_in_the_background_is_followed_and_described(data, tmp_path):
@@ -158,6 +161,43 @@ def test_deleting_a_jobs_files_keeps_what_it_did_not_write(data, tmp_path):
         *[f"--{k.replace('_', '-')}={v}" for k, v in FAST.items()])
     assert "input" in run("jobs", "delete", "reads-input", "--files").output
     assert sorted(p.name for p in out.iterdir()) == ["input", "notes.txt"] and any((out / "input").rglob("*.png"))
+
+
+def test_deleting_an_interrupted_jobs_files_keeps_the_run_that_resumed_it(tmp_path):
+    """Regression: deleting the files of a stopped (or crashed) job removed the model of the job that resumed
+    it in the same folder.  Its files are kept until the last job of the folder goes."""
+    store = JobStore()
+    out = tmp_path / "run"
+    out.mkdir()
+    store.create_job("interrupted", "builtin", {}, {}, str(out.resolve()))
+    store.finish("interrupted", "Stopped", reason="stopped on request")
+    store.create_job("resumed", "builtin", {}, {}, str(out.resolve()))
+    store.finish("resumed", "Completed")
+    for name in ("model.safetensors", "metrics.json", "model.tar.gz"):
+        (out / name).write_text("x")
+    res = run("jobs", "delete", "interrupted", "--files")
+    assert "kept its files" in res.output and "output folder of resumed" in res.output
+    assert sorted(p.name for p in out.iterdir()) == ["metrics.json", "model.safetensors", "model.tar.gz"]
+    assert "deleted resumed and" in run("jobs", "delete", "resumed", "--files").output
+    assert not out.exists()  # the last job of the folder takes its files
+
+
+def test_describe_says_rules_left_running_by_an_ended_job_stopped(tmp_path):
+    """A runner killed with its rules mid-evaluation: describe does not report them InProgress for ever."""
+    from visiontune.debug.rules.runner import RULES_FILE
+
+    store = JobStore()
+    out = tmp_path / "killed"
+    (out / "debug").mkdir(parents=True)
+    (out / "debug" / RULES_FILE).write_text(json.dumps({"rules": [
+        {"name": "StepOutlier", "kind": "profiler", "status": "InProgress", "message": ""},
+        {"name": "overfit", "kind": "debug", "status": "IssuesFound", "message": "val rose"}]}))
+    store.create_job("killed-rules", "builtin", {}, {}, str(out))
+    store.finish("killed-rules", "Failed", reason="orphaned: its runner is gone")
+    doc = json.loads(run("jobs", "describe", "killed-rules").output)
+    prof = doc["ProfilerRuleEvaluationStatuses"][0]
+    assert prof["RuleEvaluationStatus"] == "Stopped" and "debug evaluate killed-rules" in prof["StatusDetails"]
+    assert doc["DebugRuleEvaluationStatuses"][0]["RuleEvaluationStatus"] == "IssuesFound"
 
 
 def test_an_output_folder_among_the_data_is_refused(data, tmp_path):

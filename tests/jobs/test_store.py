@@ -35,6 +35,11 @@ def test_job_lifecycle_metrics_and_logs(store_url):
     s.append_log("j1", "epoch 2\n")
     assert text == "epoch 1\n" and s.logs("j1", last)[0] == "epoch 2\n"
     assert [v for _, v, _ in s.metrics("j1")["val_acc"]] == [0.5, 0.7]
+    s.create_job("j2", "builtin", {}, {}, "/tmp/out2")
+    s.log_metrics("j2", {"val_acc": 0.5}, step=1)
+    s.log_metrics("j2", {"val_acc": 0.6}, step=2)
+    s.finish("j2", "Stopped", reason="stopped on request")  # an engine run stopped between epochs
+    assert s.get_job("j2").final_metrics == {"val_acc": 0.6}
     s.finish("j1", "Completed", final_metrics={"test_accuracy": 0.9}, model_data="/tmp/out/model.tar.gz")
     j = s.get_job("j1")
     assert j.status == "Completed" and j.final_metrics == {"test_accuracy": 0.9} and j.elapsed >= 0
@@ -100,9 +105,13 @@ def test_orphans_are_failed_not_left_in_progress(store_url):
     s.started("dead", pid=proc.pid)  # a runner that is gone
     s.create_job("alive", "builtin", {}, {}, "/tmp")
     s.started("alive")  # this process
+    s.log_metrics("dead", {"val_acc": 0.5, "train_loss": 1.0}, step=1)
+    s.log_metrics("dead", {"val_acc": 0.75}, step=2)
     assert s.reap_orphans() == ["dead"]
     dead = s.get_job("dead")
     assert dead.status == "Failed" and "gone" in dead.failure_reason
+    assert dead.final_metrics == {"val_acc": 0.75, "train_loss": 1.0}  # each series' last value, as a stop keeps
+    assert dead.ended_at == dead.heartbeat_at  # its last sign of life, not when it was found out
     assert s.get_job("alive").status == "InProgress"
 
 
@@ -146,3 +155,17 @@ def test_concurrent_writers_never_see_database_is_locked(tmp_path):
     s = JobStore(url)
     assert sorted(j.status for j in s.list_jobs()) == ["Completed"] * 6
     assert all(len(s.metrics(f"w{w}")["loss"]) == 60 for w in range(6))
+
+
+def test_a_tuning_job_whose_tuner_died_is_failed_and_says_how_to_resume(store_url):
+    s = JobStore(store_url)
+    s.create_tuning_job("tj-dead", {"name": "tj-dead"})
+    s.create_tuning_job("tj-alive", {"name": "tj-alive"})  # this process tunes it
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    s.update_tuning_job("tj-dead", pid=gone.pid)  # a tuner killed with SIGKILL
+    s.reap_orphans()
+    dead = s.get_tuning_job("tj-dead")
+    assert dead.status == "Failed" and "orphaned: its tuner" in dead.failure_reason
+    assert "visiontune tune --config" in dead.failure_reason
+    assert s.get_tuning_job("tj-alive").status == "InProgress"

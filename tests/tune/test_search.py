@@ -109,3 +109,56 @@ def test_a_trial_stopped_as_its_runner_starts_ends_stopped(tmp_path):
     executor.shutdown()
     ended = store.get_job(job.name)
     assert ended.status == "Stopped" and not ended.active
+
+
+def test_a_detached_tuning_job_resumes_by_either_command(tmp_path, monkeypatch):
+    """Regression: `tune --detach` recorded its resolved output folder and a plain run none, so neither
+    command could resume the other's job (each sent the user to the other).  Both resume it now, and a
+    changed configuration is refused before anything is written."""
+    import time
+
+    monkeypatch.chdir(tmp_path)  # the default output: runs/NAME here
+    cfg = _config(tmp_path, "both", [0.2, 0.4], script={
+        "entry_point": "quality.py", "source_dir": str(SCRIPTS), "hyperparameters": {"epochs": 30, "pause": 0.3},
+        "metric_definitions": [{"Name": "score", "Regex": r"score: ([0-9.]+)"}]})
+    doc = yaml.safe_load(cfg.read_text())
+    del doc["output"]
+    cfg.write_text(yaml.safe_dump(doc))
+    assert cli_run("tune", "--config", cfg, "--detach").output.strip().splitlines()[-1] == "both"
+    store = JobStore()
+    deadline = time.time() + 120
+    while time.time() < deadline and not any(store.metrics(j.name) for j in store.list_jobs(tuning_job="both")):
+        time.sleep(0.2)
+    assert "both: Stopped" in cli_run("tune", "stop", "both").output
+    changed = dict(doc, ranges={"quality": [0.2, 0.5]})
+    (tmp_path / "changed.yaml").write_text(yaml.safe_dump(changed))
+    refused = cli_run("tune", "--config", tmp_path / "changed.yaml", "--detach", ok=False)
+    assert refused.exit_code == 2 and "exists with another configuration (ranges differ)" in refused.output
+    kept = yaml.safe_load((tmp_path / "runs" / "both" / "tune.yaml").read_text())  # the copy --detach wrote
+    assert kept["ranges"]["quality"]["values"] == [0.2, 0.4]
+    cli_run("tune", "--config", cfg)  # the plain command resumes the detached job
+    tj = store.get_tuning_job("both")
+    assert tj.status == "Completed" and tj.config["output"] == str((tmp_path / "runs" / "both").resolve())
+    assert len(_board(tmp_path / "runs", "both")) >= 2
+
+
+def test_a_resumed_random_search_draws_new_points(tmp_path):
+    """Regression: a resumed tuner seeded its sampler as the first run had, so Random drew the first run's
+    points again (half a budget spent on duplicates)."""
+    from visiontune.tune import Tuner, TuningConfig
+
+    cfg = TuningConfig.load(_config(tmp_path, "again", [0.1], strategy="Random", max_jobs=4,
+                                    ranges={"quality": {"type": "continuous", "min": 0.0, "max": 1.0}}))
+    first = Tuner(cfg)._study()
+    drawn = []
+    for _ in range(2):
+        trial = first.ask({"quality": cfg.ranges["quality"].distribution("quality")})
+        drawn.append(trial.params["quality"])
+        first.tell(trial, 0.5)
+    resumed = Tuner(cfg)._study()
+    again = [resumed.ask({"quality": cfg.ranges["quality"].distribution("quality")}).params["quality"] for _ in range(2)]
+    assert not set(again) & set(drawn), (drawn, again)
+    fresh = Tuner(TuningConfig.load(_config(tmp_path, "fresh", [0.1], strategy="Random", max_jobs=4,
+                                            ranges={"quality": {"type": "continuous", "min": 0.0, "max": 1.0}})))
+    study = fresh._study()  # a fresh study keeps the configured seed: the same first points as the first run
+    assert study.ask({"quality": cfg.ranges["quality"].distribution("quality")}).params["quality"] == drawn[0]

@@ -81,9 +81,16 @@ def describe_cmd(name):
     from visiontune.debug.rules import read_rules
 
     rules = read_rules(Path(job.output_dir) / "debug") or {"rules": []}
+
+    def status(rule: dict) -> tuple[str, str]:
+        if rule["status"] == "InProgress" and job.status in TERMINAL:  # the rules ended with the job's process
+            return "Stopped", (f"the job ended ({job.status}) before this rule finished; `visiontune debug "
+                               f"evaluate {job.name}` evaluates it on what the job saved")
+        return rule["status"], rule["message"]
+
     for key, kind in (("DebugRuleEvaluationStatuses", "debug"), ("ProfilerRuleEvaluationStatuses", "profiler")):
-        doc[key] = [{"RuleConfigurationName": r["name"], "RuleEvaluationStatus": r["status"],
-                     "StatusDetails": r["message"]} for r in rules["rules"] if r["kind"] == kind]
+        doc[key] = [dict(zip(("RuleConfigurationName", "RuleEvaluationStatus", "StatusDetails"),
+                             (r["name"], *status(r)))) for r in rules["rules"] if r["kind"] == kind]
     click.echo(json.dumps(doc, indent=2))
 
 
@@ -91,17 +98,27 @@ def describe_cmd(name):
 @click.argument("name")
 @click.option("-f", "--follow", is_flag=True, help="keep printing new lines until the job has finished")
 def logs_cmd(name, follow):
-    """A job's log (its script's or the engine's output), from the store."""
+    """A job's log (its script's or the engine's output), from the store.  Following ends when the job has
+    ended, with exit status 1 if it failed."""
+    from visiontune.jobs.store import pid_alive, this_host
+
     store = _store()
     text, last = store.logs(name)
     sys.stdout.write(text)
     sys.stdout.flush()
     while follow:
         job = store.get_job(name)
+        if job.active and job.host == this_host() and job.pid and not pid_alive(job.pid):
+            store.reap_orphans()  # its runner was killed: it wrote no end, so say it here
+            continue
         text, last = store.logs(name, last)
         sys.stdout.write(text)
         sys.stdout.flush()
         if job.status in TERMINAL and not text:
+            if (job.failure_reason or "").startswith("orphaned"):
+                click.echo(f"[visiontune] job {name} {job.status}: {job.failure_reason}")
+            if job.status == "Failed":
+                sys.exit(1)
             break
         time.sleep(1.0)
 
@@ -125,16 +142,21 @@ def stop_cmd(name, wait_s):
 def delete_cmd(names, files):
     """Forget finished jobs (their metric series and logs); --files also removes the files they wrote."""
     from visiontune.errors import ConfigError
-    from visiontune.jobs.runner import delete_outputs
+    from visiontune.jobs.runner import delete_outputs, sharing_outputs
 
     store = _store()
     for name in names:
         job = store.get_job(name)
         if job.status not in TERMINAL:
             raise ConfigError(f"{name} is {job.status}; stop it first (`visiontune jobs stop {name}`)")
-        kept = delete_outputs(job) if files else []  # the files first: a failure leaves the record to retry
+        others = sharing_outputs(store, job) if files else []
+        kept = delete_outputs(job) if files and not others else []  # files first: a failure leaves the record
         store.delete_job(name)
-        if not files:
+        if others:
+            click.echo(f"deleted {name}; kept its files: {job.output_dir} is also the output folder of "
+                       f"{', '.join(others)} (a resumed run writes into the folder it resumes); deleting the last "
+                       f"of them with --files removes them")
+        elif not files:
             click.echo(f"deleted {name}")
         elif kept:
             shown = ", ".join(kept[:8]) + (f" and {len(kept) - 8} more" if len(kept) > 8 else "")

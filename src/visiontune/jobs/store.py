@@ -383,12 +383,25 @@ class JobStore:
         if status not in TERMINAL:
             raise ValueError(status)
         with self._write() as conn:
+            if status != "Completed" and not final_metrics:  # a stopped or failed run keeps its last values
+                final_metrics = self._last_values(conn, name)
             conn.execute(text(
                 "UPDATE vt_jobs SET status = :s, secondary_status = :s, ended_at = :now, failure_reason = :r, "
                 "final_metrics = COALESCE(:fm, final_metrics), model_data = COALESCE(:md, model_data) "
                 "WHERE name = :n AND status IN ('InProgress', 'Stopping')"),
                 {"s": status, "now": _now(), "r": reason, "fm": json.dumps(final_metrics) if final_metrics else None,
                  "md": model_data, "n": name})
+
+    def _last_values(self, conn, name: str) -> dict[str, float]:
+        """Each metric series' last value (SageMaker's final metrics of a job that did not complete)."""
+        row = conn.execute(text("SELECT id FROM vt_jobs WHERE name = :n"), {"n": name}).first()
+        if row is None:
+            return {}
+        jid = row[0]
+        rows = conn.execute(text(
+            "SELECT m.name, m.value FROM vt_metrics m JOIN (SELECT name, MAX(id) AS id FROM vt_metrics "
+            "WHERE job_id = :j GROUP BY name) last ON m.id = last.id"), {"j": jid}).all()
+        return {r[0]: r[1] for r in rows}
 
     def request_stop(self, name: str) -> Job:
         job = self.get_job(name)
@@ -458,7 +471,9 @@ class JobStore:
 
         A job still queued (a Ray task waiting for resources, a trial waiting for a worker) has no runner
         yet: it is reaped only when the process that was to start it (its submitter, or the runner launched
-        for it) is gone from this machine.  One queued from another machine is left to that machine."""
+        for it) is gone from this machine.  One queued from another machine is left to that machine.
+        Tuning jobs whose tuner is gone become Failed too (running the configuration again resumes them).
+        Returns the training jobs reaped."""
         now, host, reaped = _now(), this_host(), []
         for job in self.list_jobs(status=None):
             if not job.active:
@@ -475,12 +490,31 @@ class JobStore:
                 gone = f"no heartbeat from its runner since {since} ({job.host})"
             if gone:
                 with self._write() as conn:
+                    last = None if job.final_metrics else self._last_values(conn, job.name)
+                    # it ended when it last gave a sign of life (a heartbeat every few seconds), not now
                     conn.execute(text("UPDATE vt_jobs SET status = 'Failed', secondary_status = 'Failed', "
-                                      "ended_at = :now, failure_reason = :r WHERE name = :n AND status IN "
-                                      "('InProgress', 'Stopping')"
+                                      "ended_at = COALESCE(heartbeat_at, started_at, :now), failure_reason = :r, "
+                                      "final_metrics = COALESCE(:fm, "
+                                      "final_metrics) WHERE name = :n AND status IN ('InProgress', 'Stopping')"
                                       + (" AND started_at IS NULL" if job.started_at is None else "")),
-                                 {"now": now, "r": f"orphaned: {gone}", "n": job.name})
+                                 {"now": now, "r": f"orphaned: {gone}", "n": job.name,
+                                  "fm": json.dumps(last) if last else None})
                 reaped.append(job.name)
+        for tj in self.list_tuning_jobs():  # a tuner killed (or its machine lost): Failed, and resumable
+            if tj.status not in ("InProgress", "Stopping"):
+                continue
+            gone = None
+            if tj.host == host and tj.pid and not pid_alive(tj.pid):
+                gone = f"its tuner (pid {tj.pid} on {host}) is gone: killed or crashed"
+            elif tj.host != host and (tj.heartbeat_at or tj.created_at) < now - ORPHAN_SECONDS:
+                since = time.strftime("%H:%M:%S", time.localtime(tj.heartbeat_at or tj.created_at))
+                gone = f"no heartbeat from its tuner since {since} ({tj.host})"
+            if gone:
+                with self._write() as conn:
+                    conn.execute(text("UPDATE vt_tuning_jobs SET status = 'Failed', ended_at = :now, "
+                                      "failure_reason = :r WHERE name = :n AND status IN ('InProgress', 'Stopping')"),
+                                 {"now": now, "n": tj.name, "r": f"orphaned: {gone}; run its configuration again "
+                                                                  "(`visiontune tune --config FILE`) to resume it"})
         return reaped
 
     # ------------------------------------------------------------------ tuning jobs

@@ -61,23 +61,11 @@ class Tuner:
     # ------------------------------------------------------------------ set-up
     def _record(self):
         existing = self.store.find_tuning_job(self.name)
-        doc = self.config.to_dict()
+        doc = _recorded(self.config, self.output)
         if existing is None:
             self.store.create_tuning_job(self.name, doc)
             return False
-        from visiontune.jobs.store import ORPHAN_SECONDS, pid_alive
-
-        live = existing.status == "InProgress" and (
-            (existing.host == this_host() and existing.pid != os.getpid() and pid_alive(existing.pid))
-            or (existing.host != this_host() and (existing.heartbeat_at or 0) > time.time() - ORPHAN_SECONDS))
-        if live:
-            raise ConfigError(f"tuning job {self.name!r} is running already (pid {existing.pid} on {existing.host}); "
-                              f"follow it with `visiontune tune describe {self.name}`, or stop it first")
-        changed = sorted(k for k in set(doc) | set(existing.config)
-                         if doc.get(k) != existing.config.get(k) and k not in RESUMABLE_CHANGES)
-        if changed:
-            raise ConfigError(f"a tuning job named {self.name!r} exists with another configuration ({', '.join(changed)} "
-                              "differ); resume it with the same configuration, or choose another name")
+        check_resumable(existing, doc)
         self.store.update_tuning_job(self.name, status="InProgress", pid=os.getpid(), host=this_host(),
                                      heartbeat_at=time.time(), ended_at=None, stop_requested=False,
                                      failure_reason=None, config=doc)
@@ -94,11 +82,16 @@ class Tuner:
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         strategy = get_strategy(self.config.strategy)
-        return optuna.create_study(
+        study = optuna.create_study(
             storage=self.store.optuna_storage(), study_name=study_name(self.name), load_if_exists=True,
             direction="maximize" if self.config.maximize else "minimize",
             sampler=strategy.sampler(self.config.ranges, self.config.seed, self.config.max_jobs),
             pruner=build_pruner(self._pruner_spec()))
+        before = len(study.trials)
+        if before:  # resumed: a sampler seeded as the first run's would draw its first points again
+            study.sampler = strategy.sampler(self.config.ranges, resumed_seed(self.config.seed, before),
+                                             self.config.max_jobs)
+        return study
 
     def _warm_start(self, study) -> None:
         """Completed trials of parent tuning jobs join the study first, so the search starts informed."""
@@ -392,10 +385,45 @@ def _state(name: str):
 
 
 # ---------------------------------------------------------------------- in the background, and stopping
+def resumed_seed(seed: int, trials: int) -> int:
+    """The sampler's seed for a study resumed with ``trials`` trials: its own stream, the same for the same
+    resumption (a fresh study keeps ``seed``)."""
+    import hashlib
+
+    return int.from_bytes(hashlib.blake2b(f"{seed}:{trials}".encode(), digest_size=4).digest(), "little")
+
+
+def _recorded(config: TuningConfig, output: Path) -> dict:
+    """The configuration as the store records it: the output folder resolved (a plain run's default is
+    runs/NAME), so a detached run and a plain one of the same file compare equal."""
+    return {**config.to_dict(), "output": str(output)}
+
+
+def check_resumable(existing, doc: dict) -> None:
+    """Refuses to resume a tuning job whose tuner still runs, or with a configuration that changed what it
+    searches (how it runs may change: RESUMABLE_CHANGES)."""
+    from visiontune.jobs.store import ORPHAN_SECONDS, pid_alive
+
+    name = existing.name
+    live = existing.status == "InProgress" and (
+        (existing.host == this_host() and existing.pid != os.getpid() and pid_alive(existing.pid))
+        or (existing.host != this_host() and (existing.heartbeat_at or 0) > time.time() - ORPHAN_SECONDS))
+    if live:
+        raise ConfigError(f"tuning job {name!r} is running already (pid {existing.pid} on {existing.host}); "
+                          f"follow it with `visiontune tune describe {name}`, or stop it first")
+    before = {**existing.config, "output": str(Path(existing.config.get("output") or Path("runs") / name).resolve())}
+    changed = sorted(k for k in set(doc) | set(before) if doc.get(k) != before.get(k) and k not in RESUMABLE_CHANGES)
+    if changed:
+        raise ConfigError(f"a tuning job named {name!r} exists with another configuration ({', '.join(changed)} "
+                          "differ); resume it with the same configuration, or choose another name")
+
+
 def launch(config: "TuningConfig", *, wait_s: float = 60.0):
     """Run a tuning job in its own process (``visiontune tune --config FILE --detach``): the configuration is
     written to ``<output>/tune.yaml`` and ``visiontune tune run`` runs it, its output in ``tune.log`` beside it.
-    Returns once the tuning job is recorded (or raises, quoting the log, if the process ended first)."""
+    A tuning job of that name that ended (stopped, its tuner killed) is resumed there, as a plain run would.
+    Returns once the tuning job is recorded as running in that process (or raises, quoting the log, if the
+    process ended first: a different configuration under that name, a tuner still running)."""
     import subprocess
     import sys
 
@@ -405,10 +433,10 @@ def launch(config: "TuningConfig", *, wait_s: float = 60.0):
 
     config.check()
     store = default_store()
-    if store.find_tuning_job(config.name) is not None:
-        raise ConfigError(f"a tuning job named {config.name} exists; choose another name (or run the same "
-                          "configuration with `visiontune tune` to resume it)")
     out = Path(config.output or Path("runs") / config.name).resolve()
+    before = store.find_tuning_job(config.name)
+    if before is not None:  # the new process resumes it: refused here, before anything is written, if it cannot
+        check_resumable(before, _recorded(config, out))
     config.output = str(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "tune.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
@@ -419,7 +447,8 @@ def launch(config: "TuningConfig", *, wait_s: float = 60.0):
                                 stdin=subprocess.DEVNULL, env=env, start_new_session=True)
     deadline = time.time() + wait_s
     while time.time() < deadline:
-        if store.find_tuning_job(config.name) is not None:
+        tj = store.find_tuning_job(config.name)
+        if tj is not None and (before is None or (tj.pid == proc.pid and tj.status == "InProgress")):
             return proc
         if proc.poll() is not None:
             tail = (out / "tune.log").read_text(errors="replace").strip().splitlines()[-5:]

@@ -118,7 +118,8 @@ class Dataloader(_ProfilerRule):
 
     def check(self, ctx):
         """Workers as the script's hook recorded them for each pass over a DataLoader (the TRAIN mode's
-        passes when there are some); a script without a hook: its worker processes, sampled.  No
+        passes when there are some); a script without a hook: its worker processes, sampled while some
+        ran (not during start-up or between passes).  No
         DataLoader seen and no worker process: nothing to count (a script may hold its data in memory)."""
         cores = ctx.profile.cores
         passes = ctx.profile.events("dataloader")
@@ -131,13 +132,14 @@ class Dataloader(_ProfilerRule):
             counts = [max(0, r["children"] - own) for r in ctx.profile.system if "children" in r]
             if len(counts) <= self.patience:
                 return None
-            m = int(np.median(counts))
-            if m == 0:
+            running = [c for c in counts if c > 0]  # while workers ran: not start-up, not between passes
+            if not running:
                 if ctx.finished:
                     ctx.warn(f"{self.name}: no DataLoader pass was recorded (a script's smdebug hook records "
                              "them) and no data-loader process ran: nothing to count")
                 return None
-            what = f"median {m} data-loader process(es)"
+            m = int(np.median(running))
+            what = f"median {m} data-loader process(es) while they ran"
         if m < cores * self.min_threshold / 100:
             return Finding(f"{what} for {cores} cores (< {self.min_threshold}% of cores)",
                            [{"median_workers": m, "cores": cores}])
