@@ -140,7 +140,7 @@ def phase_head(data: Path, size: int, epochs: int, work: Path, rounds: int = 1) 
 
     res = {}
     if rounds > 1:  # interleaved pairs: the decode+forward pass, then a cold run on caches of its own
-        pairs = []
+        pairs, home = [], os.environ["VISIONTUNE_HOME"]
         for i in range(rounds):
             limit = decode_and_forward(data, size)
             os.environ["VISIONTUNE_HOME"] = str(work / f"home-{i}")
@@ -149,9 +149,12 @@ def phase_head(data: Path, size: int, epochs: int, work: Path, rounds: int = 1) 
                           "ratio": round(cold["wall_s"] / limit["seconds"], 3)})
             print("round", i + 1, "ratio", pairs[-1]["ratio"], flush=True)
         res["rounds"] = pairs
-        res["cold"] = sorted((p["cold"] for p in pairs), key=lambda c: c["wall_s"])[len(pairs) // 2]
-    else:
-        res["cold"] = run("cold")
+        # the pair whose ratio is the median: its cold run is the one shown
+        res["cold"] = sorted(pairs, key=lambda p: p["ratio"])[len(pairs) // 2]["cold"]
+        res["warm"] = run("warm")  # on the last round's caches
+        os.environ["VISIONTUNE_HOME"] = home  # later phases run where main() put them
+        return res
+    res["cold"] = run("cold")
     res["warm"] = run("warm")
     return res
 

@@ -79,6 +79,7 @@ def test_dataloader_counts_the_workers_a_scripts_hook_recorded(tmp_path):
     mp = pytest.MonkeyPatch()
     mp.setenv(CONFIG_ENV, str(config))
     mp.setattr("visiontune.debug.hook._HOOK", None)
+    mp.setattr(DataLoader, "__iter__", DataLoader.__iter__)  # the watch (if this test adds it) is undone afterwards
     try:
         hook = get_hook()
         hook.set_mode("TRAIN")

@@ -6,6 +6,8 @@ import json
 import os
 import shutil
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -83,14 +85,17 @@ def test_a_killed_runner_never_leaves_its_job_in_progress(data, tmp_path):
     job = _slow_script(store, data, tmp_path, "to-kill")
     proc = launch(store, job.name, tie_to_parent=False)
     assert _until(lambda: store.get_job(job.name).pid == proc.pid and "test_acc" in store.metrics(job.name))
+    follower = subprocess.Popen([sys.executable, "-m", "visiontune.cli.main", "jobs", "logs", "to-kill", "-f"],
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    time.sleep(1.5)  # following it
     os.killpg(proc.pid, signal.SIGKILL)  # the runner and its script, as an OOM killer or a lost machine would
     proc.wait()
-    listing = run("jobs", "list", "--format", "json").output  # the next command notices
+    followed, _ = follower.communicate(timeout=60)  # a pipeline following it learns that it died
+    assert follower.returncode == 1 and "job to-kill Failed: orphaned" in followed.splitlines()[-1], followed[-500:]
+    listing = run("jobs", "list", "--format", "json").output
     row = next(j for j in json.loads(listing) if j["TrainingJobName"] == "to-kill")
     assert row["TrainingJobStatus"] == "Failed" and "orphaned" in row["FailureReason"]
     assert "test_acc" in row["FinalMetrics"]  # its last values, as a stopped job keeps
-    followed = run("jobs", "logs", "to-kill", "-f", ok=False)  # a pipeline following it learns that it died
-    assert followed.exit_code == 1 and "job to-kill Failed: orphaned" in followed.output.splitlines()[-1]
 
 
 def test_builtin_job_in_the_background_is_followed_and_described(data, tmp_path):

@@ -169,3 +169,26 @@ def test_a_tuning_job_whose_tuner_died_is_failed_and_says_how_to_resume(store_ur
     assert dead.status == "Failed" and "orphaned: its tuner" in dead.failure_reason
     assert "visiontune tune --config" in dead.failure_reason
     assert s.get_tuning_job("tj-alive").status == "InProgress"
+
+
+def test_the_reaper_leaves_a_job_that_changed_hands_after_it_looked(store_url, monkeypatch):
+    """Its verdict is written only if what it read still holds: a detached job handed to its live runner, or a
+    tuning job resumed by a new tuner, between the reaper's read and its write, is left alone."""
+    s = JobStore(store_url)
+    script = (f"from visiontune.jobs.store import JobStore; s = JobStore({store_url!r}); "
+              "s.create_job('handed', 'builtin', {}, {}, '/tmp/handed'); s.create_tuning_job('resumed', {})")
+    subprocess.run([sys.executable, "-c", script], check=True)  # both recorded by a process now gone
+    jobs, tuning = s.list_jobs(status=None), s.list_tuning_jobs()  # what the reaper read
+    s.hand_over("handed", os.getpid())  # then: handed over to a live runner
+    s.update_tuning_job("resumed", pid=os.getpid())  # and resumed by a live tuner
+    monkeypatch.setattr(s, "list_jobs", lambda status=None, **kw: jobs)
+    monkeypatch.setattr(s, "list_tuning_jobs", lambda: tuning)
+    assert s.reap_orphans() == []
+    assert s.get_job("handed").status == "InProgress" and s.get_tuning_job("resumed").status == "InProgress"
+    monkeypatch.undo()
+    s.request_stop("handed")
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    s.hand_over("handed", gone.pid)
+    assert s.reap_orphans() == ["handed"]
+    assert s.get_job("handed").status == "Stopped"  # it had been asked to stop: it ends Stopped, not Failed

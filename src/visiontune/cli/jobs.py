@@ -100,17 +100,16 @@ def describe_cmd(name):
 def logs_cmd(name, follow):
     """A job's log (its script's or the engine's output), from the store.  Following ends when the job has
     ended, with exit status 1 if it failed."""
-    from visiontune.jobs.store import pid_alive, this_host
-
     store = _store()
     text, last = store.logs(name)
     sys.stdout.write(text)
     sys.stdout.flush()
+    polls = 0
     while follow:
+        polls += 1
+        if polls % 5 == 0:  # a runner (or the process that was to start the job) that died wrote no end
+            store.reap_orphans()
         job = store.get_job(name)
-        if job.active and job.host == this_host() and job.pid and not pid_alive(job.pid):
-            store.reap_orphans()  # its runner was killed: it wrote no end, so say it here
-            continue
         text, last = store.logs(name, last)
         sys.stdout.write(text)
         sys.stdout.flush()

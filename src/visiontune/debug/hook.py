@@ -680,29 +680,25 @@ def _fetch_scalars(tensors: list[torch.Tensor]) -> list[float]:
     return out
 
 
-_WATCHING = False
-
-
 def watch_dataloaders() -> None:
     """From now on each pass over a ``torch.utils.data.DataLoader`` in this process is recorded as a
     ``dataloader`` event (its ``num_workers``, the mode) by the process's hook, as smdebug's framework
-    profiler records data-loader events; the ``Dataloader`` rule counts workers from them.  Once per process."""
-    global _WATCHING
+    profiler records data-loader events; the ``Dataloader`` rule counts workers from them.  Wrapped once."""
     from torch.utils.data import DataLoader
 
     with _HOOK_LOCK:
-        if _WATCHING:
-            return
-        _WATCHING = True
         iterate = DataLoader.__iter__
+        if getattr(iterate, "watched_by_visiontune", False):
+            return
 
-    def __iter__(self):
-        hook = _HOOK
-        if hook is not None and not hook._closed:
-            hook.record_event("dataloader", num_workers=int(self.num_workers), mode=hook.mode.name)
-        return iterate(self)
+        def __iter__(self):
+            hook = _HOOK
+            if hook is not None and not hook._closed:
+                hook.record_event("dataloader", num_workers=int(self.num_workers), mode=hook.mode.name)
+            return iterate(self)
 
-    DataLoader.__iter__ = __iter__
+        __iter__.watched_by_visiontune = True
+        DataLoader.__iter__ = __iter__
 
 
 def get_hook(json_config_path: str | None = None, create_if_not_exists: bool = False) -> Hook | None:
@@ -718,5 +714,7 @@ def get_hook(json_config_path: str | None = None, create_if_not_exists: bool = F
     if path and Path(path).is_file():
         return Hook.create_from_json_file(path)
     if create_if_not_exists:
-        return Hook(out_dir=os.environ.get("VISIONTUNE_DEBUG_DIR") or "debug-output")
+        hook = Hook(out_dir=os.environ.get("VISIONTUNE_DEBUG_DIR") or "debug-output")
+        watch_dataloaders()
+        return hook
     return None

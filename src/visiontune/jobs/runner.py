@@ -200,13 +200,15 @@ def launch(store: JobStore, name: str, *, tie_to_parent: bool = True, env: dict 
 def wait(store: JobStore, name: str, timeout: float | None = None, poll: float = 0.5) -> Job:
     """Wait until a job has finished (or ``timeout`` seconds); orphans are reaped meanwhile."""
     deadline = None if timeout is None else time.time() + timeout
+    polls = 0
     while True:
         job = store.get_job(name)
         if job.status in TERMINAL:
             return job
-        if job.host == this_host() and job.pid and not pid_alive(job.pid):
-            store.reap_orphans()
-            continue
+        polls += 1
+        if (job.host == this_host() and job.pid and not pid_alive(job.pid)) or polls % 10 == 0:
+            if name in store.reap_orphans():  # also a queued job's dead starter, a remote runner gone silent
+                continue
         if deadline is not None and time.time() > deadline:
             return job
         time.sleep(poll)

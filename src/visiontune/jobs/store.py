@@ -18,7 +18,7 @@ import os
 import socket
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -467,54 +467,59 @@ class JobStore:
 
     # ------------------------------------------------------------------ orphans
     def reap_orphans(self) -> list[str]:
-        """Active jobs whose runner is gone (killed, crashed, machine lost) become Failed, saying so.
+        """Active jobs whose runner is gone (killed, crashed, machine lost) become Failed, saying so (Stopped
+        when a stop had been asked).
 
         A job still queued (a Ray task waiting for resources, a trial waiting for a worker) has no runner
         yet: it is reaped only when the process that was to start it (its submitter, or the runner launched
         for it) is gone from this machine.  One queued from another machine is left to that machine.
-        Tuning jobs whose tuner is gone become Failed too (running the configuration again resumes them).
-        Returns the training jobs reaped."""
+        Tuning jobs whose tuner is gone from this machine become Failed too (running the configuration again
+        resumes them).  Each verdict is written only if the columns it was read from are unchanged (a job
+        handed over, started or resumed meanwhile is left alone).  Returns the training jobs reaped."""
         now, host, reaped = _now(), this_host(), []
         for job in self.list_jobs(status=None):
             if not job.active:
                 continue
-            gone = None
+            gone, same = None, {}  # same: the columns the verdict read, unchanged when it is written
             if job.started_at is None:
                 if job.submitter_host == host and job.submitter_pid and not pid_alive(job.submitter_pid):
                     gone = (f"the process that was to start it (pid {job.submitter_pid} on {host}) ended "
                             "before it started")
+                    same = {"started_at": None, "submitter_pid": job.submitter_pid, "submitter_host": host}
             elif job.host == host and job.pid and not pid_alive(job.pid):
                 gone = f"its runner (pid {job.pid} on {host}) is gone: killed or crashed"
+                same = {"pid": job.pid, "host": host}
             elif (job.heartbeat_at or job.started_at) < now - ORPHAN_SECONDS:
                 since = time.strftime("%H:%M:%S", time.localtime(job.heartbeat_at or job.started_at))
                 gone = f"no heartbeat from its runner since {since} ({job.host})"
-            if gone:
-                with self._write() as conn:
-                    last = None if job.final_metrics else self._last_values(conn, job.name)
-                    # it ended when it last gave a sign of life (a heartbeat every few seconds), not now
-                    conn.execute(text("UPDATE vt_jobs SET status = 'Failed', secondary_status = 'Failed', "
-                                      "ended_at = COALESCE(heartbeat_at, started_at, :now), failure_reason = :r, "
-                                      "final_metrics = COALESCE(:fm, "
-                                      "final_metrics) WHERE name = :n AND status IN ('InProgress', 'Stopping')"
-                                      + (" AND started_at IS NULL" if job.started_at is None else "")),
-                                 {"now": now, "r": f"orphaned: {gone}", "n": job.name,
-                                  "fm": json.dumps(last) if last else None})
-                reaped.append(job.name)
-        for tj in self.list_tuning_jobs():  # a tuner killed (or its machine lost): Failed, and resumable
-            if tj.status not in ("InProgress", "Stopping"):
+                same = {"heartbeat_at": job.heartbeat_at, "pid": job.pid}
+            if not gone:
                 continue
-            gone = None
-            if tj.host == host and tj.pid and not pid_alive(tj.pid):
-                gone = f"its tuner (pid {tj.pid} on {host}) is gone: killed or crashed"
-            elif tj.host != host and (tj.heartbeat_at or tj.created_at) < now - ORPHAN_SECONDS:
-                since = time.strftime("%H:%M:%S", time.localtime(tj.heartbeat_at or tj.created_at))
-                gone = f"no heartbeat from its tuner since {since} ({tj.host})"
-            if gone:
-                with self._write() as conn:
-                    conn.execute(text("UPDATE vt_tuning_jobs SET status = 'Failed', ended_at = :now, "
-                                      "failure_reason = :r WHERE name = :n AND status IN ('InProgress', 'Stopping')"),
-                                 {"now": now, "n": tj.name, "r": f"orphaned: {gone}; run its configuration again "
-                                                                  "(`visiontune tune --config FILE`) to resume it"})
+            # a job asked to stop ends Stopped (as its runner would have recorded it), any other Failed
+            status = "Stopped" if job.stop_requested else "Failed"
+            where, args = _unchanged(same)
+            with self._write() as conn:
+                last = None if job.final_metrics else self._last_values(conn, job.name)
+                # it ended when it last gave a sign of life (a heartbeat every few seconds), not now
+                done = conn.execute(text(
+                    "UPDATE vt_jobs SET status = :s, secondary_status = :s, "
+                    "ended_at = COALESCE(heartbeat_at, started_at, :now), failure_reason = :r, "
+                    "final_metrics = COALESCE(:fm, final_metrics) WHERE name = :n AND status IN "
+                    "('InProgress', 'Stopping')" + where),
+                    {"s": status, "now": now, "r": f"orphaned: {gone}", "n": job.name,
+                     "fm": json.dumps(last) if last else None, **args})
+            if done.rowcount == 1:
+                reaped.append(job.name)
+        for tj in self.list_tuning_jobs():  # a tuner killed on this machine: Failed, and resumable
+            # (its pid only: a tuner stops beating while it winds down, so a remote one's silence proves nothing)
+            if tj.status not in ("InProgress", "Stopping") or tj.host != host or not tj.pid or pid_alive(tj.pid):
+                continue
+            with self._write() as conn:
+                conn.execute(text("UPDATE vt_tuning_jobs SET status = 'Failed', ended_at = :now, failure_reason = :r "
+                                  "WHERE name = :n AND status IN ('InProgress', 'Stopping') AND pid = :p AND host = :h"),
+                             {"now": now, "n": tj.name, "p": tj.pid, "h": host,
+                              "r": f"orphaned: its tuner (pid {tj.pid} on {host}) is gone: killed or crashed; run "
+                                   "its configuration again (`visiontune tune --config FILE`) to resume it"})
         return reaped
 
     # ------------------------------------------------------------------ tuning jobs
@@ -555,9 +560,27 @@ class JobStore:
             conn.execute(text(f"UPDATE vt_tuning_jobs SET {sets} WHERE name = :_n"), {**values, "_n": name})  # noqa: S608
 
 
+def _unchanged(columns: dict) -> tuple[str, dict]:
+    """SQL conditions (and their parameters) that ``columns`` still hold these values."""
+    where, args = "", {}
+    for i, (col, value) in enumerate(columns.items()):
+        if value is None:
+            where += f" AND {col} IS NULL"
+        else:
+            where += f" AND {col} = :c{i}"
+            args[f"c{i}"] = value
+    return where, args
+
+
+def _known(cls, row) -> dict:
+    """A row's columns this version knows: a database migrated by a newer visiontune (columns added) still
+    reads here."""
+    names = {f.name for f in fields(cls)}
+    return {k: v for k, v in dict(row).items() if k in names}
+
+
 def _job(row) -> Job:
-    d = dict(row)
-    d.pop("id", None)
+    d = _known(Job, row)
     for k in _JOB_JSON:
         d[k] = json.loads(d[k]) if d.get(k) else ({} if k != "spec" else {})
     d["stop_requested"] = bool(d["stop_requested"])
@@ -565,8 +588,7 @@ def _job(row) -> Job:
 
 
 def _tuning(row) -> TuningJob:
-    d = dict(row)
-    d.pop("id", None)
+    d = _known(TuningJob, row)
     d["config"] = json.loads(d["config"])
     d["stop_requested"] = bool(d["stop_requested"])
     return TuningJob(**d)

@@ -154,12 +154,18 @@ class Tuner:
         import optuna
 
         points = self._objective(run.job)
-        trial = optuna.trial.Trial(study, _trial_id(study, run.trial_number))
+        trial_id = _trial_id(study, run.trial_number)
+        trial = optuna.trial.Trial(study, trial_id)
         if self.config.kind == "builtin":
             run.reported = len(points)  # the engine reported these itself
-        for step, value in points[run.reported:]:
-            trial.report(value, step)
+        new = points[run.reported:]
+        # a trial run again after its tuner died: its first attempt's steps stay as they were reported
+        known = study._storage.get_trial(trial_id).intermediate_values if new else {}  # noqa: SLF001
+        for step, value in new:
             run.reported += 1
+            if step in known:
+                continue
+            trial.report(value, step)
             if not run.pruned and trial.should_prune():
                 run.pruned = True
                 note(f"trial {run.trial_number} ({run.job}) pruned at step {step}: {self.config.objective_metric}={value:.4g}")
@@ -414,8 +420,9 @@ def check_resumable(existing, doc: dict) -> None:
     before = {**existing.config, "output": str(Path(existing.config.get("output") or Path("runs") / name).resolve())}
     changed = sorted(k for k in set(doc) | set(before) if doc.get(k) != before.get(k) and k not in RESUMABLE_CHANGES)
     if changed:
+        where = f"; it writes to {before['output']}" if "output" in changed else ""
         raise ConfigError(f"a tuning job named {name!r} exists with another configuration ({', '.join(changed)} "
-                          "differ); resume it with the same configuration, or choose another name")
+                          f"differ{where}); resume it with the same configuration, or choose another name")
 
 
 def launch(config: "TuningConfig", *, wait_s: float = 60.0):
@@ -448,7 +455,7 @@ def launch(config: "TuningConfig", *, wait_s: float = 60.0):
     deadline = time.time() + wait_s
     while time.time() < deadline:
         tj = store.find_tuning_job(config.name)
-        if tj is not None and (before is None or (tj.pid == proc.pid and tj.status == "InProgress")):
+        if tj is not None and (before is None or (tj.pid == proc.pid and tj.host == this_host())):
             return proc
         if proc.poll() is not None:
             tail = (out / "tune.log").read_text(errors="replace").strip().splitlines()[-5:]
