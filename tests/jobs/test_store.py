@@ -192,3 +192,16 @@ def test_the_reaper_leaves_a_job_that_changed_hands_after_it_looked(store_url, m
     s.hand_over("handed", gone.pid)
     assert s.reap_orphans() == ["handed"]
     assert s.get_job("handed").status == "Stopped"  # it had been asked to stop: it ends Stopped, not Failed
+
+
+def test_a_store_a_newer_version_migrated_stays_readable(store_url):
+    """A shared database migrated by a newer visiontune (a column added) is still read by this one."""
+    s = JobStore(store_url)
+    s.create_job("old-reader", "builtin", {}, {}, "/tmp/old-reader")
+    s.create_tuning_job("old-reader-tj", {})
+    with s.engine.begin() as c:
+        c.exec_driver_sql("ALTER TABLE vt_jobs ADD COLUMN from_the_future INTEGER")
+        c.exec_driver_sql("ALTER TABLE vt_tuning_jobs ADD COLUMN from_the_future INTEGER")
+    assert s.get_job("old-reader").status == "InProgress"
+    assert s.get_tuning_job("old-reader-tj").status == "InProgress"
+    assert s.reap_orphans() == []

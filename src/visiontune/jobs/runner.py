@@ -167,9 +167,7 @@ def sharing_outputs(store: JobStore, job: Job) -> list[str]:
     """The other jobs recorded with ``job``'s output folder (a run resumed with ``--resume`` after a stop or a
     crash is a new job writing into the same folder): their files are ``job``'s too, so deleting ``job``
     keeps them."""
-    out = Path(job.output_dir).resolve()
-    return [j.name for j in store.list_jobs(newest_first=False)
-            if j.name != job.name and Path(j.output_dir).resolve() == out]
+    return [j.name for j in store.jobs_in(job.output_dir) if j.name != job.name]
 
 
 def _holds_files(folder: Path) -> bool:

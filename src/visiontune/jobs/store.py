@@ -334,11 +334,20 @@ class JobStore:
         with self._read() as conn:
             return [_job(r) for r in conn.execute(text(sql), args).mappings()]
 
+    def jobs_in(self, output_dir: str) -> list[Job]:
+        """Every job recorded with ``output_dir`` (as submitted: resolved), oldest first."""
+        with self._read() as conn:
+            return self._in_folder(conn, output_dir)
+
     @staticmethod
     def _active_in(conn, output_dir: str) -> list[Job]:
         """The jobs still running (or waiting to) that write to ``output_dir``."""
-        active = ", ".join(f"'{s}'" for s in ACTIVE)  # constants, not input
-        rows = conn.execute(text(f"SELECT * FROM vt_jobs WHERE output_dir = :o AND status IN ({active})"),
+        return JobStore._in_folder(conn, output_dir, active=True)
+
+    @staticmethod
+    def _in_folder(conn, output_dir: str, active: bool = False) -> list[Job]:
+        where = " AND status IN (" + ", ".join(f"'{s}'" for s in ACTIVE) + ")" if active else ""  # constants
+        rows = conn.execute(text(f"SELECT * FROM vt_jobs WHERE output_dir = :o{where} ORDER BY id"),  # noqa: S608
                             {"o": output_dir}).mappings()
         return [_job(r) for r in rows]
 
