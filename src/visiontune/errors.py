@@ -43,9 +43,11 @@ def option(name: str, value: Any = _UNSET) -> str:
 
 
 class VisiontuneError(Exception):
-    """Base class: a problem the user can fix, with the fix in the message."""
+    """Base class: a problem the user can fix, with the fix in the message.  ``status`` is the HTTP status
+    the web apps answer it with (``web.errors``): a bad request unless a subclass says otherwise."""
 
     exit_code = 2
+    status = 400
 
 
 class ConfigError(VisiontuneError):
@@ -88,9 +90,19 @@ def skip_hint() -> str:
 class NotFoundError(VisiontuneError):
     """Nothing of that name (a job, an endpoint, a labeling job): HTTP APIs answer 404."""
 
+    status = 404
+
+
+class PathRefused(VisiontuneError):
+    """A path, or a reference inside a manifest, outside the folders a web app may read (HTTP 403)."""
+
+    status = 403
+
 
 class ModelNotFoundError(VisiontuneError):
     """An unknown model name."""
+
+    status = 404
 
 
 class WeightsUnavailableError(VisiontuneError):
@@ -114,7 +126,8 @@ class MissingDependencyError(VisiontuneError):
 
 
 class RequestError(VisiontuneError):
-    """A bad request to the model server; ``status`` is the HTTP status it maps to."""
+    """A bad request to a web app (the model server, the studio, the labeling app); ``status`` is the HTTP
+    status it maps to."""
 
     status = 400
 

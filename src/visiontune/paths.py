@@ -25,11 +25,15 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so a reader never sees a half-written file."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:  # a full disk, an interrupt: no half-written temporary file is left behind
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -43,5 +47,11 @@ def timestamped(base: str) -> str:
 
     now = time.time()
     stamp = time.strftime("%Y-%m-%d-%H-%M-%S", time.localtime(now)) + f"-{int(now * 1000) % 1000:03d}"
-    base = re.sub(r"[^A-Za-z0-9-]+", "-", base).strip("-")[:40] or "job"
+    base = re.sub(r"[^A-Za-z0-9-]+", "-", base).strip("-")[:35] or "job"  # 59 in all: room for a trial's -NNN
     return f"{base}-{stamp}"
+
+
+def run_folder(name: str) -> Path:
+    """Where a job (a training or tuning job) of this name writes when no output folder is given:
+    ``runs/NAME`` under the working folder."""
+    return Path("runs") / name

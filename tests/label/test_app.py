@@ -148,7 +148,7 @@ def test_the_owner_page_shows_progress_agreement_and_disagreements(job):
             c.post(f"/api/w/{s[name]}/answer", json={"item": t["item"], "label": label})
     page = c.get(f"/o/{job.owner_secret}").text
     assert "alice" in page and "bob" in page and "Disagreements" in page
-    assert page.count("class='d'") >= 1
+    assert page.count('class="d"') >= 1
 
 
 def test_binding_elsewhere_needs_a_flag(job):
@@ -173,3 +173,19 @@ def test_a_busy_port_is_refused_before_the_owner_link_changes(job):
         with pytest.raises(ConfigError, match=f"cannot listen on 127.0.0.1:{port}.*--port"):
             serve("roofs", port=port, announce=said.append)
         assert said == []  # no new owner link was printed (the one in use still works)
+
+
+def test_the_owner_page_of_a_multi_label_job_shows_its_labels_and_disagreements(images):
+    """Two workers who disagree on one class of every image: the page shows the labels so far, the per-class
+    agreement and the disagreements, never "none yet" or "No disagreements"."""
+    made = create("tags", images, "blue,green,red", multi_label=True, workers=["a", "b"])
+    store = LabelStore()
+    ids = {w["name"]: w["id"] for w in store.workers(made.job)}
+    for name, label in (("a", [0]), ("b", [0, 1])):
+        while (item := store.next_item(made.job, ids[name])) is not None:
+            store.answer(made.job, ids[name], item.id, label)
+    page = _client().get(f"/o/{made.owner_secret}").text
+    assert "none yet" not in page and "No disagreements" not in page
+    assert "<td>blue</td><td>12</td><td>12</td><td>0</td>" in page  # 12 images, all by people
+    assert 'id="per-class"' in page and "a: blue; b: blue, green" in page
+    assert "tie" in page and 'id="two-workers"' in page  # said plainly: two answers cannot break a tie

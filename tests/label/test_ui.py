@@ -28,21 +28,21 @@ def test_a_worker_labels_with_the_keyboard_and_the_owner_sees_it(images, live_ap
                 if not r.url.startswith(base) else None)
         page.goto(f"{base}/w/{secret}")
         for n in range(4):
-            page.wait_for_function("document.getElementById('img').complete && "
+            page.wait_for_function("() => document.getElementById('img').complete && "
                                    "document.getElementById('img').naturalWidth > 0")
             item = int(page.get_attribute("#img", "data-item"))
             page.keyboard.press(str(truth[item] + 1))  # 1..3 picks the label
             assert page.locator(".lab.sel").inner_text().endswith(made.job.labels[truth[item]])
             page.keyboard.press("Enter")
-            page.wait_for_function(f"document.getElementById('img').dataset.item !== '{item}'")
+            page.wait_for_function(f"() => document.getElementById('img').dataset.item !== '{item}'")
         # Backspace: back to the last image, with its answer selected; change it and resubmit
         last = item
         page.keyboard.press("Backspace")
-        page.wait_for_function(f"document.getElementById('img').dataset.item === '{last}'")
+        page.wait_for_function(f"() => document.getElementById('img').dataset.item === '{last}'")
         assert page.locator(".lab.sel").inner_text().endswith(made.job.labels[truth[last]])
         page.keyboard.press("0")  # unclear / skip
-        page.wait_for_function(f"document.getElementById('img').dataset.item !== '{last}'")
-        assert "4 done" in page.inner_text("#progress")
+        page.wait_for_function(f"() => document.getElementById('img').dataset.item !== '{last}'")
+        assert "3 answered · 1 skipped" in page.inner_text("#progress")
         shot = tmp_path / "labeling-worker.png"
         page.screenshot(path=str(shot))
         owner = browser.new_page()

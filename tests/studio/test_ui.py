@@ -1,13 +1,15 @@
 """Seed 000's no-code flow in a real browser (Playwright driving Debian's chromium): search "mobile", open
 mobilenet_v2, choose a data folder, set 2 epochs, Train (twice: one job), watch the curve, see the confusion
-matrix, Deploy, drop an image into Try it, see the labels; then Stop a second job mid-run, compare the
-two, and tune the learning rate over two trials.  A screenshot of each page is kept ($VISIONTUNE_TEST_ARTIFACTS, else the test's folder)."""
+matrix, Deploy, drop an image into Try it, see the labels; then Stop a second job mid-run (it asks first, then
+offers Resume), compare the two, and from the Data page tune the learning rate over three trials.  An invalid
+Train form shows every error at once and starts nothing; a second Deploy of one job asks first.  A screenshot of each page is kept ($VISIONTUNE_TEST_ARTIFACTS, else the test's folder)."""
 
 from __future__ import annotations
 
 import base64
 import io
 import os
+import re
 import shutil
 import threading
 import time
@@ -63,6 +65,7 @@ def test_the_seed_000_flow_in_a_browser(live_studio, chromium, tmp_path):
         browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1280, "height": 720})
         page.set_default_timeout(60_000)
+        expect.set_options(timeout=60_000)  # a busy machine: the first form check imports torch (seconds)
         failed: list[tuple[int, str, str]] = []  # every answer >= 400: only the two refused forms may be here
         page.on("response", lambda r: failed.append((r.status, r.request.method, r.url.replace(base, "")))
                 if r.status >= 400 else None)
@@ -71,10 +74,21 @@ def test_the_seed_000_flow_in_a_browser(live_studio, chromium, tmp_path):
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.on("request", lambda r: errors.append(f"outside request {r.url}") if not r.url.startswith(
             (base, "blob:", "data:")) else None)
+        dialogs: list[str] = []  # confirmations: accepted, except a second endpoint for one job
+
+        def answer(d):
+            dialogs.append(d.message)
+            d.dismiss() if "Start another endpoint" in d.message else d.accept()
+
+        page.on("dialog", answer)
 
         # Models: search, open the card, Fine-tune
         page.goto(f"{base}/?token={settings.access.token}")
         expect(page).to_have_url(f"{base}/models")
+        page.fill("#q", "baseline")  # a word of a description only: the search matches names and tags
+        expect(page.locator(".card")).to_have_count(0)
+        page.fill("#q", "timm lite")
+        expect(page.locator(".card")).to_have_count(3)
         page.fill("#q", "mobile")
         expect(page.locator(".card")).to_have_count(1)
         expect(page.locator(".card h2")).to_have_text("mobilenet_v2")
@@ -102,13 +116,29 @@ def test_the_seed_000_flow_in_a_browser(live_studio, chromium, tmp_path):
         expect(page.locator("#data-ok")).to_be_visible()
         page.wait_for_function("() => document.getElementById('sample-grid')?.naturalWidth > 0")
         page.screenshot(path=str(shots / "studio-data.png"), full_page=True)
+        page.click("text=↑ up")  # the inspection panel follows the folder: no stale report of colors/ here
+        expect(page.locator("#report-hint")).to_be_visible()
+        expect(page.locator("#data-ok")).to_have_count(0)
+        page.click("[data-folder='colors']")
+        page.click("#use-folder")
+        expect(page.locator("#data-ok")).to_be_visible()
         page.click("#train-on")
 
-        # Train: a bad value is named beside its field; then 2 epochs, and a double click starts one job
+        # Train: every bad value at once, each beside its field, and no job; then 2 epochs, and a double click
+        # starts one job
         expect(page.locator("#f-model")).to_have_value("mobilenet_v2")
         page.fill("#f-epochs", "0")
+        page.fill("#f-dropout", "1.5")
+        page.fill("#f-model", "no_such_model_xyz")
         page.click("#train-button")
         expect(page.locator("#err-epochs")).to_contain_text("must be 1 or more")
+        expect(page.locator("#err-dropout")).to_contain_text("[0, 1)")
+        expect(page.locator("#err-model")).to_contain_text("unknown model")
+        expect(page.locator("#err-form")).to_have_text("")
+        page.screenshot(path=str(shots / "studio-train-errors.png"), full_page=True)
+        assert default_store().list_jobs() == []
+        page.fill("#f-model", "mobilenet_v2")
+        page.fill("#f-dropout", "0.2")
         page.fill("#f-epochs", "2")
         page.fill("#f-image_size", "32")
         page.screenshot(path=str(shots / "studio-train.png"), full_page=True)
@@ -127,15 +157,26 @@ def test_the_seed_000_flow_in_a_browser(live_studio, chromium, tmp_path):
         assert page.get_attribute("#download", "href").endswith("/model.tar.gz")
         page.screenshot(path=str(shots / "studio-job.png"), full_page=True)
         expect(page.locator("#debugger")).to_contain_text("rules")
+        expect(page.locator("#debugger")).not_to_contain_text("did not run to the end")  # NotRun: "do not apply"
         page.click("#debug-report")  # the debugger's report, written on demand, opened in a sandbox
         page.wait_for_url("**/debug/report.html")
         expect(page.locator("body")).to_contain_text(job)
         page.go_back()
         expect(page.locator("#deploy")).to_be_visible()
 
-        # Deploy, then drop an image into Try it
+        # Deploy, then drop an image into Try it; deploying the job again asks first (declined: one endpoint)
         page.click("#deploy")
         page.wait_for_url(f"{base}/deploy**", timeout=120_000)
+        expect(page.locator("#endpoints tbody tr")).to_have_count(1)
+        page.go_back()
+        page.click("#deploy")
+        for _ in range(300):
+            if any("already has an endpoint" in d for d in dialogs):
+                break
+            page.wait_for_timeout(100)
+        assert any("already has an endpoint" in d for d in dialogs), dialogs
+        expect(page.locator("#deploy")).to_have_text("Deploy")
+        page.goto(f"{base}/deploy")
         expect(page.locator("#endpoints tbody tr")).to_have_count(1)
         expect(page.locator("#curl-snippet")).to_contain_text("/invocations")
         png = io.BytesIO()
@@ -164,9 +205,13 @@ def test_the_seed_000_flow_in_a_browser(live_studio, chromium, tmp_path):
         assert second != job
         page.wait_for_function("() => [...document.querySelectorAll('.chart')].some(c => Number(c.dataset.points) >= 1)",
                                timeout=120_000)
+        expect(page.locator("#eta")).to_contain_text("left")
         page.click("#stop")
         expect(page.locator(".badge").first).to_have_text("Stopped", timeout=60_000)
+        assert any(d.startswith(f"Stop {second}?") for d in dialogs), dialogs
         assert wait(default_store(), second, timeout=30).status == "Stopped"
+        expect(page.locator("#resume")).to_be_visible()  # it stopped after an epoch: its checkpoint resumes
+        expect(page.locator("#stopped-note")).to_contain_text("Resume")
         page.screenshot(path=str(shots / "studio-stopped.png"), full_page=True)
 
         # Jobs: both listed; compare them
@@ -177,20 +222,39 @@ def test_the_seed_000_flow_in_a_browser(live_studio, chromium, tmp_path):
         page.screenshot(path=str(shots / "studio-jobs.png"), full_page=True)
         page.click("#compare")
         expect(page.locator("#compare-metrics")).to_contain_text("test_accuracy")
+        expect(page.locator("#compare-differs")).to_contain_text("epochs")
+        page.select_option("#compare-sort", "test_accuracy")  # one metric at a time, its row first
+        expect(page.locator("#compare-metrics tbody tr").first).to_contain_text("test_accuracy")
         page.screenshot(path=str(shots / "studio-compare.png"), full_page=True)
 
-        # Tune: a log-scale learning-rate range, 2 trials; the leaderboard fills live, then the plots
-        page.goto(f"{base}/tune")
+        # Tune by clicks: Data -> "Tune on this data"; the Tune page's "choose…" comes back to Tune; a log-scale
+        # learning-rate range, 3 trials; the leaderboard fills live (no raw null, human names), then the plots
+        page.goto(f"{base}/data")
+        page.click("[data-folder='just-one']")
+        page.click("#use-folder")
+        page.click("#tune-on")
+        page.wait_for_url(re.compile(r".*/tune\?.*"))
+        expect(page.locator("#data-path")).to_contain_text("just-one")
+        page.click("#choose-data")
+        page.wait_for_url(re.compile(r".*/data\?.*next=tune.*"))
+        page.click("text=↑ up")
+        page.click("[data-folder='colors']")
+        page.click("#use-folder")
+        expect(page.locator("#tune-on")).to_have_text("Tune on this data")
+        page.click("#tune-on")
+        page.wait_for_url(re.compile(r".*/tune\?.*"))
+        expect(page.locator("#data-path")).to_contain_text("colors")
         expect(page.locator("#use-learning_rate")).to_be_checked()
         expect(page.locator("#log-learning_rate")).to_be_checked()
-        page.fill("#t-max_jobs", "2")
+        page.fill("#t-max_jobs", "3")
         page.fill("#t-epochs", "1")
         page.fill("#t-image_size", "32")
         page.click("#tune-button")
         page.wait_for_url(f"{base}/tune/**")
-        expect(page.locator(".job-head .badge")).to_have_text("Completed", timeout=240_000)
-        expect(page.locator("#leaderboard tbody tr")).to_have_count(2)
-        expect(page.locator("#leaderboard")).to_contain_text("learning_rate")
+        expect(page.locator(".job-head .badge")).to_have_text("Completed", timeout=300_000)
+        expect(page.locator("#leaderboard tbody tr")).to_have_count(3)
+        expect(page.locator("#leaderboard thead")).to_contain_text("learning rate")
+        assert "null" not in page.inner_text("#leaderboard") and "Training job" in page.inner_text("#leaderboard")
         page.wait_for_function("() => [...document.querySelectorAll('#tuning-plots img')].some(i => i.naturalWidth > 0)")
         page.screenshot(path=str(shots / "studio-tune.png"), full_page=True)
 
@@ -213,7 +277,7 @@ def test_the_seed_000_flow_in_a_browser(live_studio, chromium, tmp_path):
         page.screenshot(path=str(shots / "studio-phone.png"))
         browser.close()
     assert not errors, errors
-    assert failed == [(400, "POST", "/api/jobs")] * 2, failed
+    assert failed == [(400, "POST", "/api/jobs")] * 2 + [(409, "POST", "/api/endpoints")], failed
     artifacts = Path(os.environ.get("VISIONTUNE_TEST_ARTIFACTS") or shots)
     if artifacts != shots:
         artifacts.mkdir(parents=True, exist_ok=True)

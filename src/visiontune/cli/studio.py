@@ -13,7 +13,9 @@ import click
                                                                      "needs --allow-remote)")
 @click.option("--allow-remote", is_flag=True, help="mean it: serve beyond this machine")
 @click.option("--url", "show_url", is_flag=True, help="print the running studio's link (with its token) and exit")
-def studio_cmd(port, data_roots, host, allow_remote, show_url):
+@click.option("--stop-endpoints", is_flag=True, help="on exit, stop the endpoints this studio deployed (otherwise "
+                                                     "they keep running, and the studio says which)")
+def studio_cmd(port, data_roots, host, allow_remote, show_url, stop_endpoints):
     """Browse models, pick data, train, watch, compare, deploy and try models in the browser."""
     from visiontune.errors import ConfigError
     from visiontune.studio import running_url, serve
@@ -24,7 +26,8 @@ def studio_cmd(port, data_roots, host, allow_remote, show_url):
             raise ConfigError("no studio is running on this machine: start one with `visiontune studio`")
         click.echo(url)
         return
-    serve(port=port, data_roots=list(data_roots) or None, host=host, allow_remote=allow_remote)
+    serve(port=port, data_roots=list(data_roots) or None, host=host, allow_remote=allow_remote,
+          stop_endpoints=stop_endpoints)
 
 
 def register(cli: click.Group) -> None:

@@ -4,25 +4,30 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 from PIL import Image
 
 from visiontune.data.dataset import Dataset, content_hash, find_leaks, labels_of, read_bytes
 from visiontune.data.decode import describe_image, open_image, resize_center_crop
-from visiontune.data.sources import open_dataset
+from visiontune.data.loading import open_dataset
 from visiontune.errors import BadImageError, option
 from visiontune.progress import bar
 
 
 def inspect(path: str | Path, *, grid: str | Path | None = None, label_attribute: str | None = None,
-            per_class: int = 6, allow_empty_labels: bool = False, task: str = "auto") -> dict:
+            per_class: int = 6, allow_empty_labels: bool = False, task: str = "auto",
+            confine: Callable[[Dataset], None] | None = None) -> dict:
     """``visiontune data inspect``: classes, counts per split, sizes and modes, and every check
     ``train`` runs (layout, classes, unreadable and non-image files, the same image in two splits or
     under two labels), reported all at once.  ``report["problems"]`` lists what ``train`` would refuse;
-    ``report["ok"]`` is whether it would start."""
+    ``report["ok"]`` is whether it would start.  ``confine``: called with the opened dataset before any image
+    is read (a web app refuses images outside its data roots there)."""
     dataset = open_dataset(path, on_bad_image="skip", label_attribute=label_attribute, strict=False,
                            allow_empty_labels=allow_empty_labels, task=task)
+    if confine is not None:
+        confine(dataset)
     return inspect_dataset(dataset, grid=Path(grid) if grid else None, per_class=per_class)
 
 
@@ -31,6 +36,7 @@ def inspect_dataset(dataset: Dataset, grid: Path | None = None, per_class: int =
     sizes, modes, unreadable = [], Counter(), []
     samples = [(split, s) for split, ss in dataset.splits.items() for s in ss]
     hashes: dict[str, str] = {}
+    real_sizes: dict[str, tuple[int, int]] = {}  # detection: annotated sizes are checked against these
     with bar(len(samples), "reading images") as advance:
         for split, s in samples:
             try:
@@ -38,6 +44,7 @@ def inspect_dataset(dataset: Dataset, grid: Path | None = None, per_class: int =
                 hashes[s.source] = content_hash(data)
                 size, mode = describe_image(data, name=s.source)
                 sizes.append(size)
+                real_sizes[s.source] = size
                 modes[mode] += 1
             except BadImageError as exc:
                 unreadable.append({"source": s.source, "split": split, "reason": exc.reason})
@@ -47,12 +54,19 @@ def inspect_dataset(dataset: Dataset, grid: Path | None = None, per_class: int =
     mask_problems = []
     if dataset.task == "segmentation":  # every mask checked as training will; counts: images showing a class
         dataset, mask_problems = _mask_labels(dataset)
+    boxes, size_problems = None, []
+    if dataset.task == "detection":  # boxes per class and image, box sizes, negatives; annotated sizes checked
+        from visiontune.data.detection import detection_report
+        from visiontune.data.detection import size_problems as annotated_sizes
+
+        boxes, size_problems = detection_report(dataset, real_sizes), annotated_sizes(dataset, real_sizes)
     w = np.array([a for a, _ in sizes]) if sizes else np.zeros(1)
     h = np.array([b for _, b in sizes]) if sizes else np.zeros(1)
     skip = option("on_bad_image", "skip")
     problems = [{"check": "layout", "message": m} for m in dataset.problems()]
     problems += [{"check": "duplicates", "message": m} for m in find_leaks(dataset, hashes)]
     problems += [{"check": "mask", "message": m} for m in mask_problems]
+    problems += [{"check": "image size", "message": m} for m in size_problems]
     problems += [{"check": "unreadable", "message": f"{u['source']}: {u['reason']} (train stops here unless {skip})"}
                  for u in unreadable]
     problems += [{"check": "not an image", "message": f"{src}: {why} (train stops here unless {skip})"}
@@ -70,6 +84,8 @@ def inspect_dataset(dataset: Dataset, grid: Path | None = None, per_class: int =
         "problems": problems,
         "ok": not problems,
     }
+    if boxes is not None:
+        report["detection"] = boxes
     if grid is not None:
         bad = {u["source"] for u in unreadable}
         report["grid"] = str(sample_grid(dataset, Path(grid), per_class, bad))

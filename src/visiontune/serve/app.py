@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import hmac
 import json
 import logging
 import os
@@ -23,34 +22,25 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from fastapi import Depends, FastAPI
+from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.concurrency import run_in_threadpool
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from visiontune.errors import (
-    AuthError,
-    ForbiddenError,
     OverloadedError,
-    PayloadTooLargeError,
-    RequestError,
-    ServiceUnavailableError,
     UnknownModelError,
-    UnsupportedMediaTypeError,
-    VisiontuneError,
     option,
 )
 from visiontune.runtime import INFERENCE_PRECISION, fewer_malloc_arenas
+from visiontune.serve import routes
 from visiontune.serve.batching import DynamicBatcher
-from visiontune.serve.codecs import check_accept
 from visiontune.serve.handler import Handler
 from visiontune.serve.runtimes import Runtime
+from visiontune.web import app as web_app
+from visiontune.web.auth import ApiKey
+from visiontune.web.security import Limits
 
 log = logging.getLogger("visiontune.serve")
-TARGET_MODEL = "x-amzn-sagemaker-target-model"
-CUSTOM_ATTRIBUTES = "x-amzn-sagemaker-custom-attributes"
 #: answers of at most this many probabilities are encoded on the event loop; larger ones in a thread
 INLINE_RENDER_VALUES = 4096
 
@@ -70,11 +60,19 @@ class ServerSettings:
     max_payload_mb: float = 6.0          # SageMaker real-time endpoints accept 6 MB
     max_pixels: int = 40_000_000
     api_key: str | None = None
+    #: /metrics without the API key (for a Prometheus scraper that sends none); off: the key guards it too
+    metrics_public: bool = False
+    #: the Host headers answered (``web.security.allowed_hosts`` of a loopback bind); None: any
+    allowed_hosts: list[str] | None = None
     #: POST/DELETE /models load code from server paths: off unless asked for (the CLI turns it on with an API key)
     allow_model_management: bool = False
+    #: models with their own code/inference.py may load (--no-custom-code: refused at start-up and by POST /models)
+    custom_code: bool = True
     #: the model process's socket (``visiontune serve --model-process``): models with the default model_fn
     #: live there, once, and every worker's requests are batched there; empty = each worker holds its own
     model_process: str = ""
+    #: a custom model_fn's torch.load may unpickle whole models (``--trust-pickled-model``): runs their code
+    trust_pickled_model: bool = False
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -91,7 +89,8 @@ class Endpoint:
         self.decoder = decoder
         self.handler = Handler(Path(path), runtime=settings.runtime, device=settings.device,
                                precision=settings.precision, threads=settings.threads, max_pixels=settings.max_pixels,
-                               model_process=settings.model_process, name=name).load()
+                               model_process=settings.model_process, name=name,
+                               trust_pickled_model=settings.trust_pickled_model).load()
         # a model in the model process computes there (and is batched there, with every worker's requests):
         # here requests only wait for it, many at once
         self.remote = getattr(self._runtime, "concurrent", False)
@@ -144,8 +143,7 @@ class Endpoint:
 
     async def invoke(self, body: bytes, content_type: str, accept: str, top_k: int | None) -> tuple[bytes, str]:
         h = self.handler
-        if "output_fn" not in h.hooks:
-            check_accept(accept, top_k, h.spatial)  # 406 / 400 before any work
+        h.check_accept(accept, top_k)  # 406 / 400 before any work
         loop = asyncio.get_running_loop()
         if self.batcher is not None:
             self.batcher.arriving()
@@ -227,55 +225,11 @@ class Repository:
         return self.get(endpoint_name)
 
 
-def _error_response(exc: Exception) -> JSONResponse:
-    """Every error the server answers, as JSON with its status: typed errors carry theirs."""
-    if isinstance(exc, OverloadedError):
-        return JSONResponse({"error": str(exc), "status": exc.status, "retry_after": exc.retry_after},
-                            status_code=exc.status, headers={"Retry-After": str(exc.retry_after)})
-    if isinstance(exc, RequestError):
-        status, message = exc.status, str(exc)
-    elif isinstance(exc, VisiontuneError):
-        status, message = 400, str(exc)
-    else:
-        log.error("request failed", exc_info=exc)
-        status, message = 500, f"{type(exc).__name__}: {exc}"
-    return JSONResponse({"error": message, "status": status}, status_code=status)
+ROUTES_HINT = ("the server answers GET /ping, POST /invocations, POST /endpoints/NAME/invocations, /models and "
+               "GET /metrics")
 
 
-async def _http_error(request: Request, exc: Exception) -> JSONResponse:
-    if isinstance(exc, RequestValidationError):
-        return JSONResponse({"error": f"bad request: {exc.errors()}", "status": 422}, status_code=422)
-    status = exc.status_code
-    message = {404: f"no such path: {request.method} {request.url.path}; the server answers GET /ping, "
-                    "POST /invocations, POST /endpoints/NAME/invocations, /models and GET /metrics",
-               405: f"{request.method} is not allowed on {request.url.path}"}.get(status, str(exc.detail))
-    return JSONResponse({"error": message, "status": status}, status_code=status, headers=getattr(exc, "headers", None))
-
-
-def _top_k(request: Request) -> int | None:
-    value = request.query_params.get("top_k")
-    attrs = request.headers.get(CUSTOM_ATTRIBUTES, "")
-    for part in attrs.replace(";", ",").split(","):
-        k, _, v = part.partition("=")
-        if k.strip() == "top_k":
-            value = v.strip()
-    if value is None:
-        return None
-    try:
-        k = int(value)
-    except ValueError as exc:
-        raise RequestError(f"top_k={value!r}: give a whole number") from exc
-    if k < 1:
-        raise RequestError(f"top_k={k}: must be 1 or more")
-    return k
-
-
-def create_app(settings: ServerSettings) -> FastAPI:
-    fewer_malloc_arenas()
-    metrics = Metrics()
-    repo = Repository(settings, metrics)
-    max_bytes = int(settings.max_payload_mb * 1024 * 1024)
-
+def _lifespan(settings: ServerSettings, repo: Repository):
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         if settings.threads:
@@ -301,142 +255,28 @@ def create_app(settings: ServerSettings) -> FastAPI:
             await ep.close()
         repo.decoder.shutdown(wait=False)
 
-    app = FastAPI(title="visiontune model server", lifespan=lifespan)
-    app.state.repo = repo
-    app.state.load_error = None
-    app.add_exception_handler(VisiontuneError, lambda request, exc: _error_response(exc))
-    # 404 (no such route), 405 (wrong method) and 422 answer in the same {"error", "status"} shape
-    app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(RequestValidationError, _http_error)
+    return lifespan
 
-    def check_auth(request: Request) -> None:
-        if not settings.api_key:
-            return
-        given = request.headers.get("x-api-key")
-        auth = request.headers.get("authorization", "")
-        if given is None and auth.lower().startswith("bearer "):
-            given = auth[7:].strip()
-        if given is None:
-            raise AuthError("this server needs an API key: send it as X-Api-Key or Authorization: Bearer")
-        if not hmac.compare_digest(given.encode(), settings.api_key.encode()):
-            raise ForbiddenError("the API key is not valid")
 
-    async def read_body(request: Request) -> bytes:
-        length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > max_bytes:
-            raise PayloadTooLargeError(f"the body is {int(length)} bytes; the limit is {max_bytes} "
-                                       f"(raise it with {option('max_payload_mb')})")
-        chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > max_bytes:
-                raise PayloadTooLargeError(f"the body is over the limit of {max_bytes} bytes "
-                                           f"(raise it with {option('max_payload_mb')})")
-            chunks.append(chunk)
-        return b"".join(chunks)
-
-    async def invoke(request: Request, pick) -> Response:
-        started = time.perf_counter()
-        name = "-"
-        try:
-            check_auth(request)
-            loader = getattr(app.state, "loader", None)
-            if not repo.ready and loader is not None and loader.is_alive():
-                await run_in_threadpool(loader.join, 300)  # a worker still loading: wait, do not 404
-            if app.state.load_error:
-                raise ServiceUnavailableError(f"the model failed to load: {app.state.load_error}")
-            ep = pick()
-            name = ep.name
-            ep.admit()  # before the body is read: a full queue costs the server nothing more
-            try:
-                body = await read_body(request)
-                out, ctype = await ep.invoke(body, request.headers.get("content-type", ""),
-                                             request.headers.get("accept", ""), _top_k(request))
-            finally:
-                ep.release()
-            response = Response(out, media_type=ctype)
-        except Exception as exc:  # noqa: BLE001 - the server keeps serving; the client learns why
-            response = _error_response(exc)
-        status = response.status_code
-        metrics.requests.labels(name, str(status)).inc()
-        if status >= 400:
-            metrics.errors.labels(name, str(status)).inc()
-        metrics.latency.labels(name).observe(time.perf_counter() - started)
-        return response
-
-    @app.get("/ping")
-    async def ping():
-        if repo.ready and repo.endpoints:
-            problems = [p for p in (ep.problem() for ep in list(repo.endpoints.values())) if p]
-            if problems:  # a load balancer stops sending here
-                return JSONResponse({"status": "failed", "error": problems[0]}, status_code=503)
-            return JSONResponse({"status": "ok", "models": list(repo.endpoints)})
-        if app.state.load_error:
-            return JSONResponse({"status": "failed", "error": app.state.load_error}, status_code=503)
-        return JSONResponse({"status": "loading" if settings.models else "no model loaded"}, status_code=503)
-
-    @app.post("/invocations")
-    async def invocations(request: Request):
-        target = request.headers.get(TARGET_MODEL)
-        return await invoke(request, lambda: repo.get(target))
-
-    @app.post("/endpoints/{endpoint_name}/invocations")
-    async def endpoint_invocations(endpoint_name: str, request: Request):
-        target = request.headers.get(TARGET_MODEL)
-        return await invoke(request, lambda: repo.get(target) if target else repo.for_endpoint(endpoint_name))
-
-    @app.post("/models/{name}/invoke")
-    async def model_invoke(name: str, request: Request):
-        return await invoke(request, lambda: repo.get(name))
-
-    @app.get("/models")
-    async def list_models(request: Request):
-        check_auth(request)
-        return JSONResponse({"models": [ep.describe() for ep in repo.endpoints.values()]})
-
-    @app.post("/models")
-    async def load_model(request: Request):
-        check_auth(request)
-        if not settings.allow_model_management:
-            raise ForbiddenError("model management is off on this server (start it with an API key, "
-                                 "or allow_model_management on a trusted machine)")
-        if not request.headers.get("content-type", "").startswith("application/json"):
-            raise UnsupportedMediaTypeError("send the model to load as application/json")
-        try:
-            doc = json.loads(await request.body())
-            name, path = str(doc["name"]), str(doc["path"])
-        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as exc:
-            raise RequestError('send {"name": "...", "path": "<model folder or model.tar.gz>"}') from exc
-        with repo.lock:
-            if name in repo.endpoints or name in repo.loading:
-                raise RequestError(f"model {name!r} is already loaded; unload it first")
-            repo.loading.add(name)
-        try:
-            ep = await run_in_threadpool(repo.load, name, path)
-        except VisiontuneError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - a damaged model folder: JSON, not a plain-text 500
-            return _error_response(exc)
-        finally:
-            repo.loading.discard(name)
-        repo.ready = True
-        return JSONResponse(ep.describe(), status_code=201)
-
-    @app.delete("/models/{name}")
-    async def unload_model(name: str, request: Request):
-        check_auth(request)
-        if not settings.allow_model_management:
-            raise ForbiddenError("model management is off on this server")
-        ep = repo.get(name)
-        with repo.lock:
-            repo.endpoints.pop(name, None)
-        await ep.close()
-        return JSONResponse({"unloaded": name})
-
-    @app.get("/metrics")
-    async def prometheus():
-        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
-
+def create_app(settings: ServerSettings) -> FastAPI:
+    """The server's app, wired from ``web/`` (guard, one error shape, the API key as a dependency) and the
+    routers of ``serve/routes.py``."""
+    fewer_malloc_arenas()
+    metrics = Metrics()
+    repo = Repository(settings, metrics)
+    payload = int(settings.max_payload_mb * 1024 * 1024)
+    hint = f"raise it with {option('max_payload_mb')}"
+    limits = Limits(routes={p: payload for p in ("/invocations", "/endpoints/", "/models/")},
+                    hints={p: hint for p in ("/invocations", "/endpoints/", "/models/")})
+    hosts = set(settings.allowed_hosts) if settings.allowed_hosts else None
+    app = web_app.create("visiontune model server", hosts=hosts, limits=limits, routes_hint=ROUTES_HINT,
+                         lifespan=_lifespan(settings, repo))
+    app.state.repo, app.state.settings, app.state.metrics = repo, settings, metrics
+    app.state.load_error, app.state.max_bytes = None, payload
+    key = [Depends(ApiKey(settings.api_key))]
+    app.include_router(routes.public)
+    app.include_router(routes.protected, dependencies=key)
+    app.include_router(routes.metrics, dependencies=[] if settings.metrics_public else key)
     return app
 
 

@@ -11,18 +11,15 @@ from pathlib import Path
 
 from visiontune.errors import ConfigError
 
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
-
-
 def _server_file() -> Path:
-    from visiontune.studio.app import studio_home
+    from visiontune.studio.context import studio_home
 
     return studio_home() / "server.json"
 
 
 def running_url() -> str | None:
     """The link of the studio running on this machine (``visiontune studio --url``), if one is."""
-    from visiontune.jobs.store import pid_alive
+    from visiontune.procs import pid_alive
 
     try:
         info = json.loads(_server_file().read_text())
@@ -32,16 +29,16 @@ def running_url() -> str | None:
 
 
 def serve(port: int = 8765, data_roots: list[str | Path] | None = None, host: str = "127.0.0.1",
-          allow_remote: bool = False, announce=print) -> None:
-    """Run the studio until interrupted; prints its link (with a new token each start)."""
+          allow_remote: bool = False, announce=print, stop_endpoints: bool = False) -> None:
+    """Run the studio until interrupted; prints its link (with a new token each start).  On exit it says
+    which endpoints keep running; ``stop_endpoints``: it stops the ones it started first."""
     import uvicorn
 
     from visiontune.serve.endpoints import port_in_use
     from visiontune.studio.app import Settings, create_app
+    from visiontune.web.security import LOOPBACK, base_url, check_bind
 
-    if host not in LOOPBACK and not allow_remote:
-        raise ConfigError(f"--host {host}: the studio would be reachable from other machines; add --allow-remote "
-                          "to mean it (the link's token is the only protection: put it behind HTTPS)")
+    check_bind(host, allow_remote, "the studio")
     if port_in_use(port, "127.0.0.1" if host in LOOPBACK else host):
         other = running_url()
         raise ConfigError(f"port {port} is already in use" + (f" (a studio runs at {other})" if other else "")
@@ -52,8 +49,7 @@ def serve(port: int = 8765, data_roots: list[str | Path] | None = None, host: st
             raise ConfigError(f"--data-root {r}: not a folder")
     settings = Settings(roots=roots, port=port, host=host)
     app = create_app(settings)
-    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else f"[{host}]" if ":" in host else host
-    url = f"http://{shown}:{port}/?token={settings.access.token}"
+    url = f"{base_url(host, port)}/?token={settings.access.token}"
     path = _server_file()
     path.unlink(missing_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # the token is never readable by others
@@ -68,6 +64,30 @@ def serve(port: int = 8765, data_roots: list[str | Path] | None = None, host: st
         uvicorn.run(app, host=host, port=port, access_log=False, log_level="warning", timeout_graceful_shutdown=3)
     finally:
         path.unlink(missing_ok=True)
+        on_exit(settings.deployed, stop_endpoints, announce)
 
 
-__all__ = ["serve", "running_url"]
+def on_exit(deployed: set, stop_endpoints: bool, announce=print) -> list[str]:
+    """What the studio says when it stops: the endpoints that keep running (each its own process), after
+    stopping the ones this studio started when ``stop_endpoints``.  Returns the names still running."""
+    from visiontune.serve.endpoints import list_endpoints, stop
+
+    running = list_endpoints()
+    if stop_endpoints:
+        for ep in [e for e in running if e.name in deployed]:
+            try:
+                stop(ep.name)
+                announce(f"stopped endpoint {ep.name}")
+            except Exception as e:  # noqa: BLE001 - say so, stop the others
+                announce(f"could not stop endpoint {ep.name}: {e}")
+        running = list_endpoints()
+    if running:
+        announce("endpoints still running (each in its own process): "
+                 + ", ".join(f"{e.name} {e.url}" for e in running)
+                 + "; stop one with `visiontune endpoints stop NAME`"
+                 + ("" if stop_endpoints else ", or start the studio with --stop-endpoints to stop the ones "
+                                              "it deploys when it exits"))
+    return [e.name for e in running]
+
+
+__all__ = ["serve", "running_url", "on_exit"]

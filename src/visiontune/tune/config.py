@@ -34,6 +34,7 @@ from typing import Any
 
 from visiontune.errors import ConfigError
 from visiontune.jobs.base import METRIC_ALIASES
+from visiontune.names import check_name
 from visiontune.tune.parameters import Parameter, parse_range
 from visiontune.tune.strategies import EARLY_STOPPING, get_strategy
 
@@ -71,8 +72,7 @@ class TuningConfig:
 
     # ------------------------------------------------------------------ checks
     def check(self) -> None:
-        if not self.name or not all(c.isalnum() or c in "-_" for c in self.name):
-            raise ConfigError(f"name {self.name!r}: give the tuning job a name of letters, digits, - and _")
+        check_name(self.name, "tuning job name", reserve=TRIAL_SUFFIX)
         if self.kind not in ("builtin", "script"):
             raise ConfigError("give what to tune: a `train:` section (the built-in engine) or a `script:` section")
         if self.objective_type not in OBJECTIVE_TYPES:
@@ -169,11 +169,11 @@ class TuningConfig:
             name=str(doc.get("name") or ""), kind=kind, base=base, objective_metric=str(objective["metric"]),
             objective_type=str(objective.get("type", "Maximize")),
             ranges={n: parse_range(n, r) for n, r in (doc.get("ranges") or {}).items()},
-            max_jobs=int(doc.get("max_jobs", 10)), max_parallel_jobs=int(doc.get("max_parallel_jobs", 1)),
+            max_jobs=_count(doc, "max_jobs", 10), max_parallel_jobs=_count(doc, "max_parallel_jobs", 1),
             strategy=str(doc.get("strategy", "Bayesian")), early_stopping=str(doc.get("early_stopping", "Off")),
             target_objective=completion.get("target_objective"),
             max_jobs_not_improving=completion.get("max_jobs_not_improving"),
-            warm_start=[warm] if isinstance(warm, str) else list(warm), seed=int(doc.get("seed", 0)),
+            warm_start=[warm] if isinstance(warm, str) else list(warm), seed=_count(doc, "seed", 0),
             backend=str(doc.get("backend", "local")), ray_address=doc.get("ray_address"),
             resources_per_trial=dict(doc.get("resources_per_trial") or {"cpu": 1, "gpu": 0}),
             output=doc.get("output"))
@@ -195,6 +195,24 @@ class TuningConfig:
             return cls.from_dict(doc, base_dir=path.parent)
         except ConfigError as exc:
             raise ConfigError(f"{path}: {exc}") from exc
+
+
+#: what a trial's job name adds to the tuning job's: ``-NNN`` and, for a re-run attempt, ``-N``
+TRIAL_SUFFIX = 8
+
+
+def _count(doc: dict, key: str, default: int) -> int:
+    """A whole-number setting (also from a form's text); a message naming it otherwise."""
+    value = doc.get(key)
+    if value is None or value == "":
+        return default
+    try:
+        number = float(value)
+        if isinstance(value, bool) or not number.is_integer():
+            raise ValueError(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{key}: give a whole number (got {value!r})") from None
+    return int(number)
 
 
 def study_name(name: str) -> str:
@@ -227,3 +245,33 @@ def _relative_to(base: dict, kind: str, root: Path) -> dict:
             base["entry_point"] = fix(str(base["entry_point"]))
         base["channels"] = {k: fix(str(v)) for k, v in (base.get("channels") or {}).items()}
     return base
+
+
+#: the objectives a form offers (the built-in engine's validation metrics)
+OBJECTIVES = [{"metric": "validation:accuracy", "type": "Maximize"},
+              {"metric": "validation:loss", "type": "Minimize"},
+              {"metric": "validation:mAP", "type": "Maximize"},
+              {"metric": "validation:mIoU", "type": "Maximize"}]
+#: the ranges a form offers, with a starting suggestion each (log scale where it is the usual one)
+SUGGESTED_RANGES = {"learning_rate": (1e-4, 1e-2, True), "weight_decay": (1e-6, 1e-2, True),
+                    "dropout": (0.0, 0.5, False), "hidden_units": (0, 512, False), "batch_size": (16, 128, True),
+                    "label_smoothing": (0.0, 0.2, False), "momentum": (0.8, 0.99, False), "epochs": (2, 20, False),
+                    "trainable_stages": (1, 4, False)}
+TUNABLE_CHOICES = ("augmentation", "optimizer", "lr_scheduler", "mode")
+
+
+def tunable_fields() -> list[dict]:
+    """The built-in engine's options a tuning form offers as ranges, with the field's help text."""
+    from visiontune.train.config import form_fields
+
+    by_name = {f["name"]: f for f in form_fields()}
+    rows = []
+    for name, (lo, hi, log) in SUGGESTED_RANGES.items():
+        f = by_name[name]
+        rows.append({"name": name, "type": "integer" if f["type"] == "int" else "continuous", "min": lo, "max": hi,
+                     "log": log, "help": f["help"], "suggested": name == "learning_rate"})
+    for name in TUNABLE_CHOICES:
+        f = by_name[name]
+        rows.append({"name": name, "type": "categorical", "values": f["choices"], "help": f["help"],
+                     "suggested": False})
+    return rows

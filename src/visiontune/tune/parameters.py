@@ -177,13 +177,21 @@ def parse_range(name: str, spec: Any) -> Parameter:
     if kind == "continuous":
         p: Parameter = ContinuousParameter(_number(name, lo, "min"), _number(name, hi, "max"), scaling)
     elif kind == "integer":
-        p = IntegerParameter(lo, hi, scaling)
+        p = IntegerParameter(_whole(name, lo, "min"), _whole(name, hi, "max"), scaling)
     elif kind == "categorical":
         p = CategoricalParameter(spec.get("values"))
     else:
         raise ConfigError(f"ranges.{name}: type {spec['type']!r}: choose continuous, integer or categorical")
     p.check(name)
     return p
+
+
+def _whole(name: str, v: Any, which: str) -> int:
+    """An integer range's end, also from a form's text ("4", "4.0"); refused when it is not whole."""
+    number = _number(name, v, which)
+    if not number.is_integer():
+        raise ConfigError(f"ranges.{name}: {which} must be a whole number (got {v!r})")
+    return int(number)
 
 
 def _number(name: str, v: Any, which: str) -> float:

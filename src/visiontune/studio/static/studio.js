@@ -34,7 +34,7 @@ function svg(tag, attrs, ...children) {
 }
 
 class ApiError extends Error {
-  constructor(message, field, status) { super(message); this.field = field; this.status = status; }
+  constructor(message, field, status, fields) { super(message); this.field = field; this.status = status; this.fields = fields || []; }
 }
 
 async function api(path, opts = {}) {
@@ -46,7 +46,7 @@ async function api(path, opts = {}) {
   const text = await r.text();
   let data = null;
   try { data = text ? JSON.parse(text) : null; } catch (e) { data = { error: text }; }
-  if (!r.ok) throw new ApiError((data && (data.error || data.detail)) || `${r.status} ${r.statusText}`, data && data.field, r.status);
+  if (!r.ok) throw new ApiError((data && (data.error || data.detail)) || `${r.status} ${r.statusText}`, data && data.field, r.status, data && data.fields);
   return data;
 }
 
@@ -71,6 +71,31 @@ const fmt = {
   secs(s) { if (s === null || s === undefined) return "–"; s = Math.round(s); return s < 60 ? `${s} s` : s < 3600 ? `${Math.floor(s / 60)} min ${s % 60} s` : `${Math.floor(s / 3600)} h ${Math.floor(s % 3600 / 60)} min`; },
   when(t) { return t ? new Date(t * 1000).toLocaleString() : "–"; },
 };
+
+// a form's errors, each beside its field (err-NAME), the rest (and a single error without a field) on top
+function showErrors(ex, form, top, prefix) {
+  const list = ex.fields && ex.fields.length ? ex.fields : [{ field: ex.field, error: ex.message }];
+  const leftover = [];
+  let first = null;
+  for (const f of list) {
+    const slot = f.field && form.querySelector(`#err-${CSS.escape(f.field)}`);
+    if (slot) { slot.textContent = slot.textContent ? `${slot.textContent}; ${f.error}` : f.error; first = first || f.field; }
+    else leftover.push(f.error);
+  }
+  top.textContent = leftover.join("; ");
+  const input = first && document.getElementById(`${prefix}${first}`);
+  if (input) { const d = input.closest("details"); if (d) d.open = true; input.focus(); }
+}
+
+// deploy a job; a job that already has an endpoint asks before it starts a second one
+async function deployJob(job) {
+  try { return await api("/api/endpoints", { method: "POST", json: { job } }); }
+  catch (e) {
+    if (e.status !== 409) throw e;
+    if (!confirm(`${e.message}\n\nStart another endpoint for it?`)) return null;
+    return api("/api/endpoints", { method: "POST", json: { job, again: true } });
+  }
+}
 
 function badge(status) { return el("span", { class: `badge ${String(status).toLowerCase()}` }, status); }
 
@@ -139,7 +164,7 @@ function table(headers, rows, opts = {}) {
 // ---------------------------------------------------------------- Models
 async function modelsPage() {
   const models = await api("/api/models");
-  const q = el("input", { type: "search", id: "q", placeholder: "resnet, mobile, efficientnet…", autocomplete: "off" });
+  const q = el("input", { type: "search", id: "q", placeholder: "name or tag: mobile, timm, offline, segmentation…", autocomplete: "off" });
   const task = el("select", { id: "task" }, el("option", { value: "" }, "any task"), ...["classification", "multi-label", "segmentation"].map(t => el("option", { value: t }, t)));
   const size = el("select", { id: "size" }, el("option", { value: "" }, "any size"), el("option", { value: "s" }, "small (< 6M parameters)"), el("option", { value: "m" }, "medium (6–20M)"), el("option", { value: "l" }, "large (> 20M)"));
   const offline = el("input", { type: "checkbox", id: "offline" });
@@ -147,7 +172,8 @@ async function modelsPage() {
   const grid = el("div", { class: "cards", id: "cards" });
   function draw() {
     const words = q.value.toLowerCase().split(/\s+/).filter(Boolean);
-    let shown = models.filter(m => words.every(w => `${m.name} ${m.arch} ${m.description} ${m.library}`.toLowerCase().includes(w)))
+    const tags = m => [m.name, m.arch, m.library, ...m.tasks, m.offline ? "offline" : "download", m.license || ""].join(" ").toLowerCase();
+    let shown = models.filter(m => words.every(w => tags(m).includes(w)))
       .filter(m => !task.value || m.tasks.includes(task.value))
       .filter(m => !offline.checked || m.offline)
       .filter(m => !size.value || (m.params_m !== null && (size.value === "s" ? m.params_m < 6 : size.value === "m" ? m.params_m >= 6 && m.params_m <= 20 : m.params_m > 20)));
@@ -203,12 +229,22 @@ async function dataPage() {
   const list = el("ul", { class: "folders", id: "folders" });
   const info = el("p", { class: "muted", id: "folder-info" });
   const use = el("button", { type: "button", id: "use-folder" }, "Inspect this folder");
-  const report = el("section", { id: "report" });
+  const report = el("section", { id: "report", "aria-live": "polite" });
+  const next = params.get("next") === "tune" ? "tune" : "train";  // the page that sent us here ("choose…")
+  const here = () => `${state.root}:${state.path}`;
 
   async function browse(root, path) {
     try {
       const b = await api(`/api/data/browse?root=${root}&path=${encodeURIComponent(path)}`);
       state.root = b.root; state.path = b.path;
+      const q = new URLSearchParams({ root: b.root, path: b.path });
+      if (next === "tune") q.set("next", "tune");
+      history.replaceState(null, "", `/data?${q}`);
+      if (report.dataset.folder !== here()) {  // the inspection panel follows the folder you are in
+        report.dataset.folder = here();
+        fill(report, el("p", { class: "muted", id: "report-hint" }, `${b.root_path}${b.path ? "/" + b.path : ""}: not inspected yet. `,
+          "Inspect this folder to see its classes, sizes and problems before training on it."));
+      }
       const parts = b.path ? b.path.split("/") : [];
       fill(crumbs, el("button", { type: "button", class: "link", onclick: () => browse(root, "") }, b.root_path),
         ...parts.map((p, i) => [" / ", el("button", { type: "button", class: "link", onclick: () => browse(root, parts.slice(0, i + 1).join("/")) }, p)]).flat());
@@ -220,9 +256,11 @@ async function dataPage() {
   }
 
   async function inspect() {
-    use.disabled = true; fill(report, el("p", { class: "muted" }, "Reading every image…"));
+    const folder = here();
+    use.disabled = true; report.dataset.folder = folder; fill(report, el("p", { class: "muted" }, "Reading every image…"));
     try {
       const r = await api("/api/data/inspect", { method: "POST", json: { root: state.root, path: state.path } });
+      if (here() !== folder) return;  // the user moved on meanwhile: this report is not about where they are
       localStorage.setItem("vt.data", JSON.stringify({ root: state.root, path: state.path, label: r.root }));
       const splits = Object.keys(r.counts || {});
       const rows = (r.classes || []).map(c => [c, ...splits.map(s => (r.counts[s] || {})[c] || 0)]);
@@ -234,9 +272,11 @@ async function dataPage() {
         r.problems.length ? el("div", { class: "problems", id: "problems", role: "alert" }, el("h3", {}, `${r.problems.length} problem(s): training would stop here`), el("ul", {}, r.problems.map(p => el("li", {}, `[${p.check}] ${p.message}`)))) : el("p", { class: "ok", id: "data-ok" }, "No problems found: training can start."),
         table(["class", ...splits], rows),
         r.grid ? el("img", { src: r.grid, alt: "a sample of images per class", class: "grid-img", id: "sample-grid" }) : null,
-        el("div", { class: "actions" }, el("a", { class: "button", id: "train-on", href: `/train?root=${state.root}&path=${encodeURIComponent(state.path)}` }, "Train on this data")));
-    } catch (e) { fill(report, el("p", { class: "problems", role: "alert", id: "problems" }, e.message)); }
-    use.disabled = false;
+        el("div", { class: "actions" }, [
+          el("a", { class: next === "train" ? "button" : "button secondary", id: "train-on", href: `/train?root=${state.root}&path=${encodeURIComponent(state.path)}` }, "Train on this data"),
+          el("a", { class: next === "tune" ? "button" : "button secondary", id: "tune-on", href: `/tune?root=${state.root}&path=${encodeURIComponent(state.path)}` }, "Tune on this data")][next === "tune" ? "reverse" : "slice"]()));
+    } catch (e) { if (here() === folder) fill(report, el("p", { class: "problems", role: "alert", id: "problems" }, e.message)); }
+    finally { use.disabled = false; }
   }
 
   // uploads: a zip, or images dropped onto the zone (into NAME/CLASS/)
@@ -251,7 +291,8 @@ async function dataPage() {
       for (const f of files) {
         const isZip = f.name.toLowerCase().endsWith(".zip");
         const q = new URLSearchParams({ name: upName.value.trim() });
-        if (!isZip) { q.set("label", upClass.value.trim()); q.set("filename", f.name); }
+        q.set("filename", f.name);  // errors name your file, not the server's temporary one
+        if (!isZip) q.set("label", upClass.value.trim());
         last = await api(`/api/data/upload?${q}`, { method: "POST", body: f, type: isZip ? "application/zip" : (f.type || "image/jpeg") });
       }
       toast(`Uploaded ${files.length} file(s)`);
@@ -329,9 +370,7 @@ async function trainPage() {
       const r = await api("/api/jobs", { method: "POST", json: { config, data, submission } });
       location.href = `/jobs/${encodeURIComponent(r.job)}`;
     } catch (ex) {
-      const slot = ex.field && document.getElementById(`err-${ex.field}`);
-      (slot || top).textContent = ex.message;
-      if (slot) { const input = document.getElementById(`f-${ex.field}`); if (input) input.focus(); }
+      showErrors(ex, form, top, "f-");  // every field at fault at once, each beside its field
       go.disabled = false; go.textContent = "Train";
     }
   });
@@ -348,8 +387,9 @@ async function jobPage() {
   const charts = el("div", { id: "charts" });
   const results = el("section", { id: "results" });
   const logs = el("pre", { id: "logs", tabindex: "0", "aria-label": "log" });
-  let status = null, series = {};
+  let status = null, series = {}, etaAt = null;
   stop.addEventListener("click", async () => {
+    if (!confirm(`Stop ${name}? It stops at the next batch; its last epoch's checkpoint stays, so it can be resumed.`)) return;
     stop.disabled = true;
     try { await api(`/api/jobs/${encodeURIComponent(name)}/stop`, { method: "POST" }); toast("Stop requested"); } catch (e) { toast(e.message, true); stop.disabled = false; }
   });
@@ -360,10 +400,21 @@ async function jobPage() {
       s.failure ? el("p", { class: "problems", role: "alert" }, s.failure) : null].filter(Boolean));
     if (s.epochs) { bar.max = s.epochs; bar.value = done; }
     if (s.status === "Completed") { bar.max = 1; bar.value = 1; }
-    const perEpoch = done ? s.elapsed / done : null;
-    eta.textContent = s.status === "InProgress" ? `epoch ${done}/${s.epochs || "?"} · ${fmt.secs(s.elapsed)} elapsed${perEpoch && s.epochs ? ` · about ${fmt.secs(perEpoch * (s.epochs - done))} left` : ""}` : `${fmt.secs(s.elapsed)}`;
+    // the server's estimate (epoch times, smoothed), counted down between its updates: it never grows within an epoch
+    etaAt = s.status === "InProgress" && s.eta !== null && s.eta !== undefined ? { left: s.eta, at: Date.now(), elapsed: s.elapsed } : null;
+    drawEta();
     stop.hidden = s.status !== "InProgress";
   }
+  function drawEta() {
+    const s = status;
+    if (s.status !== "InProgress") { eta.textContent = fmt.secs(s.elapsed); return; }
+    const since = etaAt ? (Date.now() - etaAt.at) / 1000 : 0;
+    const left = etaAt ? Math.max(0, etaAt.left - since) : null;
+    eta.textContent = `epoch ${s.done ?? 0}/${s.epochs || "?"} · ${fmt.secs((s.elapsed || 0) + since)} elapsed` +
+      (left !== null ? ` · about ${fmt.secs(left)} left` : s.epochs ? " · time left: after the first epoch" : "");
+    eta.dataset.left = left === null ? "" : String(Math.round(left));
+  }
+  const ticker = setInterval(() => { if (status && status.status === "InProgress") drawEta(); }, 1000);
   async function drawResults() {
     const d = await api(`/api/jobs/${encodeURIComponent(name)}`);
     const out = [];
@@ -390,14 +441,18 @@ async function jobPage() {
           el("figcaption", {}, el("b", {}, r.label), ` → ${r.predicted} (${(r.probability * 100).toFixed(0)}%)`)))));
     } else if (d.misclassified) out.push(el("p", { class: "ok" }, "No mistakes on the evaluated split."));
     const actions = el("div", { class: "actions" });
-    if (files.has("model.tar.gz")) actions.append(el("a", { class: "button secondary", id: "download", href: file("model.tar.gz"), download: `${name}-model.tar.gz` }, "Download model.tar.gz"));
+    if (files.has("model.tar.gz")) actions.append(el("a", { class: "button secondary", id: "download", href: file("model.tar.gz"), download: `${name}-model.tar.gz` }, d.partial_model ? "Download the partial model" : "Download model.tar.gz"));
     if (d.result && d.result.debugger) {
       const rules = Object.entries(d.result.debugger);
       const issues = rules.filter(([, st]) => st === "IssuesFound").map(([r]) => r);
       const clean = rules.filter(([, st]) => st === "NoIssuesFound").length;
-      const other = rules.length - clean - issues.length;
+      const notRun = rules.filter(([, st]) => st === "NotRun").length;  // e.g. a GPU rule on a CPU run
+      const noData = rules.filter(([, st]) => st === "NoData").length;  // nothing they watch was saved
+      const other = rules.length - clean - issues.length - notRun - noData;
       out.splice(1, 0, el("p", { class: issues.length ? "warn" : "ok", id: "debugger" },
         `Debugger: ${clean} rules found no issues`, issues.length ? `; ${issues.length} found issues (${issues.join(", ")}): the report shows the evidence` : "",
+        notRun ? `; ${notRun} ${notRun === 1 ? "rule does" : "rules do"} not apply to this run` : "",
+        noData ? `; ${noData} had nothing saved to look at` : "",
         other ? `; ${other} did not run to the end` : "", "."));
     }
     const report = el("button", { type: "button", class: "secondary", id: "debug-report" }, "Debugger report");
@@ -411,11 +466,13 @@ async function jobPage() {
       const dep = el("button", { type: "button", id: "deploy" }, "Deploy");
       dep.addEventListener("click", async () => {
         dep.disabled = true; dep.textContent = "Starting endpoint…";
-        try { const ep = await api("/api/endpoints", { method: "POST", json: { job: name } }); location.href = `/deploy?endpoint=${encodeURIComponent(ep.name)}`; }
-        catch (e) { toast(e.message, true); dep.disabled = false; dep.textContent = "Deploy"; }
+        try { const ep = await deployJob(name); if (ep) location.href = `/deploy?endpoint=${encodeURIComponent(ep.name)}`; }
+        catch (e) { toast(e.message, true); }
+        dep.disabled = false; dep.textContent = "Deploy";
       });
       actions.append(dep);
     }
+    if (d.status.status === "Stopped") out.push(...stoppedActions(name, d, actions));
     out.push(actions, el("details", {}, el("summary", {}, "Hyperparameters"), table(["name", "value"], Object.entries(d.hyperparameters).map(([k, v]) => [k, String(v)]), { class: "kv" })));
     fill(results, ...out);
   }
@@ -429,6 +486,24 @@ async function jobPage() {
   events.addEventListener("log", e => { logs.textContent = (logs.textContent + JSON.parse(e.data)).slice(-60000); logs.scrollTop = logs.scrollHeight; });
   events.addEventListener("end", () => { events.close(); drawResults(); });
   events.onerror = () => { if (events.readyState === EventSource.CLOSED) toast("Lost the live connection; reload the page", true); };
+}
+
+// a stopped job: Resume (from its last checkpoint, as a new job) and what it made so far
+function stoppedActions(name, d, actions) {
+  if (d.resumable) {
+    const resume = el("button", { type: "button", id: "resume" }, "Resume");
+    const submission = (crypto.randomUUID ? crypto.randomUUID() : String(Math.random()).slice(2));
+    resume.addEventListener("click", async () => {
+      resume.disabled = true; resume.textContent = "Resuming…";
+      try { const r = await api(`/api/jobs/${encodeURIComponent(name)}/resume`, { method: "POST", json: { submission } }); location.href = `/jobs/${encodeURIComponent(r.job)}`; }
+      catch (e) { toast(e.message, true); resume.disabled = false; resume.textContent = "Resume"; }
+    });
+    actions.prepend(resume);
+  }
+  const says = d.partial_model ? "It stopped with a model of what it had learnt: download it below."
+    : d.resumable ? "Stopped: Resume continues from its last finished epoch (the same options, in the same folder). The engine writes a model only when a run ends; its checkpoint is what it keeps until then."
+    : "Stopped before its first epoch ended: nothing to resume; train it again.";
+  return [el("p", { class: "muted", id: "stopped-note" }, says)];
 }
 
 // ---------------------------------------------------------------- Jobs and Compare
@@ -470,15 +545,30 @@ async function comparePage() {
   const names = (new URLSearchParams(location.search).get("jobs") || "").split(",").filter(Boolean);
   const details = await Promise.all(names.map(n => api(`/api/jobs/${encodeURIComponent(n)}`)));
   const metric = (d, pat) => { const k = Object.keys(d.series).find(k => pat.test(k) && !k.includes(":")); return k ? d.series[k] : []; };
-  const hp = new Set(details.flatMap(d => Object.keys(d.hyperparameters)));
-  const differs = [...hp].filter(k => new Set(details.map(d => JSON.stringify(d.hyperparameters[k]))).size > 1);
-  const metrics = new Set(details.flatMap(d => Object.keys(d.job.metrics)));
+  // what differs: the data first (not a hyperparameter, and the likeliest reason two results differ), then the settings
+  const settings = d => ({ data: d.job.data || "–", model: d.job.model, ...d.hyperparameters });
+  const keys = [...new Set(details.flatMap(d => Object.keys(settings(d))))];
+  const differs = keys.filter(k => new Set(details.map(d => JSON.stringify(settings(d)[k]))).size > 1);
+  const metrics = [...new Set(details.flatMap(d => Object.keys(d.job.metrics)))].sort();
+  const lower = m => /loss|seconds|time|error/.test(m);  // smaller is better
+  const by = el("select", { id: "compare-sort" }, el("option", { value: "" }, "as chosen"), metrics.map(m => el("option", { value: m }, `${m} (${lower(m) ? "lowest" : "highest"} first)`)));
+  const box = el("div", { id: "compare-tables" });
+  function draw() {
+    const m = by.value;
+    const order = [...details];
+    if (m) order.sort((a, b) => { const x = a.job.metrics[m], y = b.job.metrics[m]; if (x === undefined) return 1; if (y === undefined) return -1; return lower(m) ? x - y : y - x; });
+    const cols = order.map(d => d.job.name);
+    fill(box, el("h2", {}, "Metrics"),
+      table(["metric", ...cols], (m ? [m, ...metrics.filter(k => k !== m)] : metrics).map(k => [k === m ? el("b", {}, k) : k, ...order.map(d => fmt.num(d.job.metrics[k], 4))]), { id: "compare-metrics" }),
+      el("h2", {}, "What differs"), differs.length ? table(["setting", ...cols], differs.map(k => [k, ...order.map(d => String(settings(d)[k] ?? "–"))]), { id: "compare-differs" }) : el("p", {}, "Nothing: the same data and settings."));
+  }
+  by.addEventListener("change", draw);
   page("Compare jobs",
     el("div", { class: "charts" },
       lineChart("Validation accuracy", details.map(d => ({ name: d.job.name, points: metric(d, /^val_acc/) })), { unit: true }),
       lineChart("Validation loss", details.map(d => ({ name: d.job.name, points: metric(d, /^val_loss/) })))),
-    el("h2", {}, "Metrics"), table(["metric", ...names], [...metrics].sort().map(m => [m, ...details.map(d => fmt.num(d.job.metrics[m], 4))]), { id: "compare-metrics" }),
-    el("h2", {}, "Hyperparameters that differ"), differs.length ? table(["name", ...names], differs.map(k => [k, ...details.map(d => String(d.hyperparameters[k]))])) : el("p", {}, "None: the same settings."));
+    el("label", { for: "compare-sort" }, "Sort the jobs by ", by), box);
+  draw();
 }
 
 // ---------------------------------------------------------------- Deploy / Try it
@@ -494,7 +584,7 @@ async function deployPage() {
     endpoints = await api("/api/endpoints");
     fill(list, ...endpoints.map(ep => {
       const b = el("button", { type: "button", class: "danger small", "data-stop": ep.name }, "Stop");
-      b.addEventListener("click", async () => { b.disabled = true; try { await api(`/api/endpoints/${encodeURIComponent(ep.name)}/stop`, { method: "POST" }); await load(); } catch (e) { toast(e.message, true); } });
+      b.addEventListener("click", async () => { if (!confirm(`Stop endpoint ${ep.name}? Programs calling ${ep.invocations} will get no answer.`)) return; b.disabled = true; try { await api(`/api/endpoints/${encodeURIComponent(ep.name)}/stop`, { method: "POST" }); await load(); } catch (e) { toast(e.message, true); } });
       return el("tr", {}, el("td", {}, ep.name), el("td", {}, el("code", {}, ep.invocations)), el("td", {}, ep.job ? el("a", { href: `/jobs/${encodeURIComponent(ep.job)}` }, ep.job) : "pretrained"), el("td", {}, badge(ep.status)), el("td", {}, b));
     }));
     const keep = pick.value || want;
@@ -519,7 +609,7 @@ async function deployPage() {
   const deploy = el("button", { type: "button", id: "deploy-button", disabled: !jobs.length }, "Deploy");
   deploy.addEventListener("click", async () => {
     deploy.disabled = true; deploy.textContent = "Starting…";
-    try { const ep = await api("/api/endpoints", { method: "POST", json: { job: jobSel.value } }); pick.value = ep.name; await load(); pick.value = ep.name; drawSnippets(); toast(`Endpoint ${ep.name} is up`); }
+    try { const ep = await deployJob(jobSel.value); if (ep) { pick.value = ep.name; await load(); pick.value = ep.name; drawSnippets(); toast(`Endpoint ${ep.name} is up`); } }
     catch (e) { toast(e.message, true); }
     deploy.disabled = false; deploy.textContent = "Deploy";
   });
@@ -598,7 +688,7 @@ async function tunePage() {
   const go = el("button", { type: "submit", id: "tune-button" }, "Start tuning");
   const top = el("p", { class: "field-error", id: "err-form", role: "alert" });
   form.append(
-    el("div", { class: "field wide" }, el("span", { class: "label" }, "Data"), el("output", { id: "data-path" }, data ? `${(roots[data.root] || {}).path}/${data.path}` : "none chosen"), el("a", { href: "/data" }, " choose…"), err("data")),
+    el("div", { class: "field wide" }, el("span", { class: "label" }, "Data"), el("output", { id: "data-path" }, data ? `${(roots[data.root] || {}).path}/${data.path}` : "none chosen"), el("a", { href: data ? `/data?next=tune&root=${data.root}&path=${encodeURIComponent(data.path)}` : "/data?next=tune", id: "choose-data" }, " choose…"), err("data")),
     el("div", { class: "form-grid" },
       el("div", { class: "field" }, el("label", { for: "t-name" }, "tuning job name"), name, err("name")),
       el("div", { class: "field" }, el("label", { for: "t-model" }, "model"), model, err("model")),
@@ -628,8 +718,7 @@ async function tunePage() {
       const r = await api("/api/tune", { method: "POST", json: { name: name.value, data, base, ranges, objective: opts.objectives[Number(objective.value)], strategy: strategy.value, early_stopping: early.value, max_jobs: maxJobs.value, max_parallel_jobs: parallel.value, submission } });
       location.href = `/tune/${encodeURIComponent(r.tuning_job)}`;
     } catch (ex) {
-      const slot = ex.field && document.getElementById(`err-${ex.field}`);
-      (slot || top).textContent = ex.message;
+      showErrors(ex, form, top, "t-");
       go.disabled = false; go.textContent = "Start tuning";
     }
   });
@@ -647,16 +736,20 @@ async function tuningPage() {
   const chart = el("div", { id: "trials-chart", class: "charts" });
   const board = el("div", { id: "board" });
   const pics = el("div", { id: "tuning-plots", class: "charts" });
-  stop.addEventListener("click", async () => { stop.disabled = true; try { await api(`/api/tune/${encodeURIComponent(name)}/stop`, { method: "POST" }); toast("Stop requested"); } catch (e) { toast(e.message, true); } });
+  stop.addEventListener("click", async () => { if (!confirm(`Stop tuning job ${name}? Its running trials stop; finished trials stay on the leaderboard.`)) return; stop.disabled = true; try { await api(`/api/tune/${encodeURIComponent(name)}/stop`, { method: "POST" }); toast("Stop requested"); } catch (e) { toast(e.message, true); } });
   function draw(d) {
     const objective = d.config.objective || {};
     fill(head, badge(d.status), el("span", { class: "muted" }, ` ${objective.type || ""} ${objective.metric || ""} · ${d.leaderboard.length}/${d.config.max_jobs} trials · ${d.config.strategy}`),
       d.failure ? el("p", { class: "problems", role: "alert" }, d.failure) : null);
     stop.hidden = d.status !== "InProgress";
     const rows = d.leaderboard;
-    const params = rows.length ? Object.keys(rows[0]).filter(k => !["TrainingJobName", "TrainingJobStatus", "FinalObjectiveValue", "TrainingElapsedTimeSeconds", "TrialNumber", "Attempts", "FailureReason"].includes(k)) : [];
-    fill(board, rows.length ? table(["trial", "job", "status", "objective", "time", ...params],
-      rows.map(r => [r.TrialNumber, r.TrainingJobName ? el("a", { href: `/jobs/${encodeURIComponent(r.TrainingJobName)}` }, r.TrainingJobName) : "–", badge(r.TrainingJobStatus), fmt.num(r.FinalObjectiveValue, 4), fmt.secs(r.TrainingElapsedTimeSeconds), ...params.map(p => typeof r[p] === "number" ? (Number.isInteger(r[p]) ? r[p] : r[p].toPrecision(3)) : String(r[p]))]), { id: "leaderboard" }) : el("p", { class: "muted" }, "No trial has started yet."));
+    const own = ["TrainingJobName", "TrainingJobStatus", "FinalObjectiveValue", "TrainingElapsedTimeSeconds", "TrialNumber", "Attempts", "FailureReason", "LastReportedObjectiveValue", "LastReportedStep"];
+    const params = Object.keys(d.config.ranges || {}).length ? Object.keys(d.config.ranges) : rows.length ? Object.keys(rows[0]).filter(k => !own.includes(k)) : [];
+    const value = v => v === null || v === undefined ? "–" : typeof v === "number" ? (Number.isInteger(v) ? String(v) : v.toPrecision(3)) : String(v);
+    const last = r => r.FinalObjectiveValue !== null || r.LastReportedObjectiveValue === null || r.LastReportedObjectiveValue === undefined ? "–"
+      : `${fmt.num(r.LastReportedObjectiveValue, 4)}${r.LastReportedStep !== null && r.LastReportedStep !== undefined ? ` (epoch ${r.LastReportedStep})` : ""}`;
+    fill(board, rows.length ? table(["Trial", "Training job", "Status", `${objective.metric || "objective"} (final)`, "Last reported, if stopped early", "Time", ...params.map(p => p.replaceAll("_", " "))],
+      rows.map(r => [value(r.TrialNumber), r.TrainingJobName ? el("a", { href: `/jobs/${encodeURIComponent(r.TrainingJobName)}` }, r.TrainingJobName) : "–", badge(r.TrainingJobStatus), fmt.num(r.FinalObjectiveValue, 4), last(r), fmt.secs(r.TrainingElapsedTimeSeconds), ...params.map(p => value(r[p]))]), { id: "leaderboard" }) : el("p", { class: "muted" }, "No trial has started yet."));
     const done = rows.filter(r => r.FinalObjectiveValue !== null).sort((a, b) => a.TrialNumber - b.TrialNumber);
     fill(chart, lineChart(`${objective.metric || "objective"} per trial`, [{ name: "trial", points: done.map(r => [r.TrialNumber, r.FinalObjectiveValue]) }], { xlabel: "trial" }));
     fill(pics, d.files.filter(f => f.endsWith(".png")).map(f => el("img", { src: `/api/tune/${encodeURIComponent(name)}/files/${f}?t=${Date.now()}`, alt: f.replace(".png", " plot"), class: "result-img" })));
