@@ -101,11 +101,15 @@ def phase_consolidation(truth: np.ndarray, args: argparse.Namespace) -> dict:
             if i not in gold:
                 observed.setdefault(w, []).append(lab == truth[i])
         em_conf = [em.confidence[i] for i in scored]
+        from visiontune.label.consolidate import consolidate
+
+        shipped = consolidate(answers, K, gold=gold or None)
         out[scenario] = {
             "answers": len(answers), "gold_images": len(gold), "scored_images": len(scored),
             "majority_vote_accuracy": round(_accuracy(mv, truth, scored), 4),
             "dawid_skene_accuracy": round(_accuracy(em, truth, scored), 4),
             "dawid_skene_mean_confidence": round(float(np.mean(em_conf)), 4),
+            "shipped_accuracy": round(_accuracy(shipped, truth, scored), 4), "shipped_method": shipped.method,
             "em_iterations": em.iterations,
             "seconds": {"majority_vote": round(t_mv, 3), "dawid_skene": round(t_em, 3)},
             "workers": {w: {"true_accuracy": 0.0 if a is None else a,
@@ -115,7 +119,8 @@ def phase_consolidation(truth: np.ndarray, args: argparse.Namespace) -> dict:
         row = out[scenario]
         print(f"{scenario}: majority vote {row['majority_vote_accuracy']:.2%}, Dawid-Skene "
               f"{row['dawid_skene_accuracy']:.2%} (mean confidence {row['dawid_skene_mean_confidence']:.2%}, "
-              f"{em.iterations} iterations, {t_em:.2f} s; vote {t_mv:.2f} s)")
+              f"{em.iterations} iterations, {t_em:.2f} s; vote {t_mv:.2f} s); shipped "
+              f"{row['shipped_accuracy']:.2%} ({shipped.method})")
         print("  workers true/estimated accuracy: " + ", ".join(
             f"{w} {v['true_accuracy']:.2f}/{v['estimated_accuracy']:.3f}" for w, v in row["workers"].items()))
     return out
@@ -249,9 +254,210 @@ def _active_learning(folder: Path, files: list[Path], out: dict, args: argparse.
     return out
 
 
+# -- truth inference: what ships against majority vote, one-coin and Dawid-Skene (issue 28) -----------------
+
+#: Fashion-MNIST's look-alike classes (T-shirt/top 0, Trouser 1, Pullover 2, Dress 3, Coat 4, Sandal 5, Shirt 6,
+#: Sneaker 7, Bag 8, Ankle boot 9): where a class-dependent worker's mistakes go
+SIMILAR = {0: [6, 2], 1: [3], 2: [4, 6], 3: [1, 4], 4: [2, 6], 5: [7, 9], 6: [0, 2, 4], 7: [5, 9], 8: [2, 4],
+           9: [7, 5]}
+CONFUSED_SHARE = 0.7  # of a class-dependent worker's mistakes, this share goes to a look-alike class
+
+#: name: (kind, accuracy); kinds: confusion (class-dependent mistakes), symmetric (mistakes uniform), spammer
+#: (uniformly random answers), adversary (always a look-alike class: plausible and always wrong)
+POOLS = {
+    "0.9/0.75/0.6 class-dependent": {"w90": ("confusion", 0.9), "w75": ("confusion", 0.75),
+                                     "w60": ("confusion", 0.6)},
+    "+0.8 symmetric +spammer": {"w90": ("confusion", 0.9), "w75": ("confusion", 0.75), "w60": ("confusion", 0.6),
+                                "w80": ("symmetric", 0.8), "spammer": ("spammer", 0.1)},
+    "+0.8 symmetric +adversary": {"w90": ("confusion", 0.9), "w75": ("confusion", 0.75), "w60": ("confusion", 0.6),
+                                  "w80": ("symmetric", 0.8), "adversary": ("adversary", 0.0)},
+}
+#: (pool, answers per image at first, most answers per image with adaptive replication)
+SETTINGS = {
+    "2 answers": ("0.9/0.75/0.6 class-dependent", 2, 3),
+    "3 answers": ("0.9/0.75/0.6 class-dependent", 3, 3),
+    "5 answers, a spammer among 5": ("+0.8 symmetric +spammer", 5, 5),
+    "3 answers of 5 workers, a spammer among them": ("+0.8 symmetric +spammer", 3, 5),
+    "5 answers, an adversary among 5": ("+0.8 symmetric +adversary", 5, 5),
+}
+MIN_CONFIDENCE = 0.9  # adaptive replication: one more worker below this (and on any disagreement)
+
+
+def worker_answer(kind: str, acc: float, truth: int, rng: np.random.Generator) -> int:
+    if kind == "spammer":
+        return int(rng.integers(K))
+    if kind == "adversary":
+        return SIMILAR[truth][0]
+    if rng.random() < acc:
+        return truth
+    if kind == "confusion" and rng.random() < CONFUSED_SHARE:
+        return int(rng.choice(SIMILAR[truth]))
+    return int((truth + rng.integers(1, K)) % K)
+
+
+def true_matrix(kind: str, acc: float) -> np.ndarray:
+    """The K x K confusion matrix (row: truth, column: answer) worker_answer draws from."""
+    m = np.zeros((K, K))
+    for t in range(K):
+        if kind == "spammer":
+            m[t] = 1.0 / K
+            continue
+        if kind == "adversary":
+            m[t, SIMILAR[t][0]] = 1.0
+            continue
+        m[t, t] = acc
+        rest = 1.0 - acc
+        if kind == "confusion":
+            for x in SIMILAR[t]:
+                m[t, x] += rest * CONFUSED_SHARE / len(SIMILAR[t])
+            rest *= 1.0 - CONFUSED_SHARE
+        m[t, np.arange(K) != t] += rest / (K - 1)
+    return m
+
+
+def ece(conf: np.ndarray, right: np.ndarray, bins: int = 10) -> float:
+    """Expected calibration error: |mean confidence - accuracy| per decile of confidence, weighted by its share."""
+    b = np.minimum((conf * bins).astype(int), bins - 1)
+    return float(sum(abs(conf[b == x].mean() - right[b == x].mean()) * (b == x).mean() for x in np.unique(b)))
+
+
+def _methods():
+    from visiontune.label.consolidate import (
+        consolidate,
+        dawid_skene,
+        majority_vote,
+        one_coin,
+    )
+
+    return {"majority vote": lambda a, gold: majority_vote(a, K),
+            "one-coin": lambda a, gold: one_coin(a, K, gold=gold or None),
+            "dawid-skene": lambda a, gold: dawid_skene(a, K, gold=gold or None),
+            "shipped (auto)": lambda a, gold: consolidate(a, K, gold=gold or None)}
+
+
+def run_setting(truth: np.ndarray, pool: dict, first: int, most: int, gold_share: float, adaptive: bool,
+                seed: int) -> dict:
+    """One simulated job: each image gets ``first`` answers from distinct random workers of ``pool``; with
+    ``adaptive``, rounds send every image whose answers disagree or whose shipped confidence is below
+    MIN_CONFIDENCE to one more worker, up to ``most``.  Gold images (known labels, answered like any other)
+    are not scored.  Every method consolidates the same answers."""
+    from visiontune.label.consolidate import consolidate
+
+    rng = np.random.default_rng(seed)
+    names = list(pool)
+    n = len(truth)
+    order = np.argsort(rng.random((n, len(names))), axis=1)  # each image's workers, in the order asked
+    gold = {int(i): int(truth[i]) for i in rng.permutation(n)[:round(gold_share * n)]}
+    answers: list[tuple[int, str, int]] = []
+    given = np.zeros(n, dtype=int)
+
+    def ask(i: int) -> None:
+        w = names[order[i, given[i]]]
+        answers.append((i, w, worker_answer(*pool[w], int(truth[i]), rng)))
+        given[i] += 1
+
+    for i in range(n):
+        for _ in range(first):
+            ask(i)
+    rounds = 0
+    while adaptive and first < most:
+        res = consolidate(answers, K, gold=gold or None)
+        votes: dict[int, set] = {}
+        for i, _w, lab in answers:
+            votes.setdefault(i, set()).add(lab)
+        more = [i for i in range(n) if i not in gold and given[i] < most
+                and (len(votes[i]) > 1 or res.confidence[i] < MIN_CONFIDENCE)]
+        if not more:
+            break
+        for i in more:
+            ask(i)
+        rounds += 1
+    scored = np.array([i for i in range(n) if i not in gold])
+    out = {"answers_per_image": round(len(answers) / n, 3), "adaptive_rounds": rounds}
+    # the ceiling: Bayes with the workers' true matrices and the uniform class prior (no method can know more)
+    log_post = np.zeros((n, K))
+    mats = {w: np.log(np.maximum(true_matrix(*pool[w]), 1e-12)) for w in names}
+    for i, w, lab in answers:
+        log_post[i] += mats[w][:, lab]
+    out["known matrices (ceiling)"] = {"accuracy": float((log_post.argmax(1)[scored] == truth[scored]).mean())}
+    for name, fn in _methods().items():
+        t = time.perf_counter()
+        res = fn(answers, gold)
+        secs = time.perf_counter() - t
+        lab = np.array([res.labels[i] for i in scored])
+        conf = np.array([res.confidence[i] for i in scored])
+        right = lab == truth[scored]
+        out[name] = {"accuracy": float(right.mean()), "ece": ece(conf, right), "seconds": secs,
+                     "method": res.method}
+        if name == "shipped (auto)":
+            out[name]["ties"] = int(sum(res.status.get(int(i)) == "tie" for i in scored))
+    return out
+
+
+def phase_truth_inference(_truth: np.ndarray, args: argparse.Namespace) -> dict:
+    """Issue 28's grid: 2, 3 and 5 answers per image (and 3 of 5 workers), with and without 5% gold,
+    adaptive replication off and on, over ``--ti-items`` Fashion-MNIST labels and ``--ti-seeds`` seeds:
+    accuracy, answers per image and ECE of majority vote, one-coin, Dawid-Skene and what ships (mean over
+    seeds, and the worst seed)."""
+    truth_all = [fashion_labels(args.ti_items, args.seed + s)[0] for s in range(args.ti_seeds)]
+    out: dict = {"items": args.ti_items, "seeds": args.ti_seeds, "classes": K, "min_confidence": MIN_CONFIDENCE,
+                 "confused_share": CONFUSED_SHARE, "pools": {p: {w: list(v) for w, v in ws.items()}
+                                                              for p, ws in POOLS.items()}, "settings": {}}
+    for setting, (pool, first, most) in SETTINGS.items():
+        for gold_share in (0.0, 0.05):
+            for adaptive in (False, True):
+                if adaptive and first >= most:
+                    continue
+                key = f"{setting}{', 5% gold' if gold_share else ''}{f', adaptive (up to {most})' if adaptive else ''}"
+                runs = [run_setting(truth_all[s], POOLS[pool], first, most, gold_share, adaptive,
+                                    seed=args.seed * 1000 + s) for s in range(args.ti_seeds)]
+                row: dict = {"pool": pool, "first": first, "most": most if adaptive else first, "gold": gold_share,
+                             "adaptive": adaptive,
+                             "answers_per_image": round(float(np.mean([r["answers_per_image"] for r in runs])), 3)}
+                for m in _methods():
+                    acc = [r[m]["accuracy"] for r in runs]
+                    e = [r[m]["ece"] for r in runs]
+                    row[m] = {"accuracy": round(float(np.mean(acc)), 4), "accuracy_worst": round(float(min(acc)), 4),
+                              "ece": round(float(np.mean(e)), 4), "ece_worst": round(float(max(e)), 4),
+                              "seconds": round(float(np.mean([r[m]["seconds"] for r in runs])), 3)}
+                row["known matrices (ceiling)"] = {"accuracy": round(float(np.mean(
+                    [r["known matrices (ceiling)"]["accuracy"] for r in runs])), 4)}
+                row["shipped (auto)"]["chose"] = sorted({r["shipped (auto)"]["method"] for r in runs})
+                row["shipped (auto)"]["ties"] = round(float(np.mean([r["shipped (auto)"]["ties"] for r in runs])), 1)
+                out["settings"][key] = row
+                print(f"{key}: {row['answers_per_image']:.2f} answers/image; " + ", ".join(
+                    f"{m} {row[m]['accuracy']:.2%} (ECE {row[m]['ece']:.3f})" for m in _methods())
+                    + f"; ceiling {row['known matrices (ceiling)']['accuracy']:.2%}", flush=True)
+    out["acceptance"] = acceptance(out["settings"])
+    for k, v in out["acceptance"].items():
+        print(f"  {k}: {v}")
+    return out
+
+
+def acceptance(s: dict) -> dict:
+    """Issue 28's targets, each with the measured figures and whether it is met."""
+    ship = "shipped (auto)"
+    three, two_a = s["3 answers"], s["2 answers, adaptive (up to 3)"]
+    spam = s["5 answers, a spammer among 5"]
+    worst_ece = max(row[ship]["ece_worst"] for row in s.values())
+    return {
+        "3 answers: shipped >= majority vote and >= 0.93": {
+            "shipped": three[ship]["accuracy"], "majority vote": three["majority vote"]["accuracy"],
+            "ceiling (known matrices)": three["known matrices (ceiling)"]["accuracy"],
+            "met": three[ship]["accuracy"] >= three["majority vote"]["accuracy"] and three[ship]["accuracy"] >= 0.93},
+        "2 answers + adaptive: the accuracy of 3 fixed (within 0.005) with <= 2.5 answers/image": {
+            "accuracy": two_a[ship]["accuracy"], "3 fixed": three[ship]["accuracy"],
+            "answers_per_image": two_a["answers_per_image"],
+            "met": two_a[ship]["accuracy"] >= three[ship]["accuracy"] - 0.005 and two_a["answers_per_image"] <= 2.5},
+        "a spammer among 5: >= 0.95": {"shipped": spam[ship]["accuracy"], "met": spam[ship]["accuracy"] >= 0.95},
+        "shipped ECE <= 0.05 in every setting (worst seed)": {"worst": worst_ece, "met": worst_ece <= 0.05},
+    }
+
+
 PHASES: dict[str, Callable[[np.ndarray, argparse.Namespace], dict]] = {
     "consolidation": phase_consolidation,
     "active-learning": phase_active_learning,
+    "truth-inference": phase_truth_inference,
 }
 
 
@@ -265,6 +471,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--image-size", type=int, default=96, help="the auto-labeler's input size (28 px images)")
     ap.add_argument("--target-accuracy", type=float, default=0.95)
     ap.add_argument("--check-every", type=int, default=50, help="simulated answers between checks for a due round")
+    ap.add_argument("--ti-items", type=int, default=1000, help="truth-inference: images per simulated job")
+    ap.add_argument("--ti-seeds", type=int, default=5, help="truth-inference: simulated jobs per setting")
     ap.add_argument("--out", default="benchmarks/results/label.json")
     args = ap.parse_args(argv)
     phases = chosen_phases(ap, args.phases, PHASES)
@@ -274,9 +482,18 @@ def main(argv: list[str] | None = None) -> dict:
     truth, source = fashion_labels(args.items, args.seed)
     results: dict = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "numpy": np.__version__},
                      "items": args.items, "labels": source, "classes": K, "seed": args.seed, "phases": phases}
+    if Path(args.out).is_file():  # phases not run now keep what they measured before
+        before = json.loads(Path(args.out).read_text())
+        kept = [p for p in before.get("phases", []) if p in PHASES and p not in phases]
+        if kept:
+            results = {**before, **{k: v for k, v in results.items() if k in ("machine", "seed")},
+                       "phases": kept + phases}
+            if "truth-inference" not in phases or set(phases) != {"truth-inference"}:
+                results["items"] = args.items
     for name in phases:
         t = time.perf_counter()
         results[name] = PHASES[name](truth, args)
+        results[name]["labels"] = source  # where this phase's truth came from (phases may be run apart)
         results[name + "_wall_seconds"] = round(time.perf_counter() - t, 2)
     results["wall_seconds"] = round(time.perf_counter() - start, 2)
     write_results(args.out, results)

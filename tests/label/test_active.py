@@ -105,13 +105,18 @@ def test_a_round_auto_labels_what_the_model_is_sure_of_and_sends_the_rest_to_hum
     auto = [i for i in items if i.auto_label is not None]
     assert len(auto) == summary["auto_labeled_now"]
     assert all(i.auto_label == _truth(job, i) for i in auto)  # colours: the backbone is sure and right
-    assert all(i.auto_round == 1 and summary["threshold"] <= i.auto_confidence <= 1 for i in auto)
+    # the model's confidences are calibrated on the held-out predictions: never a certain 1.0
+    assert all(i.auto_round == 1 and 0.5 < i.auto_confidence < 1 for i in auto)
+    assert np.mean([i.auto_confidence for i in auto]) >= 0.9 and summary["mean_auto_confidence"] >= 0.9
     # the images left for humans come least confident first
     rest = {i.id: i for i in items if i.auto_label is None and i.id not in first}
     if rest:
         nxt = _humans_label(job, store, 1)[0]
         assert nxt in rest
-    st = status("colours", store)["auto_label"]
+    full = status("colours", store)
+    assert sum(full["labels_so_far"]["model"].values()) == len(auto)  # counted apart from people's labels
+    assert full["by_consolidation"]["model"] == len(auto)
+    st = full["auto_label"]
     assert st["auto_labeled"] == len(auto) and st["rounds"] == 1 and st["estimated_accuracy"] >= 0.9
     assert st["human_labeled"] == 36 + (1 if rest else 0)
     from fastapi.testclient import TestClient
@@ -124,7 +129,8 @@ def test_a_round_auto_labels_what_the_model_is_sure_of_and_sends_the_rest_to_hum
     out = export("colours", tmp_path / "out")
     lines = [json.loads(x) for x in open(out["manifest"])]
     machine = [r for r in lines if r["colours-metadata"]["human-annotated"] == "no"]
-    assert len(machine) == len(auto) and all(r["colours-metadata"]["confidence"] >= summary["threshold"] - 1e-4
+    conf = {i.path: i.auto_confidence for i in auto}
+    assert len(machine) == len(auto) and all(r["colours-metadata"]["confidence"] == round(conf[r["source-ref"]], 4)
                                              for r in machine)
     assert len(lines) == len(auto) + 36 + (1 if rest else 0)
     # every image gets a label in the end: humans finish, a round is not due when nothing is left
@@ -243,3 +249,18 @@ def test_workers_near_chance_on_gold_stop_auto_labelling(colours, tmp_path):
     assert n >= 10 and h < 0.5
     with pytest.raises(ConfigError, match="too close to chance"):
         auto_label_round("careless", store)
+
+
+def test_model_confidences_are_calibrated_on_held_out_predictions():
+    from visiontune.label.active import calibrator
+
+    rng = np.random.default_rng(0)
+    raw = rng.uniform(0.5, 1.0, 4000)                      # an overconfident model: right with p = 2*raw - 1
+    right = rng.random(4000) < (2 * raw - 1)
+    f = calibrator(raw[:2000], right[:2000])
+    q = f(raw[2000:])
+    assert np.all(np.diff(f(np.sort(raw[2000:]))) >= 0)     # monotone
+    bins = np.minimum(((q - 0.0) * 10).astype(int), 9)
+    ece = sum(abs(q[bins == b].mean() - right[2000:][bins == b].mean()) * (bins == b).mean() for b in set(bins))
+    assert ece < 0.05 and q.max() < 1.0
+    assert abs(float(f(np.array([0.99]))[0]) - 0.98) < 0.06  # not the raw 0.99

@@ -55,3 +55,34 @@ def test_sigkill_mid_session_loses_no_answer(images):
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_adaptive_replication_survives_a_restart_without_asking_anyone_twice(images):
+    """A job resumed mid-round (a new store on the same database, as after kill -9): every answer is there,
+    the disagreement still waits for a third worker, and nobody gets an image they already had."""
+    made = create("resume", images, "blue,green,red", workers_per_image=2, max_workers_per_image=3,
+                  workers=["alice", "bob", "carol"])
+    store, job = LabelStore(), made.job
+    ids = {w["name"]: w["id"] for w in store.workers(job)}
+    had: dict[str, set] = {n: set() for n in ids}
+    for name, wrong in (("alice", False), ("bob", True)):
+        for _ in range(12):
+            item = store.next_item(job, ids[name])
+            if item is None:
+                break
+            had[name].add(item.id)
+            label = 0 if not (wrong and len(had[name]) <= 2) else 1  # bob disagrees on his first two
+            store.answer(job, ids[name], item.id, label)
+    leased = store.next_item(job, ids["carol"])  # carol is handed a disagreement ... and the server dies
+    restarted = LabelStore()
+    job = restarted.get_job("resume")
+    assert len(restarted.answers(job)) == 24
+    assert restarted.next_item(job, ids["carol"]).id == leased.id  # her lease survives
+    restarted.answer(job, ids["carol"], leased.id, 0)
+    second = restarted.next_item(job, ids["carol"])
+    assert second is not None and second.id != leased.id and second.id in had["bob"]
+    restarted.answer(job, ids["carol"], second.id, 0)
+    assert restarted.next_item(job, ids["carol"]) is None
+    for name in ("alice", "bob"):  # they answered everything: never asked again
+        assert restarted.next_item(job, ids[name]) is None
+    assert restarted.counts(job)["complete"] == 12

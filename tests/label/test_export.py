@@ -60,11 +60,16 @@ def test_multi_label_output(images, tmp_path):
     t = c.get(f"/api/w/{s}/task").json()
     assert c.post(f"/api/w/{s}/answer", json={"item": t["item"], "label": [2, 0]}).json()["status"] == "recorded"
     assert c.post(f"/api/w/{s}/answer", json={"item": t["item"], "label": 1}).status_code == 400
+    skipped = c.get(f"/api/w/{s}/task").json()["item"]
+    assert c.post(f"/api/w/{s}/answer", json={"item": skipped, "skip": True}).json()["status"] == "recorded"
     out = export("tags", tmp_path / "o")
     rec = json.loads(open(out["manifest"]).readline())
     assert rec["tags"] == [0, 2] and rec["tags-metadata"]["class-map"] == {"0": "a", "2": "c"}
     assert rec["tags-metadata"]["type"] == "groundtruth/image-classification-multilabel"
     assert out["notes"]  # the 11 images nobody labelled are said, not silently dropped
+    responses = [json.loads(p.read_text())["answers"][0]["answerContent"]["crowd-image-classifier-multi-select"]
+                 for p in (tmp_path / "o" / "annotations" / "worker-response" / "iteration-1").glob("*/responses.json")]
+    assert sorted(responses, key=repr) == sorted([{"labels": ["a", "c"]}, {"labels": None}], key=repr)  # a skip
 
 
 def test_a_manifest_with_labels_gives_gold_images(images, tmp_path):
@@ -80,3 +85,32 @@ def test_a_manifest_with_labels_gives_gold_images(images, tmp_path):
     out = export("gold", tmp_path / "o")
     lines = [json.loads(x) for x in open(out["manifest"])]
     assert len(lines) == 3 and all(x["gold-metadata"]["confidence"] == 1.0 for x in lines)
+
+
+def test_an_export_for_training_holds_only_the_split_manifests(images, tmp_path):
+    """``for_training``: the folder the studio's "Export and train" hands the Train page: the train and
+    validation manifests (80/20 by default) and nothing a data check would read beside them; Ground Truth's
+    output kept inside, hidden."""
+    import pytest
+
+    from visiontune.data.inspect import inspect
+    from visiontune.errors import ConfigError
+    from visiontune.label.export import GROUND_TRUTH_DIR, MARKER
+
+    made = create("train-me", images, "blue,green,red")
+    _label_all(made.job)
+    out = export("train-me", tmp_path / "t", for_training=True)
+    folder = tmp_path / "t"
+    assert sorted(p.name for p in folder.iterdir()) == sorted([GROUND_TRUTH_DIR, MARKER, "train.manifest",
+                                                               "validation.manifest"])
+    assert out["train_images"] == 9 and out["validation_images"] == 3  # 4 per class: 3 train, 1 validation
+    assert out["manifest"] == str(folder / GROUND_TRUTH_DIR / "manifests" / "output" / "output.manifest")
+    assert len(open(out["manifest"]).readlines()) == 12
+    assert list((folder / GROUND_TRUTH_DIR / "annotations" / "worker-response" / "iteration-1").glob("*/responses.json"))
+    report = inspect(folder)
+    assert report["ok"] and report["classes"] == ["blue", "green", "red"], report["problems"]
+    assert report["totals"] == {"train": 9, "validation": 3}
+    # an earlier export for training is replaced whole with overwrite; class folders are not for training
+    assert export("train-me", folder, for_training=True, split=0.5, overwrite=True)["train_images"] == 6
+    with pytest.raises(ConfigError, match="class folders"):
+        export("train-me", tmp_path / "u", for_training=True, folders=True)

@@ -22,12 +22,14 @@ import math
 import threading
 import time
 from dataclasses import asdict, dataclass, fields
+from typing import Callable, Hashable, cast
 
 import numpy as np
 import torch
 
+from visiontune.choices import out_of_bounds, range_text
 from visiontune.errors import ConfigError
-from visiontune.label.store import LabelJob, LabelStore
+from visiontune.label.store import Item, LabelJob, LabelStore, class_index
 
 # weight_decay: of 1e-4, 1e-3, 1e-2, 3e-2 and 1e-1, 1e-2 met a 95% target with the fewest human labels on 20k
 # Fashion-MNIST images (less: confidences near 1 that rank badly; more: held-out estimates above the truth).
@@ -60,7 +62,8 @@ class AutoLabelSettings:
             ("folds", 2 <= self.folds <= 20, "2 to 20"),
             ("z", 0.0 <= self.z <= 4.0, "0 to 4"),
             ("weight_decay", self.weight_decay >= 0.0, "0 or more"),
-            ("image_size", self.image_size is None or 16 <= self.image_size <= 1024, "16 to 1024 pixels"),
+            ("image_size", self.image_size is None or not out_of_bounds("image_size", self.image_size),
+             range_text("image_size")),  # the one bounds table (TrainConfig, the CLI, Preprocessing)
         ]
         for name, ok, what in checks:
             if not ok:
@@ -224,22 +227,51 @@ def pick_threshold(confidence: np.ndarray, correct: np.ndarray, target: float, z
     return float(conf[k]), float(hits[k] / n[k]), int(n[k])
 
 
+def calibrator(confidence: np.ndarray, correct: np.ndarray):
+    """A map from the model's confidence to how often held-out predictions at that confidence were right:
+    isotonic regression (pool adjacent violators) of ``correct`` on ``confidence``, each block's rate with
+    one pseudo-right and one pseudo-wrong prediction (a block of 30 right is 31/32, never a certain 1.0).
+    Returns ``f(conf array) -> probability array`` (a step function; below the lowest held-out confidence the
+    lowest block's rate)."""
+    order = np.argsort(confidence, kind="stable")
+    x, y = np.asarray(confidence, dtype=np.float64)[order], np.asarray(correct, dtype=np.float64)[order]
+    blocks: list[list[float]] = []  # [sum right, count, highest confidence]
+    for xi, yi in zip(x, y):
+        blocks.append([yi, 1.0, xi])
+        while len(blocks) > 1 and blocks[-2][0] / blocks[-2][1] >= blocks[-1][0] / blocks[-1][1]:
+            right, n, hi = blocks.pop()
+            blocks[-1][0] += right
+            blocks[-1][1] += n
+            blocks[-1][2] = hi
+    if not blocks:
+        return lambda c: np.full(np.shape(c), 0.5)
+    edges = np.array([b[2] for b in blocks])
+    rates = np.array([(b[0] + 1.0) / (b[1] + 2.0) for b in blocks])
+    rates = np.maximum.accumulate(rates)  # the pseudo-counts must not break the order
+
+    def apply(c):
+        return rates[np.minimum(np.searchsorted(edges, np.asarray(c, dtype=np.float64), side="left"),
+                                len(rates) - 1)]
+
+    return apply
+
+
 # -- a round ---------------------------------------------------------------------------------------------
 
 def human_labels(job: LabelJob, store: LabelStore) -> dict[int, int]:
     """item id -> label, for every image humans finished (``workers_per_image`` answers, consolidated) and
     every gold image."""
-    from visiontune.label.consolidate import consolidated
+    from visiontune.label.results import consolidated
 
     items, answers, result = consolidated(job, store)
-    count: dict[int, int] = {}
+    count: dict[Hashable, int] = {}
     for a in answers:
         count[a["item"]] = count.get(a["item"], 0) + 1
-    out = {i.id: int(i.gold) for i in items if i.gold is not None}
+    out = {i.id: class_index(i.gold) for i in items if i.gold is not None}
     if result is not None:
-        for item, lab in result.labels.items():
+        for item, lab in result.labels.items():  # a job's items are keyed by their ids
             if count.get(item, 0) >= job.workers_per_image:
-                out.setdefault(item, int(lab))
+                out.setdefault(cast(int, item), int(lab))
     return out
 
 
@@ -250,7 +282,7 @@ def human_accuracy(job: LabelJob, store: LabelStore, z: float) -> tuple[float, i
     than one worker's answer, and nothing here measures by how much)."""
     if job.workers_per_image > 1:
         return 1.0, 0
-    gold = {i.id: int(i.gold) for i in store.items(job) if i.gold is not None}
+    gold = {i.id: class_index(i.gold) for i in store.items(job) if i.gold is not None}
     right = [int(a["label"]) == gold[a["item"]] for a in store.answers(job)
              if a["item"] in gold and not a["skipped"]]
     if not right:
@@ -269,28 +301,19 @@ def due(job: LabelJob, store: LabelStore, humans: dict[int, int] | None = None) 
     counts = store.counts(job)
     if counts["complete"] >= counts["images"]:
         return None
-    humans = len(human_labels(job, store) if humans is None else humans)
+    n_humans = len(human_labels(job, store) if humans is None else humans)
     rounds = store.rounds(job)
     if not rounds:
         need = settings.first_round(counts["images"])
-        return f"{humans} human labels (the first round needs {need})" if humans >= need else None
+        return f"{n_humans} human labels (the first round needs {need})" if n_humans >= need else None
     step = max(1, math.ceil(settings.batch_share * counts["images"]))
-    new = humans - rounds[-1]["human_labeled"]
+    new = n_humans - rounds[-1]["human_labeled"]
     return f"{new} new human labels since round {rounds[-1]['round']}" if new >= step else None
 
 
-def run_round(name: str, store: LabelStore | None = None, device: str = "auto") -> dict:
-    """One auto-labeling round of job ``name`` now; returns its summary (also kept in the job store)."""
-    store = store or LabelStore()
-    job = store.get_job(name)
-    settings = settings_of(job)
-    check_auto_label(job, settings)
-    t0 = time.perf_counter()
-    items = store.items(job)
-    labels = human_labels(job, store)
-    k = len(job.labels)
-    pending = [i for i in items if i.auto_label is None and i.id not in labels]
-    summary: dict = {"human_labeled": len(labels), "images": len(items), "target_accuracy": settings.target_accuracy}
+def _check_ready(name: str, job: LabelJob, labels: dict[int, int], pending: list[Item],
+                 settings: AutoLabelSettings) -> None:
+    """Refuse a round that cannot help: too few human labels, nothing left, or one label only."""
     if len(labels) < settings.min_labels:
         raise ConfigError(f"labeling job {name}: {len(labels)} human label(s); auto-labeling needs at least "
                           f"{settings.min_labels} (label more images first)")
@@ -300,15 +323,59 @@ def run_round(name: str, store: LabelStore | None = None, device: str = "auto") 
         only = job.labels[next(iter(labels.values()))]
         raise ConfigError(f"labeling job {name}: the human labels so far are all {only!r}; a model needs two or more "
                           "labels to tell apart (label more images first)")
-    # where the human labels it is checked against err (measured on gold images), the held-out agreement a model
-    # needs for the target accuracy is lower
-    human_acc, gold_answers = human_accuracy(job, store, settings.z)
+
+
+def _checked_human_accuracy(name: str, job: LabelJob, store: LabelStore, z: float) -> tuple[float, int]:
+    """:func:`human_accuracy`, refused when it is too close to chance to check a model against: where the
+    human labels it is checked against err (measured on gold images), the held-out agreement a model needs
+    for the target accuracy is lower."""
+    human_acc, gold_answers = human_accuracy(job, store, z)
+    k = len(job.labels)
     floor = 0.5 + 0.5 / k  # half-way from chance (1/k, for k=2) up: below it the correction would be wild
     if human_acc < floor:
         raise ConfigError(f"labeling job {name}: the workers' answers on gold images are right only "
                           f"{human_acc:.0%} of the time (upper estimate, {gold_answers} answers), too close to "
                           "chance to check a model against; look at the gold labels and the workers' agreement "
                           "(`visiontune label status`)")
+    return human_acc, gold_answers
+
+
+def _model_labels(heads: list[LinearHead], x: np.ndarray, usable: list[Item], row: dict[int, int],
+                  threshold: float | None, calibrate: Callable[[np.ndarray], np.ndarray], human_acc: float,
+                  k: int) -> tuple[dict[int, tuple[int, float]], dict[int, float]]:
+    """(item id -> (label, confidence) for the images the heads are sure of, item id -> priority for the rest).
+    A model label's confidence is on the humans' scale: how often held-out predictions of that confidence were
+    right (isotonic), corrected for the human labels' own errors where gold measured them."""
+    auto: dict[int, tuple[int, float]] = {}
+    priorities: dict[int, float] = {}
+    if not usable:
+        return auto, priorities
+    proba = ensemble_proba(heads, x[[row[i.id] for i in usable]])
+    conf, pred = proba.max(1), proba.argmax(1)
+    calibrated = calibrate(conf)
+    for item, c, p, q in zip(usable, conf, pred, calibrated):
+        if threshold is not None and c >= threshold:
+            auto[item.id] = (int(p), float(min(1.0, true_accuracy(float(q), human_acc, k))))
+        else:
+            priorities[item.id] = float(1.0 - c)  # the least confident first
+    return auto, priorities
+
+
+def run_round(name: str, store: LabelStore | None = None, device: str = "auto") -> dict:
+    """One auto-labeling round of job ``name`` now; returns its summary (also kept in the job store)."""
+    store = store or LabelStore()
+    job = store.get_job(name)
+    settings = settings_of(job)
+    check_auto_label(job, settings)
+    assert settings is not None  # check_auto_label refuses a job made without --auto-label
+    t0 = time.perf_counter()
+    items = store.items(job)
+    labels = human_labels(job, store)
+    k = len(job.labels)
+    pending = [i for i in items if i.auto_label is None and i.id not in labels]
+    summary: dict = {"human_labeled": len(labels), "images": len(items), "target_accuracy": settings.target_accuracy}
+    _check_ready(name, job, labels, pending, settings)
+    human_acc, gold_answers = _checked_human_accuracy(name, job, store, settings.z)
     x, ok = job_features([i.path for i in items], settings, device)
     t_features = time.perf_counter() - t0
     row = {i.id: n for n, i in enumerate(items)}
@@ -316,37 +383,32 @@ def run_round(name: str, store: LabelStore | None = None, device: str = "auto") 
     if len(train_ids) < settings.min_labels:
         raise ConfigError(f"labeling job {name}: only {len(train_ids)} human-labelled image(s) could be read by "
                           f"{settings.model}; auto-labeling needs {settings.min_labels}")
-    xs = x[[row[i] for i in train_ids]]
     ys = np.array([labels[i] for i in train_ids], dtype=np.int64)
     seed = settings.seed + len(store.rounds(job))
     torch.manual_seed(seed)
-    val, heads = cross_fit(xs, ys, k, settings.folds, settings.weight_decay, seed)
+    val, heads = cross_fit(x[[row[i] for i in train_ids]], ys, k, settings.folds, settings.weight_decay, seed)
     conf_v = val.max(1)
     correct = val.argmax(1) == ys
-    target = observed_target(settings.target_accuracy, human_acc, k)
-    threshold, agreement, validated = pick_threshold(conf_v, correct, target, settings.z)
-    accuracy = None if agreement is None else true_accuracy(agreement, human_acc, k)
-    usable = [i for i in pending if ok[row[i.id]]]
-    auto, priorities = {}, {}
-    if usable:
-        proba = ensemble_proba(heads, x[[row[i.id] for i in usable]])
-        conf, pred = proba.max(1), proba.argmax(1)
-        for item, c, p in zip(usable, conf, pred):
-            if threshold is not None and c >= threshold:
-                auto[item.id] = (int(p), float(c))
-            else:
-                priorities[item.id] = float(1.0 - c)  # the least confident first
+    threshold, agreement, validated = pick_threshold(conf_v, correct, observed_target(settings.target_accuracy,
+                                                                                      human_acc, k), settings.z)
+    auto, priorities = _model_labels(heads, x, [i for i in pending if ok[row[i.id]]], row, threshold,
+                                     calibrator(conf_v, correct), human_acc, k)
     for item in pending:
         if not ok[row[item.id]]:
             priorities[item.id] = 0.0  # an image the backbone could not read: humans decide, after the rest
     summary.update({
-        "threshold": threshold, "estimated_accuracy": accuracy, "validated_above_threshold": validated,
+        "threshold": threshold,
+        "estimated_accuracy": None if agreement is None else true_accuracy(agreement, human_acc, k),
+        "validated_above_threshold": validated,
         "agreement_with_humans": agreement, "human_label_accuracy": round(human_acc, 4),
         "gold_answers": gold_answers,
         "held_out_accuracy": float(correct.mean()) if len(ys) else None, "held_out": int(len(ys)),
         "pending_before": len(pending), "unreadable": int(sum(not ok[row[i.id]] for i in pending)),
         "seconds": round(time.perf_counter() - t0, 3), "feature_seconds": round(t_features, 3),
         "model": settings.model,
+        "confidence": "calibrated: isotonic on the held-out predictions (the model's own softmax picks the "
+                      "threshold)",
+        "mean_auto_confidence": round(float(np.mean([v[1] for v in auto.values()])), 4) if auto else None,
     })
     return store.record_round(job, summary, auto, priorities)
 
@@ -362,11 +424,11 @@ def summarize(job: LabelJob, store: LabelStore) -> dict:
     rounds = store.rounds(job)
     humans = human_labels(job, store)
     auto = [i for i in items if i.auto_label is not None and i.id not in humans]  # a human answer wins
-    by_round: dict[int, int] = {}
+    by_round: dict[int | None, int] = {}
     for i in auto:
         by_round[i.auto_round] = by_round.get(i.auto_round, 0) + 1
-    est = {r["round"]: r["estimated_accuracy"] for r in rounds}
-    weighted = sum(n * est[r] for r, n in by_round.items() if est.get(r) is not None)
+    est: dict[int | None, float | None] = {r["round"]: r["estimated_accuracy"] for r in rounds}
+    weighted = sum(n * e for r, n in by_round.items() if (e := est.get(r)) is not None)
     return {
         "auto_label": {
             "target_accuracy": settings.target_accuracy, "model": settings.model, "rounds": len(rounds),
