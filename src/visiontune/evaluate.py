@@ -18,7 +18,7 @@ import torch
 
 from visiontune.artifact import VisionModel, load_model
 from visiontune.data.dataset import labels_of, read_bytes
-from visiontune.data.sources import open_dataset
+from visiontune.data.loading import open_dataset
 from visiontune.errors import BadImageError, DataError, option, skip_hint
 from visiontune.predictions import iter_predictions
 from visiontune.progress import bar

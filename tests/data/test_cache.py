@@ -11,7 +11,7 @@ from visiontune.data.cache import feature_cache, fingerprint
 from visiontune.runtime import resolve_precision
 from visiontune.data.dataset import Sample, content_hash
 from visiontune.data.decode import load_pixels
-from visiontune.data.sources import open_dataset
+from visiontune.data.loading import open_dataset
 from visiontune.data.transforms import normalize
 from visiontune.errors import BadImageError, ConfigError
 from visiontune.zoo.optimize import inference_copy

@@ -8,12 +8,13 @@ import pytest
 from tests.conftest import COLORS, draw_image, make_folder_dataset
 from visiontune.data.cache import fingerprint
 from visiontune.data.dataset import check_no_leaks
-from visiontune.data.sources import list_sources, open_dataset
+from visiontune.data.loading import list_sources, open_dataset
 from visiontune.errors import DataError, ManifestError
 
 
 def test_sources_registered():
-    assert list_sources() == ["folder", "manifest", "segmentation", "csv", "lst"]
+    assert list_sources() == ["folder", "manifest", "segmentation", "csv", "lst",
+                              "detection-manifest", "detection-lst", "coco", "yolo"]  # data/detection.py
 
 
 def test_class_folders_sorted(tiny_folder):

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from tests.conftest import COLORS, FAST, cli_run, write_fashion_idx
-from visiontune.data.sources import open_dataset
+from visiontune.data.loading import open_dataset
 from visiontune.errors import DataError, ManifestError
 from visiontune.tasks.multilabel import average_precision, best_thresholds
 

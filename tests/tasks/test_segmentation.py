@@ -16,7 +16,7 @@ from PIL import Image
 
 from tests.conftest import COLORS, FAST, cli_run, write_fashion_idx
 from visiontune.data.segmentation import IGNORE, INDEX_MASKS, MaskCodec, from_run_length, open_mask, run_length
-from visiontune.data.sources import open_dataset
+from visiontune.data.loading import open_dataset
 from visiontune.errors import ConfigError, DataError, ManifestError
 
 NAMES = sorted(COLORS)  # blue, green, red: classes 1, 2, 3; 0 is the background

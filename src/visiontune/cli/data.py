@@ -9,9 +9,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from visiontune.data.inspect import inspect
-from visiontune.data.sources import ON_BAD_IMAGE
-from visiontune.data.split import split
+from visiontune.choices import ON_BAD_IMAGE
 
 
 @click.group("data")
@@ -25,8 +23,9 @@ def data_group() -> None:
 @click.option("--no-grid", is_flag=True, help="do not write the sample grid")
 @click.option("--label-attribute", default=None, help="manifest label attribute (detected when there is one)")
 @click.option("--allow-empty-labels", is_flag=True, help="multi-label data: images with no label are allowed")
-@click.option("--task", type=click.Choice(["auto", "segmentation"]), default="auto", show_default=True,
-              help="segmentation: read a folder's masks where it also holds label files")
+@click.option("--task", type=click.Choice(["auto", "segmentation", "detection"]), default="auto", show_default=True,
+              help="segmentation: read a folder's masks where it also holds label files; detection: its "
+                   "<split>.boxes.manifest files (or a manifest's boxes)")
 @click.option("--json", "as_json", is_flag=True, help="print the report as JSON")
 def inspect_cmd(path, grid, no_grid, label_attribute, allow_empty_labels, task, as_json):
     """Classes, counts per split, image sizes and modes, a sample grid PNG, and every check `train` runs.
@@ -34,6 +33,8 @@ def inspect_cmd(path, grid, no_grid, label_attribute, allow_empty_labels, task, 
     Exits 1 when `train` would refuse the data, after listing every reason at once."""
     if not no_grid and grid is None:
         grid = str(Path(path).expanduser().resolve().with_name(Path(path).name + "-samples.png"))
+    from visiontune.data.inspect import inspect
+
     report = inspect(path, grid=None if no_grid else grid, label_attribute=label_attribute,
                      allow_empty_labels=allow_empty_labels, task=task)
     if as_json:
@@ -60,6 +61,11 @@ def _print_report(report: dict) -> None:
     con.print("modes: " + ", ".join(f"{m}={n}" for m, n in report["modes"].items()))
     if "grid" in report:
         con.print(f"sample grid: {report['grid']}", highlight=False)
+    if "detection" in report:
+        _print_boxes(con, report)
+    if report["ok"] and "detection" in report:
+        con.print("[green]every check passed[/] (the data is ready; training a detector is not available yet)")
+        return
     if report["ok"]:
         con.print("[green]every check passed: `visiontune train` will accept this data[/]")
         return
@@ -67,6 +73,23 @@ def _print_report(report: dict) -> None:
     for p in report["problems"]:
         con.print(f"  [red]{p['check']}[/]: ", end="")
         con.print(p["message"], highlight=False, markup=False, soft_wrap=True)
+
+
+def _print_boxes(con: Console, report: dict) -> None:
+    """Detection data: boxes and images per class and split, boxes per image, box sizes, negatives."""
+    d = report["detection"]
+    table = Table("class", *(f"{s} boxes / images" for s in d["boxes_per_class"]))
+    for c in report["classes"]:
+        table.add_row(c, *(f"{d['boxes_per_class'][s][c]} / {d['images_per_class'][s][c]}"
+                           for s in d["boxes_per_class"]))
+    con.print(table)
+    per, w, h = d["boxes_per_image"], d["box_sizes"]["width"], d["box_sizes"]["height"]
+    con.print(f"boxes: {d['boxes']}, per image {per['min']:g}..{per['max']:g} (mean {per['mean']:g}); box width "
+              f"{w['min']:g}..{w['max']:g} px (median {w['median']:g}), height {h['min']:g}..{h['max']:g} px "
+              f"(median {h['median']:g}); small {d['box_sizes']['small']}, medium {d['box_sizes']['medium']}, "
+              f"large {d['box_sizes']['large']}")
+    for note in d["notes"]:
+        con.print(note, highlight=False, markup=False, soft_wrap=True)
 
 
 @data_group.command("split")
@@ -80,6 +103,8 @@ def _print_report(report: dict) -> None:
 @click.option("--allow-empty-labels", is_flag=True, help="multi-label data: images with no label are allowed")
 def split_cmd(path, ratios, seed, out, label_attribute, on_bad_image, allow_empty_labels):
     """Write stratified split manifests (Ground Truth format, paths relative to them); train on OUT with --data OUT."""
+    from visiontune.data.split import split
+
     for f, n in split(path, out=out, ratios=ratios, seed=seed, label_attribute=label_attribute,
                       on_bad_image=on_bad_image, allow_empty_labels=allow_empty_labels):
         click.echo(f"{f}: {n} images")
@@ -115,7 +140,8 @@ def fashion_scenes_cmd(out, n_train, n_validation, size, min_items, max_items, s
                    f"{s['items'] / s['images']:.2f} items per scene on average; manifest {s['manifest']}, "
                    f"masks {s['annotations_dir']}")
     click.echo(f"written to {summary['out']} (class names in {summary['classes_file']}; "
-               f"manifest label attribute {summary['label_attribute']!r})")
+               f"manifest label attribute {summary['label_attribute']!r}; boxes in "
+               f"{', '.join(Path(s['box_manifest']).name for s in summary['splits'].values())})")
 
 
 def register(cli: click.Group) -> None:

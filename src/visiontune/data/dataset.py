@@ -26,7 +26,8 @@ SPLIT_ALIASES = {
 @dataclass(frozen=True)
 class Sample:
     """One labelled image: where it is, its class index (a sorted tuple of them for multi-label data; ``()``
-    for segmentation, whose labels are in ``mask``), where that was said."""
+    for segmentation, whose labels are in ``mask``; for detection the sorted classes of its boxes, ``()`` for
+    a negative), where that was said."""
 
     source: str
     label: int | tuple[int, ...]
@@ -34,6 +35,12 @@ class Sample:
     #: segmentation: the mask file, and how its values become classes (a ``segmentation.MaskCodec``)
     mask: str = ""
     codec: object = None
+    #: detection: ``(class index, xmin, ymin, xmax, ymax)`` per box, coordinates normalised to [0, 1] of the
+    #: original upright image (x by its width, y by its height); ``()``: no boxes (a negative)
+    boxes: tuple[tuple[int, float, float, float, float], ...] = ()
+    #: detection: the (width, height) the annotation says the image has (checked against the file by
+    #: ``data inspect``: ``detection.size_problems``); None where the layout does not say
+    size: tuple[int, int] | None = None
 
 
 def labels_of(label) -> tuple[int, ...]:
@@ -51,8 +58,8 @@ class Dataset:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     #: What a lenient scan (``strict=False``, used by ``data inspect``) found that training refuses.
     scan_problems: list[str] = field(default_factory=list)
-    #: "classification" (one label per image), "multi-label" (labels are tuples of class indices) or
-    #: "segmentation" (a mask per image)
+    #: "classification" (one label per image), "multi-label" (labels are tuples of class indices),
+    #: "segmentation" (a mask per image) or "detection" (boxes per image: ``Sample.boxes``)
     task: str = "classification"
 
     @property
@@ -74,7 +81,9 @@ class Dataset:
     def problems(self) -> list[str]:
         """Everything about the layout and labels that training refuses, all at once."""
         out = list(self.scan_problems)
-        if len(self.classes) < 2:
+        if self.task == "detection" and not self.classes:  # one class is enough: a detector finds it or not
+            out.append(f"{self.root}: no classes (no box names a class); a detector needs at least one class.")
+        elif len(self.classes) < 2 and self.task != "detection":
             found = f"only the class {self.classes[0]!r}" if self.classes else "no classes"
             out.append(f"{self.root}: found {found}; a model needs at least two classes "
                        "(one sub-folder, or one label, per class; background and one class for masks).")
@@ -132,6 +141,10 @@ def find_leaks(dataset: Dataset, hashes: dict[str, str]) -> list[str]:
                 if other_split != split:
                     found.append(f"the same image is in two splits: {other.source} ({other_split}) and "
                                  f"{s.source} ({split}); remove one so evaluation is honest.")
+                elif other.label == s.label and other.boxes != s.boxes:
+                    found.append(f"the same image has two sets of boxes: {other.source} "
+                                 f"({other.origin or other_split}) and {s.source} ({s.origin or split}); "
+                                 "keep one.")
                 elif other.label != s.label:
                     found.append(f"the same image has two labels: {other.source} is "
                                  f"{dataset.label_name(other.label)!r} ({other.origin or other_split}) and "

@@ -206,7 +206,7 @@ def mask_cache(samples: list[Sample], hashes: dict[str, str], size: int, num_cla
 
         def one(i: int) -> int:
             s = samples[i]
-            arr[i] = resize_mask(open_mask(s.mask, s.source, s.codec or INDEX_MASKS, num_classes), size)
+            arr[i] = resize_mask(open_mask(s.mask, s.source, s.codec or INDEX_MASKS, num_classes), size)  # noqa: F821 (del below)
             return i
 
         try:

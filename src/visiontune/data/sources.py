@@ -1,5 +1,6 @@
 """Data sources: image folders, augmented manifests (Ground Truth, single- and multi-label), CSV
-(``image,labels``), SageMaker .lst files.
+(``image,labels``), SageMaker .lst files; object detection's layouts are in ``detection``, and
+``loading.open_dataset`` (above both) picks among all of them.
 
 Each is one small class registered by name; :func:`open_dataset` detects
 which one a path is.  Class names are sorted (Python string order, as
@@ -16,12 +17,12 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 from urllib.parse import urlparse
 
-from visiontune.data.dataset import SPLIT_ALIASES, SPLITS, Dataset, Sample, labels_of
+from visiontune.data.dataset import SPLIT_ALIASES, SPLITS, Dataset, Sample
 from visiontune.data.decode import is_image_name
-from visiontune.errors import ConfigError, DataError, ManifestError, option
+from visiontune.errors import DataError, ManifestError, option
 from visiontune.registry import Registry
 
-ON_BAD_IMAGE = ("error", "skip")
+from visiontune.choices import ON_BAD_IMAGE  # noqa: E402,F401  (re-exported; the CLI reads it without numpy)
 MANIFEST_SUFFIXES = (".manifest", ".jsonl", ".json")
 SPLIT_FILE_SUFFIXES = (*MANIFEST_SUFFIXES, ".lst", ".csv")
 
@@ -30,6 +31,9 @@ class Source(ABC):
     """One kind of dataset layout."""
 
     name: str = ""
+    #: detected before the general sources: a layout whose files a general one would also take (detection's
+    #: manifests, .lst files and folders: ``detection``)
+    specific: bool = False
 
     @classmethod
     @abstractmethod
@@ -48,10 +52,6 @@ class Source(ABC):
 
 SOURCES: Registry[type[Source]] = Registry("data source")
 register_source = SOURCES.register
-
-
-def list_sources() -> list[str]:
-    return SOURCES.names()
 
 
 # ------------------------------------------------------------------ folders
@@ -558,78 +558,3 @@ def read_lst(path: Path, allow_empty_labels: bool = False) -> list[tuple[str, in
                                          f"remove the line, or pass {option('allow_empty_labels', True)}")
         out.append((src, classes, origin))
     return out
-
-
-# ------------------------------------------------------------------ entry point
-def open_dataset(path: str | Path, *, source: str | None = None, on_bad_image: str = "error",
-                 label_attribute: str | None = None, strict: bool = True, allow_empty_labels: bool = False,
-                 task: str = "auto") -> Dataset:
-    """Open any supported layout: a folder, a manifest, a .lst, or a folder of split files.
-
-    ``strict=False``: record what training refuses (empty class folders...) instead of raising.
-    ``task="segmentation"`` reads a folder's masks where it also holds label files (``data synth``'s
-    fashion-scenes hold both)."""
-    if on_bad_image not in ON_BAD_IMAGE:
-        raise ConfigError(f"on_bad_image={on_bad_image!r}: choose one of {', '.join(ON_BAD_IMAGE)}")
-    path = Path(path).expanduser()
-    if not path.exists():
-        raise DataError(f"{path}: no such file or folder")
-    opts = dict(on_bad_image=on_bad_image, label_attribute=label_attribute, strict=strict,
-                allow_empty_labels=allow_empty_labels)
-    split_files = _split_files(path)
-    if source is None and task == "segmentation" and SegmentationSource.detect(path):
-        source = "segmentation"
-    if source is None and split_files:
-        return _open_split_files(path, split_files, opts)
-    if source is not None:
-        return SOURCES.get(source)().load(path, **opts)
-    for cls in SOURCES:
-        if cls.detect(path):
-            return cls().load(path, **opts)
-    raise DataError(
-        f"{path}: not a dataset visiontune knows. Give a folder of class folders, a split folder "
-        "(train/, val/, test/), an augmented manifest (.manifest/.jsonl) or a .lst file"
-    )
-
-
-def _segmentation_splits(path: Path, parts: dict[str, Dataset]) -> Dataset:
-    """Ground Truth semantic-segmentation manifests per split: one class list, masks kept with their images."""
-    odd = sorted(f"{split} ({p.task})" for split, p in parts.items() if p.task != "segmentation")
-    if odd:
-        raise DataError(f"{path}: the train split holds masks but {', '.join(odd)} does not; give every split "
-                        "a semantic-segmentation manifest")
-    classes = parts["train"].classes
-    for split, p in parts.items():
-        if p.classes != classes:
-            raise DataError(f"{path}: the {split} manifest's classes ({', '.join(p.classes)}) are not the train "
-                            f"manifest's ({', '.join(classes)}), index for index; use one colour map")
-    return Dataset(classes, {split: p.splits["train"] for split, p in parts.items()}, str(path),
-                   "segmentation-manifest", [x for p in parts.values() for x in p.skipped],
-                   [x for p in parts.values() for x in p.scan_problems], task="segmentation")
-
-
-def _open_split_files(path: Path, files: dict[str, Path], opts) -> Dataset:
-    if "train" not in files:
-        raise DataError(f"{path}: split files {sorted(f.name for f in files.values())} found but no train file")
-    parts = {split: open_dataset(f, **opts) for split, f in files.items()}
-    if any(p.task == "segmentation" for p in parts.values()):
-        return _segmentation_splits(path, parts)
-    kinds = {p.kind for p in parts.values()}
-    if kinds == {"lst"}:
-        labels = sorted({int(c) for p in parts.values() for c in p.classes})
-        classes = [str(x) for x in labels]
-    else:
-        classes = sorted(set().union(*(p.classes for p in parts.values())))
-    index = {c: i for i, c in enumerate(classes)}
-    multi = any(p.task == "multi-label" for p in parts.values())
-
-    def label(p: Dataset, s: Sample):
-        if multi:  # a split file with one label per line is still part of multi-label data
-            return tuple(sorted(index[p.classes[c]] for c in labels_of(s.label)))
-        return index[p.classes[s.label]]
-
-    splits = {split: [Sample(s.source, label(p, s), s.origin) for s in p.splits["train"]]
-              for split, p in parts.items()}
-    return Dataset(classes, splits, str(path), "+".join(sorted(kinds)),
-                   [x for p in parts.values() for x in p.skipped], [x for p in parts.values() for x in p.scan_problems],
-                   task="multi-label" if multi else "classification")

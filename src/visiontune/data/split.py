@@ -63,16 +63,17 @@ def split(path: str | Path, *, out: str | Path, ratios: str | list[float] = "0.8
           allow_empty_labels: bool = False) -> list[tuple[Path, int]]:
     """``visiontune data split``: stratified split manifests (``train.manifest``, ``validation.manifest``
     [, ``test.manifest``]) in ``out``; ``train`` reads the folder.  Returns (file, images) per part."""
-    from visiontune.data.sources import open_dataset
+    from visiontune.data.loading import open_dataset
 
     shares = parse_ratios(ratios) if isinstance(ratios, str) else parse_ratios(",".join(map(str, ratios)))
     ds = open_dataset(path, on_bad_image=on_bad_image, label_attribute=label_attribute,
                       allow_empty_labels=allow_empty_labels)
     ds.check()
-    if ds.task == "segmentation":
-        raise DataError(f"{path}: segmentation data; `data split` writes classification manifests and would drop "
-                        "the masks. Training holds out validation and test images itself (--valid-fraction, "
-                        "--test-fraction), masks with them")
+    if ds.task in ("segmentation", "detection"):
+        what = "masks" if ds.task == "segmentation" else "boxes"
+        raise DataError(f"{path}: {ds.task} data; `data split` writes classification manifests and would drop "
+                        "the " + what + ". Training holds out validation and test images itself (--valid-fraction, "
+                        f"--test-fraction), {what} with them")
     samples = [s for part in ds.splits.values() for s in part]
     parts = stratified_split(samples, shares, seed)
     files = write_split_manifests(ds, list(PART_NAMES[: len(parts)]), parts, Path(out))

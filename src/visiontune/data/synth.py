@@ -12,12 +12,17 @@ images:
                                                        mask values are the class indices themselves
     OUT/train.manifest, OUT/validation.manifest        Ground Truth multi-label lines (attribute
                                                        "fashion-scenes", images relative to the manifest)
+    OUT/train.boxes.manifest, OUT/validation.boxes.manifest   Ground Truth object-detection lines (attribute
+                                                       "fashion-scenes-boxes"): each placed item's box
     OUT/classes.json   {"segmentation": ["background", 10 names], "multi-label": [10 names]}
 
 An item's pixels are those whose (normalised) intensity passes ``THRESHOLD``; later items cover earlier
 ones. An item is only kept where at least ``MIN_VISIBLE`` of its pixels stay uncovered, so the labels
-of a line are exactly the classes present in its mask. Training scenes use Fashion-MNIST's training
-items, validation scenes its test items. Scene ``i`` of a split depends only on (seed, split, i).
+of a line are exactly the classes present in its mask. An item's box is the bounding box of all its
+pixels where it was pasted (whole pixels: left, top, width, height), covered parts included (as a person
+draws a partly hidden object's box); every placed item has one and stays at least ``MIN_VISIBLE`` uncovered,
+so a box line's classes are its multi-label line's. Training scenes use Fashion-MNIST's training items,
+validation scenes its test items. Scene ``i`` of a split depends only on (seed, split, i).
 """
 
 from __future__ import annotations
@@ -35,6 +40,8 @@ from visiontune.data import fashion_mnist
 from visiontune.errors import ConfigError, DataError, MissingDependencyError, option
 
 ATTRIBUTE = "fashion-scenes"
+BOX_ATTRIBUTE = "fashion-scenes-boxes"
+BOX_MANIFEST = "{split}.boxes.manifest"  # detection.BOXES_MANIFEST: open_dataset(OUT, task="detection") reads them
 SPLITS = {"train": ("train-images", "train-labels"), "validation": ("test-images", "test-labels")}
 #: Sample photos shipped inside scikit-image (colour ones as they are, grey textures tinted).
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "immunohistochemistry", "retina",
@@ -44,7 +51,7 @@ MIN_VISIBLE = 0.5   # share of an item's pixels that must stay uncovered by late
 ITEM_SCALE = (0.3, 0.7)
 ATTEMPTS = 30       # placements tried per item before it is left out
 LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
-VERSION = 1         # bump when the drawing changes, so finished folders are rebuilt
+VERSION = 2         # bump when the drawing (or what is written) changes, so finished folders are rebuilt
 
 
 def fashion_scenes(out: str | Path, n_train: int = 8_000, n_validation: int = 2_000, size: int = 128,
@@ -150,6 +157,7 @@ def _clear(out: Path) -> None:
                 stale.unlink()
             folder.mkdir(parents=True, exist_ok=True)
         (out / f"{split}.manifest").unlink(missing_ok=True)
+        (out / BOX_MANIFEST.format(split=split)).unlink(missing_ok=True)
 
 
 def _now() -> str:
@@ -158,15 +166,17 @@ def _now() -> str:
 
 def _write_split(out: Path, split: str, code: int, n: int, items: np.ndarray, labels: np.ndarray,
                  photos: list, params: dict, created: str, progress) -> dict:
-    """Draw and write one split's scenes, masks and manifest; counts back."""
+    """Draw and write one split's scenes, masks and manifests; counts back."""
     per_class = [0] * len(fashion_mnist.CLASSES)
     n_items = 0
     tmp = out / f".{split}.manifest.part"
-    with open(tmp, "w", encoding="utf-8") as fh:
+    box_tmp = out / f".{split}.boxes.manifest.part"
+    with open(tmp, "w", encoding="utf-8") as fh, open(box_tmp, "w", encoding="utf-8") as box_fh:
         for i in range(1, n + 1):
             rng = np.random.default_rng([params["seed"], code, i])
+            boxes: list[tuple[int, int, int, int, int]] = []
             image, mask, placed = draw_scene(rng, items, labels, photos, params["size"],
-                                             params["min_items"], params["max_items"])
+                                             params["min_items"], params["max_items"], boxes=boxes)
             name = f"scene_{i:06d}.png"
             Image.fromarray(image, "RGB").save(out / split / name)
             _mask_image(mask).save(out / f"{split}_annotation" / name)
@@ -175,9 +185,11 @@ def _write_split(out: Path, split: str, code: int, n: int, items: np.ndarray, la
                 per_class[c] += 1
             n_items += placed
             fh.write(json.dumps(_record(f"{split}/{name}", present, created)) + "\n")
+            box_fh.write(json.dumps(_box_record(f"{split}/{name}", boxes, params["size"], created)) + "\n")
             if progress is not None:
                 progress(1)
     tmp.replace(out / f"{split}.manifest")
+    box_tmp.replace(out / BOX_MANIFEST.format(split=split))
     return {"images": n, "items": n_items, "per_class": dict(zip(fashion_mnist.CLASSES, per_class))}
 
 
@@ -188,6 +200,26 @@ def _record(ref: str, present: list[int], created: str) -> dict:
         "confidence-map": {str(c): 1.0 for c in present},
         "type": "groundtruth/image-classification-multilabel", "job-name": f"labeling-job/{ATTRIBUTE}",
         "human-annotated": "no", "creation-date": created}}
+
+
+def _box_record(ref: str, boxes: list[tuple[int, int, int, int, int]], size: int, created: str) -> dict:
+    """One Ground Truth object-detection line (bounding-box output): ``(class, left, top, width, height)``
+    per placed item, in paste order."""
+    return {"source-ref": ref, BOX_ATTRIBUTE: {
+        "image_size": [{"width": size, "height": size, "depth": 3}],
+        "annotations": [{"class_id": c, "left": x, "top": y, "width": w, "height": h} for c, x, y, w, h in boxes]},
+        f"{BOX_ATTRIBUTE}-metadata": {
+            "objects": [{"confidence": 1.0} for _ in boxes],
+            "class-map": {str(c): fashion_mnist.CLASSES[c] for c in sorted({b[0] for b in boxes})},
+            "type": "groundtruth/object-detection", "job-name": f"labeling-job/{BOX_ATTRIBUTE}",
+            "human-annotated": "no", "creation-date": created}}
+
+
+def item_box(own: np.ndarray, y: int, x: int) -> tuple[int, int, int, int]:
+    """``(left, top, width, height)`` in whole pixels of the scene: the bounding box of an item's pixels
+    ``own`` (its ``side`` x ``side`` square's, above ``THRESHOLD``) pasted with its square's corner at (y, x)."""
+    ys, xs = np.nonzero(own)
+    return x + int(xs.min()), y + int(ys.min()), int(xs.max() - xs.min()) + 1, int(ys.max() - ys.min()) + 1
 
 
 def _mask_image(mask: np.ndarray) -> Image.Image:
@@ -202,8 +234,9 @@ def _mask_image(mask: np.ndarray) -> Image.Image:
 
 
 def draw_scene(rng: np.random.Generator, items: np.ndarray, labels: np.ndarray, photos: list, size: int,
-               min_items: int, max_items: int) -> tuple[np.ndarray, np.ndarray, int]:
-    """``(RGB uint8 image, uint8 mask, items placed)``: a background and min..max items on it."""
+               min_items: int, max_items: int, boxes: list | None = None) -> tuple[np.ndarray, np.ndarray, int]:
+    """``(RGB uint8 image, uint8 mask, items placed)``: a background and min..max items on it; ``boxes``, when
+    given, gets each placed item's ``(class, left, top, width, height)`` (:func:`item_box`), in paste order."""
     for _ in range(20):  # a scene where items had to be left out below min_items is drawn again
         bg = _background(rng, photos, size)
         want = int(rng.integers(min_items, max_items + 1))
@@ -219,6 +252,8 @@ def draw_scene(rng: np.random.Generator, items: np.ndarray, labels: np.ndarray, 
         shade = (0.6 + 0.4 * v)[..., None] * colour  # keeps the item's own folds and seams visible
         image[y:y + h, x:x + w] = region * (1 - alpha) + shade * alpha
         mask[y:y + h, x:x + w][own] = cls + 1
+        if boxes is not None:
+            boxes.append((cls, *item_box(own, y, x)))
     return np.clip(image * 255 + 0.5, 0, 255).astype(np.uint8), mask, len(layers)
 
 
@@ -291,8 +326,9 @@ def _summary(out: Path, params: dict, stats: dict) -> dict:
     return {
         "out": str(out), "size": params["size"], "seed": params["seed"],
         "classes": list(fashion_mnist.CLASSES), "segmentation_classes": ["background", *fashion_mnist.CLASSES],
-        "classes_file": str(out / "classes.json"), "label_attribute": ATTRIBUTE,
+        "classes_file": str(out / "classes.json"), "label_attribute": ATTRIBUTE, "box_attribute": BOX_ATTRIBUTE,
         "splits": {split: {**s, "manifest": str(out / f"{split}.manifest"), "images_dir": str(out / split),
+                           "box_manifest": str(out / BOX_MANIFEST.format(split=split)),
                            "annotations_dir": str(out / f"{split}_annotation"),
                            "label_map": str(out / "label_map" / f"{split}_label_map.json")}
                    for split, s in stats.items()},

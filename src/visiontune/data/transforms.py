@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from visiontune.errors import ConfigError
 from visiontune.zoo.weights import Preprocessing
 
-AUGMENTATIONS = ("none", "crop", "crop_color", "crop_color_transform")
+from visiontune.choices import AUGMENTATIONS  # noqa: E402  (the CLI reads it without torch)
 
 
 def build_augmentation(name: str, image_size: int, masks: bool = False) -> "BatchAugment | None":
