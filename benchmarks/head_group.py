@@ -100,10 +100,15 @@ def main() -> None:
     args = ap.parse_args()
     keep_freed_memory()
     device = pick_device("auto")
-    dtype = torch.bfloat16  # the engine's head precision on CPUs with native bf16 and on GPUs
-    x_all = torch.randn(N, D, device=device).to(dtype)
+    from visiontune.runtime import resolve_precision
+
+    # the engine's head precision: bf16 on GPUs and on CPUs with native bf16, float32 elsewhere (emulated bf16
+    # is many times slower there, and the runtime never picks it)
+    dtype = resolve_precision("auto", device, training=True)  # None: float32
+    x_all = torch.randn(N, D, device=device).to(dtype or torch.float32)
     y_all = torch.randint(0, C, (N,), device=device)
     results = {"device": device.type, "machine": machine(), "threads": torch.get_num_threads(),
+               "precision": str(dtype or torch.float32).replace("torch.", ""),
                "head": f"{D} -> {H} -> {C}, dropout 0.5, AdamW (fused)", "rows": N, "batch": B, "by_heads": {}}
     epoch_seconds(in_turn, 1, x_all, y_all, dtype)  # warm-up
     epoch_seconds(grouped, 1, x_all, y_all, dtype)

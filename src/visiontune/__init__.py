@@ -7,19 +7,32 @@ The Python API has the CLI's names: ``visiontune X`` is ``visiontune.X(...)``::
     vt.export(model, "onnx")    vt.load_model(path)           vt.quickstart(out=...)
 """
 
+from visiontune.lazy import exports, keep_functions
 from visiontune.version import __version__  # noqa: F401
 
-from visiontune.artifact import load_model  # noqa: E402
-from visiontune.data.inspect import inspect  # noqa: E402
-from visiontune.data.split import split  # noqa: E402
-from visiontune.errors import VisiontuneError  # noqa: E402
-from visiontune.evaluate import evaluate  # noqa: E402
-from visiontune.predictions import predict  # noqa: E402
-from visiontune.quickstart import quickstart  # noqa: E402
-from visiontune.serve.batch import batch_predict  # noqa: E402
-from visiontune.serve.export import export  # noqa: E402
-from visiontune.train import TrainConfig  # noqa: E402
-from visiontune.jobs.api import train  # noqa: E402  (the engine, recorded as a job)
+# the public names load on first use (module __getattr__): `import visiontune` and the CLI's start stay light
+# (no torch until a command needs it)
+_EXPORTS = {
+    "batch_predict": "visiontune.serve.batch",
+    "evaluate": "visiontune.evaluate",
+    "export": "visiontune.serve.export",
+    "inspect": "visiontune.data.inspect",
+    "load_model": "visiontune.artifact",
+    "predict": "visiontune.predictions",
+    "quickstart": "visiontune.quickstart",
+    "split": "visiontune.data.split",
+    "train": "visiontune.jobs.api",  # the engine, recorded as a job
+    "TrainConfig": "visiontune.train",
+    "VisiontuneError": "visiontune.errors",
+}
 
 __all__ = ["__version__", "batch_predict", "evaluate", "export", "inspect", "load_model", "predict", "quickstart",
            "split", "train", "TrainConfig", "VisiontuneError"]
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
+
+
+__getattr__ = exports(__name__, _EXPORTS)
+keep_functions(__name__, _EXPORTS)  # (visiontune.train, .evaluate, .quickstart are the functions)

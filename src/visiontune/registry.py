@@ -4,6 +4,7 @@ duplicate name, and the valid names in the error for an unknown one."""
 
 from __future__ import annotations
 
+import threading
 from typing import Callable, Generic, Iterator, TypeVar
 
 from visiontune.errors import ConfigError
@@ -17,21 +18,41 @@ class Registry(Generic[T]):
         self._items: dict[str, T] = {}
         self._load_builtins = load_builtins
         self._loaded = load_builtins is None
+        self._loading = False
+        self._lock = threading.RLock()
 
     def register(self, item: T, name: str | None = None) -> T:
-        """``@registry.register`` on a class with a ``name`` attribute, or ``register(obj, name)``."""
+        """``@registry.register`` on a class with a ``name`` attribute, or ``register(obj, name)``.  The
+        built-ins are loaded first, so a name taken by one is refused here, not when they load."""
         key = name or getattr(item, "name", None)
         if not key:
             raise ConfigError(f"a {self.what} needs a name to be registered")
-        if key in self._items:
-            raise ConfigError(f"a {self.what} named {key!r} is already registered")
-        self._items[key] = item
+        with self._lock:
+            self._ensure()
+            if key in self._items:
+                raise ConfigError(f"a {self.what} named {key!r} is already registered")
+            self._items[key] = item
         return item
 
     def _ensure(self) -> None:
-        if not self._loaded:
+        """Load the built-ins once; marked loaded only when that succeeded (a failed load leaves nothing of
+        it behind and is tried again at the next use).  Their own ``register`` calls pass straight through."""
+        if self._loaded:
+            return
+        with self._lock:  # another thread loading them: wait for it (the loading thread re-enters)
+            if self._loaded or self._loading:
+                return
+            before = set(self._items)
+            self._loading = True
+            try:
+                self._load_builtins()
+            except BaseException:
+                for key in set(self._items) - before:
+                    del self._items[key]
+                raise
+            finally:
+                self._loading = False
             self._loaded = True
-            self._load_builtins()
 
     def get(self, name: str) -> T:
         self._ensure()

@@ -25,12 +25,9 @@ import torch
 
 from visiontune.errors import ConfigError, option
 
-PRECISIONS = ("auto", "fp32", "tf32", "bf16", "fp16")
-#: the one default of everything that answers with a saved model (predict, evaluate, batch transform, serve,
-#: load_model), so the same image gets the same answer from each; head-mode training reports its test metrics
-#: the same way (the head in float32 on the cached bf16 features).  ``fp32`` gives the float32 network's answers.
-INFERENCE_PRECISION = "auto"
-DEVICES = ("auto", "cpu", "cuda", "mps")
+# the names (and INFERENCE_PRECISION, the one default of everything that answers with a saved model) live in
+# visiontune.choices, which the CLI reads without importing torch
+from visiontune.choices import DEVICES, INFERENCE_PRECISION, PRECISIONS  # noqa: E402,F401
 
 
 def pick_device(device: str = "auto") -> torch.device:

@@ -4,6 +4,7 @@ split, rules beside the run (a stop action ends it gracefully), resume continues
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 
@@ -66,6 +67,28 @@ def test_a_rule_with_a_stop_action_ends_the_run_and_keeps_the_model(engine_run, 
     assert len(result.history) < 4
     assert "weight_update_ratio" in result.metrics["stopped_by_rule"]
     assert (out / "model.tar.gz").is_file()
+
+
+def test_an_fp16_run_saves_gradients_and_the_rules_see_them(engine_run, tmp_path):
+    """The GradScaler branch unscales, records the gradients (the hook's end_backward), then steps: as fp32."""
+    data, _ = engine_run
+    out = tmp_path / "fp16"
+    result = train(data=str(data), out=str(out), **{**FAST, "epochs": 2}, mode="full", precision="fp16",
+                   debug_save_interval=1, debug_rules="vanishing_gradient,all_zero")
+    trial = create_trial(result.out)
+    grads = trial.tensor_names(collection="gradients")
+    assert grads, "an fp16 run saved no gradients"
+    steps, means = trial.series(grads[0], modes.TRAIN, "abs_mean")
+    for g in grads:  # the steps the scaler skipped (inf gradients at too large a loss scale) are not recorded
+        steps, means = trial.series(g, modes.TRAIN, "abs_mean")
+        assert steps and all(math.isfinite(m) for m in means), (g, steps, means)
+    print("GRADS", [trial.series(g, modes.TRAIN, "abs_mean") for g in grads[:3]], len(grads))
+    rules = {r["name"]: r for r in json.loads((out / "debug" / "rules.json").read_text())["rules"]}
+    assert rules["vanishing_gradient"]["status"] in ("NoIssuesFound", "IssuesFound"), rules["vanishing_gradient"]
+    assert not rules["vanishing_gradient"]["warnings"], rules["vanishing_gradient"]
+    profile = Profile(out / "debug")
+    profile.refresh()
+    assert all("backward" in r and "optimizer" in r for r in profile.steps("TRAIN"))
 
 
 def test_the_debugger_can_be_switched_off(engine_run, tmp_path):

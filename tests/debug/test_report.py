@@ -191,3 +191,22 @@ def test_a_job_without_debugger_output_is_a_clear_error(tmp_path):
     with pytest.raises(TensorUnavailable, match="never-started has not started yet"):
         build_report("never-started")
     assert not (tmp_path / "never").exists()
+
+
+def test_names_and_messages_from_a_job_are_text_never_markup(engine_run, tmp_path):
+    """The templates autoescape: a class name, a rule message or a warning holding HTML shows as text."""
+    import json
+
+    copy = _copy(engine_run, tmp_path / "markup")
+    metrics = json.loads((copy / "metrics.json").read_text())
+    evil = '<script>alert(1)</script>"><img src=x onerror=alert(2)>'
+    metrics["classes"] = [evil, *metrics["classes"][1:]]
+    metrics["evaluation"]["per_class"] = {evil: {"precision": 1.0, "recall": 1.0, "f1": 1.0, "support": 3}}
+    (copy / "metrics.json").write_text(json.dumps(metrics))
+    rules = json.loads((copy / "debug" / "rules.json").read_text())
+    rules["rules"][0]["message"] = evil
+    (copy / "debug" / "rules.json").write_text(json.dumps(rules))
+    text = build_report(copy).read_text(encoding="utf-8")
+    assert "<script" not in text and "<img" not in text and "onerror=alert(2)>" not in text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text  # shown, as text
+    assert text.count("<svg") == len(_charts(text))

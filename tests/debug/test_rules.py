@@ -106,7 +106,7 @@ def test_bad_rule_settings_are_clear():
 def test_a_regex_that_matches_nothing_is_a_warning(healthy):
     st = _status(evaluate_rules(healthy, [{"name": "all_zero", "parameters": {"tensor_regex": "no_such_layer.*"}}],
                                 kind="script"), "all_zero")
-    assert st["status"] == "NoIssuesFound"
+    assert st["status"] == "NoData"  # nothing to judge is not "no issues found" (issue 33)
     assert any("no saved tensor matched" in w and "no_such_layer" in w for w in st["warnings"])
 
 
@@ -203,3 +203,23 @@ def test_a_validation_pass_still_being_written_is_not_compared_yet(tmp_path):
     assert all(r["status"] != "IssuesFound" for r in running.evaluate(finished=False)["rules"])
     st = _status(evaluate_rules(folder, [{"name": "loss_not_decreasing"}], kind="script"), "loss_not_decreasing")
     assert st["status"] == "IssuesFound" and "pass 3's mean" in st["message"]
+
+
+def test_a_rule_whose_collection_is_empty_reports_no_data_not_no_issues(tmp_path, healthy):
+    """A run that saved no gradients (an fp16 run did, before issue 33): vanishing_gradient has nothing to judge."""
+    runner = RuleRunner(tmp_path / "debug", parse_rules("vanishing_gradient,all_zero", "script"), kind="script",
+                        write=False)
+    assert {r["status"] for r in runner.evaluate(finished=False)["rules"]} == {"InProgress"}  # data may still come
+    results = runner.finish()
+    st = _status(results, "vanishing_gradient")
+    assert st["status"] == "NoData", st
+    assert "no saved tensor matched collection(s) gradients" in st["message"]
+    assert _status(results, "all_zero")["status"] == "NoData"
+    from visiontune.debug.session import summary
+
+    assert "2 had no data to look at (vanishing_gradient, all_zero)" in summary(results, tmp_path)
+    # a collection the run did not save, on a run that saved others; the same rule on what it saved finds no issue
+    spec = {"name": "exploding_tensor", "parameters": {"collection_names": "no_such_collection"}}
+    assert _status(evaluate_rules(healthy, [spec], kind="script"), "exploding_tensor")["status"] == "NoData"
+    assert _status(evaluate_rules(healthy, ["exploding_tensor"], kind="script"), "exploding_tensor")["status"] == \
+        "NoIssuesFound"

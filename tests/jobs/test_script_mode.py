@@ -52,7 +52,7 @@ def test_seed_script_runs_unchanged_as_a_job(data, tmp_path):
     assert int(env["SM_NUM_CPUS"]) >= 1 and int(env["SM_NUM_GPUS"]) >= 0
     training = json.loads(env["SM_TRAINING_ENV"])
     assert training["channel_input_dirs"]["test"] == str(data / "test") and training["job_name"] == "seed-hpo"
-    assert seen["cwd"] == str(SCRIPTS)
+    assert seen["cwd"] == str(tmp_path / "job" / "code")  # its own working folder, as /opt/ml/code
     logs = run("jobs", "logs", "seed-hpo").output
     assert "Epoch 2: train loss" in logs and "surely-not-installed-pkg" in logs  # requirements reported, not installed
     listing = run("jobs", "list").output
@@ -130,3 +130,31 @@ def test_a_bundle_from_a_source_dir_that_holds_the_job_copies_only_the_code(tmp_
     assert sorted(p.name for p in (folder / "code").iterdir()) == ["helpers.py", "inference.py", "runs"]
     assert not any((folder / "code" / "runs").iterdir())  # the job's folder (and the bundle in it) stayed out
     assert (folder / "weights.bin").exists()
+
+
+def test_course_script_logs_pickles_a_hooked_model_and_writes_in_its_own_folder(data, tmp_path):
+    """Issue 27 (items 1, 7, 8, 9): INFO lines of a script that never configures logging reach the log and the
+    metric definitions; ``torch.save(model, '/opt/ml/model/model.pt')`` after ``register_hook``; relative writes and hard-coded
+    ``/opt/ml`` paths stay in the job; the loss is recorded without ``register_loss``."""
+    import torch
+
+    from visiontune.debug import create_trial, modes
+
+    for job in ("course-a", "course-b"):
+        run("train", "--entry-point", "course_train.py", "--source-dir", SCRIPTS, "--channel",
+            f"train={data / 'train'}", "--channel", f"test={data / 'test'}", "--hyperparameters", '{"epochs": 2}',
+            "--metric-definition", "test_acc=Test Accuracy: ([0-9.]+)", "--out", tmp_path / job, "--job-name", job)
+        store = JobStore()
+        record = store.get_job(job)
+        assert record.status == "Completed", record.failure_reason
+        assert [s for s, _, _ in store.metrics(job)["test_acc"]] == [1, 2]  # parsed from logger.info lines
+        assert (tmp_path / job / "code" / "checkpoint.pt").is_file()
+        assert (tmp_path / job / "code" / "where.txt").read_text() == str(tmp_path / job / "code")
+        assert (tmp_path / job / "output" / "data" / "classes.txt").read_text() == "blue,green,red"  # /opt/ml/...
+        with tarfile.open(record.model_data) as tar:
+            tar.extractall(tmp_path / job / "unpacked", filter="data")
+        model = torch.load(tmp_path / job / "unpacked" / "model.pt", weights_only=False)
+        assert model(torch.zeros(1, 3, 32, 32)).shape == (1, 3)
+        trial = create_trial(tmp_path / job / "debug")  # the loss, never given to register_loss (item 9)
+        assert len(trial.tensor("CrossEntropyLoss_output_0").steps(mode=modes.TRAIN)) > 0
+    assert not (SCRIPTS / "checkpoint.pt").exists() and not (SCRIPTS / "where.txt").exists()

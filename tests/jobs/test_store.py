@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+from sqlalchemy import text as sqlalchemy_text
 
 from visiontune.errors import ConfigError
 from visiontune.jobs.migrations import MIGRATIONS, latest
@@ -178,11 +179,11 @@ def test_the_reaper_leaves_a_job_that_changed_hands_after_it_looked(store_url, m
     script = (f"from visiontune.jobs.store import JobStore; s = JobStore({store_url!r}); "
               "s.create_job('handed', 'builtin', {}, {}, '/tmp/handed'); s.create_tuning_job('resumed', {})")
     subprocess.run([sys.executable, "-c", script], check=True)  # both recorded by a process now gone
-    jobs, tuning = s.list_jobs(status=None), s.list_tuning_jobs()  # what the reaper read
+    jobs, tuning = s._active_jobs(), s._active_tuners()  # what the reaper read
     s.hand_over("handed", os.getpid())  # then: handed over to a live runner
     s.update_tuning_job("resumed", pid=os.getpid())  # and resumed by a live tuner
-    monkeypatch.setattr(s, "list_jobs", lambda status=None, **kw: jobs)
-    monkeypatch.setattr(s, "list_tuning_jobs", lambda: tuning)
+    monkeypatch.setattr(s, "_active_jobs", lambda: jobs)
+    monkeypatch.setattr(s, "_active_tuners", lambda: tuning)
     assert s.reap_orphans() == []
     assert s.get_job("handed").status == "InProgress" and s.get_tuning_job("resumed").status == "InProgress"
     monkeypatch.undo()
@@ -205,3 +206,51 @@ def test_a_store_a_newer_version_migrated_stays_readable(store_url):
     assert s.get_job("old-reader").status == "InProgress"
     assert s.get_tuning_job("old-reader-tj").status == "InProgress"
     assert s.reap_orphans() == []
+
+
+def test_reaping_reads_only_the_jobs_that_can_be_orphans(store_url, monkeypatch):
+    """A store with 20k finished jobs: reaping runs a few statements, decodes only the active jobs, and on
+    SQLite finds them through the status indexes (no scan of vt_jobs or vt_tuning_jobs)."""
+    import json
+    import time
+
+    from sqlalchemy import event
+
+    import visiontune.jobs.store as store_mod
+
+    s = JobStore(store_url)
+    spec = json.dumps({"config": {"data": "/data/x" * 40, "model": "mobilenet_v2", "epochs": 3}})
+    now = time.time()
+    rows = [{"n": f"done-{i}", "sp": spec, "t": now - 10_000 + i * 0.01} for i in range(20_000)]
+    with s.engine.begin() as c:
+        c.execute(sqlalchemy_text(
+            "INSERT INTO vt_jobs (name, kind, status, secondary_status, spec, hyperparameters, output_dir, "
+            "created_at, ended_at, stop_requested, attempt, final_metrics) VALUES (:n, 'builtin', 'Completed', "
+            "'Completed', :sp, '{\"lr\": 0.1}', '/tmp/x', :t, :t, false, 1, '{\"val_acc\": 0.9}')"), rows)
+        c.execute(sqlalchemy_text(
+            "INSERT INTO vt_tuning_jobs (name, status, config, created_at, stop_requested) VALUES "
+            "(:n, 'Completed', :sp, :t, false)"), rows[:2000])
+    s.create_job("running", "builtin", {}, {}, "/tmp/running")  # queued by this live process: not an orphan
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    s.create_job("dead", "builtin", {}, {}, "/tmp/dead")
+    s.started("dead", pid=gone.pid)
+
+    statements, decoded = [], []
+    for engine in {s.engine, s.read_engine}:
+        event.listen(engine, "before_cursor_execute", lambda c, cur, sql, *a: statements.append(sql))
+    monkeypatch.setattr(store_mod, "_job", lambda row, _f=store_mod._job: decoded.append(row["name"]) or _f(row))
+    monkeypatch.setattr(store_mod, "_tuning", lambda row, _f=store_mod._tuning: decoded.append(row["name"]) or _f(row))
+    assert s.reap_orphans() == ["dead"]
+    reads = [q for q in statements if q.lstrip().upper().startswith("SELECT")]
+    assert sorted(decoded) == ["dead", "running"], len(decoded)  # 20,002 before: every job ever recorded
+    assert len(statements) <= 8, statements  # 2 reads + the one orphan's last values and update (+ BEGINs)
+    if s.is_sqlite:
+        with s.read_engine.connect() as c:
+            for q in reads:
+                if "vt_jobs" in q.split("WHERE")[0] or "vt_tuning_jobs" in q:
+                    plan = " ".join(str(r[-1]) for r in c.exec_driver_sql("EXPLAIN QUERY PLAN " + q.replace(
+                        "?", "NULL")))
+                    assert "INDEX" in plan and not plan.startswith("SCAN"), (q, plan)
+    statements.clear()
+    assert s.reap_orphans() == [] and len([q for q in statements if q != "BEGIN"]) == 2  # nothing to reap: 2 reads

@@ -47,7 +47,8 @@ def test_seed_notebook_tunes_a_script_and_deploys_the_best(data, tmp_path, monke
     assert described["BestTrainingJob"]["TrainingJobName"] == best  # the CLI agrees
     best_est = tuner.best_estimator()
     assert best_est.model_data.endswith("model.tar.gz") and Path(best_est.model_data).exists()
-    assert best_est.hyperparameters()["lr"] == df.set_index("TrainingJobName").loc[best, "lr"]
+    # SageMaker's framework estimators answer JSON strings (notebooks .strip('"') them)
+    assert float(best_est.hyperparameters()["lr"].strip('"')) == df.set_index("TrainingJobName").loc[best, "lr"]
     predictor = best_est.deploy(initial_instance_count=1, instance_type="ml.m5.large", entry_point="inference.py",
                                 serializer=IdentitySerializer("image/png"), deserializer=JSONDeserializer())
     try:
@@ -150,4 +151,72 @@ def test_tuner_in_the_background_then_wait(tmp_path, monkeypatch):
     tuner.fit(wait=False)
     tuner.wait()
     assert tuner.describe()["HyperParameterTuningJobStatus"] == "Completed"
-    assert tuner.best_estimator().hyperparameters()["quality"] == 0.6
+    assert json.loads(tuner.best_estimator().hyperparameters()["quality"]) == 0.6
+
+
+def test_course_notebook_runs_unchanged(data, tmp_path, monkeypatch):
+    """Issue 27's acceptance flow, as a course notebook writes it: tune a script that logs with ``logger.info``
+    (never configuring logging), registers the hook without ``register_loss`` and pickles the hooked model to
+    ``/opt/ml/model``; read the debugger's output; deploy with an ``inference.py`` whose ``input_fn`` has a
+    default and whose ``predict_fn`` answers ``(1, C)``; query with ``Accept: */*`` as the SDK's plain
+    ``Predictor`` sends it."""
+    import urllib.request
+
+    import numpy as np
+
+    from visiontune.debug import create_trial
+
+    monkeypatch.chdir(tmp_path)
+    est = PyTorch(entry_point="course_train.py", source_dir=str(SCRIPTS), role="r", instance_type="ml.m5.xlarge",
+                  framework_version="1.8", py_version="py36", hyperparameters={"epochs": 2})
+    assert est.hyperparameters() == {"epochs": "2"}  # JSON strings, as SageMaker's framework estimators answer
+    assert PyTorch(entry_point="x.py", hyperparameters={"model": "cnn"}).hyperparameters() == {"model": '"cnn"'}
+    tuner = HyperparameterTuner(est, "test_acc", {"lr": ContinuousParameter(0.01, 0.1)},
+                                metric_definitions=[{"Name": "test_acc", "Regex": "Test Accuracy: ([0-9.]+)"}],
+                                max_jobs=2, max_parallel_jobs=2, objective_type="Maximize")
+    tuner.fit({"train": str(data / "train"), "test": str(data / "test")})
+    df = tuner.analytics().dataframe()
+    assert list(df["TrainingJobStatus"]) == ["Completed", "Completed"], df
+    best = tuner.best_estimator()
+    assert float(best.hyperparameters()["lr"].strip('"')) > 0
+    trial = create_trial(best.latest_job_debugger_artifacts_path())
+    assert "CrossEntropyLoss_output_0" in trial.tensor_names()
+    assert Path(best.latest_job_profiler_artifacts_path()).is_dir() and Path(best.output_path).is_dir()
+    assert not (SCRIPTS / "checkpoint.pt").exists()  # each trial wrote in its own working folder
+    summary = best.latest_training_job.rule_job_summary()
+    assert summary and {"RuleConfigurationName", "RuleEvaluationStatus", "StatusDetails"} <= set(summary[0])
+    assert "DebugRuleEvaluationStatuses" in best.latest_training_job.describe()
+    assert best.sagemaker_session.upload_data(str(data)) == str(data.resolve())
+    predictor = best.deploy(initial_instance_count=1, instance_type="ml.m5.large",
+                            entry_point="course_inference.py", trust_pickled_model=True)
+    try:
+        req = urllib.request.Request(f"{predictor.url}/endpoints/{predictor.endpoint_name}/invocations",
+                                     data=_png(data), method="POST",
+                                     headers={"Content-Type": "image/jpeg", "Accept": "*/*"})
+        with urllib.request.urlopen(req, timeout=60) as r:
+            response = json.loads(r.read())
+        assert np.asarray(response).shape == (1, 3)
+        assert np.argmax(response, 1).shape == (1,)
+    finally:
+        predictor.delete_endpoint()
+
+
+def test_a_notebook_imports_smdebug_on_request(tmp_path, monkeypatch):
+    """Issue 27: ``from smdebug.trials import create_trial`` in the notebook's own process."""
+    import sys
+
+    from visiontune.debug import Hook
+    from visiontune.sdk import install_smdebug_alias
+
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    for name in [m for m in sys.modules if m == "smdebug" or m.startswith("smdebug.")]:
+        monkeypatch.delitem(sys.modules, name)
+    install_smdebug_alias()
+    from smdebug.trials import create_trial
+
+    hook = Hook(out_dir=tmp_path)
+    hook.save_scalar("acc", 0.5)
+    hook.close()
+    assert create_trial(str(tmp_path)).tensor("acc").value(0) == 0.5
+    for name in [m for m in sys.modules if m == "smdebug" or m.startswith("smdebug.")]:
+        del sys.modules[name]  # the alias leaves with the test

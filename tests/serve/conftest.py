@@ -1,5 +1,6 @@
 import base64
 import io
+import os
 import subprocess
 import sys
 import time
@@ -40,26 +41,37 @@ def b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
+#: How long a test waits for a server to answer /ping: as long as start-up takes on a busy machine (workers
+#: importing torch beside other CPU-bound processes), not a fixed few seconds; a server that died is seen at once.
+READY_S = float(os.environ.get("VISIONTUNE_TEST_READY_S", 120))
+
+
 class Server:
     """``visiontune serve`` in a child process on 127.0.0.1, stopped at the end."""
 
-    def __init__(self, *args):
+    def __init__(self, *args, env: dict | None = None, ready: bool = True):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc = subprocess.Popen([sys.executable, "-m", "visiontune.cli.main", "serve", *map(str, args),
-                                      "--port", str(self.port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        deadline = time.time() + 90
-        while time.time() < deadline:
+                                      "--port", str(self.port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     env={**os.environ, **(env or {})})
+        if ready:
+            self.wait_ready()
+
+    def wait_ready(self, timeout: float = READY_S) -> None:
+        started = time.time()
+        while time.time() < started + timeout:
             if self.proc.poll() is not None:
                 raise RuntimeError(self.proc.stdout.read().decode())
             try:
-                with urllib.request.urlopen(self.url + "/ping", timeout=2) as r:
+                with urllib.request.urlopen(self.url + "/ping", timeout=5) as r:
                     if r.status == 200:
                         return
             except OSError:
                 time.sleep(0.3)
         self.stop()
-        raise RuntimeError("server did not become ready")
+        raise RuntimeError(f"server did not become ready within {timeout:.0f} s: "
+                           f"{self.proc.stdout.read().decode()[-3000:]}")
 
     def stop(self):
         self.proc.terminate()
@@ -73,8 +85,8 @@ class Server:
 def server_factory():
     servers = []
 
-    def start(*args):
-        s = Server(*args)
+    def start(*args, **kwargs):
+        s = Server(*args, **kwargs)
         servers.append(s)
         return s
 

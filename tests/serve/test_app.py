@@ -223,7 +223,7 @@ def test_custom_code_with_wrong_signature_fails_at_start(model_dir, tmp_path):
     shutil.copytree(model_dir, d)
     (d / "code").mkdir()
     (d / "code" / "inference.py").write_text("def input_fn(body):\n    return body\n")
-    with pytest.raises(InferenceCodeError, match=r"input_fn takes 1 required argument.*input_fn\(request_body, content_type\)"):
+    with pytest.raises(InferenceCodeError, match=r"input_fn\(body\) takes 1 argument.*input_fn\(request_body, content_type\)"):
         Handler(d).load()
 
 
@@ -307,3 +307,22 @@ def test_a_full_queue_answers_503_with_retry_after_and_keeps_serving(model_dir, 
         assert post(c, png_bytes, "image/png").status_code == 200
         assert 'visiontune_rejected_total{model="tiny"} 7.0' in c.get("/metrics").text
 
+
+
+def test_a_server_without_custom_code_refuses_to_load_a_model_that_brings_it(model_dir, tmp_path):
+    """--no-custom-code holds for models loaded at run time too (POST /models), not only at start-up."""
+    import shutil
+
+    from fastapi.testclient import TestClient
+
+    from visiontune.serve.app import ServerSettings, create_app
+
+    custom = tmp_path / "custom"
+    shutil.copytree(model_dir, custom)
+    (custom / "code").mkdir(exist_ok=True)
+    (custom / "code" / "inference.py").write_text("def model_fn(model_dir):\n    return None\n")
+    app = create_app(ServerSettings(allow_model_management=True, custom_code=False))
+    with TestClient(app) as c:
+        r = c.post("/models", json={"name": "mine", "path": str(custom)})
+        assert r.status_code == 403 and "--no-custom-code" in r.json()["error"]
+        assert c.post("/models", json={"name": "plain", "path": str(model_dir)}).status_code == 201

@@ -126,3 +126,88 @@ def test_manifest_rerun_retries_failed_lines_in_place(model_dir, tmp_path):
     rows = [json.loads(x) for x in (out / "in.manifest.out").read_text().splitlines()]
     assert (r.retried, r.errors) == (1, 0) and len(rows) == len(images)
     assert rows[-1]["source"] == str(d / "broken.jpg") and "error" not in rows[-1] and "label" in rows[-1]
+
+
+def test_an_edited_manifest_is_redone_exactly_where_it_changed(model_dir, tmp_path, monkeypatch):
+    """Regression (issue 33, item 8): a line inserted at the top left the output misaligned (line 1 held the
+    old line 1's image), one image never predicted and another predicted twice; an image replaced by another
+    with an older mtime kept its stale prediction."""
+    import os
+
+    import visiontune.serve.batch as batch_mod
+
+    d = _folder(tmp_path)
+    images = sorted(d.rglob("*.png"))
+    manifest = tmp_path / "in.manifest"
+    write = lambda paths: manifest.write_text("".join(json.dumps({"source-ref": str(p)}) + "\n" for p in paths))  # noqa: E731
+    write(images)
+    out = tmp_path / "out"
+    batch_predict(model_dir, manifest, out)
+    before = {json.loads(x)["source"]: x for x in (out / "in.manifest.out").read_text().splitlines()}
+
+    predicted = []
+    rows = batch_mod._rows
+    monkeypatch.setattr(batch_mod, "_rows", lambda m, srcs, *a: predicted.extend(srcs) or rows(m, srcs, *a))
+    new = tmp_path / "new.png"
+    draw_image(COLORS["red"], 99).save(new)
+    write([new, *images])  # a line inserted at the top
+    r = batch_predict(model_dir, manifest, out)
+    assert predicted == [str(new)] and (r.written, r.skipped_done, r.changed) == (1, len(images), 0)
+    lines = (out / "in.manifest.out").read_text().splitlines()
+    assert [json.loads(x)["source"] for x in lines] == [str(p) for p in [new, *images]]  # aligned
+    assert lines[1:] == [before[str(p)] for p in images]  # the other records kept as they were
+    assert json.loads(lines[0])["label"] == "red"
+
+    predicted.clear()  # an image replaced by another picture whose file is older than its record
+    draw_image(COLORS["red"], 5).save(images[2])
+    old = (out / "in.manifest.out").stat().st_mtime_ns - 10**10
+    os.utime(images[2], ns=(old, old))
+    write([*images[:3], *images[4:], new])  # and a line removed, another moved
+    r = batch_predict(model_dir, manifest, out)
+    assert predicted == [str(images[2])] and (r.written, r.changed) == (1, 1)
+    rows_now = [json.loads(x) for x in (out / "in.manifest.out").read_text().splitlines()]
+    assert [x["source"] for x in rows_now] == [str(p) for p in [*images[:3], *images[4:], new]]
+    assert rows_now[2]["label"] == "red"
+    assert not list(out.glob(".*partial*"))
+
+    predicted.clear()  # the same in a folder: the replaced image is predicted again, only it
+    folder_out = tmp_path / "folder-out"
+    batch_predict(model_dir, d, folder_out)
+    draw_image(COLORS["blue"], 6).save(images[0])
+    old = (folder_out / images[0].relative_to(d).with_suffix(".png.out")).stat().st_mtime_ns - 10**10
+    os.utime(images[0], ns=(old, old))
+    r = batch_predict(model_dir, d, folder_out)
+    assert (r.changed, r.written) == (1, 2)  # + broken.jpg, retried
+    assert predicted[-2:] == sorted([str(d / "broken.jpg"), str(images[0])])
+    assert json.loads((folder_out / (str(images[0].relative_to(d)) + ".out")).read_text())["label"] == "blue"
+
+
+def test_a_manifest_run_killed_midway_loses_nothing(model_dir, tmp_path, monkeypatch):
+    """The output is rebuilt beside the old one: a run killed midway leaves its partial output, which the next
+    run reuses (nothing predicted twice), and the finished output replaces the old one."""
+    import visiontune.serve.batch as batch_mod
+
+    d = _folder(tmp_path, n=7)
+    images = sorted(d.rglob("*.png"))
+    manifest = tmp_path / "in.manifest"
+    manifest.write_text("".join(json.dumps({"source-ref": str(p)}) + "\n" for p in images))
+    out = tmp_path / "out"
+    rows = batch_mod._rows
+
+    def killed_after_3(m, srcs, *a):
+        for i, row in enumerate(rows(m, srcs, *a)):
+            if i == 3:
+                raise KeyboardInterrupt
+            yield row
+
+    monkeypatch.setattr(batch_mod, "_rows", killed_after_3)
+    with pytest.raises(KeyboardInterrupt):
+        batch_predict(model_dir, manifest, out, batch_size=2)
+    assert len(list(out.glob(".in.manifest.out.partial-*"))) == 1 and not (out / "in.manifest.out").exists()
+    predicted = []
+    monkeypatch.setattr(batch_mod, "_rows", lambda m, srcs, *a: predicted.extend(srcs) or rows(m, srcs, *a))
+    r = batch_predict(model_dir, manifest, out)
+    assert (r.skipped_done, r.written) == (3, len(images) - 3) and predicted == [str(p) for p in images[3:]]
+    assert [json.loads(x)["source"] for x in (out / "in.manifest.out").read_text().splitlines()] == [
+        str(p) for p in images]
+    assert not list(out.glob(".*partial*"))

@@ -18,6 +18,7 @@ from visiontune.errors import RequestError, ServiceUnavailableError
 from visiontune.serve.app import ServerSettings
 from visiontune.serve.model_process import ModelServer, socket_folder
 from visiontune.serve.remote import RemoteRuntime
+from tests.serve.conftest import READY_S
 
 
 @pytest.fixture
@@ -39,7 +40,7 @@ def model_server(model_dir):
     task = loop.create_task(run())
     thread = threading.Thread(target=loop.run_until_complete, args=(task,), daemon=True)
     thread.start()
-    assert ready.wait(30)
+    assert ready.wait(READY_S)
     yield server, path
     loop.call_soon_threadsafe(task.cancel)
     thread.join(10)
@@ -114,7 +115,7 @@ def test_serve_with_two_workers_and_one_model_process(server_factory, model_dir,
     first = model_process()
     first.kill()
     first.wait(10)
-    deadline, statuses = time.time() + 90, set()
+    deadline, statuses = time.time() + READY_S, set()  # a new model process starts (imports torch) again
     while time.time() < deadline:
         try:
             np.testing.assert_allclose(invoke(0), local, atol=2e-3)
@@ -124,7 +125,7 @@ def test_serve_with_two_workers_and_one_model_process(server_factory, model_dir,
             assert exc.code == 503 and "model process" in json.loads(exc.read())["error"]
             time.sleep(0.5)
     else:
-        raise AssertionError(f"no answer within 90 s after the model process died (statuses {statuses})")
+        raise AssertionError(f"no answer within {READY_S:.0f} s after the model process died (statuses {statuses})")
     second = model_process()
     assert second is not None and second.pid != first.pid
     with urllib.request.urlopen(server.url + "/ping", timeout=10) as r:

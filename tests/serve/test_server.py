@@ -101,3 +101,65 @@ def test_port_in_use_is_one_clear_line(server_factory, model_dir):
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "serving" not in r.stderr and "Traceback" not in r.stderr
     assert f"127.0.0.1:{srv.port}" in r.stderr and "--port" in r.stderr
+
+
+def _slow_workers(tmp_path, seconds: float) -> dict:
+    """An environment whose spawned server workers take ``seconds`` longer to start (as importing torch does
+    on a busy machine) before they can answer uvicorn's health check."""
+    import os
+
+    folder = tmp_path / "slow-start"
+    folder.mkdir(exist_ok=True)
+    (folder / "sitecustomize.py").write_text(
+        "import time\n"
+        "with open('/proc/self/cmdline', 'rb') as fh:\n"
+        "    if b'--multiprocessing-fork' in fh.read():\n"
+        f"        time.sleep({seconds})\n")
+    return {"PYTHONPATH": os.pathsep.join(filter(None, [str(folder), os.environ.get("PYTHONPATH")]))}
+
+
+def test_workers_slower_to_start_than_the_health_check_are_waited_for(server_factory, model_dir, png_bytes, tmp_path):
+    """Regression (issue 33, item 9): workers still importing torch after uvicorn's 5 s health check were killed
+    and started again for ever ("Child process died"), and the server never served."""
+    import time
+
+    import psutil
+
+    def workers():
+        return {c.pid for c in psutil.Process(srv.proc.pid).children()
+                if "--multiprocessing-fork" in " ".join(c.cmdline()) and "resource_tracker" not in " ".join(c.cmdline())}
+
+    srv = server_factory(model_dir, "--workers", "2", env=_slow_workers(tmp_path, 9))
+    first = workers()
+    time.sleep(12)  # past the slow start and uvicorn's old 5 s health check: no worker was killed and replaced
+    assert workers() == first and len(first) == 2
+    for _ in range(4):
+        req = urllib.request.Request(srv.url + "/invocations", data=png_bytes, headers={"Content-Type": "image/png"})
+        with urllib.request.urlopen(req, timeout=60) as r:
+            assert len(json.loads(r.read())) == 3
+    srv.stop()
+    assert "died" not in srv.proc.stdout.read().decode()
+
+
+def test_workers_that_keep_dying_say_so(server_factory, model_dir, tmp_path):
+    """A worker that cannot start within --worker-startup-timeout: each death is a line, and after a few, what
+    to do (uvicorn's own INFO lines stay hidden)."""
+    import time
+
+    srv = server_factory(model_dir, "--workers", "2", "--worker-startup-timeout", "5",
+                         env=_slow_workers(tmp_path, 60), ready=False)
+    lines, seen = [], threading.Event()
+
+    def read():
+        for line in iter(srv.proc.stdout.readline, b""):
+            lines.append(line.decode())
+            if "keep dying" in line.decode():
+                seen.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    assert seen.wait(90), "".join(lines)
+    srv.stop()
+    time.sleep(0.5)
+    text = "".join(lines)
+    assert "--worker-startup-timeout (5 s" in text and "fewer --workers" in text
+    assert "Started parent process" not in text and "Waiting for" not in text

@@ -14,8 +14,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import tarfile
+import zlib
 from pathlib import Path
 
 import torch
@@ -23,6 +25,7 @@ import torch
 from visiontune.version import __version__
 from visiontune.errors import ArtifactError
 from visiontune.paths import atomic_write_text, cache_dir
+from visiontune.writes import OutputError, is_write_failure, output_error, remove_temp_files
 from visiontune.zoo.adapters import ImageClassifier
 from visiontune.zoo.heads import HeadSpec
 from visiontune.zoo.weights import Preprocessing
@@ -35,14 +38,36 @@ def save_artifact(out: Path, model: ImageClassifier, *, name: str, library: str,
                   weights_tag: str | None, weights_license: str | None, prep: Preprocessing,
                   classes: list[str], hyperparameters: dict, metrics: dict, task: dict | None = None,
                   held_out: dict | None = None) -> Path:
-    """``task``: the task's name and what it learnt beside the weights (multi-label: per-class thresholds)."""
+    """``task``: the task's name and what it learnt beside the weights (multi-label: per-class thresholds).
+    A write that fails (a full disk, a read-only folder) leaves no temp file: one clear ``OutputError``."""
+    try:
+        return _save_artifact(out, model, name=name, library=library, arch=arch, weights_tag=weights_tag,
+                              weights_license=weights_license, prep=prep, classes=classes,
+                              hyperparameters=hyperparameters, metrics=metrics, task=task, held_out=held_out)
+    except OSError as exc:
+        remove_temp_files(out, [*FILES, "metrics.json"])
+        if is_write_failure(exc):
+            raise output_error(exc, out) from exc
+        raise
+
+
+def _save_artifact(out: Path, model: ImageClassifier, *, name: str, library: str, arch: str,
+                   weights_tag: str | None, weights_license: str | None, prep: Preprocessing,
+                   classes: list[str], hyperparameters: dict, metrics: dict, task: dict | None,
+                   held_out: dict | None) -> Path:
     from safetensors.torch import save_file
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     tmp = out / ".model.safetensors.tmp"
-    save_file(state, str(tmp), metadata={"format": "visiontune", "format_version": str(FORMAT_VERSION)})
+    try:
+        save_file(state, str(tmp), metadata={"format": "visiontune", "format_version": str(FORMAT_VERSION)})
+    except Exception as exc:  # safetensors' own error for an I/O error: "... (os error 28)"
+        code = re.search(r"os error (\d+)", str(exc))
+        if code is None:
+            raise
+        raise OSError(int(code.group(1)), os.strerror(int(code.group(1))), str(out / "model.safetensors")) from exc
     os.chmod(tmp, _file_mode())  # safetensors creates its file private; the artifact's files are all readable alike
     tmp.replace(out / "model.safetensors")
     config = {
@@ -78,13 +103,19 @@ def pack(out: Path, extra: tuple[str, ...] = ()) -> Path:
     tmp = out / ".model.tar.gz.tmp"
     # float32 weights barely compress: deflate saved 7% of mobilenet_v2's 11.7 MB in 0.57-0.76 s (levels
     # 1-9) where storing takes 0.03 s; the file stays a gzip'd tar, as SageMaker expects
-    with tarfile.open(tmp, "w:gz", compresslevel=0) as tar:
-        for name in (*FILES, "metrics.json", *extra):
-            if (out / name).exists():
-                tar.add(out / name, arcname=name)
-        if (out / "code").is_dir():
-            tar.add(out / "code", arcname="code")
-    tmp.replace(out / "model.tar.gz")
+    try:
+        with tarfile.open(tmp, "w:gz", compresslevel=0) as tar:
+            for name in (*FILES, "metrics.json", *extra):
+                if (out / name).exists():
+                    tar.add(out / name, arcname=name)
+            if (out / "code").is_dir():
+                tar.add(out / "code", arcname="code")
+        tmp.replace(out / "model.tar.gz")
+    except OSError as exc:  # a full disk, a read-only folder: no half-written .model.tar.gz.tmp left
+        tmp.unlink(missing_ok=True)
+        if is_write_failure(exc):
+            raise output_error(exc, out / "model.tar.gz") from exc
+        raise
     return out / "model.tar.gz"
 
 
@@ -101,8 +132,13 @@ def _unpack(path: Path) -> Path:
                 tar.extractall(tmp, filter="data")
             if not dest.exists():
                 tmp.replace(dest)
-        except (tarfile.TarError, OSError) as exc:
-            raise ArtifactError(f"{path}: not a readable model.tar.gz ({exc})") from exc
+        except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:  # EOFError, zlib.error: truncated
+            if is_write_failure(exc):  # the cache's disk is full (or not writable)
+                raise OutputError(f"cannot unpack {path} into {tmp.parent}: {exc.strerror}; free some space "
+                                  "there, or point VISIONTUNE_HOME at another disk") from exc
+            raise ArtifactError(f"{path}: not a readable model.tar.gz, truncated or damaged "
+                                f"({type(exc).__name__}: {exc}); copy it again, or pack its model folder again "
+                                "(a finished run's folder holds one)") from exc
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     return dest

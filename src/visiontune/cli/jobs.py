@@ -12,8 +12,6 @@ from rich.table import Table
 
 from visiontune.progress import table_console
 
-from visiontune.jobs.store import TERMINAL
-
 
 def _store():
     from visiontune.jobs.api import default_store
@@ -72,6 +70,8 @@ def list_cmd(status, tuning_job, limit, fmt):
 @click.argument("name")
 def describe_cmd(name):
     """Everything about a job (JSON): status, failure reason, hyperparameters, final metrics, artifacts."""
+    from visiontune.jobs.store import TERMINAL
+
     store = _store()
     job = store.get_job(name)
     doc = job.to_dict()
@@ -100,6 +100,8 @@ def describe_cmd(name):
 def logs_cmd(name, follow):
     """A job's log (its script's or the engine's output), from the store.  Following ends when the job has
     ended, with exit status 1 if it failed."""
+    from visiontune.jobs.store import TERMINAL
+
     store = _store()
     text, last = store.logs(name)
     sys.stdout.write(text)
@@ -142,6 +144,7 @@ def delete_cmd(names, files):
     """Forget finished jobs (their metric series and logs); --files also removes the files they wrote."""
     from visiontune.errors import ConfigError
     from visiontune.jobs.runner import delete_outputs, sharing_outputs
+    from visiontune.jobs.store import TERMINAL
 
     store = _store()
     for name in names:

@@ -8,8 +8,6 @@ import click
 from rich.console import Console
 from rich.table import Column, Table
 
-from visiontune.zoo import get_model_spec, list_models
-
 
 def _row(spec) -> dict:
     return spec.describe()
@@ -26,6 +24,8 @@ def models_group() -> None:
 @click.option("--json", "as_json", is_flag=True, hidden=True, help="the same as --format json")
 def list_cmd(fmt, as_json):
     """Registered models and whether their pretrained weights are usable offline (and how to install them)."""
+    from visiontune.zoo import list_models
+
     rows = [_row(s) for s in list_models()]
     if as_json or fmt == "json":
         click.echo(json.dumps(rows, indent=2))
@@ -50,7 +50,7 @@ def list_cmd(fmt, as_json):
 @click.argument("name")
 def info_cmd(name):
     """What a model name resolves to, its weights and its stages (for --mode partial)."""
-    from visiontune.zoo import create_model
+    from visiontune.zoo import create_model, get_model_spec
 
     spec = get_model_spec(name)
     row = _row(spec)

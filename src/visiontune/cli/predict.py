@@ -11,7 +11,7 @@ from rich.table import Table
 
 from visiontune.progress import table_console
 
-from visiontune.runtime import INFERENCE_PRECISION, PRECISIONS
+from visiontune.choices import INFERENCE_PRECISION, PRECISIONS
 
 FORMATS = ("table", "json", "csv")
 
@@ -48,9 +48,15 @@ def predict_cmd(model, inputs, top_k, fmt, as_json, masks, batch_size, device, p
     from visiontune.predictions import iter_predict
 
     rows, writer = [], _MaskWriter(masks)
-    for row in iter_predict(model, list(inputs), top_k=top_k, batch_size=batch_size, device=device,
-                            precision=precision):
-        rows.append(writer.write(row))  # a segmentation model's mask goes to its file now, not into memory
+    try:
+        for row in iter_predict(model, list(inputs), top_k=top_k, batch_size=batch_size, device=device,
+                                precision=precision):
+            rows.append(writer.write(row))  # a segmentation model's mask goes to its file now, not into memory
+    except OSError as exc:  # a full disk, a read-only --masks folder: one line
+        error = _write_failure(exc, masks)
+        if error is exc:
+            raise
+        raise error from exc
     fmt = "json" if as_json else fmt
     if writer.written:
         if fmt == "table":
@@ -85,6 +91,18 @@ def predict_cmd(model, inputs, top_k, fmt, as_json, masks, batch_size, device, p
         table_console().print(table)
     if any("error" in r for r in rows):
         raise SystemExit(1)
+
+
+def _write_failure(exc: OSError, folder) -> Exception:
+    """A write that failed for want of space or permission, as one line (its temp files removed); any other
+    ``OSError`` as it is."""
+    from visiontune.writes import is_write_failure, output_error, remove_temp_files
+
+    if not is_write_failure(exc):
+        return exc
+    if folder:
+        remove_temp_files(folder)
+    return output_error(exc, folder)
 
 
 class _MaskWriter:
@@ -148,9 +166,15 @@ def evaluate_cmd(model, data, split, out, top_k, label_attribute, on_bad_image, 
     """Accuracy, per-class precision/recall/F1, confusion matrix and the misclassified files on labelled DATA."""
     from visiontune.evaluate import evaluate
 
-    r = evaluate(model, data, split=split, out=out, top_k=top_k, batch_size=batch_size, device=device,
-                 precision=precision, label_attribute=label_attribute, on_bad_image=on_bad_image,
-                 allow_empty_labels=allow_empty_labels)
+    try:
+        r = evaluate(model, data, split=split, out=out, top_k=top_k, batch_size=batch_size, device=device,
+                     precision=precision, label_attribute=label_attribute, on_bad_image=on_bad_image,
+                     allow_empty_labels=allow_empty_labels)
+    except OSError as exc:  # a full disk, a read-only --out: one line, and no temp file left there
+        error = _write_failure(exc, out)
+        if error is exc:
+            raise
+        raise error from exc
     m = r.metrics
     if as_json:
         click.echo(json.dumps({**m, "misclassified": r.misclassified}, indent=2))

@@ -6,12 +6,15 @@ from pathlib import Path
 
 import click
 
+from visiontune.choices import BOUNDS
+
 
 @click.command("quickstart")
 @click.option("--out", "--workdir", "out", type=click.Path(), default="quickstart", show_default=True,
               help="folder for the PNG dataset, the model and the sample predictions")
 @click.option("--epochs", default=10, show_default=True, type=click.IntRange(1), help="passes over the training data")
-@click.option("--image-size", default=96, show_default=True, type=click.IntRange(16), help="input size in pixels")
+@click.option("--image-size", default=96, show_default=True, type=click.IntRange(*BOUNDS["image_size"]),
+              help="input size in pixels")
 @click.option("--n-train", default=10_000, show_default=True, type=click.IntRange(10), help="training images")
 @click.option("--n-test", default=2_000, show_default=True, type=click.IntRange(10),
               help="validation images, and as many test images")

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
+import time
 from pathlib import Path
 
 import click
 
-from visiontune.runtime import INFERENCE_PRECISION, PRECISIONS
+from visiontune.choices import INFERENCE_PRECISION, PRECISIONS
+
+
+#: ``serve --workers N``: how long a worker may take to start before uvicorn takes it for hung
+WORKER_STARTUP_S = 120
 
 
 def _parse_models(models: tuple[str, ...]) -> dict[str, str]:
@@ -47,6 +53,7 @@ def _parse_models(models: tuple[str, ...]) -> dict[str, str]:
 @click.option("--max-payload-mb", default=6.0, show_default=True, type=float,
               help="largest request body accepted (SageMaker's real-time limit is 6 MB)")
 @click.option("--api-key", default=None, envvar="VISIONTUNE_API_KEY", help="require this key (or $VISIONTUNE_API_KEY)")
+@click.option("--metrics-public", is_flag=True, help="serve /metrics without the API key (for a scraper that sends none)")
 @click.option("--entry-point", default=None,
               help="serve with this inference.py (model_fn, input_fn, predict_fn, output_fn), as SageMaker's "
                    "PyTorchModel(entry_point=...) does; for a model a training script saved")
@@ -56,8 +63,18 @@ def _parse_models(models: tuple[str, ...]) -> dict[str, str]:
 @click.option("--model-process/--no-model-process", default=None,
               help="hold each model once, in its own process, fed by every worker (batching across workers); "
                    "on by default with --workers > 1 where there is a GPU")
+@click.option("--custom-code/--no-custom-code", default=True, show_default=True,
+              help="run a model's own code/inference.py (its model_fn, input_fn... as SageMaker does); "
+                   "--no-custom-code refuses a model that has one")
+@click.option("--trust-pickled-model", is_flag=True,
+              help="let code/inference.py's model_fn torch.load a whole pickled model (weights_only=False, as "
+                   "SageMaker's torch 1.x containers did); unpickling runs any code the file holds: trusted models only")
+@click.option("--worker-startup-timeout", default=WORKER_STARTUP_S, show_default=True, type=click.IntRange(5),
+              help="--workers > 1: seconds a worker may take to start (importing torch, loading the models) "
+                   "before it is taken for hung, killed and started again")
 def serve_cmd(models, host, port, workers, threads, runtime, device, precision, max_batch_size, max_delay_ms, max_queue,
-              max_payload_mb, api_key, entry_point, source_dir, allow_model_management, model_process):
+              max_payload_mb, api_key, metrics_public, entry_point, source_dir, allow_model_management, model_process, custom_code,
+              trust_pickled_model, worker_startup_timeout):
     """Serve models over HTTP: SageMaker's /ping and /invocations, and /endpoints/NAME/invocations for boto3.
 
     MODEL is a model folder or model.tar.gz, optionally named: NAME=PATH (several make a multi-model endpoint);
@@ -68,20 +85,38 @@ def serve_cmd(models, host, port, workers, threads, runtime, device, precision, 
     from visiontune.artifact.store import artifact_dir
     from visiontune.serve.app import ServerSettings, create_app
     from visiontune.serve.endpoints import check_port_free
+    from visiontune.web.security import allowed_hosts
+
+    from visiontune.artifact.store import CUSTOM_CODE
+    from visiontune.errors import ConfigError
 
     named = _parse_models(models)
     if entry_point:
+        if not custom_code:
+            raise ConfigError("--entry-point serves your own inference code; drop --no-custom-code to run it")
         from visiontune.serve.bundle import bundle
 
         named = {name: str(bundle(path, entry_point, source_dir)) for name, path in named.items()}
-    for path in named.values():
-        artifact_dir(path, custom_ok=True)  # a wrong path fails now, not in a worker
+    for name, path in named.items():
+        folder = artifact_dir(path, custom_ok=True)  # a wrong path fails now, not in a worker
+        if (folder / CUSTOM_CODE).is_file():
+            shown = f"{path} ({CUSTOM_CODE} inside)" if Path(path).is_file() else str(Path(path) / CUSTOM_CODE)
+            if not custom_code:
+                raise ConfigError(f"model {name}: {shown} is custom inference code, refused by --no-custom-code; "
+                                  "serve a model without code/, or drop --no-custom-code to run it")
+            click.echo(f"running custom code from {shown} (model {name}: its model_fn/input_fn/predict_fn/"
+                       "output_fn replace the defaults; --no-custom-code refuses it)", err=True)
+    if trust_pickled_model:
+        click.echo("--trust-pickled-model: a custom model_fn's torch.load unpickles whole models, which runs any "
+                   "code they hold; serve only models you trust this way", err=True)
     check_port_free(host, port)
     if model_process is None:
         model_process = workers > 1 and _gpu_serving(device)
     settings = ServerSettings(models=named, runtime=runtime, device=device, precision=precision, threads=threads,
                               max_batch_size=max_batch_size, max_delay_ms=max_delay_ms, max_queue=max_queue,
-                              max_payload_mb=max_payload_mb, api_key=api_key,
+                              max_payload_mb=max_payload_mb, api_key=api_key, metrics_public=metrics_public,
+                              custom_code=custom_code, trust_pickled_model=trust_pickled_model,
+                              allowed_hosts=sorted(allowed_hosts(host, port) or []) or None,
                               # each worker process holds its own models: loading into one would split them
                               allow_model_management=((allow_model_management or bool(api_key)) and workers == 1
                                                       and not model_process))
@@ -100,12 +135,60 @@ def serve_cmd(models, host, port, workers, threads, runtime, device, precision, 
         if workers > 1:
             os.environ["VISIONTUNE_SERVE_SETTINGS"] = settings.to_json()
             uvicorn.run("visiontune.serve.app:create_app_from_env", factory=True, host=host, port=port,
-                        workers=workers, log_level="warning", access_log=False)
+                        workers=workers, access_log=False, **_worker_options(worker_startup_timeout))
         else:
             uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", access_log=False)
     finally:
         if process is not None:
             process.stop()
+
+
+def _worker_options(startup_s: int) -> dict:
+    """uvicorn's options for worker processes: a health-check timeout that fits a worker's start-up (its
+    5 s default killed workers still importing torch on a busy machine, for ever), and a log that hides
+    uvicorn's chatter but says when workers die, and why they may keep dying."""
+    import copy
+    import inspect
+
+    import uvicorn
+    from uvicorn.config import LOGGING_CONFIG
+
+    log = copy.deepcopy(LOGGING_CONFIG)
+    log.setdefault("filters", {})["worker_deaths"] = {"()": f"{__name__}.WorkerDeaths", "startup_s": startup_s}
+    log["handlers"]["default"].setdefault("filters", []).append("worker_deaths")
+    options: dict = {"log_config": log, "log_level": "info"}  # INFO: the supervisor's "died" lines reach the filter
+    if "timeout_worker_healthcheck" in inspect.signature(uvicorn.Config).parameters:  # uvicorn >= 0.30
+        options["timeout_worker_healthcheck"] = startup_s
+    return options
+
+
+class WorkerDeaths(logging.Filter):
+    """uvicorn's log as ``serve`` shows it: warnings and errors, and each worker death as a clear line (after
+    a few, what to do); its other INFO lines (started, waiting...) dropped."""
+
+    WINDOW_S = 600.0
+
+    def __init__(self, startup_s: float = WORKER_STARTUP_S):
+        super().__init__()
+        self.startup_s, self.deaths = float(startup_s), []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.WARNING:
+            return True
+        message = record.getMessage()
+        if not (message.startswith("Child process") and message.endswith("died")):
+            return False
+        now = time.time()
+        self.deaths = [t for t in self.deaths if now - t < self.WINDOW_S] + [now]
+        text = f"a server worker ({message[len('Child process '):-len(' died')]}) died; starting another"
+        if len(self.deaths) >= 3:
+            text += (f". Workers keep dying ({len(self.deaths)} in {self.WINDOW_S / 60:.0f} minutes): a worker that "
+                     f"has not answered the health check within --worker-startup-timeout ({self.startup_s:.0f} s: "
+                     "importing torch, loading the models) is killed and started again; on a busy machine raise it "
+                     "or start fewer --workers (a worker's own error, if it had one, is above)")
+        record.msg, record.args = text, ()
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
 
 
 def _gpu_serving(device: str) -> bool:

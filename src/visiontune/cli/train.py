@@ -11,6 +11,7 @@ from dataclasses import MISSING, fields
 import click
 from click.core import ParameterSource
 
+from visiontune.choices import BOUNDS
 from visiontune.train.config import TrainConfig
 
 
@@ -38,6 +39,8 @@ def config_options(func):
         else:
             choices = f.metadata.get("choices")
             ctype = click.Choice(choices) if choices else {int: int, float: float, str: str}[tp]
+            if f.name in BOUNDS and tp is int:  # --image-size: the bounds TrainConfig checks
+                ctype = click.IntRange(*BOUNDS[f.name])
             opt = click.option(flag, f.name, type=ctype, default=default, help=help_,
                                show_default=default not in (None, ""))
         func = opt(func)

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 from rich.table import Table
 
+from visiontune.paths import run_folder
 from visiontune.progress import table_console
 
 
@@ -98,7 +99,7 @@ def _print_summary(name: str) -> None:
     con.print(f"tuning job [bold]{tj.name}[/]: {tj.status}" + (f" ({tj.failure_reason})" if tj.failure_reason else ""))
     if tj.best_job:
         con.print(f"best training job: [bold]{tj.best_job}[/]; its model: {store.get_job(tj.best_job).model_data}")
-    out = Path(tj.config.get("output") or Path("runs") / tj.name)
+    out = Path(tj.config.get("output") or run_folder(tj.name))
     con.print(f"report: {out.resolve() / 'report.html'}", highlight=False)
 
 
@@ -157,7 +158,7 @@ def report_cmd(name):
 
     store = _store()
     tj = store.get_tuning_job(name)
-    out = Path(tj.config.get("output") or Path("runs") / name)
+    out = Path(tj.config.get("output") or run_folder(name))
     write_report(store, name, out)
     _print_summary(name)
 

@@ -12,6 +12,7 @@ saved on the save config's steps, as reductions.
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import math
 import os
@@ -38,6 +39,10 @@ from visiontune.debug.store import Record, TensorWriter, encode_series
 
 _RELU = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Hardswish)
 _SAT = {nn.Sigmoid: "sigmoid_output", nn.Tanh: "tanh_output"}
+#: the most values a tensor saved whole may have (4 M: 16 MB of float32 per tensor and save step); larger
+#: ones are saved as reductions only
+WHOLE_MAX_VALUES = 1 << 22
+_LOSS = torch.nn.modules.loss._Loss  # every torch.nn loss module (CrossEntropyLoss, MSELoss, NLLLoss...)
 _ACT_REDUCTIONS = ("mean", "std", "min", "max", "zero_fraction", "nonfinite")
 
 _HOOK: "Hook | None" = None
@@ -113,6 +118,8 @@ class Hook:
         self._model: nn.Module | None = None
         self._model_name = ""
         self._handles: list = []
+        self._auto_losses = False
+        self._explicit_losses: set[int] = set()
         self._saving: dict[str, bool] = {}
         self._step_hooks = True
         self._grad_names: dict[str, str] = {}
@@ -120,7 +127,7 @@ class Hook:
         self._act_handles: list = []
         # what waits for the next flush (kept as tensors: no device sync per step)
         self._values: list[tuple] = []     # (name, collections, mode, step, mode_step, value)
-        self._reduced: list[tuple] = []    # (name, collections, mode, step, mode_step, keys, stacked, histogram)
+        self._reduced: list[tuple] = []    # (name, collections, mode, step, mode_step, keys, stacked, histogram, whole)
         self._step_rows: list[tuple] = []  # (mode, step, wall, {seconds})
         self._rows: list[tuple] = []       # record_step's: (mode, step, mode_step, loss name, loss, labels, predictions)
         self._events: list[dict] = []
@@ -147,6 +154,23 @@ class Hook:
         with _HOOK_LOCK:
             _HOOK = self
 
+    # -- pickling (torch.save(model) after register_hook pickles the hooks' owner too) -------------------
+    #: what a copy leaves behind: files, locks, threads, the profiler, queued tensors, the hooks' handles
+    _NOT_PICKLED = ("_writer", "_frames", "_trace", "_handles", "_act_handles", "_act_hooks", "_values",
+                    "_reduced", "_step_rows", "_rows", "_events", "_snapshot", "_model")
+
+    def __getstate__(self) -> dict:
+        state = {k: v for k, v in self.__dict__.items() if k not in self._NOT_PICKLED}
+        state["_closed"] = True  # the copy is inert: the original keeps saving, the copy saves nothing
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._writer = self._frames = self._trace = self._snapshot = self._model = None
+        self._handles, self._act_handles, self._act_hooks = [], [], []
+        self._saving = {}
+        self._values, self._reduced, self._step_rows, self._rows, self._events = [], [], [], [], []
+
     # -- creation -------------------------------------------------------------------------------------
     @classmethod
     def create_from_json_file(cls, json_file_path: str | None = None) -> "Hook":
@@ -154,7 +178,22 @@ class Hook:
         ``DataLoader`` the script iterates, for the ``Dataloader`` profiler rule."""
         hook = cls(config=HookConfig.from_json_file(json_file_path))
         watch_dataloaders()
+        hook.record_losses()
         return hook
+
+    def record_losses(self) -> None:
+        """Save the output of every ``torch.nn`` loss module this process calls (``CrossEntropyLoss_output_0``,
+        collection ``losses``), in the model's forward pass or in the script, without ``register_loss``: what
+        SageMaker's framework containers recorded for a script's hook.  Modules given to :meth:`register_loss`
+        are saved by it alone.  One global forward hook; removed by :meth:`close`."""
+        if self._auto_losses:
+            return
+        self._auto_losses = True
+        self._handles.append(torch.nn.modules.module.register_module_forward_hook(self._any_loss_output))
+
+    def _any_loss_output(self, module, inp, out) -> None:
+        if isinstance(module, _LOSS) and id(module) not in self._explicit_losses:
+            self._loss_output(f"{type(module).__name__}_output_0", module, inp, out)
 
     def _write_config(self) -> None:
         if self.dry_run:
@@ -334,12 +373,16 @@ class Hook:
     def register_loss(self, loss_module: nn.Module) -> None:
         """Save the loss module's output every step, in the current mode (collection ``losses``)."""
         name = f"{type(loss_module).__name__}_output_0"
+        self._explicit_losses.add(id(loss_module))
+        self._handles.append(loss_module.register_forward_hook(functools.partial(self._loss_output, name)))
 
-        def after(_m, _inp, out):
-            if isinstance(out, torch.Tensor) and out.numel() == 1:
-                step, mstep = self._current()
-                self._values.append((name, ("losses",), self.mode, step, mstep, out.detach().reshape(())))
-        self._handles.append(loss_module.register_forward_hook(after))
+    def _loss_output(self, name: str, _m, _inp, out) -> None:
+        if not self._closed and isinstance(out, torch.Tensor) and out.numel() == 1:
+            step, mstep = self._current()
+            losses = self.collections.get("losses")
+            if losses is not None and losses.save_config is not None and not losses.should_save(self.mode, mstep):
+                return  # a CollectionConfig("losses", {"save_interval": ...}) applies, as in smdebug
+            self._values.append((name, ("losses",), self.mode, step, mstep, out.detach().reshape(())))
 
     def _included(self, coll: str, name: str) -> bool:
         if coll in self.included:
@@ -349,6 +392,8 @@ class Hook:
 
     # -- torch hooks ---------------------------------------------------------------------------------
     def _before_forward(self, module, args):
+        if self._closed:  # a copy unpickled with its model (torch.load) records nothing
+            return
         now = time.perf_counter()
         train = self.mode == ModeKeys.TRAIN
         if train and self._t_step is not None and not self._explicit_times:
@@ -373,36 +418,40 @@ class Hook:
         if self._t_fwd is not None:
             self._last_fwd = time.perf_counter() - self._t_fwd
 
+    # the torch hooks are bound methods and partials of them, never closures: a model the hook is registered
+    # with can be pickled whole (``torch.save(model, path)``), as smdebug's can; see __getstate__
     def _grad_hook(self, name: str):
-        def fn(p):
-            if self._saving.get("gradients") and p.grad is not None and self._included("gradients", name):
-                self._queue(name, ("gradients",), p.grad, self.collections["gradients"].reductions)
-        return fn
+        return functools.partial(self._gradient, name)
+
+    def _gradient(self, name: str, p) -> None:
+        if self._saving.get("gradients") and p.grad is not None and self._included("gradients", name):
+            self._queue(name, ("gradients",), p.grad, self.collections["gradients"].reductions)
 
     def _activation_hook(self, name: str, kind: str, mtype):
         """ReLU-like outputs: the share of dead units (active in under 1% of the batch, SageMaker's
         threshold_inactivity); sigmoid/tanh inputs: the share of saturated units (pre-activation outside
         SageMaker's default bounds in over 99% of the batch)."""
-        def fn(_m, inp, out):
-            if not self._saving.get("activations") or not isinstance(out, torch.Tensor):
-                return
-            if not (self._included("activations", name) or self._included(kind, name)):
-                return
-            with torch.no_grad():
-                x = out.detach().float()
-                extra = {}
-                if x.ndim >= 2 and x.shape[0] > 0:
-                    units = x.reshape(x.shape[0], -1)
-                    if kind == "relu_output":
-                        active = (units > 0).float().mean(0) * 100
-                        extra["dead_fraction"] = (active < 1.0).float().mean()
-                    elif inp and isinstance(inp[0], torch.Tensor):
-                        z = inp[0].detach().float().reshape(x.shape[0], -1)
-                        lo, hi = (-23.0, 16.99999) if mtype is nn.Sigmoid else (-9.4999, 9.4999)
-                        active = ((z > lo) & (z < hi)).float().mean(0) * 100
-                        extra["saturated_fraction"] = (active < 1.0).float().mean()
-                self._queue(name, ("activations", kind), x, _ACT_REDUCTIONS, extra)
-        return fn
+        return functools.partial(self._activation, name, kind, mtype)
+
+    def _activation(self, name: str, kind: str, mtype, _m, inp, out) -> None:
+        if not self._saving.get("activations") or not isinstance(out, torch.Tensor):
+            return
+        if not (self._included("activations", name) or self._included(kind, name)):
+            return
+        with torch.no_grad():
+            x = out.detach().float()
+            extra = {}
+            if x.ndim >= 2 and x.shape[0] > 0:
+                units = x.reshape(x.shape[0], -1)
+                if kind == "relu_output":
+                    active = (units > 0).float().mean(0) * 100
+                    extra["dead_fraction"] = (active < 1.0).float().mean()
+                elif inp and isinstance(inp[0], torch.Tensor):
+                    z = inp[0].detach().float().reshape(x.shape[0], -1)
+                    lo, hi = (-23.0, 16.99999) if mtype is nn.Sigmoid else (-9.4999, 9.4999)
+                    active = ((z > lo) & (z < hi)).float().mean(0) * 100
+                    extra["saturated_fraction"] = (active < 1.0).float().mean()
+            self._queue(name, ("activations", kind), x, _ACT_REDUCTIONS, extra)
 
     def _save_params(self) -> None:
         for pname, p in self._model.named_parameters():
@@ -451,7 +500,17 @@ class Hook:
         extra_keys = list(extra or {})
         stacked = torch.cat([raw, torch.stack([v.to(raw.dtype) for v in extra.values()])]) if extra else raw
         hist = red.histogram(t) if "histogram" in names else None
-        self._reduced.append((name, collections, self.mode, step, mstep, (names, extra_keys), stacked, hist))
+        whole = self._whole(collections, t)
+        self._reduced.append((name, collections, self.mode, step, mstep, (names, extra_keys), stacked, hist,
+                              whole))
+
+    def _whole(self, collections: tuple[str, ...], t: torch.Tensor):
+        """The tensor itself, besides its reductions, when the hook config names one of its collections
+        (``CollectionConfig(name="weights")``: smdebug then saved it whole, so ``.value(step)`` reads it) and
+        it has at most :data:`WHOLE_MAX_VALUES` values; copied to the CPU now (it changes at the next step)."""
+        if t.numel() > WHOLE_MAX_VALUES or not any(c in self.config.collections for c in collections):
+            return None
+        return t.detach().to("cpu", copy=True)
 
     def _queue_value(self, name, collections, t, step: int) -> None:
         self._values.append((name, collections, ModeKeys.TRAIN, self.step, step, t.detach()))
@@ -551,13 +610,14 @@ class Hook:
         sizes = [r[6].numel() for r in reduced]
         flat = torch.cat([r[6].to("cpu", torch.float64) for r in reduced]).tolist() if reduced else []
         pos = 0
-        for (name, colls, mode, step, mstep, (names, extra_keys), _st, hist), size in zip(reduced, sizes):
+        for (name, colls, mode, step, mstep, (names, extra_keys), _st, hist, whole), size in zip(reduced, sizes):
             values, pos = flat[pos:pos + size], pos + size
             reds = red.derive(values[:len(red._RAW)], [n for n in names if n != "histogram"])
             reds.update(zip(extra_keys, values[len(red._RAW):]))
             if hist is not None:
                 reds["histogram"] = hist
-            self._writer.write(Record(name, step, int(mode), mstep, colls, now, None, reds, self.worker))
+            value = whole.numpy() if whole is not None else None
+            self._writer.write(Record(name, step, int(mode), mstep, colls, now, value, reds, self.worker))
 
     # -- framework metrics and traces --------------------------------------------------------------------
     def record_event(self, name: str, **values) -> None:
@@ -716,5 +776,6 @@ def get_hook(json_config_path: str | None = None, create_if_not_exists: bool = F
     if create_if_not_exists:
         hook = Hook(out_dir=os.environ.get("VISIONTUNE_DEBUG_DIR") or "debug-output")
         watch_dataloaders()
+        hook.record_losses()
         return hook
     return None

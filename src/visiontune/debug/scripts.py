@@ -39,6 +39,20 @@ def check_settings(value: dict | None) -> dict:
     return settings
 
 
+def install_smdebug_alias() -> None:
+    """``import smdebug`` in this process (a notebook's) answers visiontune's debugger, as in a script job:
+    ``from smdebug.trials import create_trial`` then reads a job's ``latest_job_debugger_artifacts_path()``.
+    On request only (it shadows a real smdebug installed here, for this process)."""
+    import sys
+
+    if str(SHIMS) not in sys.path:
+        sys.path.insert(0, str(SHIMS))
+    real = sys.modules.get("smdebug")
+    if real is not None and not str(getattr(real, "__file__", "")).startswith(str(SHIMS)):
+        for name in [m for m in sys.modules if m == "smdebug" or m.startswith("smdebug.")]:
+            del sys.modules[name]  # a real smdebug imported earlier: the alias from now on
+
+
 def imports_smdebug(source_dir: Path, entry_point: str) -> bool:
     files = [Path(entry_point) if Path(entry_point).is_absolute() else source_dir / entry_point]
     files += sorted(source_dir.rglob("*.py"))[:500]

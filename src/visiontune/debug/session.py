@@ -41,7 +41,10 @@ def summary(results: dict | None, where: str | Path) -> str:
     rules = [r for r in results["rules"] if r["status"] != "NotRun"]
     found = [r["name"] for r in rules if r["status"] == "IssuesFound"]
     errors = [r["name"] for r in rules if r["status"] == "Error"]
-    parts = [f"{len(rules) - len(found) - len(errors)} rules found no issues"]
+    no_data = [r["name"] for r in rules if r["status"] == "NoData"]
+    parts = [f"{len(rules) - len(found) - len(errors) - len(no_data)} rules found no issues"]
+    if no_data:
+        parts.append(f"{len(no_data)} had no data to look at ({', '.join(no_data)})")
     if found:
         parts.append(f"{len(found)} found issues ({', '.join(found)})")
     if errors:

@@ -33,9 +33,7 @@ def export_tensorboard(job_or_path, out: str | Path | None = None) -> tuple[Path
     for mode in (ModeKeys.TRAIN, ModeKeys.EVAL, ModeKeys.PREDICT, ModeKeys.GLOBAL):
         writer = None
         for name in trial.tensor_names():
-            recs = trial._series[name].by_mode.get(int(mode), {})
-            for step in sorted(recs):
-                rec = recs[step]
+            for step, rec in trial.tensor(name).records(mode, only_mode=True).items():
                 if writer is None:
                     writer = SummaryWriter(str(out / mode.name.lower()))
                 if rec.value is not None and np.size(rec.value) == 1:

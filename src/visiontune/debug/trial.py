@@ -2,26 +2,57 @@
 
 A trial reads the store incrementally: every call that asks for data first takes the records added
 since the last one, so it works on a running job.
+
+Besides smdebug's calls (``trial.steps()``, ``trial.tensor_names(...)``, ``trial.tensor(name).steps()`` /
+``.value(step)`` / ``.values()`` / ``.reduction_value(...)``), a whole series at once:
+``trial.series(name, mode, reduction)`` (steps and floats), ``trial.tensor(name).records(mode)`` (every saved
+record) and ``.modes()``; per-step wall times (``trial.wall_time(step)``, ``wall_times()``,
+``last_wall_time()``); and the store files' state (``trial.store_files()``, ``trial.damaged``).  The built-in
+rules and the report read a job through these calls only, as a user's own rule does.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
 from visiontune.debug import reductions as red
 from visiontune.debug.modes import ModeKeys, as_mode
-from visiontune.debug.store import Record, TensorReader, worker_files
+from visiontune.debug.store import MAGIC, SUFFIX, Record, TensorReader
 from visiontune.errors import VisiontuneError
-from visiontune.registry import Registry
 
 
 class TensorUnavailable(VisiontuneError):
     """A tensor, step or reduction that was not saved."""
+
+
+#: The collections a :class:`~visiontune.debug.Hook` saves on its save config's steps (the others, such as
+#: losses and scalars, are saved whenever the job records them).  A reader that finds no hook config
+#: (``Trial.hook_configs()`` empty) judges these collections by their save config's steps.
+STEP_COLLECTIONS = ("weights", "biases", "gradients", "activations", "inputs", "weight_update_ratio")
+
+
+@dataclass(frozen=True)
+class StoreFile:
+    """One worker's tensor store file, as far as a trial has read it (``Trial.store_files()``)."""
+
+    path: Path
+    size: int                 # bytes on disk now
+    read: int                 # bytes read: the header and every complete record
+    damaged: str | None       # why reading stopped early (a failed checksum, not a store), or None
+
+    @property
+    def unread(self) -> int:
+        """Bytes after the last complete record (a record being written, or torn by a crash); 0 when the
+        file is damaged (reading stopped on purpose) or its header is not written yet."""
+        if self.damaged or self.read < len(MAGIC):
+            return 0
+        return max(0, self.size - self.read)
 
 
 class _Series:
@@ -70,6 +101,27 @@ class Tensor:
             return sorted(s.by_step)
         return sorted(s.by_mode.get(int(as_mode(mode)), {}))
 
+    def modes(self) -> list[ModeKeys]:
+        """The modes this tensor was saved in (GLOBAL only where a record was saved in GLOBAL mode)."""
+        return sorted(ModeKeys(m) for m in self._s.by_mode)
+
+    def records(self, mode=ModeKeys.GLOBAL, only_mode: bool = False) -> dict[int, Record]:
+        """Every saved step of this tensor in ``mode``, in step order: ``{step: Record}``, the step counted
+        in that mode (global steps for GLOBAL, the default: every mode in the order the job ran them).
+        ``only_mode=True`` with GLOBAL: only the records saved in GLOBAL mode (a hook whose mode was never
+        set), by their own step, as ``modes()`` lists them.
+
+        A :class:`~visiontune.debug.store.Record` holds ``step`` (global), ``mode`` (a ``ModeKeys`` value),
+        ``mode_step``, ``value`` (the whole tensor or scalar; ``None`` where only reductions were saved),
+        ``reductions`` (``{name: float}``), ``wall`` and ``worker``.  One call reads them all at once, for
+        rules and exports that walk a whole series; treat the records as read-only."""
+        s = self._s
+        if (mode is None or as_mode(mode) == ModeKeys.GLOBAL) and not only_mode:
+            recs = s.by_step
+        else:
+            recs = s.by_mode.get(int(as_mode(ModeKeys.GLOBAL if mode is None else mode)), {})
+        return {step: recs[step] for step in sorted(recs)}
+
     def value(self, step_num: int, mode=ModeKeys.GLOBAL, worker=None):
         rec = self._record(step_num, mode)
         if rec.value is None:
@@ -107,6 +159,22 @@ class Tensor:
         return self._record(step_num, mode).wall
 
 
+def _worker_files(folder: Path) -> list[tuple[str, int]]:
+    """(path, size) of each worker's store file in ``folder``, in path order (as ``store.worker_files``)."""
+    try:
+        with os.scandir(folder) as it:
+            entries = [(e.path, e) for e in it if e.name.startswith("worker-") and e.name.endswith(SUFFIX)]
+    except OSError:  # no tensors folder (yet)
+        return []
+    out = []
+    for path, entry in sorted(entries, key=lambda pe: pe[0]):
+        try:
+            out.append((path, entry.stat().st_size))
+        except OSError:  # removed meanwhile
+            continue
+    return out
+
+
 def _few(steps: list[int]) -> str:
     if not steps:
         return "no steps in that mode"
@@ -121,22 +189,30 @@ class Trial:
     def __init__(self, path: str | Path, name: str | None = None):
         self.path = Path(path)
         self.name = name or self.path.parent.name
-        self._readers: dict[Path, TensorReader] = {}
+        self._readers: dict[str, TensorReader] = {}  # by file path
         self._series: dict[str, _Series] = {}
         self._mode_steps: dict[int, set[int]] = {}
         self._global: dict[int, int] = {}  # global step -> mode
-        self._walls: list[float] = []
+        self._walls: dict[int, float] = {}  # global step -> the earliest wall time of its records
+        self._last_wall: float | None = None
         self.records = 0
 
     def refresh(self) -> int:
+        """Take the records added since the last call (every reading call does it first); the number taken.
+        A file that has not grown since is not opened, so calling it often costs a directory listing."""
         new = 0
-        for f in worker_files(self.path / "tensors"):
-            reader = self._readers.setdefault(f, TensorReader(f))
+        for f, size in _worker_files(self.path / "tensors"):
+            reader = self._readers.get(f)
+            if reader is None:
+                reader = self._readers[f] = TensorReader(f)
+            elif reader.damaged or size <= reader.offset:
+                continue
             for rec in reader.read_new():
                 self._series.setdefault(rec.name, _Series(rec.name)).add(rec)
                 self._mode_steps.setdefault(rec.mode, set()).add(rec.mode_step)
                 self._global[rec.step] = rec.mode
-                self._walls.append(rec.wall)
+                self._walls[rec.step] = min(rec.wall, self._walls.get(rec.step, rec.wall))
+                self._last_wall = rec.wall if self._last_wall is None else max(self._last_wall, rec.wall)
                 new += 1
         self.records += new
         return new
@@ -144,6 +220,19 @@ class Trial:
     @property
     def damaged(self) -> list[str]:
         return [r.damaged for r in self._readers.values() if r.damaged]
+
+    def store_files(self) -> list[StoreFile]:
+        """Each worker's store file, in path order: its size now, how far it was read, why reading stopped
+        early (``damaged``) and how many bytes follow the last complete record (``unread``)."""
+        self.refresh()
+        out = []
+        for _, reader in sorted(self._readers.items()):
+            try:
+                size = reader.path.stat().st_size
+            except OSError:
+                size = reader.offset  # gone since it was read: nothing unread to report
+            out.append(StoreFile(reader.path, size, reader.offset, reader.damaged))
+        return out
 
     def tensor_names(self, collection: str | None = None, regex: str | list | None = None, mode=None,
                      step: int | None = None) -> list[str]:
@@ -207,8 +296,23 @@ class Trial:
         return sorted({w for s in self._series.values() for w in s.workers})
 
     def last_wall_time(self) -> float | None:
+        """The latest wall time (seconds since the epoch) of any saved record; None before the first."""
         self.refresh()
-        return max(self._walls) if self._walls else None
+        return self._last_wall
+
+    def wall_time(self, step: int) -> float:
+        """The wall time (seconds since the epoch) of global step ``step``: the earliest of its records'
+        (a hook writes a flush's steps together, so steps of one flush share it)."""
+        self.refresh()
+        if int(step) not in self._walls:
+            raise TensorUnavailable(f"{self.name}: nothing was saved at global step {step}; it has "
+                                    f"{_few(sorted(self._walls))}")
+        return self._walls[int(step)]
+
+    def wall_times(self) -> dict[int, float]:
+        """``{global step: wall time}`` of every step anything was saved at, in step order."""
+        self.refresh()
+        return {s: self._walls[s] for s in sorted(self._walls)}
 
     def series(self, name: str, mode=ModeKeys.TRAIN, reduction: str | None = None) -> tuple[list[int], list[float]]:
         """(steps, values) of a scalar tensor or of one reduction, for rules and charts."""
@@ -243,9 +347,9 @@ class Trial:
         return f"<Trial {self.name}: {len(self._series)} tensors, {len(self._global)} steps, {self.path}>"
 
 
-#: How a job's name becomes its record (``.name``, ``.output_dir``, ``.status``, ``.secondary_status``):
-#: :mod:`visiontune.jobs` registers the job store's lookup, so this package never imports the jobs layer.
-JOB_LOOKUP: Registry[Callable[[str], object]] = Registry("job lookup")
+#: How a job's name becomes its record: :mod:`visiontune.jobs` registers the job store's lookup (in a light
+#: module, so the jobs layer loads without this one)
+from visiontune.debug.lookup import JOB_LOOKUP  # noqa: E402
 
 
 def find_job(name: str):

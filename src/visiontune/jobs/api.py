@@ -6,7 +6,7 @@ recorded as a job (``visiontune jobs list`` shows it).
 
 from __future__ import annotations
 
-from visiontune.debug.trial import JOB_LOOKUP
+from visiontune.debug.lookup import JOB_LOOKUP
 from visiontune.jobs.runner import run_job, submit
 from visiontune.jobs.store import JobStore
 

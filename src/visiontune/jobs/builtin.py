@@ -94,8 +94,9 @@ def optuna_pruning(store, cfg: dict):
 
     pruner = getattr(optuna.pruners, cfg["pruner"]["name"])(**cfg["pruner"]["kwargs"])
     study = optuna.load_study(study_name=cfg["study"], storage=store.optuna_storage(), pruner=pruner)
-    trial = optuna.trial.Trial(study, study._storage.get_trial_id_from_study_id_trial_number(  # noqa: SLF001
-        study._study_id, int(cfg["trial"])))  # noqa: SLF001
+    storage = store.optuna_storage()  # Optuna's public storage API, not the study's private fields
+    trial = optuna.trial.Trial(study, storage.get_trial_id_from_study_id_trial_number(
+        storage.get_study_id_from_name(cfg["study"]), int(cfg["trial"])))
     metric = METRIC_ALIASES.get(cfg["metric"], cfg["metric"])
 
     def prune(epoch: int, row: dict) -> None:

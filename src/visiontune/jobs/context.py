@@ -9,11 +9,12 @@ import json
 import re
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
-from visiontune.jobs.store import Job, JobStore
+from visiontune.jobs.store import STORE_OUTAGE_S, Job, JobStore, StoreUnavailableError, retrying, store_trouble
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 _CURSOR = re.compile(r"\x1b\[[0-9;?]*[ABCDGHJKlh]")  # cursor moves, line erases: a live progress bar
@@ -39,20 +40,34 @@ class LogSink:
         if "\r" in text:
             text = "\n".join(part.rsplit("\r", 1)[-1] for part in text.split("\n"))
         with self.lock:
-            self.file.write(text)
+            try:
+                self.file.write(text)
+            except (OSError, ValueError):  # a full disk: the run goes on (and fails, if it must, where it writes
+                pass                       # its outputs, saying so); the store keeps the log meanwhile
             self.buffer.append(text)
             if tail:
                 self.tail = (self.tail + text.splitlines())[-40:]
 
     def flush(self) -> None:
+        """The chunk written since the last flush into the store; kept for the next flush if the store is
+        unreachable (the file has it already)."""
         with self.lock:
             chunk, self.buffer = "".join(self.buffer), []
         if chunk:
-            self.store.append_log(self.name, chunk)
+            try:
+                self.store.append_log(self.name, chunk)
+            except BaseException:
+                with self.lock:
+                    self.buffer.insert(0, chunk)
+                raise
 
-    def close(self) -> None:
-        self.flush()
-        self.file.close()
+    def close(self, until: float | None = None) -> None:
+        """Flush (retried while the store is unreachable, until the time ``until``) and close the file."""
+        try:
+            retrying(self.flush, until=until, what="the job's log", where=f"the job store {self.store.safe_url}")
+        finally:
+            with contextlib.suppress(OSError):  # a full disk: what could not be flushed is in the store
+                self.file.close()
 
 
 class _Tee(io.TextIOBase):
@@ -99,6 +114,13 @@ class RunContext:
     stop: threading.Event = field(default_factory=threading.Event)
     #: extra per-epoch callbacks for the built-in engine (a tuner's pruning, the debugger)
     callbacks: tuple[Callable[[int, dict], None], ...] = ()
+    #: metric points not yet in the store (written in order; buffered while the store is unreachable)
+    pending: list[tuple[dict, int, float]] = field(default_factory=list)
+    #: since when the store has been unreachable (None: it answers)
+    down_since: float | None = None
+    #: set once the store stayed unreachable past ``STORE_OUTAGE_S``: the job stops and fails saying so
+    store_error: StoreUnavailableError | None = None
+    _flushing: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def output_dir(self) -> Path:
@@ -124,7 +146,63 @@ class RunContext:
         original.write(text)
 
     def metrics(self, values: dict[str, float], step: int) -> None:
-        self.store.log_metrics(self.job.name, values, step)
+        """Record a metric point: written at once while the store answers; while it is unreachable, kept
+        here (training goes on) and written in order when it is back (the heartbeat thread retries)."""
+        self.pending.append((dict(values), step, time.time()))
+        if self.down_since is None:
+            self.flush_metrics()
+
+    def flush_metrics(self, until: float | None = None) -> None:
+        """Write the pending metric points.  ``until`` None: one try (the point stays pending if the store is
+        unreachable); a time: retried with backoff until then, then :class:`StoreUnavailableError`."""
+        if not self._flushing.acquire(blocking=until is not None):
+            return  # another thread is writing them
+        try:
+            while self.pending:
+                values, step, ts = self.pending[0]
+                if until is None:
+                    try:
+                        self.store.log_metrics(self.job.name, values, step, ts=ts)
+                    except Exception as exc:
+                        if not store_trouble(exc):
+                            raise
+                        self.store_down(exc)
+                        return
+                else:
+                    retrying(self.store.log_metrics, self.job.name, values, step, ts=ts, until=until,
+                             what="the job's metrics", where=f"the job store {self.store.safe_url}")
+                self.pending.pop(0)
+                self.store_up()
+        finally:
+            self._flushing.release()
+
+    def store_down(self, exc: BaseException) -> None:
+        """A store write failed on an unreachable store: the outage is noted; past ``STORE_OUTAGE_S`` the job
+        is stopped, to end Failed (saying why)."""
+        now = time.time()
+        if self.down_since is None:
+            self.down_since = now
+            self.log(f"[visiontune] the job store is unreachable ({_first_line(exc)}); training goes on, its "
+                     f"metrics and log are kept here and written when the store is back (waiting up to "
+                     f"{STORE_OUTAGE_S:.0f} s)")
+        elif now - self.down_since > STORE_OUTAGE_S and self.store_error is None:
+            self.store_error = StoreUnavailableError(
+                f"the job store {self.store.safe_url} was unreachable for more than {STORE_OUTAGE_S:.0f} s "
+                f"({_first_line(exc)}): the job stopped; its files are in {self.job.output_dir}")
+            self.log(f"[visiontune] {self.store_error}")
+            self.stop.set()
+
+    def store_up(self) -> None:
+        if self.down_since is not None:
+            self.log(f"[visiontune] the job store answers again (after {time.time() - self.down_since:.0f} s); "
+                     f"{len(self.pending)} buffered metric point(s) left to write")
+            self.down_since = None
+
+    def final_writes_until(self) -> float:
+        """How long the run's last writes (metrics, log, status) wait for an unreachable store: what is left
+        of ``STORE_OUTAGE_S`` since it went away, and at least 10 s."""
+        since = self.down_since or time.time()
+        return max(since + STORE_OUTAGE_S, time.time() + 10.0)
 
     def record_hyperparameters(self, path: Path) -> None:
         """The values the run actually used (defaults filled in), once it knows them."""
@@ -133,7 +211,13 @@ class RunContext:
         except (OSError, ValueError):
             return
         recorded = self.job.hyperparameters
-        self.store.set_hyperparameters(self.job.name, {**recorded, **{k: v for k, v in used.items() if k in recorded}})
+        retrying(self.store.set_hyperparameters, self.job.name,
+                 {**recorded, **{k: v for k, v in used.items() if k in recorded}}, until=self.final_writes_until(),
+                 what="the job's hyperparameters", where=f"the job store {self.store.safe_url}")
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(getattr(exc, "orig", None) or exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
 @contextlib.contextmanager

@@ -1,7 +1,9 @@
 """SageMaker's training contract, for running a user's training script unchanged.
 
 The script runs as ``python ENTRY_POINT --name value ...`` (hyperparameters as arguments,
-sorted by name, as SageMaker's training toolkit passes them) in its source folder, with
+sorted by name, as SageMaker's training toolkit passes them; the root logger at INFO first, as the
+toolkit configures it) in the job's own working folder (``<output>/code``: a copy of the source folder,
+as ``/opt/ml/code``) with the source folder on its import path, and with
 SageMaker's environment: ``SM_CHANNEL_<NAME>`` and ``SM_CHANNELS``, ``SM_MODEL_DIR``,
 ``SM_OUTPUT_DATA_DIR``, ``SM_OUTPUT_DIR``, ``SM_HPS``, ``SM_HP_<NAME>``, ``SM_NUM_GPUS``,
 ``SM_NUM_CPUS``, ``SM_CURRENT_HOST``, ``SM_HOSTS``, ``SM_TRAINING_ENV`` and more, pointing
@@ -30,7 +32,10 @@ STOP_GRACE_S = 30.0
 
 
 class ScriptError(VisiontuneError):
-    """A training script that cannot be run as given, or that failed."""
+    """A training script that cannot be run as given, or that failed; ``result``: what it left (its last
+    metrics, the model it saved), when it ran."""
+
+    result: object = None
 
 
 def parse_metric_definitions(defs: Iterable) -> list[dict]:
@@ -158,14 +163,14 @@ def training_env(*, job_name: str, entry_point: str, source_dir: Path, channels:
         "output_data_dir": str(output_data), "output_dir": str(output_dir), "resource_config": resource,
         "master_hostname": hosts[0], "is_master": current_host == hosts[0],
     }
-    env = {
+    env: dict[str, str] = {
         "SM_MODEL_DIR": str(model_dir), "SM_OUTPUT_DIR": str(output_dir), "SM_OUTPUT_DATA_DIR": str(output_data),
         "SM_CHANNELS": json.dumps(sorted(channels)), "SM_HPS": json.dumps(hyperparameters),
         "SM_NUM_GPUS": str(num_gpus), "SM_NUM_CPUS": str(num_cpus), "SM_CURRENT_HOST": current_host,
         "SM_HOSTS": json.dumps(hosts), "SM_LOG_LEVEL": "20", "SM_NETWORK_INTERFACE_NAME": "lo",
         "SM_MODULE_NAME": Path(entry_point).stem, "SM_MODULE_DIR": str(source_dir), "SM_USER_ENTRY_POINT": entry_point,
-        "SM_USER_ARGS": json.dumps(to_cmd_args(hyperparameters)), "SM_INPUT_DIR": training["input_dir"],
-        "SM_INPUT_CONFIG_DIR": training["input_config_dir"], "SM_RESOURCE_CONFIG": json.dumps(resource),
+        "SM_USER_ARGS": json.dumps(to_cmd_args(hyperparameters)), "SM_INPUT_DIR": str(training["input_dir"]),
+        "SM_INPUT_CONFIG_DIR": str(training["input_config_dir"]), "SM_RESOURCE_CONFIG": json.dumps(resource),
         "SM_INPUT_DATA_CONFIG": json.dumps(input_data_config), "SM_TRAINING_ENV": json.dumps(training),
         "SM_CURRENT_INSTANCE_TYPE": "local", "SM_MASTER_ADDR": hosts[0], "SM_IS_MASTER": str(current_host == hosts[0]).lower(),
     }
@@ -179,8 +184,88 @@ def training_env(*, job_name: str, entry_point: str, source_dir: Path, channels:
     return env
 
 
+#: runs the script as ``python ENTRY_POINT ARGS`` would, logging configured first (see _launch.py)
+LAUNCHER = Path(__file__).with_name("_launch.py")
+
+
+def entry_path(spec: dict) -> Path:
+    entry = Path(spec["entry_point"])
+    return entry if entry.is_absolute() else Path(spec["source_dir"]) / entry
+
+
 def command(spec: dict) -> list[str]:
-    return [spec.get("python") or sys.executable, spec["entry_point"], *to_cmd_args(spec["hyperparameters"])]
+    return [spec.get("python") or sys.executable, str(LAUNCHER), str(entry_path(spec)),
+            *to_cmd_args(spec["hyperparameters"])]
+
+
+def shown_command(spec: dict) -> str:
+    """What the log says is run: ``python ENTRY_POINT --name value ...``."""
+    return " ".join([spec.get("python") or sys.executable, spec["entry_point"], *to_cmd_args(spec["hyperparameters"])])
+
+
+#: never copied into a job's working folder: caches, environments, version control, bundles
+NOT_COPIED = ("__pycache__", "*.pyc", ".git", ".venv", "venv", ".ipynb_checkpoints", "*-serving-*")
+#: files up to this size are copied into the working folder; larger ones (data, checkpoints) are linked
+COPY_MAX_BYTES = 1 << 20
+#: past this many entries a folder is linked whole, not copied file by file (a data set beside the script)
+COPY_MAX_ENTRIES = 2000
+
+
+def _job_folder(path: Path) -> bool:
+    """A job's output folder (its log beside its inputs or debugger output): never copied into a job's code."""
+    return (path / "log.txt").is_file() and ((path / "input").is_dir() or (path / "debug").is_dir())
+
+
+def working_dir(job) -> Path:
+    """The job's own working folder: ``<output>/code``, as SageMaker runs a script in ``/opt/ml/code``."""
+    return Path(job.output_dir) / "code"
+
+
+def prepare_working_dir(spec: dict, out: Path) -> Path:
+    """``<out>/code``: the source folder's files, copied (small ones) or linked (large files, large folders),
+    as SageMaker copies ``source_dir`` to ``/opt/ml/code``.  The script runs there, so what it writes with
+    relative paths (``torch.save(model, './models')``) stays in its own job, never in the user's folder or
+    another trial's; the source folder stays first on its import path."""
+    import fnmatch
+    import shutil
+
+    work = out / "code"
+    if work.exists() or work.is_symlink():
+        shutil.rmtree(work) if work.is_dir() and not work.is_symlink() else work.unlink()
+    work.mkdir(parents=True)
+    skip = {out.resolve()}
+    budget = [COPY_MAX_ENTRIES]
+
+    def mirror(src: Path, dst: Path) -> None:
+        try:
+            entries = sorted(os.scandir(src), key=lambda e: e.name)
+        except OSError:
+            return
+        for e in entries:
+            if any(fnmatch.fnmatch(e.name, pat) for pat in NOT_COPIED):
+                continue
+            path, target = Path(e.path), dst / e.name
+            resolved = path.resolve()
+            if resolved in skip or any(parent in skip for parent in resolved.parents) or _job_folder(path):
+                continue  # the job's own output folder, other jobs' (runs/ beside the script)
+            try:
+                budget[0] -= 1
+                if e.is_dir():
+                    if budget[0] <= 0 or sum(1 for _ in os.scandir(path)) > COPY_MAX_ENTRIES:
+                        target.symlink_to(resolved, target_is_directory=True)
+                    else:
+                        target.mkdir()
+                        mirror(path, target)
+                elif e.is_file():
+                    if budget[0] <= 0 or e.stat().st_size > COPY_MAX_BYTES:
+                        target.symlink_to(resolved)
+                    else:
+                        shutil.copy2(path, target)
+            except OSError:
+                continue
+
+    mirror(Path(spec["source_dir"]), work)
+    return work
 
 
 def script_env(job, out: Path, hosts: list[str] | None = None, current_host: str = "algo-1") -> dict:
@@ -200,23 +285,50 @@ def script_env(job, out: Path, hosts: list[str] | None = None, current_host: str
 
     debug = script_debug_env(spec, out)
     shim = debug.pop("PYTHONPATH_PREPEND", None)  # smdebug's API, on this script's path only
+    env[OPT_ML_ENV] = json.dumps(opt_ml_map(out, spec["channels"]))
     return {**os.environ, **env, **debug, "PYTHONUNBUFFERED": "1",
             "PYTHONPATH": os.pathsep.join([*filter(None, [shim]), str(source),
                                            *filter(None, [os.environ.get("PYTHONPATH")])])}
 
 
+#: the launcher's table of SageMaker paths (see _launch.map_opt_ml)
+OPT_ML_ENV = "VISIONTUNE_OPT_ML"
+
+
+def opt_ml_map(out: Path, channels: dict[str, str]) -> dict[str, str]:
+    """Hard-coded ``/opt/ml/...`` paths -> this job's folder, which has SageMaker's layout already (``model/``,
+    ``output/``, ``output/data/``, ``input/config/``, ``code/``); ``input/data/<channel>`` are links to the
+    channels.  The script's launcher rewrites the paths in Python's file functions (a path-rewriting shim, not a
+    mount namespace: it needs no privileges, and parallel trials each see their own /opt/ml)."""
+    data = out / "input" / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    for name, path in channels.items():
+        link = data / name
+        try:
+            if link.is_symlink() and os.readlink(link) != str(path):
+                link.unlink()
+            if not link.is_symlink():
+                link.symlink_to(path, target_is_directory=Path(path).is_dir())
+        except FileExistsError:
+            pass  # another rank of the job made it
+    return {"/opt/ml": str(out)}
+
+
 def run_script_process(job, env: dict, emit, parser: MetricParser, metrics, stop=None, prefix: str = "") -> int:
     """Run the script; its output line by line to ``emit`` and through ``parser`` into ``metrics``;
     terminated (SIGTERM, then SIGKILL) when ``stop`` is set."""
-    from visiontune.jobs.store import die_with_parent
+    from visiontune.procs import die_with_parent
 
     # its own process group (stopped as a whole), and killed if its runner dies
-    proc = subprocess.Popen(command(job.spec), cwd=job.spec["source_dir"], env=env, stdout=subprocess.PIPE,
+    cwd = working_dir(job)
+    cwd.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen(command(job.spec), cwd=cwd, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
                             preexec_fn=die_with_parent)  # noqa: PLW1509
     if stop is not None:
         threading.Thread(target=_stop_when_asked, args=(proc, stop), daemon=True).start()
     try:
+        assert proc.stdout is not None  # (stdout=PIPE above)
         for raw in iter(proc.stdout.readline, b""):
             line = raw.decode("utf-8", errors="replace")
             emit(prefix + line)
@@ -245,16 +357,25 @@ def _stop_when_asked(proc: subprocess.Popen, stop: threading.Event) -> None:
             return
 
 
-def last_error(lines: list[str], keep: int = 6) -> str:
-    """The script's last error, for a failure reason: the exception line and where it was raised."""
-    lines = [ln for ln in lines if ln.strip() and not ln.startswith("[visiontune]")]
+#: lines of visiontune's own (the runner's, the debugger's, the profiler's), never a script's error
+OWN_LINES = ("[visiontune]", "[debugger]", "[profiler]")
+
+
+def last_error(lines: list[str], keep: int = 6, source: str | None = None) -> str:
+    """The script's last error, for a failure reason: the exception line (the first unindented line after the
+    last traceback's frames, not a warning printed after it) and where it was raised: the deepest frame in the
+    script's ``source`` folder when there is one (not torch's), else the deepest frame."""
+    lines = [ln.rstrip("\n") for ln in lines if ln.strip() and not ln.startswith(OWN_LINES)]
     if not lines:
         return "it printed nothing"
     start = max((i for i, ln in enumerate(lines) if ln.startswith("Traceback")), default=None)
     if start is not None:
-        tb = lines[start:]
-        where = [ln.strip() for ln in tb if ln.strip().startswith("File ")]
-        return f"{tb[-1].strip()}" + (f" ({where[-1]})" if where else "")
+        tb = lines[start + 1:]
+        end = next((i for i, ln in enumerate(tb) if not ln.startswith((" ", "\t"))), len(tb) - 1)
+        frames = [ln.strip() for ln in tb[:end] if ln.strip().startswith("File ")]
+        mine = [f for f in frames if source and f'File "{source.rstrip("/")}/' in f]
+        where = (mine or frames)[-1] if frames else None
+        return tb[end].strip() + (f" ({where})" if where else "") if tb else lines[start].strip()
     return " | ".join(ln.strip() for ln in lines[-keep:])
 
 

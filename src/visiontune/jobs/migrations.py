@@ -173,12 +173,18 @@ def _m004_job_submitters(conn: Connection) -> None:
     conn.execute(text("ALTER TABLE vt_jobs ADD COLUMN submitter_pid INTEGER"))
 
 
+def _m005_tuning_status(conn: Connection) -> None:
+    # the reaper reads only active tuning jobs (as it reads vt_jobs through vt_jobs_status, migration 1)
+    conn.execute(text("CREATE INDEX vt_tuning_jobs_status ON vt_tuning_jobs (status)"))
+
+
 #: (number, what it does, function); append only.
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "jobs, metric series, logs, tuning jobs", _m001_jobs),
     (2, "labeling jobs: items, workers, assignments and answers", _m002_labeling),
     (3, "auto-labeling: item priority and round, rounds", _m003_auto_labeling),
     (4, "jobs: the process that starts a queued job", _m004_job_submitters),
+    (5, "tuning jobs: an index on status (the reaper)", _m005_tuning_status),
 ]
 
 

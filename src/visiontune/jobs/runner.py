@@ -4,7 +4,10 @@ Every run records itself in the job store while it runs: status, a heartbeat eve
 few seconds (so a runner killed with SIGKILL is found out: :meth:`JobStore.reap_orphans`),
 its metric series, and its log (a file in the output folder and chunks in the store,
 which ``visiontune jobs logs -f`` follows from any machine that reaches the store).
-A stop request (``visiontune jobs stop``) is seen within a second.
+A stop request (``visiontune jobs stop``) is seen within a second.  A store that is unreachable for a while
+(PostgreSQL restarting, a SQLite file locked) does not stop a run: its metric points and log are kept and
+written when the store is back, retried with backoff for up to ``STORE_OUTAGE_S`` (120 s); past that the run
+stops and fails saying so.
 """
 
 from __future__ import annotations
@@ -19,16 +22,28 @@ import time
 from pathlib import Path
 from typing import Iterator
 
-from visiontune.errors import ConfigError, VisiontuneError
+from visiontune.errors import ConfigError, VisiontuneError, option
 from visiontune.jobs.base import COMMON_OUTPUTS, RunResult, check_apart
 from visiontune.jobs.context import LogSink, RunContext, teed
 from visiontune.jobs.kinds import get_kind
-from visiontune.jobs.store import HEARTBEAT_SECONDS, TERMINAL, Job, JobStore, die_with_parent, pid_alive, this_host
-from visiontune.paths import timestamped
+from visiontune.jobs.store import (
+    HEARTBEAT_SECONDS,
+    TERMINAL,
+    Job,
+    JobStore,
+    StoreUnavailableError,
+    retrying,
+    store_trouble,
+)
+from visiontune.names import check_name
+from visiontune.paths import run_folder, timestamped
+from visiontune.procs import die_with_parent, pid_alive, this_host
+from visiontune.writes import OutputError, is_write_failure, output_error
+
 
 def _job_name(store: JobStore, base: str, name: str | None) -> str:
     if name:
-        return name
+        return check_name(name, "job name")  # it becomes a folder and a URL segment: checked before anything
     for _ in range(20):
         candidate = timestamped(base)
         try:
@@ -44,11 +59,22 @@ def submit(store: JobStore, kind: str, spec: dict, *, name: str | None = None, o
     """Check ``spec`` and record a new job (InProgress, not yet started) in the store."""
     k = get_kind(kind)
     name = _job_name(store, k.default_base_name(spec), name)
-    out = (Path(output_dir) if output_dir else Path("runs") / name).resolve()
+    out = (Path(output_dir) if output_dir else run_folder(name)).resolve()
     check_apart(out, k.inputs(spec))  # (a folder a running job writes to is refused by create_job, atomically)
+    _check_writable(out)  # a read-only --out: refused now, no job recorded that was bound to fail
     spec, hyperparameters = k.prepare(dict(spec), out)
     return store.create_job(name, kind, spec, hyperparameters, str(out), tuning_job=tuning_job,
                             trial_number=trial_number, attempt=attempt, exclusive=True)
+
+
+def _check_writable(out: Path) -> None:
+    """The output folder, or the nearest folder above it that exists, must be writable (changes nothing)."""
+    folder = out
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if folder.is_dir() and not os.access(folder, os.W_OK | os.X_OK):
+        raise OutputError(f"cannot write {out}: {folder} is not writable (read-only?); choose another "
+                          f"{option('out')}")
 
 
 class _Heartbeat(threading.Thread):
@@ -59,18 +85,34 @@ class _Heartbeat(threading.Thread):
         self.ctx, self.done = ctx, threading.Event()
 
     def run(self) -> None:
-        last = 0.0
+        """While the store is unreachable, tries again with backoff (1 s doubling to 8 s); buffered metric
+        points and log chunks are written, and a heartbeat sent, as soon as it answers (``STORE_OUTAGE_S``)."""
+        ctx = self.ctx
+        last, next_try, backoff = 0.0, 0.0, 1.0
         while not self.done.wait(1.0):
+            if time.time() < next_try:
+                continue
             try:
-                self.ctx.sink.flush()
-                if time.time() - last >= HEARTBEAT_SECONDS:
+                ctx.flush_metrics()
+                if ctx.down_since is not None and ctx.pending:  # still unreachable: the point stayed
+                    raise _StillDown
+                ctx.sink.flush()
+                if time.time() - last >= HEARTBEAT_SECONDS or ctx.down_since is not None:
                     last = time.time()
-                    if self.ctx.store.heartbeat(self.ctx.job.name):
-                        self.ctx.stop.set()
-                elif self.ctx.store.stop_requested(self.ctx.job.name):
-                    self.ctx.stop.set()
-            except Exception:  # noqa: BLE001 - a store hiccup must not kill the run; the next beat retries
-                pass
+                    if ctx.store.heartbeat(ctx.job.name):
+                        ctx.stop.set()
+                elif ctx.store.stop_requested(ctx.job.name):
+                    ctx.stop.set()
+                ctx.store_up()
+                backoff = 1.0
+            except Exception as exc:  # noqa: BLE001 - a store hiccup must not kill the run; the next beat retries
+                if store_trouble(exc):  # (_StillDown: flush_metrics noted the outage with its error already)
+                    ctx.store_down(exc)
+                next_try, backoff = time.time() + backoff, min(backoff * 2, 8.0)
+
+
+class _StillDown(Exception):
+    pass
 
 
 def run_job(store: JobStore, name: str, *, tee: bool = True, callbacks: tuple = ()) -> Job:
@@ -86,8 +128,11 @@ def run_job(store: JobStore, name: str, *, tee: bool = True, callbacks: tuple = 
     try:
         sink = LogSink(store, name, Path(job.output_dir) / "log.txt")
     except OSError as exc:
-        store.finish(name, "Failed", reason=f"cannot write its log in {job.output_dir}: {exc}")
-        raise
+        error = output_error(exc, Path(job.output_dir) / "log.txt") if is_write_failure(exc) else exc
+        store.finish(name, "Failed", reason=f"cannot write its log in {job.output_dir}: {error}")
+        if error is exc:
+            raise
+        raise error from exc
     ctx = RunContext(store, job, sink, callbacks=callbacks)
     ctx.log(f"[visiontune] job {name} ({job.kind}) started on {this_host()} pid {os.getpid()}")
     beat = _Heartbeat(ctx)
@@ -107,19 +152,53 @@ def run_job(store: JobStore, name: str, *, tee: bool = True, callbacks: tuple = 
         reason = str(exc)
         result = getattr(exc, "result", None) or result  # a failed job's last metric values
         raise
+    except OSError as exc:
+        if not is_write_failure(exc):  # a bug: its traceback is worth having
+            reason = f"{type(exc).__name__}: {exc}"
+            raise
+        error = output_error(exc, job.output_dir, resume=True)  # a full disk, a read-only folder: one line
+        reason = str(error)
+        raise error from exc
     except BaseException as exc:  # noqa: BLE001 - recorded, then raised to the caller
         reason = f"{type(exc).__name__}: {exc}"
         raise
     finally:
         beat.done.set()
         beat.join(5)
+        if ctx.store_error is not None:  # stopped because the store stayed unreachable: that is its failure
+            status, reason = "Failed", str(ctx.store_error)
         if status == "Stopped" and ctx.stop.is_set() and reason is None:
             reason = "stopped on request"
         ctx.log(f"[visiontune] job {name} {status}" + (f": {reason}" if reason else ""))
-        sink.close()
-        store.finish(name, status, reason=reason, final_metrics=result.final_metrics or None,
-                     model_data=result.model_data)
-    return store.get_job(name)
+        _final_writes(ctx, status, reason, result)
+    if ctx.store_error is not None:
+        raise ctx.store_error
+    return retrying(store.get_job, name, until=ctx.final_writes_until())
+
+
+def _final_writes(ctx: RunContext, status: str, reason: str | None, result: RunResult) -> None:
+    """The buffered metric points, the log's last chunk and the job's status, each retried while the store is
+    unreachable (within ``STORE_OUTAGE_S`` of its going away); if it stays away the job's log and stderr say
+    what could not be recorded (the reaper records the job as orphaned once the store is back)."""
+    name, until = ctx.job.name, ctx.final_writes_until()
+    where = f"the job store {ctx.store.safe_url}"
+    try:
+        ctx.flush_metrics(until=until)
+        ctx.sink.close(until=until)
+        retrying(ctx.store.finish, name, status, reason=reason, final_metrics=result.final_metrics or None,
+                 model_data=result.model_data, until=until, what="the job's status", where=where)
+    except StoreUnavailableError as exc:
+        note = (f"[visiontune] job {name} ended {status}, but {exc}; not recorded: its status"
+                + (f" and {len(ctx.pending)} metric point(s)" if ctx.pending else "") + f" (its log is "
+                f"{ctx.job.output_dir}/log.txt)\n")
+        with contextlib.suppress(OSError):
+            ctx.sink.file.close()
+        with contextlib.suppress(OSError), open(Path(ctx.job.output_dir) / "log.txt", "a", encoding="utf-8") as fh:
+            fh.write(note)
+        with contextlib.suppress(Exception):
+            if sys.__stderr__ is not None:
+                sys.__stderr__.write(note)
+        raise StoreUnavailableError(note.removeprefix("[visiontune] ").strip()) from exc
 
 
 @contextlib.contextmanager

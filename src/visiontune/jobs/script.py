@@ -13,14 +13,15 @@ from visiontune.jobs.contract import (
     MetricParser,
     ScriptError,
     check_script,
-    command,
     exit_status,
     last_error,
     missing_requirements,
     package,
     parse_metric_definitions,
+    prepare_working_dir,
     run_script_process,
     script_env,
+    shown_command,
 )
 
 if TYPE_CHECKING:
@@ -31,7 +32,7 @@ class ScriptJob(JobKind):
     """``spec = {"entry_point", "source_dir", "channels", "hyperparameters", "metric_definitions"}``."""
 
     name = "script"
-    outputs = ("model", "output", "output.tar.gz")
+    outputs = ("model", "output", "output.tar.gz", "code")
 
     def prepare(self, spec: dict, output_dir: Path) -> tuple[dict, dict]:
         if not spec.get("entry_point"):
@@ -86,6 +87,7 @@ class ScriptJob(JobKind):
         if missing:
             ctx.log(f"[visiontune] requirements.txt: not satisfied here (not installed automatically): "
                     f"{'; '.join(missing)}. Install them with pip if the script needs them.")
+        work = prepare_working_dir(spec, out)
         session = _debug_session(ctx)
         try:
             if int(spec.get("instance_count") or 1) > 1:
@@ -95,7 +97,7 @@ class ScriptJob(JobKind):
                 rc = 0
             else:
                 env = script_env(ctx.job, out)
-                ctx.log(f"[visiontune] running: {' '.join(command(spec))} (in {source})")
+                ctx.log(f"[visiontune] running: {shown_command(spec)} (in {work}, a copy of {source})")
                 rc = run_script_process(ctx.job, env, ctx.output, MetricParser(spec["metric_definitions"]),
                                         ctx.metrics, stop=ctx.stop)
         finally:
@@ -112,7 +114,7 @@ class ScriptJob(JobKind):
             raise stopped
         if rc != 0:
             hint = f" (requirements.txt lists what is missing here: {'; '.join(missing)})" if missing else ""
-            failed = ScriptError(f"{spec['entry_point']} {exit_status(rc)}{hint}: {last_error(ctx.sink.tail)}")
+            failed = ScriptError(f"{spec['entry_point']} {exit_status(rc)}{hint}: {last_error(ctx.sink.tail, source=str(source))}")
             failed.result = RunResult(final)
             raise failed
         model_data = package(model_dir, out / "model.tar.gz")

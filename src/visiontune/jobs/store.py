@@ -15,7 +15,6 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import socket
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
@@ -24,11 +23,12 @@ from typing import Any, Iterator
 
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 
-from visiontune.errors import ConfigError, MissingDependencyError, NotFoundError
+from visiontune.errors import ConfigError, MissingDependencyError, NotFoundError, VisiontuneError
 from visiontune.jobs.migrations import migrate
 from visiontune.paths import home
+from visiontune.procs import pid_alive, this_host
 
 STATUSES = ("InProgress", "Completed", "Failed", "Stopping", "Stopped")
 ACTIVE = ("InProgress", "Stopping")
@@ -37,6 +37,48 @@ HEARTBEAT_SECONDS = 5.0
 #: An active job whose runner has not been heard of for this long is an orphan (its runner was killed).
 ORPHAN_SECONDS = 45.0
 BUSY_TIMEOUT_S = 120
+_ACTIVE_SQL = ", ".join(f"'{s}'" for s in ACTIVE)  # constants, for IN (...)
+#: How long a running job rides out an unreachable job store (a PostgreSQL server restarting, a SQLite file
+#: locked past its busy timeout): its writes (metric points, log chunks, heartbeats, its final status) are
+#: retried with backoff meanwhile and its metric points buffered, training going on; past it the job fails,
+#: saying the store was unreachable (:class:`StoreUnavailableError`).
+STORE_OUTAGE_S = 120.0
+
+
+class StoreUnavailableError(VisiontuneError):
+    """The job store stayed unreachable longer than a running job waits for it (``STORE_OUTAGE_S``)."""
+
+
+def store_trouble(exc: BaseException) -> bool:
+    """Whether ``exc`` says the store is (for now) unreachable or locked, not that a statement is wrong:
+    worth retrying."""
+    return isinstance(exc, (OperationalError, InterfaceError)) or (
+        isinstance(exc, DBAPIError) and bool(exc.connection_invalidated))
+
+
+def retrying(fn, *args, until: float | None = None, what: str = "a write", where: str = "the job store", **kwargs):
+    """``fn(*args, **kwargs)``, retried with backoff (0.2 s doubling to 5 s) while the store is unreachable,
+    until the time ``until`` (default: ``STORE_OUTAGE_S`` from now); then :class:`StoreUnavailableError`."""
+    started = time.time()
+    until = started + STORE_OUTAGE_S if until is None else until
+    delay = 0.2
+    while True:
+        try:
+            return fn(*args, **kwargs)
+        except SQLAlchemyError as exc:
+            if not store_trouble(exc):
+                raise
+            left = until - time.time()
+            if left <= 0:
+                raise StoreUnavailableError(
+                    f"{where} was unreachable for {time.time() - started:.0f} s (waited for {what}): "
+                    f"{_first_line(exc)}") from exc
+            time.sleep(min(delay, left))
+            delay = min(delay * 2, 5.0)
+
+
+def _first_line(exc: SQLAlchemyError) -> str:
+    return str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
 
 
 class JobNotFoundError(NotFoundError):
@@ -50,37 +92,6 @@ def database_url() -> str:
 
 def _now() -> float:
     return time.time()
-
-
-def this_host() -> str:
-    return socket.gethostname()
-
-
-def pid_alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie (exited, not yet reaped by its parent) is not running
-        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0] != "Z"
-    except (OSError, IndexError):
-        return True
-
-
-def die_with_parent() -> None:
-    """In a child, before exec: SIGKILL when the parent dies (Linux ``PR_SET_PDEATHSIG``), so no run outlives
-    the runner or tuner that started it.  Elsewhere a no-op."""
-    import ctypes
-    import signal
-
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)
-    except (OSError, AttributeError):
-        pass
 
 
 def _sqlite_settings(engine: Engine) -> None:
@@ -435,8 +446,9 @@ class JobStore:
             conn.execute(text("DELETE FROM vt_jobs WHERE id = :j"), {"j": jid})
 
     # ------------------------------------------------------------------ metrics and logs
-    def log_metrics(self, name: str, values: dict[str, float], step: int) -> None:
-        now = _now()
+    def log_metrics(self, name: str, values: dict[str, float], step: int, ts: float | None = None) -> None:
+        """``ts``: when the points were measured (a point buffered while the store was unreachable)."""
+        now = _now() if ts is None else ts
         with self._write() as conn:
             jid = self._job_id(conn, name)
             rows = [{"j": jid, "n": k, "s": int(step), "v": float(v), "t": now} for k, v in values.items()]
@@ -486,10 +498,9 @@ class JobStore:
         resumes them).  Each verdict is written only if the columns it was read from are unchanged (a job
         handed over, started or resumed meanwhile is left alone).  Returns the training jobs reaped."""
         now, host, reaped = _now(), this_host(), []
-        for job in self.list_jobs(status=None):
-            if not job.active:
-                continue
-            gone, same = None, {}  # same: the columns the verdict read, unchanged when it is written
+        for job in self._active_jobs():  # the status index: a store of 100k finished jobs reads none of them
+            gone: str | None = None
+            same: dict[str, object] = {}  # the columns the verdict read, unchanged when it is written
             if job.started_at is None:
                 if job.submitter_host == host and job.submitter_pid and not pid_alive(job.submitter_pid):
                     gone = (f"the process that was to start it (pid {job.submitter_pid} on {host}) ended "
@@ -519,9 +530,9 @@ class JobStore:
                      "fm": json.dumps(last) if last else None, **args})
             if done.rowcount == 1:
                 reaped.append(job.name)
-        for tj in self.list_tuning_jobs():  # a tuner killed on this machine: Failed, and resumable
+        for tj in self._active_tuners():  # a tuner killed on this machine: Failed, and resumable
             # (its pid only: a tuner stops beating while it winds down, so a remote one's silence proves nothing)
-            if tj.status not in ("InProgress", "Stopping") or tj.host != host or not tj.pid or pid_alive(tj.pid):
+            if tj.host != host or not tj.pid or pid_alive(tj.pid):
                 continue
             with self._write() as conn:
                 conn.execute(text("UPDATE vt_tuning_jobs SET status = 'Failed', ended_at = :now, failure_reason = :r "
@@ -530,6 +541,20 @@ class JobStore:
                               "r": f"orphaned: its tuner (pid {tj.pid} on {host}) is gone: killed or crashed; run "
                                    "its configuration again (`visiontune tune --config FILE`) to resume it"})
         return reaped
+
+    def _active_jobs(self) -> list[Job]:
+        """The jobs that can be orphans (InProgress, Stopping): found through the index on status
+        (migration 1), so reaping costs what is running, not every job ever recorded."""
+        with self._read() as conn:
+            rows = conn.execute(text(f"SELECT * FROM vt_jobs WHERE status IN ({_ACTIVE_SQL}) ORDER BY id"),  # noqa: S608
+                                ).mappings().all()
+        return [_job(r) for r in rows]
+
+    def _active_tuners(self) -> list:
+        """The active tuning jobs' name, host and pid (index on status, migration 5; their configs unread)."""
+        with self._read() as conn:
+            return conn.execute(text(f"SELECT name, host, pid FROM vt_tuning_jobs WHERE status IN ({_ACTIVE_SQL})"),  # noqa: S608
+                                ).all()
 
     # ------------------------------------------------------------------ tuning jobs
     def create_tuning_job(self, name: str, config: dict) -> TuningJob:

@@ -32,3 +32,18 @@ def ignore_cloud_args(owner: str, kwargs: dict) -> None:
     if ignored:
         warnings.warn(f"{owner}: {', '.join(ignored)} are SageMaker cloud settings; visiontune runs on this machine "
                       "and ignores them", UserWarning, stacklevel=3)
+
+
+class Session:
+    """``sagemaker.Session()`` / ``estimator.sagemaker_session`` on one machine: there is no bucket, and "uploading"
+    a folder answers the folder itself, so ``fit(session.upload_data("dogImages"))`` trains on it."""
+
+    boto_region_name = "local"
+
+    def default_bucket(self) -> str:
+        return "local"
+
+    def upload_data(self, path: str, bucket: str | None = None, key_prefix: str = "data", **_ignored) -> str:
+        from pathlib import Path
+
+        return str(Path(path).expanduser().resolve())

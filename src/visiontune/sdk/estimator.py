@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -16,9 +17,10 @@ from typing import Any
 
 from visiontune.errors import ConfigError, VisiontuneError
 from visiontune.jobs.api import default_store
-from visiontune.jobs.runner import launch, submit, wait
+from visiontune.jobs.runner import launch, submit
 from visiontune.jobs.store import TERMINAL, Job
-from visiontune.sdk._compat import ignore_cloud_args
+from visiontune.paths import run_folder
+from visiontune.sdk._compat import Session, ignore_cloud_args
 from visiontune.sdk.predictor import Predictor, start_endpoint
 
 
@@ -30,7 +32,15 @@ class TrainingJob:
         self.process = process  # the runner we started, when we started it
 
     def describe(self) -> dict:
-        return default_store().get_job(self.name).to_dict()
+        """The job as SageMaker's DescribeTrainingJob, with ``DebugRuleEvaluationStatuses`` and
+        ``ProfilerRuleEvaluationStatuses``."""
+        job = default_store().get_job(self.name)
+        return {**job.to_dict(), **_rule_statuses(job)}
+
+    def rule_job_summary(self) -> list[dict]:
+        """Every rule's status (debugger rules, then profiler rules), as the SageMaker SDK's."""
+        described = self.describe()
+        return described["DebugRuleEvaluationStatuses"] + described["ProfilerRuleEvaluationStatuses"]
 
     def wait(self, logs: bool = True) -> Job:
         """Wait for the job to end; a Failed job raises (as SageMaker's ``UnexpectedStatusException``), a
@@ -44,6 +54,21 @@ class TrainingJob:
         from visiontune.jobs.runner import stop
 
         stop(default_store(), self.name)
+
+
+def _rule_statuses(job: Job) -> dict:
+    from visiontune.debug.rules import read_rules
+
+    rules = (read_rules(Path(job.output_dir) / "debug") or {"rules": []})["rules"]
+
+    def one(rule: dict) -> dict:
+        status, details = rule["status"], rule["message"]
+        if status == "InProgress" and job.status in TERMINAL:  # the rules ended with the job's process
+            status, details = "Stopped", f"the job ended ({job.status}) before this rule finished"
+        return {"RuleConfigurationName": rule["name"], "RuleEvaluationStatus": status, "StatusDetails": details}
+
+    return {key: [one(r) for r in rules if r["kind"] == kind]
+            for key, kind in (("DebugRuleEvaluationStatuses", "debug"), ("ProfilerRuleEvaluationStatuses", "profiler"))}
 
 
 def _follow(name: str, logs: bool, process=None) -> Job:
@@ -123,7 +148,7 @@ class _EstimatorBase:
         from visiontune.paths import timestamped
 
         name = name or timestamped(self._default_base())
-        out = Path(self.output_dir or Path("runs") / name).resolve()
+        out = Path(self.output_dir or run_folder(name)).resolve()
         job = submit(store, self.kind, self._spec(_channels(inputs), out), name=name, output_dir=out)
         process = launch(store, job.name, tie_to_parent=False)
         self.latest_training_job = TrainingJob(job.name, process)
@@ -134,6 +159,32 @@ class _EstimatorBase:
 
     def _default_base(self) -> str:
         return self.kind
+
+    def _latest_output(self) -> Path:
+        if self.latest_training_job is None:
+            raise ConfigError("no training job yet: call fit() first (or attach to a training job)")
+        return Path(default_store().get_job(self.latest_training_job.name).output_dir)
+
+    @property
+    def sagemaker_session(self) -> Session:
+        """A stand-in session (``default_bucket()``, ``upload_data(path)`` -> the local path)."""
+        return Session()
+
+    @property
+    def output_path(self) -> str:
+        """Where the training jobs write (SageMaker: the S3 prefix of ``<job>/output/model.tar.gz``): the latest
+        job's folder's parent, or the folder ``output_dir`` names."""
+        if self.latest_training_job is not None:
+            return str(self._latest_output().parent)
+        return str(Path(self.output_dir).resolve().parent) if self.output_dir else str(run_folder("x").parent.resolve())
+
+    def latest_job_debugger_artifacts_path(self) -> str:
+        """The latest job's debugger output (tensors): ``create_trial(path)`` reads it."""
+        return str(self._latest_output() / "debug")
+
+    def latest_job_profiler_artifacts_path(self) -> str:
+        """The latest job's profiler output (system and framework metrics, in the same folder here)."""
+        return str(self._latest_output() / "debug")
 
     @property
     def model_data(self) -> str | None:
@@ -179,16 +230,21 @@ class Estimator(_EstimatorBase):
     def __init__(self, entry_point: str, source_dir: str | None = None, hyperparameters: dict | None = None,
                  metric_definitions: list[dict] | None = None, instance_count: int = 1,
                  base_job_name: str | None = None, output_dir: str | None = None, rules=None,
-                 debugger_hook_config=None, profiler_config=None, disable_profiler: bool = False, **sagemaker_only):
+                 debugger_hook_config=None, profiler_config=None, disable_profiler: bool = False,
+                 model_data: str | None = None, **sagemaker_only):
+        """``model_data``: a trained ``model.tar.gz`` to ``deploy()`` without fitting (as notebooks pass it)."""
         ignore_cloud_args(type(self).__name__, sagemaker_only)
         super().__init__(base_job_name, output_dir, rules, debugger_hook_config, profiler_config, disable_profiler)
+        self._model_data = str(Path(model_data).expanduser().resolve()) if model_data else None
         self.entry_point, self.source_dir = entry_point, source_dir
         self._hyperparameters = dict(hyperparameters or {})
         self.metric_definitions = list(metric_definitions or [])
         self.instance_count = int(instance_count)
 
-    def hyperparameters(self) -> dict:
-        return dict(self._hyperparameters)
+    def hyperparameters(self) -> dict[str, str]:
+        """As the SageMaker SDK's framework estimators: each value JSON-encoded (``{"lr": "0.01", "model":
+        '"resnet18"'}``), what notebooks read back with ``json.loads`` or ``.strip('"')``."""
+        return {str(k): json.dumps(v) for k, v in self._hyperparameters.items()}
 
     def set_hyperparameters(self, **values) -> None:
         self._hyperparameters.update(values)
@@ -212,14 +268,15 @@ class Estimator(_EstimatorBase):
 
     def deploy(self, initial_instance_count: int = 1, instance_type: str | None = None, serializer=None,
                deserializer=None, endpoint_name: str | None = None, entry_point: str | None = None,
-               source_dir: str | None = None, **sagemaker_only) -> Predictor:
+               source_dir: str | None = None, trust_pickled_model: bool = False, **sagemaker_only) -> Predictor:
         """A local endpoint serving the trained model with ``entry_point`` (default: the training script,
-        which must then define ``model_fn``...; usually ``inference.py``, as seed notebooks pass)."""
+        which must then define ``model_fn``...; usually ``inference.py``, as seed notebooks pass);
+        ``trust_pickled_model``: as :class:`PyTorchModel`'s."""
         from visiontune.sdk.model import PyTorchModel
 
         ignore_cloud_args("deploy", sagemaker_only)
         return PyTorchModel(self._model_dir(), entry_point or self.entry_point,
-                            source_dir=source_dir or self.source_dir).deploy(
+                            source_dir=source_dir or self.source_dir, trust_pickled_model=trust_pickled_model).deploy(
             serializer=serializer, deserializer=deserializer, endpoint_name=endpoint_name)
 
     def transformer(self, instance_count: int = 1, instance_type: str | None = None, output_path: str | None = None,

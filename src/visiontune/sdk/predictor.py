@@ -56,13 +56,13 @@ class Predictor:
             raise err from exc
 
     def delete_endpoint(self, delete_endpoint_config: bool = True) -> None:
-        """Stop the local server."""
-        if self._process is not None and self._process.poll() is None:
-            self._process.terminate()
-            try:
-                self._process.wait(15)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
+        """Stop the local server (and forget its record)."""
+        if self._process is not None:
+            from visiontune.serve.endpoints import forget
+
+            if self._process.poll() is None:
+                _end(self._process)
+            forget(self.endpoint_name)
 
     def __enter__(self):
         return self
@@ -72,23 +72,45 @@ class Predictor:
 
 
 def start_endpoint(model_dir: str | Path, endpoint_name: str, serializer=None, deserializer=None,
-                   port: int | None = None, extra_args: tuple[str, ...] = ()) -> Predictor:
-    """``visiontune serve MODEL`` on a free port of 127.0.0.1; returns once /ping answers 200."""
+                   port: int | None = None, extra_args: tuple[str, ...] = (),
+                   trust_pickled_model: bool = False) -> Predictor:
+    """``visiontune serve MODEL`` on a free port of 127.0.0.1; returns once /ping answers 200, and fails as soon
+    as /ping says the model failed to load (``model_fn`` raised...), with that reason."""
+    from visiontune.serve.endpoints import ping, register
+
     port = port or _free_port()
+    if trust_pickled_model:
+        extra_args = (*extra_args, "--trust-pickled-model")
     url = f"http://127.0.0.1:{port}"
     log = Path(model_dir).parent / f"endpoint-{endpoint_name}-{port}.log"  # a file: a pipe nobody reads would fill
     with open(log, "ab") as fh:
+        # its own session, as `visiontune endpoints start`: it serves until delete_endpoint() or `endpoints stop`
         proc = subprocess.Popen([sys.executable, "-m", "visiontune.cli.main", "serve", f"{endpoint_name}={model_dir}",
-                                 "--port", str(port), *extra_args], stdout=fh, stderr=subprocess.STDOUT)
+                                 "--port", str(port), *extra_args], stdout=fh, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 180
     while time.time() < deadline:
         if proc.poll() is not None:
             raise VisiontuneError(f"the endpoint did not start: {log.read_text(errors='replace')[-2000:]}")
-        try:
-            with urllib.request.urlopen(url + "/ping", timeout=2) as r:  # noqa: S310
-                if r.status == 200:
-                    return Predictor(endpoint_name, url, serializer, deserializer, proc)
-        except OSError:
-            time.sleep(0.3)
+        ready, failure = ping(url, timeout=2)
+        if ready:
+            if register(endpoint_name, model_dir, port, proc.pid, list(extra_args)) is not None:
+                print(f"endpoint {endpoint_name} serves at {url} until predictor.delete_endpoint() or "
+                      f"`visiontune endpoints stop {endpoint_name}` (it outlives this Python process, as a "
+                      "SageMaker endpoint does)", file=sys.stderr)
+            return Predictor(endpoint_name, url, serializer, deserializer, proc)
+        if failure:
+            _end(proc)
+            raise VisiontuneError(f"endpoint {endpoint_name} could not load its model: {failure} (its log: {log})")
+        time.sleep(0.3)
     proc.kill()
     raise VisiontuneError(f"the endpoint at {url} did not answer /ping within 180 s")
+
+
+def _end(proc) -> None:
+    proc.terminate()
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

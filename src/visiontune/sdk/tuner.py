@@ -17,10 +17,20 @@ from typing import Any
 
 from visiontune.errors import ConfigError, VisiontuneError
 from visiontune.jobs.api import default_store
-from visiontune.paths import timestamped
+from visiontune.paths import run_folder, timestamped
 from visiontune.sdk._compat import ignore_cloud_args
-from visiontune.sdk.estimator import BUILTIN_NAMES, Estimator, ImageClassifier, _channels, data_from_channels
-from visiontune.tune.parameters import CategoricalParameter, ContinuousParameter, IntegerParameter
+from visiontune.sdk.estimator import (
+    BUILTIN_NAMES,
+    Estimator,
+    ImageClassifier,
+    _channels,
+    data_from_channels,
+)
+from visiontune.tune.parameters import (
+    CategoricalParameter,
+    ContinuousParameter,
+    IntegerParameter,
+)
 
 __all__ = ["CategoricalParameter", "ContinuousParameter", "HyperparameterTuner", "HyperparameterTuningJobAnalytics",
            "IntegerParameter", "TuningJobCompletionCriteriaConfig", "WarmStartConfig", "WarmStartTypes"]
@@ -82,7 +92,7 @@ class HyperparameterTuner:
     def _config(self, inputs: Any, name: str):
         from visiontune.tune.config import TuningConfig
 
-        out = (Path("runs") / name).resolve()
+        out = (run_folder(name)).resolve()
         # absolute paths: the configuration is also written to a file and may run from another folder
         channels = {k: v if "://" in v else str(Path(v).expanduser().resolve()) for k, v in _channels(inputs).items()}
         est = self.estimator
@@ -95,7 +105,7 @@ class HyperparameterTuner:
             source = str(Path(est.source_dir).expanduser().resolve()) if est.source_dir else None
             entry = est.entry_point if source else str(Path(est.entry_point).expanduser().resolve())
             base = {"entry_point": entry, "source_dir": source, "channels": channels,
-                    "hyperparameters": est.hyperparameters(), "metric_definitions": defs}
+                    "hyperparameters": dict(est._hyperparameters), "metric_definitions": defs}
             ranges = self.hyperparameter_ranges
             kind_key = "script"
         doc = {"name": name, kind_key: base, "objective": {"metric": self.objective_metric_name,

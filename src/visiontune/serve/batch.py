@@ -4,10 +4,15 @@ A folder (or fsspec URL of one) -> one ``<relative path>.out`` per image, the
 response JSON, as SageMaker writes; a manifest -> ``<manifest>.out``, JSON
 Lines in input order.  Bad images become error records, not failures.  A
 segmentation model also writes each image's class-index mask, the image's size:
-``<relative path>.mask.png`` beside its ``.out`` (a manifest's: ``<manifest>.masks/<line>.png``),
+``<relative path>.mask.png`` beside its ``.out`` (a manifest's: ``<manifest>.masks/<content hash>.png``),
 named in the record's ``mask``.
 
-A rerun resumes: what is done is kept, what failed is tried again.  The output
+A rerun resumes: what is done is kept, what failed is tried again.  Each record
+is keyed by its source and the content hash of the image it was made from
+(``source_hash``: a local image's, not its mtime), so a rerun predicts again
+exactly the images whose content changed, and a manifest edited meanwhile (lines
+inserted, removed, reordered) gets its output rebuilt in its new order from the
+records that still match, no image predicted twice or skipped.  The output
 folder remembers what made its predictions (``.visiontune-batch.json``: the
 model's fingerprint, the options that shape the records, the input); a rerun
 with another model or other options is refused, unless ``overwrite`` starts over.
@@ -19,15 +24,18 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from visiontune.artifact import load_model
 from visiontune.artifact.store import fingerprint
+from visiontune.data.dataset import content_hash
 from visiontune.data.sources import MANIFEST_SUFFIXES
 from visiontune.errors import ConfigError, option
 from visiontune.paths import atomic_write_text
 from visiontune.predictions import MASK, iter_predictions, list_inputs
 from visiontune.progress import bar, note
 from visiontune.runtime import INFERENCE_PRECISION
+from visiontune.writes import is_write_failure, output_error
 
 STATE = ".visiontune-batch.json"
 
@@ -51,9 +59,23 @@ class BatchResult:
 def batch_predict(model: str | Path, inputs: str | Path, out: str | Path, batch_size: int = 64,
                   top_k: int = 3, device: str = "auto", precision: str = INFERENCE_PRECISION,
                   overwrite: bool = False) -> BatchResult:
-    """Predict every image of ``inputs`` into ``out`` (see the module's docstring)."""
+    """Predict every image of ``inputs`` into ``out`` (see the module's docstring).  A full disk or a read-only
+    ``out`` is one clear ``OutputError``, its temp files removed (the records written so far are kept: a
+    rerun resumes)."""
+    try:
+        return _batch_predict(model, inputs, out, batch_size, top_k, device, precision, overwrite)
+    except OSError as exc:
+        if not is_write_failure(exc):
+            raise
+        for tmp in [*Path(out).rglob(f".*.tmp-{os.getpid()}"), *Path(out).rglob(".*.mask.png.tmp")]:
+            tmp.unlink(missing_ok=True)
+        raise output_error(exc, out) from exc
+
+
+def _batch_predict(model, inputs, out, batch_size: int, top_k: int, device: str, precision: str,
+                   overwrite: bool) -> BatchResult:
     remote = "://" in str(inputs)
-    src = str(inputs).rstrip("/") if remote else Path(inputs)
+    src: Any = str(inputs).rstrip("/") if remote else Path(inputs)  # a URL (str) or a local Path
     out = Path(out)
     key = {"model": fingerprint(model), "top_k": int(top_k), "precision": precision,
            "inputs": str(src) if remote else str(Path(src).resolve())}
@@ -64,8 +86,10 @@ def batch_predict(model: str | Path, inputs: str | Path, out: str | Path, batch_
     sources = list_inputs(src)
     base = src if remote or src.is_dir() else src.parent
     todo, done, retried, changed = [], 0, 0, 0
+    hashes: dict[str, str | None] = {}
     for s in sources:
-        state = _done(out / (_relative(s, base) + ".out"), None if remote else s)
+        hashes[s] = None if remote else _source_hash(s)
+        state = _done(out / (_relative(s, base) + ".out"), None if remote else s, hashes[s])
         if state == "ok":
             done += 1
         else:
@@ -77,6 +101,8 @@ def batch_predict(model: str | Path, inputs: str | Path, out: str | Path, batch_
         for s, row in zip(todo, _rows(loaded, todo, batch_size, top_k)):
             target = out / (_relative(s, base) + ".out")
             target.parent.mkdir(parents=True, exist_ok=True)
+            if hashes[s] is not None:
+                row["source_hash"] = hashes[s]
             _store_mask(row, out / (_relative(s, base) + ".mask.png"), out)
             atomic_write_text(target, json.dumps(row) + "\n")
             errors += "error" in row
@@ -93,7 +119,8 @@ def _claim(out: Path, key: dict, overwrite: bool) -> None:
     """Refuse to mix predictions of another model or other options into ``out``."""
     state = out / STATE
     if overwrite and out.exists():
-        for f in [*out.rglob("*.out"), *out.rglob("*.mask.png"), *out.glob("*.masks/*.png")]:
+        for f in [*out.rglob("*.out"), *out.rglob("*.mask.png"), *out.glob("*.masks/*.png"),
+                  *out.glob(".*.out.partial-*")]:
             f.unlink()
         state.unlink(missing_ok=True)
     elif state.exists():
@@ -112,17 +139,31 @@ def _claim(out: Path, key: dict, overwrite: bool) -> None:
     atomic_write_text(state, json.dumps(key, indent=1))
 
 
-def _done(target: Path, source: str | None = None) -> str:
-    """``ok`` (a prediction), ``failed`` (an error record: retried), ``changed`` (the local ``source`` was
-    written after its record: predicted again) or ``missing``."""
+def _done(target: Path, source: str | None = None, source_hash: str | None = None) -> str:
+    """``ok`` (a prediction), ``failed`` (an error record: retried), ``changed`` (the local ``source``'s
+    content is not the one its record was made from: predicted again) or ``missing``."""
     try:
-        if "error" in json.loads(target.read_text()):
+        record = json.loads(target.read_text())
+        if "error" in record:
             return "failed"
+        if source is not None and "source_hash" in record:
+            return "ok" if record["source_hash"] == source_hash else "changed"
         if source is not None and os.stat(source).st_mtime_ns > target.stat().st_mtime_ns:
-            return "changed"
+            return "changed"  # a record of an older visiontune (no hash): its mtime says
         return "ok"
     except (OSError, ValueError):
         return "missing"
+
+
+def _source_hash(source: str) -> str | None:
+    """The content hash of a local image (None: unreadable, or not local: its record is matched by source)."""
+    if "://" in source and not source.startswith("file://"):
+        return None
+    try:
+        with open(source.removeprefix("file://"), "rb") as fh:
+            return content_hash(fh.read())
+    except OSError:
+        return None
 
 
 def _rows(model, sources: list[str], batch_size: int, top_k: int):
@@ -152,27 +193,61 @@ def _relative(source: str, base) -> str:
 
 
 def _manifest(model, manifest: Path, out: Path, batch_size: int, top_k: int) -> BatchResult:
-    """One line per manifest line, in order; complete lines are kept, failed ones retried, a torn one dropped."""
+    """One line per manifest line, in its order now.  The records of earlier runs (the output, and the partial
+    outputs of runs killed before they finished) are keyed by source and content hash: a line whose key has a
+    good record reuses it, any other is predicted (a failed record retried, a changed image predicted again).
+    The new output is written beside the old one and replaces it once complete, so a run killed meanwhile
+    loses nothing (its partial output is read by the next)."""
     sources = list_inputs(manifest)
     target = out / (manifest.name + ".out")
-    kept: list[str] = []
-    if target.exists():
-        data = target.read_text(encoding="utf-8")
-        kept = data[: data.rfind("\n") + 1].splitlines()[: len(sources)]
-    failed = [i for i, line in enumerate(kept) if "error" in json.loads(line)]
     masks = out / (manifest.name + ".masks")
-    if failed:  # retry the failed lines, then rewrite the finished part once
-        for i, row in zip(failed, _rows(model, [sources[i] for i in failed], batch_size, top_k)):
-            _store_mask(row, masks / f"{i + 1:06d}.png", out)
-            kept[i] = json.dumps(row)
-    atomic_write_text(target, "".join(line + "\n" for line in kept))
-    done = len(kept)
-    errors = sum("error" in json.loads(kept[i]) for i in failed)
-    with open(target, "a", encoding="utf-8") as fh, bar(len(sources) - done, "batch transform") as advance:
-        for i, row in enumerate(_rows(model, sources[done:], batch_size, top_k), start=done):
-            _store_mask(row, masks / f"{i + 1:06d}.png", out)
-            fh.write(json.dumps(row) + "\n")
+    partials = sorted(out.glob(f".{manifest.name}.out.partial-*"))
+    keys = [(s, _source_hash(s)) for s in sources]
+    good: dict[tuple, str] = {}  # (source, content hash) -> a good record's line
+    seen: dict[str, dict] = {}  # source -> its last record (whether it failed, for the counts)
+    for path in [target, *partials]:
+        for line in _complete_lines(path):
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            seen[rec.get("source")] = rec
+            if "error" not in rec and (not rec.get("mask") or (out / rec["mask"]).is_file()):
+                good[(rec.get("source"), rec.get("source_hash"))] = line
+    reuse = [good.get(k) for k in keys]
+    todo = [i for i, line in enumerate(reuse) if line is None]
+    retried = sum("error" in seen.get(sources[i], {}) for i in todo)
+    changed = sum(sources[i] in seen and "error" not in seen[sources[i]] for i in todo)
+    rows = iter(_rows(model, [sources[i] for i in todo], batch_size, top_k))
+    errors, referenced = 0, set()
+    partial = out / f".{manifest.name}.out.partial-{os.getpid()}"
+    with open(partial, "w", encoding="utf-8") as fh, bar(len(todo), "batch transform") as advance:
+        for i, kept in enumerate(reuse):
+            if kept is None:
+                row = next(rows)
+                source, digest = keys[i]
+                if digest is not None:
+                    row["source_hash"] = digest
+                _store_mask(row, masks / f"{digest or content_hash(source.encode())}.png", out)
+                kept = json.dumps(row)
+                errors += "error" in row
+                advance(1)
+            referenced.add(json.loads(kept).get("mask"))
+            fh.write(kept + "\n")
             fh.flush()
-            errors += "error" in row
-            advance(1)
-    return BatchResult(len(sources) - done + len(failed), done - len(failed), errors, target, len(failed))
+    os.replace(partial, target)
+    for old in partials:
+        old.unlink(missing_ok=True)
+    for png in masks.glob("*.png") if masks.is_dir() else []:  # masks of lines no longer in the manifest
+        if str(png.relative_to(out)) not in referenced:
+            png.unlink(missing_ok=True)
+    return BatchResult(len(todo), len(sources) - len(todo), errors, target, retried, changed)
+
+
+def _complete_lines(path: Path) -> list[str]:
+    """The complete lines of an output (a torn last line, from a killed run, dropped)."""
+    try:
+        data = path.read_text(encoding="utf-8")
+    except OSError:
+        return []
+    return data[: data.rfind("\n") + 1].splitlines()

@@ -20,7 +20,7 @@ class DynamicBatcher:
         self.predict, self.executor = predict, executor
         self.max_batch_size, self.max_delay = max(1, max_batch_size), max(0.0, max_delay_ms) / 1000.0
         self.observe = observe or (lambda n: None)
-        self.queue: asyncio.Queue | None = None
+        self.queue: asyncio.Queue = asyncio.Queue()  # (a new one with each batching task)
         self.task: asyncio.Task | None = None
         self.incoming = 0  # requests received and not yet submitted
         self._inflight: list[asyncio.Future] = []  # futures of the batch being computed

@@ -16,12 +16,15 @@ import json
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import Any, Union
 
 import numpy as np
 
 from visiontune.errors import RequestError
 from visiontune.prediction import Prediction, SegmentationPrediction
+
+#: what an endpoint answers for one image: a prediction, or a mask for a segmentation model
+Answer = Union[Prediction, SegmentationPrediction]
 
 
 class Predictor:
@@ -90,7 +93,7 @@ class Predictor:
             return buf.getvalue()
         return body
 
-    def predict(self, images: Any, top_k: int | None = None) -> Prediction | list[Prediction]:
+    def predict(self, images: Any, top_k: int | None = None) -> Answer | list[Answer]:
         """One :class:`Prediction` for one image (path, bytes, PIL image or array), a list for a list
         (``top_k``: how many classes each lists, the server's 5 unless given).  A segmentation endpoint
         answers :class:`SegmentationPrediction` (the mask at the image's size), as ``VisionModel.predict``."""
@@ -98,7 +101,7 @@ class Predictor:
         if rows and "values" in rows[0]:  # run-length encoded masks
             from visiontune.data.segmentation import from_run_length
 
-            preds = [SegmentationPrediction(from_run_length(r), list(r["labels"])) for r in rows]
+            preds: list[Answer] = [SegmentationPrediction(from_run_length(r), list(r["labels"])) for r in rows]
         else:
             preds = [Prediction(r["predicted_label"], float(r["probability"]),
                                 [(t["label"], float(t["probability"])) for t in r["top_k"]],

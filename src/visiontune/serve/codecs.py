@@ -61,6 +61,8 @@ def media_type(header: str | None) -> tuple[str, dict[str, str]]:
 
 
 MAX_IMAGES = 64
+NESTED_TOO_DEEP = ('the JSON body is nested too deeply to decode; send {"image": "<base64>"} or '
+                   '{"instances": ["<base64>", ...]}')
 
 
 def _check_count(n: int, max_images: int) -> None:
@@ -83,6 +85,8 @@ def decode_request(body: bytes, content_type: str | None, max_images: int = MAX_
             doc = json.loads(body)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise RequestError(f"the body is not valid JSON ({exc})") from exc
+        except RecursionError as exc:  # [[[[...]]]] a hundred thousand deep: a bad request, not a crash
+            raise RequestError(NESTED_TOO_DEEP) from exc
         if isinstance(doc, dict) and "image" in doc:
             return [_b64(doc["image"], "image")], False
         if isinstance(doc, dict) and isinstance(doc.get("instances"), list) and doc["instances"]:
@@ -172,6 +176,41 @@ def encode_response(probs: np.ndarray, labels: list[str], accept: str, top_k: in
         if predicted is not None:
             rows[-1]["predicted_labels"] = predicted[n]
     return json.dumps(rows[0] if single else rows).encode()
+
+
+#: what a custom predict_fn's prediction is encoded as by the default output_fn (SageMaker's PyTorch serving)
+AS_IS_TYPES = ("application/json", "text/csv", "application/x-npy")
+
+
+def as_is_type(accept: str) -> str:
+    """The first of ``accept``'s types a custom prediction can be encoded as; 406 when none is."""
+    for candidate in accept.split(","):
+        ctype, _ = media_type(candidate)
+        if ctype in ("*/*", "application/*"):
+            return "application/json"
+        if ctype in AS_IS_TYPES:
+            return ctype
+    raise NotAcceptableError(f"Accept {accept!r} is not supported for a custom predict_fn's answer; use one of "
+                             f"{', '.join(AS_IS_TYPES)} (or define output_fn)")
+
+
+def encode_as_is(prediction: Any, accept: str) -> tuple[bytes, str]:
+    """A custom predict_fn's prediction as SageMaker's PyTorch serving encodes it: tensors and arrays keep their
+    shape (a ``(1, C)`` tensor is ``[[...]]`` in JSON), nothing is flattened or labelled."""
+    ctype = as_is_type(accept)
+    if hasattr(prediction, "detach"):  # a torch tensor
+        prediction = prediction.detach().cpu().numpy()
+    if ctype == "application/x-npy":
+        buf = io.BytesIO()
+        np.save(buf, np.asarray(prediction))
+        return buf.getvalue(), ctype
+    if ctype == "text/csv":
+        text = io.StringIO()
+        arr = np.asarray(prediction)
+        np.savetxt(text, arr if arr.ndim else arr.reshape(1), delimiter=",", fmt="%s")
+        return text.getvalue().encode(), ctype
+    value = prediction.tolist() if hasattr(prediction, "tolist") else prediction
+    return json.dumps(value, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)).encode(), ctype
 
 
 def encode_masks(probs: list[np.ndarray], labels: list[str], accept: str, single: bool = True) -> bytes:

@@ -20,10 +20,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from visiontune.errors import ConfigError, NotFoundError, VisiontuneError
+from visiontune.names import check_name
 from visiontune.paths import atomic_write_text, home
 
 PRETRAINED = "pretrained:"
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 
 
 class EndpointError(VisiontuneError):
@@ -52,7 +52,7 @@ class Endpoint:
     def alive(self) -> bool:
         """Its process runs, and is still this endpoint's server (a pid the system gave to another program
         after a crash is not signalled)."""
-        from visiontune.jobs.store import pid_alive
+        from visiontune.procs import pid_alive
 
         if not pid_alive(self.pid):
             return False
@@ -74,9 +74,7 @@ def _folder() -> Path:
 
 
 def _record(name: str) -> Path:
-    if not _NAME.fullmatch(name):
-        raise ConfigError(f"endpoint name {name!r}: use letters, digits, '.', '_' or '-' (at most 63)")
-    return _folder() / f"{name}.json"
+    return _folder() / f"{check_name(name, 'endpoint name')}.json"
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -142,22 +140,19 @@ def _model_folder(model: str | Path) -> Path:
 
 
 def start(model: str | Path, *, name: str | None = None, port: int | None = None, job: str | None = None,
-          options: tuple[str, ...] | list[str] = (), timeout: float = 120.0) -> Endpoint:
-    """Start ``visiontune serve MODEL`` on 127.0.0.1 in its own process; returns once it answers ``/ping``.
-    ``options`` are more ``visiontune serve`` flags (``--max-batch-size 8``)."""
+          options: tuple[str, ...] | list[str] = (), timeout: float = 120.0,
+          trust_pickled_model: bool = False) -> Endpoint:
+    """Start ``visiontune serve MODEL`` on 127.0.0.1 in its own process; returns once it answers ``/ping``, and
+    fails as soon as ``/ping`` says the model failed to load (with the reason).  ``options`` are more
+    ``visiontune serve`` flags (``--max-batch-size 8``); ``trust_pickled_model``: ``--trust-pickled-model``
+    (recorded in the endpoint's options)."""
     folder = _model_folder(model)
+    options = list(options)
+    if trust_pickled_model and "--trust-pickled-model" not in options:
+        options.append("--trust-pickled-model")
     name = name or _default_name(job or folder.name)
     record = _record(name)
-    if record.is_file():
-        old = _load(record)
-        if old is not None and old.alive():
-            raise EndpointError(f"endpoint {name} is already running at {old.url}; stop it first "
-                                f"(visiontune endpoints stop {name}) or choose another name")
-    if port is None:
-        port = free_port()
-    elif port_in_use(port):
-        raise EndpointError(f"port {port} is already in use on 127.0.0.1: choose another port, or leave it out "
-                            "to get a free one")
+    port = _free_to_start(name, record, port)
     url = f"http://127.0.0.1:{port}"
     log = _folder() / f"{name}.log"
     cmd = [sys.executable, "-m", "visiontune.cli.main", "serve", str(folder), "--host", "127.0.0.1",
@@ -168,17 +163,61 @@ def start(model: str | Path, *, name: str | None = None, port: int | None = None
     endpoint = Endpoint(name=name, model=str(folder), port=port, pid=proc.pid, url=url, started_at=time.time(),
                         job=job, options=list(options))
     atomic_write_text(record, json.dumps(asdict(endpoint), indent=2))
+    return _wait_ready(endpoint, proc, record, log, timeout)
+
+
+def _free_to_start(name: str, record: Path, port: int | None) -> int:
+    """The port to start on, once no running endpoint holds the name and the port is free."""
+    if record.is_file():
+        old = _load(record)
+        if old is not None and old.alive():
+            raise EndpointError(f"endpoint {name} is already running at {old.url}; stop it first "
+                                f"(visiontune endpoints stop {name}) or choose another name")
+    if port is None:
+        return free_port()
+    if port_in_use(port):
+        raise EndpointError(f"port {port} is already in use on 127.0.0.1: choose another port, or leave it out "
+                            "to get a free one")
+    return port
+
+
+def _wait_ready(endpoint: Endpoint, proc: subprocess.Popen, record: Path, log: Path, timeout: float) -> Endpoint:
+    """Wait for ``/ping``; fail at once when the process exits or ``/ping`` says the model failed to load."""
+    name, url = endpoint.name, endpoint.url
     deadline = time.time() + timeout
     while time.time() < deadline:
         if proc.poll() is not None:
             record.unlink(missing_ok=True)
             raise EndpointError(f"endpoint {name} exited while starting (code {proc.returncode}): "
                                 f"{_tail(log)}")
-        if _ping(url):
+        ready, failure = ping(url)
+        if ready:
             return endpoint
+        if failure:
+            stop(name)
+            raise EndpointError(f"endpoint {name} could not load its model: {failure} (its log: {log})")
         time.sleep(0.2)
     stop(name)
     raise EndpointError(f"endpoint {name} did not answer /ping within {timeout:.0f} s; its log: {log}")
+
+
+def register(name: str, model: str | Path, port: int, pid: int, options: list[str] | None = None) -> Endpoint | None:
+    """Record a server another part of visiontune started (the SDK's ``deploy()``), so ``visiontune endpoints
+    list`` shows it and ``endpoints stop`` stops it; None when ``name`` is not a valid endpoint name."""
+    try:
+        record = _record(name)
+    except ConfigError:
+        return None
+    endpoint = Endpoint(name=name, model=str(model), port=port, pid=pid, url=f"http://127.0.0.1:{port}",
+                        started_at=time.time(), options=list(options or []))
+    atomic_write_text(record, json.dumps(asdict(endpoint), indent=2))
+    return endpoint
+
+
+def forget(name: str) -> None:
+    """Drop an endpoint's record (its process was stopped by whoever started it)."""
+    with contextlib.suppress(ConfigError):
+        _record(name).unlink(missing_ok=True)
 
 
 def _default_name(base: str) -> str:
@@ -199,12 +238,21 @@ def _tail(path: Path, lines: int = 6) -> str:
     return "(no log)"
 
 
-def _ping(url: str) -> bool:
+def ping(url: str, timeout: float = 1.0) -> tuple[bool, str | None]:
+    """(ready, why the model failed to load): ``/ping`` answers 503 ``{"status": "failed", "error"}`` from the
+    moment a model's load fails, so whoever waits for an endpoint learns the reason at once."""
     try:
-        with urllib.request.urlopen(f"{url}/ping", timeout=1.0) as r:
-            return r.status == 200
+        with urllib.request.urlopen(f"{url}/ping", timeout=timeout) as r:  # noqa: S310 - our own endpoint
+            return r.status == 200, None
+    except urllib.error.HTTPError as exc:
+        try:
+            doc = json.loads(exc.read() or b"{}")
+        except ValueError:
+            return False, None
+        failed = isinstance(doc, dict) and doc.get("status") == "failed"
+        return False, (str(doc.get("error") or "the model failed to load") if failed else None)
     except (urllib.error.URLError, OSError):
-        return False
+        return False, None
 
 
 def _load(path: Path) -> Endpoint | None:
@@ -298,5 +346,6 @@ def invoke(name: str, data: bytes, content_type: str, *, top_k: int = 5, timeout
     return {"latency_ms": (time.perf_counter() - t0) * 1000, "answer": json.loads(body)}
 
 
-__all__ = ["Endpoint", "EndpointError", "start", "list_endpoints", "get_endpoint", "stop", "invoke",
+__all__ = ["Endpoint", "EndpointError", "start", "list_endpoints", "get_endpoint", "stop", "invoke", "ping", "register",
+           "forget",
            "pretrained_artifact", "free_port", "port_in_use"]

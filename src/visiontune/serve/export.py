@@ -38,6 +38,9 @@ class _Exportable(nn.Module):
         self.register_buffer("scale", torch.tensor([1.0 / (255.0 * s) for s in std]).view(1, 3, 1, 1))
         self.register_buffer("shift", torch.tensor([-m / s for m, s in zip(mean, std)]).view(1, 3, 1, 1))
 
+    scale: torch.Tensor  # (buffers, registered in __init__)
+    shift: torch.Tensor
+
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         x = pixels.permute(0, 3, 1, 2).to(torch.float32) * self.scale + self.shift
         logits = self.module(x)
@@ -118,6 +121,8 @@ def _onnx(wrapper, example, dynamic, target: Path, meta: dict[str, str], opset: 
         raise MissingDependencyError(exc.name or "onnxruntime", "ONNX export", extra="serve") from exc
     program = torch.onnx.export(wrapper, example, None, input_names=["pixels"], output_names=["probabilities"],
                                 dynamic_shapes=dynamic, dynamo=True, opset_version=opset, verbose=False)
+    if program is None:  # (only without dynamo, which this call asks for)
+        raise RuntimeError("torch.onnx.export returned no program")
     proto = program.model_proto
     for key, value in meta.items():
         prop = proto.metadata_props.add()

@@ -13,10 +13,13 @@ starts, so a mistake is reported then, with the fix, not on the first request.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import inspect
 import json
+import pickle
 import sys
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -27,12 +30,54 @@ from visiontune.artifact.store import artifact_dir, is_artifact, read_config
 from visiontune.data.decode import image_size_of, image_to_pixels
 from visiontune.errors import BadImageError, InferenceCodeError, RequestError
 from visiontune.runtime import INFERENCE_PRECISION
-from visiontune.serve.codecs import decode_request, encode_masks, encode_response, negotiate
+from visiontune.serve.codecs import (
+    NESTED_TOO_DEEP,
+    as_is_type,
+    check_accept,
+    decode_request,
+    encode_as_is,
+    encode_masks,
+    encode_response,
+    negotiate,
+)
 from visiontune.serve.runtimes import create_runtime
 
-#: Each hook and its contract; the number of required arguments is read from it.
-HOOKS = {"model_fn": "model_fn(model_dir)", "input_fn": "input_fn(request_body, content_type)",
-         "predict_fn": "predict_fn(input_data, model)", "output_fn": "output_fn(prediction, accept)"}
+#: Each hook and its arguments; as SageMaker's inference toolkit, each may also take a trailing ``context``.
+HOOKS = {"model_fn": ("model_dir",), "input_fn": ("request_body", "content_type"),
+         "predict_fn": ("input_data", "model"), "output_fn": ("prediction", "accept")}
+#: what SageMaker's inference toolkit answers for ``Accept: */*`` or none (SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT)
+DEFAULT_ACCEPT = "application/json"
+
+
+def contract(name: str) -> str:
+    args = ", ".join(HOOKS[name])
+    return f"{name}({args}) or {name}({args}, context)"
+
+
+def takes_context(fn: Callable, name: str, where: str) -> bool:
+    """Whether ``fn`` fits the toolkit's contract for hook ``name`` and takes its trailing ``context``
+    argument (a third required parameter, or an optional one named ``context``); parameters with defaults
+    count as the toolkit counts them.  A hook that does not fit is refused with the contract."""
+    sig = inspect.signature(fn)
+    params = list(sig.parameters.values())
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    required = [p for p in positional if p.default is inspect.Parameter.empty]
+    varargs = any(p.kind == p.VAR_POSITIONAL for p in params)
+    keyword_only = [p.name for p in params if p.kind == p.KEYWORD_ONLY and p.default is inspect.Parameter.empty]
+    n = len(HOOKS[name])
+    if len(required) > n + 1 or (len(positional) < n and not varargs) or keyword_only:
+        raise InferenceCodeError(f"{where}: {name}{sig} takes {len(positional)} argument(s) "
+                                 f"({len(required)} required); SageMaker's inference toolkit calls {contract(name)}")
+    return len(required) == n + 1 or (len(positional) > n and positional[n].name in ("context", "ctx"))
+
+
+@dataclass
+class Context:
+    """The toolkit's ``context`` argument (the model server's): the model's name and the server's properties."""
+
+    model_name: str
+    system_properties: dict = field(default_factory=dict)
+    manifest: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -79,6 +124,10 @@ class Handler:
     #: the model process's socket (``--model-process``): the default model_fn's model lives there, by ``name``
     model_process: str = ""
     name: str = ""
+    #: a custom model_fn's ``torch.load`` unpickles whole models (``weights_only=False`` by default), as the
+    #: SageMaker containers of torch 1.x did: runs whatever code the file holds, so only on request
+    trust_pickled_model: bool = False
+    context: Any = None
 
     # ------------------------------------------------------------ defaults
     def default_model_fn(self, model_dir):
@@ -147,12 +196,18 @@ class Handler:
     def load(self) -> "Handler":
         self.origin = Path(self.model_dir)
         self.model_dir = artifact_dir(self.model_dir, custom_ok=True)
+        self.context = Context(self.name or self.model_dir.name, {"model_dir": str(self.model_dir),
+                                                                  "gpu_id": None if self.device == "cpu" else 0})
+        if self.trust_pickled_model:
+            install_trusting_load()  # before inference.py imports torch.load under its own name
         self._load_custom_code()
         if "model_fn" not in self.hooks and not is_artifact(self.model_dir):
             raise InferenceCodeError(f"{self.model_dir}: not a visiontune model, and code/inference.py has no "
                                      "model_fn to load it; define model_fn(model_dir)")
-        model_fn = self.hooks.get("model_fn", self.default_model_fn)
-        self.model = model_fn(str(self.model_dir))
+        if "model_fn" in self.hooks:
+            self.model = self._custom_model_fn()
+        else:
+            self.model = self.default_model_fn(str(self.model_dir))
         if "model_fn" in self.hooks and not isinstance(self.model, DefaultModel):
             missing = [h for h in ("input_fn", "predict_fn") if h not in self.hooks]
             if missing:
@@ -168,6 +223,23 @@ class Handler:
             self.task, self.task_extras = task_of(read_config(self.model_dir))
         return self
 
+    def _custom_model_fn(self):
+        """The script's model_fn; its torch.load unpickles whole models only with ``trust_pickled_model``."""
+        _TRUST.on = self.trust_pickled_model
+        try:
+            return self.hooks["model_fn"](str(self.model_dir))
+        except pickle.UnpicklingError as exc:
+            if "weights_only" not in str(exc):
+                raise
+            raise InferenceCodeError(
+                f"{self.model_dir}/code/inference.py: model_fn's torch.load refused a whole pickled model (torch "
+                "2.6 and later load weights only by default; SageMaker's torch 1.x containers unpickled it). "
+                "Unpickling runs any code the file holds: if you trust this model, serve it with "
+                "--trust-pickled-model (Python: deploy(..., trust_pickled_model=True)); or save its state_dict and "
+                f"load that. torch said: {str(exc).splitlines()[0]}") from exc
+        finally:
+            _TRUST.on = False
+
     def _load_custom_code(self) -> None:
         path = self.model_dir / "code" / "inference.py"
         if not path.exists():
@@ -175,22 +247,20 @@ class Handler:
         sys.path.insert(0, str(path.parent))  # inference.py may import its neighbours
         try:
             spec = importlib.util.spec_from_file_location(f"visiontune_inference_{abs(hash(path))}", path)
+            if spec is None or spec.loader is None:  # (a .py file always has one)
+                raise ImportError(f"cannot import {path}")
             module = importlib.util.module_from_spec(spec)
             spec.loader.exec_module(module)
         except Exception as exc:  # noqa: BLE001 - user code can raise anything
             raise InferenceCodeError(f"{path} failed to import: {type(exc).__name__}: {exc}") from exc
-        for name, contract in HOOKS.items():
+        for name in HOOKS:
             fn = getattr(module, name, None)
             if fn is None:
                 continue
             if not callable(fn):
                 raise InferenceCodeError(f"{path}: {name} must be a function")
-            params = [p for p in inspect.signature(fn).parameters.values()
-                      if p.default is inspect.Parameter.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-            if len(params) != contract.count(",") + 1:
-                raise InferenceCodeError(
-                    f"{path}: {name} takes {len(params)} required argument(s); SageMaker's contract is {contract}"
-                )
+            if takes_context(fn, name, str(path)):
+                fn = functools.partial(_with_context, fn, self.context)
             self.hooks[name] = fn
             self.custom.append(name)
 
@@ -202,7 +272,10 @@ class Handler:
 
     def parse(self, body: bytes, content_type: str):
         if "input_fn" in self.hooks:
-            return self.hooks["input_fn"](body, content_type)
+            try:
+                return self.hooks["input_fn"](body, content_type)
+            except RecursionError as exc:  # a custom input_fn's json.loads on a body nested too deeply
+                raise RequestError(NESTED_TOO_DEEP) from exc
         return self.default_input_fn(body, content_type)
 
     def predict(self, data):
@@ -210,13 +283,57 @@ class Handler:
             return self.hooks["predict_fn"](data, self.model)
         return self.default_predict_fn(data, self.model)
 
+    def check_accept(self, accept: str, top_k: int | None) -> None:
+        """406 / 400 before any work, for the default output_fn (a custom one judges its own Accept)."""
+        if "output_fn" in self.hooks:
+            return
+        if "predict_fn" in self.hooks:
+            as_is_type(sagemaker_accept(accept))
+        else:
+            check_accept(accept, top_k, self.spatial)
+
     def render(self, prediction, accept: str, top_k: int | None, single: bool) -> tuple[bytes, str]:
         if "output_fn" in self.hooks:
+            accept = sagemaker_accept(accept)
             out = self.hooks["output_fn"](prediction, accept)
             body, ctype = out if isinstance(out, tuple) else (out, negotiate_custom(accept))
             return (body.encode() if isinstance(body, str) else bytes(body)), ctype
+        if "predict_fn" in self.hooks:  # a custom prediction: encoded as it is, shape kept (SageMaker's PyTorch)
+            return encode_as_is(prediction, sagemaker_accept(accept))
         return self.default_output_fn(prediction, accept, top_k=top_k, single=single)
+
+
+def sagemaker_accept(accept: str | None) -> str:
+    """``Accept: */*`` or none is the default type, as SageMaker's inference toolkit substitutes it."""
+    accept = (accept or "").strip()
+    return DEFAULT_ACCEPT if accept in ("", "*/*") else accept
 
 
 def negotiate_custom(accept: str | None) -> str:
     return (accept or "application/json").split(",")[0].strip() or "application/json"
+
+
+def _with_context(fn: Callable, context: Context, *args):
+    return fn(*args, context)
+
+
+_TRUST = threading.local()
+
+
+def install_trusting_load() -> None:
+    """``torch.load`` defaults to ``weights_only=False`` in a thread running a trusted model's model_fn (and only
+    there: every other call, and an explicit ``weights_only``, is left as it is).  Installed once per process."""
+    import torch
+
+    if getattr(torch.load, "visiontune_trusting", False):
+        return
+    original = torch.load
+
+    @functools.wraps(original)
+    def load(*args, **kwargs):
+        if getattr(_TRUST, "on", False) and kwargs.get("weights_only") is None:
+            kwargs["weights_only"] = False
+        return original(*args, **kwargs)
+
+    load.visiontune_trusting = True  # type: ignore[attr-defined]  # (marks the wrapper: installed once)
+    torch.load = load

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -87,4 +88,5 @@ RUNTIMES.register(OnnxRuntime)
 
 
 def create_runtime(name: str, model_dir: Path, **kwargs) -> Runtime:
-    return RUNTIMES.get(name)(model_dir, **kwargs)
+    runtime: Any = RUNTIMES.get(name)  # (a Runtime class: each takes the model folder and its options)
+    return runtime(model_dir, **kwargs)

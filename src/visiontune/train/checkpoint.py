@@ -14,20 +14,33 @@ import torch
 
 from visiontune.errors import CheckpointError, option
 from visiontune.paths import atomic_write_bytes
+from visiontune.writes import is_write_failure, output_error, remove_temp_files
 
 CHECKPOINT = "checkpoint.pt"
+#: the files a run writes atomically (through a temp file beside them)
+_WRITTEN = (CHECKPOINT, "model.safetensors", "config.json", "labels.json", "metrics.json", "model.tar.gz",
+            "hyperparameters.json")
 
 
 def save_checkpoint(out: Path, state: dict) -> None:
+    """Atomic; a write that fails (a full disk, a read-only folder) leaves no temp file and is one clear
+    :class:`~visiontune.writes.OutputError` (the previous checkpoint, if any, stays whole)."""
     buf = io.BytesIO()
     torch.save(state, buf)
-    atomic_write_bytes(Path(out) / CHECKPOINT, buf.getvalue())
+    try:
+        atomic_write_bytes(Path(out) / CHECKPOINT, buf.getvalue())
+    except OSError as exc:
+        remove_temp_files(out, [CHECKPOINT])
+        if is_write_failure(exc):
+            raise output_error(exc, Path(out) / CHECKPOINT, resume=has_checkpoint(out)) from exc
+        raise
 
 
 def load_checkpoint(out: Path, identity: dict, defaults: dict | None = None) -> dict:
     path = Path(out) / CHECKPOINT
     if not path.exists():
         raise CheckpointError(f"{option('resume')}: no checkpoint at {path}; start the run without it")
+    remove_temp_files(out, _WRITTEN)  # what a run killed while writing left (a full disk): the resume rewrites them
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001
@@ -49,3 +62,4 @@ def has_checkpoint(out: Path) -> bool:
 
 def remove_checkpoint(out: Path) -> None:
     (Path(out) / CHECKPOINT).unlink(missing_ok=True)
+    remove_temp_files(out, [CHECKPOINT])

@@ -14,10 +14,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from visiontune.data.sources import ON_BAD_IMAGE
-from visiontune.data.transforms import AUGMENTATIONS
+from visiontune.choices import AUGMENTATIONS, BOUNDS, DEVICES, ON_BAD_IMAGE, PRECISIONS, out_of_bounds
 from visiontune.errors import ConfigError, option
-from visiontune.runtime import DEVICES, PRECISIONS
 
 MODES = ("head", "partial", "full")
 #: options that must be 1 or more
@@ -106,6 +104,10 @@ class TrainConfig:
         for name in POSITIVE:
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"{name}={getattr(self, name)}: must be 1 or more")
+        for name in BOUNDS:  # image_size: the one bounds table (the CLI, forms and Preprocessing read it too)
+            value = getattr(self, name, None)
+            if value is not None and out_of_bounds(name, value):
+                raise ConfigError(out_of_bounds(name, value))
         if self.learning_rate is not None and not self.learning_rate > 0:
             raise ConfigError(f"learning_rate={self.learning_rate}: must be greater than 0")
         if not 0.0 < self.valid_fraction < 1.0:
@@ -186,8 +188,13 @@ CORE_FIELDS = ("model", "task", "mode", "epochs", "learning_rate", "batch_size",
                "label_smoothing", "seed")
 #: fields a form never shows (set by whoever submits: the data chosen, the output folder)
 _NOT_IN_FORMS = ("data", "out", "resume", "overwrite", "weights")
-_MINIMUM = {**dict.fromkeys(POSITIVE, 1), "hidden_units": 0, "image_size": 16, "debug_save_interval": 0,
+_MINIMUM = {**dict.fromkeys(POSITIVE, 1), "hidden_units": 0, "debug_save_interval": 0,
             "profile_interval": 0, "dropout": 0, "label_smoothing": 0, "weight_decay": 0, "num_workers": 0}
+
+
+def bounds(name: str) -> tuple[int | float | None, int | float | None]:
+    """(minimum, maximum) of a field, None where unbounded: visiontune.choices.BOUNDS, else the minimum."""
+    return BOUNDS.get(name, (_MINIMUM.get(name), None))
 
 
 def _field_type(f) -> tuple[str, bool]:
@@ -199,7 +206,8 @@ def _field_type(f) -> tuple[str, bool]:
 
 
 def form_fields() -> list[dict]:
-    """Every TrainConfig option a form may set: name, type, default, help, choices, minimum, core or not."""
+    """Every TrainConfig option a form may set: name, type, default, help, choices, minimum and maximum (None:
+    unbounded; what TrainConfig checks), core or not."""
     rows = []
     for f in fields(TrainConfig):
         if f.name in _NOT_IN_FORMS or not f.metadata.get("cli", True):
@@ -207,7 +215,7 @@ def form_fields() -> list[dict]:
         kind, optional = _field_type(f)
         rows.append({"name": f.name, "type": kind, "optional": optional, "default": f.default,
                      "help": f.metadata.get("help", ""), "choices": list(f.metadata.get("choices") or []) or None,
-                     "minimum": _MINIMUM.get(f.name), "core": f.name in CORE_FIELDS})
+                     "minimum": bounds(f.name)[0], "maximum": bounds(f.name)[1], "core": f.name in CORE_FIELDS})
     order = {n: i for i, n in enumerate(CORE_FIELDS)}
     return sorted(rows, key=lambda r: (not r["core"], order.get(r["name"], 0)))
 

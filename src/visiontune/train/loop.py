@@ -21,12 +21,12 @@ from torch import nn
 
 from visiontune.artifact.store import FILES as ARTIFACT_FILES
 from visiontune.artifact.store import is_artifact, pack, save_artifact
-from visiontune.data.sources import open_dataset
+from visiontune.data.loading import open_dataset
 from visiontune.data.split import hold_out, split_digest
 from visiontune.data.transforms import build_augmentation, normalize, normalize_pairs
 from visiontune.debug.modes import ModeKeys
 from visiontune.errors import CheckpointError, ConfigError, DataError, option
-from visiontune.paths import timestamped
+from visiontune.paths import run_folder, timestamped
 from visiontune.progress import bar, log_metrics, note
 from visiontune.runtime import (INFERENCE_PRECISION, autocast, dtype_name, keep_freed_memory, pick_device,
                                 resolve_precision, training_precision)
@@ -218,15 +218,19 @@ class _Trainer:
                 else:
                     loss_for_grad = loss
                 self.opt.zero_grad(set_to_none=True)
+                # backward, the gradients unscaled (fp16), the hook records them, then the step: in both branches
                 if self.scaler is not None:
                     self.scaler.scale(loss_for_grad).backward()
-                    self.scaler.step(self.opt)
-                    self.scaler.update()
+                    self.scaler.unscale_(self.opt)  # the true gradients (step() does not unscale them twice)
                 else:
                     loss_for_grad.backward()
-                    t3 = time.perf_counter()
-                    if hook is not None:
-                        hook.end_backward()
+                t3 = time.perf_counter()
+                if hook is not None and (self.scaler is None or self._grads_finite(hook)):
+                    hook.end_backward()  # (a step the scaler skips, its gradients inf/NaN, records none)
+                if self.scaler is not None:
+                    self.scaler.step(self.opt)  # skipped when a gradient is inf/NaN; the scale then shrinks
+                    self.scaler.update()
+                else:
                     self.opt.step()
                 if self.sched is not None and self.per_batch:
                     self.sched.step()
@@ -241,12 +245,8 @@ class _Trainer:
                     t4 = time.perf_counter()
                     labels, pred = self.task.debug_values(logits, yb)
                     name = self.task.loss_name
-                    if self.scaler is None:
-                        hook.record_step(loss_value, labels, pred, loss_name=name, data=t1 - t0, forward=t2 - t1,
-                                         backward=t3 - t2, optimizer=t4 - t3, step_seconds=t4 - t0)
-                    else:
-                        hook.record_step(loss_value, labels, pred, loss_name=name, data=t1 - t0, forward=t2 - t1,
-                                         step_seconds=t4 - t0)
+                    hook.record_step(loss_value, labels, pred, loss_name=name, data=t1 - t0, forward=t2 - t1,
+                                     backward=t3 - t2, optimizer=t4 - t3, step_seconds=t4 - t0)
                 t0 = time.perf_counter()  # the next step's time starts with the wait for its batch
         self._check_finite(total_loss, epoch)
         if self.sched is not None and not self.per_batch:
@@ -259,6 +259,15 @@ class _Trainer:
             dist.all_reduce(totals)
             total_loss, correct, seen = totals[0].item(), totals[1].item(), int(totals[2].item())
         return total_loss / seen, correct / seen
+
+    def _grads_finite(self, hook) -> bool:
+        """On a step whose gradients the hook saves: whether the scaler will take it (every gradient finite).
+        A float16 loss scale too large for the first steps makes inf gradients the scaler skips, as it
+        should: they are not the run's gradients.  One device sync, on saving steps only."""
+        if not hook.saving("gradients"):
+            return True
+        grads = [p.grad for p in self.params if p.grad is not None]
+        return not grads or bool(torch.stack([torch.isfinite(g).all() for g in grads]).all())
 
     def _check_finite(self, total_loss: torch.Tensor, epoch: int) -> None:
         """The epoch's summed loss is NaN or infinite once any step's was."""
@@ -394,7 +403,7 @@ def _resolve(cfg: TrainConfig) -> _Run:
     """Check the output folder, open the data, build the model, fill in every default."""
     get_model_spec(cfg.model)  # an unknown model fails before any data is read
     if not cfg.out:
-        cfg = dataclasses.replace(cfg, out=str(Path("runs") / timestamped(cfg.model)))
+        cfg = dataclasses.replace(cfg, out=str(run_folder(timestamped(cfg.model))))
     out = Path(cfg.out)
     _check_out(out, cfg)
     dataset = open_dataset(cfg.data, on_bad_image=cfg.on_bad_image, label_attribute=cfg.label_attribute,
@@ -466,6 +475,8 @@ def _identity_defaults(cfg: TrainConfig) -> dict:
 def _task(cfg: TrainConfig, dataset) -> Task:
     """``--task`` or, with ``auto``, what the data holds; one-label data may train as multi-label, not back."""
     name = dataset.task if cfg.task == "auto" else cfg.task
+    if dataset.task == "detection" or name == "detection":  # data/detection.py reads boxes; no Task trains them yet
+        raise DataError(f"{cfg.data}: detection datasets are recognised; training a detector is not available yet")
     if (dataset.task == "segmentation") != (name == "segmentation"):
         raise DataError(f"{cfg.data}: segmentation data (a mask per image); train it with "
                         f"{option('task', 'segmentation')} (or {option('task', 'auto')})"

@@ -21,7 +21,9 @@ from pathlib import Path
 
 from visiontune.errors import ConfigError, MissingDependencyError
 from visiontune.jobs.runner import launch
-from visiontune.jobs.store import TERMINAL, Job, JobStore, die_with_parent
+from visiontune.jobs.store import TERMINAL, Job, JobStore
+from visiontune.paths import run_folder
+from visiontune.procs import die_with_parent
 from visiontune.registry import Registry
 
 
@@ -97,7 +99,7 @@ class LocalExecutor(Executor):
         super().__init__(store, parallel, resources, address)
         self.procs: dict[str, subprocess.Popen] = {}
         self.threads = threads_per_trial(parallel)
-        self.log_dir = log_dir or Path("runs") / "workers"
+        self.log_dir = log_dir or run_folder("workers")
         self._workers: list[_Worker] = []
         self._waiting: list[str] = []   # built-in jobs not yet given to a worker
 

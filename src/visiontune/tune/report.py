@@ -4,12 +4,12 @@
 from __future__ import annotations
 
 import base64
-import html
+import functools
 import json
 from pathlib import Path
 
 from visiontune.errors import MissingDependencyError
-from visiontune.jobs.store import JobStore
+from visiontune.jobs.store import ACTIVE, TERMINAL, JobStore
 from visiontune.progress import note
 from visiontune.tune.config import study_name
 
@@ -23,6 +23,20 @@ def _last_report(trial) -> tuple[int, float] | None:
         return None
     step = max(trial.intermediate_values)
     return step, trial.intermediate_values[step]
+
+
+def _trial_status(trial, job, tuning_job) -> str:
+    """A trial's status.  Optuna's own, except for a trial its tuner never told the end of (killed): RUNNING
+    or WAITING in the study, it is what its training job became (Failed: orphaned, Stopped...), and, its
+    tuner gone, never InProgress (Stopped: it had not started, or its job ended with the tuner)."""
+    status = STATE_NAMES.get(trial.state.name, trial.state.name)
+    if trial.state.name not in ("RUNNING", "WAITING"):
+        return status
+    if job is not None and job.status in TERMINAL:
+        return job.status
+    if tuning_job.status not in ACTIVE:  # its tuner is gone: nobody will run or finish it any more
+        return "Failed" if job is not None and job.started_at is not None else "Stopped"
+    return status
 
 
 def leaderboard(store: JobStore, name: str) -> list[dict]:
@@ -49,14 +63,15 @@ def leaderboard(store: JobStore, name: str) -> list[dict]:
         job = jobs.get(t.user_attrs.get("job", ""))
         hps = {n: ranges[n].value(v) if n in ranges else v for n, v in t.params.items()}
         rows.append({**hps, "TrainingJobName": job.name if job else t.user_attrs.get("job"),
-                     "TrainingJobStatus": STATE_NAMES.get(t.state.name, t.state.name),
+                     "TrainingJobStatus": _trial_status(t, job, tj),
                      "FinalObjectiveValue": t.value if t.state.name == "COMPLETE" else None,
                      # a trial stopped early (pruned) or interrupted: the last value it reported, and when
                      "LastReportedObjectiveValue": last[1] if (last := _last_report(t)) else None,
                      "LastReportedStep": last[0] if last else None,
                      "TrainingElapsedTimeSeconds": round(job.elapsed, 2) if job and job.elapsed is not None else None,
                      "TrialNumber": t.number, "Attempts": job.attempt if job else None,
-                     "FailureReason": t.user_attrs.get("failure_reason")})
+                     "FailureReason": t.user_attrs.get("failure_reason") or (
+                         job.failure_reason if job and t.state.name in ("RUNNING", "WAITING") else None)})
     sign = -1 if maximize else 1
     rows.sort(key=lambda r: (r["FinalObjectiveValue"] is None, sign * (r["FinalObjectiveValue"] or 0), r["TrialNumber"]))
     return rows
@@ -149,24 +164,26 @@ def _plots(study, out: Path) -> tuple[dict[str, Path], dict[str, str]]:
 
 def _html(tj, rows: list[dict], best: dict | None, files: dict[str, Path], path: Path,
           skipped: dict[str, str] | None = None) -> Path:
-    esc = html.escape
+    """``report.html``: templates/tuning_report.html (Jinja2, autoescaped), the PNGs inline, no scripts."""
     cols = [c for c in (rows[0].keys() if rows else []) if c != "FailureReason"]
 
-    def cell(v):
-        return f"{v:.6g}" if isinstance(v, float) else esc("" if v is None else str(v))
+    def cell(v) -> str:
+        return f"{v:.6g}" if isinstance(v, float) else "" if v is None else str(v)
 
-    table = "".join("<tr>" + "".join(f"<td>{cell(r[c])}</td>" for c in cols) + "</tr>" for r in rows)
-    images = "".join(f"<h2>{esc(k)}</h2><img alt='{esc(k)}' src='data:image/png;base64,"
-                     f"{base64.b64encode(p.read_bytes()).decode()}'>" for k, p in files.items() if p.suffix == ".png")
-    images += "".join(f"<h2>{esc(k)}</h2><p><i>not drawn: {esc(why)}</i></p>" for k, why in (skipped or {}).items())
-    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>{esc(tj.name)}: tuning report</title>
-<style>body{{font-family:system-ui,sans-serif;margin:2em;max-width:1100px}}table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:3px 8px;font-size:13px}}th{{background:#f3f3f3}}img{{max-width:100%}}</style>
-</head><body><h1>Tuning job {esc(tj.name)}</h1>
-<p>Status: <b>{esc(tj.status)}</b>{(' (' + esc(tj.failure_reason) + ')') if tj.failure_reason else ''}.
-Objective: {esc(json.dumps(tj.config.get('objective')))}; strategy {esc(str(tj.config.get('strategy')))}.</p>
-<h2>Best trial</h2><pre>{esc(json.dumps(best, indent=2))}</pre>
-<h2>Leaderboard</h2><table><tr>{''.join(f'<th>{esc(c)}</th>' for c in cols)}</tr>{table}</table>
-{images}</body></html>"""
+    page = _templates().get_template("tuning_report.html").render(
+        name=tj.name, status=tj.status, failure_reason=tj.failure_reason,
+        objective=json.dumps(tj.config.get("objective")), strategy=str(tj.config.get("strategy")),
+        best=json.dumps(best, indent=2), cols=cols, rows=[[cell(r[c]) for c in cols] for r in rows],
+        images=[(k, "data:image/png;base64," + base64.b64encode(p.read_bytes()).decode())
+                for k, p in files.items() if p.suffix == ".png"],
+        skipped=list((skipped or {}).items()))
     path.write_text(page, encoding="utf-8")
     return path
+
+
+@functools.lru_cache(maxsize=1)
+def _templates():
+    import jinja2
+
+    return jinja2.Environment(loader=jinja2.PackageLoader("visiontune.tune", "templates"), autoescape=True,
+                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)

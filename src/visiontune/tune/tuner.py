@@ -11,6 +11,7 @@ and no more than ``max_jobs`` trials are ever created.
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import threading
@@ -20,7 +21,9 @@ from pathlib import Path
 
 from visiontune.errors import ConfigError, VisiontuneError
 from visiontune.jobs.runner import submit
-from visiontune.jobs.store import TERMINAL, Job, JobStore, this_host
+from visiontune.jobs.store import TERMINAL, Job, JobStore
+from visiontune.paths import run_folder
+from visiontune.procs import this_host
 from visiontune.progress import note
 from visiontune.tune.config import TuningConfig, study_name
 from visiontune.tune.executors import Executor, create_executor
@@ -48,7 +51,7 @@ class Tuner:
         self.config = config
         self.store = store or default_store()
         self.name = config.name
-        self.output = Path(config.output or Path("runs") / config.name).resolve()
+        self.output = Path(config.output or run_folder(config.name)).resolve()
         from visiontune.jobs.base import check_apart
         from visiontune.jobs.kinds import get_kind
 
@@ -98,7 +101,7 @@ class Tuner:
         import optuna
 
         dists = {n: p.distribution(n) for n, p in self.config.ranges.items()}
-        storage = study._storage  # noqa: SLF001 - the same storage
+        storage = self.store.optuna_storage()  # the same storage
         for parent in self.config.warm_start:
             if self.store.find_tuning_job(parent) is None:
                 raise ConfigError(f"warm_start: no tuning job named {parent!r}")
@@ -106,12 +109,8 @@ class Tuner:
             for t in optuna.load_study(study_name=study_name(parent), storage=storage).trials:
                 if t.state != optuna.trial.TrialState.COMPLETE or set(t.params) != set(dists):
                     continue
-                try:
-                    inside = all(dists[n]._contains(dists[n].to_internal_repr(v)) for n, v in t.params.items())  # noqa: SLF001
-                except ValueError:  # a value the new categorical range no longer has
-                    inside = False
-                if not inside:
-                    continue
+                if not all(_contains(dists[n], v) for n, v in t.params.items()):
+                    continue  # outside the new ranges (a value a categorical range no longer has...)
                 study.add_trial(optuna.trial.create_trial(params=t.params, distributions=dists, value=t.value,
                                                           user_attrs={"warm_start": parent}))
                 added += 1
@@ -141,7 +140,7 @@ class Tuner:
             note(f"trial {trial_number}: {exc}")
             _tell(study, trial_number, state=_state("FAIL"))
             return
-        _set_attr(study, trial_number, "job", job.name)
+        _set_attr(self.store, study, trial_number, "job", job.name)
         executor.submit(job)
         self.running[trial_number] = _Running(trial_number, job.name)
 
@@ -154,13 +153,13 @@ class Tuner:
         import optuna
 
         points = self._objective(run.job)
-        trial_id = _trial_id(study, run.trial_number)
+        trial_id = _trial_id(self.store, study, run.trial_number)
         trial = optuna.trial.Trial(study, trial_id)
         if self.config.kind == "builtin":
             run.reported = len(points)  # the engine reported these itself
         new = points[run.reported:]
         # a trial run again after its tuner died: its first attempt's steps stay as they were reported
-        known = study._storage.get_trial(trial_id).intermediate_values if new else {}  # noqa: SLF001
+        known = self.store.optuna_storage().get_trial(trial_id).intermediate_values if new else {}
         for step, value in new:
             run.reported += 1
             if step in known:
@@ -190,7 +189,7 @@ class Tuner:
         else:
             why = job.failure_reason or (f"the objective metric {self.config.objective_metric!r} never appeared in the "
                                          "log; check its metric definition" if job.status == "Completed" else job.status)
-            _set_attr(study, number, "failure_reason", why[:500])
+            _set_attr(self.store, study, number, "failure_reason", why[:500])
             _tell(study, number, state=_state("FAIL"))
             note(f"trial {number} ({job.name}) failed: {why}")
 
@@ -375,13 +374,34 @@ def _tell(study, number: int, value: float | None = None, state=None) -> None:
             raise
 
 
-def _trial_id(study, number: int) -> int:
-    return study._storage.get_trial_id_from_study_id_trial_number(study._study_id, number)  # noqa: SLF001
+# Optuna's public API only (issue 33): the study's storage is the job store's (JobStore.optuna_storage(), an
+# RDBStorage), read and written through BaseStorage's documented methods, never through Study's private fields.
+def _trial_id(store: JobStore, study, number: int) -> int:
+    storage = store.optuna_storage()
+    return storage.get_trial_id_from_study_id_trial_number(storage.get_study_id_from_name(study.study_name), number)
 
 
-def _set_attr(study, number: int, key: str, value) -> None:
+def _set_attr(store: JobStore, study, number: int, key: str, value) -> None:
     """A user attribute on a trial that may have been created by an earlier tuner process."""
-    study._storage.set_trial_user_attr(_trial_id(study, number), key, value)  # noqa: SLF001
+    store.optuna_storage().set_trial_user_attr(_trial_id(store, study, number), key, value)
+
+
+def _contains(distribution, value) -> bool:
+    """Whether ``value`` lies in an Optuna distribution, read from its public fields (low, high, step, log;
+    choices)."""
+    from optuna.distributions import CategoricalDistribution
+
+    if isinstance(distribution, CategoricalDistribution):
+        return any(value == c and isinstance(value, bool) == isinstance(c, bool) for c in distribution.choices)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return False
+    if not distribution.low <= value <= distribution.high:
+        return False
+    step = getattr(distribution, "step", None)
+    if step:  # on the grid low, low + step, ... (IntDistribution's step is 1)
+        k = (value - distribution.low) / step
+        return abs(k - round(k)) <= 1e-8 * max(1.0, abs(k))
+    return True
 
 
 def _state(name: str):
@@ -408,7 +428,8 @@ def _recorded(config: TuningConfig, output: Path) -> dict:
 def check_resumable(existing, doc: dict) -> None:
     """Refuses to resume a tuning job whose tuner still runs, or with a configuration that changed what it
     searches (how it runs may change: RESUMABLE_CHANGES)."""
-    from visiontune.jobs.store import ORPHAN_SECONDS, pid_alive
+    from visiontune.jobs.store import ORPHAN_SECONDS
+    from visiontune.procs import pid_alive
 
     name = existing.name
     live = existing.status == "InProgress" and (
@@ -417,7 +438,7 @@ def check_resumable(existing, doc: dict) -> None:
     if live:
         raise ConfigError(f"tuning job {name!r} is running already (pid {existing.pid} on {existing.host}); "
                           f"follow it with `visiontune tune describe {name}`, or stop it first")
-    before = {**existing.config, "output": str(Path(existing.config.get("output") or Path("runs") / name).resolve())}
+    before = {**existing.config, "output": str(Path(existing.config.get("output") or run_folder(name)).resolve())}
     changed = sorted(k for k in set(doc) | set(before) if doc.get(k) != before.get(k) and k not in RESUMABLE_CHANGES)
     if changed:
         where = f"; it writes to {before['output']}" if "output" in changed else ""
@@ -440,7 +461,7 @@ def launch(config: "TuningConfig", *, wait_s: float = 60.0):
 
     config.check()
     store = default_store()
-    out = Path(config.output or Path("runs") / config.name).resolve()
+    out = Path(config.output or run_folder(config.name)).resolve()
     before = store.find_tuning_job(config.name)
     if before is not None:  # the new process resumes it: refused here, before anything is written, if it cannot
         check_resumable(before, _recorded(config, out))

@@ -10,43 +10,36 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from visiontune.errors import ConfigError, ModelNotFoundError, WeightsUnavailableError
-from visiontune.zoo.adapters import (
-    ImageClassifier,
-    assemble,
-    build_architecture,
-    classifier_prefix,
-    load_into,
-    load_state_dict_file,
-    split_classifier,
-)
-from visiontune.zoo.heads import HeadSpec
+from visiontune.registry import Registry
 from visiontune.zoo.spec import LIBRARIES, ModelSpec
 from visiontune.zoo.weights import Preprocessing, WeightsSpec, file_weights
 
+if TYPE_CHECKING:  # torch loads with the first model built, not with the zoo's list
+    from visiontune.zoo.adapters import ImageClassifier
+    from visiontune.zoo.heads import HeadSpec
 
-_REGISTRY: dict[str, ModelSpec] = {}
+
+def _builtins() -> None:
+    from visiontune.zoo import builtin
+
+    builtin.register_all(register_model)
+
+
+#: The named models: the built-ins (loaded before anything else registers), then the user's.
+MODELS: Registry[ModelSpec] = Registry("model", _builtins)
 
 
 def register_model(spec: ModelSpec) -> ModelSpec:
-    if spec.name in _REGISTRY:
-        raise ConfigError(f"a model named {spec.name!r} is already registered")
-    _REGISTRY[spec.name] = spec
-    return spec
-
-
-def _ensure_builtins() -> None:
-    if not _REGISTRY:
-        from visiontune.zoo import builtin
-
-        builtin.register_all(register_model)
+    """Add ``spec`` beside the built-in models (a name already taken is refused)."""
+    return MODELS.register(spec, spec.name)
 
 
 def list_models() -> list[ModelSpec]:
-    """The registered models, in registration order."""
-    _ensure_builtins()
-    return list(_REGISTRY.values())
+    """The registered models, in registration order (the built-ins first)."""
+    return list(MODELS)
 
 
 def _library_has(library: str, arch: str) -> bool:
@@ -61,9 +54,8 @@ def _library_has(library: str, arch: str) -> bool:
 
 def get_model_spec(name: str) -> ModelSpec:
     """A registered model, or any torchvision / timm architecture by name."""
-    _ensure_builtins()
-    if name in _REGISTRY:
-        return _REGISTRY[name]
+    if name in MODELS:
+        return MODELS.get(name)
     library, sep, arch = name.partition(":")
     if not sep:
         library, sep, arch = name.partition("/")
@@ -76,7 +68,7 @@ def get_model_spec(name: str) -> ModelSpec:
                 return ModelSpec(name=name, library=lib, arch=name, weights=WeightsSpec("hub", "hub"))
     raise ModelNotFoundError(
         f"unknown model {name!r}. Registered (pretrained offline where installed): "
-        f"{', '.join(_REGISTRY)}. Any torchvision or timm architecture also works by name "
+        f"{', '.join(MODELS.names())}. Any torchvision or timm architecture also works by name "
         "(e.g. resnet34, timm:convnext_small); see `visiontune models list`."
     )
 
@@ -103,6 +95,10 @@ def create_model(
     With ``num_classes=None`` the pretrained classifier is kept (ImageNet
     predictions).  Returns the model, its spec and the weights it started from.
     """
+    from visiontune.zoo.adapters import (assemble, build_architecture, classifier_prefix, load_into,
+                                         load_state_dict_file, split_classifier)
+    from visiontune.zoo.heads import HeadSpec
+
     spec = get_model_spec(name)
     wspec = resolve_weights(spec, pretrained, weights)
     try:
@@ -141,6 +137,8 @@ def create_segmentation_model(name: str, pretrained: bool = True, num_classes: i
 def rebuild_model(library: str, arch: str, head: HeadSpec, segmentation: dict | None = None) -> ImageClassifier:
     """The architecture of a saved model, random weights, no download (for ``load_model``); ``segmentation``:
     what a segmentation model's ``describe()`` recorded."""
+    from visiontune.zoo.adapters import assemble, build_architecture, split_classifier
+
     if segmentation:
         from visiontune.zoo.segmentation import segmentation_model
 

@@ -12,6 +12,7 @@ import importlib.util
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from visiontune.choices import out_of_bounds
 from visiontune.errors import ConfigError, WeightsUnavailableError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -120,16 +121,18 @@ class Preprocessing:
     def __post_init__(self):
         if self.resize not in RESIZES:
             raise ConfigError(f"resize={self.resize!r}: choose one of {', '.join(RESIZES)}")
-        if not 16 <= int(self.image_size) <= 2048:
-            raise ConfigError(f"image_size={self.image_size}: choose a size between 16 and 2048 pixels")
+        if out_of_bounds("image_size", self.image_size):  # the one bounds table (TrainConfig, CLI, auto-labeler)
+            raise ConfigError(out_of_bounds("image_size", self.image_size))
         if self.interpolation not in INTERPOLATIONS:
             raise ConfigError(f"interpolation={self.interpolation!r}: choose one of {', '.join(INTERPOLATIONS)}")
 
     @classmethod
     def from_weights(cls, weights: WeightsSpec | None, image_size: int | None) -> "Preprocessing":
+        if image_size is None:  # the weights' own size (0 is refused, not read as "the default")
+            image_size = weights.input_size if weights is not None else 224
         if weights is None:
-            return cls(image_size=image_size or 224)
-        return cls(image_size=image_size or weights.input_size, mean=tuple(weights.mean),
+            return cls(image_size=image_size)
+        return cls(image_size=image_size, mean=tuple(weights.mean),
                    std=tuple(weights.std), interpolation=weights.interpolation)
 
     def to_dict(self) -> dict:

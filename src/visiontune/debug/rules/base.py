@@ -4,7 +4,9 @@
 framework metrics) and returns a :class:`Finding` when its condition holds, else ``None``.  The runner
 calls it again as data comes in; a rule that found an issue stays ``IssuesFound``; one that never did
 ends ``NoIssuesFound`` when the job ends; one that raised ends ``Error``.  ``ctx.warn(...)`` records why a
-rule could not look (no tensor matched its regex, too few steps): the report shows it.
+rule could not look (too few steps...): the report shows it.  ``ctx.no_data(...)`` says the rule had nothing
+at all to look at (no saved tensor matched its collections or regex): it ends ``NoData``, never
+``NoIssuesFound``, when the job ends without it having found an issue.
 """
 
 from __future__ import annotations
@@ -33,10 +35,18 @@ class RuleContext:
     #: how the job runs: "builtin" (the engine) or "script"
     kind: str = "builtin"
     warnings: list[str] = field(default_factory=list)
+    #: why the rule had nothing to look at (``no_data``); also among the warnings
+    missing: list[str] = field(default_factory=list)
 
     def warn(self, message: str) -> None:
         if message not in self.warnings:
             self.warnings.append(message)
+
+    def no_data(self, message: str) -> None:
+        """Nothing to judge (no saved tensor matched): the rule ends ``NoData`` unless it finds an issue."""
+        self.warn(message)
+        if message not in self.missing:
+            self.missing.append(message)
 
 
 _TRUE, _FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off"}

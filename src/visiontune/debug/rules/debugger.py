@@ -18,9 +18,9 @@ from visiontune.debug.rules.base import Finding, Rule, RuleContext, split
 _MODES = {"TRAIN": ModeKeys.TRAIN, "EVAL": ModeKeys.EVAL, "GLOBAL": ModeKeys.GLOBAL, "PREDICT": ModeKeys.PREDICT}
 
 
-def select(ctx: RuleContext, rule: Rule, collections=None, regex=None, default=()) -> list[str]:
+def select(ctx: RuleContext, rule: Rule, collections=None, regex=None, default=(), required: bool = True) -> list[str]:
     """Tensor names chosen by collections and/or regexes (their union), else by ``default`` collections;
-    a selection that matches nothing is a warning in the report."""
+    a selection that matches nothing is a warning in the report, and (``required``) leaves the rule NoData."""
     colls, pats = split(collections), split(regex)
     trial = ctx.trial
     if not colls and not pats:
@@ -33,7 +33,7 @@ def select(ctx: RuleContext, rule: Rule, collections=None, regex=None, default=(
     if not names:
         what = " and ".join(filter(None, [f"collection(s) {', '.join(colls)}" if colls else "",
                                           f"regex {', '.join(pats)}" if pats else ""]))
-        ctx.warn(f"{rule.name}: no saved tensor matched {what or 'anything'}")
+        (ctx.no_data if required else ctx.warn)(f"{rule.name}: no saved tensor matched {what or 'anything'}")
     return sorted(names)
 
 
@@ -45,12 +45,10 @@ def loss_names(ctx: RuleContext, rule: Rule, collections=None, regex=None, use_l
 
 def passes(trial, name: str) -> list[tuple[int, list[tuple[int, float]]]]:
     """A loss's values grouped into runs of one mode in global-step order: [(mode, [(step, value)])]."""
-    series = trial._series.get(name)
-    if series is None:
+    if not trial.has_tensor(name):
         return []
     out: list[tuple[int, list[tuple[int, float]]]] = []
-    for g in sorted(series.by_step):
-        rec = series.by_step[g]
+    for rec in trial.tensor(name).records().values():
         if rec.value is None or np.size(rec.value) != 1:
             continue
         v = float(np.asarray(rec.value).reshape(-1)[0])
@@ -101,10 +99,9 @@ class ExplodingTensor(Rule):
     def check(self, ctx):
         for name in select(ctx, self, self.collection_names, self.tensor_regex,
                            ("losses", "gradients", "weights", "biases", "scalars", "default")):
-            tensor = ctx.trial._series[name]
-            for mode, recs in tensor.by_mode.items():
-                for s in sorted(recs):
-                    rec = recs[s]
+            tensor = ctx.trial.tensor(name)
+            for mode in tensor.modes():
+                for s, rec in tensor.records(mode, only_mode=True).items():
                     if rec.value is not None:
                         arr = np.asarray(rec.value, dtype=np.float64) if np.asarray(rec.value).dtype.kind in "fiub" \
                             else None
@@ -296,7 +293,7 @@ class PoorWeightInitialization(Rule):
                                f"{self.distribution_range:g} in the first {self.steps} steps",
                                [_ev(n, "TRAIN", 0, spread=s) for n, s in narrow[:10]])
         if not acts and not grads:
-            ctx.warn(f"{self.name}: no activations or gradients were saved")
+            ctx.no_data(f"{self.name}: no activations or gradients were saved")
         return None
 
 
@@ -321,9 +318,9 @@ class SaturatedActivation(Rule):
     def check(self, ctx):
         names = set(ctx.trial.tensor_names(collection=["sigmoid_output", "tanh_output"]))
         if self.collection_names:
-            names |= set(select(ctx, self, self.collection_names, None))
+            names |= set(select(ctx, self, self.collection_names, None, required=False))
         if not names:
-            ctx.warn(f"{self.name}: no sigmoid or tanh layer was recorded")
+            ctx.warn(f"{self.name}: no sigmoid or tanh layer was recorded")  # the model has none: no issue
         return _fraction_rule(ctx, self, sorted(names), "saturated_fraction", "saturated")
 
 
@@ -368,9 +365,9 @@ class AllZero(Rule):
 
     def check(self, ctx):
         for name in select(ctx, self, self.collection_names, self.tensor_regex, ("weights", "gradients", "activations")):
-            for mode, recs in ctx.trial._series[name].by_mode.items():
-                for s in sorted(recs):
-                    rec = recs[s]
+            tensor = ctx.trial.tensor(name)
+            for mode in tensor.modes():
+                for s, rec in tensor.records(mode, only_mode=True).items():
                     frac = rec.reductions.get("zero_fraction")
                     if frac is None and rec.value is not None:
                         arr = np.asarray(rec.value)
@@ -391,7 +388,8 @@ class UnchangedTensor(Rule):
     def check(self, ctx):
         n = max(2, self.num_steps)
         for name in select(ctx, self, self.collection_names, self.tensor_regex, ("weights",)):
-            recs = ctx.trial._series[name].by_mode.get(int(ModeKeys.TRAIN)) or ctx.trial._series[name].by_step
+            tensor = ctx.trial.tensor(name)
+            recs = tensor.records(ModeKeys.TRAIN) or tensor.records()
             steps = sorted(recs)
             for i in range(n - 1, len(steps)):
                 window = [recs[s] for s in steps[i - n + 1:i + 1]]
@@ -431,9 +429,9 @@ class ClassImbalance(Rule):
         lab = trial.tensor_names(regex=split(self.labels_regex))
         pred = trial.tensor_names(regex=split(self.predictions_regex))
         if not lab:
-            ctx.warn(f"{self.name}: no tensor matched labels_regex {self.labels_regex}")
+            ctx.no_data(f"{self.name}: no tensor matched labels_regex {self.labels_regex}")
             return None
-        recs = trial._series[lab[0]].by_mode.get(int(ModeKeys.TRAIN), {})
+        recs = trial.tensor(lab[0]).records(ModeKeys.TRAIN)
         labels = [np.asarray(recs[s].value).reshape(-1) for s in sorted(recs) if recs[s].value is not None]
         y = np.concatenate(labels).astype(np.int64) if labels else np.zeros(0, np.int64)
         if len(y) < self.samples:
@@ -448,7 +446,7 @@ class ClassImbalance(Rule):
                            f"(ratio {present.max() / present.min():.1f} > {self.threshold_imbalance:g})",
                            [{"tensor": lab[0], "counts": {int(i): int(c) for i, c in enumerate(counts) if c}}])
         if pred and ctx.finished:  # judged on the last samples, once the model has trained
-            precs = trial._series[pred[0]].by_mode.get(int(ModeKeys.TRAIN), {})
+            precs = trial.tensor(pred[0]).records(ModeKeys.TRAIN)
             both = [(np.asarray(recs[s].value).reshape(-1), np.asarray(precs[s].value)) for s in sorted(recs)
                     if s in precs and recs[s].value is not None and precs[s].value is not None]
             if both:
@@ -473,10 +471,10 @@ class CheckInputImages(Rule):
     def check(self, ctx):
         names = ctx.trial.tensor_names(collection="inputs") or ctx.trial.tensor_names(regex=split(self.regex))
         if not names:
-            ctx.warn(f"{self.name}: no model input was recorded (regex {self.regex})")
+            ctx.no_data(f"{self.name}: no model input was recorded (regex {self.regex})")
             return None
         for name in names:
-            recs = ctx.trial._series[name].by_mode.get(int(ModeKeys.TRAIN), {})
+            recs = ctx.trial.tensor(name).records(ModeKeys.TRAIN)
             seen, sums = 0, {}
             for s in sorted(recs):
                 r = recs[s].reductions

@@ -18,7 +18,9 @@ from visiontune.paths import atomic_write_text
 
 RULES_FILE = "rules.json"
 ACTIONS = ("log", "stop")
-IN_PROGRESS, NO_ISSUES, ISSUES, ERROR = "InProgress", "NoIssuesFound", "IssuesFound", "Error"
+IN_PROGRESS, NO_ISSUES, ISSUES, ERROR = "InProgress", "NoIssuesFound", "IssuesFound", "Error"  # SageMaker's
+#: a rule that had nothing to look at (no saved tensor matched its collections): not "no issues found"
+NO_DATA = "NoData"
 
 #: Rules that do not apply to the built-in engine's jobs, and why (the report says so).
 ENGINE_SKIPS = {"check_input_images": "the engine normalises every input with the model's own preprocessing"}
@@ -230,6 +232,9 @@ class RuleRunner:
                             and self.stop_training is not None:
                         self.log(f"[debugger] rule {spec.name} stops the training job (action: stop)")
                         self.stop_training(f"rule {spec.name}: {finding.message}")
+                elif finished and ctx.missing:
+                    st.update(status=NO_DATA, message="no data: " + "; ".join(ctx.missing))
+                    changed = True
                 elif finished:
                     st.update(status=NO_ISSUES, message=st["message"] or (
                         "no issues found" if not ctx.warnings else "no issues found (see the warnings)"))
