@@ -35,10 +35,11 @@ demo: $(STAMP) fashion-mnist
 test: $(STAMP) lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
-# ruff over the whole tree; mypy over the web layer, the three apps and the job store (TYPED grows as packages are typed)
+# ruff (lint and format) over the whole tree; mypy over the web layer, the three apps and the job store (TYPED grows as packages are typed)
 TYPED := src/visiontune/web src/visiontune/studio src/visiontune/label src/visiontune/serve src/visiontune/jobs
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy $(TYPED)
 
 # the docs site (mkdocs.yml, docs/) into build/site/; --strict: a broken link or anchor fails it

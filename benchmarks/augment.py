@@ -64,9 +64,14 @@ def main() -> None:
                     times[label].append((time.perf_counter() - t) * 1000)
             med = {k: round(float(np.median(v)), 2) for k, v in times.items()}
             ratios = [a / b for a, b in zip(times["per_image"], times["batched"])]
-            case = {"policy": name, "size": size, "batch": batch, "median_ms": med,
-                    "speedup_median": round(float(np.median(ratios)), 2),
-                    "speedup_range": [round(min(ratios), 2), round(max(ratios), 2)]}
+            case = {
+                "policy": name,
+                "size": size,
+                "batch": batch,
+                "median_ms": med,
+                "speedup_median": round(float(np.median(ratios)), 2),
+                "speedup_range": [round(min(ratios), 2), round(max(ratios), 2)],
+            }
             print(case, flush=True)
             results["cases"].append(case)
     results["wall_seconds"] = round(time.perf_counter() - started, 1)

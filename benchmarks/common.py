@@ -35,7 +35,12 @@ def machine() -> dict:
         info = ""
     flags = set(info.split())
     model = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), None)
-    return {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(), "cpu_model": model,
-            "cpu_flags": sorted(f for f in flags if f.startswith(("avx", "amx", "fma", "sse4")) or f == "f16c"),
-            "cpu_bf16": [f for f in ("amx_bf16", "avx512_bf16") if f in flags], "torch": torch.__version__,
-            "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None}
+    return {
+        "cpus": os.cpu_count(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_model": model,
+        "cpu_flags": sorted(f for f in flags if f.startswith(("avx", "amx", "fma", "sse4")) or f == "f16c"),
+        "cpu_bf16": [f for f in ("amx_bf16", "avx512_bf16") if f in flags],
+        "torch": torch.__version__,
+        "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+    }

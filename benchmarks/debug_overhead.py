@@ -46,34 +46,63 @@ def main() -> None:
     ap.add_argument("--work", default=None, help="scratch folder (default: a temporary one)")
     args = ap.parse_args()
     work = Path(args.work or tempfile.mkdtemp(prefix="vt-dbg-bench-"))
-    results = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__,
-                           "cuda": torch.cuda.is_available()}, "reps": args.reps, "modes": {}}
+    results = {
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "torch": torch.__version__,
+            "cuda": torch.cuda.is_available(),
+        },
+        "reps": args.reps,
+        "modes": {},
+    }
     for name in args.modes.split(","):
         m = dict(MODES[name])
         n_train = m.pop("n_train")
         data = write_png_folders(work / f"fm-{n_train}", n_train=n_train, n_val=500, n_test=500)
         # one warm-up run fills the pixel / feature caches, so every timed run reads the same cache
-        engine_train(data=str(data), out=str(work / f"warm-{name}"), **{**m, "epochs": 1}, debugger=False,
-                     overwrite=True, plots=False, checkpoints=False)
+        engine_train(
+            data=str(data),
+            out=str(work / f"warm-{name}"),
+            **{**m, "epochs": 1},
+            debugger=False,
+            overwrite=True,
+            plots=False,
+            checkpoints=False,
+        )
         times: dict[str, list[float]] = {"off": [], "on": []}
         walls: dict[str, list[float]] = {"off": [], "on": []}
         for rep in range(args.reps):
-            for state in (("off", "on") if rep % 2 == 0 else ("on", "off")):
+            for state in ("off", "on") if rep % 2 == 0 else ("on", "off"):
                 out = work / f"{name}-{state}-{rep}"
                 t = time.perf_counter()
-                r = engine_train(data=str(data), out=str(out), **m, debugger=state == "on", overwrite=True,
-                                 plots=False, checkpoints=False)
+                r = engine_train(
+                    data=str(data),
+                    out=str(out),
+                    **m,
+                    debugger=state == "on",
+                    overwrite=True,
+                    plots=False,
+                    checkpoints=False,
+                )
                 walls[state].append(time.perf_counter() - t)
                 times[state] += step_times(r, m["batch_size"])
-                print(f"{name} rep {rep} debugger {state}: median step {statistics.median(step_times(r, m['batch_size'])) * 1e3:.2f} ms, "
-                      f"run {walls[state][-1]:.1f} s", flush=True)
+                print(
+                    f"{name} rep {rep} debugger {state}: median step {statistics.median(step_times(r, m['batch_size'])) * 1e3:.2f} ms, "
+                    f"run {walls[state][-1]:.1f} s",
+                    flush=True,
+                )
                 shutil.rmtree(out, ignore_errors=True)
         off, on = statistics.median(times["off"]), statistics.median(times["on"])
         results["modes"][name] = {
-            "settings": {**m, "n_train": n_train}, "step_ms_off": round(off * 1e3, 3), "step_ms_on": round(on * 1e3, 3),
-            "overhead": round(on / off - 1, 4), "run_seconds_off": [round(w, 2) for w in walls["off"]],
+            "settings": {**m, "n_train": n_train},
+            "step_ms_off": round(off * 1e3, 3),
+            "step_ms_on": round(on * 1e3, 3),
+            "overhead": round(on / off - 1, 4),
+            "run_seconds_off": [round(w, 2) for w in walls["off"]],
             "run_seconds_on": [round(w, 2) for w in walls["on"]],
-            "step_ms_samples": {k: [round(v * 1e3, 3) for v in vs] for k, vs in times.items()}}
+            "step_ms_samples": {k: [round(v * 1e3, 3) for v in vs] for k, vs in times.items()},
+        }
         print(json.dumps({name: {k: results["modes"][name][k] for k in ("step_ms_off", "step_ms_on", "overhead")}}))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=1))

@@ -53,8 +53,10 @@ def images_in(root: Path) -> list[Path]:
     return sorted(p for p in root.rglob("*.png"))
 
 
-SKIPPED_BF16 = ("this CPU has no native bf16 (AMX or AVX512-BF16): oneDNN would emulate it, much slower than "
-                "float32, and visiontune's runtime never chooses it here")
+SKIPPED_BF16 = (
+    "this CPU has no native bf16 (AMX or AVX512-BF16): oneDNN would emulate it, much slower than "
+    "float32, and visiontune's runtime never chooses it here"
+)
 
 
 def inference_dtype():
@@ -77,7 +79,7 @@ def phase_limit(data: Path, size: int) -> dict:
     out = {"images": len(files)}
 
     def batch(s):
-        return ((x_all[s:s + 128].float() / 255 - mean) / std).contiguous(memory_format=torch.channels_last)
+        return ((x_all[s : s + 128].float() / 255 - mean) / std).contiguous(memory_format=torch.channels_last)
 
     def run(fn, name, per_core=False):
         """per_core: one batch per core on threads with one core each (as visiontune's feature pass runs)."""
@@ -133,24 +135,48 @@ def decode_and_forward(data: Path, size: int) -> dict:
     fast, how = inference_copy(backbone, torch.device("cpu"), dtype)
     root = Path(tempfile.mkdtemp())
     t = time.perf_counter()
-    feature_cache(backbone, "bench", [Sample(str(f), 0) for f in files],
-                  {str(f): str(i) for i, f in enumerate(files)}, default_preprocessing(spec, wspec, size),
-                  device=torch.device("cpu"), dtype=dtype, batch_size=128, root=root, extractor=(fast, how))
+    feature_cache(
+        backbone,
+        "bench",
+        [Sample(str(f), 0) for f in files],
+        {str(f): str(i) for i, f in enumerate(files)},
+        default_preprocessing(spec, wspec, size),
+        device=torch.device("cpu"),
+        dtype=dtype,
+        batch_size=128,
+        root=root,
+        extractor=(fast, how),
+    )
     dt = time.perf_counter() - t
     shutil.rmtree(root, ignore_errors=True)
-    return {"seconds": round(dt, 2), "images_per_s": round(len(files) / dt, 1),
-            "note": "not the limit: decoding the PNGs included"}
+    return {
+        "seconds": round(dt, 2),
+        "images_per_s": round(len(files) / dt, 1),
+        "note": "not the limit: decoding the PNGs included",
+    }
 
 
 def phase_head(data: Path, size: int, epochs: int, work: Path, rounds: int = 1) -> dict:
     def run(label: str) -> dict:
         t = time.perf_counter()
-        r = vt.train(data=str(data), out=str(work / "head"), model="mobilenet_v2", mode="head", overwrite=True,
-                     epochs=epochs, image_size=size, **HEAD)
+        r = vt.train(
+            data=str(data),
+            out=str(work / "head"),
+            model="mobilenet_v2",
+            mode="head",
+            overwrite=True,
+            epochs=epochs,
+            image_size=size,
+            **HEAD,
+        )
         dt = time.perf_counter() - t
-        row = {"wall_s": round(dt, 2), "train_images_per_s": round(epochs * r.metrics["counts"]["train"] / dt, 1),
-               "test_accuracy": r.metrics["test_accuracy"], "validation_accuracy": r.metrics["validation_accuracy"],
-               "head_epochs_s": round(sum(h["epoch_seconds"] for h in r.history), 2)}
+        row = {
+            "wall_s": round(dt, 2),
+            "train_images_per_s": round(epochs * r.metrics["counts"]["train"] / dt, 1),
+            "test_accuracy": r.metrics["test_accuracy"],
+            "validation_accuracy": r.metrics["validation_accuracy"],
+            "head_epochs_s": round(sum(h["epoch_seconds"] for h in r.history), 2),
+        }
         print("head", label, row, flush=True)
         return row
 
@@ -161,8 +187,13 @@ def phase_head(data: Path, size: int, epochs: int, work: Path, rounds: int = 1) 
             limit = decode_and_forward(data, size)
             os.environ["VISIONTUNE_HOME"] = str(work / f"home-{i}")
             cold = run(f"cold (round {i + 1})")
-            pairs.append({"decode_and_forward_s": limit["seconds"], "cold": cold,
-                          "ratio": round(cold["wall_s"] / limit["seconds"], 3)})
+            pairs.append(
+                {
+                    "decode_and_forward_s": limit["seconds"],
+                    "cold": cold,
+                    "ratio": round(cold["wall_s"] / limit["seconds"], 3),
+                }
+            )
             print("round", i + 1, "ratio", pairs[-1]["ratio"], flush=True)
         res["rounds"] = pairs
         # the pair whose ratio is the median: its cold run is the one shown
@@ -179,11 +210,23 @@ def phase_seeds(data: Path, size: int, epochs: int) -> dict:
     """The seeds' hpo.py (benchmarks/seed_hpo.py): ImageFolder + DataLoader, frozen backbone run every epoch, fp32."""
     from seed_hpo import run
 
-    r = run(str(data), learning_rate=HEAD["learning_rate"], batch_size=64, hidden_units=HEAD["hidden_units"],
-            dropout=HEAD["dropout"], epochs=epochs, label_smoothing=HEAD["label_smoothing"], image_size=size,
-            log=lambda *a, **k: print("seeds", *a, **k))
-    return {"wall_s": r["wall_s"], "train_images_per_s": round(epochs * r["train_images"] / r["wall_s"], 1),
-            "test_accuracy": r["test_accuracy"], "val_accuracy_per_epoch": r["val_accuracy_per_epoch"]}
+    r = run(
+        str(data),
+        learning_rate=HEAD["learning_rate"],
+        batch_size=64,
+        hidden_units=HEAD["hidden_units"],
+        dropout=HEAD["dropout"],
+        epochs=epochs,
+        label_smoothing=HEAD["label_smoothing"],
+        image_size=size,
+        log=lambda *a, **k: print("seeds", *a, **k),
+    )
+    return {
+        "wall_s": r["wall_s"],
+        "train_images_per_s": round(epochs * r["train_images"] / r["wall_s"], 1),
+        "test_accuracy": r["test_accuracy"],
+        "val_accuracy_per_epoch": r["val_accuracy_per_epoch"],
+    }
 
 
 def forward_backward_limit(size: int, batch: int, dtype, steps: int = 12) -> dict:
@@ -216,8 +259,12 @@ def forward_backward_limit(size: int, batch: int, dtype, steps: int = 12) -> dic
         if i >= 2:  # two warm-up steps
             times.append(time.perf_counter() - t)
     per_step = float(np.median(times))
-    return {"batch": batch, "dtype": str(dtype).replace("torch.", "") if dtype else "float32",
-            "median_step_s": round(per_step, 4), "images_per_s": round(batch / per_step, 1)}
+    return {
+        "batch": batch,
+        "dtype": str(dtype).replace("torch.", "") if dtype else "float32",
+        "median_step_s": round(per_step, 4),
+        "images_per_s": round(batch / per_step, 1),
+    }
 
 
 def phase_full(data: Path, size: int, epochs: int, work: Path) -> dict:
@@ -229,23 +276,37 @@ def phase_full(data: Path, size: int, epochs: int, work: Path) -> dict:
 
     engine = training_precision("auto", pick_device("auto"), head_on_features=False, image_size=size)  # the run's
     other = torch.bfloat16 if engine is None else None
-    limits = {"before": forward_backward_limit(size, FULL["batch_size"], engine),
-              "other_precision": forward_backward_limit(size, FULL["batch_size"], other)}
+    limits = {
+        "before": forward_backward_limit(size, FULL["batch_size"], engine),
+        "other_precision": forward_backward_limit(size, FULL["batch_size"], other),
+    }
     print("forward_backward limit", limits, flush=True)
     t = time.perf_counter()
-    r = vt.train(data=str(data), out=str(work / "full"), model="mobilenet_v2", mode="full", epochs=epochs, overwrite=True,
-                 image_size=size, **FULL)
+    r = vt.train(
+        data=str(data),
+        out=str(work / "full"),
+        model="mobilenet_v2",
+        mode="full",
+        epochs=epochs,
+        overwrite=True,
+        image_size=size,
+        **FULL,
+    )
     dt = time.perf_counter() - t
     limits["after"] = forward_backward_limit(size, FULL["batch_size"], engine)
     print("forward_backward limit after", limits["after"], flush=True)
     train_s = sum(h["train_seconds"] for h in r.history)
     n = r.metrics["counts"]["train"]
-    return {"wall_s": round(dt, 2), "train_images_per_s": round(epochs * n / dt, 1),
-            "epoch_train_images_per_s": round(epochs * n / train_s, 1),
-            "training_precision": r.metrics["runtime"]["training_precision"],
-            "forward_backward_limit": limits,
-            "test_accuracy": r.metrics["test_accuracy"], "validation_accuracy": r.metrics["validation_accuracy"],
-            "history": r.history}
+    return {
+        "wall_s": round(dt, 2),
+        "train_images_per_s": round(epochs * n / dt, 1),
+        "epoch_train_images_per_s": round(epochs * n / train_s, 1),
+        "training_precision": r.metrics["runtime"]["training_precision"],
+        "forward_backward_limit": limits,
+        "test_accuracy": r.metrics["test_accuracy"],
+        "validation_accuracy": r.metrics["validation_accuracy"],
+        "history": r.history,
+    }
 
 
 def main() -> None:
@@ -266,15 +327,27 @@ def main() -> None:
     data = write_png_folders(work / "fashion-mnist", n_train=args.n_train, n_val=args.n_test, n_test=args.n_test)
     out_path = Path(args.out)
     results = json.loads(out_path.read_text()) if out_path.exists() else {}
-    results.update({
-        "machine": {**machine(), "visiontune": vt.__version__},
-        "setup": {"model": "mobilenet_v2", "image_size": args.image_size, "epochs": args.epochs,
-                  "train": args.n_train, "val": args.n_test, "test": args.n_test, "head": HEAD, "full": FULL},
-    })
-    phases = {"limit": lambda: phase_limit(data, args.image_size),
-              "head": lambda: phase_head(data, args.image_size, args.epochs, work, args.rounds),
-              "seeds": lambda: phase_seeds(data, args.image_size, args.epochs),
-              "full": lambda: phase_full(data, args.image_size, args.epochs, work)}
+    results.update(
+        {
+            "machine": {**machine(), "visiontune": vt.__version__},
+            "setup": {
+                "model": "mobilenet_v2",
+                "image_size": args.image_size,
+                "epochs": args.epochs,
+                "train": args.n_train,
+                "val": args.n_test,
+                "test": args.n_test,
+                "head": HEAD,
+                "full": FULL,
+            },
+        }
+    )
+    phases = {
+        "limit": lambda: phase_limit(data, args.image_size),
+        "head": lambda: phase_head(data, args.image_size, args.epochs, work, args.rounds),
+        "seeds": lambda: phase_seeds(data, args.image_size, args.epochs),
+        "full": lambda: phase_full(data, args.image_size, args.epochs, work),
+    }
     for name in args.phases.split(","):
         results[name] = phases[name]()
         _ratios(results)
@@ -296,14 +369,18 @@ def _ratios(r: dict) -> None:
             ratios["head_over_decode_and_forward_rounds"] = each
         elif "decode_and_forward_per_core" in r["limit"]:
             ratios["head_over_decode_and_forward"] = round(
-                r["head"]["cold"]["wall_s"] / r["limit"]["decode_and_forward_per_core"]["seconds"], 2)
+                r["head"]["cold"]["wall_s"] / r["limit"]["decode_and_forward_per_core"]["seconds"], 2
+            )
     if "full" in r and "forward_backward_limit" in r["full"]:
         lim = r["full"]["forward_backward_limit"]
         limit = (lim["before"]["images_per_s"] + lim["after"]["images_per_s"]) / 2
         ratios["full_over_forward_backward"] = round(r["full"]["epoch_train_images_per_s"] / limit, 2)
         hist = r["full"]["history"]  # whole epochs, the validation pass included
-        per_epoch = r["full"]["epoch_train_images_per_s"] * sum(h["train_seconds"] for h in hist) / sum(
-            h["epoch_seconds"] for h in hist)
+        per_epoch = (
+            r["full"]["epoch_train_images_per_s"]
+            * sum(h["train_seconds"] for h in hist)
+            / sum(h["epoch_seconds"] for h in hist)
+        )
         ratios["full_epoch_with_validation_over_forward_backward"] = round(per_epoch / limit, 2)
     r["ratios"] = ratios
 

@@ -36,8 +36,9 @@ N, D, H, C, B = 10_000, 1280, 512, 10, 128
 def make(k: int, device):
     torch.manual_seed(1)
     heads = [Head(D, HeadSpec(C, H, 0.5)).train().to(device) for _ in range(k)]
-    opts = [torch.optim.AdamW(h.parameters(), lr=3e-3 * (i + 1), weight_decay=1e-4, fused=True)
-            for i, h in enumerate(heads)]
+    opts = [
+        torch.optim.AdamW(h.parameters(), lr=3e-3 * (i + 1), weight_decay=1e-4, fused=True) for i, h in enumerate(heads)
+    ]
     return heads, opts
 
 
@@ -54,16 +55,19 @@ def in_turn(heads, opts, crit, x, y, dtype):
 def grouped(heads, opts, crit, x, y, dtype):
     k, low = len(heads), dtype or torch.float32
     with torch.no_grad():
-        w1 = torch.cat([h.layers[0].weight for h in heads]).to(low)                 # (K*H, D)
+        w1 = torch.cat([h.layers[0].weight for h in heads]).to(low)  # (K*H, D)
         b1 = torch.cat([h.layers[0].bias for h in heads]).to(low)
-        a = torch.addmm(b1, x.to(low), w1.t()).relu_().view(len(x), k, H)            # (B, K, H)
-        keep = (keep_mask((len(x), 1, H), 0.5) if x.device.type == "cpu"          # the engine's CPU mask
-                else torch.rand(len(x), 1, H, device=x.device) >= 0.5)
+        a = torch.addmm(b1, x.to(low), w1.t()).relu_().view(len(x), k, H)  # (B, K, H)
+        keep = (
+            keep_mask((len(x), 1, H), 0.5)
+            if x.device.type == "cpu"  # the engine's CPU mask
+            else torch.rand(len(x), 1, H, device=x.device) >= 0.5
+        )
         d = a * keep * 2.0
-        w2 = torch.stack([h.layers[3].weight for h in heads]).to(low)                # (K, C, H)
+        w2 = torch.stack([h.layers[3].weight for h in heads]).to(low)  # (K, C, H)
         b2 = torch.stack([h.layers[3].bias for h in heads]).to(low)
-        dk = d.transpose(0, 1)                                                        # (K, B, H)
-        out = torch.baddbmm(b2.unsqueeze(1), dk, w2.transpose(1, 2)).float()          # (K, B, C)
+        dk = d.transpose(0, 1)  # (K, B, H)
+        out = torch.baddbmm(b2.unsqueeze(1), dk, w2.transpose(1, 2)).float()  # (K, B, C)
     leaf = out.requires_grad_()
     torch.stack([crit(leaf[i], y) for i in range(k)]).sum().backward()
     with torch.no_grad():
@@ -73,7 +77,7 @@ def grouped(heads, opts, crit, x, y, dtype):
         gw1, gb1 = gd.t().mm(x.to(low)).float(), gd.sum(0, dtype=torch.float32)
     for i, (h, opt) in enumerate(zip(heads, opts)):
         first, last = h.layers[0], h.layers[3]
-        first.weight.grad, first.bias.grad = gw1[i * H:(i + 1) * H], gb1[i * H:(i + 1) * H]
+        first.weight.grad, first.bias.grad = gw1[i * H : (i + 1) * H], gb1[i * H : (i + 1) * H]
         last.weight.grad, last.bias.grad = gw2[i], gb2[i]
         opt.step()
 
@@ -86,7 +90,7 @@ def epoch_seconds(fn, k: int, x_all, y_all, dtype) -> float:
     sync()
     t = time.perf_counter()
     for s in range(0, N - B + 1, B):
-        idx = perm[s:s + B]
+        idx = perm[s : s + B]
         fn(heads, opts, crit, x_all.index_select(0, idx), y_all.index_select(0, idx), dtype)
     sync()
     return time.perf_counter() - t
@@ -107,9 +111,16 @@ def main() -> None:
     dtype = resolve_precision("auto", device, training=True)  # None: float32
     x_all = torch.randn(N, D, device=device).to(dtype or torch.float32)
     y_all = torch.randint(0, C, (N,), device=device)
-    results = {"device": device.type, "machine": machine(), "threads": torch.get_num_threads(),
-               "precision": str(dtype or torch.float32).replace("torch.", ""),
-               "head": f"{D} -> {H} -> {C}, dropout 0.5, AdamW (fused)", "rows": N, "batch": B, "by_heads": {}}
+    results = {
+        "device": device.type,
+        "machine": machine(),
+        "threads": torch.get_num_threads(),
+        "precision": str(dtype or torch.float32).replace("torch.", ""),
+        "head": f"{D} -> {H} -> {C}, dropout 0.5, AdamW (fused)",
+        "rows": N,
+        "batch": B,
+        "by_heads": {},
+    }
     epoch_seconds(in_turn, 1, x_all, y_all, dtype)  # warm-up
     epoch_seconds(grouped, 1, x_all, y_all, dtype)
     for k in (int(v) for v in args.heads.split(",")):
@@ -118,9 +129,12 @@ def main() -> None:
             for name, fn in (("in_turn", in_turn), ("grouped", grouped)):
                 runs[name].append(epoch_seconds(fn, k, x_all, y_all, dtype))
         med = {name: statistics.median(v) for name, v in runs.items()}
-        results["by_heads"][str(k)] = {"in_turn_s": round(med["in_turn"], 3), "grouped_s": round(med["grouped"], 3),
-                                       "in_turn_over_grouped": round(med["in_turn"] / med["grouped"], 2),
-                                       "rounds": {n: [round(v, 3) for v in r] for n, r in runs.items()}}
+        results["by_heads"][str(k)] = {
+            "in_turn_s": round(med["in_turn"], 3),
+            "grouped_s": round(med["grouped"], 3),
+            "in_turn_over_grouped": round(med["in_turn"] / med["grouped"], 2),
+            "rounds": {n: [round(v, 3) for v in r] for n, r in runs.items()},
+        }
         print(k, results["by_heads"][str(k)], flush=True)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -87,7 +87,7 @@ def phase_consolidation(truth: np.ndarray, args: argparse.Namespace) -> dict:
     for s, (scenario, (per_image, gold_share)) in enumerate(SCENARIOS.items()):
         rng = np.random.default_rng([args.seed, s])
         answers = simulate(truth, per_image, rng)
-        gold_ids = rng.permutation(len(truth))[:int(round(gold_share * len(truth)))]
+        gold_ids = rng.permutation(len(truth))[: int(round(gold_share * len(truth)))]
         gold = {int(i): int(truth[i]) for i in gold_ids}
         scored = [i for i in range(len(truth)) if i not in gold]  # gold images are not a result
         t = time.perf_counter()
@@ -105,24 +105,38 @@ def phase_consolidation(truth: np.ndarray, args: argparse.Namespace) -> dict:
 
         shipped = consolidate(answers, K, gold=gold or None)
         out[scenario] = {
-            "answers": len(answers), "gold_images": len(gold), "scored_images": len(scored),
+            "answers": len(answers),
+            "gold_images": len(gold),
+            "scored_images": len(scored),
             "majority_vote_accuracy": round(_accuracy(mv, truth, scored), 4),
             "dawid_skene_accuracy": round(_accuracy(em, truth, scored), 4),
             "dawid_skene_mean_confidence": round(float(np.mean(em_conf)), 4),
-            "shipped_accuracy": round(_accuracy(shipped, truth, scored), 4), "shipped_method": shipped.method,
+            "shipped_accuracy": round(_accuracy(shipped, truth, scored), 4),
+            "shipped_method": shipped.method,
             "em_iterations": em.iterations,
             "seconds": {"majority_vote": round(t_mv, 3), "dawid_skene": round(t_em, 3)},
-            "workers": {w: {"true_accuracy": 0.0 if a is None else a,
-                            "observed_accuracy": round(float(np.mean(observed[w])), 4),
-                            "estimated_accuracy": round(em.worker_accuracy[w], 4)} for w, a in WORKERS.items()},
+            "workers": {
+                w: {
+                    "true_accuracy": 0.0 if a is None else a,
+                    "observed_accuracy": round(float(np.mean(observed[w])), 4),
+                    "estimated_accuracy": round(em.worker_accuracy[w], 4),
+                }
+                for w, a in WORKERS.items()
+            },
         }
         row = out[scenario]
-        print(f"{scenario}: majority vote {row['majority_vote_accuracy']:.2%}, Dawid-Skene "
-              f"{row['dawid_skene_accuracy']:.2%} (mean confidence {row['dawid_skene_mean_confidence']:.2%}, "
-              f"{em.iterations} iterations, {t_em:.2f} s; vote {t_mv:.2f} s); shipped "
-              f"{row['shipped_accuracy']:.2%} ({shipped.method})")
-        print("  workers true/estimated accuracy: " + ", ".join(
-            f"{w} {v['true_accuracy']:.2f}/{v['estimated_accuracy']:.3f}" for w, v in row["workers"].items()))
+        print(
+            f"{scenario}: majority vote {row['majority_vote_accuracy']:.2%}, Dawid-Skene "
+            f"{row['dawid_skene_accuracy']:.2%} (mean confidence {row['dawid_skene_mean_confidence']:.2%}, "
+            f"{em.iterations} iterations, {t_em:.2f} s; vote {t_mv:.2f} s); shipped "
+            f"{row['shipped_accuracy']:.2%} ({shipped.method})"
+        )
+        print(
+            "  workers true/estimated accuracy: "
+            + ", ".join(
+                f"{w} {v['true_accuracy']:.2f}/{v['estimated_accuracy']:.3f}" for w, v in row["workers"].items()
+            )
+        )
     return out
 
 
@@ -147,10 +161,16 @@ def phase_active_learning(_truth: np.ndarray, args: argparse.Namespace) -> dict:
     from visiontune.data.fashion_mnist import write_png_folders
 
     work = Path(args.work)
-    folder = write_png_folders(work / f"fashion-mnist-{args.items}", n_train=args.items, n_val=0, n_test=0,
-                               seed=args.seed) / "train"
-    out = {"images": args.items, "image_size": args.image_size, "model": "mobilenet_v2",
-           "target_accuracy": args.target_accuracy}
+    folder = (
+        write_png_folders(work / f"fashion-mnist-{args.items}", n_train=args.items, n_val=0, n_test=0, seed=args.seed)
+        / "train"
+    )
+    out = {
+        "images": args.items,
+        "image_size": args.image_size,
+        "model": "mobilenet_v2",
+        "target_accuracy": args.target_accuracy,
+    }
     files = sorted(folder.rglob("*.png"))
     # an empty feature cache: the first scenario's first round computes every image's features (the second
     # scenario's reads them back, as every later round does)
@@ -182,14 +202,35 @@ def _active_learning(folder: Path, files: list[Path], out: dict, args: argparse.
             t0 = time.perf_counter()
             source: Path = folder
             if gold_share:  # a manifest in which some images carry their label: gold images
-                gold = set(rng.permutation(len(files))[:round(gold_share * len(files))].tolist())
+                gold = set(rng.permutation(len(files))[: round(gold_share * len(files))].tolist())
                 source = Path(tmp) / "input.manifest"
-                source.write_text("".join(json.dumps(
-                    {"source-ref": str(f), **({"truth": CLASSES.index(f.parent.name),
-                                               "truth-metadata": {"class-name": f.parent.name}} if n in gold else {})})
-                    + "\n" for n, f in enumerate(files)))
-            made = create("sim", source, CLASSES, store=store, target_accuracy=args.target_accuracy,
-                          auto_label={"image_size": args.image_size, "seed": args.seed})
+                source.write_text(
+                    "".join(
+                        json.dumps(
+                            {
+                                "source-ref": str(f),
+                                **(
+                                    {
+                                        "truth": CLASSES.index(f.parent.name),
+                                        "truth-metadata": {"class-name": f.parent.name},
+                                    }
+                                    if n in gold
+                                    else {}
+                                ),
+                            }
+                        )
+                        + "\n"
+                        for n, f in enumerate(files)
+                    )
+                )
+            made = create(
+                "sim",
+                source,
+                CLASSES,
+                store=store,
+                target_accuracy=args.target_accuracy,
+                auto_label={"image_size": args.image_size, "seed": args.seed},
+            )
             job = made.job
             truth = {i.id: CLASSES.index(Path(i.source_ref).parent.name) for i in store.items(job)}
             store.add_workers(job, list(humans))
@@ -214,10 +255,12 @@ def _active_learning(folder: Path, files: list[Path], out: dict, args: argparse.
                 if due(job, store) is not None:
                     r = run_round("sim", store)
                     rounds.append(r)
-                    print(f"  round {r['round']}: {r['human_labeled']} human labels, threshold "
-                          f"{r['threshold'] if r['threshold'] is None else round(r['threshold'], 4)}, held-out "
-                          f"accuracy above it {r['estimated_accuracy']}, {r['auto_labeled_now']} auto-labelled, "
-                          f"{r['seconds']:.1f} s (features {r['feature_seconds']:.1f} s)")
+                    print(
+                        f"  round {r['round']}: {r['human_labeled']} human labels, threshold "
+                        f"{r['threshold'] if r['threshold'] is None else round(r['threshold'], 4)}, held-out "
+                        f"accuracy above it {r['estimated_accuracy']}, {r['auto_labeled_now']} auto-labelled, "
+                        f"{r['seconds']:.1f} s (features {r['feature_seconds']:.1f} s)"
+                    )
             recs, _notes = records("sim", store)
             by_ref = {i.path: i.id for i in store.items(job)}
             right = {"yes": [], "no": []}
@@ -227,30 +270,50 @@ def _active_learning(folder: Path, files: list[Path], out: dict, args: argparse.
             row = {
                 "humans": {k: (1.0 if v is None else v) for k, v in humans.items()},
                 "gold_images": sum(i.gold is not None for i in store.items(job)),
-                "labelled_images": len(recs), "human_labelled": n_h, "auto_labelled": n_a,
+                "labelled_images": len(recs),
+                "human_labelled": n_h,
+                "auto_labelled": n_a,
                 "human_share": round(n_h / len(truth), 4),
                 "final_accuracy": round(float(np.mean(right["yes"] + right["no"])), 4),
                 "human_label_accuracy": round(float(np.mean(right["yes"])), 4) if n_h else None,
                 "auto_label_accuracy": round(float(np.mean(right["no"])), 4) if n_a else None,
                 "estimated_auto_label_accuracy": status("sim", store)["auto_label"]["estimated_accuracy"],
                 "rounds": len(rounds),
-                "round_seconds": {"first": rounds[0]["seconds"] if rounds else None,
-                                  "first_feature_seconds": rounds[0]["feature_seconds"] if rounds else None,
-                                  "median of the rest": round(float(np.median([r["seconds"] for r in rounds[1:]])), 3)
-                                  if len(rounds) > 1 else None},
+                "round_seconds": {
+                    "first": rounds[0]["seconds"] if rounds else None,
+                    "first_feature_seconds": rounds[0]["feature_seconds"] if rounds else None,
+                    "median of the rest": round(float(np.median([r["seconds"] for r in rounds[1:]])), 3)
+                    if len(rounds) > 1
+                    else None,
+                },
                 "simulated_answers": answered,
                 "store_ms_per_answer": round(1000 * t_humans / max(answered, 1), 2),
                 "wall_seconds": round(time.perf_counter() - t0, 1),
-                "per_round": [{k: r[k] for k in ("round", "human_labeled", "threshold", "estimated_accuracy",
-                                                 "agreement_with_humans", "human_label_accuracy",
-                                                 "validated_above_threshold", "auto_labeled_now", "seconds")}
-                              for r in rounds],
+                "per_round": [
+                    {
+                        k: r[k]
+                        for k in (
+                            "round",
+                            "human_labeled",
+                            "threshold",
+                            "estimated_accuracy",
+                            "agreement_with_humans",
+                            "human_label_accuracy",
+                            "validated_above_threshold",
+                            "auto_labeled_now",
+                            "seconds",
+                        )
+                    }
+                    for r in rounds
+                ],
             }
             out[scenario] = row
-            print(f"{scenario}: humans labelled {row['human_share']:.1%} of {len(truth)} images; final accuracy "
-                  f"{row['final_accuracy']:.2%} (human {row['human_label_accuracy']}, auto "
-                  f"{row['auto_label_accuracy']}, estimated {row['estimated_auto_label_accuracy']}); "
-                  f"{len(rounds)} rounds")
+            print(
+                f"{scenario}: humans labelled {row['human_share']:.1%} of {len(truth)} images; final accuracy "
+                f"{row['final_accuracy']:.2%} (human {row['human_label_accuracy']}, auto "
+                f"{row['auto_label_accuracy']}, estimated {row['estimated_auto_label_accuracy']}); "
+                f"{len(rounds)} rounds"
+            )
     return out
 
 
@@ -258,19 +321,27 @@ def _active_learning(folder: Path, files: list[Path], out: dict, args: argparse.
 
 #: Fashion-MNIST's look-alike classes (T-shirt/top 0, Trouser 1, Pullover 2, Dress 3, Coat 4, Sandal 5, Shirt 6,
 #: Sneaker 7, Bag 8, Ankle boot 9): where a class-dependent worker's mistakes go
-SIMILAR = {0: [6, 2], 1: [3], 2: [4, 6], 3: [1, 4], 4: [2, 6], 5: [7, 9], 6: [0, 2, 4], 7: [5, 9], 8: [2, 4],
-           9: [7, 5]}
+SIMILAR = {0: [6, 2], 1: [3], 2: [4, 6], 3: [1, 4], 4: [2, 6], 5: [7, 9], 6: [0, 2, 4], 7: [5, 9], 8: [2, 4], 9: [7, 5]}
 CONFUSED_SHARE = 0.7  # of a class-dependent worker's mistakes, this share goes to a look-alike class
 
 #: name: (kind, accuracy); kinds: confusion (class-dependent mistakes), symmetric (mistakes uniform), spammer
 #: (uniformly random answers), adversary (always a look-alike class: plausible and always wrong)
 POOLS = {
-    "0.9/0.75/0.6 class-dependent": {"w90": ("confusion", 0.9), "w75": ("confusion", 0.75),
-                                     "w60": ("confusion", 0.6)},
-    "+0.8 symmetric +spammer": {"w90": ("confusion", 0.9), "w75": ("confusion", 0.75), "w60": ("confusion", 0.6),
-                                "w80": ("symmetric", 0.8), "spammer": ("spammer", 0.1)},
-    "+0.8 symmetric +adversary": {"w90": ("confusion", 0.9), "w75": ("confusion", 0.75), "w60": ("confusion", 0.6),
-                                  "w80": ("symmetric", 0.8), "adversary": ("adversary", 0.0)},
+    "0.9/0.75/0.6 class-dependent": {"w90": ("confusion", 0.9), "w75": ("confusion", 0.75), "w60": ("confusion", 0.6)},
+    "+0.8 symmetric +spammer": {
+        "w90": ("confusion", 0.9),
+        "w75": ("confusion", 0.75),
+        "w60": ("confusion", 0.6),
+        "w80": ("symmetric", 0.8),
+        "spammer": ("spammer", 0.1),
+    },
+    "+0.8 symmetric +adversary": {
+        "w90": ("confusion", 0.9),
+        "w75": ("confusion", 0.75),
+        "w60": ("confusion", 0.6),
+        "w80": ("symmetric", 0.8),
+        "adversary": ("adversary", 0.0),
+    },
 }
 #: (pool, answers per image at first, most answers per image with adaptive replication)
 SETTINGS = {
@@ -329,14 +400,17 @@ def _methods():
         one_coin,
     )
 
-    return {"majority vote": lambda a, gold: majority_vote(a, K),
-            "one-coin": lambda a, gold: one_coin(a, K, gold=gold or None),
-            "dawid-skene": lambda a, gold: dawid_skene(a, K, gold=gold or None),
-            "shipped (auto)": lambda a, gold: consolidate(a, K, gold=gold or None)}
+    return {
+        "majority vote": lambda a, gold: majority_vote(a, K),
+        "one-coin": lambda a, gold: one_coin(a, K, gold=gold or None),
+        "dawid-skene": lambda a, gold: dawid_skene(a, K, gold=gold or None),
+        "shipped (auto)": lambda a, gold: consolidate(a, K, gold=gold or None),
+    }
 
 
-def run_setting(truth: np.ndarray, pool: dict, first: int, most: int, gold_share: float, adaptive: bool,
-                seed: int) -> dict:
+def run_setting(
+    truth: np.ndarray, pool: dict, first: int, most: int, gold_share: float, adaptive: bool, seed: int
+) -> dict:
     """One simulated job: each image gets ``first`` answers from distinct random workers of ``pool``; with
     ``adaptive``, rounds send every image whose answers disagree or whose shipped confidence is below
     MIN_CONFIDENCE to one more worker, up to ``most``.  Gold images (known labels, answered like any other)
@@ -347,7 +421,7 @@ def run_setting(truth: np.ndarray, pool: dict, first: int, most: int, gold_share
     names = list(pool)
     n = len(truth)
     order = np.argsort(rng.random((n, len(names))), axis=1)  # each image's workers, in the order asked
-    gold = {int(i): int(truth[i]) for i in rng.permutation(n)[:round(gold_share * n)]}
+    gold = {int(i): int(truth[i]) for i in rng.permutation(n)[: round(gold_share * n)]}
     answers: list[tuple[int, str, int]] = []
     given = np.zeros(n, dtype=int)
 
@@ -365,8 +439,11 @@ def run_setting(truth: np.ndarray, pool: dict, first: int, most: int, gold_share
         votes: dict[int, set] = {}
         for i, _w, lab in answers:
             votes.setdefault(i, set()).add(lab)
-        more = [i for i in range(n) if i not in gold and given[i] < most
-                and (len(votes[i]) > 1 or res.confidence[i] < MIN_CONFIDENCE)]
+        more = [
+            i
+            for i in range(n)
+            if i not in gold and given[i] < most and (len(votes[i]) > 1 or res.confidence[i] < MIN_CONFIDENCE)
+        ]
         if not more:
             break
         for i in more:
@@ -387,8 +464,7 @@ def run_setting(truth: np.ndarray, pool: dict, first: int, most: int, gold_share
         lab = np.array([res.labels[i] for i in scored])
         conf = np.array([res.confidence[i] for i in scored])
         right = lab == truth[scored]
-        out[name] = {"accuracy": float(right.mean()), "ece": ece(conf, right), "seconds": secs,
-                     "method": res.method}
+        out[name] = {"accuracy": float(right.mean()), "ece": ece(conf, right), "seconds": secs, "method": res.method}
         if name == "shipped (auto)":
             out[name]["ties"] = int(sum(res.status.get(int(i)) == "tie" for i in scored))
     return out
@@ -400,34 +476,55 @@ def phase_truth_inference(_truth: np.ndarray, args: argparse.Namespace) -> dict:
     accuracy, answers per image and ECE of majority vote, one-coin, Dawid-Skene and what ships (mean over
     seeds, and the worst seed)."""
     truth_all = [fashion_labels(args.ti_items, args.seed + s)[0] for s in range(args.ti_seeds)]
-    out: dict = {"items": args.ti_items, "seeds": args.ti_seeds, "classes": K, "min_confidence": MIN_CONFIDENCE,
-                 "confused_share": CONFUSED_SHARE, "pools": {p: {w: list(v) for w, v in ws.items()}
-                                                              for p, ws in POOLS.items()}, "settings": {}}
+    out: dict = {
+        "items": args.ti_items,
+        "seeds": args.ti_seeds,
+        "classes": K,
+        "min_confidence": MIN_CONFIDENCE,
+        "confused_share": CONFUSED_SHARE,
+        "pools": {p: {w: list(v) for w, v in ws.items()} for p, ws in POOLS.items()},
+        "settings": {},
+    }
     for setting, (pool, first, most) in SETTINGS.items():
         for gold_share in (0.0, 0.05):
             for adaptive in (False, True):
                 if adaptive and first >= most:
                     continue
                 key = f"{setting}{', 5% gold' if gold_share else ''}{f', adaptive (up to {most})' if adaptive else ''}"
-                runs = [run_setting(truth_all[s], POOLS[pool], first, most, gold_share, adaptive,
-                                    seed=args.seed * 1000 + s) for s in range(args.ti_seeds)]
-                row: dict = {"pool": pool, "first": first, "most": most if adaptive else first, "gold": gold_share,
-                             "adaptive": adaptive,
-                             "answers_per_image": round(float(np.mean([r["answers_per_image"] for r in runs])), 3)}
+                runs = [
+                    run_setting(truth_all[s], POOLS[pool], first, most, gold_share, adaptive, seed=args.seed * 1000 + s)
+                    for s in range(args.ti_seeds)
+                ]
+                row: dict = {
+                    "pool": pool,
+                    "first": first,
+                    "most": most if adaptive else first,
+                    "gold": gold_share,
+                    "adaptive": adaptive,
+                    "answers_per_image": round(float(np.mean([r["answers_per_image"] for r in runs])), 3),
+                }
                 for m in _methods():
                     acc = [r[m]["accuracy"] for r in runs]
                     e = [r[m]["ece"] for r in runs]
-                    row[m] = {"accuracy": round(float(np.mean(acc)), 4), "accuracy_worst": round(float(min(acc)), 4),
-                              "ece": round(float(np.mean(e)), 4), "ece_worst": round(float(max(e)), 4),
-                              "seconds": round(float(np.mean([r[m]["seconds"] for r in runs])), 3)}
-                row["known matrices (ceiling)"] = {"accuracy": round(float(np.mean(
-                    [r["known matrices (ceiling)"]["accuracy"] for r in runs])), 4)}
+                    row[m] = {
+                        "accuracy": round(float(np.mean(acc)), 4),
+                        "accuracy_worst": round(float(min(acc)), 4),
+                        "ece": round(float(np.mean(e)), 4),
+                        "ece_worst": round(float(max(e)), 4),
+                        "seconds": round(float(np.mean([r[m]["seconds"] for r in runs])), 3),
+                    }
+                row["known matrices (ceiling)"] = {
+                    "accuracy": round(float(np.mean([r["known matrices (ceiling)"]["accuracy"] for r in runs])), 4)
+                }
                 row["shipped (auto)"]["chose"] = sorted({r["shipped (auto)"]["method"] for r in runs})
                 row["shipped (auto)"]["ties"] = round(float(np.mean([r["shipped (auto)"]["ties"] for r in runs])), 1)
                 out["settings"][key] = row
-                print(f"{key}: {row['answers_per_image']:.2f} answers/image; " + ", ".join(
-                    f"{m} {row[m]['accuracy']:.2%} (ECE {row[m]['ece']:.3f})" for m in _methods())
-                    + f"; ceiling {row['known matrices (ceiling)']['accuracy']:.2%}", flush=True)
+                print(
+                    f"{key}: {row['answers_per_image']:.2f} answers/image; "
+                    + ", ".join(f"{m} {row[m]['accuracy']:.2%} (ECE {row[m]['ece']:.3f})" for m in _methods())
+                    + f"; ceiling {row['known matrices (ceiling)']['accuracy']:.2%}",
+                    flush=True,
+                )
     out["acceptance"] = acceptance(out["settings"])
     for k, v in out["acceptance"].items():
         print(f"  {k}: {v}")
@@ -442,13 +539,17 @@ def acceptance(s: dict) -> dict:
     worst_ece = max(row[ship]["ece_worst"] for row in s.values())
     return {
         "3 answers: shipped >= majority vote and >= 0.93": {
-            "shipped": three[ship]["accuracy"], "majority vote": three["majority vote"]["accuracy"],
+            "shipped": three[ship]["accuracy"],
+            "majority vote": three["majority vote"]["accuracy"],
             "ceiling (known matrices)": three["known matrices (ceiling)"]["accuracy"],
-            "met": three[ship]["accuracy"] >= three["majority vote"]["accuracy"] and three[ship]["accuracy"] >= 0.93},
+            "met": three[ship]["accuracy"] >= three["majority vote"]["accuracy"] and three[ship]["accuracy"] >= 0.93,
+        },
         "2 answers + adaptive: the accuracy of 3 fixed (within 0.005) with <= 2.5 answers/image": {
-            "accuracy": two_a[ship]["accuracy"], "3 fixed": three[ship]["accuracy"],
+            "accuracy": two_a[ship]["accuracy"],
+            "3 fixed": three[ship]["accuracy"],
             "answers_per_image": two_a["answers_per_image"],
-            "met": two_a[ship]["accuracy"] >= three[ship]["accuracy"] - 0.005 and two_a["answers_per_image"] <= 2.5},
+            "met": two_a[ship]["accuracy"] >= three[ship]["accuracy"] - 0.005 and two_a["answers_per_image"] <= 2.5,
+        },
         "a spammer among 5: >= 0.95": {"shipped": spam[ship]["accuracy"], "met": spam[ship]["accuracy"] >= 0.95},
         "shipped ECE <= 0.05 in every setting (worst seed)": {"worst": worst_ece, "met": worst_ece <= 0.05},
     }
@@ -466,8 +567,11 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--items", type=int, default=20_000, help="images to simulate labels for (default 20000)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--phases", default=",".join(PHASES), help=f"comma-separated, of: {', '.join(PHASES)}")
-    ap.add_argument("--work", default=os.path.join(os.environ.get("TMPDIR", "/tmp"), "visiontune-bench-label"),
-                    help="where the active-learning phase writes its PNGs (kept for the next run)")
+    ap.add_argument(
+        "--work",
+        default=os.path.join(os.environ.get("TMPDIR", "/tmp"), "visiontune-bench-label"),
+        help="where the active-learning phase writes its PNGs (kept for the next run)",
+    )
     ap.add_argument("--image-size", type=int, default=96, help="the auto-labeler's input size (28 px images)")
     ap.add_argument("--target-accuracy", type=float, default=0.95)
     ap.add_argument("--check-every", type=int, default=50, help="simulated answers between checks for a due round")
@@ -480,14 +584,23 @@ def main(argv: list[str] | None = None) -> dict:
         ap.error("--items must be >= 1")
     start = time.perf_counter()
     truth, source = fashion_labels(args.items, args.seed)
-    results: dict = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "numpy": np.__version__},
-                     "items": args.items, "labels": source, "classes": K, "seed": args.seed, "phases": phases}
+    results: dict = {
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "numpy": np.__version__},
+        "items": args.items,
+        "labels": source,
+        "classes": K,
+        "seed": args.seed,
+        "phases": phases,
+    }
     if Path(args.out).is_file():  # phases not run now keep what they measured before
         before = json.loads(Path(args.out).read_text())
         kept = [p for p in before.get("phases", []) if p in PHASES and p not in phases]
         if kept:
-            results = {**before, **{k: v for k, v in results.items() if k in ("machine", "seed")},
-                       "phases": kept + phases}
+            results = {
+                **before,
+                **{k: v for k, v in results.items() if k in ("machine", "seed")},
+                "phases": kept + phases,
+            }
             if "truth-inference" not in phases or set(phases) != {"truth-inference"}:
                 results["items"] = args.items
     for name in phases:

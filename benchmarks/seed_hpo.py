@@ -15,16 +15,35 @@ from torch import nn
 from torchvision import transforms
 
 
-def run(data: str, learning_rate: float = 1e-3, batch_size: int = 64, hidden_units: int = 0, dropout: float = 0.0,
-        epochs: int = 10, label_smoothing: float = 0.1, image_size: int = 96, log=print) -> dict:
+def run(
+    data: str,
+    learning_rate: float = 1e-3,
+    batch_size: int = 64,
+    hidden_units: int = 0,
+    dropout: float = 0.0,
+    epochs: int = 10,
+    label_smoothing: float = 0.1,
+    image_size: int = 96,
+    log=print,
+) -> dict:
     """One seed-style training run; returns test accuracy, per-epoch validation accuracy and seconds."""
     t0 = time.perf_counter()
     torch.manual_seed(0)
-    tf = transforms.Compose([transforms.Resize((image_size, image_size)), transforms.Grayscale(3),
-                             transforms.ToTensor(), transforms.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])])
+    tf = transforms.Compose(
+        [
+            transforms.Resize((image_size, image_size)),
+            transforms.Grayscale(3),
+            transforms.ToTensor(),
+            transforms.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]),
+        ]
+    )
     sets = {k: torchvision.datasets.ImageFolder(f"{data}/{k}", transform=tf) for k in ("train", "val", "test")}
-    loaders = {k: torch.utils.data.DataLoader(d, batch_size=batch_size if k == "train" else 256,
-                                              shuffle=k == "train", num_workers=1) for k, d in sets.items()}
+    loaders = {
+        k: torch.utils.data.DataLoader(
+            d, batch_size=batch_size if k == "train" else 256, shuffle=k == "train", num_workers=1
+        )
+        for k, d in sets.items()
+    }
     from visiontune.zoo import create_model  # only for the same offline ImageNet weights the engine starts from
 
     model, _, _ = create_model("mobilenet_v2", num_classes=10)
@@ -60,9 +79,14 @@ def run(data: str, learning_rate: float = 1e-3, batch_size: int = 64, hidden_uni
         val_accuracy.append(evaluate(loaders["val"]))
         seconds.append(round(time.perf_counter() - e0, 2))
         log(f"epoch {epoch + 1} val_acc {val_accuracy[-1]:.4f} ({seconds[-1]} s)", flush=True)
-    return {"test_accuracy": evaluate(loaders["test"]), "val_accuracy": val_accuracy[-1],
-            "val_accuracy_per_epoch": val_accuracy, "epoch_seconds": seconds, "train_images": len(sets["train"]),
-            "wall_s": round(time.perf_counter() - t0, 2)}
+    return {
+        "test_accuracy": evaluate(loaders["test"]),
+        "val_accuracy": val_accuracy[-1],
+        "val_accuracy_per_epoch": val_accuracy,
+        "epoch_seconds": seconds,
+        "train_images": len(sets["train"]),
+        "wall_s": round(time.perf_counter() - t0, 2),
+    }
 
 
 def main():

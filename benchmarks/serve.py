@@ -46,8 +46,10 @@ def _client(port: int, body: bytes, concurrency: int, seconds: float, queue) -> 
     about twice as much CPU per request as this)."""
     import asyncio
 
-    head = (f"POST /invocations HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: image/jpeg\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n").encode()
+    head = (
+        f"POST /invocations HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: image/jpeg\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
     request = head + body
     latencies: list[float] = []
     counts = {"errors": 0, "refused": 0}
@@ -109,11 +111,15 @@ def load(port: int, body: bytes, concurrency: int, seconds: float) -> dict:
     r = q.get(timeout=seconds + 120)
     p.join()
     lat = sorted(r["latencies"])
-    return {"concurrency": concurrency, "requests": len(lat), "errors": r["errors"],
-            **({"refused_503": r["refused"]} if r["refused"] else {}),
-            "throughput_rps": round(len(lat) / r["wall"], 1),
-            "p50_ms": round(1000 * lat[len(lat) // 2], 2) if lat else None,
-            "p99_ms": round(1000 * lat[min(len(lat) - 1, int(len(lat) * 0.99))], 2) if lat else None}
+    return {
+        "concurrency": concurrency,
+        "requests": len(lat),
+        "errors": r["errors"],
+        **({"refused_503": r["refused"]} if r["refused"] else {}),
+        "throughput_rps": round(len(lat) / r["wall"], 1),
+        "p50_ms": round(1000 * lat[len(lat) // 2], 2) if lat else None,
+        "p99_ms": round(1000 * lat[min(len(lat) - 1, int(len(lat) * 0.99))], 2) if lat else None,
+    }
 
 
 def free_port() -> int:
@@ -124,8 +130,11 @@ def free_port() -> int:
 
 def start_server(model: Path, *args) -> tuple[subprocess.Popen, int]:
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "visiontune.cli.main", "serve", str(model), "--port", str(port),
-                             *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "visiontune.cli.main", "serve", str(model), "--port", str(port), *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 120
     while time.time() < deadline:
         try:
@@ -182,16 +191,21 @@ def in_process_limit(model: Path, body: bytes, runtime: str, precision: str, n: 
         h.predict(h.parse(body, "image/jpeg"))
         if i >= 10:
             times.append(time.perf_counter() - t)
-    out = {"p50_ms": round(1000 * statistics.median(times), 2),
-           "p99_ms": round(1000 * sorted(times)[int(0.99 * len(times))], 2)}
+    out = {
+        "p50_ms": round(1000 * statistics.median(times), 2),
+        "p99_ms": round(1000 * sorted(times)[int(0.99 * len(times))], 2),
+    }
     if runtime == "torch":
         out["how"] = h.model.runtime.model.how
     return out
 
 
 def c1_rounds(model: Path, body: bytes, seconds: float, rounds: int = 3) -> list[dict]:
-    configs = {f"torch_{p}_{'batching' if b else 'no_batching'}": ["--precision", p] + (BATCHING if b else [])
-               for p in ("auto", "fp32") for b in (False, True)}
+    configs = {
+        f"torch_{p}_{'batching' if b else 'no_batching'}": ["--precision", p] + (BATCHING if b else [])
+        for p in ("auto", "fp32")
+        for b in (False, True)
+    }
     servers = {name: start_server(model, *extra) for name, extra in configs.items()}
     out = []
     try:
@@ -228,7 +242,7 @@ def model_side_batching(model: Path, body: bytes, batch: int = 16, rounds: int =
             for _ in range(rounds):
                 t = time.perf_counter()
                 for i in range(0, 64, size):
-                    rt.runtime.predict_proba(many64[i:i + size])
+                    rt.runtime.predict_proba(many64[i : i + size])
                 times.append(time.perf_counter() - t)
             sweep[str(size)] = round(64 / statistics.median(times), 1)
         pixels = np.stack([rt.pixels(body)] * batch)
@@ -237,30 +251,35 @@ def model_side_batching(model: Path, body: bytes, batch: int = 16, rounds: int =
         for _ in range(rounds):
             t = time.perf_counter()
             for i in range(batch):
-                rt.runtime.predict_proba(pixels[i:i + 1])
+                rt.runtime.predict_proba(pixels[i : i + 1])
             one.append(time.perf_counter() - t)
             t = time.perf_counter()
             rt.runtime.predict_proba(pixels)
             many.append(time.perf_counter() - t)
-        out[f"torch_{precision}"] = {"images_per_s_one_at_a_time": round(batch / statistics.median(one), 1),
-                                     f"images_per_s_batch_{batch}": round(batch / statistics.median(many), 1),
-                                     "gain": round(statistics.median(one) / statistics.median(many), 2),
-                                     "images_per_s_by_batch_size": sweep}
+        out[f"torch_{precision}"] = {
+            "images_per_s_one_at_a_time": round(batch / statistics.median(one), 1),
+            f"images_per_s_batch_{batch}": round(batch / statistics.median(many), 1),
+            "gain": round(statistics.median(one) / statistics.median(many), 2),
+            "images_per_s_by_batch_size": sweep,
+        }
     return out
 
 
 def c32_rounds(model: Path, body: bytes, seconds: float, rounds: int) -> dict:
     """Batching off and on, and batching in one model process fed by two HTTP workers (``--workers 2
     --model-process``), all servers up, measured in turn at concurrency 32, ``rounds`` times."""
-    servers = {"no_batching": start_server(model), "batching": start_server(model, *BATCHING),
-               "batching_model_process": start_server(model, *BATCHING, "--workers", "2", "--model-process")}
+    servers = {
+        "no_batching": start_server(model),
+        "batching": start_server(model, *BATCHING),
+        "batching_model_process": start_server(model, *BATCHING, "--workers", "2", "--model-process"),
+    }
     runs: dict[str, list[dict]] = {name: [] for name in servers}
     try:
         for _, port in servers.values():
             load(port, body, 8, 3.0)  # warm-up
         for i in range(rounds):
             names = list(servers)
-            for name in names[i % len(names):] + names[:i % len(names)]:  # each round another goes first
+            for name in names[i % len(names) :] + names[: i % len(names)]:  # each round another goes first
                 runs[name].append(load(servers[name][1], body, 32, seconds))
                 print("c32", i, name, runs[name][-1], flush=True)
     finally:
@@ -273,18 +292,22 @@ def c32_rounds(model: Path, body: bytes, seconds: float, rounds: int) -> dict:
 
     tail = [r["p99_ms"] / r["p50_ms"] for r in runs["batching"]]
     gains = [b["throughput_rps"] / n["throughput_rps"] for b, n in zip(runs["batching"], runs["no_batching"])]
-    return {"runs": runs,
-            "median_throughput_rps": {name: med(name, "throughput_rps") for name in runs},
-            "median_p50_ms": {name: med(name, "p50_ms") for name in runs},
-            "median_p99_ms": {name: med(name, "p99_ms") for name in runs},
-            "batching_gain_c32": round(med("batching", "throughput_rps") / med("no_batching", "throughput_rps"), 2),
-            "batching_gain_c32_per_round": [round(g, 2) for g in gains],
-            "model_process_gain_c32": round(med("batching_model_process", "throughput_rps")
-                                            / med("no_batching", "throughput_rps"), 2),
-            "model_process_over_batching_c32": round(med("batching_model_process", "throughput_rps")
-                                                     / med("batching", "throughput_rps"), 2),
-            "p99_over_p50_c32": round(statistics.median(tail), 2),
-            "p99_over_p50_c32_per_round": [round(x, 2) for x in tail]}
+    return {
+        "runs": runs,
+        "median_throughput_rps": {name: med(name, "throughput_rps") for name in runs},
+        "median_p50_ms": {name: med(name, "p50_ms") for name in runs},
+        "median_p99_ms": {name: med(name, "p99_ms") for name in runs},
+        "batching_gain_c32": round(med("batching", "throughput_rps") / med("no_batching", "throughput_rps"), 2),
+        "batching_gain_c32_per_round": [round(g, 2) for g in gains],
+        "model_process_gain_c32": round(
+            med("batching_model_process", "throughput_rps") / med("no_batching", "throughput_rps"), 2
+        ),
+        "model_process_over_batching_c32": round(
+            med("batching_model_process", "throughput_rps") / med("batching", "throughput_rps"), 2
+        ),
+        "p99_over_p50_c32": round(statistics.median(tail), 2),
+        "p99_over_p50_c32_per_round": [round(x, 2) for x in tail],
+    }
 
 
 def overload(model: Path, body: bytes, seconds: float) -> dict:
@@ -331,9 +354,16 @@ def main() -> None:
     body = sample_jpeg()
     out = Path(args.out)
     results = json.loads(out.read_text()) if out.exists() else {}
-    results["setup"] = {"model": "mobilenet_v2", "image_size": 224, "cpus": os.cpu_count(), "body_bytes": len(body),
-                        "seconds_per_level": args.seconds, "batching": " ".join(BATCHING),
-                        "device": "cuda" if _cuda() else "cpu", "phases_of_this_run": phases}
+    results["setup"] = {
+        "model": "mobilenet_v2",
+        "image_size": 224,
+        "cpus": os.cpu_count(),
+        "body_bytes": len(body),
+        "seconds_per_level": args.seconds,
+        "batching": " ".join(BATCHING),
+        "device": "cuda" if _cuda() else "cpu",
+        "phases_of_this_run": phases,
+    }
     if "model" in phases:
         results["model_side_batching"] = model_side_batching(model, body, batch=args.batch)
         print("model-side batching", results["model_side_batching"], flush=True)
@@ -359,9 +389,11 @@ def main() -> None:
                     proc.wait(10)
                 name = f"{runtime}_{precision}_{'batching' if batching else 'no_batching'}"
                 results["configs"][name] = levels
-                results["paired_c1"][name] = {"limit_p50_ms": limit_now["p50_ms"],
-                                              "served_p50_ms": levels[0]["p50_ms"],
-                                              "overhead_ms": round(levels[0]["p50_ms"] - limit_now["p50_ms"], 2)}
+                results["paired_c1"][name] = {
+                    "limit_p50_ms": limit_now["p50_ms"],
+                    "served_p50_ms": levels[0]["p50_ms"],
+                    "overhead_ms": round(levels[0]["p50_ms"] - limit_now["p50_ms"], 2),
+                }
                 print(name, levels, flush=True)
     if "c1" in phases:
         # c=1 again, every torch config up at once and measured in turn, three rounds: one pair above
@@ -374,13 +406,11 @@ def main() -> None:
             proc, port = start_server(model, "--workers", str(workers), "--threads", str(threads))
             try:
                 load(port, body, 4, 2.0)
-                results["workers_threads"][f"{workers}x{threads}"] = [load(port, body, c, args.seconds)
-                                                                      for c in (1, 8)]
+                results["workers_threads"][f"{workers}x{threads}"] = [load(port, body, c, args.seconds) for c in (1, 8)]
             finally:
                 proc.terminate()
                 proc.wait(10)
-            print("workers x threads", workers, threads, results["workers_threads"][f"{workers}x{threads}"],
-                  flush=True)
+            print("workers x threads", workers, threads, results["workers_threads"][f"{workers}x{threads}"], flush=True)
     if "soak" in phases:
         results["soak"] = soak(model, body, args.soak, args.warmup)
     if "c32" in phases:
@@ -390,9 +420,11 @@ def main() -> None:
         print("overload", results["overload"], flush=True)
     results["summary"] = summary(results)
     c32 = results.get("c32_interleaved", {})
-    results["ratios"] = {"batching_gain_c32": c32.get("batching_gain_c32"),
-                         "p99_over_p50_c32": c32.get("p99_over_p50_c32"),
-                         "served_over_model_side_batched": _served_over_model_side(results)}
+    results["ratios"] = {
+        "batching_gain_c32": c32.get("batching_gain_c32"),
+        "p99_over_p50_c32": c32.get("p99_over_p50_c32"),
+        "served_over_model_side_batched": _served_over_model_side(results),
+    }
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2))
     print(json.dumps({"ratios": results["ratios"], "summary": results["summary"]}, indent=2))
@@ -450,13 +482,16 @@ def summary(results: dict) -> dict:
     if "paired_c1" in results:
         out["c1_overhead_ms_paired"] = {k: v["overhead_ms"] for k, v in results["paired_c1"].items()}
     if "c1_rounds" in results:
-        out["c1_overhead_ms_rounds_max"] = {k: max(r["configs"][k]["overhead_ms"] for r in results["c1_rounds"])
-                                            for k in results["c1_rounds"][0]["configs"]}
+        out["c1_overhead_ms_rounds_max"] = {
+            k: max(r["configs"][k]["overhead_ms"] for r in results["c1_rounds"])
+            for k in results["c1_rounds"][0]["configs"]
+        }
     t = results.get("configs", {})
     for r, p in RUNTIMES:
         if f"{r}_{p}_batching" in t:
-            out[f"{r}_{p}_batching_gain_c32_one_run"] = round(t[f"{r}_{p}_batching"][2]["throughput_rps"]
-                                                              / t[f"{r}_{p}_no_batching"][2]["throughput_rps"], 2)
+            out[f"{r}_{p}_batching_gain_c32_one_run"] = round(
+                t[f"{r}_{p}_batching"][2]["throughput_rps"] / t[f"{r}_{p}_no_batching"][2]["throughput_rps"], 2
+            )
     return out
 
 

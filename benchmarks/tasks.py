@@ -42,8 +42,10 @@ QUIET = dict(debugger=False, plots=False, checkpoints=False, overwrite=True)
 
 
 #: what each task's rows report, from metrics.json (the first is the headline printed)
-REPORTED = {"multi-label": ("test_mAP", "test_macro_f1", "test_micro_f1", "test_exact_match", "validation_mAP"),
-            "segmentation": ("test_mIoU", "test_pixel_accuracy", "validation_mIoU")}
+REPORTED = {
+    "multi-label": ("test_mAP", "test_macro_f1", "test_micro_f1", "test_exact_match", "validation_mAP"),
+    "segmentation": ("test_mIoU", "test_pixel_accuracy", "validation_mIoU"),
+}
 
 
 def _run(name: str, data: Path, out: Path, **options) -> dict:
@@ -51,10 +53,14 @@ def _run(name: str, data: Path, out: Path, **options) -> dict:
     r = train(data=str(data), out=str(out / name), **options, **QUIET)
     m = r.metrics
     keys = REPORTED[m["task"]]
-    row = {**{k: round(m[k], 4) for k in keys}, "epochs": len(r.history),
-           "median_epoch_seconds": round(sorted(h["epoch_seconds"] for h in r.history)[len(r.history) // 2], 2),
-           "wall_seconds": round(time.perf_counter() - t, 1), "counts": m["counts"],
-           "options": {k: v for k, v in options.items()}}
+    row = {
+        **{k: round(m[k], 4) for k in keys},
+        "epochs": len(r.history),
+        "median_epoch_seconds": round(sorted(h["epoch_seconds"] for h in r.history)[len(r.history) // 2], 2),
+        "wall_seconds": round(time.perf_counter() - t, 1),
+        "counts": m["counts"],
+        "options": {k: v for k, v in options.items()},
+    }
     if m["task"] == "segmentation":
         row["test_mean_class_accuracy"] = round(m["evaluation"]["mean_class_accuracy"], 4)
     print(f"{name}: " + ", ".join(f"{k} {row[k]:.4f}" for k in keys[:2]) + f", {row['wall_seconds']} s", flush=True)
@@ -69,25 +75,35 @@ def phase_multi_label(scenes: Path, work: Path, args: argparse.Namespace) -> dic
         "head, pretrained, focal loss": _run("head-focal", scenes, work, multi_label_loss="focal", **head),
         "head, pretrained, asymmetric loss": _run("head-asl", scenes, work, multi_label_loss="asymmetric", **head),
         "full, pretrained": _run("full", scenes, work, mode="full", epochs=args.epochs, **common),
-        "full, random init (same epochs)": _run("scratch", scenes, work, mode="full", epochs=args.epochs,
-                                                pretrained=False, learning_rate=1e-3, **common),
+        "full, random init (same epochs)": _run(
+            "scratch", scenes, work, mode="full", epochs=args.epochs, pretrained=False, learning_rate=1e-3, **common
+        ),
     }
 
 
 def phase_segmentation(scenes: Path, work: Path, args: argparse.Namespace) -> dict:
-    common = dict(task="segmentation", model="mobilenet_v2", image_size=args.size, batch_size=32, seed=args.seed,
-                  epochs=args.seg_epochs, learning_rate=1e-3, augmentation="crop")
+    common = dict(
+        task="segmentation",
+        model="mobilenet_v2",
+        image_size=args.size,
+        batch_size=32,
+        seed=args.seed,
+        epochs=args.seg_epochs,
+        learning_rate=1e-3,
+        augmentation="crop",
+    )
     return {
         "head, pretrained": _run("seg-head", scenes, work, mode="head", **common),
         "head, random encoder": _run("seg-head-random", scenes, work, mode="head", pretrained=False, **common),
         "full, pretrained": _run("seg-full", scenes, work, mode="full", **common),
-        "full, random init (same epochs)": _run("seg-scratch", scenes, work, mode="full", pretrained=False,
-                                                **common),
+        "full, random init (same epochs)": _run("seg-scratch", scenes, work, mode="full", pretrained=False, **common),
     }
 
 
-PHASES: dict[str, Callable[[Path, Path, argparse.Namespace], dict]] = {"multi-label": phase_multi_label,
-                                                                      "segmentation": phase_segmentation}
+PHASES: dict[str, Callable[[Path, Path, argparse.Namespace], dict]] = {
+    "multi-label": phase_multi_label,
+    "segmentation": phase_segmentation,
+}
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -109,12 +125,21 @@ def main(argv: list[str] | None = None) -> dict:
     built = fashion_scenes(scenes, n_train=args.train, n_validation=args.validation, size=args.size, seed=args.seed)
     for split in ("train", "validation"):  # multi-label reads the split manifests, segmentation the masks
         assert (scenes / f"{split}.manifest").exists() and (scenes / f"{split}_annotation").is_dir()
-    results: dict = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__,
-                                 "cuda": torch.cuda.is_available()},
-                     "data": {"train_scenes": args.train, "validation_scenes": args.validation, "size": args.size,
-                              "items_per_scene": {k: round(v["items"] / v["images"], 2)
-                                                  for k, v in built["splits"].items()}},
-                     "scene_seconds": round(time.perf_counter() - t, 1)}
+    results: dict = {
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "torch": torch.__version__,
+            "cuda": torch.cuda.is_available(),
+        },
+        "data": {
+            "train_scenes": args.train,
+            "validation_scenes": args.validation,
+            "size": args.size,
+            "items_per_scene": {k: round(v["items"] / v["images"], 2) for k, v in built["splits"].items()},
+        },
+        "scene_seconds": round(time.perf_counter() - t, 1),
+    }
     for name in phases:
         results[name] = PHASES[name](scenes, work / name, args)
     results["wall_seconds"] = round(time.perf_counter() - t, 1)

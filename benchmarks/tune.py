@@ -29,9 +29,12 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-RANGES = {"learning_rate": {"type": "continuous", "min": 1e-4, "max": 1e-1, "scaling": "Logarithmic"},
-          "batch_size": [64, 128, 256], "hidden_units": [0, 256, 512],
-          "dropout": {"type": "continuous", "min": 0.0, "max": 0.5}}
+RANGES = {
+    "learning_rate": {"type": "continuous", "min": 1e-4, "max": 1e-1, "scaling": "Logarithmic"},
+    "batch_size": [64, 128, 256],
+    "hidden_units": [0, 256, 512],
+    "dropout": {"type": "continuous", "min": 0.0, "max": 0.5},
+}
 FIXED = {"model": "mobilenet_v2", "mode": "head", "epochs": 10, "image_size": 96, "label_smoothing": 0.1}
 
 
@@ -40,15 +43,27 @@ def tuning(data: Path, work: Path, name: str, max_jobs: int, parallel: int, stra
     import yaml
 
     home = work / f"home-{name}"
-    cfg = {"name": name, "train": {"data": str(data), **FIXED}, "objective": {"metric": "validation:accuracy"},
-           "ranges": RANGES, "strategy": strategy, "max_jobs": max_jobs, "max_parallel_jobs": parallel,
-           "seed": 0, "output": str(work / name)}
+    cfg = {
+        "name": name,
+        "train": {"data": str(data), **FIXED},
+        "objective": {"metric": "validation:accuracy"},
+        "ranges": RANGES,
+        "strategy": strategy,
+        "max_jobs": max_jobs,
+        "max_parallel_jobs": parallel,
+        "seed": 0,
+        "output": str(work / name),
+    }
     path = work / f"{name}.yaml"
     path.write_text(yaml.safe_dump(cfg))
     env = {**os.environ, "VISIONTUNE_HOME": str(home)}
     t = time.perf_counter()
-    r = subprocess.run([sys.executable, "-m", "visiontune.cli.main", "tune", "--config", str(path)], env=env,
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "visiontune.cli.main", "tune", "--config", str(path)],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     wall = time.perf_counter() - t
     if r.returncode:
         raise SystemExit(r.stdout[-3000:] + r.stderr[-3000:])
@@ -62,11 +77,17 @@ def tuning(data: Path, work: Path, name: str, max_jobs: int, parallel: int, stra
         row["test_accuracy"] = job.final_metrics.get("test_accuracy")
         row["epochs_run"] = len(store.metrics(job.name).get("val_acc", []))
     best = board[0]
-    return {"wall_s": round(wall, 2), "trials": len(board), "strategy": strategy, "parallel": parallel,
-            "best": {k: best[k] for k in (*RANGES, "TrainingJobName", "FinalObjectiveValue", "test_accuracy")},
-            "epochs_run_total": sum(r["epochs_run"] for r in board),
-            "completed": sum(r["TrainingJobStatus"] == "Completed" for r in board),
-            "stopped_early": sum(r["TrainingJobStatus"] == "Stopped" for r in board), "leaderboard": board}
+    return {
+        "wall_s": round(wall, 2),
+        "trials": len(board),
+        "strategy": strategy,
+        "parallel": parallel,
+        "best": {k: best[k] for k in (*RANGES, "TrainingJobName", "FinalObjectiveValue", "test_accuracy")},
+        "epochs_run_total": sum(r["epochs_run"] for r in board),
+        "completed": sum(r["TrainingJobStatus"] == "Completed" for r in board),
+        "stopped_early": sum(r["TrainingJobStatus"] == "Stopped" for r in board),
+        "leaderboard": board,
+    }
 
 
 def seeds(data: Path, board: list[dict], runs: int) -> dict:
@@ -76,18 +97,30 @@ def seeds(data: Path, board: list[dict], runs: int) -> dict:
         hps = {k: cfg[k] for k in RANGES}
         row = {**hps, "visiontune_val_accuracy": cfg["FinalObjectiveValue"]}
         if i < runs:
-            args = [f"--{k}={v}" for k, v in {**hps, "epochs": FIXED["epochs"],
-                                                "label_smoothing": FIXED["label_smoothing"],
-                                                "image_size": FIXED["image_size"]}.items()]
+            args = [
+                f"--{k}={v}"
+                for k, v in {
+                    **hps,
+                    "epochs": FIXED["epochs"],
+                    "label_smoothing": FIXED["label_smoothing"],
+                    "image_size": FIXED["image_size"],
+                }.items()
+            ]
             t = time.perf_counter()
-            r = subprocess.run([sys.executable, str(HERE / "seed_hpo.py"), "--data", str(data), *args],
-                               capture_output=True, text=True)
+            r = subprocess.run(
+                [sys.executable, str(HERE / "seed_hpo.py"), "--data", str(data), *args], capture_output=True, text=True
+            )
             wall = time.perf_counter() - t
             if r.returncode:
                 raise SystemExit(r.stderr[-3000:])
             result = json.loads(r.stdout.strip().splitlines()[-1])
-            row.update(measured=True, wall_s=round(wall, 2), test_accuracy=result["test_accuracy"],
-                       val_accuracy=result["val_accuracy"], epoch_seconds=result["epoch_seconds"])
+            row.update(
+                measured=True,
+                wall_s=round(wall, 2),
+                test_accuracy=result["test_accuracy"],
+                val_accuracy=result["val_accuracy"],
+                epoch_seconds=result["epoch_seconds"],
+            )
             print("seed-style", i, row["wall_s"], row["test_accuracy"], flush=True)
         rows.append(row)
     measured = [r for r in rows if r.get("measured")]
@@ -96,12 +129,17 @@ def seeds(data: Path, board: list[dict], runs: int) -> dict:
     for r in rows:
         if not r.get("measured"):
             r.update(measured=False, wall_s=round(FIXED["epochs"] * per_epoch + overhead, 2))
-    return {"configurations": len(rows), "measured_runs": len(measured),
-            "wall_s_measured": round(sum(r["wall_s"] for r in measured), 2),
-            "wall_s_total": round(sum(r["wall_s"] for r in rows), 2),
-            "wall_s_total_is_estimated": len(measured) < len(rows),
-            "seconds_per_epoch": round(per_epoch, 2), "startup_and_test_s": round(overhead, 2),
-            "best_test_accuracy": max(r["test_accuracy"] for r in measured), "runs": rows}
+    return {
+        "configurations": len(rows),
+        "measured_runs": len(measured),
+        "wall_s_measured": round(sum(r["wall_s"] for r in measured), 2),
+        "wall_s_total": round(sum(r["wall_s"] for r in rows), 2),
+        "wall_s_total_is_estimated": len(measured) < len(rows),
+        "seconds_per_epoch": round(per_epoch, 2),
+        "startup_and_test_s": round(overhead, 2),
+        "best_test_accuracy": max(r["test_accuracy"] for r in measured),
+        "runs": rows,
+    }
 
 
 def main() -> None:
@@ -111,8 +149,12 @@ def main() -> None:
     ap.add_argument("--parallel", type=int, default=2)
     ap.add_argument("--strategy", default="Hyperband")
     ap.add_argument("--seed-runs", type=int, default=20)
-    ap.add_argument("--image-size", type=int, default=96,
-                    help="the images' size (96 as specified; larger sizes show trials where extraction dominates)")
+    ap.add_argument(
+        "--image-size",
+        type=int,
+        default=96,
+        help="the images' size (96 as specified; larger sizes show trials where extraction dominates)",
+    )
     ap.add_argument("--out", default=str(HERE / "results" / "tune.json"))
     ap.add_argument("--keep", action="store_true", help="keep the work folder (data, stores, trials) to look into")
     args = ap.parse_args()
@@ -127,9 +169,13 @@ def main() -> None:
 
     import visiontune
 
-    results["machine"] = {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(),
-                          "torch": torch.__version__, "visiontune": visiontune.__version__,
-                          "cuda": torch.cuda.is_available()}
+    results["machine"] = {
+        "cpus": os.cpu_count(),
+        "processor": platform.processor() or platform.machine(),
+        "torch": torch.__version__,
+        "visiontune": visiontune.__version__,
+        "cuda": torch.cuda.is_available(),
+    }
     results["setup"] = {"fixed": FIXED, "ranges": RANGES, "data": "Fashion-MNIST 10k/2k/2k PNG"}
     for phase in args.phases.split(","):
         if phase == "one":
@@ -138,8 +184,9 @@ def main() -> None:
             results["tune"] = tuning(data, work, "twenty-trials", args.trials, args.parallel, args.strategy)
         elif phase == "seeds":
             results["seeds"] = seeds(data, results["tune"]["leaderboard"], args.seed_runs)
-        print(phase, json.dumps({k: v for k, v in results[phase].items() if k not in ("leaderboard", "runs")}),
-              flush=True)
+        print(
+            phase, json.dumps({k: v for k, v in results[phase].items() if k not in ("leaderboard", "runs")}), flush=True
+        )
         _ratios(results)
         out_path.parent.mkdir(parents=True, exist_ok=True)
         out_path.write_text(json.dumps(results, indent=2))

@@ -52,11 +52,21 @@ def draw_image(color, seed: int, size: int = 40) -> Image.Image:
     return img
 
 
-def make_folder_dataset(root: Path, per_class: int = 10, classes=("blue", "green", "red"), split_layout: bool = False,
-                        seed: int = 0, ext: str = ".png") -> Path:
+def make_folder_dataset(
+    root: Path,
+    per_class: int = 10,
+    classes=("blue", "green", "red"),
+    split_layout: bool = False,
+    seed: int = 0,
+    ext: str = ".png",
+) -> Path:
     """``root/<class>/*.png`` or ``root/{train,val,test}/<class>/*.png``."""
     counter = seed * 10_000
-    splits = {"train": per_class, "val": max(2, per_class // 3), "test": max(2, per_class // 3)} if split_layout else {"": per_class}
+    splits = (
+        {"train": per_class, "val": max(2, per_class // 3), "test": max(2, per_class // 3)}
+        if split_layout
+        else {"": per_class}
+    )
     for split, n in splits.items():
         for c in classes:
             d = root / split / c if split else root / c

@@ -16,10 +16,12 @@ NAMES = {"pid_alive", "die_with_parent", "this_host"}
 
 def test_procs_imports_neither_torch_nor_sqlalchemy():
     """The module on its own (the package's ``__init__`` is the lazy-import work's: not judged here)."""
-    code = ("import importlib.util, sys; spec = importlib.util.spec_from_file_location('procs', sys.argv[1]); "
-            "mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod); "
-            "heavy = [m for m in sys.modules if m.split('.')[0] in ('torch', 'sqlalchemy', 'visiontune')]; "
-            "assert not heavy, heavy; assert mod.pid_alive(__import__('os').getpid())")
+    code = (
+        "import importlib.util, sys; spec = importlib.util.spec_from_file_location('procs', sys.argv[1]); "
+        "mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod); "
+        "heavy = [m for m in sys.modules if m.split('.')[0] in ('torch', 'sqlalchemy', 'visiontune')]; "
+        "assert not heavy, heavy; assert mod.pid_alive(__import__('os').getpid())"
+    )
     subprocess.run([sys.executable, "-c", code, str(SRC / "procs.py")], check=True)
 
 

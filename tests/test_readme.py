@@ -27,20 +27,26 @@ def _layouts(root: Path) -> dict[str, Path]:
     from tests.conftest import make_folder_dataset
 
     folders = make_folder_dataset(root / "folders", per_class=10)
-    layouts = {"class folders": folders,
-               "split folders": make_folder_dataset(root / "splits", per_class=12, split_layout=True)}
+    layouts = {
+        "class folders": folders,
+        "split folders": make_folder_dataset(root / "splits", per_class=12, split_layout=True),
+    }
     classes = sorted(p.name for p in folders.iterdir())
     images = [(img, classes.index(c.name)) for c in sorted(folders.iterdir()) for img in sorted(c.iterdir())]
     manifest = root / "gt" / "output.manifest"
     manifest.parent.mkdir()
-    manifest.write_text("".join(json.dumps({"source-ref": str(img), "label": k,
-                                            "label-metadata": {"class-name": classes[k]}}) + "\n"
-                                for img, k in images))
+    manifest.write_text(
+        "".join(
+            json.dumps({"source-ref": str(img), "label": k, "label-metadata": {"class-name": classes[k]}}) + "\n"
+            for img, k in images
+        )
+    )
     layouts["augmented manifest"] = manifest
     lst_dir = root / "lst"
     shutil.copytree(folders, lst_dir / "images")
-    (lst_dir / "train.lst").write_text("".join(f"{i}\t{k}\timages/{img.parent.name}/{img.name}\n"
-                                               for i, (img, k) in enumerate(images)))
+    (lst_dir / "train.lst").write_text(
+        "".join(f"{i}\t{k}\timages/{img.parent.name}/{img.name}\n" for i, (img, k) in enumerate(images))
+    )
     layouts[".lst"] = lst_dir / "train.lst"
     import visiontune as vt
 
@@ -70,8 +76,11 @@ def test_python_example_runs_on_every_layout(tmp_path, capsys):
     vt.train = fast_train
     for name, data in layouts.items():
         for block in blocks:
-            code = (block.replace("import visiontune as vt\n", "")
-                    .replace("dogImages/", str(data)).replace("runs/dogs", str(tmp_path / "runs" / name))
-                    .replace("some_dog.jpg", str(image)))
+            code = (
+                block.replace("import visiontune as vt\n", "")
+                .replace("dogImages/", str(data))
+                .replace("runs/dogs", str(tmp_path / "runs" / name))
+                .replace("some_dog.jpg", str(image))
+            )
             exec(compile(code, f"README ({name})", "exec"), {"vt": vt})  # noqa: S102 - the README's own code
     assert capsys.readouterr().out.count("(2, 3)") == len(layouts) * len(blocks)

@@ -88,8 +88,9 @@ def test_auto_inference_on_a_measured_device_runs_each_batch_in_its_faster_copy(
     pixels = np.random.default_rng(0).integers(0, 256, (5, 32, 32, 3), dtype=np.uint8)
     pixels = np.stack([auto.pixels(p) for p in pixels])
     for n in (1, 5):
-        np.testing.assert_allclose(auto.predict_proba_pixels(pixels[:n]), exact.predict_proba_pixels(pixels[:n]),
-                                   atol=0.1)
+        np.testing.assert_allclose(
+            auto.predict_proba_pixels(pixels[:n]), exact.predict_proba_pixels(pixels[:n]), atol=0.1
+        )
 
 
 def test_training_keeps_freed_memory_unless_the_environment_tunes_malloc(monkeypatch):

@@ -26,8 +26,20 @@ _EXPORTS = {
     "VisiontuneError": "visiontune.errors",
 }
 
-__all__ = ["__version__", "batch_predict", "evaluate", "export", "inspect", "load_model", "predict", "quickstart",
-           "split", "train", "TrainConfig", "VisiontuneError"]
+__all__ = [
+    "__version__",
+    "batch_predict",
+    "evaluate",
+    "export",
+    "inspect",
+    "load_model",
+    "predict",
+    "quickstart",
+    "split",
+    "train",
+    "TrainConfig",
+    "VisiontuneError",
+]
 
 
 def __dir__() -> list[str]:

@@ -83,8 +83,10 @@ class BadImageError(DataError):
 
 
 def skip_hint() -> str:
-    return (f"Fix or remove the file, or pass {option('on_bad_image', 'skip')} to leave such images out "
-            "and list them in metrics.json")
+    return (
+        f"Fix or remove the file, or pass {option('on_bad_image', 'skip')} to leave such images out "
+        "and list them in metrics.json"
+    )
 
 
 class NotFoundError(VisiontuneError):
@@ -176,5 +178,9 @@ class InferenceCodeError(VisiontuneError):
 def request_problems(errors: list[dict]) -> str:
     """FastAPI's validation errors (``RequestValidationError.errors()``) as one line naming each field:
     ``item_id: Input should be a valid integer``."""
-    return "; ".join(f"{'.'.join(str(x) for x in e.get('loc', ())[1:]) or 'body'}: {e.get('msg', 'invalid')}"
-                     for e in errors) or "invalid request"
+    return (
+        "; ".join(
+            f"{'.'.join(str(x) for x in e.get('loc', ())[1:]) or 'body'}: {e.get('msg', 'invalid')}" for e in errors
+        )
+        or "invalid request"
+    )

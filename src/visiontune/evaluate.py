@@ -39,10 +39,20 @@ class EvaluationResult:
         return self.metrics["accuracy"]
 
 
-def evaluate(model, data: str | Path, *, split: str = "auto", out: str | Path | None = None, top_k: int = 5,
-             batch_size: int = 64, device: str = "auto", precision: str = INFERENCE_PRECISION,
-             label_attribute: str | None = None, on_bad_image: str = "error",
-             allow_empty_labels: bool = False) -> EvaluationResult:
+def evaluate(
+    model,
+    data: str | Path,
+    *,
+    split: str = "auto",
+    out: str | Path | None = None,
+    top_k: int = 5,
+    batch_size: int = 64,
+    device: str = "auto",
+    precision: str = INFERENCE_PRECISION,
+    label_attribute: str | None = None,
+    on_bad_image: str = "error",
+    allow_empty_labels: bool = False,
+) -> EvaluationResult:
     """Evaluate ``model`` (folder, ``model.tar.gz`` or loaded model) on labelled ``data``.
 
     ``split``: ``auto`` = the data's test split if it has one, else every image; or one split, or ``all``.
@@ -50,8 +60,13 @@ def evaluate(model, data: str | Path, *, split: str = "auto", out: str | Path | 
     if split not in SPLIT_CHOICES:
         raise DataError(f"split={split!r}: choose one of {', '.join(SPLIT_CHOICES)}")
     m = model if isinstance(model, VisionModel) else load_model(model, device=device, precision=precision)
-    ds = open_dataset(data, on_bad_image=on_bad_image, label_attribute=label_attribute,
-                      allow_empty_labels=allow_empty_labels, task="segmentation" if m.spatial else "auto")
+    ds = open_dataset(
+        data,
+        on_bad_image=on_bad_image,
+        label_attribute=label_attribute,
+        allow_empty_labels=allow_empty_labels,
+        task="segmentation" if m.spatial else "auto",
+    )
     chosen = ("test" if ds.splits.get("test") else "all") if split == "auto" else split
     held_out = None
     if split == "auto" and chosen == "all":  # the model's own held-out test images, when DATA is what it trained on
@@ -62,21 +77,26 @@ def evaluate(model, data: str | Path, *, split: str = "auto", out: str | Path | 
     elif ds.splits.get(chosen):
         samples = ds.splits[chosen]
     else:
-        raise DataError(f"{data}: no {chosen} split; it has {', '.join(ds.splits)} (or use "
-                        f"{option('split', 'all')})")
+        raise DataError(f"{data}: no {chosen} split; it has {', '.join(ds.splits)} (or use {option('split', 'all')})")
     if m.spatial or ds.task == "segmentation":
         return _evaluate_masks(m, ds, data, samples, chosen, out, batch_size, on_bad_image, held_out)
     multi = m.task.name == "multi-label"
     if ds.task == "multi-label" and not multi:
-        raise DataError(f"{data}: multi-label data (label lists), and {m.path} predicts one class per image; "
-                        "evaluate a multi-label model on it")
+        raise DataError(
+            f"{data}: multi-label data (label lists), and {m.path} predicts one class per image; "
+            "evaluate a multi-label model on it"
+        )
     unknown = sorted(set(ds.classes[c] for s in samples for c in labels_of(s.label)) - set(m.classes))
     if unknown:
-        raise DataError(f"{data}: class(es) {', '.join(map(repr, unknown))} are not among the model's "
-                        f"{len(m.classes)} classes ({', '.join(m.classes[:10])}{'...' if len(m.classes) > 10 else ''})")
+        raise DataError(
+            f"{data}: class(es) {', '.join(map(repr, unknown))} are not among the model's "
+            f"{len(m.classes)} classes ({', '.join(m.classes[:10])}{'...' if len(m.classes) > 10 else ''})"
+        )
     index = {c: i for i, c in enumerate(m.classes)}
-    truth = [tuple(sorted(index[ds.classes[c]] for c in labels_of(s.label))) if multi else index[ds.classes[s.label]]
-             for s in samples]
+    truth = [
+        tuple(sorted(index[ds.classes[c]] for c in labels_of(s.label))) if multi else index[ds.classes[s.label]]
+        for s in samples
+    ]
     probs, labels, sources, skipped = [], [], [], []
     for i, s, row in _readable(m, samples, batch_size, on_bad_image, skipped):
         probs.append(row["probabilities"])
@@ -88,19 +108,42 @@ def evaluate(model, data: str | Path, *, split: str = "auto", out: str | Path | 
     q = p.clamp(1e-12, 1 - 1e-12)
     logits = (q.log() - (1 - q).log()) if multi else q.log()  # what the task's probabilities came from
     metrics = m.task.evaluate(logits, m.task.targets(labels, len(m.classes)), m.classes, top_k, m.task_extras)
-    metrics.update({"model": str(m.path), "data": str(data), "split": chosen, "skipped_images": skipped,
-                    "computed_with": m.how, **({"held_out": held_out} if held_out else {})})
+    metrics.update(
+        {
+            "model": str(m.path),
+            "data": str(data),
+            "split": chosen,
+            "skipped_images": skipped,
+            "computed_with": m.how,
+            **({"held_out": held_out} if held_out else {}),
+        }
+    )
     if multi:
         named = m.predicted_labels(p.numpy())
-        wrong = [{"source": src, "true": " ".join(m.classes[c] for c in y), "predicted": " ".join(got),
-                  "probability": float(p[i].max()), "true_probability": float(min((p[i, c] for c in y), default=0))}
-                 for i, (src, y, got) in enumerate(zip(sources, labels, named))
-                 if set(got) != {m.classes[c] for c in y}]
+        wrong = [
+            {
+                "source": src,
+                "true": " ".join(m.classes[c] for c in y),
+                "predicted": " ".join(got),
+                "probability": float(p[i].max()),
+                "true_probability": float(min((p[i, c] for c in y), default=0)),
+            }
+            for i, (src, y, got) in enumerate(zip(sources, labels, named))
+            if set(got) != {m.classes[c] for c in y}
+        ]
     else:
         pred = p.argmax(1).tolist()
-        wrong = [{"source": src, "true": m.classes[y], "predicted": m.classes[k], "probability": float(p[i, k]),
-                  "true_probability": float(p[i, y])}
-                 for i, (src, y, k) in enumerate(zip(sources, labels, pred)) if k != y]
+        wrong = [
+            {
+                "source": src,
+                "true": m.classes[y],
+                "predicted": m.classes[k],
+                "probability": float(p[i, k]),
+                "true_probability": float(p[i, y]),
+            }
+            for i, (src, y, k) in enumerate(zip(sources, labels, pred))
+            if k != y
+        ]
     wrong.sort(key=lambda r: -r["probability"])
     result = EvaluationResult(metrics, wrong, skipped)
     if out is not None:
@@ -120,21 +163,25 @@ def _training_test_split(m: VisionModel, data, ds):
     if not record or "://" in str(data):
         return ds, None
     root = Path(data).resolve()
-    held = hold_out(ds, float(record["valid_fraction"]), float(record["test_fraction"]), int(record["seed"]),
-                    say=False)
+    held = hold_out(ds, float(record["valid_fraction"]), float(record["test_fraction"]), int(record["seed"]), say=False)
     if not held.splits.get("test") or split_digest(held.splits["test"], root) != record["test"]:
         if root == Path(record["data"]):
-            note(f"{data} is the folder this model was trained on, but its images changed since: the test split "
-                 "training held out cannot be found again; every image is scored, training images included")
+            note(
+                f"{data} is the folder this model was trained on, but its images changed since: the test split "
+                "training held out cannot be found again; every image is scored, training images included"
+            )
         return ds, None
-    return held, (f"{data} has no test split; the model was trained on these images: scoring the "
-                  f"{len(held.splits['test'])} images training held out as its test split (test_fraction="
-                  f"{record['test_fraction']}, seed={record['seed']}); --split all scores every image, "
-                  f"training images included")
+    return held, (
+        f"{data} has no test split; the model was trained on these images: scoring the "
+        f"{len(held.splits['test'])} images training held out as its test split (test_fraction="
+        f"{record['test_fraction']}, seed={record['seed']}); --split all scores every image, "
+        f"training images included"
+    )
 
 
-def _evaluate_masks(m: VisionModel, ds, data, samples, chosen: str, out, batch_size: int,
-                    on_bad_image: str, held_out: str | None = None) -> EvaluationResult:
+def _evaluate_masks(
+    m: VisionModel, ds, data, samples, chosen: str, out, batch_size: int, on_bad_image: str, held_out: str | None = None
+) -> EvaluationResult:
     """A segmentation model on images with masks, at each image's own size: mIoU, per-class IoU, pixel
     accuracy and loss over every labelled pixel; ``misclassified`` lists the images by their own IoU, worst
     first (each image's mean IoU over the classes in its truth or prediction)."""
@@ -143,16 +190,23 @@ def _evaluate_masks(m: VisionModel, ds, data, samples, chosen: str, out, batch_s
     from visiontune.tasks.segmentation import scores
 
     if not m.spatial or ds.task != "segmentation":
-        raise DataError(f"{data}: " + ("images without masks; a segmentation model is evaluated on masks (train/ + "
-                                       "train_annotation/, images/ + masks/, or a semantic-segmentation manifest)"
-                                       if m.spatial else f"masks, and {m.path} is a classifier; evaluate a "
-                                       "segmentation model on them"))
+        raise DataError(
+            f"{data}: "
+            + (
+                "images without masks; a segmentation model is evaluated on masks (train/ + "
+                "train_annotation/, images/ + masks/, or a semantic-segmentation manifest)"
+                if m.spatial
+                else f"masks, and {m.path} is a classifier; evaluate a segmentation model on them"
+            )
+        )
     generated = ds.classes == [str(i) for i in range(len(ds.classes))]  # no names in the data: the mask values
     if generated and len(ds.classes) <= len(m.classes):
         ds = dataclasses.replace(ds, classes=list(m.classes))  # open_mask checks every value against them
     if ds.classes != m.classes:
-        raise DataError(f"{data}: its classes ({', '.join(ds.classes[:12])}) are not the model's "
-                        f"({', '.join(m.classes[:12])}), index for index")
+        raise DataError(
+            f"{data}: its classes ({', '.join(ds.classes[:12])}) are not the model's "
+            f"({', '.join(m.classes[:12])}), index for index"
+        )
     c = len(m.classes)
     total = m.task.collect([], c)
     per_image, skipped, examples = [], [], []
@@ -167,9 +221,17 @@ def _evaluate_masks(m: VisionModel, ds, data, samples, chosen: str, out, batch_s
     if not total.images:
         raise DataError(f"{data}: no readable image to evaluate")
     metrics = m.task.evaluate(total, None, m.classes)
-    metrics.update({"model": str(m.path), "data": str(data), "split": chosen, "skipped_images": skipped,
-                    "computed_with": m.how, **({"held_out": held_out} if held_out else {})})
-    per_image.sort(key=lambda r: (r["mIoU"] if r["mIoU"] == r["mIoU"] else 1.0))
+    metrics.update(
+        {
+            "model": str(m.path),
+            "data": str(data),
+            "split": chosen,
+            "skipped_images": skipped,
+            "computed_with": m.how,
+            **({"held_out": held_out} if held_out else {}),
+        }
+    )
+    per_image.sort(key=lambda r: r["mIoU"] if r["mIoU"] == r["mIoU"] else 1.0)
     result = EvaluationResult(metrics, per_image, skipped)
     if out is not None:
         out = Path(out)
@@ -208,10 +270,12 @@ def _overlays(examples: list, classes: list[str], path: Path) -> None:
     from visiontune.data.decode import open_image
 
     side = 160
-    images = np.stack([np.asarray(open_image(read_bytes(src), name=src).resize((side, side)))
-                       for src, _, _ in examples])
-    truth = np.stack([np.asarray(Image.fromarray(t).resize((side, side), Image.Resampling.NEAREST))
-                      for _, t, _ in examples])
+    images = np.stack(
+        [np.asarray(open_image(read_bytes(src), name=src).resize((side, side))) for src, _, _ in examples]
+    )
+    truth = np.stack(
+        [np.asarray(Image.fromarray(t).resize((side, side), Image.Resampling.NEAREST)) for _, t, _ in examples]
+    )
     pred = [np.asarray(Image.fromarray(p).resize((side, side), Image.Resampling.NEAREST)) for _, _, p in examples]
     plots.segmentation_overlays(images, truth, pred, classes, path)
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 import importlib
 import sys
 import types
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 
-def exports(package: str, names: dict[str, str | tuple[str, str]]) -> Callable[[str], Any]:
+def exports(package: str, names: Mapping[str, str | tuple[str, str]]) -> Callable[[str], Any]:
     """The ``__getattr__`` of ``package``: ``names`` maps a public name to the module that defines it (a
     submodule of the package, or a full ``visiontune...`` path), or to ``(module, attribute)`` where the
     attribute is named otherwise.  A name is imported once, then kept in the package."""

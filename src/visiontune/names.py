@@ -9,8 +9,10 @@ from visiontune.errors import ConfigError
 
 MAX_LENGTH = 63
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
-RULE = (f"1 to {MAX_LENGTH} letters, digits, '.', '_' or '-', starting with a letter or digit "
-        "(no spaces, slashes or quotes)")
+RULE = (
+    f"1 to {MAX_LENGTH} letters, digits, '.', '_' or '-', starting with a letter or digit "
+    "(no spaces, slashes or quotes)"
+)
 
 
 def check_name(name: object, what: str = "name", *, reserve: int = 0) -> str:

@@ -53,8 +53,15 @@ def confusion_matrix(cm: list[list[int]], classes: list[str], path: Path, title:
         for i in range(c):
             for j in range(c):
                 if m[i, j]:
-                    ax.text(j, i, str(m[i, j]), ha="center", va="center", fontsize=7,
-                            color="white" if norm[i, j] > 0.5 else "black")
+                    ax.text(
+                        j,
+                        i,
+                        str(m[i, j]),
+                        ha="center",
+                        va="center",
+                        fontsize=7,
+                        color="white" if norm[i, j] > 0.5 else "black",
+                    )
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -95,24 +102,40 @@ def overlay(image: np.ndarray, mask: np.ndarray, colours: np.ndarray, alpha: flo
     return mix.clip(0, 255).astype(np.uint8)
 
 
-def segmentation_overlays(images: np.ndarray, truth: np.ndarray, predicted: list[np.ndarray], classes: list[str],
-                          path: Path, title: str = "image / truth / prediction") -> None:
+def segmentation_overlays(
+    images: np.ndarray,
+    truth: np.ndarray,
+    predicted: list[np.ndarray],
+    classes: list[str],
+    path: Path,
+    title: str = "image / truth / prediction",
+) -> None:
     """A grid: per row an image, its true mask and the predicted one painted over it, and a legend."""
     plt = _pyplot()
     colours = class_colours(len(classes))
     n = len(images)
     fig, axes = plt.subplots(n, 3, figsize=(7.5, 2.5 * n + 0.8), squeeze=False)
     for i in range(n):
-        for j, (picture, name) in enumerate(((images[i], "image"), (overlay(images[i], truth[i], colours), "truth"),
-                                             (overlay(images[i], predicted[i], colours), "prediction"))):
+        for j, (picture, name) in enumerate(
+            (
+                (images[i], "image"),
+                (overlay(images[i], truth[i], colours), "truth"),
+                (overlay(images[i], predicted[i], colours), "prediction"),
+            )
+        ):
             axes[i][j].imshow(picture, interpolation="nearest")
             axes[i][j].set_axis_off()
             if i == 0:
                 axes[i][j].set_title(name)
     from matplotlib.patches import Patch
 
-    fig.legend(handles=[Patch(color=colours[c] / 255, label=name) for c, name in enumerate(classes)],
-               loc="lower center", ncol=min(6, len(classes)), fontsize=7, frameon=False)
+    fig.legend(
+        handles=[Patch(color=colours[c] / 255, label=name) for c, name in enumerate(classes)],
+        loc="lower center",
+        ncol=min(6, len(classes)),
+        fontsize=7,
+        frameon=False,
+    )
     fig.suptitle(title)
     fig.tight_layout(rect=(0, 0.06, 1, 0.97))
     fig.savefig(path, dpi=90)

@@ -22,8 +22,11 @@ class Prediction:
     labels: list[str] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        doc = {"label": self.label, "probability": self.probability,
-               "top_k": [{"label": lab, "probability": p} for lab, p in self.top_k]}
+        doc = {
+            "label": self.label,
+            "probability": self.probability,
+            "top_k": [{"label": lab, "probability": p} for lab, p in self.top_k],
+        }
         if self.labels is not None:
             doc["predicted_labels"] = list(self.labels)
         return doc
@@ -32,8 +35,9 @@ class Prediction:
     def from_dict(cls, doc: dict[str, Any]) -> "Prediction":
         pairs = [(str(t["label"]), float(t["probability"])) for t in doc.get("top_k", [])]
         labels = doc.get("predicted_labels")
-        return cls(str(doc["label"]), float(doc["probability"]), pairs,
-                   None if labels is None else [str(x) for x in labels])
+        return cls(
+            str(doc["label"]), float(doc["probability"]), pairs, None if labels is None else [str(x) for x in labels]
+        )
 
 
 def top_k_predictions(probs, classes: list[str], k: int, labels: list[list[str]] | None = None) -> list[Prediction]:
@@ -70,5 +74,8 @@ class SegmentationPrediction:
     def to_dict(self) -> dict[str, Any]:
         """A summary (the mask itself is written as a PNG, or sent as ``image/png``)."""
         fractions = self.pixel_fractions()
-        return {"shape": [int(d) for d in self.mask.shape], "classes_present": list(fractions),
-                "pixel_fractions": fractions}
+        return {
+            "shape": [int(d) for d in self.mask.shape],
+            "classes_present": list(fractions),
+            "pixel_fractions": fractions,
+        }

@@ -43,8 +43,13 @@ def list_inputs(path: Path | str) -> list[str]:
         return list_remote(str(path))
     path = Path(str(path).removeprefix("file://")).expanduser()
     if path.is_dir():
-        files = sorted(str(p) for p in path.rglob("*") if p.is_file() and is_image_name(p.name)
-                       and not any(part.startswith(".") for part in p.relative_to(path).parts))
+        files = sorted(
+            str(p)
+            for p in path.rglob("*")
+            if p.is_file()
+            and is_image_name(p.name)
+            and not any(part.startswith(".") for part in p.relative_to(path).parts)
+        )
         if not files:
             raise DataError(f"{path}: no image files in this folder")
         return files
@@ -76,28 +81,55 @@ def expand_inputs(paths: str | Path | list) -> list[str]:
     return list(dict.fromkeys(out))
 
 
-def predict(model, inputs, *, top_k: int = 3, batch_size: int = 64, device: str = "auto",
-            precision: str = INFERENCE_PRECISION, probabilities: bool = False) -> list[dict]:
+def predict(
+    model,
+    inputs,
+    *,
+    top_k: int = 3,
+    batch_size: int = 64,
+    device: str = "auto",
+    precision: str = INFERENCE_PRECISION,
+    probabilities: bool = False,
+) -> list[dict]:
     """``visiontune predict``: one row per image, in input order (``source``, ``label``, ``probability``,
     ``top_k``; ``error`` for an unreadable image).  ``model`` is a model folder, a ``model.tar.gz`` or a
     loaded :class:`VisionModel`; ``inputs`` one or several images, folders, manifests or globs."""
-    return list(iter_predict(model, inputs, top_k=top_k, batch_size=batch_size, device=device,
-                             precision=precision, probabilities=probabilities))
+    return list(
+        iter_predict(
+            model,
+            inputs,
+            top_k=top_k,
+            batch_size=batch_size,
+            device=device,
+            precision=precision,
+            probabilities=probabilities,
+        )
+    )
 
 
-def iter_predict(model, inputs, *, top_k: int = 3, batch_size: int = 64, device: str = "auto",
-                 precision: str = INFERENCE_PRECISION, probabilities: bool = False) -> Iterator[dict]:
+def iter_predict(
+    model,
+    inputs,
+    *,
+    top_k: int = 3,
+    batch_size: int = 64,
+    device: str = "auto",
+    precision: str = INFERENCE_PRECISION,
+    probabilities: bool = False,
+) -> Iterator[dict]:
     """:func:`predict`, one row at a time (a segmentation model's masks can be written and dropped as they
     come)."""
     from visiontune.artifact import load_model
 
     m = model if isinstance(model, VisionModel) else load_model(model, device=device, precision=precision)
-    yield from iter_predictions(m, expand_inputs(inputs), top_k=top_k, batch_size=batch_size,
-                                probabilities=probabilities)
+    yield from iter_predictions(
+        m, expand_inputs(inputs), top_k=top_k, batch_size=batch_size, probabilities=probabilities
+    )
 
 
-def iter_predictions(model: VisionModel, inputs: Path | list[str], top_k: int = 3, batch_size: int = 64,
-                     probabilities: bool = False) -> Iterator[dict]:
+def iter_predictions(
+    model: VisionModel, inputs: Path | list[str], top_k: int = 3, batch_size: int = 64, probabilities: bool = False
+) -> Iterator[dict]:
     """One row per image, in input order: label, probability, top-k (and all probabilities), or an error.
 
     A segmentation model's rows hold the mask's summary (``shape``, ``classes_present``, ``pixel_fractions``)
@@ -105,7 +137,7 @@ def iter_predictions(model: VisionModel, inputs: Path | list[str], top_k: int = 
     with ``probabilities``), for the caller to write and drop."""
     sources = inputs if isinstance(inputs, list) else list_inputs(inputs)
     for start in range(0, len(sources), batch_size):
-        chunk = sources[start:start + batch_size]
+        chunk = sources[start : start + batch_size]
         pixels, ok, rows, sizes = [], [], [None] * len(chunk), []
         for i, src in enumerate(chunk):
             try:
@@ -117,8 +149,9 @@ def iter_predictions(model: VisionModel, inputs: Path | list[str], top_k: int = 
             except (BadImageError, OSError) as exc:
                 rows[i] = {"source": src, "error": getattr(exc, "reason", str(exc))}
         if pixels and model.spatial:  # one image's full-size maps at a time, however large the photos
-            yield from _segmentation_rows(model, chunk, rows, model.predict_proba_pixels(np.stack(pixels)),
-                                          sizes, probabilities)
+            yield from _segmentation_rows(
+                model, chunk, rows, model.predict_proba_pixels(np.stack(pixels)), sizes, probabilities
+            )
             continue
         if pixels:
             probs = model.predict_proba_pixels(np.stack(pixels))
@@ -129,8 +162,9 @@ def iter_predictions(model: VisionModel, inputs: Path | list[str], top_k: int = 
         yield from rows
 
 
-def _segmentation_rows(model: VisionModel, chunk: list[str], rows: list, probs, sizes,
-                       probabilities: bool) -> Iterator[dict]:
+def _segmentation_rows(
+    model: VisionModel, chunk: list[str], rows: list, probs, sizes, probabilities: bool
+) -> Iterator[dict]:
     """A chunk's rows in input order (errors where decoding failed), each mask computed as it is yielded."""
     from visiontune.tasks.segmentation import at_sizes
 

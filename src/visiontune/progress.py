@@ -44,8 +44,13 @@ def bar(total: int, description: str) -> Iterator:
     if not _err.is_terminal:
         yield lambda k=1: None
         return
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn(), TimeRemainingColumn())
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
     with Progress(*columns, console=_err, transient=True) as progress:
         task = progress.add_task(description, total=total)
         yield lambda k=1: progress.advance(task, k)

@@ -69,14 +69,19 @@ def resolve_precision(precision: str, device: torch.device, training: bool = Fal
 BF16_TRAINING_MIN_SIZE = 128
 
 
-def training_precision(precision: str, device: torch.device, head_on_features: bool,
-                       image_size: int | None = None) -> torch.dtype | None:
+def training_precision(
+    precision: str, device: torch.device, head_on_features: bool, image_size: int | None = None
+) -> torch.dtype | None:
     """The autocast dtype for training.  ``auto`` on a CPU with native bf16: bf16 for a head with a hidden
     layer trained on cached features (measured 1.4-2.3x faster per epoch on one core, 1.2-1.7x on two, for
     256/512 hidden units at batch 64-256; a single linear layer gained nothing), and bf16 for networks with
     convolutions from ``BF16_TRAINING_MIN_SIZE`` px up; float32 below it, and on CPUs that emulate bf16."""
-    if precision == "auto" and device.type == "cpu" and native_bf16_cpu() and (
-            head_on_features or (image_size is not None and image_size >= BF16_TRAINING_MIN_SIZE)):
+    if (
+        precision == "auto"
+        and device.type == "cpu"
+        and native_bf16_cpu()
+        and (head_on_features or (image_size is not None and image_size >= BF16_TRAINING_MIN_SIZE))
+    ):
         return torch.bfloat16
     return resolve_precision(precision, device, training=True)
 
@@ -92,8 +97,12 @@ def measures_inference_precision(device: torch.device) -> bool:
     return device.type == "cuda"
 
 
-def fastest_by_batch(candidates: dict[str, Callable[[int], object]], batch_sizes=POLICY_BATCH_SIZES,
-                     repeats: int = 5, sync: Callable[[], None] = lambda: None) -> dict[int, dict]:
+def fastest_by_batch(
+    candidates: dict[str, Callable[[int], object]],
+    batch_sizes=POLICY_BATCH_SIZES,
+    repeats: int = 5,
+    sync: Callable[[], None] = lambda: None,
+) -> dict[int, dict]:
     """For each batch size, each candidate's median seconds per call (after one warm-up call; ``sync``
     waits for the device after each) and the fastest: ``{batch: {"choice": name, "seconds": {name: s}}}``.
     Candidates alternate call by call, so drift in the machine hits them alike."""

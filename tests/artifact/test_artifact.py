@@ -91,8 +91,14 @@ def test_every_input_kind_predicts_the_same(trained):
     arr = np.asarray(img)
     reference = m.predict_proba(str(path))
     assert isinstance(reference, np.ndarray) and reference.shape == (1, 3)
-    for x in (path, path.read_bytes(), img, arr, torch.from_numpy(arr.copy()),
-              torch.from_numpy(arr.copy()).permute(2, 0, 1)):
+    for x in (
+        path,
+        path.read_bytes(),
+        img,
+        arr,
+        torch.from_numpy(arr.copy()),
+        torch.from_numpy(arr.copy()).permute(2, 0, 1),
+    ):
         assert np.allclose(m.predict_proba(x), reference, atol=1e-6), type(x)
         assert m.predict(x).label == m.predict(str(path)).label
     batch = m.predict_proba([str(path), path, img])
@@ -115,7 +121,9 @@ def test_python_errors_name_python_arguments(trained, tmp_path):
 
     shutil.copytree(data, shutil_copy)
     (shutil_copy / "train" / "red" / "notes.jpg").write_text("just text")
-    with pytest.raises(vt.VisiontuneError, match=r"notes\.jpg: not an image file Pillow can identify.*on_bad_image='skip'") as err:
+    with pytest.raises(
+        vt.VisiontuneError, match=r"notes\.jpg: not an image file Pillow can identify.*on_bad_image='skip'"
+    ) as err:
         vt.train(data=str(shutil_copy), out=str(tmp_path / "o"), **FAST)
     assert "--on-bad-image" not in str(err.value)
 

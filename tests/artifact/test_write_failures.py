@@ -52,8 +52,12 @@ def test_a_truncated_model_tar_gz_is_one_clear_error(truncated, trained):
     for args in (("predict", truncated, data / "test"), ("evaluate", truncated, data)):
         line = _one_line(cli_run(*args, ok=False), truncated)
         assert "truncated or damaged" in line
-    r = subprocess.run([sys.executable, "-m", "visiontune.cli.main", "serve", str(truncated), "--port", "1"],
-                       capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [sys.executable, "-m", "visiontune.cli.main", "serve", str(truncated), "--port", "1"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 2 and "Traceback" not in r.stderr and "Aborted" not in r.stderr, r.stderr
     assert str(truncated) in r.stderr and "truncated or damaged" in r.stderr
 
@@ -107,8 +111,12 @@ def tiny_disk(tmp_path):
     """A 1 MB tmpfs (a full disk for a model of several MB), as root; skipped elsewhere."""
     mount = tmp_path / "tiny"
     mount.mkdir()
-    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)],
-                                           capture_output=True).returncode:
+    if (
+        os.geteuid() != 0
+        or subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True
+        ).returncode
+    ):
         pytest.skip("mounting a tmpfs needs root")
     yield mount
     subprocess.run(["umount", "-l", str(mount)], capture_output=True)

@@ -14,7 +14,6 @@ from visiontune.cli.main import cli
 run = cli_run
 
 
-
 def test_models_list():
     out = run("models", "list", "--json").output
     rows = {r["name"]: r for r in json.loads(out)}
@@ -77,18 +76,34 @@ def test_data_inspect_and_split(tiny_folder, tmp_path):
     shutil.move(str(tmp_path / "s"), moved / "s")
     flags = [f"--{k.replace('_', '-')}={v}" for k, v in FAST.items()]
     run("train", "--data", moved / "s", "--out", tmp_path / "m", *flags, "--epochs", "1")
-    assert json.loads((tmp_path / "m" / "metrics.json").read_text())["counts"] == {"train": 18, "validation": 6, "test": 6}
+    assert json.loads((tmp_path / "m" / "metrics.json").read_text())["counts"] == {
+        "train": 18,
+        "validation": 6,
+        "test": 6,
+    }
 
 
 def test_quickstart_flow(tmp_path, monkeypatch):
     """The quickstart's whole flow, on small synthetic IDX files (the real run is `make demo`)."""
     monkeypatch.setenv("FASHION_MNIST_DIR", str(write_fashion_idx(tmp_path / "idx")))
-    res = run("quickstart", "--out", tmp_path / "qs", "--epochs", "1", "--image-size", "32",
-              "--n-train", "100", "--n-test", "30")
+    res = run(
+        "quickstart",
+        "--out",
+        tmp_path / "qs",
+        "--epochs",
+        "1",
+        "--image-size",
+        "32",
+        "--n-train",
+        "100",
+        "--n-test",
+        "30",
+    )
     assert re.search(r"test accuracy: 0\.\d{4} \(30 test images\)", res.output)
     assert len(list((tmp_path / "qs" / "fashion-mnist" / "train").rglob("*.png"))) == 100
     assert sorted(p.name for p in (tmp_path / "qs" / "fashion-mnist" / "train").iterdir()) == sorted(
-        ["Ankle_boot", "Bag", "Coat", "Dress", "Pullover", "Sandal", "Shirt", "Sneaker", "T-shirt_top", "Trouser"])
+        ["Ankle_boot", "Bag", "Coat", "Dress", "Pullover", "Sandal", "Shirt", "Sneaker", "T-shirt_top", "Trouser"]
+    )
     assert (tmp_path / "qs" / "model" / "model.tar.gz").exists()
     assert res.output.count(" -> ") == 5
 
@@ -110,8 +125,12 @@ def test_predict_several_inputs_globs_and_formats(trained):
 
     model, data = trained
     one = sorted((data / "test" / "red").iterdir())[0]
-    rows = [json.loads(x) for x in run("predict", model, one, data / "test" / "blue", f"{data}/test/gr*/*.png",
-                                       "--format", "json").output.splitlines()]
+    rows = [
+        json.loads(x)
+        for x in run(
+            "predict", model, one, data / "test" / "blue", f"{data}/test/gr*/*.png", "--format", "json"
+        ).output.splitlines()
+    ]
     assert len(rows) == 1 + 4 + 4 and rows[0]["source"] == str(one)
     assert all(Path(r["source"]).is_absolute() for r in rows)
     table = list(csv.DictReader(io.StringIO(run("predict", model, data / "test", "--format", "csv").output)))
@@ -179,8 +198,12 @@ def _commands(group, prefix=()):
 
 def test_every_option_has_a_description():
     """Issue 14.11: every option in every --help says what it does."""
-    missing = [f"{' '.join(path)} {p.opts[0]}" for path, cmd in _commands(cli) for p in cmd.params
-               if getattr(p, "param_type_name", "") == "option" and not p.hidden and not (p.help or "").strip()]
+    missing = [
+        f"{' '.join(path)} {p.opts[0]}"
+        for path, cmd in _commands(cli)
+        for p in cmd.params
+        if getattr(p, "param_type_name", "") == "option" and not p.hidden and not (p.help or "").strip()
+    ]
     assert missing == []
 
 

@@ -28,8 +28,14 @@ print(json.dumps(out))
 
 
 def _python(*args: str, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "PYTHONWARNINGS": "ignore"}, **kw)
+    return subprocess.run(
+        [sys.executable, *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+        **kw,
+    )
 
 
 def test_importing_the_cli_imports_no_torch():
@@ -38,12 +44,15 @@ def test_importing_the_cli_imports_no_torch():
 
 
 def test_import_visiontune_is_light_and_its_names_still_work():
-    r = _python("-c", "import sys, visiontune as vt; assert 'torch' not in sys.modules; "
-                      "import visiontune.train.loop, visiontune.evaluate, visiontune.quickstart; "
-                      "assert callable(vt.train) and callable(vt.evaluate) and callable(vt.quickstart), "
-                      "(vt.train, vt.evaluate, vt.quickstart); "
-                      "from visiontune import TrainConfig, load_model, VisiontuneError, predict, split, inspect; "
-                      "assert sorted(vt.__all__) == sorted(n for n in vt.__all__ if getattr(vt, n, None) is not None)")
+    r = _python(
+        "-c",
+        "import sys, visiontune as vt; assert 'torch' not in sys.modules; "
+        "import visiontune.train.loop, visiontune.evaluate, visiontune.quickstart; "
+        "assert callable(vt.train) and callable(vt.evaluate) and callable(vt.quickstart), "
+        "(vt.train, vt.evaluate, vt.quickstart); "
+        "from visiontune import TrainConfig, load_model, VisiontuneError, predict, split, inspect; "
+        "assert sorted(vt.__all__) == sorted(n for n in vt.__all__ if getattr(vt, n, None) is not None)",
+    )
     assert r.returncode == 0, r.stderr
 
 
@@ -52,9 +61,19 @@ def test_reading_commands_import_no_torch(tmp_path):
 
     images = make_folder_dataset(tmp_path / "imgs", per_class=2)
     create("light-job", images, ["blue", "green", "red"])  # a labeling job to read (this process's home)
-    commands = [["--help"], ["--version"], ["models", "list"], ["models", "list", "--format", "json"],
-                ["jobs", "list"], ["label", "list"], ["label", "status", "light-job"], ["tune", "list"],
-                ["train", "--help"], ["serve", "--help"], ["predict", "--help"]]
+    commands = [
+        ["--help"],
+        ["--version"],
+        ["models", "list"],
+        ["models", "list", "--format", "json"],
+        ["jobs", "list"],
+        ["label", "list"],
+        ["label", "status", "light-job"],
+        ["tune", "list"],
+        ["train", "--help"],
+        ["serve", "--help"],
+        ["predict", "--help"],
+    ]
     r = _python("-c", _RUNNER, json.dumps(commands))
     assert r.returncode == 0, r.stderr
     results = json.loads(r.stdout.strip().splitlines()[-1])

@@ -38,8 +38,12 @@ def _serve(*args, wait: float = 300):
     import urllib.request
 
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "visiontune.cli.main", "serve", *map(str, args), "--port",
-                             str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "visiontune.cli.main", "serve", *map(str, args), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     deadline = time.time() + wait
     try:
         while time.time() < deadline:

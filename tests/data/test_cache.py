@@ -53,8 +53,18 @@ def test_per_core_feature_pass_matches_one_batch_at_a_time(tmp_path, backbone_an
     cpu = torch.device("cpu")
     fast = inference_copy(backbone, cpu, None)
     switch, threads = sys.getswitchinterval(), torch.get_num_threads()
-    feats, ok, bad, hit = feature_cache(backbone, "k", samples, hashes, prep, device=cpu, dtype=None,
-                                        batch_size=4, root=tmp_path / "cache", extractor=fast)
+    feats, ok, bad, hit = feature_cache(
+        backbone,
+        "k",
+        samples,
+        hashes,
+        prep,
+        device=cpu,
+        dtype=None,
+        batch_size=4,
+        root=tmp_path / "cache",
+        extractor=fast,
+    )
     assert not hit and ok.all() and not bad and feats.shape == (27, 1280)
     # the same images, in order, one batch at a time on the calling thread
     pixels = torch.from_numpy(np.stack([load_pixels(s.source, 32) for s in samples]))
@@ -74,10 +84,21 @@ def test_per_core_feature_pass_names_a_bad_image(tmp_path, backbone_and_prep):
     hashes = fingerprint(samples)
     cpu = torch.device("cpu")
     with pytest.raises(BadImageError, match="red_003.png"):
-        feature_cache(backbone, "k", samples, hashes, prep, device=cpu, dtype=None, batch_size=2,
-                      root=tmp_path / "cache")
-    feats, ok, bad, _ = feature_cache(backbone, "k", samples, hashes, prep, device=cpu, dtype=None, batch_size=2,
-                                      on_bad_image="skip", root=tmp_path / "cache")
+        feature_cache(
+            backbone, "k", samples, hashes, prep, device=cpu, dtype=None, batch_size=2, root=tmp_path / "cache"
+        )
+    feats, ok, bad, _ = feature_cache(
+        backbone,
+        "k",
+        samples,
+        hashes,
+        prep,
+        device=cpu,
+        dtype=None,
+        batch_size=2,
+        on_bad_image="skip",
+        root=tmp_path / "cache",
+    )
     assert ok.sum() == 17 and [src.endswith("red_003.png") for src, _ in bad] == [True]
     assert not feats[~torch.from_numpy(ok)].any()
 

@@ -44,11 +44,19 @@ def test_check_box_units_and_slack():
 
 # ------------------------------------------------------------------ Ground Truth bounding-box manifests
 def _gt_line(ref, annotations, cmap, size=(200, 100), attr="boxes", **meta):
-    return {"source-ref": ref, attr: {"image_size": [{"width": size[0], "height": size[1], "depth": 3}],
-                                      "annotations": annotations},
-            f"{attr}-metadata": {"objects": [{"confidence": 0.9} for _ in annotations], "class-map": cmap,
-                                 "type": "groundtruth/object-detection", "human-annotated": "yes",
-                                 "creation-date": "2026-01-01T00:00:00", "job-name": "labeling-job/boxes", **meta}}
+    return {
+        "source-ref": ref,
+        attr: {"image_size": [{"width": size[0], "height": size[1], "depth": 3}], "annotations": annotations},
+        f"{attr}-metadata": {
+            "objects": [{"confidence": 0.9} for _ in annotations],
+            "class-map": cmap,
+            "type": "groundtruth/object-detection",
+            "human-annotated": "yes",
+            "creation-date": "2026-01-01T00:00:00",
+            "job-name": "labeling-job/boxes",
+            **meta,
+        },
+    }
 
 
 def _box(c, left, top, w, h):
@@ -64,9 +72,11 @@ def _write_lines(path: Path, lines) -> Path:
 def gt(tmp_path):
     for name in ("a", "b", "c"):
         _img(tmp_path / f"{name}.png")
-    lines = [_gt_line("a.png", [_box(5, 10, 20, 100, 50), _box(0, 0, 0, 200, 100)], {"5": "dog", "0": "cat"}),
-             _gt_line("b.png", [_box(5, 150, 50, 50, 50)], {"5": "dog"}),
-             _gt_line("c.png", [], {})]  # a negative
+    lines = [
+        _gt_line("a.png", [_box(5, 10, 20, 100, 50), _box(0, 0, 0, 200, 100)], {"5": "dog", "0": "cat"}),
+        _gt_line("b.png", [_box(5, 150, 50, 50, 50)], {"5": "dog"}),
+        _gt_line("c.png", [], {}),
+    ]  # a negative
     return _write_lines(tmp_path / "boxes.manifest", lines)
 
 
@@ -88,25 +98,49 @@ def test_one_class_is_enough_for_detection(tmp_path):
     assert ds.classes == ["crack"] and ds.problems() == []
 
 
-@pytest.mark.parametrize("annotations,cmap,extra,message", [
-    ([_box(0, 150, 10, 60, 20)], {"0": "cat"}, {}, r"line 2: box 1 of 1 \(class_id 0, left 150, top 10, width 60, "
-                                                   r"height 20\): the box \(150, 10\)-\(210, 30\) px lies outside the "
-                                                   r"image \(0, 0\)-\(200, 100\)"),
-    ([_box(0, -5, 10, 60, 20)], {"0": "cat"}, {}, "line 2: box 1 of 1.*outside the image"),
-    ([_box(0, 10, 10, 0, 20)], {"0": "cat"}, {}, r"line 2: box 1 of 1.*zero or negative size \(0 x 20 px\)"),
-    ([_box(0, 10, 10, 30, -4)], {"0": "cat"}, {}, "line 2: box 1 of 1.*zero or negative size"),
-    ([_box(7, 10, 10, 30, 20)], {"0": "cat"}, {}, r"line 2: class_id 7 is not in any line's 'boxes-metadata'\.class-map"),
-    ([_box(0, 10, 10, 30, 20)], {"0": "dog"}, {}, "line 2: class_id 0 is called 'dog' here but 'cat' on line 1"),
-    ([_box(1, 10, 10, 30, 20)], {"1": "cat"}, {}, "line 2: the class 'cat' is id 1 here but id 0 on line 1"),
-    ([{"class_id": 0, "left": 1}], {"0": "cat"}, {}, "line 2: box 1 of 1: needs numbers class_id, left, top"),
-    ([_box(0, 10, 10, 30, 20)], {"0": "cat"}, {"objects": []}, r"line 2: .*objects holds 0 confidence\(s\) for 1 box"),
-    ([_box(0, 10, 10, 30, 20)], {"0": "cat"}, {"type": "groundtruth/image-classification"}, "line 2: .*not groundtruth/"
-                                                                                            "object-detection"),
-])
+@pytest.mark.parametrize(
+    "annotations,cmap,extra,message",
+    [
+        (
+            [_box(0, 150, 10, 60, 20)],
+            {"0": "cat"},
+            {},
+            r"line 2: box 1 of 1 \(class_id 0, left 150, top 10, width 60, "
+            r"height 20\): the box \(150, 10\)-\(210, 30\) px lies outside the "
+            r"image \(0, 0\)-\(200, 100\)",
+        ),
+        ([_box(0, -5, 10, 60, 20)], {"0": "cat"}, {}, "line 2: box 1 of 1.*outside the image"),
+        ([_box(0, 10, 10, 0, 20)], {"0": "cat"}, {}, r"line 2: box 1 of 1.*zero or negative size \(0 x 20 px\)"),
+        ([_box(0, 10, 10, 30, -4)], {"0": "cat"}, {}, "line 2: box 1 of 1.*zero or negative size"),
+        (
+            [_box(7, 10, 10, 30, 20)],
+            {"0": "cat"},
+            {},
+            r"line 2: class_id 7 is not in any line's 'boxes-metadata'\.class-map",
+        ),
+        ([_box(0, 10, 10, 30, 20)], {"0": "dog"}, {}, "line 2: class_id 0 is called 'dog' here but 'cat' on line 1"),
+        ([_box(1, 10, 10, 30, 20)], {"1": "cat"}, {}, "line 2: the class 'cat' is id 1 here but id 0 on line 1"),
+        ([{"class_id": 0, "left": 1}], {"0": "cat"}, {}, "line 2: box 1 of 1: needs numbers class_id, left, top"),
+        (
+            [_box(0, 10, 10, 30, 20)],
+            {"0": "cat"},
+            {"objects": []},
+            r"line 2: .*objects holds 0 confidence\(s\) for 1 box",
+        ),
+        (
+            [_box(0, 10, 10, 30, 20)],
+            {"0": "cat"},
+            {"type": "groundtruth/image-classification"},
+            "line 2: .*not groundtruth/object-detection",
+        ),
+    ],
+)
 def test_ground_truth_bad_lines_name_file_and_line(tmp_path, annotations, cmap, extra, message):
     _img(tmp_path / "a.png")
-    path = _write_lines(tmp_path / "train.manifest", [_gt_line("a.png", [_box(0, 1, 1, 5, 5)], {"0": "cat"}),
-                                                       _gt_line("a.png", annotations, cmap, **extra)])
+    path = _write_lines(
+        tmp_path / "train.manifest",
+        [_gt_line("a.png", [_box(0, 1, 1, 5, 5)], {"0": "cat"}), _gt_line("a.png", annotations, cmap, **extra)],
+    )
     with pytest.raises(ManifestError, match=message) as info:
         open_dataset(path)
     assert str(path) in str(info.value)
@@ -157,11 +191,14 @@ def _lst(path: Path, rows) -> Path:
 def test_detection_lst(tmp_path):
     for name in ("a", "b", "c"):
         _img(tmp_path / "img" / f"{name}.png")
-    path = _lst(tmp_path / "train.lst", [
-        (0, 2, 5, 3, 0.1, 0.2, 0.5, 0.6, 1, 0.0, 0.0, 1.0, 1.0, "img/a.png"),
-        (1, 4, 6, 200, 100, 3, 0.5, 0.5, 0.75, 1.0, 0, -1, 0, 0, 0, 0, 0, "img/b.png"),  # GluonCV header; padding
-        (2, 2, 5, "img/c.png"),  # a negative
-    ])
+    path = _lst(
+        tmp_path / "train.lst",
+        [
+            (0, 2, 5, 3, 0.1, 0.2, 0.5, 0.6, 1, 0.0, 0.0, 1.0, 1.0, "img/a.png"),
+            (1, 4, 6, 200, 100, 3, 0.5, 0.5, 0.75, 1.0, 0, -1, 0, 0, 0, 0, 0, "img/b.png"),  # GluonCV header; padding
+            (2, 2, 5, "img/c.png"),  # a negative
+        ],
+    )
     assert lst_is_detection(path)
     ds = open_dataset(path)
     assert (ds.task, ds.kind, ds.classes) == ("detection", "detection-lst", ["1", "3"])
@@ -181,13 +218,19 @@ def test_classification_lst_is_still_classification(tmp_path):
     assert open_dataset(multi).task == "multi-label"
 
 
-@pytest.mark.parametrize("row,message", [
-    ((1, 2, 5, 0, 0.5, 0.5, 1.2, 0.9, "a.png"), r"line 2: object 1 \(class 0\): the box .* normalised lies outside"),
-    ((1, 2, 5, 0, 0.5, 0.5, 0.5, 0.9, "a.png"), "line 2: object 1 .*zero or negative size"),
-    ((1, 2, 5, 1.5, 0.1, 0.1, 0.5, 0.9, "a.png"), "line 2: object 1: class 1.5 is not a class number"),
-    ((1, 2, 5, 0, 0.1, 0.1, 0.5, "a.png"), "line 2: the header '2' '5' and 6 numbers do not fit"),
-    ((1, 2, 5, 0, 0.1, "x", 0.5, 0.9, "a.png"), "line 2: expected index, header width A"),
-])
+@pytest.mark.parametrize(
+    "row,message",
+    [
+        (
+            (1, 2, 5, 0, 0.5, 0.5, 1.2, 0.9, "a.png"),
+            r"line 2: object 1 \(class 0\): the box .* normalised lies outside",
+        ),
+        ((1, 2, 5, 0, 0.5, 0.5, 0.5, 0.9, "a.png"), "line 2: object 1 .*zero or negative size"),
+        ((1, 2, 5, 1.5, 0.1, 0.1, 0.5, 0.9, "a.png"), "line 2: object 1: class 1.5 is not a class number"),
+        ((1, 2, 5, 0, 0.1, 0.1, 0.5, "a.png"), "line 2: the header '2' '5' and 6 numbers do not fit"),
+        ((1, 2, 5, 0, 0.1, "x", 0.5, 0.9, "a.png"), "line 2: expected index, header width A"),
+    ],
+)
 def test_detection_lst_bad_lines(tmp_path, row, message):
     path = _lst(tmp_path / "train.lst", [(0, 2, 5, 0, 0.1, 0.1, 0.4, 0.4, "a.png"), row])
     with pytest.raises(ManifestError, match=message):
@@ -199,21 +242,31 @@ def test_detection_lst_bad_lines(tmp_path, row, message):
 def _coco(tmp_path: Path, annotations, name="instances.json", indent=None, images=None) -> Path:
     _img(tmp_path / "images" / "a.jpg", 200, 100)
     _img(tmp_path / "b.jpg", 100, 100)
-    doc = {"info": {"year": 2026}, "licenses": [],
-           "images": images or [{"id": 1, "file_name": "a.jpg", "width": 200, "height": 100},
-                                {"id": 2, "file_name": "b.jpg", "width": 100, "height": 100}],
-           "annotations": annotations,
-           "categories": [{"id": 3, "name": "dog", "supercategory": "animal"}, {"id": 1, "name": "cat"}]}
+    doc = {
+        "info": {"year": 2026},
+        "licenses": [],
+        "images": images
+        or [
+            {"id": 1, "file_name": "a.jpg", "width": 200, "height": 100},
+            {"id": 2, "file_name": "b.jpg", "width": 100, "height": 100},
+        ],
+        "annotations": annotations,
+        "categories": [{"id": 3, "name": "dog", "supercategory": "animal"}, {"id": 1, "name": "cat"}],
+    }
     (tmp_path / name).write_text(json.dumps(doc, indent=indent))
     return tmp_path / name
 
 
 @pytest.mark.parametrize("indent", [None, 2])
 def test_coco(tmp_path, indent):
-    path = _coco(tmp_path, [
-        {"id": 10, "image_id": 1, "category_id": 3, "bbox": [10, 20, 100, 50], "area": 5000, "iscrowd": 0},
-        {"id": 11, "image_id": 1, "category_id": 1, "bbox": [0, 0, 20, 20], "iscrowd": 1},  # crowd: left out
-    ], indent=indent)
+    path = _coco(
+        tmp_path,
+        [
+            {"id": 10, "image_id": 1, "category_id": 3, "bbox": [10, 20, 100, 50], "area": 5000, "iscrowd": 0},
+            {"id": 11, "image_id": 1, "category_id": 1, "bbox": [0, 0, 20, 20], "iscrowd": 1},  # crowd: left out
+        ],
+        indent=indent,
+    )
     ds = open_dataset(path)
     assert (ds.task, ds.kind, ds.classes) == ("detection", "coco", ["cat", "dog"])  # category id order
     a, b = ds.splits["train"]
@@ -223,15 +276,28 @@ def test_coco(tmp_path, indent):
     assert ds.problems() == [f"{path}: class(es) 'cat' have no training images; add images or remove the class."]
 
 
-@pytest.mark.parametrize("annotation,message", [
-    ({"id": 7, "image_id": 1, "category_id": 9, "bbox": [1, 1, 5, 5]},
-     r"annotations\[0\] \(id 7, image 'a.jpg'\): category_id 9 is not in 'categories' \(ids 1, 3\)"),
-    ({"id": 7, "image_id": 1, "category_id": 3, "bbox": [150, 10, 60, 20]},
-     r"annotations\[0\] \(id 7, image 'a.jpg'\): bbox \[150, 10, 60, 20\]: .*outside the image"),
-    ({"id": 7, "image_id": 1, "category_id": 3, "bbox": [10, 10, 0, 20]}, r"annotations\[0\].*zero or negative size"),
-    ({"id": 7, "image_id": 4, "category_id": 3, "bbox": [1, 1, 5, 5]}, r"annotations\[0\] \(id 7\): image_id 4 is not"),
-    ({"id": 7, "image_id": 1, "category_id": 3, "bbox": [1, 1, 5]}, r"bbox must be \[x, y, width, height\]"),
-])
+@pytest.mark.parametrize(
+    "annotation,message",
+    [
+        (
+            {"id": 7, "image_id": 1, "category_id": 9, "bbox": [1, 1, 5, 5]},
+            r"annotations\[0\] \(id 7, image 'a.jpg'\): category_id 9 is not in 'categories' \(ids 1, 3\)",
+        ),
+        (
+            {"id": 7, "image_id": 1, "category_id": 3, "bbox": [150, 10, 60, 20]},
+            r"annotations\[0\] \(id 7, image 'a.jpg'\): bbox \[150, 10, 60, 20\]: .*outside the image",
+        ),
+        (
+            {"id": 7, "image_id": 1, "category_id": 3, "bbox": [10, 10, 0, 20]},
+            r"annotations\[0\].*zero or negative size",
+        ),
+        (
+            {"id": 7, "image_id": 4, "category_id": 3, "bbox": [1, 1, 5, 5]},
+            r"annotations\[0\] \(id 7\): image_id 4 is not",
+        ),
+        ({"id": 7, "image_id": 1, "category_id": 3, "bbox": [1, 1, 5]}, r"bbox must be \[x, y, width, height\]"),
+    ],
+)
 def test_coco_bad_annotations(tmp_path, annotation, message):
     path = _coco(tmp_path, [annotation])
     with pytest.raises(DataError, match=message) as info:
@@ -253,8 +319,14 @@ def test_coco_bad_files(tmp_path):
 
 
 def test_coco_split_files_share_classes_by_name(tmp_path):
-    _coco(tmp_path, [{"id": 1, "image_id": 1, "category_id": 3, "bbox": [1, 1, 5, 5]},
-                     {"id": 2, "image_id": 2, "category_id": 1, "bbox": [1, 1, 5, 5]}], name="train.json")
+    _coco(
+        tmp_path,
+        [
+            {"id": 1, "image_id": 1, "category_id": 3, "bbox": [1, 1, 5, 5]},
+            {"id": 2, "image_id": 2, "category_id": 1, "bbox": [1, 1, 5, 5]},
+        ],
+        name="train.json",
+    )
     doc = json.loads((tmp_path / "train.json").read_text())
     doc["categories"] = [{"id": 1, "name": "dog"}, {"id": 2, "name": "cat"}]  # other ids, same names
     doc["annotations"] = [{"id": 1, "image_id": 2, "category_id": 1, "bbox": [1, 1, 5, 5]}]
@@ -278,8 +350,11 @@ def _yolo(root: Path, labels: dict[str, str], names_file=("data.yaml", "names: {
 
 
 def test_yolo(tmp_path):
-    root = _yolo(tmp_path / "y", {"a.txt": "1 0.5 0.5 0.5 0.2\n0 0.25 0.25 0.5 0.5\n", "c.txt": "",
-                                  "orphan.txt": "0 0.5 0.5 0.1 0.1\n"}, images=("a.png", "b.png", "c.png"))
+    root = _yolo(
+        tmp_path / "y",
+        {"a.txt": "1 0.5 0.5 0.5 0.2\n0 0.25 0.25 0.5 0.5\n", "c.txt": "", "orphan.txt": "0 0.5 0.5 0.1 0.1\n"},
+        images=("a.png", "b.png", "c.png"),
+    )
     ds = open_dataset(root)
     assert (ds.task, ds.kind, ds.classes) == ("detection", "yolo", ["cat", "dog"])
     a, b, c = ds.splits["train"]
@@ -288,10 +363,15 @@ def test_yolo(tmp_path):
     assert ds.skipped == [(str(root / "labels" / "orphan.txt"), f"a label file without an image in {root / 'images'}")]
 
 
-@pytest.mark.parametrize("names_file,classes", [
-    (("classes.txt", "cat\ndog\n"), ["cat", "dog"]), (("obj.names", "cat\ndog\n"), ["cat", "dog"]),
-    (("data.yaml", "names: [cat, dog]\nnc: 2\n"), ["cat", "dog"]), (None, ["1"]),
-])
+@pytest.mark.parametrize(
+    "names_file,classes",
+    [
+        (("classes.txt", "cat\ndog\n"), ["cat", "dog"]),
+        (("obj.names", "cat\ndog\n"), ["cat", "dog"]),
+        (("data.yaml", "names: [cat, dog]\nnc: 2\n"), ["cat", "dog"]),
+        (None, ["1"]),
+    ],
+)
 def test_yolo_class_names(tmp_path, names_file, classes):
     ds = open_dataset(_yolo(tmp_path, {"a.txt": "1 0.5 0.5 0.5 0.2\n"}, names_file, images=("a.png",)))
     assert ds.classes == classes
@@ -300,8 +380,11 @@ def test_yolo_class_names(tmp_path, names_file, classes):
 @pytest.mark.parametrize("layout", ["ultralytics", "roboflow"])
 def test_yolo_split_layouts(tmp_path, layout):
     for split in ("train", "val"):
-        images, labels = ((tmp_path / "images" / split, tmp_path / "labels" / split) if layout == "ultralytics"
-                          else (tmp_path / split / "images", tmp_path / split / "labels"))
+        images, labels = (
+            (tmp_path / "images" / split, tmp_path / "labels" / split)
+            if layout == "ultralytics"
+            else (tmp_path / split / "images", tmp_path / split / "labels")
+        )
         _img(images / "x.png")
         labels.mkdir(parents=True)
         (labels / "x.txt").write_text("0 0.5 0.5 0.2 0.2\n")
@@ -310,14 +393,17 @@ def test_yolo_split_layouts(tmp_path, layout):
     assert ds.kind == "yolo" and set(ds.splits) == {"train", "validation"} and ds.classes == ["cat"]
 
 
-@pytest.mark.parametrize("line,message", [
-    ("2 0.5 0.5 0.1 0.1", r"a\.txt, line 2: class 2 is outside the class list \(data.yaml names 2 classes, 0..1\)"),
-    ("0 0.95 0.5 0.2 0.1", r"a\.txt, line 2: class 0, centre \(0.95, 0.5\), size 0.2 x 0.1: .*outside the image"),
-    ("0 0.5 0.5 0 0.1", r"a\.txt, line 2: .*zero or negative size"),
-    ("0 0.1 0.1 0.2 0.1 0.3 0.3", r"a\.txt, line 2: a polygon \(segment\) label"),
-    ("0 0.5 0.5 0.1", r"a\.txt, line 2: 4 numbers: each line is 'class cx cy w h'"),
-    ("cat 0.5 0.5 0.1 0.1", r"a\.txt, line 2: expected numbers"),
-])
+@pytest.mark.parametrize(
+    "line,message",
+    [
+        ("2 0.5 0.5 0.1 0.1", r"a\.txt, line 2: class 2 is outside the class list \(data.yaml names 2 classes, 0..1\)"),
+        ("0 0.95 0.5 0.2 0.1", r"a\.txt, line 2: class 0, centre \(0.95, 0.5\), size 0.2 x 0.1: .*outside the image"),
+        ("0 0.5 0.5 0 0.1", r"a\.txt, line 2: .*zero or negative size"),
+        ("0 0.1 0.1 0.2 0.1 0.3 0.3", r"a\.txt, line 2: a polygon \(segment\) label"),
+        ("0 0.5 0.5 0.1", r"a\.txt, line 2: 4 numbers: each line is 'class cx cy w h'"),
+        ("cat 0.5 0.5 0.1 0.1", r"a\.txt, line 2: expected numbers"),
+    ],
+)
 def test_yolo_bad_lines(tmp_path, line, message):
     root = _yolo(tmp_path, {"a.txt": f"0 0.5 0.5 0.1 0.1\n{line}\n"}, images=("a.png",))
     with pytest.raises(ManifestError, match=message):
@@ -352,9 +438,13 @@ def test_inspect_reports_boxes_negatives_and_size_mismatch(gt, tmp_path):
 
 def test_inspect_lists_every_bad_box(tmp_path):
     _img(tmp_path / "a.png")
-    path = _write_lines(tmp_path / "m.manifest", [
-        _gt_line("a.png", [_box(0, 1, 1, 5, 5), _box(0, 190, 1, 50, 5)], {"0": "cat"}),
-        _gt_line("a.png", [_box(3, 1, 1, 5, 5)], {"0": "cat"})])
+    path = _write_lines(
+        tmp_path / "m.manifest",
+        [
+            _gt_line("a.png", [_box(0, 1, 1, 5, 5), _box(0, 190, 1, 50, 5)], {"0": "cat"}),
+            _gt_line("a.png", [_box(3, 1, 1, 5, 5)], {"0": "cat"}),
+        ],
+    )
     report = inspect(path, grid=None)
     messages = [p["message"] for p in report["problems"]]
     assert any("line 1: box 2 of 2" in m and "outside the image" in m for m in messages)
@@ -388,8 +478,12 @@ def scenes(tmp_path_factory):
         mp.setenv("FASHION_MNIST_DIR", str(write_fashion_idx(tmp_path_factory.mktemp("idx"))))
         out = tmp_path_factory.mktemp("scenes")
         single = tmp_path_factory.mktemp("single")
-        yield (out, fashion_scenes(out, n_train=6, n_validation=3, size=64),
-               single, fashion_scenes(single, n_train=5, n_validation=2, size=64, max_items=1))
+        yield (
+            out,
+            fashion_scenes(out, n_train=6, n_validation=3, size=64),
+            single,
+            fashion_scenes(single, n_train=5, n_validation=2, size=64, max_items=1),
+        )
 
 
 def test_synth_writes_a_box_manifest_beside_the_multilabel_one(scenes):
@@ -414,7 +508,7 @@ def test_synth_writes_a_box_manifest_beside_the_multilabel_one(scenes):
                 inside = np.zeros(mask.shape, bool)
                 for cls, x0, y0, x1, y1 in s.boxes:
                     if ds.classes[cls] == fashion_mnist.CLASSES[c]:
-                        inside[round(y0 * 64):round(y1 * 64), round(x0 * 64):round(x1 * 64)] = True
+                        inside[round(y0 * 64) : round(y1 * 64), round(x0 * 64) : round(x1 * 64)] = True
                 assert inside[mask == c + 1].all()
     assert inspect(out, grid=None, task="detection")["ok"]
 
@@ -426,7 +520,7 @@ def test_synth_box_of_a_lone_item_is_its_pixels(scenes):
         for s in samples:
             mask = np.asarray(Image.open(single / f"{split}_annotation" / Path(s.source).name))
             ys, xs = np.nonzero(mask)
-            (c, x0, y0, x1, y1), = s.boxes
+            ((c, x0, y0, x1, y1),) = s.boxes
             assert fashion_mnist.CLASSES[mask[ys[0], xs[0]] - 1] == ds.classes[c]
             assert (x0 * 64, y0 * 64, x1 * 64, y1 * 64) == (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
 

@@ -50,19 +50,24 @@ def test_clean_data_passes(tiny_split):
     assert report["ok"] and report["problems"] == []
 
 
-@pytest.mark.parametrize("line,column,words", [
-    ('{"source-ref": "a.png", "class": 0,\n', 36, "each record must be on one line"),
-    ('{"source-ref": "a.png" "class": 0}\n', 24, "Expecting ','"),
-    ('\ufeff{"source-ref": "a.png", "class": 0, "class-metadata": {"class-name": "x"}} oops\n', 76, "Extra data"),
-])
+@pytest.mark.parametrize(
+    "line,column,words",
+    [
+        ('{"source-ref": "a.png", "class": 0,\n', 36, "each record must be on one line"),
+        ('{"source-ref": "a.png" "class": 0}\n', 24, "Expecting ','"),
+        ('\ufeff{"source-ref": "a.png", "class": 0, "class-metadata": {"class-name": "x"}} oops\n', 76, "Extra data"),
+    ],
+)
 def test_bad_manifest_json_points_at_the_real_column(tmp_path, line, column, words):
     """Regression (issue 14.11): a record spread over lines was reported at "column 1"."""
     from visiontune.data.sources import read_manifest
 
     p = tmp_path / "m.manifest"
     p.write_text(line + '{"source-ref": "b.png"}\n', encoding="utf-8")
-    with pytest.raises(ManifestError, match=f"line 1: not valid JSON .*{words}.*column {column}|"
-                                            f"line 1: not valid JSON .*column {column}.*{words}"):
+    with pytest.raises(
+        ManifestError,
+        match=f"line 1: not valid JSON .*{words}.*column {column}|line 1: not valid JSON .*column {column}.*{words}",
+    ):
         read_manifest(p)
 
 
@@ -71,6 +76,8 @@ def test_a_byte_order_mark_is_not_an_error(tmp_path):
 
     img = tmp_path / "a.png"
     p = tmp_path / "m.manifest"
-    p.write_text("\ufeff" + json.dumps({"source-ref": str(img), "c": 0, "c-metadata": {"class-name": "x"}}) + "\n",
-                 encoding="utf-8")
+    p.write_text(
+        "\ufeff" + json.dumps({"source-ref": str(img), "c": 0, "c-metadata": {"class-name": "x"}}) + "\n",
+        encoding="utf-8",
+    )
     assert read_manifest(p) == [(str(img), "x", "m.manifest:1")]

@@ -13,8 +13,17 @@ from visiontune.errors import DataError, ManifestError
 
 
 def test_sources_registered():
-    assert list_sources() == ["folder", "manifest", "segmentation", "csv", "lst",
-                              "detection-manifest", "detection-lst", "coco", "yolo"]  # data/detection.py
+    assert list_sources() == [
+        "folder",
+        "manifest",
+        "segmentation",
+        "csv",
+        "lst",
+        "detection-manifest",
+        "detection-lst",
+        "coco",
+        "yolo",
+    ]  # data/detection.py
 
 
 def test_class_folders_sorted(tiny_folder):
@@ -100,8 +109,12 @@ def images(tmp_path):
 
 
 def test_manifest_refs_absolute_file_url_and_relative(tmp_path, images):
-    rows = [_gt(str(images[0][0]), 0, "red"), _gt(f"file://{images[1][0]}", 1, "blue"),
-            _gt("img/2.png", 0, "red"), _gt("img/3.png", 1, "blue")]
+    rows = [
+        _gt(str(images[0][0]), 0, "red"),
+        _gt(f"file://{images[1][0]}", 1, "blue"),
+        _gt("img/2.png", 0, "red"),
+        _gt("img/3.png", 1, "blue"),
+    ]
     ds = open_dataset(_manifest(tmp_path, rows, "data.manifest"))
     assert ds.classes == ["blue", "red"]  # alphabetical, not Ground Truth's ids
     assert [ds.classes[s.label] for s in ds.splits["train"]] == ["red", "blue", "red", "blue"]

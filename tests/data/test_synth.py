@@ -100,18 +100,37 @@ def test_finished_build_is_kept_and_other_options_rebuild(scenes, tmp_path):
 
 
 def test_cli(scenes, tmp_path):
-    res = cli_run("data", "synth", "fashion-scenes", "--out", tmp_path / "c", "--train", 3, "--validation", 2,
-                  "--size", 40, "--max-items", 2)
+    res = cli_run(
+        "data",
+        "synth",
+        "fashion-scenes",
+        "--out",
+        tmp_path / "c",
+        "--train",
+        3,
+        "--validation",
+        2,
+        "--size",
+        40,
+        "--max-items",
+        2,
+    )
     assert "train: 3 scenes of 40x40 px" in res.output and "validation: 2 scenes" in res.output
     assert str(tmp_path / "c") in res.output
     assert len(list((tmp_path / "c" / "validation_annotation").iterdir())) == 2
 
 
-@pytest.mark.parametrize("args,named", [
-    (["--train", "0"], "--train"), (["--validation", "-1"], "--validation"), (["--size", "16"], "--size"),
-    (["--max-items", "5"], "--max-items"), (["--min-items", "0"], "--min-items"),
-    (["--min-items", "3", "--max-items", "2"], "--min-items"),
-])
+@pytest.mark.parametrize(
+    "args,named",
+    [
+        (["--train", "0"], "--train"),
+        (["--validation", "-1"], "--validation"),
+        (["--size", "16"], "--size"),
+        (["--max-items", "5"], "--max-items"),
+        (["--min-items", "0"], "--min-items"),
+        (["--min-items", "3", "--max-items", "2"], "--min-items"),
+    ],
+)
 def test_bad_options_name_the_option(tmp_path, args, named):
     res = cli_run("data", "synth", "fashion-scenes", "--out", tmp_path / "x", *args, ok=False)
     assert res.exit_code == 2 and "error:" in res.output and named in res.output

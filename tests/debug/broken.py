@@ -10,8 +10,19 @@ from torch import nn
 
 from visiontune.debug import Hook, SaveConfig, modes
 
-FAULTS = ("healthy", "lr10", "diverge", "zero_init", "frozen", "saturated_sigmoid", "dead_relu", "imbalance", "unnormalised",
-          "sleepy_loader", "overfit")
+FAULTS = (
+    "healthy",
+    "lr10",
+    "diverge",
+    "zero_init",
+    "frozen",
+    "saturated_sigmoid",
+    "dead_relu",
+    "imbalance",
+    "unnormalised",
+    "sleepy_loader",
+    "overfit",
+)
 
 
 def make_data(n: int, seed: int, imbalance: bool = False, scale: float = 1.0, offset: float = 0.0):
@@ -40,8 +51,9 @@ class Net(nn.Module):
         return self.fc2(self.relu(self.fc1(self.pool(self.act(self.conv(x))).flatten(1))))
 
 
-def run(out: Path, fault: str = "healthy", epochs: int = 3, save_interval: int = 2, session_rules=None,
-        lr: float = 3e-3) -> Path:
+def run(
+    out: Path, fault: str = "healthy", epochs: int = 3, save_interval: int = 2, session_rules=None, lr: float = 3e-3
+) -> Path:
     """Train with the hook on, in ``out/debug``; returns that folder.  ``session_rules``: also run the
     rules live (a DebugSession) with these rules."""
     torch.manual_seed(0)
@@ -52,8 +64,13 @@ def run(out: Path, fault: str = "healthy", epochs: int = 3, save_interval: int =
 
         session = DebugSession(folder, rules=session_rules, kind="script", monitor_interval=0.2, rules_interval=0.2)
     n_train = 32 if fault == "overfit" else 640
-    xt, yt = make_data(n_train, 1, imbalance=fault == "imbalance", scale=255.0 if fault == "unnormalised" else 1.0,
-                       offset=128.0 if fault == "unnormalised" else 0.0)
+    xt, yt = make_data(
+        n_train,
+        1,
+        imbalance=fault == "imbalance",
+        scale=255.0 if fault == "unnormalised" else 1.0,
+        offset=128.0 if fault == "unnormalised" else 0.0,
+    )
     if fault == "overfit":
         yt = torch.randint(0, 4, (n_train,), generator=torch.Generator().manual_seed(5))  # labels to memorise
     xv, yv = make_data(256, 2)
@@ -70,8 +87,11 @@ def run(out: Path, fault: str = "healthy", epochs: int = 3, save_interval: int =
             net.fc1.bias.fill_(-100.0)
     crit = nn.CrossEntropyLoss()
     opt_lr = {"lr10": 10.0, "diverge": 1e6, "frozen": 0.0}.get(fault, lr)
-    opt = torch.optim.SGD(net.parameters(), lr=opt_lr, momentum=0.9) if fault in ("lr10", "diverge") else \
-        torch.optim.Adam(net.parameters(), lr=opt_lr)
+    opt = (
+        torch.optim.SGD(net.parameters(), lr=opt_lr, momentum=0.9)
+        if fault in ("lr10", "diverge")
+        else torch.optim.Adam(net.parameters(), lr=opt_lr)
+    )
     hook = Hook(out_dir=folder, save_config=SaveConfig(save_interval=save_interval))
     hook.flush_seconds = 0.2  # fresh records for the rules that watch the run live
     hook.register_module(net)
@@ -83,7 +103,7 @@ def run(out: Path, fault: str = "healthy", epochs: int = 3, save_interval: int =
         net.train()
         perm = torch.randperm(len(xt), generator=torch.Generator().manual_seed(epoch))
         for i in range(0, len(xt), batch):
-            idx = perm[i:i + batch]
+            idx = perm[i : i + batch]
             if fault == "sleepy_loader" and epoch == 1 and i == 0:
                 time.sleep(5.0)
             logits = net(xt[idx])
@@ -97,7 +117,7 @@ def run(out: Path, fault: str = "healthy", epochs: int = 3, save_interval: int =
         net.eval()
         with torch.no_grad():
             for i in range(0, len(xv), 64):
-                crit(net(xv[i:i + 64]), yv[i:i + 64])
+                crit(net(xv[i : i + 64]), yv[i : i + 64])
     hook.close()
     if session is not None:
         session.finish()

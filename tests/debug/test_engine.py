@@ -22,8 +22,7 @@ def engine_run(tmp_path_factory):
     data = make_folder_dataset(root / "data", per_class=12)
     import visiontune as vt  # the engine recorded as a job
 
-    result = vt.train(data=str(data), out=str(root / "run"), mode="full", **{**FAST, "epochs": 3},
-                      profile_interval=0.1)
+    result = vt.train(data=str(data), out=str(root / "run"), mode="full", **{**FAST, "epochs": 3}, profile_interval=0.1)
     return data, result
 
 
@@ -34,8 +33,9 @@ def test_every_logged_value_is_recorded_in_its_mode_every_epoch(engine_run):
         assert len(trial.tensor(name).steps(mode=modes.TRAIN)) == 3
     for name in ("val_loss", "val_acc"):
         assert len(trial.tensor(name).steps(mode=modes.EVAL)) == 3
-    assert trial.tensor("val_loss").values(mode=modes.EVAL)[trial.tensor("val_loss").steps(mode=modes.EVAL)[-1]] \
-        == pytest.approx(result.history[-1]["val_loss"])
+    assert trial.tensor("val_loss").values(mode=modes.EVAL)[
+        trial.tensor("val_loss").steps(mode=modes.EVAL)[-1]
+    ] == pytest.approx(result.history[-1]["val_loss"])
     steps_per_epoch = -(-result.metrics["counts"]["train"] // FAST["batch_size"])
     loss = trial.tensor("CrossEntropyLoss_output_0")
     assert len(loss.steps(mode=modes.TRAIN)) == 3 * steps_per_epoch  # every training batch
@@ -62,8 +62,12 @@ def test_the_run_records_rules_step_times_and_system_usage(engine_run):
 def test_a_rule_with_a_stop_action_ends_the_run_and_keeps_the_model(engine_run, tmp_path):
     data, _ = engine_run
     out = tmp_path / "stopped"
-    result = train(data=str(data), out=str(out), **{**FAST, "epochs": 4},
-                   debug_rules="weight_update_ratio:large_threshold=0:action=stop")
+    result = train(
+        data=str(data),
+        out=str(out),
+        **{**FAST, "epochs": 4},
+        debug_rules="weight_update_ratio:large_threshold=0:action=stop",
+    )
     assert len(result.history) < 4
     assert "weight_update_ratio" in result.metrics["stopped_by_rule"]
     assert (out / "model.tar.gz").is_file()
@@ -73,8 +77,15 @@ def test_an_fp16_run_saves_gradients_and_the_rules_see_them(engine_run, tmp_path
     """The GradScaler branch unscales, records the gradients (the hook's end_backward), then steps: as fp32."""
     data, _ = engine_run
     out = tmp_path / "fp16"
-    result = train(data=str(data), out=str(out), **{**FAST, "epochs": 2}, mode="full", precision="fp16",
-                   debug_save_interval=1, debug_rules="vanishing_gradient,all_zero")
+    result = train(
+        data=str(data),
+        out=str(out),
+        **{**FAST, "epochs": 2},
+        mode="full",
+        precision="fp16",
+        debug_save_interval=1,
+        debug_rules="vanishing_gradient,all_zero",
+    )
     trial = create_trial(result.out)
     grads = trial.tensor_names(collection="gradients")
     assert grads, "an fp16 run saved no gradients"

@@ -43,8 +43,12 @@ def test_steps_count_forward_passes_per_mode(tmp_path):
 
 
 def test_per_mode_save_configs_and_step_ranges(tmp_path):
-    cfg = SaveConfig(mode_save_configs={modes.TRAIN: SaveConfigMode(save_interval=1, start_step=2, end_step=4),
-                                        modes.EVAL: SaveConfigMode(save_steps=(1,))})
+    cfg = SaveConfig(
+        mode_save_configs={
+            modes.TRAIN: SaveConfigMode(save_interval=1, start_step=2, end_step=4),
+            modes.EVAL: SaveConfigMode(save_steps=(1,)),
+        }
+    )
     net = nn.Linear(3, 2)
     hook = Hook(out_dir=tmp_path, save_config=cfg)
     hook.register_module(net)
@@ -91,8 +95,15 @@ def test_reductions_match_numpy(tmp_path):
     hook.close()
     t = create_trial(tmp_path).tensor("t")
     a = x.numpy()
-    for name, want in {"mean": a.mean(), "std": a.std(), "min": a.min(), "max": a.max(),
-                       "l2": np.linalg.norm(a), "abs_mean": np.abs(a).mean(), "zero_fraction": 2 / 6}.items():
+    for name, want in {
+        "mean": a.mean(),
+        "std": a.std(),
+        "min": a.min(),
+        "max": a.max(),
+        "l2": np.linalg.norm(a),
+        "abs_mean": np.abs(a).mean(),
+        "zero_fraction": 2 / 6,
+    }.items():
         assert t.reduction_value(0, name) == pytest.approx(want, rel=1e-6), name
     assert sum(t.reduction_value(0, "histogram")["counts"]) == 6
     with pytest.raises(Exception, match="saved as reductions"):
@@ -125,11 +136,14 @@ def test_activations_dead_units_and_inputs_are_recorded(tmp_path):
 
 
 def test_smdebug_json_config_as_sagemaker_writes_it(tmp_path):
-    raw = {"LocalPath": str(tmp_path / "out"),
-           "HookParameters": {"save_interval": "3", "eval.save_interval": "1"},
-           "CollectionConfigurations": [
-               {"CollectionName": "weights", "CollectionParameters": {"save_interval": "2", "reductions": "mean,max"}},
-               {"CollectionName": "custom_relu", "CollectionParameters": {"include_regex": ".*relu.*"}}]}
+    raw = {
+        "LocalPath": str(tmp_path / "out"),
+        "HookParameters": {"save_interval": "3", "eval.save_interval": "1"},
+        "CollectionConfigurations": [
+            {"CollectionName": "weights", "CollectionParameters": {"save_interval": "2", "reductions": "mean,max"}},
+            {"CollectionName": "custom_relu", "CollectionParameters": {"include_regex": ".*relu.*"}},
+        ],
+    }
     path = tmp_path / "debughookconfig.json"
     path.write_text(json.dumps(raw))
     hook = Hook.create_from_json_file(str(path))
@@ -161,8 +175,11 @@ def test_a_hooked_model_can_be_pickled_whole(tmp_path):
     """issue 27: ``torch.save(model, path)`` after ``hook.register_hook(model)`` (the seeds' pattern): the
     hook's torch hooks pickle, its files/locks do not; the loaded copy runs and records nothing."""
     net = nn.Sequential(nn.Linear(3, 5), nn.ReLU(), nn.Sigmoid(), nn.Linear(5, 2))
-    hook = Hook(out_dir=tmp_path / "debug", save_config=SaveConfig(save_interval=1),
-                include_collections=["weights", "gradients", "losses", "activations", "relu_output"])
+    hook = Hook(
+        out_dir=tmp_path / "debug",
+        save_config=SaveConfig(save_interval=1),
+        include_collections=["weights", "gradients", "losses", "activations", "relu_output"],
+    )
     hook.register_hook(net)
     _loop(hook, net, 3)
     torch.save(net, tmp_path / "model.pth")  # TypeError: cannot pickle '_thread.lock' object before
@@ -203,8 +220,16 @@ def test_a_scripts_hook_records_the_loss_without_register_loss(tmp_path):
 def test_a_losses_collection_config_applies_its_save_interval(tmp_path):
     """issue 27: ``CollectionConfig(name="losses", parameters={"save_interval": "2"})`` as notebooks pass it."""
     path = tmp_path / "debughookconfig.json"
-    path.write_text(json.dumps({"LocalPath": str(tmp_path / "out"), "CollectionConfigurations": [
-        {"CollectionName": "losses", "CollectionParameters": {"save_interval": "2"}}]}))
+    path.write_text(
+        json.dumps(
+            {
+                "LocalPath": str(tmp_path / "out"),
+                "CollectionConfigurations": [
+                    {"CollectionName": "losses", "CollectionParameters": {"save_interval": "2"}}
+                ],
+            }
+        )
+    )
     hook = Hook.create_from_json_file(str(path))
     net = nn.Linear(3, 2)
     hook.register_hook(net)
@@ -219,9 +244,15 @@ def test_a_losses_collection_config_applies_its_save_interval(tmp_path):
 def test_collections_the_config_names_are_saved_whole(tmp_path):
     """issue 27: ``CollectionConfig(name="weights")`` / ``"gradients"`` in a notebook, then ``.value(step)``."""
     path = tmp_path / "debughookconfig.json"
-    path.write_text(json.dumps({"LocalPath": str(tmp_path / "out"), "HookParameters": {"save_interval": "2"},
-                                "CollectionConfigurations": [{"CollectionName": "weights"},
-                                                             {"CollectionName": "gradients"}]}))
+    path.write_text(
+        json.dumps(
+            {
+                "LocalPath": str(tmp_path / "out"),
+                "HookParameters": {"save_interval": "2"},
+                "CollectionConfigurations": [{"CollectionName": "weights"}, {"CollectionName": "gradients"}],
+            }
+        )
+    )
     hook = Hook.create_from_json_file(str(path))
     net = nn.Linear(3, 2, bias=False)
     hook.register_hook(net)

@@ -20,8 +20,10 @@ def _write(folder, system=(), steps=(), gpus=0, cores=4, started=None):
     lines += [json.dumps({"t": t0 + i * 0.5, **row}) for i, row in enumerate(system)]
     (folder / "system.jsonl").write_text("\n".join(lines) + "\n")
     if steps:
-        rows = [{"mode": s.get("mode", "TRAIN"), "step": i, "t": s.get("t", t0 + 1 + i),
-                 "step_seconds": s["step_seconds"]} for i, s in enumerate(steps)]
+        rows = [
+            {"mode": s.get("mode", "TRAIN"), "step": i, "t": s.get("t", t0 + 1 + i), "step_seconds": s["step_seconds"]}
+            for i, s in enumerate(steps)
+        ]
         (folder / "framework-worker-0.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     return folder
 
@@ -31,29 +33,55 @@ def _status(folder, rule, kind="script"):
 
 
 def _gpu_rows(n, util, mem=50.0, cpu=(20.0, 20.0, 20.0, 20.0), iowait=0.0, ngpu=1):
-    return [{"cpu": list(cpu), "memory": 40.0, "iowait": iowait,
-             "gpus": [{"util": util(i) if callable(util) else util, "memory": mem(i) if callable(mem) else mem}
-                      for _ in range(ngpu)]} for i in range(n)]
+    return [
+        {
+            "cpu": list(cpu),
+            "memory": 40.0,
+            "iowait": iowait,
+            "gpus": [
+                {"util": util(i) if callable(util) else util, "memory": mem(i) if callable(mem) else mem}
+                for _ in range(ngpu)
+            ],
+        }
+        for i in range(n)
+    ]
 
 
 CASES = {
     # rule: (fires, quiet)
     "LowGPUUtilization": (dict(system=_gpu_rows(1100, 30.0), gpus=1), dict(system=_gpu_rows(1100, 95.0), gpus=1)),
-    "CPUBottleneck": (dict(system=_gpu_rows(1100, 5.0, cpu=(99, 99, 99, 99)), gpus=1),
-                      dict(system=_gpu_rows(1100, 90.0, cpu=(99, 99, 99, 99)), gpus=1)),
+    "CPUBottleneck": (
+        dict(system=_gpu_rows(1100, 5.0, cpu=(99, 99, 99, 99)), gpus=1),
+        dict(system=_gpu_rows(1100, 90.0, cpu=(99, 99, 99, 99)), gpus=1),
+    ),
     "IOBottleneck": (dict(system=_gpu_rows(1100, 5.0, iowait=80.0), gpus=1), dict(system=_gpu_rows(1100, 5.0), gpus=1)),
     "BatchSize": (dict(system=_gpu_rows(1100, 20.0, mem=10.0), gpus=1), dict(system=_gpu_rows(1100, 95.0), gpus=1)),
-    "GPUMemoryIncrease": (dict(system=_gpu_rows(1100, 90.0, mem=lambda i: 10 + 6 * max(0, i - 1089)), gpus=1),
-                          dict(system=_gpu_rows(1100, 90.0, mem=40.0), gpus=1)),
-    "LoadBalancing": (dict(system=[{"cpu": [10.0], "gpus": [{"util": 95.0, "memory": 50}, {"util": 5.0, "memory": 50}]}
-                                   for _ in range(1100)], gpus=2),
-                      dict(system=_gpu_rows(1100, 90.0, ngpu=2), gpus=2)),
-    "StepOutlier": (dict(steps=[{"step_seconds": 1.0 if i % 20 == 0 else 0.1} for i in range(400)]),
-                    dict(steps=[{"step_seconds": 0.1 + 0.001 * (i % 3)} for i in range(400)])),
-    "MaxInitializationTime": (dict(steps=[{"step_seconds": 0.1, "t": time.time()}], started=time.time() - 25 * 60),
-                              dict(steps=[{"step_seconds": 0.1, "t": time.time()}], started=time.time() - 60)),
-    "Dataloader": (dict(system=[{"cpu": [10.0] * 8, "children": 2} for _ in range(20)], cores=8),
-                   dict(system=[{"cpu": [10.0] * 8, "children": 7} for _ in range(20)], cores=8)),
+    "GPUMemoryIncrease": (
+        dict(system=_gpu_rows(1100, 90.0, mem=lambda i: 10 + 6 * max(0, i - 1089)), gpus=1),
+        dict(system=_gpu_rows(1100, 90.0, mem=40.0), gpus=1),
+    ),
+    "LoadBalancing": (
+        dict(
+            system=[
+                {"cpu": [10.0], "gpus": [{"util": 95.0, "memory": 50}, {"util": 5.0, "memory": 50}]}
+                for _ in range(1100)
+            ],
+            gpus=2,
+        ),
+        dict(system=_gpu_rows(1100, 90.0, ngpu=2), gpus=2),
+    ),
+    "StepOutlier": (
+        dict(steps=[{"step_seconds": 1.0 if i % 20 == 0 else 0.1} for i in range(400)]),
+        dict(steps=[{"step_seconds": 0.1 + 0.001 * (i % 3)} for i in range(400)]),
+    ),
+    "MaxInitializationTime": (
+        dict(steps=[{"step_seconds": 0.1, "t": time.time()}], started=time.time() - 25 * 60),
+        dict(steps=[{"step_seconds": 0.1, "t": time.time()}], started=time.time() - 60),
+    ),
+    "Dataloader": (
+        dict(system=[{"cpu": [10.0] * 8, "children": 2} for _ in range(20)], cores=8),
+        dict(system=[{"cpu": [10.0] * 8, "children": 7} for _ in range(20)], cores=8),
+    ),
 }
 
 

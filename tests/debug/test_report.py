@@ -92,8 +92,9 @@ def test_every_chart_draws_in_headless_chromium(engine_run, faulty_run, chromium
     artifacts = Path(os.environ.get("VISIONTUNE_TEST_ARTIFACTS") or tmp_path)
     artifacts.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu",
-                                                                    "--disable-background-networking"])
+        browser = p.chromium.launch(
+            executable_path=chromium, args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+        )
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             errors, requests = [], []
@@ -145,7 +146,7 @@ def test_a_fault_shows_each_issue_with_its_evidence_and_a_chart(faulty_run):
 
 def test_a_save_config_that_leaves_too_few_points_is_a_warning(sparse_run):
     text = build_report(sparse_run).read_text(encoding="utf-8")
-    warnings = text[text.index('<section id="warnings">'):]
+    warnings = text[text.index('<section id="warnings">') :]
     assert "fewer than 3 points" in warnings and "save_interval=1000" in warnings
     assert "gradient/Net_conv.weight" in warnings and "TRAIN" in warnings and "EVAL" in warnings
     # no rules.json: the rules were evaluated now, and the report says so (and writes no rules.json)
@@ -156,10 +157,13 @@ def test_a_save_config_that_leaves_too_few_points_is_a_warning(sparse_run):
 
 def test_a_regex_that_matches_nothing_is_a_warning_in_the_report(faulty_run, tmp_path):
     copy = _copy(faulty_run, tmp_path / "regex")
-    RuleRunner(copy / "debug", parse_rules([{"name": "all_zero", "parameters": {"tensor_regex": "no_such_layer.*"}}],
-                                           "script"), kind="script").evaluate(finished=True)
+    RuleRunner(
+        copy / "debug",
+        parse_rules([{"name": "all_zero", "parameters": {"tensor_regex": "no_such_layer.*"}}], "script"),
+        kind="script",
+    ).evaluate(finished=True)
     text = build_report(copy).read_text(encoding="utf-8")
-    warnings = text[text.index('<section id="warnings">'):]
+    warnings = text[text.index('<section id="warnings">') :]
     assert "no saved tensor matched regex no_such_layer.*" in warnings
 
 

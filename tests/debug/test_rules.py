@@ -73,8 +73,7 @@ def test_stalled_training_fires_while_the_job_runs_and_stops_it(tmp_path):
     st = _status(results, "stalled_training_rule")
     assert st["status"] == "IssuesFound" and "no tensor saved" in st["message"]
     quiet = run(tmp_path / "ok", "healthy", epochs=2, session_rules=["stalled_training_rule:threshold=2"])
-    assert _status(json.loads((quiet / "rules.json").read_text()), "stalled_training_rule")["status"] == \
-        "NoIssuesFound"
+    assert _status(json.loads((quiet / "rules.json").read_text()), "stalled_training_rule")["status"] == "NoIssuesFound"
 
 
 def test_a_stop_action_calls_stop(tmp_path):
@@ -87,8 +86,10 @@ def test_a_stop_action_calls_stop(tmp_path):
 
 def test_rule_parameters_override_defaults_and_arrive_as_strings(tmp_path, healthy):
     # SageMaker passes rule_parameters as strings
-    st = _status(evaluate_rules(healthy, [{"name": "vanishing_gradient", "parameters": {"threshold": "1e9"}}],
-                                kind="script"), "vanishing_gradient")
+    st = _status(
+        evaluate_rules(healthy, [{"name": "vanishing_gradient", "parameters": {"threshold": "1e9"}}], kind="script"),
+        "vanishing_gradient",
+    )
     assert st["status"] == "IssuesFound" and st["parameters"]["threshold"] == 1e9
 
 
@@ -104,8 +105,12 @@ def test_bad_rule_settings_are_clear():
 
 
 def test_a_regex_that_matches_nothing_is_a_warning(healthy):
-    st = _status(evaluate_rules(healthy, [{"name": "all_zero", "parameters": {"tensor_regex": "no_such_layer.*"}}],
-                                kind="script"), "all_zero")
+    st = _status(
+        evaluate_rules(
+            healthy, [{"name": "all_zero", "parameters": {"tensor_regex": "no_such_layer.*"}}], kind="script"
+        ),
+        "all_zero",
+    )
     assert st["status"] == "NoData"  # nothing to judge is not "no issues found" (issue 33)
     assert any("no saved tensor matched" in w and "no_such_layer" in w for w in st["warnings"])
 
@@ -146,19 +151,20 @@ def test_gpu_rules_say_no_gpu_on_a_cpu(tmp_path):
             assert "GPU" in st["message"]
 
 
-def test_the_readme_custom_rule_and_trial_examples_run(healthy):
+def test_the_docs_custom_rule_and_trial_examples_run(healthy):
     import re
     import textwrap
     from pathlib import Path
 
-    text = (Path(__file__).parents[2] / "README.md").read_text()
+    text = (Path(__file__).parents[2] / "docs" / "debugger.md").read_text()  # (the debugger's page of the docs)
     blocks = re.findall(r"```python\n(.*?)```", text, re.S)
     rule = textwrap.dedent(next(b for b in blocks if "class LossAboveOne" in b))
-    exec(rule.replace('"runs/my-job"', repr(str(healthy))), {})  # noqa: S102 - the README's own example
-    trial = textwrap.dedent(next(b for b in blocks if "create_trial(\"my-job\")" in b))
+    exec(rule.replace('"runs/my-job"', repr(str(healthy))), {})  # noqa: S102 - the docs' own example
+    trial = textwrap.dedent(next(b for b in blocks if 'create_trial("my-job")' in b))
     trial = trial.replace('create_trial("my-job")', f"create_trial({str(healthy)!r})")
     trial = trial.replace('"val_acc"', '"CrossEntropyLoss_output_0"').replace(
-        "ImageClassifier_head.layers.0.weight", "Net_fc2.weight")
+        "ImageClassifier_head.layers.0.weight", "Net_fc2.weight"
+    )
     exec(trial, {})  # noqa: S102
 
 
@@ -184,12 +190,16 @@ def test_loss_not_decreasing_compares_whole_validation_passes(tmp_path):
     # every pass's last batches are harder than its first: a window of 10 steps straddling two passes rose
     # (steps 30..39 against 20..29), yet each pass's mean fell; only whole passes compare
     falling = [[0.6 - p * 0.005] * 6 + [1.2 - p * 0.005] * 6 for p in range(4)]
-    quiet = _status(evaluate_rules(_losses_run(tmp_path / "a", falling), [{"name": "loss_not_decreasing"}],
-                                   kind="script"), "loss_not_decreasing")
+    quiet = _status(
+        evaluate_rules(_losses_run(tmp_path / "a", falling), [{"name": "loss_not_decreasing"}], kind="script"),
+        "loss_not_decreasing",
+    )
     assert quiet["status"] == "NoIssuesFound", quiet
     stalled = falling[:2] + [falling[1], falling[1]]
-    st = _status(evaluate_rules(_losses_run(tmp_path / "b", stalled), [{"name": "loss_not_decreasing"}],
-                                kind="script"), "loss_not_decreasing")
+    st = _status(
+        evaluate_rules(_losses_run(tmp_path / "b", stalled), [{"name": "loss_not_decreasing"}], kind="script"),
+        "loss_not_decreasing",
+    )
     assert st["status"] == "IssuesFound" and "pass 3's mean" in st["message"] and "from pass 2's" in st["message"]
     assert st["evidence"][0]["pass_number"] == 3
 
@@ -207,8 +217,9 @@ def test_a_validation_pass_still_being_written_is_not_compared_yet(tmp_path):
 
 def test_a_rule_whose_collection_is_empty_reports_no_data_not_no_issues(tmp_path, healthy):
     """A run that saved no gradients (an fp16 run did, before issue 33): vanishing_gradient has nothing to judge."""
-    runner = RuleRunner(tmp_path / "debug", parse_rules("vanishing_gradient,all_zero", "script"), kind="script",
-                        write=False)
+    runner = RuleRunner(
+        tmp_path / "debug", parse_rules("vanishing_gradient,all_zero", "script"), kind="script", write=False
+    )
     assert {r["status"] for r in runner.evaluate(finished=False)["rules"]} == {"InProgress"}  # data may still come
     results = runner.finish()
     st = _status(results, "vanishing_gradient")
@@ -221,5 +232,7 @@ def test_a_rule_whose_collection_is_empty_reports_no_data_not_no_issues(tmp_path
     # a collection the run did not save, on a run that saved others; the same rule on what it saved finds no issue
     spec = {"name": "exploding_tensor", "parameters": {"collection_names": "no_such_collection"}}
     assert _status(evaluate_rules(healthy, [spec], kind="script"), "exploding_tensor")["status"] == "NoData"
-    assert _status(evaluate_rules(healthy, ["exploding_tensor"], kind="script"), "exploding_tensor")["status"] == \
-        "NoIssuesFound"
+    assert (
+        _status(evaluate_rules(healthy, ["exploding_tensor"], kind="script"), "exploding_tensor")["status"]
+        == "NoIssuesFound"
+    )

@@ -35,14 +35,25 @@ def test_seed_notebook_rules_and_configs_reach_the_job(tmp_path):
         Rule.sagemaker(rule_configs.overtraining(), actions=rule_configs.ActionList(rule_configs.StopTraining())),
         Rule.sagemaker(rule_configs.poor_weight_initialization()),
     ]
-    hook_config = DebuggerHookConfig(hook_parameters={"train.save_interval": "2", "eval.save_interval": "1"},
-                                     collection_configs=[CollectionConfig("weights", {"save_interval": "3"})])
-    profiler_config = ProfilerConfig(system_monitor_interval_millis=200,
-                                     framework_profile_params=FrameworkProfile(start_step=2, num_steps=2))
+    hook_config = DebuggerHookConfig(
+        hook_parameters={"train.save_interval": "2", "eval.save_interval": "1"},
+        collection_configs=[CollectionConfig("weights", {"save_interval": "3"})],
+    )
+    profiler_config = ProfilerConfig(
+        system_monitor_interval_millis=200, framework_profile_params=FrameworkProfile(start_step=2, num_steps=2)
+    )
     with pytest.warns(UserWarning, match="cloud settings"):
-        est = PyTorch(entry_point="train_model.py", source_dir=str(SCRIPTS), hyperparameters={"epochs": 2},
-                      output_dir=str(tmp_path / "job"), role="arn:aws:iam::0:role/x", instance_type="ml.m5.xlarge",
-                      rules=rules, debugger_hook_config=hook_config, profiler_config=profiler_config)
+        est = PyTorch(
+            entry_point="train_model.py",
+            source_dir=str(SCRIPTS),
+            hyperparameters={"epochs": 2},
+            output_dir=str(tmp_path / "job"),
+            role="arn:aws:iam::0:role/x",
+            instance_type="ml.m5.xlarge",
+            rules=rules,
+            debugger_hook_config=hook_config,
+            profiler_config=profiler_config,
+        )
     est.fit({"train": str(data / "train"), "test": str(data / "test")}, logs=False)
     folder = tmp_path / "job" / "debug"
     results = json.loads((folder / "rules.json").read_text())

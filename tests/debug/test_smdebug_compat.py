@@ -21,9 +21,23 @@ def data(tmp_path_factory):
 
 
 def _train(data, out, *extra, ok=True):
-    return cli_run("train", "--entry-point", "train_model.py", "--source-dir", SCRIPTS,
-                   "--channel", f"train={data / 'train'}", "--channel", f"test={data / 'test'}",
-                   "--hyperparameters", '{"epochs": 3}', "--out", out, *extra, ok=ok)
+    return cli_run(
+        "train",
+        "--entry-point",
+        "train_model.py",
+        "--source-dir",
+        SCRIPTS,
+        "--channel",
+        f"train={data / 'train'}",
+        "--channel",
+        f"test={data / 'test'}",
+        "--hyperparameters",
+        '{"epochs": 3}',
+        "--out",
+        out,
+        *extra,
+        ok=ok,
+    )
 
 
 def test_a_seed_004_script_runs_unchanged_and_every_epoch_is_read_back(data, tmp_path):
@@ -38,7 +52,8 @@ def test_a_seed_004_script_runs_unchanged_and_every_epoch_is_read_back(data, tmp
     train_batches = trial.tensor("batch_loss").steps(mode=modes.TRAIN)
     assert len(train_batches) == 3 * 3  # 18 images / batch 8 = 3 batches, every one recorded
     assert float(acc.value(eval_steps[-1], mode=modes.EVAL)) == pytest.approx(
-        json.loads(json.dumps(float(acc.values(mode=modes.EVAL)[eval_steps[-1]]))))
+        json.loads(json.dumps(float(acc.values(mode=modes.EVAL)[eval_steps[-1]])))
+    )
     # the hook config came as SageMaker passes it: a JSON file
     config = json.loads((tmp_path / "job" / "input" / "config" / "debughookconfig.json").read_text())
     assert config["LocalPath"] == str(tmp_path / "job" / "debug")

@@ -108,8 +108,13 @@ def test_create_trial_on_a_job_that_never_started_or_ran_without_the_debugger(tm
     from visiontune.jobs import JobStore
     from visiontune.jobs.runner import submit
 
-    job = submit(JobStore(), "builtin", {"config": {"data": str(tmp_path / "plain"), "out": str(tmp_path / "j")}},
-                 name="never-started", output_dir=str(tmp_path / "j"))
+    job = submit(
+        JobStore(),
+        "builtin",
+        {"config": {"data": str(tmp_path / "plain"), "out": str(tmp_path / "j")}},
+        name="never-started",
+        output_dir=str(tmp_path / "j"),
+    )
     with pytest.raises(TensorUnavailable, match="never-started has not started yet"):
         create_trial(job.name)
 

@@ -26,8 +26,9 @@ def _write_run(folder: Path) -> None:
     """loss: TRAIN steps 0-2 (global 0-2), EVAL steps 0-1 (global 3-4), one GLOBAL-mode record (global 5);
     w: reductions only, TRAIN steps 0 and 2."""
     w = _store(folder)
-    for g, (mode, ms) in enumerate([(modes.TRAIN, 0), (modes.TRAIN, 1), (modes.TRAIN, 2), (modes.EVAL, 0),
-                                    (modes.EVAL, 1), (modes.GLOBAL, 5)]):
+    for g, (mode, ms) in enumerate(
+        [(modes.TRAIN, 0), (modes.TRAIN, 1), (modes.TRAIN, 2), (modes.EVAL, 0), (modes.EVAL, 1), (modes.GLOBAL, 5)]
+    ):
         w.write(Record("loss", g, int(mode), ms, ("losses",), 100.0 + g, float(g) / 10))
     for g in (0, 2):
         w.write(Record("w", g, int(modes.TRAIN), g, ("weights",), 200.0 + g, None, {"mean": g + 0.5}))
@@ -116,11 +117,19 @@ def test_step_collections_are_the_hooks():
 def test_the_readers_use_only_the_public_trial_api():
     """The rules, the report and the TensorBoard export read what a user's code can (no private state)."""
     private = re.compile(r"\._(series|readers|walls|global|mode_steps|record|s)\b|_SAVED_ON_STEPS")
-    files = [*(DEBUG / "rules").glob("*.py"), *(DEBUG / "report").glob("*.py"), DEBUG / "tensorboard.py",
-             DEBUG / "session.py"]
+    files = [
+        *(DEBUG / "rules").glob("*.py"),
+        *(DEBUG / "report").glob("*.py"),
+        DEBUG / "tensorboard.py",
+        DEBUG / "session.py",
+    ]
     assert len(files) >= 8
-    found = [f"{f.relative_to(DEBUG)}:{i}: {line.strip()}" for f in files
-             for i, line in enumerate(f.read_text().splitlines(), 1) if private.search(line)]
+    found = [
+        f"{f.relative_to(DEBUG)}:{i}: {line.strip()}"
+        for f in files
+        for i, line in enumerate(f.read_text().splitlines(), 1)
+        if private.search(line)
+    ]
     assert found == []
 
 

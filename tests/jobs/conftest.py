@@ -42,16 +42,23 @@ def postgres_url():
         os.chmod(root, 0o700)
     run_as = ["runuser", "-u", "postgres", "--"] if as_root else []
     data, port = os.path.join(root, "data"), free_port()
-    subprocess.run([*run_as, f"{bin_}/initdb", "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [*run_as, f"{bin_}/initdb", "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8"],
+        check=True,
+        capture_output=True,
+    )
     opts = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off"
-    subprocess.run([*run_as, f"{bin_}/pg_ctl", "-D", data, "-o", opts, "-l", os.path.join(root, "log"), "-w",
-                    "start"], check=True, capture_output=True)
+    subprocess.run(
+        [*run_as, f"{bin_}/pg_ctl", "-D", data, "-o", opts, "-l", os.path.join(root, "log"), "-w", "start"],
+        check=True,
+        capture_output=True,
+    )
     try:
         import sqlalchemy
 
-        admin = sqlalchemy.create_engine(f"postgresql://postgres@127.0.0.1:{port}/postgres",
-                                         isolation_level="AUTOCOMMIT")
+        admin = sqlalchemy.create_engine(
+            f"postgresql://postgres@127.0.0.1:{port}/postgres", isolation_level="AUTOCOMMIT"
+        )
         deadline = time.time() + 30
         while True:
             try:

@@ -54,10 +54,18 @@ def test_tuning_and_ddp_on_a_local_ray_cluster(tmp_path):
     port = _port()
     address = f"127.0.0.1:{port}"
     opts = " ".join(f"--{k.replace('_', '-')}={v}" for k, v in {**FAST, "epochs": 4, "learning_rate": 0.01}.items())
-    tune = {"name": "on-ray", "train": {"data": str(data), **FAST, "epochs": 2},
-            "objective": {"metric": "val_acc"}, "ranges": {"learning_rate": [0.01, 0.003]},
-            "strategy": "Grid", "max_jobs": 2, "max_parallel_jobs": 2, "backend": "ray", "ray_address": address,
-            "output": str(tmp_path / "on-ray")}
+    tune = {
+        "name": "on-ray",
+        "train": {"data": str(data), **FAST, "epochs": 2},
+        "objective": {"metric": "val_acc"},
+        "ranges": {"learning_rate": [0.01, 0.003]},
+        "strategy": "Grid",
+        "max_jobs": 2,
+        "max_parallel_jobs": 2,
+        "backend": "ray",
+        "ray_address": address,
+        "output": str(tmp_path / "on-ray"),
+    }
     (tmp_path / "tune.yaml").write_text(yaml.safe_dump(tune))
     vt = f"{BIN}/python -m visiontune.cli.main"
     script = f"""
@@ -74,8 +82,13 @@ trap '{BIN}/ray stop --force > /dev/null 2>&1' EXIT
     --instance-count 2 --ray-address {address}
 """
     (tmp_path / "cluster.sh").write_text(script)
-    r = subprocess.run(["unshare", "-n", "bash", str(tmp_path / "cluster.sh")], capture_output=True, text=True,
-                       timeout=900, env=os.environ.copy())
+    r = subprocess.run(
+        ["unshare", "-n", "bash", str(tmp_path / "cluster.sh")],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env=os.environ.copy(),
+    )
     assert r.returncode == 0, (r.stdout + r.stderr)[-4000:]
     store = JobStore()
     tj = store.get_tuning_job("on-ray")

@@ -28,11 +28,19 @@ def data(tmp_path_factory):
 
 
 def _slow_script(store, data, tmp_path, name):
-    return submit(store, "script", {"entry_point": "hpo.py", "source_dir": str(SCRIPTS),
-                                    "channels": {"train": str(data / "train"), "test": str(data / "test")},
-                                    "hyperparameters": {"epochs": 30, "sleep": 1.0},
-                                    "metric_definitions": ["test_acc=Testing Accuracy: ([0-9.]+)"]},
-                  name=name, output_dir=tmp_path / name)
+    return submit(
+        store,
+        "script",
+        {
+            "entry_point": "hpo.py",
+            "source_dir": str(SCRIPTS),
+            "channels": {"train": str(data / "train"), "test": str(data / "test")},
+            "hyperparameters": {"epochs": 30, "sleep": 1.0},
+            "metric_definitions": ["test_acc=Testing Accuracy: ([0-9.]+)"],
+        },
+        name=name,
+        output_dir=tmp_path / name,
+    )
 
 
 def _until(pred, timeout=60.0):
@@ -65,11 +73,16 @@ def test_a_stopped_script_keeps_what_it_saved(tmp_path):
         "open(os.path.join(os.environ['SM_MODEL_DIR'], 'model.pth'), 'w').write('weights')\n"
         "for i in range(600):\n"
         "    print(f'loss={1 / (i + 1):.4f}', flush=True)\n"
-        "    time.sleep(0.1)\n")
+        "    time.sleep(0.1)\n"
+    )
     store = JobStore()
-    job = submit(store, "script", {"entry_point": "saver.py", "source_dir": str(tmp_path),
-                                   "metric_definitions": ["loss=loss=([0-9.]+)"]},
-                 name="saver", output_dir=tmp_path / "saver")
+    job = submit(
+        store,
+        "script",
+        {"entry_point": "saver.py", "source_dir": str(tmp_path), "metric_definitions": ["loss=loss=([0-9.]+)"]},
+        name="saver",
+        output_dir=tmp_path / "saver",
+    )
     launch(store, job.name, tie_to_parent=False)
     assert _until(lambda: len(store.metrics(job.name).get("loss", [])) >= 3)
     res = run("jobs", "stop", job.name, "--wait", "60")
@@ -85,8 +98,12 @@ def test_a_killed_runner_never_leaves_its_job_in_progress(data, tmp_path):
     job = _slow_script(store, data, tmp_path, "to-kill")
     proc = launch(store, job.name, tie_to_parent=False)
     assert _until(lambda: store.get_job(job.name).pid == proc.pid and "test_acc" in store.metrics(job.name))
-    follower = subprocess.Popen([sys.executable, "-m", "visiontune.cli.main", "jobs", "logs", "to-kill", "-f"],
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    follower = subprocess.Popen(
+        [sys.executable, "-m", "visiontune.cli.main", "jobs", "logs", "to-kill", "-f"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     time.sleep(1.5)  # following it
     os.killpg(proc.pid, signal.SIGKILL)  # the runner and its script, as an OOM killer or a lost machine would
     proc.wait()
@@ -99,8 +116,17 @@ def test_a_killed_runner_never_leaves_its_job_in_progress(data, tmp_path):
 
 
 def test_builtin_job_in_the_background_is_followed_and_described(data, tmp_path):
-    res = run("train", "--data", data, "--out", tmp_path / "bg", "--job-name", "bg",
-              *[f"--{k.replace('_', '-')}={v}" for k, v in FAST.items()], "--detach")
+    res = run(
+        "train",
+        "--data",
+        data,
+        "--out",
+        tmp_path / "bg",
+        "--job-name",
+        "bg",
+        *[f"--{k.replace('_', '-')}={v}" for k, v in FAST.items()],
+        "--detach",
+    )
     assert res.output.strip().splitlines()[-1] == "bg"
     logs = run("jobs", "logs", "bg", "-f").output  # follows until the job has finished
     assert "epoch=2 train_loss=" in logs and "job bg Completed" in logs
@@ -114,8 +140,16 @@ def test_builtin_job_in_the_background_is_followed_and_described(data, tmp_path)
 def test_foreground_train_and_python_train_are_jobs(data, tmp_path):
     import visiontune as vt
 
-    run("train", "--data", data, "--out", tmp_path / "fg", "--job-name", "fg",
-        *[f"--{k.replace('_', '-')}={v}" for k, v in FAST.items()])
+    run(
+        "train",
+        "--data",
+        data,
+        "--out",
+        tmp_path / "fg",
+        "--job-name",
+        "fg",
+        *[f"--{k.replace('_', '-')}={v}" for k, v in FAST.items()],
+    )
     r = vt.train(data=str(data), out=str(tmp_path / "py"), **FAST)
     store = JobStore()
     assert store.get_job("fg").status == "Completed"
@@ -145,9 +179,10 @@ def test_a_folder_a_running_job_writes_to_is_refused(data, tmp_path):
     assert "visiontune jobs stop owner" in res.output
     assert [j.name for j in store.list_jobs() if j.output_dir == str((tmp_path / "o").resolve())] == ["owner"]
     store.finish(first.name, "Stopped", reason="test")
-    assert submit(store, "builtin", {"config": {"data": str(data), **FAST}}, name="next",
-                  output_dir=tmp_path / "o").status == "InProgress"  # the folder is free once its job has ended
-
+    assert (
+        submit(store, "builtin", {"config": {"data": str(data), **FAST}}, name="next", output_dir=tmp_path / "o").status
+        == "InProgress"
+    )  # the folder is free once its job has ended
 
 
 def test_deleting_a_jobs_files_keeps_what_it_did_not_write(data, tmp_path):
@@ -155,15 +190,32 @@ def test_deleting_a_jobs_files_keeps_what_it_did_not_write(data, tmp_path):
     out = tmp_path / "proj"
     out.mkdir()
     (out / "notes.txt").write_text("mine")
-    run("train", "--data", data, "--out", out, "--job-name", "mixed", *[f"--{k.replace('_', '-')}={v}" for k, v in FAST.items()])
+    run(
+        "train",
+        "--data",
+        data,
+        "--out",
+        out,
+        "--job-name",
+        "mixed",
+        *[f"--{k.replace('_', '-')}={v}" for k, v in FAST.items()],
+    )
     assert (out / "model.safetensors").exists() and (out / "debug").is_dir()
     res = run("jobs", "delete", "mixed", "--files")
     assert "kept the folder" in res.output and "notes.txt" in res.output
     assert sorted(p.name for p in out.iterdir()) == ["notes.txt"] and (out / "notes.txt").read_text() == "mine"
     # data named like an output ("input") in the output folder: the job read it, so it is not the job's to delete
     shutil.copytree(data, out / "input")
-    run("train", "--data", out / "input", "--out", out, "--job-name", "reads-input",
-        *[f"--{k.replace('_', '-')}={v}" for k, v in FAST.items()])
+    run(
+        "train",
+        "--data",
+        out / "input",
+        "--out",
+        out,
+        "--job-name",
+        "reads-input",
+        *[f"--{k.replace('_', '-')}={v}" for k, v in FAST.items()],
+    )
     assert "input" in run("jobs", "delete", "reads-input", "--files").output
     assert sorted(p.name for p in out.iterdir()) == ["input", "notes.txt"] and any((out / "input").rglob("*.png"))
 
@@ -194,9 +246,16 @@ def test_describe_says_rules_left_running_by_an_ended_job_stopped(tmp_path):
     store = JobStore()
     out = tmp_path / "killed"
     (out / "debug").mkdir(parents=True)
-    (out / "debug" / RULES_FILE).write_text(json.dumps({"rules": [
-        {"name": "StepOutlier", "kind": "profiler", "status": "InProgress", "message": ""},
-        {"name": "overfit", "kind": "debug", "status": "IssuesFound", "message": "val rose"}]}))
+    (out / "debug" / RULES_FILE).write_text(
+        json.dumps(
+            {
+                "rules": [
+                    {"name": "StepOutlier", "kind": "profiler", "status": "InProgress", "message": ""},
+                    {"name": "overfit", "kind": "debug", "status": "IssuesFound", "message": "val rose"},
+                ]
+            }
+        )
+    )
     store.create_job("killed-rules", "builtin", {}, {}, str(out))
     store.finish("killed-rules", "Failed", reason="orphaned: its runner is gone")
     doc = json.loads(run("jobs", "describe", "killed-rules").output)
@@ -210,8 +269,18 @@ def test_an_output_folder_among_the_data_is_refused(data, tmp_path):
     before = len(store.list_jobs())
     inside = run("train", "--data", data, "--out", data / "train", ok=False)
     assert inside.exit_code == 2 and "is inside the data folder" in inside.output
-    script = run("train", "--entry-point", "hpo.py", "--source-dir", SCRIPTS, "--channel", f"train={data / 'train'}",
-                 "--out", data / "train" / "m", ok=False)
+    script = run(
+        "train",
+        "--entry-point",
+        "hpo.py",
+        "--source-dir",
+        SCRIPTS,
+        "--channel",
+        f"train={data / 'train'}",
+        "--out",
+        data / "train" / "m",
+        ok=False,
+    )
     assert script.exit_code == 2 and "inside the channel train folder" in script.output
     assert len(store.list_jobs()) == before  # refused before any job was recorded
 
@@ -223,8 +292,10 @@ def test_a_run_piped_into_head_finishes(data, tmp_path):
     import sys
 
     flags = " ".join(f"--{k.replace('_', '-')}={v}" for k, v in FAST.items())
-    cmd = (f"{shlex.quote(sys.executable)} -m visiontune.cli.main train --data {shlex.quote(str(data))} "
-           f"--out {shlex.quote(str(tmp_path / 'piped'))} --job-name piped {flags} | head -c 1")
+    cmd = (
+        f"{shlex.quote(sys.executable)} -m visiontune.cli.main train --data {shlex.quote(str(data))} "
+        f"--out {shlex.quote(str(tmp_path / 'piped'))} --job-name piped {flags} | head -c 1"
+    )
     subprocess.run(cmd, shell=True, timeout=300, env={**os.environ, "PYTHONUNBUFFERED": "1"}, check=False)
     job = JobStore().get_job("piped")
     assert job.status == "Completed", job.failure_reason

@@ -24,9 +24,25 @@ def data(tmp_path_factory):
 
 
 def _train(data, out, *extra, ok=True, hps='{"lr": 0.05, "batch-size": 8, "epochs": 2}'):
-    return run("train", "--entry-point", "hpo.py", "--source-dir", SCRIPTS, "--channel", f"train={data / 'train'}",
-               "--channel", f"test={data / 'test'}", "--hyperparameters", hps, "--metric-definition", METRIC,
-               "--out", out, *extra, ok=ok)
+    return run(
+        "train",
+        "--entry-point",
+        "hpo.py",
+        "--source-dir",
+        SCRIPTS,
+        "--channel",
+        f"train={data / 'train'}",
+        "--channel",
+        f"test={data / 'test'}",
+        "--hyperparameters",
+        hps,
+        "--metric-definition",
+        METRIC,
+        "--out",
+        out,
+        *extra,
+        ok=ok,
+    )
 
 
 def test_seed_script_runs_unchanged_as_a_job(data, tmp_path):
@@ -60,8 +76,20 @@ def test_seed_script_runs_unchanged_as_a_job(data, tmp_path):
 
 
 def test_a_crashing_script_fails_with_its_last_error(data, tmp_path):
-    res = run("train", "--entry-point", "crash.py", "--source-dir", SCRIPTS, "--channel", f"train={data / 'train'}",
-              "--out", tmp_path / "c", "--job-name", "crash", ok=False)
+    res = run(
+        "train",
+        "--entry-point",
+        "crash.py",
+        "--source-dir",
+        SCRIPTS,
+        "--channel",
+        f"train={data / 'train'}",
+        "--out",
+        tmp_path / "c",
+        "--job-name",
+        "crash",
+        ok=False,
+    )
     assert res.exit_code == 2
     job = JobStore().get_job("crash")
     assert job.status == "Failed"
@@ -70,17 +98,22 @@ def test_a_crashing_script_fails_with_its_last_error(data, tmp_path):
     assert "ValueError: the data loader found 0 images" in res.output
 
 
-@pytest.mark.parametrize("args,words", [
-    (("--entry-point", "nope.py", "--source-dir", SCRIPTS), "nope.py: no such file"),
-    (("--entry-point", "hpo.py", "--source-dir", SCRIPTS, "--channel", "train=/no/such/dir"),
-     "channel train=/no/such/dir: no such file or folder"),
-    (("--entry-point", "hpo.py", "--source-dir", SCRIPTS, "--hyperparameters", "{lr: 1}"),
-     "is not JSON"),
-    (("--entry-point", "hpo.py", "--source-dir", SCRIPTS, "--metric-definition", "acc=no group"),
-     "needs a group"),
-    (("--entry-point", "hpo.py", "--source-dir", SCRIPTS, "--model", "resnet18"),
-     "--model set the built-in engine"),
-])
+@pytest.mark.parametrize(
+    "args,words",
+    [
+        (("--entry-point", "nope.py", "--source-dir", SCRIPTS), "nope.py: no such file"),
+        (
+            ("--entry-point", "hpo.py", "--source-dir", SCRIPTS, "--channel", "train=/no/such/dir"),
+            "channel train=/no/such/dir: no such file or folder",
+        ),
+        (("--entry-point", "hpo.py", "--source-dir", SCRIPTS, "--hyperparameters", "{lr: 1}"), "is not JSON"),
+        (("--entry-point", "hpo.py", "--source-dir", SCRIPTS, "--metric-definition", "acc=no group"), "needs a group"),
+        (
+            ("--entry-point", "hpo.py", "--source-dir", SCRIPTS, "--model", "resnet18"),
+            "--model set the built-in engine",
+        ),
+    ],
+)
 def test_bad_script_mode_input_is_one_line(tmp_path, args, words):
     res = run("train", *args, "--out", tmp_path / "x", ok=False)
     assert res.exit_code == 2 and words in res.output and "Traceback" not in res.output
@@ -141,9 +174,25 @@ def test_course_script_logs_pickles_a_hooked_model_and_writes_in_its_own_folder(
     from visiontune.debug import create_trial, modes
 
     for job in ("course-a", "course-b"):
-        run("train", "--entry-point", "course_train.py", "--source-dir", SCRIPTS, "--channel",
-            f"train={data / 'train'}", "--channel", f"test={data / 'test'}", "--hyperparameters", '{"epochs": 2}',
-            "--metric-definition", "test_acc=Test Accuracy: ([0-9.]+)", "--out", tmp_path / job, "--job-name", job)
+        run(
+            "train",
+            "--entry-point",
+            "course_train.py",
+            "--source-dir",
+            SCRIPTS,
+            "--channel",
+            f"train={data / 'train'}",
+            "--channel",
+            f"test={data / 'test'}",
+            "--hyperparameters",
+            '{"epochs": 2}',
+            "--metric-definition",
+            "test_acc=Test Accuracy: ([0-9.]+)",
+            "--out",
+            tmp_path / job,
+            "--job-name",
+            job,
+        )
         store = JobStore()
         record = store.get_job(job)
         assert record.status == "Completed", record.failure_reason

@@ -79,8 +79,10 @@ def test_a_queued_job_whose_starter_died_is_reaped(store_url):
     """A job queued by a process that died (a tuner killed with trials waiting, a launched runner that never
     got to it) fails instead of staying InProgress, and keeping its output folder busy, for ever."""
     s = JobStore(store_url)
-    script = (f"from visiontune.jobs.store import JobStore; JobStore({store_url!r}).create_job("
-              "'abandoned', 'builtin', {}, {}, '/tmp/abandoned')")
+    script = (
+        f"from visiontune.jobs.store import JobStore; JobStore({store_url!r}).create_job("
+        "'abandoned', 'builtin', {}, {}, '/tmp/abandoned')"
+    )
     subprocess.run([sys.executable, "-c", script], check=True)  # queued by a process that has exited
     assert s.get_job("abandoned").submitter_pid not in (None, os.getpid())
     s.create_job("handed", "builtin", {}, {}, "/tmp/handed")
@@ -176,8 +178,10 @@ def test_the_reaper_leaves_a_job_that_changed_hands_after_it_looked(store_url, m
     """Its verdict is written only if what it read still holds: a detached job handed to its live runner, or a
     tuning job resumed by a new tuner, between the reaper's read and its write, is left alone."""
     s = JobStore(store_url)
-    script = (f"from visiontune.jobs.store import JobStore; s = JobStore({store_url!r}); "
-              "s.create_job('handed', 'builtin', {}, {}, '/tmp/handed'); s.create_tuning_job('resumed', {})")
+    script = (
+        f"from visiontune.jobs.store import JobStore; s = JobStore({store_url!r}); "
+        "s.create_job('handed', 'builtin', {}, {}, '/tmp/handed'); s.create_tuning_job('resumed', {})"
+    )
     subprocess.run([sys.executable, "-c", script], check=True)  # both recorded by a process now gone
     jobs, tuning = s._active_jobs(), s._active_tuners()  # what the reaper read
     s.hand_over("handed", os.getpid())  # then: handed over to a live runner
@@ -223,13 +227,21 @@ def test_reaping_reads_only_the_jobs_that_can_be_orphans(store_url, monkeypatch)
     now = time.time()
     rows = [{"n": f"done-{i}", "sp": spec, "t": now - 10_000 + i * 0.01} for i in range(20_000)]
     with s.engine.begin() as c:
-        c.execute(sqlalchemy_text(
-            "INSERT INTO vt_jobs (name, kind, status, secondary_status, spec, hyperparameters, output_dir, "
-            "created_at, ended_at, stop_requested, attempt, final_metrics) VALUES (:n, 'builtin', 'Completed', "
-            "'Completed', :sp, '{\"lr\": 0.1}', '/tmp/x', :t, :t, false, 1, '{\"val_acc\": 0.9}')"), rows)
-        c.execute(sqlalchemy_text(
-            "INSERT INTO vt_tuning_jobs (name, status, config, created_at, stop_requested) VALUES "
-            "(:n, 'Completed', :sp, :t, false)"), rows[:2000])
+        c.execute(
+            sqlalchemy_text(
+                "INSERT INTO vt_jobs (name, kind, status, secondary_status, spec, hyperparameters, output_dir, "
+                "created_at, ended_at, stop_requested, attempt, final_metrics) VALUES (:n, 'builtin', 'Completed', "
+                "'Completed', :sp, '{\"lr\": 0.1}', '/tmp/x', :t, :t, false, 1, '{\"val_acc\": 0.9}')"
+            ),
+            rows,
+        )
+        c.execute(
+            sqlalchemy_text(
+                "INSERT INTO vt_tuning_jobs (name, status, config, created_at, stop_requested) VALUES "
+                "(:n, 'Completed', :sp, :t, false)"
+            ),
+            rows[:2000],
+        )
     s.create_job("running", "builtin", {}, {}, "/tmp/running")  # queued by this live process: not an orphan
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
@@ -249,8 +261,9 @@ def test_reaping_reads_only_the_jobs_that_can_be_orphans(store_url, monkeypatch)
         with s.read_engine.connect() as c:
             for q in reads:
                 if "vt_jobs" in q.split("WHERE")[0] or "vt_tuning_jobs" in q:
-                    plan = " ".join(str(r[-1]) for r in c.exec_driver_sql("EXPLAIN QUERY PLAN " + q.replace(
-                        "?", "NULL")))
+                    plan = " ".join(
+                        str(r[-1]) for r in c.exec_driver_sql("EXPLAIN QUERY PLAN " + q.replace("?", "NULL"))
+                    )
                     assert "INDEX" in plan and not plan.startswith("SCAN"), (q, plan)
     statements.clear()
     assert s.reap_orphans() == [] and len([q for q in statements if q != "BEGIN"]) == 2  # nothing to reap: 2 reads

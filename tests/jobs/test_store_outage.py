@@ -35,10 +35,20 @@ def _job(store, tmp_path, name):
         "import time\n"
         f"for i in range({POINTS}):\n"
         "    print(f'loss={1 / (i + 1):.6f}', flush=True)\n"
-        "    time.sleep(0.1)\n")
-    return submit(store, "script", {"entry_point": "train.py", "source_dir": str(tmp_path / "src"),
-                                    "metric_definitions": ["loss=loss=([0-9.]+)"], "debugger": {"enabled": False}},
-                  name=name, output_dir=tmp_path / name)
+        "    time.sleep(0.1)\n"
+    )
+    return submit(
+        store,
+        "script",
+        {
+            "entry_point": "train.py",
+            "source_dir": str(tmp_path / "src"),
+            "metric_definitions": ["loss=loss=([0-9.]+)"],
+            "debugger": {"enabled": False},
+        },
+        name=name,
+        output_dir=tmp_path / name,
+    )
 
 
 def _lock_store_when(store, name, db, seconds, after_points=5):
@@ -115,17 +125,24 @@ def private_postgres():
         shutil.chown(root, "postgres", "postgres")
     run_as = ["runuser", "-u", "postgres", "--"] if as_root else []
     data, port = str(root / "data"), free_port()
-    subprocess.run([*run_as, f"{bin_}/initdb", "-D", data, "-U", "postgres", "--auth=trust"], check=True,
-                   capture_output=True)
+    subprocess.run(
+        [*run_as, f"{bin_}/initdb", "-D", data, "-U", "postgres", "--auth=trust"], check=True, capture_output=True
+    )
     opts = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off"
 
     def ctl(*args):
-        subprocess.run([*run_as, f"{bin_}/pg_ctl", "-D", data, "-o", opts, "-l", str(root / "log"), "-w", *args],
-                       check=True, capture_output=True)
+        subprocess.run(
+            [*run_as, f"{bin_}/pg_ctl", "-D", data, "-o", opts, "-l", str(root / "log"), "-w", *args],
+            check=True,
+            capture_output=True,
+        )
 
     ctl("start")
-    subprocess.run([*run_as, f"{bin_}/createdb", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "vt"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [*run_as, f"{bin_}/createdb", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "vt"],
+        check=True,
+        capture_output=True,
+    )
     try:
         yield f"postgresql://postgres@127.0.0.1:{port}/vt", ctl
     finally:

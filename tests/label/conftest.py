@@ -40,8 +40,15 @@ def live_app():
 
     def start(store=None) -> str:
         port = free_port()
-        server = uvicorn.Server(uvicorn.Config(create_app(store, host="127.0.0.1", port=port), host="127.0.0.1", port=port, log_level="warning",
-                                               access_log=False))
+        server = uvicorn.Server(
+            uvicorn.Config(
+                create_app(store, host="127.0.0.1", port=port),
+                host="127.0.0.1",
+                port=port,
+                log_level="warning",
+                access_log=False,
+            )
+        )
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()
         deadline = time.time() + 20

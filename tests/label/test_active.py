@@ -130,8 +130,9 @@ def test_a_round_auto_labels_what_the_model_is_sure_of_and_sends_the_rest_to_hum
     lines = [json.loads(x) for x in open(out["manifest"])]
     machine = [r for r in lines if r["colours-metadata"]["human-annotated"] == "no"]
     conf = {i.path: i.auto_confidence for i in auto}
-    assert len(machine) == len(auto) and all(r["colours-metadata"]["confidence"] == round(conf[r["source-ref"]], 4)
-                                             for r in machine)
+    assert len(machine) == len(auto) and all(
+        r["colours-metadata"]["confidence"] == round(conf[r["source-ref"]], 4) for r in machine
+    )
     assert len(lines) == len(auto) + 36 + (1 if rest else 0)
     # every image gets a label in the end: humans finish, a round is not due when nothing is left
     _humans_label(job, store, 200)
@@ -210,13 +211,35 @@ def test_auto_labeling_errors_name_what_to_do(colours, tmp_path):
 
 
 def test_the_cli_creates_an_auto_labeling_job(colours):
-    res = cli_run("label", "create", "cli", "--images", str(colours), "--labels", "blue,green,red",
-                  "--auto-label", "--target-accuracy", "0.9", "--auto-label-image-size", "32")
+    res = cli_run(
+        "label",
+        "create",
+        "cli",
+        "--images",
+        str(colours),
+        "--labels",
+        "blue,green,red",
+        "--auto-label",
+        "--target-accuracy",
+        "0.9",
+        "--auto-label-image-size",
+        "32",
+    )
     assert "auto-labeling: humans label a random sample of 50 images first" in res.output
     job = LabelStore().get_job("cli")
     assert job.settings["auto_label"]["target_accuracy"] == 0.9 and job.settings["auto_label"]["image_size"] == 32
-    res = cli_run("label", "create", "x", "--images", str(colours), "--labels", "a,b", "--auto-label-model",
-                  "mobilenet_v2", ok=False)
+    res = cli_run(
+        "label",
+        "create",
+        "x",
+        "--images",
+        str(colours),
+        "--labels",
+        "a,b",
+        "--auto-label-model",
+        "mobilenet_v2",
+        ok=False,
+    )
     assert res.exit_code == 2 and "need --auto-label" in res.output
     st = json.loads(cli_run("label", "status", "cli").output)
     assert st["auto_label"]["auto_labeled"] == 0 and st["auto_label"]["rounds"] == 0
@@ -239,8 +262,18 @@ def test_an_image_a_human_has_started_is_never_auto_labelled(colours):
 def test_workers_near_chance_on_gold_stop_auto_labelling(colours, tmp_path):
     files = sorted(colours.iterdir())
     manifest = tmp_path / "in.manifest"
-    manifest.write_text("".join(json.dumps({"source-ref": str(f), **({"c": 0, "c-metadata": {
-        "class-name": f.name.split("_")[0]}} if n % 2 == 0 else {})}) + "\n" for n, f in enumerate(files)))
+    manifest.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "source-ref": str(f),
+                    **({"c": 0, "c-metadata": {"class-name": f.name.split("_")[0]}} if n % 2 == 0 else {}),
+                }
+            )
+            + "\n"
+            for n, f in enumerate(files)
+        )
+    )
     made = create("careless", manifest, "blue,green,red", auto_label=QUICK)
     store = LabelStore()
     store.add_workers(made.job, ["alice"])
@@ -255,11 +288,11 @@ def test_model_confidences_are_calibrated_on_held_out_predictions():
     from visiontune.label.active import calibrator
 
     rng = np.random.default_rng(0)
-    raw = rng.uniform(0.5, 1.0, 4000)                      # an overconfident model: right with p = 2*raw - 1
+    raw = rng.uniform(0.5, 1.0, 4000)  # an overconfident model: right with p = 2*raw - 1
     right = rng.random(4000) < (2 * raw - 1)
     f = calibrator(raw[:2000], right[:2000])
     q = f(raw[2000:])
-    assert np.all(np.diff(f(np.sort(raw[2000:]))) >= 0)     # monotone
+    assert np.all(np.diff(f(np.sort(raw[2000:]))) >= 0)  # monotone
     bins = np.minimum(((q - 0.0) * 10).astype(int), 9)
     ece = sum(abs(q[bins == b].mean() - right[2000:][bins == b].mean()) * (bins == b).mean() for b in set(bins))
     assert ece < 0.05 and q.max() < 1.0

@@ -82,8 +82,11 @@ def test_answers_are_idempotent_and_only_for_your_images(job):
     assert c.post(f"/api/w/{s['alice']}/answer", json={"item": t["item"], "label": 7}).status_code == 400
     assert c.post(f"/api/w/{s['alice']}/answer", content=b"{nonsense").status_code == 400
     # loose types were taken for something else: "false" as a skip, 1.7 and true as item 1
-    for bad, words in (({"item": t["item"], "skip": "false", "label": 0}, "skip: true or false"),
-                       ({"item": 1.7, "label": 0}, "item: an image id"), ({"item": True, "label": 0}, "item: an image id")):
+    for bad, words in (
+        ({"item": t["item"], "skip": "false", "label": 0}, "skip: true or false"),
+        ({"item": 1.7, "label": 0}, "item: an image id"),
+        ({"item": True, "label": 0}, "item: an image id"),
+    ):
         r = c.post(f"/api/w/{s['alice']}/answer", json=bad)
         assert r.status_code == 400 and words in r.json()["error"], r.text
     assert c.post(f"/api/w/{s['alice']}/answer", json={"item": t["item"], "label": 1}).json()["status"] == "unchanged"
@@ -119,12 +122,21 @@ def test_secrets_are_checked_revocable_and_long(job):
     assert c.get(f"/o/{job.owner_secret}").status_code == 200
 
 
-@pytest.mark.parametrize("path", [
-    "/api/w/{s}/image/../../../../etc/passwd", "/api/w/{s}/image/..%2F..%2F..%2Fetc%2Fpasswd",
-    "/api/w/{s}/image/%2Fetc%2Fpasswd", "/api/w/{s}/image//etc/passwd", "/api/w/{s}/image/1%00",
-    "/api/o/{o}/image/..%2f..%2fetc%2fpasswd", "/api/o/{o}/image/999999", "/../../etc/passwd",
-    "/w/..%2F..%2Fetc%2Fpasswd", "/api/w/{s}/image/-1",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/w/{s}/image/../../../../etc/passwd",
+        "/api/w/{s}/image/..%2F..%2F..%2Fetc%2Fpasswd",
+        "/api/w/{s}/image/%2Fetc%2Fpasswd",
+        "/api/w/{s}/image//etc/passwd",
+        "/api/w/{s}/image/1%00",
+        "/api/o/{o}/image/..%2f..%2fetc%2fpasswd",
+        "/api/o/{o}/image/999999",
+        "/../../etc/passwd",
+        "/w/..%2F..%2Fetc%2Fpasswd",
+        "/api/w/{s}/image/-1",
+    ],
+)
 def test_no_request_path_reads_a_file_outside_the_job(job, path):
     s = LabelStore().add_workers(job.job, ["alice"])["alice"]
     r = _client().get(path.format(s=s, o=job.owner_secret))

@@ -42,6 +42,7 @@ def accuracy(result: Consolidated, truth, items=None) -> float:
 
 # (a) good workers
 
+
 def test_good_workers_are_near_perfect_under_both_methods():
     answers, truth = simulate(400, 4, {"a": 0.95, "b": 0.95, "c": 0.95}, seed=0)
     mv, em = majority_vote(answers, 4), dawid_skene(answers, 4)
@@ -57,6 +58,7 @@ def test_good_workers_are_near_perfect_under_both_methods():
 
 
 # (b) noisy and adversarial workers
+
 
 def test_em_beats_majority_vote_and_unmasks_the_adversary():
     workers = {"good": 0.9, "fair": 0.85, "noisy1": 0.6, "noisy2": 0.6, "adversary": 0.0}
@@ -75,6 +77,7 @@ def test_em_beats_majority_vote_and_unmasks_the_adversary():
 
 
 # (c) gold items
+
 
 def test_gold_items_are_clamped_even_against_every_worker():
     answers, truth = simulate(300, 3, {"a": 0.8, "b": 0.8, "c": 0.8}, seed=2)
@@ -125,6 +128,7 @@ def test_one_answer_per_item_without_gold_is_a_smoothed_vote():
 
 # (d) determinism
 
+
 def test_results_do_not_depend_on_answer_order():
     answers, _ = simulate(300, 3, {"a": 0.8, "b": 0.7, "c": 0.5}, seed=5)
     r1 = dawid_skene(answers, 3)
@@ -173,22 +177,26 @@ def test_agreement_skips_lone_answers():
 
 # (e) errors
 
-@pytest.mark.parametrize("call, message", [
-    (lambda: consolidate([], 3), "no answers"),
-    (lambda: dawid_skene(iter([]), 3), "no answers"),
-    (lambda: majority_vote([], 3), "no answers"),
-    (lambda: consolidate([(1, "a", 5)], 3), r"item 1 \(worker 'a'\) has the label 5, outside 0..2"),
-    (lambda: majority_vote([(1, "a", -1)], 3), "outside 0..2"),
-    (lambda: dawid_skene([(1, "a", 1.5)], 3), "integers"),
-    (lambda: consolidate([(1, "a", "cat")], 3), "integers"),
-    (lambda: consolidate([(1, "a")], 3), "expected an \\(item, worker, label\\) triple"),
-    (lambda: consolidate([(1, "a", 0)], 1), "two or more classes"),
-    (lambda: consolidate([(1, "a", 0)], 3, gold={2: 3}), "gold item 2 has the label 3, outside 0..2"),
-    (lambda: consolidate([(1, "a", 0)], 3, method="vote"), "use auto, dawid-skene, one-coin, pooled or majority"),
-    (lambda: dawid_skene([(1, "a", 0)], 3, smoothing=0), "smoothing"),
-    (lambda: dawid_skene([(1, "a", 0)], 3, max_iter=0), "max_iter"),
-    (lambda: disagreements([(1, "a", 0)], Consolidated(), top=-1), "top"),
-])
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: consolidate([], 3), "no answers"),
+        (lambda: dawid_skene(iter([]), 3), "no answers"),
+        (lambda: majority_vote([], 3), "no answers"),
+        (lambda: consolidate([(1, "a", 5)], 3), r"item 1 \(worker 'a'\) has the label 5, outside 0..2"),
+        (lambda: majority_vote([(1, "a", -1)], 3), "outside 0..2"),
+        (lambda: dawid_skene([(1, "a", 1.5)], 3), "integers"),
+        (lambda: consolidate([(1, "a", "cat")], 3), "integers"),
+        (lambda: consolidate([(1, "a")], 3), "expected an \\(item, worker, label\\) triple"),
+        (lambda: consolidate([(1, "a", 0)], 1), "two or more classes"),
+        (lambda: consolidate([(1, "a", 0)], 3, gold={2: 3}), "gold item 2 has the label 3, outside 0..2"),
+        (lambda: consolidate([(1, "a", 0)], 3, method="vote"), "use auto, dawid-skene, one-coin, pooled or majority"),
+        (lambda: dawid_skene([(1, "a", 0)], 3, smoothing=0), "smoothing"),
+        (lambda: dawid_skene([(1, "a", 0)], 3, max_iter=0), "max_iter"),
+        (lambda: disagreements([(1, "a", 0)], Consolidated(), top=-1), "top"),
+    ],
+)
 def test_bad_input_is_clear(call, message):
     with pytest.raises(ValueError, match=message):
         call()
@@ -200,6 +208,7 @@ def test_integral_floats_and_numpy_labels_are_accepted():
 
 
 # (f) few workers: the evidence decides the model, ties are said, nothing flips on an unrelated answer
+
 
 def two_workers(seed: int = 1, n: int = 36, k: int = 3):
     """Issue 28's case: two people label a few dozen images, ~85-90% right each."""
@@ -223,9 +232,11 @@ def test_two_workers_an_unrelated_answer_changes_no_other_label(seed):
     assert split and all(before.status[i] == "tie" and before.confidence[i] <= 0.5 for i in split)
     assert all(before.status[i] == "unanimous" and before.confidence[i] > 0.9 for i in set(range(36)) - split)
     agreed = sorted(set(range(36)) - split)
-    for extra in [(100, "carol", 0),                            # a third worker on an image nobody else did
-                  (agreed[0], "carol", int(truth[agreed[0]])),  # ... on one both answered
-                  (min(split), "carol", 0)]:              # ... breaking a tie (only that label may change)
+    for extra in [
+        (100, "carol", 0),  # a third worker on an image nobody else did
+        (agreed[0], "carol", int(truth[agreed[0]])),  # ... on one both answered
+        (min(split), "carol", 0),
+    ]:  # ... breaking a tie (only that label may change)
         after = consolidate(answers + [extra], 3)
         changed = {i for i in before.labels if after.labels[i] != before.labels[i]}
         assert changed <= {extra[0]}, (extra, changed)
@@ -247,19 +258,18 @@ def test_three_measurable_workers_are_told_apart_and_confidences_are_calibrated(
 
 def test_the_model_follows_the_evidence():
     few, _ = simulate(30, 3, {"a": 0.8, "b": 0.8, "c": 0.8}, seed=8)
-    assert choose_model(few, 3, {})[0] == "one-coin"         # 3 workers x 30 shared images: one accuracy each
+    assert choose_model(few, 3, {})[0] == "one-coin"  # 3 workers x 30 shared images: one accuracy each
     pair, _ = simulate(500, 3, {"a": 0.8, "b": 0.8}, seed=8)
-    assert choose_model(pair, 3, {})[0] == "pooled"          # two workers: never told apart, however many images
+    assert choose_model(pair, 3, {})[0] == "pooled"  # two workers: never told apart, however many images
     assert choose_model(pair, 3, {i: 0 for i in range(5)})[0] == "one-coin"  # ... unless gold measures them
     many, _ = simulate(400, 3, {"a": 0.8, "b": 0.8, "c": 0.8}, seed=8)
-    assert choose_model(many, 3, {})[0] == "confusion"       # 400 per worker >= 30 per class: Dawid-Skene
+    assert choose_model(many, 3, {})[0] == "confusion"  # 400 per worker >= 30 per class: Dawid-Skene
     assert one_coin(many, 3).method == "one-coin" and consolidate(many, 3, method="pooled").method == "majority"
 
 
 def test_multi_label_is_one_yes_no_question_per_class():
     # class 0: everyone says yes; class 1: one of three; class 2: two of three; class 3: a 1-1 split
-    answers = [(1, "a", [0, 2]), (1, "b", [0, 1, 2]), (1, "c", [0]),
-               (2, "a", [3]), (2, "b", [])]
+    answers = [(1, "a", [0, 2]), (1, "b", [0, 1, 2]), (1, "c", [0]), (2, "a", [3]), (2, "b", [])]
     res = consolidate_multilabel(answers, 4)
     assert res.labels[1] == [0, 2]  # not the union [0, 1, 2]
     assert res.confidence[1][0] > res.confidence[1][2] > 0.5 and res.probability[1][1] < 0.5

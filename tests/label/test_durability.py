@@ -16,8 +16,13 @@ from visiontune.label import LabelStore, create
 
 
 def _start(job: str, port: int) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-m", "visiontune.cli.main", "label", "serve", job, "--port", str(port)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=os.environ.copy())
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "visiontune.cli.main", "label", "serve", job, "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=os.environ.copy(),
+    )
     deadline = time.time() + 60
     while time.time() < deadline:
         try:
@@ -60,8 +65,14 @@ def test_sigkill_mid_session_loses_no_answer(images):
 def test_adaptive_replication_survives_a_restart_without_asking_anyone_twice(images):
     """A job resumed mid-round (a new store on the same database, as after kill -9): every answer is there,
     the disagreement still waits for a third worker, and nobody gets an image they already had."""
-    made = create("resume", images, "blue,green,red", workers_per_image=2, max_workers_per_image=3,
-                  workers=["alice", "bob", "carol"])
+    made = create(
+        "resume",
+        images,
+        "blue,green,red",
+        workers_per_image=2,
+        max_workers_per_image=3,
+        workers=["alice", "bob", "carol"],
+    )
     store, job = LabelStore(), made.job
     ids = {w["name"]: w["id"] for w in store.workers(job)}
     had: dict[str, set] = {n: set() for n in ids}

@@ -67,8 +67,10 @@ def test_multi_label_output(images, tmp_path):
     assert rec["tags"] == [0, 2] and rec["tags-metadata"]["class-map"] == {"0": "a", "2": "c"}
     assert rec["tags-metadata"]["type"] == "groundtruth/image-classification-multilabel"
     assert out["notes"]  # the 11 images nobody labelled are said, not silently dropped
-    responses = [json.loads(p.read_text())["answers"][0]["answerContent"]["crowd-image-classifier-multi-select"]
-                 for p in (tmp_path / "o" / "annotations" / "worker-response" / "iteration-1").glob("*/responses.json")]
+    responses = [
+        json.loads(p.read_text())["answers"][0]["answerContent"]["crowd-image-classifier-multi-select"]
+        for p in (tmp_path / "o" / "annotations" / "worker-response" / "iteration-1").glob("*/responses.json")
+    ]
     assert sorted(responses, key=repr) == sorted([{"labels": ["a", "c"]}, {"labels": None}], key=repr)  # a skip
 
 
@@ -76,12 +78,21 @@ def test_a_manifest_with_labels_gives_gold_images(images, tmp_path):
     """Labels already in the input manifest mark gold images: clamped in consolidation."""
     files = sorted(images.glob("*.png"))
     manifest = tmp_path / "input.manifest"
-    manifest.write_text("".join(json.dumps({"source-ref": str(f), **({"known": 0, "known-metadata": {"class-name":
-                        f.name.split("_")[0]}} if n < 3 else {})}) + "\n" for n, f in enumerate(files)))
+    manifest.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "source-ref": str(f),
+                    **({"known": 0, "known-metadata": {"class-name": f.name.split("_")[0]}} if n < 3 else {}),
+                }
+            )
+            + "\n"
+            for n, f in enumerate(files)
+        )
+    )
     made = create("gold", manifest, "blue,green,red")
     gold = [i for i in LabelStore().items(made.job) if i.gold is not None]
-    assert len(gold) == 3 and all(made.job.labels[i.gold] == i.source_ref.rsplit("/", 1)[1].split("_")[0]
-                                  for i in gold)
+    assert len(gold) == 3 and all(made.job.labels[i.gold] == i.source_ref.rsplit("/", 1)[1].split("_")[0] for i in gold)
     out = export("gold", tmp_path / "o")
     lines = [json.loads(x) for x in open(out["manifest"])]
     assert len(lines) == 3 and all(x["gold-metadata"]["confidence"] == 1.0 for x in lines)
@@ -101,12 +112,15 @@ def test_an_export_for_training_holds_only_the_split_manifests(images, tmp_path)
     _label_all(made.job)
     out = export("train-me", tmp_path / "t", for_training=True)
     folder = tmp_path / "t"
-    assert sorted(p.name for p in folder.iterdir()) == sorted([GROUND_TRUTH_DIR, MARKER, "train.manifest",
-                                                               "validation.manifest"])
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        [GROUND_TRUTH_DIR, MARKER, "train.manifest", "validation.manifest"]
+    )
     assert out["train_images"] == 9 and out["validation_images"] == 3  # 4 per class: 3 train, 1 validation
     assert out["manifest"] == str(folder / GROUND_TRUTH_DIR / "manifests" / "output" / "output.manifest")
     assert len(open(out["manifest"]).readlines()) == 12
-    assert list((folder / GROUND_TRUTH_DIR / "annotations" / "worker-response" / "iteration-1").glob("*/responses.json"))
+    assert list(
+        (folder / GROUND_TRUTH_DIR / "annotations" / "worker-response" / "iteration-1").glob("*/responses.json")
+    )
     report = inspect(folder)
     assert report["ok"] and report["classes"] == ["blue", "green", "red"], report["problems"]
     assert report["totals"] == {"train": 9, "validation": 3}

@@ -35,8 +35,14 @@ def _work(store, job, name, answer, limit=100):
 
 
 def test_disagreements_go_to_one_more_worker_and_agreements_do_not(images):
-    made = create("adapt", images, "blue,green,red", workers_per_image=2, max_workers_per_image=3,
-                  workers=["alice", "bob", "carol"])
+    made = create(
+        "adapt",
+        images,
+        "blue,green,red",
+        workers_per_image=2,
+        max_workers_per_image=3,
+        workers=["alice", "bob", "carol"],
+    )
     store, job = LabelStore(), made.job
     assert job.adaptive and job.max_workers_per_image == 3
     items = store.items(job)
@@ -77,8 +83,15 @@ def test_a_tie_with_nobody_left_is_marked_never_decided_silently(images, tmp_pat
 
 
 def test_min_confidence_sends_unsure_agreements_on(images):
-    made = create("sure", images, "blue,green,red", workers_per_image=1, max_workers_per_image=2,
-                  min_confidence=0.95, workers=["alice", "bob"])
+    made = create(
+        "sure",
+        images,
+        "blue,green,red",
+        workers_per_image=1,
+        max_workers_per_image=2,
+        min_confidence=0.95,
+        workers=["alice", "bob"],
+    )
     store, job = LabelStore(), made.job
     _work(store, job, "alice", lambda it: _truth(job, it))
     assert len(job.settings["more"]) == 12  # one answer, no evidence: the prior accuracy (< 0.95), each goes on
@@ -91,8 +104,16 @@ def test_min_confidence_sends_unsure_agreements_on(images):
 
 def test_min_confidence_plans_more_answers_for_a_multi_label_job(images):
     """Multi-label: the least sure class decides whether an image goes to one more worker."""
-    made = create("sure-tags", images, "blue,green,red", multi_label=True, workers_per_image=1,
-                  max_workers_per_image=2, min_confidence=0.95, workers=["alice", "bob"])
+    made = create(
+        "sure-tags",
+        images,
+        "blue,green,red",
+        multi_label=True,
+        workers_per_image=1,
+        max_workers_per_image=2,
+        min_confidence=0.95,
+        workers=["alice", "bob"],
+    )
     store, job = LabelStore(), made.job
     _work(store, job, "alice", lambda it: [_truth(job, it)])
     assert len(job.settings["more"]) == 12  # one answer each: every class at the prior accuracy (< 0.95)
@@ -282,8 +303,12 @@ def test_label_status_says_what_needs_the_owner(images):
     store, job = LabelStore(), made.job
     first = store.items(job)[0]
     _work(store, job, "alice", lambda it: None if it.id == first.id else _truth(job, it))
-    _work(store, job, "bob", lambda it: None if it.id == first.id else (_truth(job, it) + 1) % 3
-          if it.idx == 1 else _truth(job, it))
+    _work(
+        store,
+        job,
+        "bob",
+        lambda it: None if it.id == first.id else (_truth(job, it) + 1) % 3 if it.idx == 1 else _truth(job, it),
+    )
     from visiontune.cli.main import cli
 
     r = CliRunner().invoke(cli, ["label", "status", "said"])
@@ -292,5 +317,7 @@ def test_label_status_says_what_needs_the_owner(images):
     assert st["ties_total"] == 1 and st["unresolved_total"] == 1
     row = st["unresolved"][0]
     assert row["source_ref"] == first.source_ref and row["skipped_by"] == ["alice", "bob"]
-    assert ("1 image(s) skipped by every worker they were sent to (exported only with --include-unresolved)"
-            in st["problems"])
+    assert (
+        "1 image(s) skipped by every worker they were sent to (exported only with --include-unresolved)"
+        in st["problems"]
+    )

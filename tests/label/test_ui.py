@@ -24,12 +24,12 @@ def test_a_worker_labels_with_the_keyboard_and_the_owner_sees_it(images, live_ap
         browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1100, "height": 700})
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        page.on("request", lambda r: errors.append(f"outside request {r.url}")
-                if not r.url.startswith(base) else None)
+        page.on("request", lambda r: errors.append(f"outside request {r.url}") if not r.url.startswith(base) else None)
         page.goto(f"{base}/w/{secret}")
         for n in range(4):
-            page.wait_for_function("() => document.getElementById('img').complete && "
-                                   "document.getElementById('img').naturalWidth > 0")
+            page.wait_for_function(
+                "() => document.getElementById('img').complete && document.getElementById('img').naturalWidth > 0"
+            )
             item = int(page.get_attribute("#img", "data-item"))
             page.keyboard.press(str(truth[item] + 1))  # 1..3 picks the label
             assert page.locator(".lab.sel").inner_text().endswith(made.job.labels[truth[item]])

@@ -52,9 +52,12 @@ class Server:
     def __init__(self, *args, env: dict | None = None, ready: bool = True):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.proc = subprocess.Popen([sys.executable, "-m", "visiontune.cli.main", "serve", *map(str, args),
-                                      "--port", str(self.port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     env={**os.environ, **(env or {})})
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "visiontune.cli.main", "serve", *map(str, args), "--port", str(self.port)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+        )
         if ready:
             self.wait_ready()
 
@@ -70,8 +73,9 @@ class Server:
             except OSError:
                 time.sleep(0.3)
         self.stop()
-        raise RuntimeError(f"server did not become ready within {timeout:.0f} s: "
-                           f"{self.proc.stdout.read().decode()[-3000:]}")
+        raise RuntimeError(
+            f"server did not become ready within {timeout:.0f} s: {self.proc.stdout.read().decode()[-3000:]}"
+        )
 
     def stop(self):
         self.proc.terminate()

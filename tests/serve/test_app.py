@@ -37,7 +37,9 @@ def test_image_bytes(client, png_bytes, ctype):
 def test_json_base64_and_instances(client, png_bytes, jpeg_bytes):
     one = post(client, json.dumps({"image": b64(png_bytes)}), "application/json").json()
     assert len(one) == 3
-    many = post(client, json.dumps({"instances": [b64(png_bytes), {"b64": b64(jpeg_bytes)}]}), "application/json").json()
+    many = post(
+        client, json.dumps({"instances": [b64(png_bytes), {"b64": b64(jpeg_bytes)}]}), "application/json"
+    ).json()
     assert len(many) == 2 and many[0] == pytest.approx(one, abs=1e-5)
     assert int(np.argmax(many[1])) == 0  # blue
 
@@ -58,8 +60,13 @@ def test_verbose_and_top_k(client, png_bytes):
     top = post(client, png_bytes, "image/png", accept="application/json;verbose", params={"top_k": 2}).json()
     assert [t["label"] for t in top["top_k"]][0] == "red" and len(top["top_k"]) == 2
     assert v["top_k"][0] == {"label": "red", "probability": v["probability"]} and len(v["top_k"]) == 3
-    attr = post(client, png_bytes, "image/png", accept="application/json;verbose",
-                headers={"X-Amzn-SageMaker-Custom-Attributes": "top_k=1"}).json()
+    attr = post(
+        client,
+        png_bytes,
+        "image/png",
+        accept="application/json;verbose",
+        headers={"X-Amzn-SageMaker-Custom-Attributes": "top_k=1"},
+    ).json()
     assert attr["top_k"] == [{"label": "red", "probability": pytest.approx(v["probabilities"][2])}]
     assert set(attr) == set(v) == set(top)  # one shape, with or without top_k
 
@@ -82,19 +89,39 @@ def _truncated_jpeg(jpeg):
 
 
 BAD = [
-    ("not an image", lambda png, jpg: (b"hello, plain text", "image/jpeg", "application/json"), 400, "not a usable image"),
+    (
+        "not an image",
+        lambda png, jpg: (b"hello, plain text", "image/jpeg", "application/json"),
+        400,
+        "not a usable image",
+    ),
     ("truncated jpeg", lambda png, jpg: (_truncated_jpeg(jpg), "image/jpeg", "application/json"), 400, "truncated"),
     ("decompression bomb", lambda png, jpg: (huge_png(), "image/png", "application/json"), 400, "over the limit"),
     ("too large", lambda png, jpg: (b"\0" * (7 * 1024 * 1024), "image/png", "application/json"), 413, "limit"),
     ("content type", lambda png, jpg: (png, "text/csv", "application/json"), 415, "not supported"),
     ("accept", lambda png, jpg: (png, "image/png", "text/html"), 406, "not supported"),
-    ("bad base64", lambda png, jpg: (json.dumps({"image": "@@@not base64@@@"}), "application/json", "application/json"), 400, "base64"),
+    (
+        "bad base64",
+        lambda png, jpg: (json.dumps({"image": "@@@not base64@@@"}), "application/json", "application/json"),
+        400,
+        "base64",
+    ),
     ("bad json", lambda png, jpg: (b"{'image': ", "application/json", "application/json"), 400, "not valid JSON"),
     ("empty body", lambda png, jpg: (b"", "image/png", "application/json"), 400, "empty"),
     ("bad npy", lambda png, jpg: (b"\x93NUMPY garbage", "application/x-npy", "application/json"), 400, ".npy"),
-    ("empty npy batch", lambda png, jpg: (_npy(np.zeros((0, 8, 8, 3), np.uint8)), "application/x-npy", "application/json"), 400, "no image"),
+    (
+        "empty npy batch",
+        lambda png, jpg: (_npy(np.zeros((0, 8, 8, 3), np.uint8)), "application/x-npy", "application/json"),
+        400,
+        "no image",
+    ),
     ("npy header lies", lambda png, jpg: (_npy_lying(), "application/x-npy", "application/json"), 400, "does not hold"),
-    ("too many images", lambda png, jpg: (json.dumps({"instances": [b64(png)] * 65}), "application/json", "application/json"), 400, "limit is 64"),
+    (
+        "too many images",
+        lambda png, jpg: (json.dumps({"instances": [b64(png)] * 65}), "application/json", "application/json"),
+        400,
+        "limit is 64",
+    ),
 ]
 
 
@@ -112,7 +139,9 @@ def _npy_lying():
 
 @pytest.mark.parametrize("batching", [False, True])
 @pytest.mark.parametrize("name,make,status,words", BAD, ids=[b[0] for b in BAD])
-def test_bad_requests_get_json_errors_and_the_server_survives(model_dir, batching, png_bytes, jpeg_bytes, name, make, status, words):
+def test_bad_requests_get_json_errors_and_the_server_survives(
+    model_dir, batching, png_bytes, jpeg_bytes, name, make, status, words
+):
     body, ctype, accept = make(png_bytes, jpeg_bytes)
     app = create_app(ServerSettings(models={"tiny": str(model_dir)}, max_batch_size=8 if batching else 1))
     with TestClient(app) as client:
@@ -184,7 +213,7 @@ def test_metrics(client, png_bytes):
     assert "visiontune_request_seconds_bucket" in text and "visiontune_batch_size_count" in text
 
 
-CUSTOM = '''
+CUSTOM = """
 import json
 
 def input_fn(request_body, content_type):
@@ -195,7 +224,7 @@ def predict_fn(data, model):
 
 def output_fn(prediction, accept):
     return json.dumps({"echo": prediction}), "application/json"
-'''
+"""
 
 
 def test_custom_inference_code(model_dir, tmp_path, png_bytes):
@@ -223,7 +252,9 @@ def test_custom_code_with_wrong_signature_fails_at_start(model_dir, tmp_path):
     shutil.copytree(model_dir, d)
     (d / "code").mkdir()
     (d / "code" / "inference.py").write_text("def input_fn(body):\n    return body\n")
-    with pytest.raises(InferenceCodeError, match=r"input_fn\(body\) takes 1 argument.*input_fn\(request_body, content_type\)"):
+    with pytest.raises(
+        InferenceCodeError, match=r"input_fn\(body\) takes 1 argument.*input_fn\(request_body, content_type\)"
+    ):
         Handler(d).load()
 
 
@@ -285,7 +316,9 @@ def test_a_full_queue_answers_503_with_retry_after_and_keeps_serving(model_dir, 
     with TestClient(app) as c:
         app.state.loader.join(60)
         ep = app.state.repo.endpoints["tiny"]  # what computes: the batcher's passes, or the runtime itself
-        target, attr = (ep.batcher, "predict") if ep.batcher is not None else (ep.handler.model.runtime, "predict_proba")
+        target, attr = (
+            (ep.batcher, "predict") if ep.batcher is not None else (ep.handler.model.runtime, "predict_proba")
+        )
         slow, gate = getattr(target, attr), threading.Event()
 
         def held(pixels):  # the model is busy until the test lets it go
@@ -306,7 +339,6 @@ def test_a_full_queue_answers_503_with_retry_after_and_keeps_serving(model_dir, 
         assert all(int(r.headers["Retry-After"]) >= 1 and "max_queue" in r.json()["error"] for r in refused)
         assert post(c, png_bytes, "image/png").status_code == 200
         assert 'visiontune_rejected_total{model="tiny"} 7.0' in c.get("/metrics").text
-
 
 
 def test_a_server_without_custom_code_refuses_to_load_a_model_that_brings_it(model_dir, tmp_path):

@@ -209,5 +209,6 @@ def test_a_manifest_run_killed_midway_loses_nothing(model_dir, tmp_path, monkeyp
     r = batch_predict(model_dir, manifest, out)
     assert (r.skipped_done, r.written) == (3, len(images) - 3) and predicted == [str(p) for p in images[3:]]
     assert [json.loads(x)["source"] for x in (out / "in.manifest.out").read_text().splitlines()] == [
-        str(p) for p in images]
+        str(p) for p in images
+    ]
     assert not list(out.glob(".*partial*"))

@@ -24,8 +24,9 @@ from tests.serve.conftest import READY_S
 @pytest.fixture
 def model_server(model_dir):
     """A ModelServer on its own event loop thread, as the model process runs it."""
-    settings = ServerSettings(models={"m": str(model_dir)}, device="cpu", precision="fp32", max_batch_size=8,
-                              max_delay_ms=20)
+    settings = ServerSettings(
+        models={"m": str(model_dir)}, device="cpu", precision="fp32", max_batch_size=8, max_delay_ms=20
+    )
     server = ModelServer(settings)
     path = str(socket_folder() / "models.sock")
     ready = threading.Event()
@@ -90,8 +91,7 @@ def test_serve_with_two_workers_and_one_model_process(server_factory, model_dir,
     local = vt.load_model(model_dir, device="cpu", precision="auto").predict_proba(png_bytes)[0]
 
     def invoke(_):
-        req = urllib.request.Request(server.url + "/invocations", data=png_bytes,
-                                     headers={"Content-Type": "image/png"})
+        req = urllib.request.Request(server.url + "/invocations", data=png_bytes, headers={"Content-Type": "image/png"})
         with urllib.request.urlopen(req, timeout=30) as r:
             return json.loads(r.read())
 

@@ -36,7 +36,8 @@ def test_deeply_nested_json_answers_400(model_dir, tmp_path, custom):
             "def predict_fn(data, model):\n"
             "    return [len(data)]\n\n"
             "def output_fn(prediction, accept):\n"
-            "    return json.dumps(prediction), 'application/json'\n")
+            "    return json.dumps(prediction), 'application/json'\n"
+        )
     app = create_app(ServerSettings(models={"m": str(folder)}))
     with TestClient(app) as c:
         app.state.loader.join(60)

@@ -23,7 +23,7 @@ from visiontune.errors import InferenceCodeError
 from visiontune.serve.app import ServerSettings, create_app
 from visiontune.serve.handler import Handler
 
-INFERENCE = '''
+INFERENCE = """
 import io
 import os
 
@@ -45,15 +45,15 @@ def input_fn(request_body, content_type="image/jpeg"):
 def predict_fn(input_object, model, context=None):
     with torch.no_grad():
         return model(input_object).softmax(1)
-'''
+"""
 
-STRICT_OUTPUT = '''
+STRICT_OUTPUT = """
 
 def output_fn(prediction, accept):
     if accept != "application/json":
         raise ValueError(f"Unsupported accept type: {accept}")
     return json.dumps(prediction.tolist())
-'''
+"""
 
 
 def _model_folder(tmp_path, code: str):
@@ -83,21 +83,27 @@ def test_course_handler_serves_with_trusted_pickled_model_and_keeps_the_1_by_C_s
     folder = _model_folder(tmp_path, INFERENCE)
     with _client(folder, trust_pickled_model=True) as c:
         assert c.get("/ping").status_code == 200, c.get("/ping").text
-        r = c.post("/invocations", content=_jpeg(), headers={"Content-Type": "image/jpeg",
-                                                               "Accept": "application/json"})
+        r = c.post(
+            "/invocations", content=_jpeg(), headers={"Content-Type": "image/jpeg", "Accept": "application/json"}
+        )
         assert r.status_code == 200, r.text
         response = r.json()
         assert np.asarray(response).shape == (1, 3)  # [[...]], as SageMaker's PyTorch serving answers
         assert int(np.argmax(response, 1)[0]) == int(np.argmax(response[0]))  # the notebooks' two readings
-        npy = c.post("/invocations", content=_jpeg(), headers={"Content-Type": "image/jpeg",
-                                                                 "Accept": "application/x-npy"})
+        npy = c.post(
+            "/invocations", content=_jpeg(), headers={"Content-Type": "image/jpeg", "Accept": "application/x-npy"}
+        )
         assert np.load(io.BytesIO(npy.content)).shape == (1, 3)
         for accept in ("*/*", None):  # the SDK's plain Predictor: */*; curl: none
             headers = {"Content-Type": "image/jpeg", **({"Accept": accept} if accept else {})}
             r = c.post("/invocations", content=_jpeg(), headers=headers)
             assert r.status_code == 200 and np.asarray(r.json()).shape == (1, 3), r.text
-        assert c.post("/invocations", content=_jpeg(), headers={"Content-Type": "image/jpeg",
-                                                                  "Accept": "text/html"}).status_code == 406
+        assert (
+            c.post(
+                "/invocations", content=_jpeg(), headers={"Content-Type": "image/jpeg", "Accept": "text/html"}
+            ).status_code
+            == 406
+        )
 
 
 def test_accept_any_or_none_reaches_a_custom_output_fn_as_application_json(tmp_path):
@@ -111,8 +117,10 @@ def test_accept_any_or_none_reaches_a_custom_output_fn_as_application_json(tmp_p
 
 
 def test_hooks_with_defaults_and_the_toolkits_context_argument_are_accepted(tmp_path):
-    code = INFERENCE.replace("def model_fn(model_dir):", "def model_fn(model_dir, context):\n"
-                             "    assert context.system_properties['model_dir'] == model_dir\n")
+    code = INFERENCE.replace(
+        "def model_fn(model_dir):",
+        "def model_fn(model_dir, context):\n    assert context.system_properties['model_dir'] == model_dir\n",
+    )
     code += "\n\ndef output_fn(prediction, accept, context=None):\n    return str(context.model_name)\n"
     handler = Handler(_model_folder(tmp_path, code), name="dogs", trust_pickled_model=True).load()
     data = handler.parse(_jpeg(), "image/jpeg")
@@ -120,12 +128,16 @@ def test_hooks_with_defaults_and_the_toolkits_context_argument_are_accepted(tmp_
     assert body == b"dogs" and ctype == "application/json"
 
 
-@pytest.mark.parametrize("signature", ["input_fn(request_body)", "input_fn(a, b, c, d)",
-                                       "input_fn(request_body, *, content_type)"])
+@pytest.mark.parametrize(
+    "signature", ["input_fn(request_body)", "input_fn(a, b, c, d)", "input_fn(request_body, *, content_type)"]
+)
 def test_a_genuinely_wrong_signature_names_the_toolkits_contract(tmp_path, signature):
     folder = _model_folder(tmp_path, f"def {signature}:\n    return None\n")
-    with pytest.raises(InferenceCodeError, match=r"calls input_fn\(request_body, content_type\) or "
-                                                 r"input_fn\(request_body, content_type, context\)"):
+    with pytest.raises(
+        InferenceCodeError,
+        match=r"calls input_fn\(request_body, content_type\) or "
+        r"input_fn\(request_body, content_type, context\)",
+    ):
         Handler(folder).load()
 
 
@@ -164,11 +176,13 @@ def test_deploy_reports_the_models_load_error_at_once(tmp_path, monkeypatch):
     t0 = time.monotonic()
     with pytest.raises(VisiontuneError, match=r"could not load its model: .*--trust-pickled-model"):
         PyTorchModel(model_data=str(archive), entry_point=str(entry), role="arn:aws:iam::1:role/x").deploy(
-            initial_instance_count=1, instance_type="ml.m5.large")
+            initial_instance_count=1, instance_type="ml.m5.large"
+        )
     assert time.monotonic() - t0 < 90
     # PyTorch(model_data=..., entry_point=...).deploy(): a trained model.tar.gz served without fitting
-    predictor = PyTorch(entry_point=str(entry), model_data=str(archive)).deploy(endpoint_name="dogs",
-                                                                                 trust_pickled_model=True)
+    predictor = PyTorch(entry_point=str(entry), model_data=str(archive)).deploy(
+        endpoint_name="dogs", trust_pickled_model=True
+    )
     try:
         out = predictor.predict(_jpeg(), initial_args={"ContentType": "image/jpeg"})
         assert np.asarray(out).shape == (1, 3)

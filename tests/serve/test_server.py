@@ -20,12 +20,17 @@ def test_boto3_invoke_endpoint(server_factory, model_dir, png_bytes, monkeypatch
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "dummy")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "dummy")
     client = boto3.client("sagemaker-runtime", endpoint_url=srv.url, region_name="us-east-1")
-    r = client.invoke_endpoint(EndpointName="dog-breeds", ContentType="image/jpeg", Accept="application/json",
-                               Body=png_bytes)
+    r = client.invoke_endpoint(
+        EndpointName="dog-breeds", ContentType="image/jpeg", Accept="application/json", Body=png_bytes
+    )
     probs = json.loads(r["Body"].read())
     assert len(probs) == 3 and int(np.argmax(probs)) == 2 and r["ContentType"] == "application/json"
-    r = client.invoke_endpoint(EndpointName="dog-breeds", ContentType="application/json",
-                               Accept="application/json;verbose", Body=json.dumps({"image": b64(png_bytes)}))
+    r = client.invoke_endpoint(
+        EndpointName="dog-breeds",
+        ContentType="application/json",
+        Accept="application/json;verbose",
+        Body=json.dumps({"image": b64(png_bytes)}),
+    )
     assert json.loads(r["Body"].read())["predicted_label"] == "red"
     with pytest.raises(client.exceptions.ClientError) as err:
         client.invoke_endpoint(EndpointName="x", ContentType="text/plain", Body=b"hi")
@@ -97,8 +102,12 @@ def test_port_in_use_is_one_clear_line(server_factory, model_dir):
     import sys
 
     srv = server_factory(model_dir)
-    r = subprocess.run([sys.executable, "-m", "visiontune.cli.main", "serve", str(model_dir), "--port", str(srv.port)],
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-m", "visiontune.cli.main", "serve", str(model_dir), "--port", str(srv.port)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 2 and "serving" not in r.stderr and "Traceback" not in r.stderr
     assert f"127.0.0.1:{srv.port}" in r.stderr and "--port" in r.stderr
 
@@ -114,7 +123,8 @@ def _slow_workers(tmp_path, seconds: float) -> dict:
         "import time\n"
         "with open('/proc/self/cmdline', 'rb') as fh:\n"
         "    if b'--multiprocessing-fork' in fh.read():\n"
-        f"        time.sleep({seconds})\n")
+        f"        time.sleep({seconds})\n"
+    )
     return {"PYTHONPATH": os.pathsep.join(filter(None, [str(folder), os.environ.get("PYTHONPATH")]))}
 
 
@@ -126,8 +136,11 @@ def test_workers_slower_to_start_than_the_health_check_are_waited_for(server_fac
     import psutil
 
     def workers():
-        return {c.pid for c in psutil.Process(srv.proc.pid).children()
-                if "--multiprocessing-fork" in " ".join(c.cmdline()) and "resource_tracker" not in " ".join(c.cmdline())}
+        return {
+            c.pid
+            for c in psutil.Process(srv.proc.pid).children()
+            if "--multiprocessing-fork" in " ".join(c.cmdline()) and "resource_tracker" not in " ".join(c.cmdline())
+        }
 
     srv = server_factory(model_dir, "--workers", "2", env=_slow_workers(tmp_path, 9))
     first = workers()
@@ -146,8 +159,9 @@ def test_workers_that_keep_dying_say_so(server_factory, model_dir, tmp_path):
     to do (uvicorn's own INFO lines stay hidden)."""
     import time
 
-    srv = server_factory(model_dir, "--workers", "2", "--worker-startup-timeout", "5",
-                         env=_slow_workers(tmp_path, 60), ready=False)
+    srv = server_factory(
+        model_dir, "--workers", "2", "--worker-startup-timeout", "5", env=_slow_workers(tmp_path, 60), ready=False
+    )
     lines, seen = [], threading.Event()
 
     def read():

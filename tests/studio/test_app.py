@@ -18,15 +18,18 @@ def _train(c, path="colors", submission=None, **config):
     return c.post("/api/jobs", json=body)
 
 
-@pytest.mark.parametrize("config,field,words", [
-    ({"epochs": 0}, "epochs", "epochs=0: must be 1 or more"),
-    ({"epochs": "two"}, "epochs", "whole number"),
-    ({"learning_rate": "-1"}, "learning_rate", "greater than 0"),
-    ({"mode": "everything"}, "mode", "choose one of head, partial, full"),
-    ({"dropout": 1.5}, "dropout", "[0, 1)"),
-    ({"batch_size": ""}, "batch_size", "give a value"),
-    ({"not_an_option": 1}, "not_an_option", "unknown option"),
-])
+@pytest.mark.parametrize(
+    "config,field,words",
+    [
+        ({"epochs": 0}, "epochs", "epochs=0: must be 1 or more"),
+        ({"epochs": "two"}, "epochs", "whole number"),
+        ({"learning_rate": "-1"}, "learning_rate", "greater than 0"),
+        ({"mode": "everything"}, "mode", "choose one of head, partial, full"),
+        ({"dropout": 1.5}, "dropout", "[0, 1)"),
+        ({"batch_size": ""}, "batch_size", "give a value"),
+        ({"not_an_option": 1}, "not_an_option", "unknown option"),
+    ],
+)
 def test_bad_hyperparameters_are_named_beside_their_field(studio, config, field, words):
     c, _ = studio
     r = _train(c, **config)
@@ -52,8 +55,12 @@ def test_bad_data_gets_the_clis_messages_beside_the_data_field(studio, data_root
     corrupt = data_root / "corrupt"
     shutil.copytree(data_root / "colors", corrupt)
     (corrupt / "red" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
-    for path, words in (("one", "class"), ("empty", "image"), ("corrupt", "broken.png"),
-                        ("../..", "inside the data root")):
+    for path, words in (
+        ("one", "class"),
+        ("empty", "image"),
+        ("corrupt", "broken.png"),
+        ("../..", "inside the data root"),
+    ):
         r = _train(c, path=path, epochs=1)
         assert r.status_code in (400, 403) and r.json()["field"] == "data", (path, r.text)
         assert words in r.json()["error"], (path, r.json()["error"])
@@ -147,22 +154,32 @@ def test_the_studio_refuses_a_busy_port_and_a_remote_bind_without_the_flag(tmp_p
 
 
 def _tune(c, **body):
-    doc = {"data": {"root": 0, "path": "colors"}, "base": {"epochs": 1, "image_size": 32},
-           "ranges": {"learning_rate": {"type": "continuous", "min": 1e-4, "max": 1e-2, "scaling": "Logarithmic"}},
-           "max_jobs": 2, **body}
+    doc = {
+        "data": {"root": 0, "path": "colors"},
+        "base": {"epochs": 1, "image_size": 32},
+        "ranges": {"learning_rate": {"type": "continuous", "min": 1e-4, "max": 1e-2, "scaling": "Logarithmic"}},
+        "max_jobs": 2,
+        **body,
+    }
     return c.post("/api/tune", json=doc)
 
 
-@pytest.mark.parametrize("body,field,words", [
-    ({"ranges": {"learning_rate": {"type": "continuous", "min": 0, "max": 1e-2, "scaling": "Logarithmic"}}},
-     "range-learning_rate", "Logarithmic scaling needs a range above 0"),
-    ({"ranges": {"dropout": {"type": "continuous", "min": "a", "max": 0.5}}}, "range-dropout", "must be a number"),
-    ({"ranges": {}}, None, "at least one hyperparameter range"),
-    ({"name": "bad name!"}, "name", "letters, digits"),
-    ({"max_jobs": 0}, "max_jobs", "must be 1 or more"),
-    ({"base": {"epochs": 0}}, "epochs", "must be 1 or more"),
-    ({"data": None}, "data", "choose a data folder"),
-])
+@pytest.mark.parametrize(
+    "body,field,words",
+    [
+        (
+            {"ranges": {"learning_rate": {"type": "continuous", "min": 0, "max": 1e-2, "scaling": "Logarithmic"}}},
+            "range-learning_rate",
+            "Logarithmic scaling needs a range above 0",
+        ),
+        ({"ranges": {"dropout": {"type": "continuous", "min": "a", "max": 0.5}}}, "range-dropout", "must be a number"),
+        ({"ranges": {}}, None, "at least one hyperparameter range"),
+        ({"name": "bad name!"}, "name", "letters, digits"),
+        ({"max_jobs": 0}, "max_jobs", "must be 1 or more"),
+        ({"base": {"epochs": 0}}, "epochs", "must be 1 or more"),
+        ({"data": None}, "data", "choose a data folder"),
+    ],
+)
 def test_bad_tuning_settings_are_named_beside_their_field(studio, body, field, words, monkeypatch):
     import visiontune.tune.tuner as tuner
 
@@ -209,9 +226,20 @@ def test_the_train_form_names_every_bad_field_at_once_and_starts_nothing(studio,
 
     monkeypatch.setattr(runner, "launch", lambda *a, **kw: pytest.fail("a job bound to fail was started"))
     c, _ = studio
-    r = c.post("/api/jobs", json={"data": {"root": 0, "path": "no-such-folder"},
-                                  "config": {"epochs": 0, "dropout": 1.5, "model": "no_such_model_xyz",
-                                             "mode": "everything", "image_size": 8, "what": 1}})
+    r = c.post(
+        "/api/jobs",
+        json={
+            "data": {"root": 0, "path": "no-such-folder"},
+            "config": {
+                "epochs": 0,
+                "dropout": 1.5,
+                "model": "no_such_model_xyz",
+                "mode": "everything",
+                "image_size": 8,
+                "what": 1,
+            },
+        },
+    )
     assert r.status_code == 400, r.text
     body = r.json()
     by_field = {e["field"]: e["error"] for e in body["fields"]}
@@ -274,15 +302,19 @@ def test_deploying_a_job_that_has_an_endpoint_asks_first(studio, tmp_path, monke
     store = default_store()
     store.create_job("done", "builtin", {"config": {}}, {}, str(out))
     store.finish("done", "Completed")
-    running = [endpoints.Endpoint(name="done-ep", model=str(out), port=1, pid=1, url="http://127.0.0.1:1",
-                                  started_at=0.0, job="done")]
+    running = [
+        endpoints.Endpoint(
+            name="done-ep", model=str(out), port=1, pid=1, url="http://127.0.0.1:1", started_at=0.0, job="done"
+        )
+    ]
     started = []
     monkeypatch.setattr(endpoints, "list_endpoints", lambda include_stopped=False: running)
 
     def start(model, job=None, name=None):
         started.append(job)
-        return endpoints.Endpoint(name="done-2", model=str(model), port=2, pid=2, url="http://127.0.0.1:2",
-                                  started_at=0.0, job=job)
+        return endpoints.Endpoint(
+            name="done-2", model=str(model), port=2, pid=2, url="http://127.0.0.1:2", started_at=0.0, job=job
+        )
 
     monkeypatch.setattr(endpoints, "start", start)
     r = c.post("/api/endpoints", json={"job": "done"})
@@ -297,8 +329,10 @@ def test_stopping_the_studio_says_which_endpoints_keep_running(monkeypatch):
     import visiontune.serve.endpoints as endpoints
     from visiontune.studio import on_exit
 
-    running = {n: endpoints.Endpoint(name=n, model="m", port=i, pid=i, url=f"http://127.0.0.1:{i}", started_at=0.0)
-               for i, n in enumerate(("mine", "cli-made"), 1)}
+    running = {
+        n: endpoints.Endpoint(name=n, model="m", port=i, pid=i, url=f"http://127.0.0.1:{i}", started_at=0.0)
+        for i, n in enumerate(("mine", "cli-made"), 1)
+    }
     monkeypatch.setattr(endpoints, "list_endpoints", lambda include_stopped=False: list(running.values()))
     monkeypatch.setattr(endpoints, "stop", lambda name, wait_s=15.0: running.pop(name))
     said: list[str] = []
@@ -360,8 +394,7 @@ def test_a_pages_arguments_reach_its_script_intact(studio):
     import re
 
     c, _ = studio
-    for path, args in (("/models/mobilenet_v2", {"name": "mobilenet_v2"}),
-                       ("/models/a'b\"<c>", {"name": "a'b\"<c>"})):
+    for path, args in (("/models/mobilenet_v2", {"name": "mobilenet_v2"}), ("/models/a'b\"<c>", {"name": "a'b\"<c>"})):
         page = c.get(path).text
         found = re.search(r"data-args='([^']*)'", page)
         assert found, page[:400]

@@ -74,9 +74,25 @@ def test_the_host_header_must_name_the_studio(studio):
     assert c.get("/api/models", headers={"Host": f"localhost:{PORT}"}).status_code == 200
 
 
-@pytest.mark.parametrize("rel", ["..", "../", "colors/../..", "/etc", "/etc/passwd", "%2e%2e", "colors/%2e%2e/%2e%2e",
-                                 "%252e%252e%252f", "colors%2f..%2f..", "..%5c..", "colors\\..\\..", "colors%00",
-                                 "link-out", "link-out/passwd"])
+@pytest.mark.parametrize(
+    "rel",
+    [
+        "..",
+        "../",
+        "colors/../..",
+        "/etc",
+        "/etc/passwd",
+        "%2e%2e",
+        "colors/%2e%2e/%2e%2e",
+        "%252e%252e%252f",
+        "colors%2f..%2f..",
+        "..%5c..",
+        "colors\\..\\..",
+        "colors%00",
+        "link-out",
+        "link-out/passwd",
+    ],
+)
 def test_no_path_leaves_the_data_roots(studio, data_root, rel):
     c, _ = studio
     if not (data_root / "link-out").exists():
@@ -117,8 +133,12 @@ def test_job_files_come_from_a_fixed_list_and_images_only_from_the_roots(studio,
     Image.new("RGB", (4, 4)).save(outside)
     inside = next((data_root / "colors" / "red").iterdir())
     worst = [{"source": str(inside)}, {"source": str(outside)}, {"source": "/etc/passwd"}]
-    _job(default_store(), "j1", tmp_path / "run", {"config.json": "{}", "metrics.json": "{}",
-                                                   "misclassified.json": json.dumps({"worst": worst})})
+    _job(
+        default_store(),
+        "j1",
+        tmp_path / "run",
+        {"config.json": "{}", "metrics.json": "{}", "misclassified.json": json.dumps({"worst": worst})},
+    )
     assert c.get("/api/jobs/j1/files/metrics.json").status_code == 200
     for fname in ("config.json", "..%2f..%2fetc%2fpasswd", "%2e%2e/%2e%2e/etc/passwd", "debug/../config.json"):
         assert c.get(f"/api/jobs/j1/files/{fname}").status_code == 404, fname
@@ -140,14 +160,17 @@ def _zip(entries: list[tuple[str, bytes]], links: tuple[str, ...] = (), method=z
     return buf.getvalue()
 
 
-@pytest.mark.parametrize("entries,links,why", [
-    ([("../evil.txt", b"x")], (), "outside"),
-    ([("a/../../evil.txt", b"x")], (), "outside"),
-    ([("/tmp/evil.txt", b"x")], (), "outside"),
-    ([("C:/evil.txt", b"x")], (), "outside"),
-    ([("ok/a.png", b"x")], ("ok/link.png",), "link"),
-    ([("bomb.bin", b"\0" * (30 << 20))], (), "bomb"),
-])
+@pytest.mark.parametrize(
+    "entries,links,why",
+    [
+        ([("../evil.txt", b"x")], (), "outside"),
+        ([("a/../../evil.txt", b"x")], (), "outside"),
+        ([("/tmp/evil.txt", b"x")], (), "outside"),
+        ([("C:/evil.txt", b"x")], (), "outside"),
+        ([("ok/a.png", b"x")], ("ok/link.png",), "link"),
+        ([("bomb.bin", b"\0" * (30 << 20))], (), "bomb"),
+    ],
+)
 def test_zips_that_would_escape_or_explode_are_refused(tmp_path, entries, links, why):
     archive = tmp_path / "up.zip"
     archive.write_bytes(_zip(entries, links))
@@ -177,17 +200,28 @@ def test_uploads_land_in_their_own_folder(studio):
     up = r.json()
     assert up["files"] == 6 and up["path"] == "pets"
     assert c.get(f"/api/data/browse?root={up['root']}&path=pets").json()["dirs"] == ["cat", "dog"]
-    assert c.post("/api/data/upload?name=pets", content=data,
-                  headers={"Content-Type": "application/zip"}).status_code == 400  # no overwriting
-    r = c.post("/api/data/upload?name=pets2&label=cat&filename=x.png", content=png.getvalue(),
-               headers={"Content-Type": "image/png"})
+    assert (
+        c.post("/api/data/upload?name=pets", content=data, headers={"Content-Type": "application/zip"}).status_code
+        == 400
+    )  # no overwriting
+    r = c.post(
+        "/api/data/upload?name=pets2&label=cat&filename=x.png",
+        content=png.getvalue(),
+        headers={"Content-Type": "image/png"},
+    )
     assert r.status_code == 200
-    for query in ("name=../up&label=cat&filename=x.png", "name=ok&label=..&filename=x.png",
-                  "name=ok&label=cat&filename=../../x.png", "name=ok&label=cat&filename=x.sh"):
+    for query in (
+        "name=../up&label=cat&filename=x.png",
+        "name=ok&label=..&filename=x.png",
+        "name=ok&label=cat&filename=../../x.png",
+        "name=ok&label=cat&filename=x.sh",
+    ):
         r = c.post(f"/api/data/upload?{query}", content=png.getvalue(), headers={"Content-Type": "image/png"})
         assert r.status_code == 400, query
-    assert c.post("/api/data/upload?name=t", content=b"#!/bin/sh",
-                  headers={"Content-Type": "text/x-sh"}).status_code == 400
+    assert (
+        c.post("/api/data/upload?name=t", content=b"#!/bin/sh", headers={"Content-Type": "text/x-sh"}).status_code
+        == 400
+    )
 
 
 def test_access_tokens_differ_per_start_and_compare_whole():
@@ -211,8 +245,12 @@ def test_a_zip_that_fails_half_way_leaves_nothing(tmp_path):
     with pytest.warns(UserWarning, match="Duplicate name"):
         dup = _zip([("a/1.png", b"x"), ("a/1.png", b"y")])
     many_small = _zip([(f"z/{i}.bin", b"\0" * (1 << 20)) for i in range(80)])  # each under the per-entry floor
-    for name, data, why in (("crc", bytes(corrupt), "nothing was kept"), ("dup", dup, "twice"),
-                            ("small-bombs", many_small, "times the zip"), ("junk", b"not a zip", "not a zip")):
+    for name, data, why in (
+        ("crc", bytes(corrupt), "nothing was kept"),
+        ("dup", dup, "twice"),
+        ("small-bombs", many_small, "times the zip"),
+        ("junk", b"not a zip", "not a zip"),
+    ):
         archive = tmp_path / f"{name}.zip"
         archive.write_bytes(data)
         dest = tmp_path / "up" / name
@@ -239,8 +277,9 @@ def test_bodies_are_capped_while_they_stream(data_root):
         for _ in range(5):
             yield b"\0" * 400
 
-    r = c.post("/api/data/upload?name=big&label=a&filename=a.png", content=chunks(),
-               headers={"Content-Type": "image/png"})
+    r = c.post(
+        "/api/data/upload?name=big&label=a&filename=a.png", content=chunks(), headers={"Content-Type": "image/png"}
+    )
     assert r.status_code == 413 and "1000" in r.json()["error"]
     r = c.post("/api/endpoints/x/try", content=b"\0" * 2000, headers={"Content-Type": "image/png"})
     assert r.status_code == 413

@@ -35,8 +35,16 @@ def live_studio(tmp_path):
     make_folder_dataset(root / "just-one", per_class=6, classes=("red",))
     port = free_port()
     settings = Settings(roots=[root], port=port)
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning",
-                                           access_log=False, timeout_graceful_shutdown=2))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(settings),
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            access_log=False,
+            timeout_graceful_shutdown=2,
+        )
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.time() + 20
@@ -67,13 +75,25 @@ def test_the_seed_000_flow_in_a_browser(live_studio, chromium, tmp_path):
         page.set_default_timeout(60_000)
         expect.set_options(timeout=60_000)  # a busy machine: the first form check imports torch (seconds)
         failed: list[tuple[int, str, str]] = []  # every answer >= 400: only the two refused forms may be here
-        page.on("response", lambda r: failed.append((r.status, r.request.method, r.url.replace(base, "")))
-                if r.status >= 400 else None)
-        page.on("console", lambda m: errors.append(m.text)
-                if m.type == "error" and not m.text.startswith("Failed to load resource") else None)
+        page.on(
+            "response",
+            lambda r: failed.append((r.status, r.request.method, r.url.replace(base, ""))) if r.status >= 400 else None,
+        )
+        page.on(
+            "console",
+            lambda m: (
+                errors.append(m.text)
+                if m.type == "error" and not m.text.startswith("Failed to load resource")
+                else None
+            ),
+        )
         page.on("pageerror", lambda e: errors.append(str(e)))
-        page.on("request", lambda r: errors.append(f"outside request {r.url}") if not r.url.startswith(
-            (base, "blob:", "data:")) else None)
+        page.on(
+            "request",
+            lambda r: (
+                errors.append(f"outside request {r.url}") if not r.url.startswith((base, "blob:", "data:")) else None
+            ),
+        )
         dialogs: list[str] = []  # confirmations: accepted, except a second endpoint for one job
 
         def answer(d):
@@ -148,7 +168,9 @@ def test_the_seed_000_flow_in_a_browser(live_studio, chromium, tmp_path):
         assert len(default_store().list_jobs()) == 1
 
         # Job: the curve appears as epochs finish; then the confusion matrix and the worst mistakes
-        page.wait_for_function("() => [...document.querySelectorAll('.chart')].some(c => Number(c.dataset.points) >= 2)")
+        page.wait_for_function(
+            "() => [...document.querySelectorAll('.chart')].some(c => Number(c.dataset.points) >= 2)"
+        )
         expect(page.locator("#confusion")).to_be_visible()
         page.wait_for_function("() => document.getElementById('confusion').naturalWidth > 0")
         expect(page.locator(".badge").first).to_have_text("Completed")
@@ -181,13 +203,16 @@ def test_the_seed_000_flow_in_a_browser(live_studio, chromium, tmp_path):
         expect(page.locator("#curl-snippet")).to_contain_text("/invocations")
         png = io.BytesIO()
         draw_image((220, 30, 30), 99).save(png, "PNG")
-        page.evaluate("""(b64) => {
+        page.evaluate(
+            """(b64) => {
             const bytes = Uint8Array.from(atob(b64), c => c.charCodeAt(0));
             const dt = new DataTransfer();
             dt.items.add(new File([bytes], "red.png", {type: "image/png"}));
             const zone = document.getElementById("try-drop");
             for (const type of ["dragover", "drop"]) zone.dispatchEvent(new DragEvent(type, {dataTransfer: dt, bubbles: true, cancelable: true}));
-        }""", base64.b64encode(png.getvalue()).decode())
+        }""",
+            base64.b64encode(png.getvalue()).decode(),
+        )
         expect(page.locator("#labels .bar-row")).to_have_count(3)
         expect(page.locator("#latency")).to_contain_text("ms")
         labels = page.locator("#labels .bar-label").all_inner_texts()
@@ -203,8 +228,9 @@ def test_the_seed_000_flow_in_a_browser(live_studio, chromium, tmp_path):
         page.wait_for_url(f"{base}/jobs/**")
         second = page.url.rsplit("/", 1)[1]
         assert second != job
-        page.wait_for_function("() => [...document.querySelectorAll('.chart')].some(c => Number(c.dataset.points) >= 1)",
-                               timeout=120_000)
+        page.wait_for_function(
+            "() => [...document.querySelectorAll('.chart')].some(c => Number(c.dataset.points) >= 1)", timeout=120_000
+        )
         expect(page.locator("#eta")).to_contain_text("left")
         page.click("#stop")
         expect(page.locator(".badge").first).to_have_text("Stopped", timeout=60_000)
@@ -255,7 +281,9 @@ def test_the_seed_000_flow_in_a_browser(live_studio, chromium, tmp_path):
         expect(page.locator("#leaderboard tbody tr")).to_have_count(3)
         expect(page.locator("#leaderboard thead")).to_contain_text("learning rate")
         assert "null" not in page.inner_text("#leaderboard") and "Training job" in page.inner_text("#leaderboard")
-        page.wait_for_function("() => [...document.querySelectorAll('#tuning-plots img')].some(i => i.naturalWidth > 0)")
+        page.wait_for_function(
+            "() => [...document.querySelectorAll('#tuning-plots img')].some(i => i.naturalWidth > 0)"
+        )
         page.screenshot(path=str(shots / "studio-tune.png"), full_page=True)
 
         # Labeling: a labeling job's answers, exported, open the Train page on them

@@ -24,7 +24,7 @@ def _scene(colours: list[str], seed: int, size: int = 48) -> Image.Image:
     arr = np.random.default_rng(seed).integers(90, 150, (size, size, 3)).astype(np.uint8)
     for c in colours:
         x, y = rng.randint(0, size - 18), rng.randint(0, size - 18)
-        arr[y:y + 16, x:x + 16] = COLORS[c]
+        arr[y : y + 16, x : x + 16] = COLORS[c]
     return Image.fromarray(arr)
 
 
@@ -43,9 +43,20 @@ def colour_scenes(tmp_path_factory):
     with open(root / "scenes.manifest", "w") as fh:
         for p, c in rows:
             idx = [NAMES.index(x) for x in c]
-            fh.write(json.dumps({"source-ref": p, "colours": idx, "colours-metadata": {
-                "class-map": {str(i): NAMES[i] for i in idx}, "confidence-map": {str(i): 1.0 for i in idx},
-                "type": "groundtruth/image-classification-multilabel"}}) + "\n")
+            fh.write(
+                json.dumps(
+                    {
+                        "source-ref": p,
+                        "colours": idx,
+                        "colours-metadata": {
+                            "class-map": {str(i): NAMES[i] for i in idx},
+                            "confidence-map": {str(i): 1.0 for i in idx},
+                            "type": "groundtruth/image-classification-multilabel",
+                        },
+                    }
+                )
+                + "\n"
+            )
     return root
 
 
@@ -65,11 +76,14 @@ def test_single_label_csv_is_classification(tmp_path):
     assert ds.task == "classification" and ds.classes == ["cat", "dog"] and ds.splits["train"][1].label == 1
 
 
-@pytest.mark.parametrize("line,words", [
-    ({"c": [], "c-metadata": {"class-map": {}}}, "empty list"),
-    ({"c": [3], "c-metadata": {"class-map": {"0": "a"}}}, "class 3 is not in"),
-    ({"c": ["a"], "c-metadata": {"class-map": {"0": "a"}}}, "class indices"),
-])
+@pytest.mark.parametrize(
+    "line,words",
+    [
+        ({"c": [], "c-metadata": {"class-map": {}}}, "empty list"),
+        ({"c": [3], "c-metadata": {"class-map": {"0": "a"}}}, "class 3 is not in"),
+        ({"c": ["a"], "c-metadata": {"class-map": {"0": "a"}}}, "class indices"),
+    ],
+)
 def test_bad_multi_label_lines_name_their_line(tmp_path, line, words):
     p = tmp_path / "x.manifest"
     good = {"source-ref": "a.png", "c": [0], "c-metadata": {"class-map": {"0": "a"}}}
@@ -118,8 +132,12 @@ def test_train_predict_evaluate_serve_and_export_a_multi_label_model(colour_scen
     import visiontune as vt
 
     out = tmp_path / "model"
-    result = vt.train(data=str(colour_scenes / "labels.csv"), out=str(out),
-                      **{**FAST, "epochs": 15, "learning_rate": 0.01}, debugger=False)
+    result = vt.train(
+        data=str(colour_scenes / "labels.csv"),
+        out=str(out),
+        **{**FAST, "epochs": 15, "learning_rate": 0.01},
+        debugger=False,
+    )
     m = result.metrics
     assert m["task"] == "multi-label" and m["evaluated_on"] == "test"
     assert 0.8 < m["test_mAP"] <= 1.0 and "test_macro_f1" in m and "test_exact_match" in m
@@ -153,8 +171,9 @@ def test_train_predict_evaluate_serve_and_export_a_multi_label_model(colour_scen
 
     with TestClient(create_app(ServerSettings(models={"m": str(out)}))) as c:
         body = three.read_bytes()
-        r = c.post("/invocations", content=body, headers={"Content-Type": "image/png",
-                                                          "Accept": "application/json;verbose"})
+        r = c.post(
+            "/invocations", content=body, headers={"Content-Type": "image/png", "Accept": "application/json;verbose"}
+        )
         doc = r.json()
         assert r.status_code == 200 and set(doc["predicted_labels"]) <= set(NAMES)
         assert doc["predicted_labels"] == pred.labels
@@ -212,11 +231,23 @@ def test_multi_label_lst_one_hot_and_class_ids(tmp_path):
 def test_tuning_takes_validation_map():
     from visiontune.tune.config import TuningConfig
 
-    cfg = TuningConfig.from_dict({"name": "t", "train": {"data": "x"}, "objective": {"metric": "validation:mAP"},
-                                  "ranges": {"learning_rate": {"type": "continuous", "min": 1e-4, "max": 1e-2}}})
+    cfg = TuningConfig.from_dict(
+        {
+            "name": "t",
+            "train": {"data": "x"},
+            "objective": {"metric": "validation:mAP"},
+            "ranges": {"learning_rate": {"type": "continuous", "min": 1e-4, "max": 1e-2}},
+        }
+    )
     assert cfg.objective_metric == "val_mAP"
-    cfg = TuningConfig.from_dict({"name": "t", "train": {"data": "x"}, "objective": {"metric": "validation:mIoU"},
-                                  "ranges": {"learning_rate": {"type": "continuous", "min": 1e-4, "max": 1e-2}}})
+    cfg = TuningConfig.from_dict(
+        {
+            "name": "t",
+            "train": {"data": "x"},
+            "objective": {"metric": "validation:mIoU"},
+            "ranges": {"learning_rate": {"type": "continuous", "min": 1e-4, "max": 1e-2}},
+        }
+    )
     assert cfg.objective_metric == "val_mIoU"
 
 
@@ -232,8 +263,12 @@ def test_empty_labels_need_the_flag_and_then_train(colour_scenes, tmp_path):
         open_dataset(p)
     ds = open_dataset(p, allow_empty_labels=True)
     assert sum(1 for s in ds.splits["train"] if s.label == ()) == 6
-    r = vt.train(data=str(p), out=str(tmp_path / "m"), allow_empty_labels=True,
-                 **{**FAST, "epochs": 1, "debugger": False, "plots": False})
+    r = vt.train(
+        data=str(p),
+        out=str(tmp_path / "m"),
+        allow_empty_labels=True,
+        **{**FAST, "epochs": 1, "debugger": False, "plots": False},
+    )
     assert r.metrics["task"] == "multi-label" and sum(r.metrics["counts"].values()) == 96
 
 
@@ -258,8 +293,12 @@ def test_focal_and_asymmetric_losses():
 def test_a_multi_label_loss_trains_and_needs_multi_label_data(colour_scenes, tiny_folder, tmp_path):
     import visiontune as vt
 
-    r = vt.train(data=str(colour_scenes / "labels.csv"), out=str(tmp_path / "m"), multi_label_loss="asymmetric",
-                 **{**FAST, "epochs": 1, "debugger": False, "plots": False})
+    r = vt.train(
+        data=str(colour_scenes / "labels.csv"),
+        out=str(tmp_path / "m"),
+        multi_label_loss="asymmetric",
+        **{**FAST, "epochs": 1, "debugger": False, "plots": False},
+    )
     assert r.metrics["task"] == "multi-label" and r.metrics["test_mAP"] > 0
     with pytest.raises(Exception, match="multi_label_loss='focal' is for multi-label data"):
         vt.train(data=str(tiny_folder), out=str(tmp_path / "c"), multi_label_loss="focal", **FAST)

@@ -31,8 +31,8 @@ def _scene(seed: int, size: tuple[int, int] = (56, 40)) -> tuple[Image.Image, np
     mask = np.zeros((h, w), dtype=np.uint8)
     for name in rng.sample(NAMES, rng.randint(1, 3)):
         x, y = rng.randint(0, w - 20), rng.randint(0, h - 16)
-        img[y:y + 16, x:x + 20] = COLORS[name]
-        mask[y:y + 16, x:x + 20] = CLASSES.index(name)
+        img[y : y + 16, x : x + 20] = COLORS[name]
+        mask[y : y + 16, x : x + 20] = CLASSES.index(name)
     return Image.fromarray(img), mask
 
 
@@ -68,7 +68,7 @@ def test_sagemaker_layout_and_folder_pairs_read_as_segmentation(sagemaker_layout
     # plain pairs, no class names: the classes are the mask values found
     _write_pairs(tmp_path / "pairs", "images", "masks", range(6))
     pairs = open_dataset(tmp_path / "pairs")
-    assert pairs.task == "segmentation" and pairs.classes == ["0", "1", "2", "3"][:len(pairs.classes)]
+    assert pairs.task == "segmentation" and pairs.classes == ["0", "1", "2", "3"][: len(pairs.classes)]
     assert len(pairs.classes) >= 3 and len(pairs.splits["train"]) == 6
 
 
@@ -87,7 +87,7 @@ def test_fashion_scenes_train_as_segmentation_only_when_asked(tmp_path, monkeypa
 def _colour_mask(mask: np.ndarray, colours: dict[int, str]) -> Image.Image:
     rgb = np.zeros((*mask.shape, 3), dtype=np.uint8)
     for c, hex_colour in colours.items():
-        rgb[mask == c] = [int(hex_colour[i:i + 2], 16) for i in (1, 3, 5)]
+        rgb[mask == c] = [int(hex_colour[i : i + 2], 16) for i in (1, 3, 5)]
     return Image.fromarray(rgb)
 
 
@@ -99,8 +99,17 @@ def test_ground_truth_semantic_segmentation_manifest(tmp_path):
         img, mask = _scene(i)
         img.save(tmp_path / f"i{i}.png")
         _colour_mask(mask, colours).save(tmp_path / f"m{i}.png")
-        lines.append({"source-ref": f"i{i}.png", "streets-ref": f"m{i}.png", "streets-ref-metadata": {
-            "internal-color-map": cmap, "type": "groundtruth/semantic-segmentation", "human-annotated": "yes"}})
+        lines.append(
+            {
+                "source-ref": f"i{i}.png",
+                "streets-ref": f"m{i}.png",
+                "streets-ref-metadata": {
+                    "internal-color-map": cmap,
+                    "type": "groundtruth/semantic-segmentation",
+                    "human-annotated": "yes",
+                },
+            }
+        )
     p = tmp_path / "out.manifest"
     p.write_text("".join(json.dumps(x) + "\n" for x in lines))
     ds = open_dataset(p)
@@ -115,8 +124,10 @@ def test_ground_truth_semantic_segmentation_manifest(tmp_path):
     with pytest.raises(DataError, match=r"m3\.png: the colour #010203 at x=0, y=0 .*internal-color-map"):
         open_mask(s3.mask, s3.source, s3.codec, 4)
     # one colour meaning two classes on two lines
-    lines[1]["streets-ref-metadata"]["internal-color-map"] = {**cmap, "1": {"class-name": "blue",
-                                                                             "hex-color": "#d62728"}}
+    lines[1]["streets-ref-metadata"]["internal-color-map"] = {
+        **cmap,
+        "1": {"class-name": "blue", "hex-color": "#d62728"},
+    }
     p.write_text("".join(json.dumps(x) + "\n" for x in lines))
     with pytest.raises(ManifestError, match=r"out\.manifest, line 2: .*"):
         open_dataset(p)
@@ -200,8 +211,13 @@ def seg_model(sagemaker_layout, tmp_path_factory):
     import visiontune as vt
 
     out = tmp_path_factory.mktemp("segmodel") / "model"
-    result = vt.train(data=str(sagemaker_layout), out=str(out), augmentation="crop",
-                      **{**FAST, "epochs": 4, "learning_rate": 0.01}, debugger=False)
+    result = vt.train(
+        data=str(sagemaker_layout),
+        out=str(out),
+        augmentation="crop",
+        **{**FAST, "epochs": 4, "learning_rate": 0.01},
+        debugger=False,
+    )
     return out, result
 
 
@@ -213,7 +229,8 @@ def test_train_evaluate_and_predict_a_segmentation_model(seg_model, sagemaker_la
     assert m["task"] == "segmentation" and m["evaluated_on"] == "test"
     # a model that learnt something: beats predicting the background everywhere
     background_share = m["evaluation"]["per_class"]["background"]["pixels"] / sum(
-        pc["pixels"] for pc in m["evaluation"]["per_class"].values())
+        pc["pixels"] for pc in m["evaluation"]["per_class"].values()
+    )
     assert 0 < m["test_mIoU"] <= 1 and m["test_pixel_accuracy"] > background_share
     assert {"val_mIoU", "val_acc"} <= set(result.history[-1])
     for name in ("segmentation_examples.png", "confusion_matrix.png", "per_class.json", "learning_curves.png"):
@@ -230,8 +247,12 @@ def test_train_evaluate_and_predict_a_segmentation_model(seg_model, sagemaker_la
     assert probs.shape == (4, 45, 70) and np.allclose(probs.sum(0), 1, atol=1e-4)
 
     img.save(tmp_path / "x.jpg")
-    rows = [json.loads(x) for x in cli_run("predict", out, tmp_path / "x.jpg", "--format", "json",
-                                           "--masks", tmp_path / "masks").output.splitlines()]
+    rows = [
+        json.loads(x)
+        for x in cli_run(
+            "predict", out, tmp_path / "x.jpg", "--format", "json", "--masks", tmp_path / "masks"
+        ).output.splitlines()
+    ]
     assert Image.open(rows[0]["mask"]).size == (70, 45) and "pixel_fractions" in rows[0]
 
     ev = vt.evaluate(out, str(sagemaker_layout), split="validation", out=tmp_path / "ev")
@@ -259,19 +280,27 @@ def test_serve_batch_and_export_a_segmentation_model(seg_model, sagemaker_layout
             assert r.status_code == 200 and r.headers["content-type"] == "image/png"
             png = Image.open(io.BytesIO(r.content))
             assert png.size == (50, 37) and png.mode == "L" and np.asarray(png).max() < 4
-            r = c.post("/invocations", content=body, headers={"Content-Type": "image/jpeg",
-                                                              "Accept": "application/x-npy"})
+            r = c.post(
+                "/invocations", content=body, headers={"Content-Type": "image/jpeg", "Accept": "application/x-npy"}
+            )
             probs = np.load(io.BytesIO(r.content))
             assert probs.shape == (4, 37, 50) and np.allclose(probs.sum(0), 1, atol=1e-4)
             doc = c.post("/invocations", content=body, headers={"Content-Type": "image/jpeg"}).json()
             np.testing.assert_array_equal(from_run_length(doc), np.asarray(png))
-            verbose = c.post("/invocations", content=body, headers={"Content-Type": "image/jpeg",
-                                                                    "Accept": "application/json;verbose"}).json()
+            verbose = c.post(
+                "/invocations",
+                content=body,
+                headers={"Content-Type": "image/jpeg", "Accept": "application/json;verbose"},
+            ).json()
             assert set(verbose["classes_present"]) <= set(CLASSES)
             # a bad request is answered and the server keeps serving
             assert c.post("/invocations", content=b"no", headers={"Content-Type": "image/jpeg"}).status_code == 400
-            assert c.post("/invocations", content=body, headers={"Content-Type": "image/jpeg",
-                                                                 "Accept": "text/csv"}).status_code == 406
+            assert (
+                c.post(
+                    "/invocations", content=body, headers={"Content-Type": "image/jpeg", "Accept": "text/csv"}
+                ).status_code
+                == 406
+            )
             assert c.post("/invocations", content=body, headers={"Accept": "image/png"}).status_code == 200
 
     res = batch_predict(out, sagemaker_layout / "validation", tmp_path / "bt", precision="fp32")
@@ -305,15 +334,51 @@ def test_an_interrupted_segmentation_run_resumes_to_the_same_result(sagemaker_la
 
 def test_cli_trains_a_segmentation_model(sagemaker_layout, tmp_path):
     out = tmp_path / "cli"
-    cli_run("train", "--data", sagemaker_layout, "--out", out, "--task", "segmentation", "--model", "mobilenet_v2",
-            "--image-size", 32, "--epochs", 1, "--batch-size", 6, "--num-workers", 0, "--no-debugger")
+    cli_run(
+        "train",
+        "--data",
+        sagemaker_layout,
+        "--out",
+        out,
+        "--task",
+        "segmentation",
+        "--model",
+        "mobilenet_v2",
+        "--image-size",
+        32,
+        "--epochs",
+        1,
+        "--batch-size",
+        6,
+        "--num-workers",
+        0,
+        "--no-debugger",
+    )
     config = json.loads((out / "config.json").read_text())
     # 43 training images in batches of 6: the last batch holds one image, which DeepLabV3+ cannot train on alone
     assert config["model"]["segmentation"]["decoder"] == "deeplabv3plus"
     assert json.loads((out / "metrics.json").read_text())["counts"]["train"] == 43
-    cli_run("train", "--data", sagemaker_layout, "--out", out, "--overwrite", "--model", "mobilenet_v2",
-            "--image-size", 32, "--epochs", 1, "--batch-size", 8, "--num-workers", 0, "--segmentation-decoder", "fpn",
-            "--no-debugger")
+    cli_run(
+        "train",
+        "--data",
+        sagemaker_layout,
+        "--out",
+        out,
+        "--overwrite",
+        "--model",
+        "mobilenet_v2",
+        "--image-size",
+        32,
+        "--epochs",
+        1,
+        "--batch-size",
+        8,
+        "--num-workers",
+        0,
+        "--segmentation-decoder",
+        "fpn",
+        "--no-debugger",
+    )
     config = json.loads((out / "config.json").read_text())
     assert config["model"]["segmentation"]["decoder"] == "fpn" and (out / "model.tar.gz").exists()
 
@@ -340,8 +405,7 @@ def test_a_served_segmentation_model_answers_boto3_and_the_python_client(seg_mod
         monkeypatch.setenv("AWS_ACCESS_KEY_ID", "dummy")
         monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "dummy")
         client = boto3.client("sagemaker-runtime", endpoint_url=srv.url, region_name="us-east-1")
-        r = client.invoke_endpoint(EndpointName="seg", ContentType="image/png", Accept="image/png",
-                                   Body=buf.getvalue())
+        r = client.invoke_endpoint(EndpointName="seg", ContentType="image/png", Accept="image/png", Body=buf.getvalue())
         assert r["ContentType"] == "image/png"
         np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(r["Body"].read()))), pred.mask)
     finally:
@@ -361,8 +425,9 @@ def test_inspect_reads_every_mask(sagemaker_layout, tmp_path):
     shutil.copytree(sagemaker_layout, root)
     (root / "train_annotation" / "s002.png").write_bytes(b"not a png")
     report = inspect(root, grid=None)
-    assert not report["ok"] and any(p["check"] == "mask" and "s002.png: not a mask image" in p["message"]
-                                    for p in report["problems"])
+    assert not report["ok"] and any(
+        p["check"] == "mask" and "s002.png: not a mask image" in p["message"] for p in report["problems"]
+    )
 
 
 def test_mean_iou_from_a_confusion_matrix():
@@ -388,8 +453,13 @@ def _gt_manifest(folder: Path, name: str, seeds, colours: dict[int, str]) -> Pat
         img, mask = _scene(i)
         img.save(folder / f"i{i}.png")
         _colour_mask(mask, colours).save(folder / f"m{i}.png")
-        lines.append({"source-ref": f"i{i}.png", "s-ref": f"m{i}.png",
-                      "s-ref-metadata": {"internal-color-map": cmap, "type": "groundtruth/semantic-segmentation"}})
+        lines.append(
+            {
+                "source-ref": f"i{i}.png",
+                "s-ref": f"m{i}.png",
+                "s-ref-metadata": {"internal-color-map": cmap, "type": "groundtruth/semantic-segmentation"},
+            }
+        )
     path = folder / name
     path.write_text("".join(json.dumps(x) + "\n" for x in lines))
     return path

@@ -22,8 +22,17 @@ def test_head_mode_learns_and_writes_everything(tiny_split, tmp_path, capsys):
     r = vt.train(data=str(tiny_split), out=str(out), **{**FAST, "epochs": 6}, learning_rate=0.01)
     assert r.metrics["evaluated_on"] == "test"
     assert r.metrics["test_accuracy"] >= 0.8  # colours are easy; chance is 1/3
-    for f in ("model.safetensors", "config.json", "labels.json", "metrics.json", "model.tar.gz",
-              "confusion_matrix.json", "confusion_matrix.png", "learning_curves.png", "hyperparameters.json"):
+    for f in (
+        "model.safetensors",
+        "config.json",
+        "labels.json",
+        "metrics.json",
+        "model.tar.gz",
+        "confusion_matrix.json",
+        "confusion_matrix.png",
+        "learning_curves.png",
+        "hyperparameters.json",
+    ):
         assert (out / f).exists(), f
     assert not (out / CHECKPOINT).exists()
     assert json.loads((out / "labels.json").read_text()) == ["blue", "green", "red"]
@@ -67,9 +76,14 @@ class _Interrupt(Exception):
     pass
 
 
-@pytest.mark.parametrize("mode,extra", [("head", {}), ("full", {"augmentation": "crop", "dropout": 0.2}),
-                                        ("partial", {"trainable_stages": 2, "lr_scheduler": "step",
-                                                     "lr_scheduler_step": 1, "optimizer": "sgd"})])
+@pytest.mark.parametrize(
+    "mode,extra",
+    [
+        ("head", {}),
+        ("full", {"augmentation": "crop", "dropout": 0.2}),
+        ("partial", {"trainable_stages": 2, "lr_scheduler": "step", "lr_scheduler_step": 1, "optimizer": "sgd"}),
+    ],
+)
 def test_resume_gives_the_same_result(tiny_split, tmp_path, mode, extra):
     opts = {**FAST, "epochs": 3, "mode": mode, **extra}
     ref = vt.train(data=str(tiny_split), out=str(tmp_path / "ref"), **opts)
@@ -102,14 +116,29 @@ def test_resume_without_checkpoint_starts_with_a_notice(tiny_folder, tmp_path, c
 
 
 def test_early_stopping_keeps_best(tiny_split, tmp_path):
-    r = vt.train(data=str(tiny_split), out=str(tmp_path / "es"), **{**FAST, "epochs": 30}, early_stopping=True,
-                 early_stopping_patience=1, early_stopping_min_delta=10.0)
+    r = vt.train(
+        data=str(tiny_split),
+        out=str(tmp_path / "es"),
+        **{**FAST, "epochs": 30},
+        early_stopping=True,
+        early_stopping_patience=1,
+        early_stopping_min_delta=10.0,
+    )
     assert len(r.history) == 2 and r.metrics["best_epoch"] == 1  # nothing improves by 10: stop after patience
 
 
 def test_class_weights_and_hidden_head(tiny_folder, tmp_path):
-    r = vt.train(data=str(tiny_folder), out=str(tmp_path / "cw"), **FAST, class_weights=True, hidden_units=8,
-                 dropout=0.1, optimizer="rmsprop", lr_scheduler="one-cycle", label_smoothing=0.1)
+    r = vt.train(
+        data=str(tiny_folder),
+        out=str(tmp_path / "cw"),
+        **FAST,
+        class_weights=True,
+        hidden_units=8,
+        dropout=0.1,
+        optimizer="rmsprop",
+        lr_scheduler="one-cycle",
+        label_smoothing=0.1,
+    )
     cfg = json.loads((r.out / "config.json").read_text())
     assert cfg["model"]["head"] == {"num_classes": 3, "hidden_units": 8, "dropout": 0.1}
     assert cfg["hyperparameters"]["class_weights"] is True
@@ -178,12 +207,15 @@ def test_header_counts_images_after_skipping(tiny_split, tmp_path, capsys):
 def test_a_last_batch_of_one_image_waits_for_the_next_epoch(tiny_folder, tmp_path):
     """Regression: at 32 px mobilenet_v2's last feature map is 1x1, and BatchNorm cannot normalise a batch of
     one such image ("Expected more than 1 value per channel when training")."""
-    r = vt.train(data=str(tiny_folder), out=str(tmp_path / "r"), **{**FAST, "batch_size": 23, "epochs": 2},
-                 mode="full")
+    r = vt.train(data=str(tiny_folder), out=str(tmp_path / "r"), **{**FAST, "batch_size": 23, "epochs": 2}, mode="full")
     assert r.metrics["counts"]["train"] % 23 == 1 and len(r.history) == 2
     # batches of one image by choice still train where the last feature map is larger than 1x1 (64 px: 2x2)
-    one = vt.train(data=str(tiny_folder), out=str(tmp_path / "one"), **{**FAST, "batch_size": 1, "epochs": 1,
-                                                                      "image_size": 64}, mode="full")
+    one = vt.train(
+        data=str(tiny_folder),
+        out=str(tmp_path / "one"),
+        **{**FAST, "batch_size": 1, "epochs": 1, "image_size": 64},
+        mode="full",
+    )
     assert one.history[0]["train_loss"] > 0
 
 

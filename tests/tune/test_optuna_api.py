@@ -15,11 +15,18 @@ PRIVATE = re.compile(r"\._(storage|study_id|contains|trial_id|cached_frozen_tria
 
 
 def test_no_private_optuna_fields_are_used():
-    users = [p for p in (*sorted((SRC / "tune").glob("*.py")), SRC / "jobs" / "builtin.py", SRC / "tune" / "report.py")
-             if "optuna" in p.read_text()]
+    users = [
+        p
+        for p in (*sorted((SRC / "tune").glob("*.py")), SRC / "jobs" / "builtin.py", SRC / "tune" / "report.py")
+        if "optuna" in p.read_text()
+    ]
     assert users
-    found = [f"{p.relative_to(SRC)}:{i}: {line.strip()}" for p in users
-             for i, line in enumerate(p.read_text().splitlines(), 1) if PRIVATE.search(line)]
+    found = [
+        f"{p.relative_to(SRC)}:{i}: {line.strip()}"
+        for p in users
+        for i, line in enumerate(p.read_text().splitlines(), 1)
+        if PRIVATE.search(line)
+    ]
     assert found == []
 
 

@@ -24,8 +24,10 @@ def test_a_plot_that_needs_more_trials_says_so_instead_of_vanishing(tmp_path, ca
     study.optimize(lambda t: t.suggest_float("lr", 1e-3, 1e-1, log=True), n_trials=1)
     made, skipped = _plots(study, tmp_path)
     assert set(made) == {"history"} and (tmp_path / "history.png").stat().st_size > 1000
-    assert skipped == {"importance": "needs 2 completed trials (1 so far)",
-                       "parallel": "needs 2 completed trials (1 so far)"}
+    assert skipped == {
+        "importance": "needs 2 completed trials (1 so far)",
+        "parallel": "needs 2 completed trials (1 so far)",
+    }
     assert "importance.png not drawn: needs 2 completed trials (1 so far)" in capsys.readouterr().err
 
     class Job:

@@ -14,11 +14,21 @@ SCRIPTS = Path(__file__).parents[1] / "jobs" / "scripts"
 
 
 def _config(tmp_path, name, qualities, **over):
-    doc = {"name": name, "script": {"entry_point": "quality.py", "source_dir": str(SCRIPTS),
-                                    "hyperparameters": {"epochs": 8},
-                                    "metric_definitions": [{"Name": "score", "Regex": r"score: ([0-9.]+)"}]},
-           "objective": {"metric": "score", "type": "Maximize"}, "ranges": {"quality": qualities},
-           "strategy": "Grid", "max_jobs": len(qualities), "max_parallel_jobs": 1, "output": str(tmp_path / name)}
+    doc = {
+        "name": name,
+        "script": {
+            "entry_point": "quality.py",
+            "source_dir": str(SCRIPTS),
+            "hyperparameters": {"epochs": 8},
+            "metric_definitions": [{"Name": "score", "Regex": r"score: ([0-9.]+)"}],
+        },
+        "objective": {"metric": "score", "type": "Maximize"},
+        "ranges": {"quality": qualities},
+        "strategy": "Grid",
+        "max_jobs": len(qualities),
+        "max_parallel_jobs": 1,
+        "output": str(tmp_path / name),
+    }
     doc.update(over)
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump(doc))
@@ -31,9 +41,18 @@ def _board(tmp_path, name):
 
 def test_median_rule_stops_a_running_script(tmp_path):
     """A script whose per-epoch score falls below the median of earlier trials is stopped mid-run."""
-    cfg = _config(tmp_path, "median", [0.9, 0.85, 0.8, 0.75, 0.1, 0.05], early_stopping="Auto",
-                  script={"entry_point": "quality.py", "source_dir": str(SCRIPTS), "hyperparameters": {"epochs": 8},
-                          "metric_definitions": [{"Name": "score", "Regex": r"score: ([0-9.]+)"}]})
+    cfg = _config(
+        tmp_path,
+        "median",
+        [0.9, 0.85, 0.8, 0.75, 0.1, 0.05],
+        early_stopping="Auto",
+        script={
+            "entry_point": "quality.py",
+            "source_dir": str(SCRIPTS),
+            "hyperparameters": {"epochs": 8},
+            "metric_definitions": [{"Name": "score", "Regex": r"score: ([0-9.]+)"}],
+        },
+    )
     cli_run("tune", "--config", cfg)
     board = _board(tmp_path, "median")
     stopped = [r for r in board if r["TrainingJobStatus"] == "Stopped"]
@@ -50,8 +69,9 @@ def test_median_rule_stops_a_running_script(tmp_path):
 
 
 def test_target_objective_ends_the_search(tmp_path):
-    cfg = _config(tmp_path, "target", [0.2, 0.95, 0.3, 0.4, 0.5, 0.6], strategy="Grid",
-                  completion={"target_objective": 0.9})
+    cfg = _config(
+        tmp_path, "target", [0.2, 0.95, 0.3, 0.4, 0.5, 0.6], strategy="Grid", completion={"target_objective": 0.9}
+    )
     cli_run("tune", "--config", cfg)
     board = _board(tmp_path, "target")
     assert len(board) < 6 and max(r["FinalObjectiveValue"] for r in board) == 0.95
@@ -77,10 +97,19 @@ def test_tune_stop_stops_the_trials_and_a_rerun_resumes(tmp_path):
     import sys
     import time
 
-    cfg = _config(tmp_path, "to-stop", [0.1, 0.2, 0.3, 0.4], strategy="Grid", max_parallel_jobs=2,
-                  script={"entry_point": "quality.py", "source_dir": str(SCRIPTS),
-                          "hyperparameters": {"epochs": 30, "pause": 0.5},
-                          "metric_definitions": [{"Name": "score", "Regex": r"score: ([0-9.]+)"}]})
+    cfg = _config(
+        tmp_path,
+        "to-stop",
+        [0.1, 0.2, 0.3, 0.4],
+        strategy="Grid",
+        max_parallel_jobs=2,
+        script={
+            "entry_point": "quality.py",
+            "source_dir": str(SCRIPTS),
+            "hyperparameters": {"epochs": 30, "pause": 0.5},
+            "metric_definitions": [{"Name": "score", "Regex": r"score: ([0-9.]+)"}],
+        },
+    )
     cmd = [sys.executable, "-m", "visiontune.cli.main", "tune", "--config", str(cfg)]
     tuner = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     store = JobStore()
@@ -102,8 +131,12 @@ def test_a_trial_stopped_as_its_runner_starts_ends_stopped(tmp_path):
 
     store = JobStore()
     executor = create_executor("local", store, 1, {})
-    job = submit(store, "script", {"entry_point": "quality.py", "source_dir": str(SCRIPTS),
-                                   "hyperparameters": {"epochs": 30, "pause": 0.5}}, output_dir=tmp_path / "t")
+    job = submit(
+        store,
+        "script",
+        {"entry_point": "quality.py", "source_dir": str(SCRIPTS), "hyperparameters": {"epochs": 30, "pause": 0.5}},
+        output_dir=tmp_path / "t",
+    )
     executor.submit(job)
     executor.stop(job.name)  # at once: the runner is most likely still importing
     executor.shutdown()
@@ -118,9 +151,17 @@ def test_a_detached_tuning_job_resumes_by_either_command(tmp_path, monkeypatch):
     import time
 
     monkeypatch.chdir(tmp_path)  # the default output: runs/NAME here
-    cfg = _config(tmp_path, "both", [0.2, 0.4], script={
-        "entry_point": "quality.py", "source_dir": str(SCRIPTS), "hyperparameters": {"epochs": 30, "pause": 0.3},
-        "metric_definitions": [{"Name": "score", "Regex": r"score: ([0-9.]+)"}]})
+    cfg = _config(
+        tmp_path,
+        "both",
+        [0.2, 0.4],
+        script={
+            "entry_point": "quality.py",
+            "source_dir": str(SCRIPTS),
+            "hyperparameters": {"epochs": 30, "pause": 0.3},
+            "metric_definitions": [{"Name": "score", "Regex": r"score: ([0-9.]+)"}],
+        },
+    )
     doc = yaml.safe_load(cfg.read_text())
     del doc["output"]
     cfg.write_text(yaml.safe_dump(doc))
@@ -147,8 +188,16 @@ def test_a_resumed_random_search_draws_new_points(tmp_path):
     points again (half a budget spent on duplicates)."""
     from visiontune.tune import Tuner, TuningConfig
 
-    cfg = TuningConfig.load(_config(tmp_path, "again", [0.1], strategy="Random", max_jobs=4,
-                                    ranges={"quality": {"type": "continuous", "min": 0.0, "max": 1.0}}))
+    cfg = TuningConfig.load(
+        _config(
+            tmp_path,
+            "again",
+            [0.1],
+            strategy="Random",
+            max_jobs=4,
+            ranges={"quality": {"type": "continuous", "min": 0.0, "max": 1.0}},
+        )
+    )
     first = Tuner(cfg)._study()
     drawn = []
     for _ in range(2):
@@ -156,9 +205,21 @@ def test_a_resumed_random_search_draws_new_points(tmp_path):
         drawn.append(trial.params["quality"])
         first.tell(trial, 0.5)
     resumed = Tuner(cfg)._study()
-    again = [resumed.ask({"quality": cfg.ranges["quality"].distribution("quality")}).params["quality"] for _ in range(2)]
+    again = [
+        resumed.ask({"quality": cfg.ranges["quality"].distribution("quality")}).params["quality"] for _ in range(2)
+    ]
     assert not set(again) & set(drawn), (drawn, again)
-    fresh = Tuner(TuningConfig.load(_config(tmp_path, "fresh", [0.1], strategy="Random", max_jobs=4,
-                                            ranges={"quality": {"type": "continuous", "min": 0.0, "max": 1.0}})))
+    fresh = Tuner(
+        TuningConfig.load(
+            _config(
+                tmp_path,
+                "fresh",
+                [0.1],
+                strategy="Random",
+                max_jobs=4,
+                ranges={"quality": {"type": "continuous", "min": 0.0, "max": 1.0}},
+            )
+        )
+    )
     study = fresh._study()  # a fresh study keeps the configured seed: the same first points as the first run
     assert study.ask({"quality": cfg.ranges["quality"].distribution("quality")}).params["quality"] == drawn[0]

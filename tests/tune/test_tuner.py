@@ -27,12 +27,22 @@ def data(tmp_path_factory):
 
 
 def _script_config(data, name, tmp_path, **over):
-    doc = {"name": name, "script": {"entry_point": "hpo.py", "source_dir": str(SCRIPTS),
-                                    "channels": {"train": str(data / "train"), "test": str(data / "test")},
-                                    "hyperparameters": {"epochs": 2}, "metric_definitions": [METRIC]},
-           "objective": {"metric": "test_acc", "type": "Maximize"},
-           "ranges": {"lr": {"type": "continuous", "min": 0.001, "max": 0.1}},
-           "strategy": "Random", "max_jobs": 3, "max_parallel_jobs": 2, "output": str(tmp_path / name)}
+    doc = {
+        "name": name,
+        "script": {
+            "entry_point": "hpo.py",
+            "source_dir": str(SCRIPTS),
+            "channels": {"train": str(data / "train"), "test": str(data / "test")},
+            "hyperparameters": {"epochs": 2},
+            "metric_definitions": [METRIC],
+        },
+        "objective": {"metric": "test_acc", "type": "Maximize"},
+        "ranges": {"lr": {"type": "continuous", "min": 0.001, "max": 0.1}},
+        "strategy": "Random",
+        "max_jobs": 3,
+        "max_parallel_jobs": 2,
+        "output": str(tmp_path / name),
+    }
     doc.update(over)
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump(doc))
@@ -40,11 +50,20 @@ def _script_config(data, name, tmp_path, **over):
 
 
 def test_builtin_engine_tuning_shares_one_feature_extraction(data, tmp_path):
-    doc = {"name": "fast", "train": {"data": str(data), **{k: v for k, v in FAST.items() if k != "epochs"}, "epochs": 3},
-           "objective": {"metric": "validation:accuracy"},
-           "ranges": {"learning_rate": {"type": "continuous", "min": 1e-3, "max": 1e-1, "scaling": "Logarithmic"},
-                      "hidden_units": [0, 16], "dropout": {"type": "continuous", "min": 0.0, "max": 0.5}},
-           "strategy": "Hyperband", "max_jobs": 6, "max_parallel_jobs": 2, "output": str(tmp_path / "fast")}
+    doc = {
+        "name": "fast",
+        "train": {"data": str(data), **{k: v for k, v in FAST.items() if k != "epochs"}, "epochs": 3},
+        "objective": {"metric": "validation:accuracy"},
+        "ranges": {
+            "learning_rate": {"type": "continuous", "min": 1e-3, "max": 1e-1, "scaling": "Logarithmic"},
+            "hidden_units": [0, 16],
+            "dropout": {"type": "continuous", "min": 0.0, "max": 0.5},
+        },
+        "strategy": "Hyperband",
+        "max_jobs": 6,
+        "max_parallel_jobs": 2,
+        "output": str(tmp_path / "fast"),
+    }
     (tmp_path / "fast.yaml").write_text(yaml.safe_dump(doc))
     res = cli_run("tune", "--config", tmp_path / "fast.yaml")
     assert "tuning job fast: Completed" in res.output
@@ -63,13 +82,16 @@ def test_builtin_engine_tuning_shares_one_feature_extraction(data, tmp_path):
     best = described["BestTrainingJob"]
     board = json.loads((out / "leaderboard.json").read_text())
     assert best["TrainingJobName"] == board[0]["TrainingJobName"]
-    assert best["FinalObjectiveValue"] == max(r["FinalObjectiveValue"] for r in board if r["FinalObjectiveValue"] is not None)
+    assert best["FinalObjectiveValue"] == max(
+        r["FinalObjectiveValue"] for r in board if r["FinalObjectiveValue"] is not None
+    )
     assert "learning_rate" in best and "fast" in cli_run("tune", "list").output
 
 
 def test_failed_trials_never_stop_the_tuning_job(data, tmp_path):
-    cfg = _script_config(data, "fails", tmp_path, strategy="Grid", max_jobs=4,
-                         ranges={"crash": [0, 1], "lr": [0.05, 0.01]})
+    cfg = _script_config(
+        data, "fails", tmp_path, strategy="Grid", max_jobs=4, ranges={"crash": [0, 1], "lr": [0.05, 0.01]}
+    )
     res = cli_run("tune", "--config", cfg)
     assert "tuning job fails: Completed" in res.output
     described = json.loads(cli_run("tune", "describe", "fails").output)
@@ -90,10 +112,20 @@ def test_sigkill_then_rerun_runs_exactly_max_jobs_trials(data, tmp_path):
     """The acceptance test: kill -9 the tuner mid-run, run it again: max_jobs trials, none lost or repeated."""
     import optuna
 
-    cfg = _script_config(data, "killed", tmp_path, max_jobs=5, max_parallel_jobs=2,
-                         script={"entry_point": "hpo.py", "source_dir": str(SCRIPTS),
-                                 "channels": {"train": str(data / "train"), "test": str(data / "test")},
-                                 "hyperparameters": {"epochs": 3, "sleep": 0.7}, "metric_definitions": [METRIC]})
+    cfg = _script_config(
+        data,
+        "killed",
+        tmp_path,
+        max_jobs=5,
+        max_parallel_jobs=2,
+        script={
+            "entry_point": "hpo.py",
+            "source_dir": str(SCRIPTS),
+            "channels": {"train": str(data / "train"), "test": str(data / "test")},
+            "hyperparameters": {"epochs": 3, "sleep": 0.7},
+            "metric_definitions": [METRIC],
+        },
+    )
     cmd = [sys.executable, "-m", "visiontune.cli.main", "tune", "--config", str(cfg)]
     tuner = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     store = JobStore()
@@ -128,9 +160,14 @@ def test_sigkill_then_rerun_runs_exactly_max_jobs_trials(data, tmp_path):
 
 
 def test_a_tuning_output_inside_the_data_is_refused_once(data, tmp_path):
-    doc = {"name": "inside", "train": {"data": str(data), **FAST}, "objective": {"metric": "validation:accuracy"},
-           "ranges": {"learning_rate": {"type": "continuous", "min": 1e-3, "max": 1e-1}}, "max_jobs": 2,
-           "output": str(data / "tuning")}
+    doc = {
+        "name": "inside",
+        "train": {"data": str(data), **FAST},
+        "objective": {"metric": "validation:accuracy"},
+        "ranges": {"learning_rate": {"type": "continuous", "min": 1e-3, "max": 1e-1}},
+        "max_jobs": 2,
+        "output": str(data / "tuning"),
+    }
     (tmp_path / "inside.yaml").write_text(yaml.safe_dump(doc))
     res = cli_run("tune", "--config", tmp_path / "inside.yaml", ok=False)
     assert res.exit_code == 2 and "tuning output folder" in res.output and "inside the data folder" in res.output

@@ -41,8 +41,16 @@ def _studio(tmp_path) -> App:
     client = TestClient(app, base_url=BASE)
     client.get(f"/?token={settings.access.token}")
     client.headers["X-Studio-CSRF"] = settings.access.csrf
-    return App("studio", client, TestClient(app, base_url=BASE), ["/models", "/data", "/jobs", "/tune"],
-               ("POST", "/api/data/inspect", {"root": 0, "path": "colors"}), 401, app, {"root": root})
+    return App(
+        "studio",
+        client,
+        TestClient(app, base_url=BASE),
+        ["/models", "/data", "/jobs", "/tune"],
+        ("POST", "/api/data/inspect", {"root": 0, "path": "colors"}),
+        401,
+        app,
+        {"root": root},
+    )
 
 
 def _label(tmp_path) -> App:
@@ -56,9 +64,16 @@ def _label(tmp_path) -> App:
     app = create_app(store, host="127.0.0.1", port=PORT)
     client = TestClient(app, base_url=BASE)
     item = client.get(f"/api/w/{secret}/task").json()["item"]
-    return App("label", client, client, [f"/w/{secret}", f"/o/{made.owner_secret}", "/"],
-               ("POST", f"/api/w/{secret}/answer", {"item": item, "label": 0}), 403, app,
-               {"secret": secret, "owner": made.owner_secret, "job": made.job, "store": store})
+    return App(
+        "label",
+        client,
+        client,
+        [f"/w/{secret}", f"/o/{made.owner_secret}", "/"],
+        ("POST", f"/api/w/{secret}/answer", {"item": item, "label": 0}),
+        403,
+        app,
+        {"secret": secret, "owner": made.owner_secret, "job": made.job, "store": store},
+    )
 
 
 @pytest.fixture(params=["studio", "label", "endpoint"])
@@ -71,8 +86,11 @@ def web_app(request, tmp_path):
         from visiontune.serve.app import ServerSettings, create_app
         from visiontune.web.security import allowed_hosts
 
-        settings = ServerSettings(models={"m": str(request.getfixturevalue("model_dir"))}, api_key=API_KEY,
-                                  allowed_hosts=sorted(allowed_hosts("127.0.0.1", PORT)))
+        settings = ServerSettings(
+            models={"m": str(request.getfixturevalue("model_dir"))},
+            api_key=API_KEY,
+            allowed_hosts=sorted(allowed_hosts("127.0.0.1", PORT)),
+        )
         app = create_app(settings)
         with TestClient(app, base_url=BASE, headers={"X-Api-Key": API_KEY}) as client:  # (loads the model)
             import time
@@ -80,5 +98,12 @@ def web_app(request, tmp_path):
             deadline = time.time() + 180  # as long as loading takes on a busy machine
             while client.get("/ping").status_code != 200 and time.time() < deadline:
                 time.sleep(0.1)
-            yield App("endpoint", client, TestClient(app, base_url=BASE), [],
-                      ("POST", "/invocations", {"instances": [[0.0]]}), 401, app)
+            yield App(
+                "endpoint",
+                client,
+                TestClient(app, base_url=BASE),
+                [],
+                ("POST", "/invocations", {"instances": [[0.0]]}),
+                401,
+                app,
+            )

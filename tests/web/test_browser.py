@@ -11,7 +11,7 @@ import pytest
 from tests.conftest import CHROMIUM_ARGS, make_folder_dataset
 
 pytestmark = pytest.mark.slow
-EVIL = '<img src=x id=injected onerror="document.title=\'pwned\'">'
+EVIL = "<img src=x id=injected onerror=\"document.title='pwned'\">"
 
 
 def _serve(app):
@@ -20,8 +20,9 @@ def _serve(app):
     from visiontune.serve.endpoints import free_port
 
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app(port), host="127.0.0.1", port=port, log_level="warning",
-                                           access_log=False))
+    server = uvicorn.Server(
+        uvicorn.Config(app(port), host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    )
     threading.Thread(target=server.run, daemon=True).start()
     deadline = time.time() + 60
     while not server.started and time.time() < deadline:
@@ -91,7 +92,7 @@ def test_html_in_folder_names_is_text_in_the_studio(tmp_path, chromium):
             page = browser.new_page()
             page.goto(f"{base}/?token={settings['s'].access.token}")
             _check_page(page, f"{base}/data", "main", "Data")
-            page.locator("button[data-folder=\"colors\"]").click()
+            page.locator('button[data-folder="colors"]').click()
             page.wait_for_timeout(800)
             assert page.locator("#injected").count() == 0
             assert folder in page.inner_text("body")

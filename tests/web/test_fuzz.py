@@ -14,11 +14,16 @@ from hypothesis import strategies as st
 #: requests per app (the acceptance asks for 2,000 or more)
 REQUESTS = 2000
 
-JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
-                    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
-                    max_leaves=12)
-SEGMENT = st.one_of(st.text(max_size=12), st.integers(-5, 10**6).map(str),
-                    st.sampled_from(["..", "%2e%2e", "%00", "-1", "0", "a b", "<b>x</b>", "é", "x" * 300]))
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=12,
+)
+SEGMENT = st.one_of(
+    st.text(max_size=12),
+    st.integers(-5, 10**6).map(str),
+    st.sampled_from(["..", "%2e%2e", "%00", "-1", "0", "a b", "<b>x</b>", "é", "x" * 300]),
+)
 
 
 def _routes(app) -> list[tuple[str, str, dict]]:
@@ -38,8 +43,18 @@ def _request(draw, routes, secrets: dict):
         headers["Content-Type"] = "application/json"
         content = json.dumps(draw(JSON)).encode()
     elif kind == "bytes":
-        headers["Content-Type"] = draw(st.sampled_from(["application/octet-stream", "image/png", "image/jpeg",
-                                                        "application/x-npy", "application/zip", "text/csv"]))
+        headers["Content-Type"] = draw(
+            st.sampled_from(
+                [
+                    "application/octet-stream",
+                    "image/png",
+                    "image/jpeg",
+                    "application/x-npy",
+                    "application/zip",
+                    "text/csv",
+                ]
+            )
+        )
         content = draw(st.binary(max_size=64))
     elif kind == "text":
         headers["Content-Type"] = "text/plain"
@@ -70,8 +85,9 @@ def test_no_generated_request_gets_a_5xx(guarded):
     secrets = {"secret": app.extra.get("secret", "x")} if app.name == "label" else {}
     seen: dict[int, int] = {}
 
-    @settings(max_examples=REQUESTS, deadline=None, derandomize=True, database=None,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=REQUESTS, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck)
+    )
     @given(st.data())
     def one(data):
         method, path, query, headers, content = _request(data.draw, routes, secrets)

@@ -21,8 +21,13 @@ def test_web_imports_none_of_the_apps():
     for path in _modules("web"):
         tree = ast.parse(path.read_text())
         for node in ast.walk(tree):
-            names = [node.module or ""] if isinstance(node, ast.ImportFrom) else \
-                [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            names = (
+                [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else []
+            )
             for name in names:
                 assert not any(name.startswith(f"visiontune.{app}") for app in APPS), f"{path.name} imports {name}"
 

@@ -14,8 +14,13 @@ from visiontune.web.security import MiB
 
 
 def _send(client, method, path, body, **kw):
-    return client.request(method, path, content=json.dumps(body), headers={"Content-Type": "application/json",
-                                                                            **kw.pop("headers", {})}, **kw)
+    return client.request(
+        method,
+        path,
+        content=json.dumps(body),
+        headers={"Content-Type": "application/json", **kw.pop("headers", {})},
+        **kw,
+    )
 
 
 def test_requests_without_credentials_are_refused(web_app):
@@ -31,8 +36,15 @@ def test_requests_without_credentials_are_refused(web_app):
         assert r.status_code == 403, r.text
 
 
-@pytest.mark.parametrize("headers", [{"Origin": "http://evil.example"}, {"Sec-Fetch-Site": "cross-site"},
-                                     {"Origin": f"http://127.0.0.1:{PORT + 1}"}])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Origin": "http://evil.example"},
+        {"Sec-Fetch-Site": "cross-site"},
+        {"Origin": f"http://127.0.0.1:{PORT + 1}"},
+        {"Origin": "null"},  # a sandboxed frame's request
+    ],
+)
 def test_cross_site_requests_are_refused(web_app, headers):
     method, path, body = web_app.change
     r = _send(web_app.client, method, path, body, headers=headers)
@@ -51,8 +63,10 @@ def test_a_cross_site_simple_post_changes_no_answer(web_app):
 
 def test_an_unknown_host_is_refused(web_app):
     method, path, body = web_app.change
-    for r in (web_app.client.get("/", headers={"Host": "evil.example"}),
-              _send(web_app.client, method, path, body, headers={"Host": f"rebind.example:{PORT}"})):
+    for r in (
+        web_app.client.get("/", headers={"Host": "evil.example"}),
+        _send(web_app.client, method, path, body, headers={"Host": f"rebind.example:{PORT}"}),
+    ):
         assert r.status_code == 400 and "Host" in r.json()["error"]
     assert web_app.client.get("/nowhere", headers={"Host": f"localhost:{PORT}"}).status_code == 404
 
@@ -60,8 +74,9 @@ def test_an_unknown_host_is_refused(web_app):
 def test_oversized_bodies_get_413_before_they_are_held(web_app):
     method, path, _ = web_app.change
     big = 5 * MiB if web_app.name != "endpoint" else 7 * MiB  # the endpoint takes SageMaker's 6 MB
-    r = web_app.client.request(method, path, content=b"{" + b" " * big + b"}",
-                               headers={"Content-Type": "application/json"})
+    r = web_app.client.request(
+        method, path, content=b"{" + b" " * big + b"}", headers={"Content-Type": "application/json"}
+    )
     assert r.status_code == 413 and r.json()["status"] == 413
 
     def chunks():  # no Content-Length: a chunked body, refused while it streams
@@ -70,8 +85,10 @@ def test_oversized_bodies_get_413_before_they_are_held(web_app):
 
     r = web_app.client.request(method, path, content=chunks(), headers={"Content-Type": "application/json"})
     assert r.status_code == 413
-    assert web_app.client.request(method, path, content=b"{}", headers={"Content-Type": "application/json"}) \
-        .status_code < 500  # and the server goes on serving
+    assert (
+        web_app.client.request(method, path, content=b"{}", headers={"Content-Type": "application/json"}).status_code
+        < 500
+    )  # and the server goes on serving
 
 
 def test_every_html_page_carries_the_security_headers(web_app):
@@ -122,8 +139,16 @@ def test_the_studio_refuses_manifests_whose_references_leave_the_roots(tmp_path)
     evil = app.extra["root"] / "evil"
     evil.mkdir()
     answers = {}
-    for n, ref in enumerate([str(outside), "../../outside.png", f"file://{outside}", "/nonexistent/x.png",
-                             "/proc/self/environ", "s3://bucket/x.png"]):
+    for n, ref in enumerate(
+        [
+            str(outside),
+            "../../outside.png",
+            f"file://{outside}",
+            "/nonexistent/x.png",
+            "/proc/self/environ",
+            "s3://bucket/x.png",
+        ]
+    ):
         line = {"source-ref": ref, "class": 0, "class-metadata": {"class-name": "a"}}
         inside = {"source-ref": "../colors/red/red_000.png", "class": 1, "class-metadata": {"class-name": "b"}}
         (evil / f"m{n}.manifest").write_text(json.dumps(inside) + "\n" + json.dumps(line) + "\n")
@@ -177,8 +202,15 @@ def test_a_real_server_refuses_a_huge_body_with_memory_flat(tmp_path):
     port = free_port()
     from visiontune.label.app import create_app
 
-    server = uvicorn.Server(uvicorn.Config(create_app(app.extra["store"], host="127.0.0.1", port=port),
-                                           host="127.0.0.1", port=port, log_level="warning", access_log=False))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(app.extra["store"], host="127.0.0.1", port=port),
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            access_log=False,
+        )
+    )
     threading.Thread(target=server.run, daemon=True).start()
     deadline = time.time() + 60
     while not server.started and time.time() < deadline:
@@ -186,8 +218,10 @@ def test_a_real_server_refuses_a_huge_body_with_memory_flat(tmp_path):
     rss = psutil.Process(os.getpid()).memory_info().rss
     path = app.change[1]
     with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
-        sock.sendall(f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
-                     "Transfer-Encoding: chunked\r\n\r\n".encode())
+        sock.sendall(
+            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
+            "Transfer-Encoding: chunked\r\n\r\n".encode()
+        )
         chunk = b"%x\r\n" % MiB + b" " * MiB + b"\r\n"
         sent = 0
         try:
@@ -205,3 +239,14 @@ def test_a_real_server_refuses_a_huge_body_with_memory_flat(tmp_path):
     server.should_exit = True
     assert b" 413 " in reply.split(b"\r\n", 1)[0] or sent < 256, reply[:200]
     assert grew < 64 * MiB, grew
+
+
+def test_names_longer_than_the_file_system_allows_are_refused_not_a_500(tmp_path):
+    from tests.web.conftest import _studio
+
+    app = _studio(tmp_path)
+    for path in ("x" * 300, "colors/" + "y" * 256, "a/" * 2100):
+        r = app.client.get("/api/data/browse", params={"root": 0, "path": path})
+        assert r.status_code == 403 and "longer than" in r.json()["error"], r.text
+        assert app.client.post("/api/data/inspect", json={"root": 0, "path": path}).status_code == 403
+    assert app.client.get("/api/data/grid/" + "a" * 300).status_code == 404

@@ -25,8 +25,15 @@ def test_duplicate_registration_is_an_error():
         register_model(ModelSpec("mobilenet_v2", "torchvision", "mobilenet_v2"))
 
 
-@pytest.mark.parametrize("name,library", [("resnet18", "torchvision"), ("timm:resnet10t", "timm"),
-                                          ("torchvision:resnet18", "torchvision"), ("test_efficientnet", "timm")])
+@pytest.mark.parametrize(
+    "name,library",
+    [
+        ("resnet18", "torchvision"),
+        ("timm:resnet10t", "timm"),
+        ("torchvision:resnet18", "torchvision"),
+        ("test_efficientnet", "timm"),
+    ],
+)
 def test_any_architecture_by_name(name, library):
     spec = get_model_spec(name)
     assert spec.library == library
@@ -42,7 +49,9 @@ def test_offline_hub_download_fails_clearly(monkeypatch):
         raise OSError("Temporary failure in name resolution")
 
     monkeypatch.setattr(timm, "create_model", no_network)
-    with pytest.raises(WeightsUnavailableError, match=r"could not download.*resnet10t.*mobilenet_v2.*--weights FILE.*--no-pretrained"):
+    with pytest.raises(
+        WeightsUnavailableError, match=r"could not download.*resnet10t.*mobilenet_v2.*--weights FILE.*--no-pretrained"
+    ):
         create_model("timm:resnet10t", num_classes=3)
 
 

@@ -13,8 +13,16 @@ from visiontune.artifact.store import artifact_dir, build_module, read_config
 from visiontune.data.decode import as_image_list, image_size_of, image_to_pixels
 from visiontune.data.transforms import normalize
 from visiontune.prediction import Prediction, SegmentationPrediction, top_k_predictions
-from visiontune.runtime import (INFERENCE_PRECISION, POLICY_BATCH_SIZES, choice_for, dtype_name, fastest_by_batch,
-                                measures_inference_precision, pick_device, resolve_precision)
+from visiontune.runtime import (
+    INFERENCE_PRECISION,
+    POLICY_BATCH_SIZES,
+    choice_for,
+    dtype_name,
+    fastest_by_batch,
+    measures_inference_precision,
+    pick_device,
+    resolve_precision,
+)
 from visiontune.zoo.optimize import inference_copy
 from visiontune.zoo.weights import Preprocessing
 
@@ -22,9 +30,16 @@ from visiontune.zoo.weights import Preprocessing
 class VisionModel:
     """``load_model(path)``'s result: call :meth:`predict` with images."""
 
-    def __init__(self, module: torch.nn.Module, classes: list[str], preprocessing: Preprocessing,
-                 config: dict, path: Path | None = None, device: str = "auto",
-                 precision: str = INFERENCE_PRECISION):
+    def __init__(
+        self,
+        module: torch.nn.Module,
+        classes: list[str],
+        preprocessing: Preprocessing,
+        config: dict,
+        path: Path | None = None,
+        device: str = "auto",
+        precision: str = INFERENCE_PRECISION,
+    ):
         self.device = pick_device(device)
         self.module = module.to(self.device).eval()  # the float32 network, as trained (export uses it)
         self.classes = classes
@@ -56,6 +71,7 @@ class VisionModel:
             def run(batch: int):
                 pixels = torch.randint(0, 256, (batch, size, size, 3), dtype=torch.uint8)
                 return copy(normalize(pixels, self.preprocessing, self.device))
+
             return run
 
         sizes = POLICY_BATCH_SIZES[:3] if self.spatial else POLICY_BATCH_SIZES  # whole images per pixel: smaller
@@ -78,16 +94,23 @@ class VisionModel:
 
     def pixels(self, image: Any, name: str | None = None, max_pixels: int | None = None) -> np.ndarray:
         """Any image (path, bytes, PIL image, HxWx3 array) -> resized uint8 HxWx3."""
-        return image_to_pixels(image, self.preprocessing.image_size, self.preprocessing.interpolation,
-                               name=name, max_pixels=max_pixels, resize=self.preprocessing.resize)
+        return image_to_pixels(
+            image,
+            self.preprocessing.image_size,
+            self.preprocessing.interpolation,
+            name=name,
+            max_pixels=max_pixels,
+            resize=self.preprocessing.resize,
+        )
 
     @torch.inference_mode()
     def predict_proba_pixels(self, batch: np.ndarray | torch.Tensor) -> torch.Tensor:
         """uint8 ``(B, S, S, 3)`` -> probabilities ``(B, C)`` (float32, CPU): one distribution per image, or
         (multi-label) each class's own probability."""
         x = normalize(torch.as_tensor(batch), self.preprocessing, self.device)
-        runner = self.runner if self.precision_policy is None else self._runners[
-            choice_for(self.precision_policy, len(x))]
+        runner = (
+            self.runner if self.precision_policy is None else self._runners[choice_for(self.precision_policy, len(x))]
+        )
         return self.task.probabilities(runner(x).float()).cpu()
 
     @property
@@ -114,8 +137,10 @@ class VisionModel:
     def segment(self, images: Any) -> SegmentationPrediction | list[SegmentationPrediction]:
         """Segmentation: the class of every pixel of one image (or of each of a list), at the image's size."""
         batch, single = as_image_list(images)
-        preds = [SegmentationPrediction(p.argmax(0).to(torch.uint8).numpy(), self.classes)
-                 for p in self.probabilities_at_size(batch)]
+        preds = [
+            SegmentationPrediction(p.argmax(0).to(torch.uint8).numpy(), self.classes)
+            for p in self.probabilities_at_size(batch)
+        ]
         return preds[0] if single else preds
 
     def _proba(self, batch: list[Any]) -> torch.Tensor:
@@ -153,4 +178,6 @@ def load_model(path: str | Path, device: str = "auto", precision: str = INFERENC
     config = read_config(folder)
     classes = json.loads((folder / "labels.json").read_text())
     module = build_module(folder, config)
-    return VisionModel(module, classes, Preprocessing.from_dict(config["preprocessing"]), config, folder, device, precision)
+    return VisionModel(
+        module, classes, Preprocessing.from_dict(config["preprocessing"]), config, folder, device, precision
+    )

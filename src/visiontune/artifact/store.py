@@ -34,16 +34,40 @@ FORMAT_VERSION = 1
 FILES = ("model.safetensors", "config.json", "labels.json")
 
 
-def save_artifact(out: Path, model: ImageClassifier, *, name: str, library: str, arch: str,
-                  weights_tag: str | None, weights_license: str | None, prep: Preprocessing,
-                  classes: list[str], hyperparameters: dict, metrics: dict, task: dict | None = None,
-                  held_out: dict | None = None) -> Path:
+def save_artifact(
+    out: Path,
+    model: ImageClassifier,
+    *,
+    name: str,
+    library: str,
+    arch: str,
+    weights_tag: str | None,
+    weights_license: str | None,
+    prep: Preprocessing,
+    classes: list[str],
+    hyperparameters: dict,
+    metrics: dict,
+    task: dict | None = None,
+    held_out: dict | None = None,
+) -> Path:
     """``task``: the task's name and what it learnt beside the weights (multi-label: per-class thresholds).
     A write that fails (a full disk, a read-only folder) leaves no temp file: one clear ``OutputError``."""
     try:
-        return _save_artifact(out, model, name=name, library=library, arch=arch, weights_tag=weights_tag,
-                              weights_license=weights_license, prep=prep, classes=classes,
-                              hyperparameters=hyperparameters, metrics=metrics, task=task, held_out=held_out)
+        return _save_artifact(
+            out,
+            model,
+            name=name,
+            library=library,
+            arch=arch,
+            weights_tag=weights_tag,
+            weights_license=weights_license,
+            prep=prep,
+            classes=classes,
+            hyperparameters=hyperparameters,
+            metrics=metrics,
+            task=task,
+            held_out=held_out,
+        )
     except OSError as exc:
         remove_temp_files(out, [*FILES, "metrics.json"])
         if is_write_failure(exc):
@@ -51,10 +75,22 @@ def save_artifact(out: Path, model: ImageClassifier, *, name: str, library: str,
         raise
 
 
-def _save_artifact(out: Path, model: ImageClassifier, *, name: str, library: str, arch: str,
-                   weights_tag: str | None, weights_license: str | None, prep: Preprocessing,
-                   classes: list[str], hyperparameters: dict, metrics: dict, task: dict | None,
-                   held_out: dict | None) -> Path:
+def _save_artifact(
+    out: Path,
+    model: ImageClassifier,
+    *,
+    name: str,
+    library: str,
+    arch: str,
+    weights_tag: str | None,
+    weights_license: str | None,
+    prep: Preprocessing,
+    classes: list[str],
+    hyperparameters: dict,
+    metrics: dict,
+    task: dict | None,
+    held_out: dict | None,
+) -> Path:
     from safetensors.torch import save_file
 
     out = Path(out)
@@ -75,10 +111,16 @@ def _save_artifact(out: Path, model: ImageClassifier, *, name: str, library: str
         "visiontune_version": __version__,
         "torch_version": torch.__version__.split("+")[0],
         "task": task or {"name": "classification"},
-        "model": {"name": name, "library": library, "arch": arch,
-                  "num_features": model.backbone.num_features, "head": model.head.spec.to_dict(),
-                  "pretrained_weights": weights_tag, "weights_license": weights_license,
-                  **({"segmentation": model.describe()} if getattr(model, "spatial", False) else {})},
+        "model": {
+            "name": name,
+            "library": library,
+            "arch": arch,
+            "num_features": model.backbone.num_features,
+            "head": model.head.spec.to_dict(),
+            "pretrained_weights": weights_tag,
+            "weights_license": weights_license,
+            **({"segmentation": model.describe()} if getattr(model, "spatial", False) else {}),
+        },
         "num_classes": len(classes),
         "preprocessing": prep.to_dict(),
         "hyperparameters": hyperparameters,
@@ -134,11 +176,15 @@ def _unpack(path: Path) -> Path:
                 tmp.replace(dest)
         except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:  # EOFError, zlib.error: truncated
             if is_write_failure(exc):  # the cache's disk is full (or not writable)
-                raise OutputError(f"cannot unpack {path} into {tmp.parent}: {exc.strerror}; free some space "
-                                  "there, or point VISIONTUNE_HOME at another disk") from exc
-            raise ArtifactError(f"{path}: not a readable model.tar.gz, truncated or damaged "
-                                f"({type(exc).__name__}: {exc}); copy it again, or pack its model folder again "
-                                "(a finished run's folder holds one)") from exc
+                raise OutputError(
+                    f"cannot unpack {path} into {tmp.parent}: {exc.strerror}; free some space "
+                    "there, or point VISIONTUNE_HOME at another disk"
+                ) from exc
+            raise ArtifactError(
+                f"{path}: not a readable model.tar.gz, truncated or damaged "
+                f"({type(exc).__name__}: {exc}); copy it again, or pack its model folder again "
+                "(a finished run's folder holds one)"
+            ) from exc
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     return dest
@@ -185,9 +231,10 @@ def artifact_dir(path: str | Path, custom_ok: bool = False) -> Path:
         raise ArtifactError(f"{path}: no model here; give a model folder or a model.tar.gz")
     missing = [f for f in FILES if not (path / f).exists()]
     if missing and not (custom_ok and (path / CUSTOM_CODE).is_file()):
-        raise ArtifactError(f"{path}: not a visiontune model (missing {', '.join(missing)}); train one with "
-                            "`visiontune train`" + (", or add code/inference.py with a model_fn that loads it"
-                                                    if custom_ok else ""))
+        raise ArtifactError(
+            f"{path}: not a visiontune model (missing {', '.join(missing)}); train one with "
+            "`visiontune train`" + (", or add code/inference.py with a model_fn that loads it" if custom_ok else "")
+        )
     return path
 
 
@@ -196,12 +243,16 @@ def read_config(path: Path) -> dict:
         config = json.loads((path / "config.json").read_text())
         config["model"], config["preprocessing"]  # noqa: B018 - both must be there
     except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as exc:
-        raise ArtifactError(f"{path}/config.json is damaged ({type(exc).__name__}: {exc}); retrain or restore it") from exc
+        raise ArtifactError(
+            f"{path}/config.json is damaged ({type(exc).__name__}: {exc}); retrain or restore it"
+        ) from exc
     version = config.get("format_version")
     if version != FORMAT_VERSION:
-        raise ArtifactError(f"{path}/config.json: format_version {version!r}, this visiontune reads "
-                            f"{FORMAT_VERSION}; use the visiontune version that wrote it "
-                            f"({config.get('visiontune_version')})")
+        raise ArtifactError(
+            f"{path}/config.json: format_version {version!r}, this visiontune reads "
+            f"{FORMAT_VERSION}; use the visiontune version that wrote it "
+            f"({config.get('visiontune_version')})"
+        )
     return config
 
 

@@ -23,9 +23,14 @@ def data_group() -> None:
 @click.option("--no-grid", is_flag=True, help="do not write the sample grid")
 @click.option("--label-attribute", default=None, help="manifest label attribute (detected when there is one)")
 @click.option("--allow-empty-labels", is_flag=True, help="multi-label data: images with no label are allowed")
-@click.option("--task", type=click.Choice(["auto", "segmentation", "detection"]), default="auto", show_default=True,
-              help="segmentation: read a folder's masks where it also holds label files; detection: its "
-                   "<split>.boxes.manifest files (or a manifest's boxes)")
+@click.option(
+    "--task",
+    type=click.Choice(["auto", "segmentation", "detection"]),
+    default="auto",
+    show_default=True,
+    help="segmentation: read a folder's masks where it also holds label files; detection: its "
+    "<split>.boxes.manifest files (or a manifest's boxes)",
+)
 @click.option("--json", "as_json", is_flag=True, help="print the report as JSON")
 def inspect_cmd(path, grid, no_grid, label_attribute, allow_empty_labels, task, as_json):
     """Classes, counts per split, image sizes and modes, a sample grid PNG, and every check `train` runs.
@@ -35,8 +40,13 @@ def inspect_cmd(path, grid, no_grid, label_attribute, allow_empty_labels, task, 
         grid = str(Path(path).expanduser().resolve().with_name(Path(path).name + "-samples.png"))
     from visiontune.data.inspect import inspect
 
-    report = inspect(path, grid=None if no_grid else grid, label_attribute=label_attribute,
-                     allow_empty_labels=allow_empty_labels, task=task)
+    report = inspect(
+        path,
+        grid=None if no_grid else grid,
+        label_attribute=label_attribute,
+        allow_empty_labels=allow_empty_labels,
+        task=task,
+    )
     if as_json:
         click.echo(json.dumps(report, indent=2))
     else:
@@ -51,13 +61,16 @@ def _print_report(report: dict) -> None:
     table = Table("class", *report["counts"].keys())
     for c in report["classes"]:
         cells = [report["counts"][s][c] for s in report["counts"]]
-        table.add_row(c, *(f"[red]{n}[/]" if n == 0 and s == "train" else str(n)
-                           for n, s in zip(cells, report["counts"])))
+        table.add_row(
+            c, *(f"[red]{n}[/]" if n == 0 and s == "train" else str(n) for n, s in zip(cells, report["counts"]))
+        )
     table.add_row("[bold]total[/]", *(f"[bold]{report['totals'][s]}[/]" for s in report["counts"]))
     con.print(table)
     sz = report["image_sizes"]
-    con.print(f"sizes: width {sz['width']['min']}..{sz['width']['max']} (median {sz['width']['median']}), "
-              f"height {sz['height']['min']}..{sz['height']['max']} (median {sz['height']['median']})")
+    con.print(
+        f"sizes: width {sz['width']['min']}..{sz['width']['max']} (median {sz['width']['median']}), "
+        f"height {sz['height']['min']}..{sz['height']['max']} (median {sz['height']['median']})"
+    )
     con.print("modes: " + ", ".join(f"{m}={n}" for m, n in report["modes"].items()))
     if "grid" in report:
         con.print(f"sample grid: {report['grid']}", highlight=False)
@@ -80,14 +93,17 @@ def _print_boxes(con: Console, report: dict) -> None:
     d = report["detection"]
     table = Table("class", *(f"{s} boxes / images" for s in d["boxes_per_class"]))
     for c in report["classes"]:
-        table.add_row(c, *(f"{d['boxes_per_class'][s][c]} / {d['images_per_class'][s][c]}"
-                           for s in d["boxes_per_class"]))
+        table.add_row(
+            c, *(f"{d['boxes_per_class'][s][c]} / {d['images_per_class'][s][c]}" for s in d["boxes_per_class"])
+        )
     con.print(table)
     per, w, h = d["boxes_per_image"], d["box_sizes"]["width"], d["box_sizes"]["height"]
-    con.print(f"boxes: {d['boxes']}, per image {per['min']:g}..{per['max']:g} (mean {per['mean']:g}); box width "
-              f"{w['min']:g}..{w['max']:g} px (median {w['median']:g}), height {h['min']:g}..{h['max']:g} px "
-              f"(median {h['median']:g}); small {d['box_sizes']['small']}, medium {d['box_sizes']['medium']}, "
-              f"large {d['box_sizes']['large']}")
+    con.print(
+        f"boxes: {d['boxes']}, per image {per['min']:g}..{per['max']:g} (mean {per['mean']:g}); box width "
+        f"{w['min']:g}..{w['max']:g} px (median {w['median']:g}), height {h['min']:g}..{h['max']:g} px "
+        f"(median {h['median']:g}); small {d['box_sizes']['small']}, medium {d['box_sizes']['medium']}, "
+        f"large {d['box_sizes']['large']}"
+    )
     for note in d["notes"]:
         con.print(note, highlight=False, markup=False, soft_wrap=True)
 
@@ -96,17 +112,31 @@ def _print_boxes(con: Console, report: dict) -> None:
 @click.argument("path", type=click.Path())
 @click.option("--ratios", default="0.8,0.2", show_default=True, help="train,validation[,test] shares, adding up to 1")
 @click.option("--seed", default=0, show_default=True, type=int, help="random seed: the same seed gives the same split")
-@click.option("--out", type=click.Path(), required=True, help="folder for train.manifest, validation.manifest[, test.manifest]")
+@click.option(
+    "--out", type=click.Path(), required=True, help="folder for train.manifest, validation.manifest[, test.manifest]"
+)
 @click.option("--label-attribute", default=None, help="manifest label attribute (detected when there is one)")
-@click.option("--on-bad-image", type=click.Choice(ON_BAD_IMAGE), default="error", show_default=True,
-              help="non-image files in class folders: stop with an error, or leave them out")
+@click.option(
+    "--on-bad-image",
+    type=click.Choice(ON_BAD_IMAGE),
+    default="error",
+    show_default=True,
+    help="non-image files in class folders: stop with an error, or leave them out",
+)
 @click.option("--allow-empty-labels", is_flag=True, help="multi-label data: images with no label are allowed")
 def split_cmd(path, ratios, seed, out, label_attribute, on_bad_image, allow_empty_labels):
     """Write stratified split manifests (Ground Truth format, paths relative to them); train on OUT with --data OUT."""
     from visiontune.data.split import split
 
-    for f, n in split(path, out=out, ratios=ratios, seed=seed, label_attribute=label_attribute,
-                      on_bad_image=on_bad_image, allow_empty_labels=allow_empty_labels):
+    for f, n in split(
+        path,
+        out=out,
+        ratios=ratios,
+        seed=seed,
+        label_attribute=label_attribute,
+        on_bad_image=on_bad_image,
+        allow_empty_labels=allow_empty_labels,
+    ):
         click.echo(f"{f}: {n} images")
 
 
@@ -133,15 +163,27 @@ def fashion_scenes_cmd(out, n_train, n_validation, size, min_items, max_items, s
     from visiontune.progress import bar
 
     with bar(n_train + n_validation, "building scenes") as advance:
-        summary = fashion_scenes(out, n_train=n_train, n_validation=n_validation, size=size,
-                                 min_items=min_items, max_items=max_items, seed=seed, progress=advance)
+        summary = fashion_scenes(
+            out,
+            n_train=n_train,
+            n_validation=n_validation,
+            size=size,
+            min_items=min_items,
+            max_items=max_items,
+            seed=seed,
+            progress=advance,
+        )
     for part, s in summary["splits"].items():
-        click.echo(f"{part}: {s['images']} scenes of {summary['size']}x{summary['size']} px, "
-                   f"{s['items'] / s['images']:.2f} items per scene on average; manifest {s['manifest']}, "
-                   f"masks {s['annotations_dir']}")
-    click.echo(f"written to {summary['out']} (class names in {summary['classes_file']}; "
-               f"manifest label attribute {summary['label_attribute']!r}; boxes in "
-               f"{', '.join(Path(s['box_manifest']).name for s in summary['splits'].values())})")
+        click.echo(
+            f"{part}: {s['images']} scenes of {summary['size']}x{summary['size']} px, "
+            f"{s['items'] / s['images']:.2f} items per scene on average; manifest {s['manifest']}, "
+            f"masks {s['annotations_dir']}"
+        )
+    click.echo(
+        f"written to {summary['out']} (class names in {summary['classes_file']}; "
+        f"manifest label attribute {summary['label_attribute']!r}; boxes in "
+        f"{', '.join(Path(s['box_manifest']).name for s in summary['splits'].values())})"
+    )
 
 
 def register(cli: click.Group) -> None:

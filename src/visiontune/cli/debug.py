@@ -58,8 +58,10 @@ def tensors_cmd(job, collection, regex):
 
     trial = create_trial(job)
     if collection is not None and collection not in trial.collections():
-        raise click.UsageError(f"--collection {collection}: this job saved none; it has "
-                               f"{', '.join(sorted(trial.collections())) or 'no tensors'}")
+        raise click.UsageError(
+            f"--collection {collection}: this job saved none; it has "
+            f"{', '.join(sorted(trial.collections())) or 'no tensors'}"
+        )
     table = Table("tensor", "collections", *[m.name for m in ModeKeys if m != ModeKeys.GLOBAL], box=None)
     for name in trial.tensor_names(collection=collection, regex=regex):
         t = trial.tensor(name)
@@ -75,8 +77,13 @@ def tensors_cmd(job, collection, regex):
 
 @debug_group.command("evaluate")
 @click.argument("job")
-@click.option("--rules", "rules", default="default", show_default=True,
-              help="rules: default, or a comma list of name[:key=value...]")
+@click.option(
+    "--rules",
+    "rules",
+    default="default",
+    show_default=True,
+    help="rules: default, or a comma list of name[:key=value...]",
+)
 def evaluate_cmd(job, rules):
     """Evaluate rules now on what a job saved (a finished job, or a look at a running one)."""
     from visiontune.debug.rules import evaluate_rules
@@ -97,8 +104,9 @@ def export_tensorboard_cmd(job, out):
     from visiontune.debug.tensorboard import export_tensorboard
 
     folder, n = export_tensorboard(job, out)
-    click.echo(f"{n} values written to {folder}; view them with `tensorboard --logdir {folder}` "
-               "(pip install tensorboard)")
+    click.echo(
+        f"{n} values written to {folder}; view them with `tensorboard --logdir {folder}` (pip install tensorboard)"
+    )
 
 
 def register(cli: click.Group) -> None:

@@ -35,8 +35,14 @@ def start_cmd(model, name, port, from_job, serve_options):
 
 
 @endpoints_group.command("list")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True,
-              help="a table for people, or JSON for scripts")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    show_default=True,
+    help="a table for people, or JSON for scripts",
+)
 def list_cmd(fmt):
     """Running endpoints."""
     from visiontune.serve.endpoints import list_endpoints

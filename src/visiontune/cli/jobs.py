@@ -45,12 +45,22 @@ def jobs_group() -> None:
 
 
 @jobs_group.command("list")
-@click.option("--status", type=click.Choice(["InProgress", "Completed", "Failed", "Stopping", "Stopped"]),
-              default=None, help="only jobs with this status")
+@click.option(
+    "--status",
+    type=click.Choice(["InProgress", "Completed", "Failed", "Stopping", "Stopped"]),
+    default=None,
+    help="only jobs with this status",
+)
 @click.option("--tuning-job", default=None, help="only the trials of this tuning job")
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1), help="newest first, at most this many")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True,
-              help="a table for people, or JSON for scripts")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    show_default=True,
+    help="a table for people, or JSON for scripts",
+)
 def list_cmd(status, tuning_job, limit, fmt):
     """Jobs, newest first: name, kind, status, elapsed time, the headline metric."""
     jobs = _store().list_jobs(status=status, tuning_job=tuning_job, limit=limit)
@@ -61,8 +71,14 @@ def list_cmd(status, tuning_job, limit, fmt):
     table.columns[0].overflow = "fold"
     colour = {"Completed": "green", "Failed": "red", "InProgress": "cyan", "Stopping": "yellow", "Stopped": "yellow"}
     for j in jobs:
-        table.add_row(j.name, j.kind, f"[{colour[j.status]}]{j.status}[/]", _fmt_seconds(j.elapsed), headline(j),
-                      time.strftime("%Y-%m-%d %H:%M", time.localtime(j.created_at)))
+        table.add_row(
+            j.name,
+            j.kind,
+            f"[{colour[j.status]}]{j.status}[/]",
+            _fmt_seconds(j.elapsed),
+            headline(j),
+            time.strftime("%Y-%m-%d %H:%M", time.localtime(j.created_at)),
+        )
     table_console().print(table)
 
 
@@ -76,21 +92,28 @@ def describe_cmd(name):
     job = store.get_job(name)
     doc = job.to_dict()
     series = store.metrics(name)
-    doc["MetricSeries"] = {k: {"points": len(v), "last": v[-1][1], "best_max": max(x[1] for x in v),
-                               "best_min": min(x[1] for x in v)} for k, v in series.items()}
+    doc["MetricSeries"] = {
+        k: {"points": len(v), "last": v[-1][1], "best_max": max(x[1] for x in v), "best_min": min(x[1] for x in v)}
+        for k, v in series.items()
+    }
     from visiontune.debug.rules import read_rules
 
     rules = read_rules(Path(job.output_dir) / "debug") or {"rules": []}
 
     def status(rule: dict) -> tuple[str, str]:
         if rule["status"] == "InProgress" and job.status in TERMINAL:  # the rules ended with the job's process
-            return "Stopped", (f"the job ended ({job.status}) before this rule finished; `visiontune debug "
-                               f"evaluate {job.name}` evaluates it on what the job saved")
+            return "Stopped", (
+                f"the job ended ({job.status}) before this rule finished; `visiontune debug "
+                f"evaluate {job.name}` evaluates it on what the job saved"
+            )
         return rule["status"], rule["message"]
 
     for key, kind in (("DebugRuleEvaluationStatuses", "debug"), ("ProfilerRuleEvaluationStatuses", "profiler")):
-        doc[key] = [dict(zip(("RuleConfigurationName", "RuleEvaluationStatus", "StatusDetails"),
-                             (r["name"], *status(r)))) for r in rules["rules"] if r["kind"] == kind]
+        doc[key] = [
+            dict(zip(("RuleConfigurationName", "RuleEvaluationStatus", "StatusDetails"), (r["name"], *status(r))))
+            for r in rules["rules"]
+            if r["kind"] == kind
+        ]
     click.echo(json.dumps(doc, indent=2))
 
 
@@ -126,8 +149,9 @@ def logs_cmd(name, follow):
 
 @jobs_group.command("stop")
 @click.argument("name")
-@click.option("--wait", "wait_s", default=30.0, show_default=True, type=float,
-              help="seconds to wait for the job to stop")
+@click.option(
+    "--wait", "wait_s", default=30.0, show_default=True, type=float, help="seconds to wait for the job to stop"
+)
 def stop_cmd(name, wait_s):
     """Stop a job: the engine stops at the next batch (its checkpoint stays for --resume); a script gets SIGTERM."""
     from visiontune.jobs.runner import stop
@@ -138,8 +162,12 @@ def stop_cmd(name, wait_s):
 
 @jobs_group.command("delete")
 @click.argument("names", nargs=-1, required=True)
-@click.option("--files", is_flag=True, help="also delete what each job wrote (model, logs, debugger data), and its "
-                                           "output folder when nothing else is in it")
+@click.option(
+    "--files",
+    is_flag=True,
+    help="also delete what each job wrote (model, logs, debugger data), and its "
+    "output folder when nothing else is in it",
+)
 def delete_cmd(names, files):
     """Forget finished jobs (their metric series and logs); --files also removes the files they wrote."""
     from visiontune.errors import ConfigError
@@ -155,15 +183,19 @@ def delete_cmd(names, files):
         kept = delete_outputs(job) if files and not others else []  # files first: a failure leaves the record
         store.delete_job(name)
         if others:
-            click.echo(f"deleted {name}; kept its files: {job.output_dir} is also the output folder of "
-                       f"{', '.join(others)} (a resumed run writes into the folder it resumes); deleting the last "
-                       f"of them with --files removes them")
+            click.echo(
+                f"deleted {name}; kept its files: {job.output_dir} is also the output folder of "
+                f"{', '.join(others)} (a resumed run writes into the folder it resumes); deleting the last "
+                f"of them with --files removes them"
+            )
         elif not files:
             click.echo(f"deleted {name}")
         elif kept:
             shown = ", ".join(kept[:8]) + (f" and {len(kept) - 8} more" if len(kept) > 8 else "")
-            click.echo(f"deleted {name} and its files in {job.output_dir}; kept the folder, which also holds what "
-                       f"the job did not write: {shown}")
+            click.echo(
+                f"deleted {name} and its files in {job.output_dir}; kept the folder, which also holds what "
+                f"the job did not write: {shown}"
+            )
         else:
             click.echo(f"deleted {name} and {job.output_dir}")
 

@@ -20,24 +20,56 @@ def label_group():
 @click.option("--labels", required=True, help="the labels, comma-separated: damage,no_damage")
 @click.option("--multi-label", is_flag=True, help="an image may take several labels")
 @click.option("--instructions", default=None, help="a Markdown/text file shown beside every image")
-@click.option("--workers-per-image", default=None, type=int,
-              help="answers wanted per image [1 for one worker, 3 when there are 3 or more]")
-@click.option("--max-workers-per-image", default=None, type=int,
-              help="an image whose answers disagree (or are not confident enough) goes to one more worker, up to "
-                   "this many [--workers-per-image: no more; 5 when that is left out]")
-@click.option("--min-confidence", default=None, type=float,
-              help="images whose consolidated confidence is below this go to one more worker (needs room: "
-                   "--max-workers-per-image above --workers-per-image)")
-@click.option("--gold", default=None, help="images with known labels, mixed in unannounced: a CSV image,label or a "
-                                           "manifest; they measure the workers")
+@click.option(
+    "--workers-per-image",
+    default=None,
+    type=int,
+    help="answers wanted per image [1 for one worker, 3 when there are 3 or more]",
+)
+@click.option(
+    "--max-workers-per-image",
+    default=None,
+    type=int,
+    help="an image whose answers disagree (or are not confident enough) goes to one more worker, up to "
+    "this many [--workers-per-image: no more; 5 when that is left out]",
+)
+@click.option(
+    "--min-confidence",
+    default=None,
+    type=float,
+    help="images whose consolidated confidence is below this go to one more worker (needs room: "
+    "--max-workers-per-image above --workers-per-image)",
+)
+@click.option(
+    "--gold",
+    default=None,
+    help="images with known labels, mixed in unannounced: a CSV image,label or a manifest; they measure the workers",
+)
 @click.option("--workers", default=None, help="workers to add now, comma-separated (their links are printed)")
-@click.option("--auto-label", is_flag=True,
-              help="active learning: a model labels the images it is sure of (rounds run while `label serve` runs)")
+@click.option(
+    "--auto-label",
+    is_flag=True,
+    help="active learning: a model labels the images it is sure of (rounds run while `label serve` runs)",
+)
 @click.option("--target-accuracy", type=float, default=None, help="the auto-labels' accuracy to reach [0.95]")
 @click.option("--auto-label-model", default=None, help="the zoo backbone the auto-labeler uses [mobilenet_v2]")
 @click.option("--auto-label-image-size", type=int, default=None, help="its input size [the model's own]")
-def create_cmd(name, images, labels, multi_label, instructions, workers_per_image, max_workers_per_image,
-               min_confidence, gold, workers, auto_label, target_accuracy, auto_label_model, auto_label_image_size):
+def create_cmd(
+    name,
+    images,
+    labels,
+    multi_label,
+    instructions,
+    workers_per_image,
+    max_workers_per_image,
+    min_confidence,
+    gold,
+    workers,
+    auto_label,
+    target_accuracy,
+    auto_label_model,
+    auto_label_image_size,
+):
     """Create a labeling job NAME over --images with --labels."""
     from visiontune.label import create
 
@@ -49,19 +81,33 @@ def create_cmd(name, images, labels, multi_label, instructions, workers_per_imag
     if auto and not auto_label:
         raise click.UsageError("--auto-label-model/--auto-label-image-size need --auto-label")
     names = [w.strip() for w in workers.split(",") if w.strip()] if workers else None
-    made = create(name, images, labels, multi_label=multi_label, instructions=instructions,
-                  workers_per_image=workers_per_image, max_workers_per_image=max_workers_per_image,
-                  min_confidence=min_confidence, gold=gold, workers=names,
-                  auto_label=(auto or True) if auto_label else False, target_accuracy=target_accuracy)
+    made = create(
+        name,
+        images,
+        labels,
+        multi_label=multi_label,
+        instructions=instructions,
+        workers_per_image=workers_per_image,
+        max_workers_per_image=max_workers_per_image,
+        min_confidence=min_confidence,
+        gold=gold,
+        workers=names,
+        auto_label=(auto or True) if auto_label else False,
+        target_accuracy=target_accuracy,
+    )
     n = made.images
     j = made.job
     click.echo(f"labeling job {name}: {n} images ({made.gold} gold), labels {', '.join(j.labels)}")
     if workers_per_image is None:
-        click.echo(f"answers per image: {j.workers_per_image} now (1 for one worker, 3 when there are 3 or more); "
-                   f"disagreements go on to more workers, up to {j.max_workers_per_image}")
+        click.echo(
+            f"answers per image: {j.workers_per_image} now (1 for one worker, 3 when there are 3 or more); "
+            f"disagreements go on to more workers, up to {j.max_workers_per_image}"
+        )
     else:
-        click.echo(f"answers per image: {j.workers_per_image}" + (
-            f", up to {j.max_workers_per_image} where they disagree" if j.adaptive else ""))
+        click.echo(
+            f"answers per image: {j.workers_per_image}"
+            + (f", up to {j.max_workers_per_image} where they disagree" if j.adaptive else "")
+        )
         if names is None and j.workers_per_image > 1:
             click.echo(f"add at least {j.workers_per_image} workers: an image gets one answer from each", err=True)
     _links(name, made.workers, DEFAULT_PORT)
@@ -71,9 +117,11 @@ def create_cmd(name, images, labels, multi_label, instructions, workers_per_imag
         from visiontune.label.active import settings_of
 
         a = settings_of(made.job)
-        click.echo(f"auto-labeling: humans label a random sample of {a.first_round(made.images)} images first; then "
-                   f"{a.model} labels the images it is sure of (held-out accuracy >= {a.target_accuracy:.0%}) while "
-                   "`label serve` runs")
+        click.echo(
+            f"auto-labeling: humans label a random sample of {a.first_round(made.images)} images first; then "
+            f"{a.model} labels the images it is sure of (held-out accuracy >= {a.target_accuracy:.0%}) while "
+            "`label serve` runs"
+        )
     click.echo(f"next: visiontune label workers add {name} NAME... ; visiontune label serve {name}")
 
 
@@ -100,8 +148,9 @@ def workers_add_cmd(job, names, port):
     there = sorted(set(names) & {w["name"] for w in store.workers(j)})
     _links(job, store.add_workers(j, list(names)), port)
     if there:
-        click.echo(f"{', '.join(there)} had a link already: the new one replaces it (the old one no longer works)",
-                   err=True)
+        click.echo(
+            f"{', '.join(there)} had a link already: the new one replaces it (the old one no longer works)", err=True
+        )
 
 
 @workers_group.command("link")
@@ -178,8 +227,13 @@ def status_cmd(job):
     for key, what in (("ties", "tie"), ("unresolved", "unresolved")):
         for row in st.get(key, []):
             names = st["labels"]
-            votes = ", ".join(f"{w}: {'+'.join(names[c] for c in v) if isinstance(v, list) else names[v]}"
-                              for w, v in row["votes"].items()) or "no answer"
+            votes = (
+                ", ".join(
+                    f"{w}: {'+'.join(names[c] for c in v) if isinstance(v, list) else names[v]}"
+                    for w, v in row["votes"].items()
+                )
+                or "no answer"
+            )
             skipped = f"; skipped by {', '.join(row['skipped_by'])}" if row["skipped_by"] else ""
             click.echo(f"{what}: {row['source_ref']} ({votes}{skipped})", err=True)
 
@@ -212,16 +266,18 @@ def list_cmd():
 @click.option("--out", required=True, help="output folder")
 @click.option("--split", type=float, default=None, help="also write stratified train/validation manifests (0.8)")
 @click.option("--folders", is_flag=True, help="also write class folders (hard links or copies of the images)")
-@click.option("--include-unresolved", is_flag=True,
-              help="also write images still waiting for answers or nobody could label, marked as such")
+@click.option(
+    "--include-unresolved",
+    is_flag=True,
+    help="also write images still waiting for answers or nobody could label, marked as such",
+)
 @click.option("--overwrite", is_flag=True, help="replace an earlier export in --out, whole")
 def export_cmd(job, out, split, folders, include_unresolved, overwrite):
     """Write the augmented manifest (Ground Truth's format), the worker responses, and optionally splits
     and class folders.  `visiontune train --data OUT/manifests/output/output.manifest` trains on it."""
     from visiontune.label import export
 
-    result = export(job, out, split=split, folders=folders, include_unresolved=include_unresolved,
-                    overwrite=overwrite)
+    result = export(job, out, split=split, folders=folders, include_unresolved=include_unresolved, overwrite=overwrite)
     for note in result.pop("notes"):
         click.secho(f"note: {note}", fg="yellow", err=True)
     click.echo(json.dumps(result, indent=2))

@@ -22,8 +22,9 @@ class _Group(click.Group):
             click.secho(f"error: {exc}", fg="red", err=True)
             sys.exit(exc.exit_code)
         except KeyboardInterrupt:
-            click.secho("interrupted. A training run continues with the same command plus --resume.",
-                        fg="yellow", err=True)
+            click.secho(
+                "interrupted. A training run continues with the same command plus --resume.", fg="yellow", err=True
+            )
             sys.exit(130)
         except BrokenPipeError:
             if not _stdout_gone():  # a socket or a child's pipe: a real failure, shown as one
@@ -52,8 +53,20 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from visiontune.cli import (data, debug, endpoints, jobs, label, models, predict, quickstart, serve, studio,
-                                train, tune)
+    from visiontune.cli import (
+        data,
+        debug,
+        endpoints,
+        jobs,
+        label,
+        models,
+        predict,
+        quickstart,
+        serve,
+        studio,
+        train,
+        tune,
+    )
 
     for module in (data, label, models, train, jobs, tune, debug, predict, serve, endpoints, studio, quickstart):
         module.register(cli)

@@ -19,8 +19,14 @@ def models_group() -> None:
 
 
 @models_group.command("list")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True,
-              help="a table for people, or JSON for scripts")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    show_default=True,
+    help="a table for people, or JSON for scripts",
+)
 @click.option("--json", "as_json", is_flag=True, hidden=True, help="the same as --format json")
 def list_cmd(fmt, as_json):
     """Registered models and whether their pretrained weights are usable offline (and how to install them)."""
@@ -32,8 +38,13 @@ def list_cmd(fmt, as_json):
         return
     table = Table(Column("name", no_wrap=True), "architecture", "offline weights", "input", "licence")
     for r in rows:
-        table.add_row(r["name"], f"{r['library']}:{r['arch']}", "[green]yes[/]" if r["offline"] else "[red]no[/]",
-                      str(r["input_size"]), r["license"] or "")
+        table.add_row(
+            r["name"],
+            f"{r['library']}:{r['arch']}",
+            "[green]yes[/]" if r["offline"] else "[red]no[/]",
+            str(r["input_size"]),
+            r["license"] or "",
+        )
     con = Console()
     con.print(table)
     missing = [r for r in rows if r["install"]]
@@ -42,8 +53,10 @@ def list_cmd(fmt, as_json):
         for r in missing:
             con.print(f"  {r['name']}: ", end="", highlight=False)
             con.print(r["install"], soft_wrap=True, highlight=False, markup=False)
-    con.print("Any other torchvision or timm architecture works by name (resnet34, timm:convnext_small) "
-              "with --weights FILE, hub weights when online, or --no-pretrained.")
+    con.print(
+        "Any other torchvision or timm architecture works by name (resnet34, timm:convnext_small) "
+        "with --weights FILE, hub weights when online, or --no-pretrained."
+    )
 
 
 @models_group.command("info")

@@ -18,14 +18,21 @@ FORMATS = ("table", "json", "csv")
 
 def model_options(func):
     """The options every command that loads a model shares."""
-    func = click.option("--precision", type=click.Choice(PRECISIONS), default=INFERENCE_PRECISION,
-                        show_default=True, help="auto = bf16 where the hardware computes it natively (as `serve` "
-                        "answers; on GPUs per batch size, whichever measured faster); fp32 = the float32 "
-                        "network's exact answers")(func)
-    func = click.option("--device", default="auto", show_default=True,
-                        help="auto (CUDA when present), cpu, cuda or mps")(func)
-    func = click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1),
-                        help="images per forward pass")(func)
+    func = click.option(
+        "--precision",
+        type=click.Choice(PRECISIONS),
+        default=INFERENCE_PRECISION,
+        show_default=True,
+        help="auto = bf16 where the hardware computes it natively (as `serve` "
+        "answers; on GPUs per batch size, whichever measured faster); fp32 = the float32 "
+        "network's exact answers",
+    )(func)
+    func = click.option(
+        "--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda or mps"
+    )(func)
+    func = click.option(
+        "--batch-size", default=64, show_default=True, type=click.IntRange(1), help="images per forward pass"
+    )(func)
     return func
 
 
@@ -33,12 +40,22 @@ def model_options(func):
 @click.argument("model", type=click.Path())
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("--top-k", default=3, show_default=True, type=click.IntRange(1), help="how many best classes to list")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
-              help="table (terminal), json (JSON Lines, one object per image) or csv; full paths in all")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    default="table",
+    show_default=True,
+    help="table (terminal), json (JSON Lines, one object per image) or csv; full paths in all",
+)
 @click.option("--json", "as_json", is_flag=True, hidden=True, help="the same as --format json")
-@click.option("--masks", type=click.Path(file_okay=False), default="masks", show_default=True,
-              help="segmentation models: the folder for each image's class-index mask (<image name>.png, the "
-                   "image's size)")
+@click.option(
+    "--masks",
+    type=click.Path(file_okay=False),
+    default="masks",
+    show_default=True,
+    help="segmentation models: the folder for each image's class-index mask (<image name>.png, the image's size)",
+)
 @model_options
 def predict_cmd(model, inputs, top_k, fmt, as_json, masks, batch_size, device, precision):
     """Predict classes for images: files, folders, manifests or quoted globs ('data/**/*.jpg'), several at once.
@@ -49,8 +66,9 @@ def predict_cmd(model, inputs, top_k, fmt, as_json, masks, batch_size, device, p
 
     rows, writer = [], _MaskWriter(masks)
     try:
-        for row in iter_predict(model, list(inputs), top_k=top_k, batch_size=batch_size, device=device,
-                                precision=precision):
+        for row in iter_predict(
+            model, list(inputs), top_k=top_k, batch_size=batch_size, device=device, precision=precision
+        ):
             rows.append(writer.write(row))  # a segmentation model's mask goes to its file now, not into memory
     except OSError as exc:  # a full disk, a read-only --masks folder: one line
         error = _write_failure(exc, masks)
@@ -70,14 +88,23 @@ def predict_cmd(model, inputs, top_k, fmt, as_json, masks, batch_size, device, p
         writer = csv.writer(sys.stdout)
         writer.writerow(["source", "mask", "classes_present", "error"])
         for r in rows:
-            writer.writerow([r["source"], r.get("mask", ""), " ".join(r.get("classes_present", [])), r.get("error", "")])
+            writer.writerow(
+                [r["source"], r.get("mask", ""), " ".join(r.get("classes_present", [])), r.get("error", "")]
+            )
     elif fmt == "csv":
         writer = csv.writer(sys.stdout)
         writer.writerow(["source", "label", "probability", "top_k", *(["predicted_labels"] if multi else []), "error"])
         for r in rows:
-            writer.writerow([r["source"], r.get("label", ""), f"{r['probability']:.6f}" if "probability" in r else "",
-                             " ".join(f"{t['label']}:{t['probability']:.6f}" for t in r.get("top_k", [])),
-                             *([" ".join(r.get("predicted_labels", []))] if multi else []), r.get("error", "")])
+            writer.writerow(
+                [
+                    r["source"],
+                    r.get("label", ""),
+                    f"{r['probability']:.6f}" if "probability" in r else "",
+                    " ".join(f"{t['label']}:{t['probability']:.6f}" for t in r.get("top_k", [])),
+                    *([" ".join(r.get("predicted_labels", []))] if multi else []),
+                    r.get("error", ""),
+                ]
+            )
     elif fmt not in ("json", "done"):
         table = Table("image", *(["labels above threshold"] if multi else []), "label", "probability", f"top {top_k}")
         table.columns[0].overflow = "fold"  # full paths, folded, never cut
@@ -86,8 +113,13 @@ def predict_cmd(model, inputs, top_k, fmt, as_json, masks, batch_size, device, p
             if "error" in r:
                 table.add_row(r["source"], *([""] if multi else []), "[red]error[/]", "", r["error"])
             else:
-                table.add_row(r["source"], *extra, r["label"], f"{r['probability']:.4f}",
-                              ", ".join(f"{t['label']} {t['probability']:.3f}" for t in r["top_k"]))
+                table.add_row(
+                    r["source"],
+                    *extra,
+                    r["label"],
+                    f"{r['probability']:.4f}",
+                    ", ".join(f"{t['label']} {t['probability']:.3f}" for t in r["top_k"]),
+                )
         table_console().print(table)
     if any("error" in r for r in rows):
         raise SystemExit(1)
@@ -141,35 +173,70 @@ def _segmentation_table(rows: list[dict]) -> None:
         if "error" in r:
             table.add_row(r["source"], "[red]error[/]", r["error"])
         else:
-            table.add_row(r["source"], r["mask"], ", ".join(f"{k} {v:.1%}" for k, v in
-                                                            sorted(r["pixel_fractions"].items(), key=lambda kv: -kv[1])))
+            table.add_row(
+                r["source"],
+                r["mask"],
+                ", ".join(f"{k} {v:.1%}" for k, v in sorted(r["pixel_fractions"].items(), key=lambda kv: -kv[1])),
+            )
     table_console().print(table)
 
 
 @click.command("evaluate")
 @click.argument("model", type=click.Path())
 @click.argument("data", type=click.Path())
-@click.option("--split", default="auto", show_default=True,
-              type=click.Choice(["auto", "all", "train", "validation", "test"]),
-              help="auto = the data's test split if it has one, else every image")
-@click.option("--out", type=click.Path(), default=None,
-              help="folder for metrics.json, confusion_matrix.png and misclassified.csv")
+@click.option(
+    "--split",
+    default="auto",
+    show_default=True,
+    type=click.Choice(["auto", "all", "train", "validation", "test"]),
+    help="auto = the data's test split if it has one, else every image",
+)
+@click.option(
+    "--out", type=click.Path(), default=None, help="folder for metrics.json, confusion_matrix.png and misclassified.csv"
+)
 @click.option("--top-k", default=5, show_default=True, type=click.IntRange(1), help="report top-k accuracy for this k")
 @click.option("--label-attribute", default=None, help="manifest label attribute (detected when there is one)")
-@click.option("--on-bad-image", type=click.Choice(["error", "skip"]), default="error", show_default=True,
-              help="unreadable images: stop with an error, or skip and list them")
+@click.option(
+    "--on-bad-image",
+    type=click.Choice(["error", "skip"]),
+    default="error",
+    show_default=True,
+    help="unreadable images: stop with an error, or skip and list them",
+)
 @click.option("--allow-empty-labels", is_flag=True, help="multi-label data: images with no label are allowed")
 @click.option("--json", "as_json", is_flag=True, help="print the metrics as JSON")
 @model_options
-def evaluate_cmd(model, data, split, out, top_k, label_attribute, on_bad_image, allow_empty_labels, as_json,
-                 batch_size, device, precision):
+def evaluate_cmd(
+    model,
+    data,
+    split,
+    out,
+    top_k,
+    label_attribute,
+    on_bad_image,
+    allow_empty_labels,
+    as_json,
+    batch_size,
+    device,
+    precision,
+):
     """Accuracy, per-class precision/recall/F1, confusion matrix and the misclassified files on labelled DATA."""
     from visiontune.evaluate import evaluate
 
     try:
-        r = evaluate(model, data, split=split, out=out, top_k=top_k, batch_size=batch_size, device=device,
-                     precision=precision, label_attribute=label_attribute, on_bad_image=on_bad_image,
-                     allow_empty_labels=allow_empty_labels)
+        r = evaluate(
+            model,
+            data,
+            split=split,
+            out=out,
+            top_k=top_k,
+            batch_size=batch_size,
+            device=device,
+            precision=precision,
+            label_attribute=label_attribute,
+            on_bad_image=on_bad_image,
+            allow_empty_labels=allow_empty_labels,
+        )
     except OSError as exc:  # a full disk, a read-only --out: one line, and no temp file left there
         error = _write_failure(exc, out)
         if error is exc:
@@ -185,28 +252,42 @@ def evaluate_cmd(model, data, split, out, top_k, label_attribute, on_bad_image, 
         return
     multi = "mAP" in m  # a multi-label model: mAP and per-class AP; no top-k
     if multi:
-        con.print(f"[bold]{m['split']}[/]: {m['samples']} images, mAP [bold]{m['mAP']:.4f}[/], macro F1 "
-                  f"{m['macro_f1']:.4f}, micro F1 {m['micro_f1']:.4f}, exact match {m['exact_match']:.4f}")
+        con.print(
+            f"[bold]{m['split']}[/]: {m['samples']} images, mAP [bold]{m['mAP']:.4f}[/], macro F1 "
+            f"{m['macro_f1']:.4f}, micro F1 {m['micro_f1']:.4f}, exact match {m['exact_match']:.4f}"
+        )
     else:
         k = next(key for key in m if key.startswith("top_"))
-        con.print(f"[bold]{m['split']}[/]: {m['samples']} images, accuracy [bold]{m['accuracy']:.4f}[/], "
-                  f"{k.replace('_', ' ')} {m[k]:.4f}, macro F1 {m['macro_f1']:.4f}")
+        con.print(
+            f"[bold]{m['split']}[/]: {m['samples']} images, accuracy [bold]{m['accuracy']:.4f}[/], "
+            f"{k.replace('_', ' ')} {m[k]:.4f}, macro F1 {m['macro_f1']:.4f}"
+        )
     if m.get("held_out"):
         con.print(f"[dim]{m['held_out']}[/]")
     con.print(f"[dim]computed with: {m['computed_with']} (--precision fp32: the float32 network's answers)[/]")
     table = Table("class", *(["AP", "threshold"] if multi else []), "precision", "recall", "F1", "images")
     for name, pc in m["per_class"].items():
         extra = ["–" if pc["ap"] is None else f"{pc['ap']:.3f}", f"{pc['threshold']:.2f}"] if multi else []
-        table.add_row(name, *extra, f"{pc['precision']:.3f}", f"{pc['recall']:.3f}", f"{pc['f1']:.3f}",
-                      str(pc["support"]))
+        table.add_row(
+            name, *extra, f"{pc['precision']:.3f}", f"{pc['recall']:.3f}", f"{pc['f1']:.3f}", str(pc["support"])
+        )
     con.print(table)
     con.print(f"{len(r.misclassified)} misclassified" + (":" if r.misclassified else ""))
     for w in r.misclassified[:20]:
-        con.print(f"  {w['source']}: {w['true']} taken for {w['predicted']} ({w['probability']:.3f})",
-                  highlight=False, markup=False)
+        con.print(
+            f"  {w['source']}: {w['true']} taken for {w['predicted']} ({w['probability']:.3f})",
+            highlight=False,
+            markup=False,
+        )
     if len(r.misclassified) > 20:
-        con.print(f"  ... and {len(r.misclassified) - 20} more" + (f" (all in {r.out / 'misclassified.csv'})" if r.out else
-                                                                   " (--out DIR writes them all to misclassified.csv)"))
+        con.print(
+            f"  ... and {len(r.misclassified) - 20} more"
+            + (
+                f" (all in {r.out / 'misclassified.csv'})"
+                if r.out
+                else " (--out DIR writes them all to misclassified.csv)"
+            )
+        )
     if r.out:
         picture = r.out / ("pr_curves.png" if multi else "confusion_matrix.png")
         con.print(f"written: {r.out / 'metrics.json'}, {picture}, {r.out / 'misclassified.csv'}", highlight=False)
@@ -214,12 +295,19 @@ def evaluate_cmd(model, data, split, out, top_k, label_attribute, on_bad_image, 
 
 def _segmentation_report(con, r) -> None:
     m = r.metrics
-    con.print(f"[bold]{m['split']}[/]: {m['samples']} images, mIoU [bold]{m['mIoU']:.4f}[/], pixel accuracy "
-              f"{m['pixel_accuracy']:.4f}, mean class accuracy {m['mean_class_accuracy']:.4f}")
+    con.print(
+        f"[bold]{m['split']}[/]: {m['samples']} images, mIoU [bold]{m['mIoU']:.4f}[/], pixel accuracy "
+        f"{m['pixel_accuracy']:.4f}, mean class accuracy {m['mean_class_accuracy']:.4f}"
+    )
     table = Table("class", "IoU", "precision", "recall", "pixels")
     for name, pc in m["per_class"].items():
-        table.add_row(name, "–" if pc["iou"] is None else f"{pc['iou']:.3f}", f"{pc['precision']:.3f}",
-                      f"{pc['recall']:.3f}", str(pc["pixels"]))
+        table.add_row(
+            name,
+            "–" if pc["iou"] is None else f"{pc['iou']:.3f}",
+            f"{pc['precision']:.3f}",
+            f"{pc['recall']:.3f}",
+            str(pc["pixels"]),
+        )
     con.print(table)
     worst = r.misclassified[:10]
     if worst:
@@ -227,8 +315,11 @@ def _segmentation_report(con, r) -> None:
         for w in worst:
             con.print(f"  {w['source']}: {w['mIoU']:.3f}", highlight=False, markup=False)
     if r.out:
-        con.print(f"written: {r.out / 'metrics.json'}, {r.out / 'confusion_matrix.png'}, "
-                  f"{r.out / 'segmentation_examples.png'}, {r.out / 'per_image.csv'}", highlight=False)
+        con.print(
+            f"written: {r.out / 'metrics.json'}, {r.out / 'confusion_matrix.png'}, "
+            f"{r.out / 'segmentation_examples.png'}, {r.out / 'per_image.csv'}",
+            highlight=False,
+        )
 
 
 def register(cli: click.Group) -> None:

@@ -7,14 +7,23 @@ import click
 
 @click.command("studio")
 @click.option("--port", default=8765, show_default=True, type=int, help="port to listen on")
-@click.option("--data-root", "data_roots", multiple=True, type=click.Path(file_okay=False),
-              help="a folder whose data the studio may browse and train on (repeatable; default: this folder)")
-@click.option("--host", default="127.0.0.1", show_default=True, help="address to bind (other than loopback: "
-                                                                     "needs --allow-remote)")
+@click.option(
+    "--data-root",
+    "data_roots",
+    multiple=True,
+    type=click.Path(file_okay=False),
+    help="a folder whose data the studio may browse and train on (repeatable; default: this folder)",
+)
+@click.option(
+    "--host", default="127.0.0.1", show_default=True, help="address to bind (other than loopback: needs --allow-remote)"
+)
 @click.option("--allow-remote", is_flag=True, help="mean it: serve beyond this machine")
 @click.option("--url", "show_url", is_flag=True, help="print the running studio's link (with its token) and exit")
-@click.option("--stop-endpoints", is_flag=True, help="on exit, stop the endpoints this studio deployed (otherwise "
-                                                     "they keep running, and the studio says which)")
+@click.option(
+    "--stop-endpoints",
+    is_flag=True,
+    help="on exit, stop the endpoints this studio deployed (otherwise they keep running, and the studio says which)",
+)
 def studio_cmd(port, data_roots, host, allow_remote, show_url, stop_endpoints):
     """Browse models, pick data, train, watch, compare, deploy and try models in the browser."""
     from visiontune.errors import ConfigError
@@ -26,8 +35,13 @@ def studio_cmd(port, data_roots, host, allow_remote, show_url, stop_endpoints):
             raise ConfigError("no studio is running on this machine: start one with `visiontune studio`")
         click.echo(url)
         return
-    serve(port=port, data_roots=list(data_roots) or None, host=host, allow_remote=allow_remote,
-          stop_endpoints=stop_endpoints)
+    serve(
+        port=port,
+        data_roots=list(data_roots) or None,
+        host=host,
+        allow_remote=allow_remote,
+        stop_endpoints=stop_endpoints,
+    )
 
 
 def register(cli: click.Group) -> None:

@@ -48,18 +48,29 @@ def tune_group() -> None:
 @click.option("--config", "config_path", type=click.Path(), required=True, help="the tuning job's YAML file")
 @click.option("--name", default=None, help="override the tuning job's name in the file")
 @click.option("--max-parallel-jobs", type=click.IntRange(1), default=None, help="override: trials at a time")
-@click.option("--backend", type=click.Choice(["local", "ray"]), default=None,
-              help="override: where trials run (local processes, or a Ray cluster)")
+@click.option(
+    "--backend",
+    type=click.Choice(["local", "ray"]),
+    default=None,
+    help="override: where trials run (local processes, or a Ray cluster)",
+)
 @click.option("--ray-address", default=None, help="with --backend ray: the cluster's HOST:PORT")
-@click.option("--detach", is_flag=True, help="run in the background and print the tuning job's name "
-                                             "(`visiontune tune describe NAME` follows it)")
+@click.option(
+    "--detach",
+    is_flag=True,
+    help="run in the background and print the tuning job's name (`visiontune tune describe NAME` follows it)",
+)
 def run_cmd(config_path, name, max_parallel_jobs, backend, ray_address, detach):
     """Run a tuning job to the end; run it again after an interruption and it resumes where it was."""
     from visiontune.tune import Tuner, TuningConfig
 
     config = TuningConfig.load(config_path)
-    for key, value in (("name", name), ("max_parallel_jobs", max_parallel_jobs), ("backend", backend),
-                       ("ray_address", ray_address)):
+    for key, value in (
+        ("name", name),
+        ("max_parallel_jobs", max_parallel_jobs),
+        ("backend", backend),
+        ("ray_address", ray_address),
+    ):
         if value is not None:
             setattr(config, key, value)
     config.check()
@@ -81,20 +92,40 @@ def _print_summary(name: str) -> None:
     rows = leaderboard(store, name)
     con = table_console()
     if rows:
-        params = [k for k in rows[0] if k not in ("TrainingJobName", "TrainingJobStatus", "FinalObjectiveValue",
-                                                   "TrainingElapsedTimeSeconds", "TrialNumber", "Attempts",
-                                                   "FailureReason", "LastReportedObjectiveValue",
-                                                   "LastReportedStep")]
+        params = [
+            k
+            for k in rows[0]
+            if k
+            not in (
+                "TrainingJobName",
+                "TrainingJobStatus",
+                "FinalObjectiveValue",
+                "TrainingElapsedTimeSeconds",
+                "TrialNumber",
+                "Attempts",
+                "FailureReason",
+                "LastReportedObjectiveValue",
+                "LastReportedStep",
+            )
+        ]
         table = Table("trial", "job", "status", "objective", "seconds", *params)
         table.columns[1].overflow = "fold"
         for r in rows:
             obj, last = r["FinalObjectiveValue"], r["LastReportedObjectiveValue"]
-            shown = f"{obj:.4f}" if obj is not None else (  # a stopped trial: what it reached, and when
-                f"({last:.4f} at step {r['LastReportedStep']})" if last is not None else "")
-            table.add_row(str(r["TrialNumber"]), r["TrainingJobName"] or "", r["TrainingJobStatus"],
-                          shown, "" if r["TrainingElapsedTimeSeconds"] is None
-                          else f"{r['TrainingElapsedTimeSeconds']:.1f}",
-                          *(f"{r[p]:.4g}" if isinstance(r[p], float) else str(r[p]) for p in params))
+            shown = (
+                f"{obj:.4f}"
+                if obj is not None
+                # a stopped trial: what it reached, and when
+                else (f"({last:.4f} at step {r['LastReportedStep']})" if last is not None else "")
+            )
+            table.add_row(
+                str(r["TrialNumber"]),
+                r["TrainingJobName"] or "",
+                r["TrainingJobStatus"],
+                shown,
+                "" if r["TrainingElapsedTimeSeconds"] is None else f"{r['TrainingElapsedTimeSeconds']:.1f}",
+                *(f"{r[p]:.4g}" if isinstance(r[p], float) else str(r[p]) for p in params),
+            )
         con.print(table)
     con.print(f"tuning job [bold]{tj.name}[/]: {tj.status}" + (f" ({tj.failure_reason})" if tj.failure_reason else ""))
     if tj.best_job:
@@ -104,21 +135,35 @@ def _print_summary(name: str) -> None:
 
 
 @tune_group.command("list")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True,
-              help="a table for people, or JSON for scripts")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    show_default=True,
+    help="a table for people, or JSON for scripts",
+)
 def list_cmd(fmt):
     """Tuning jobs, newest first: status, trials so far, the best objective and job."""
     from visiontune.tune.report import summaries
 
-    rows = [{**r, "created": time.strftime("%Y-%m-%d %H:%M", time.localtime(r["created"]))}
-            for r in summaries(_store())]
+    rows = [
+        {**r, "created": time.strftime("%Y-%m-%d %H:%M", time.localtime(r["created"]))} for r in summaries(_store())
+    ]
     if fmt == "json":
         click.echo(json.dumps(rows, indent=2))
         return
     table = Table("name", "status", "trials", "objective", "best", "best job", "created")
     for r in rows:
-        table.add_row(r["name"], r["status"], f"{r['trials']}/{r['max_jobs']}", r["objective"] or "",
-                      "" if r["best"] is None else f"{r['best']:.4f}", r["best_job"] or "", r["created"])
+        table.add_row(
+            r["name"],
+            r["status"],
+            f"{r['trials']}/{r['max_jobs']}",
+            r["objective"] or "",
+            "" if r["best"] is None else f"{r['best']:.4f}",
+            r["best_job"] or "",
+            r["created"],
+        )
     table_console().print(table)
 
 
@@ -135,9 +180,19 @@ def describe_cmd(name):
     for r in rows:
         counts[r["TrainingJobStatus"]] = counts.get(r["TrainingJobStatus"], 0) + 1
     best = next((r for r in rows if r["FinalObjectiveValue"] is not None), None)
-    click.echo(json.dumps({"HyperParameterTuningJobName": tj.name, "HyperParameterTuningJobStatus": tj.status,
-                           "FailureReason": tj.failure_reason, "TrainingJobStatusCounters": counts,
-                           "BestTrainingJob": best, "Config": tj.config}, indent=2))
+    click.echo(
+        json.dumps(
+            {
+                "HyperParameterTuningJobName": tj.name,
+                "HyperParameterTuningJobStatus": tj.status,
+                "FailureReason": tj.failure_reason,
+                "TrainingJobStatusCounters": counts,
+                "BestTrainingJob": best,
+                "Config": tj.config,
+            },
+            indent=2,
+        )
+    )
 
 
 @tune_group.command("stop")

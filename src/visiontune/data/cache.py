@@ -50,6 +50,7 @@ _HASHES: dict[tuple[str, int, int], str] = {}
 
 def fingerprint(samples: list[Sample], progress: Progress | None = None, workers: int = 8) -> dict[str, str]:
     """source -> content hash (unreadable files map to a hash of the error, decided later)."""
+
     def one(s: Sample) -> str:
         key = None
         try:
@@ -96,7 +97,7 @@ IO_BOUND_SECONDS_PER_FILE = 60e-6
 
 
 def _chunks(items: list, size: int) -> list[list]:
-    return [items[i:i + size] for i in range(0, len(items), size)]
+    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 def ordered_map(fn: Callable, items: list, workers: int, initializer: Callable | None = None):
@@ -161,9 +162,15 @@ def _collate(items):
 
 def _decode_batches(samples, prep, batch_size, workers):
     workers = max(0, int(workers))
-    loader = DataLoader(_DecodeSet(samples, prep), batch_size=batch_size, shuffle=False,
-                        num_workers=workers, collate_fn=_collate,
-                        prefetch_factor=4 if workers else None, persistent_workers=False)
+    loader = DataLoader(
+        _DecodeSet(samples, prep),
+        batch_size=batch_size,
+        shuffle=False,
+        num_workers=workers,
+        collate_fn=_collate,
+        prefetch_factor=4 if workers else None,
+        persistent_workers=False,
+    )
     yield from loader
 
 
@@ -218,13 +225,21 @@ def default_workers() -> int:
     return max(1, min(8, (os.cpu_count() or 2)))
 
 
-def pixel_cache(samples: list[Sample], hashes: dict[str, str], prep: Preprocessing, *,
-                on_bad_image: str = "error", workers: int | None = None,
-                progress: Progress | None = None, root: Path | None = None):
+def pixel_cache(
+    samples: list[Sample],
+    hashes: dict[str, str],
+    prep: Preprocessing,
+    *,
+    on_bad_image: str = "error",
+    workers: int | None = None,
+    progress: Progress | None = None,
+    root: Path | None = None,
+):
     """uint8 ``(N, S, S, 3)`` memory-mapped array, the ok mask, and the bad images."""
     root = root or cache_dir("pixels")
-    key = cache_key("pixels", CACHE_FORMAT, prep.image_size, prep.interpolation, prep.resize,
-                    [hashes[s.source] for s in samples])
+    key = cache_key(
+        "pixels", CACHE_FORMAT, prep.image_size, prep.interpolation, prep.resize, [hashes[s.source] for s in samples]
+    )
     with cache_lock(root, key):  # one process builds an entry; the others wait and reuse it
         data_path, meta_path = root / f"{key}.npy", root / f"{key}.json"
         if data_path.exists() and meta_path.exists():
@@ -239,7 +254,9 @@ def pixel_cache(samples: list[Sample], hashes: dict[str, str], prep: Preprocessi
         ok = np.zeros(len(samples), dtype=bool)
         bad = BadImages(on_bad_image, samples)
         try:
-            for idx, ok_idx, x, errors in _decode_batches(samples, prep, 64, default_workers() if workers is None else workers):
+            for idx, ok_idx, x, errors in _decode_batches(
+                samples, prep, 64, default_workers() if workers is None else workers
+            ):
                 for i, reason in errors:
                     bad.add(i, reason)
                 if x is not None:
@@ -276,11 +293,22 @@ def one_core_each() -> None:
 
 
 @torch.inference_mode()
-def feature_cache(backbone: torch.nn.Module, model_key: str, samples: list[Sample], hashes: dict[str, str],
-                  prep: Preprocessing, *, device: torch.device, dtype: torch.dtype | None,
-                  batch_size: int = 128, on_bad_image: str = "error", workers: int | None = None,
-                  progress: Progress | None = None, root: Path | None = None,
-                  extractor: tuple[torch.nn.Module, str] | None = None):
+def feature_cache(
+    backbone: torch.nn.Module,
+    model_key: str,
+    samples: list[Sample],
+    hashes: dict[str, str],
+    prep: Preprocessing,
+    *,
+    device: torch.device,
+    dtype: torch.dtype | None,
+    batch_size: int = 128,
+    on_bad_image: str = "error",
+    workers: int | None = None,
+    progress: Progress | None = None,
+    root: Path | None = None,
+    extractor: tuple[torch.nn.Module, str] | None = None,
+):
     """float32 ``(N, D)`` features, the ok mask, the bad images, and whether it was a cache hit.
 
     ``extractor`` is ``inference_copy(backbone, device, dtype)`` when the caller made one already
@@ -290,8 +318,9 @@ def feature_cache(backbone: torch.nn.Module, model_key: str, samples: list[Sampl
 
     root = root or cache_dir("features")
     fast, how = extractor or inference_copy(backbone, device, dtype)
-    key = cache_key("features", CACHE_FORMAT, model_key, prep.to_dict(), str(dtype), how,
-                    [hashes[s.source] for s in samples])
+    key = cache_key(
+        "features", CACHE_FORMAT, model_key, prep.to_dict(), str(dtype), how, [hashes[s.source] for s in samples]
+    )
     with cache_lock(root, key):  # parallel trials: one extracts, the others wait and reuse
         path = root / f"{key}.safetensors"
         if path.exists():
@@ -323,8 +352,9 @@ def feature_cache(backbone: torch.nn.Module, model_key: str, samples: list[Sampl
         return feats, ok, bad, False
 
 
-def _features(fast, samples: list[Sample], prep: Preprocessing, device: torch.device, batch_size: int,
-              workers: int | None):
+def _features(
+    fast, samples: list[Sample], prep: Preprocessing, device: torch.device, batch_size: int, workers: int | None
+):
     """``(indices, ok indices, features or None, errors)`` per batch, in order.
 
     On a CPU each thread decodes and runs whole batches on one core.  Measured on
@@ -347,8 +377,9 @@ def _features(fast, samples: list[Sample], prep: Preprocessing, device: torch.de
 
         with short_gil_turns():
             # every core, whatever this process's torch thread count (a tuning worker runs its trials on one)
-            yield from ordered_map(one, list(range(0, len(samples), size)), available_cores(),
-                                   initializer=one_core_each)
+            yield from ordered_map(
+                one, list(range(0, len(samples), size)), available_cores(), initializer=one_core_each
+            )
         return
     workers = max(1, default_workers() // 2) if workers is None else workers
     for idx, ok_idx, x, errors in _decode_batches(samples, prep, batch_size, workers):

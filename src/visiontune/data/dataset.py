@@ -17,9 +17,13 @@ from visiontune.errors import DataError, MissingDependencyError
 SPLITS = ("train", "validation", "test")
 #: Folder names accepted for each split in the split layout.
 SPLIT_ALIASES = {
-    "train": "train", "training": "train",
-    "valid": "validation", "val": "validation", "validation": "validation",
-    "test": "test", "testing": "test",
+    "train": "train",
+    "training": "train",
+    "valid": "validation",
+    "val": "validation",
+    "validation": "validation",
+    "test": "test",
+    "testing": "test",
 }
 
 
@@ -85,16 +89,23 @@ class Dataset:
             out.append(f"{self.root}: no classes (no box names a class); a detector needs at least one class.")
         elif len(self.classes) < 2 and self.task != "detection":
             found = f"only the class {self.classes[0]!r}" if self.classes else "no classes"
-            out.append(f"{self.root}: found {found}; a model needs at least two classes "
-                       "(one sub-folder, or one label, per class; background and one class for masks).")
+            out.append(
+                f"{self.root}: found {found}; a model needs at least two classes "
+                "(one sub-folder, or one label, per class; background and one class for masks)."
+            )
         if not self.splits.get("train"):
             out.append(f"{self.root}: no training images found.")
         train_labels = {c for s in self.splits.get("train", []) for c in labels_of(s.label)}
-        missing = [self.classes[i] for i in range(len(self.classes)) if i not in train_labels
-                   and not any(f"class {self.classes[i]!r}" in p for p in self.scan_problems)]  # said already
+        missing = [
+            self.classes[i]
+            for i in range(len(self.classes))
+            if i not in train_labels and not any(f"class {self.classes[i]!r}" in p for p in self.scan_problems)
+        ]  # said already
         if missing and self.splits.get("train") and self.task != "segmentation":  # masks are read later
-            out.append(f"{self.root}: class(es) {', '.join(map(repr, missing))} have no training images; "
-                       "add images or remove the class.")
+            out.append(
+                f"{self.root}: class(es) {', '.join(map(repr, missing))} have no training images; "
+                "add images or remove the class."
+            )
         return out
 
     def check(self) -> None:
@@ -107,7 +118,7 @@ class Dataset:
 def read_bytes(source: str) -> bytes:
     """Read a local path, a ``file://`` URL or any fsspec URL (s3://, gs://, ...)."""
     if source.startswith("file://"):
-        source = source[len("file://"):]
+        source = source[len("file://") :]
     if "://" not in source:
         with open(source, "rb") as fh:
             return fh.read()
@@ -119,8 +130,9 @@ def read_bytes(source: str) -> bytes:
         with fsspec.open(source, "rb") as fh:
             return fh.read()
     except ImportError as exc:
-        raise MissingDependencyError(str(exc).split("'")[1] if "'" in str(exc) else "s3fs",
-                                     f"reading {source}") from exc
+        raise MissingDependencyError(
+            str(exc).split("'")[1] if "'" in str(exc) else "s3fs", f"reading {source}"
+        ) from exc
 
 
 def content_hash(data: bytes) -> str:
@@ -139,17 +151,23 @@ def find_leaks(dataset: Dataset, hashes: dict[str, str]) -> list[str]:
             if h in seen:
                 other_split, other = seen[h]
                 if other_split != split:
-                    found.append(f"the same image is in two splits: {other.source} ({other_split}) and "
-                                 f"{s.source} ({split}); remove one so evaluation is honest.")
+                    found.append(
+                        f"the same image is in two splits: {other.source} ({other_split}) and "
+                        f"{s.source} ({split}); remove one so evaluation is honest."
+                    )
                 elif other.label == s.label and other.boxes != s.boxes:
-                    found.append(f"the same image has two sets of boxes: {other.source} "
-                                 f"({other.origin or other_split}) and {s.source} ({s.origin or split}); "
-                                 "keep one.")
+                    found.append(
+                        f"the same image has two sets of boxes: {other.source} "
+                        f"({other.origin or other_split}) and {s.source} ({s.origin or split}); "
+                        "keep one."
+                    )
                 elif other.label != s.label:
-                    found.append(f"the same image has two labels: {other.source} is "
-                                 f"{dataset.label_name(other.label)!r} ({other.origin or other_split}) and "
-                                 f"{s.source} is {dataset.label_name(s.label)!r} ({s.origin or split}); "
-                                 "fix the label.")
+                    found.append(
+                        f"the same image has two labels: {other.source} is "
+                        f"{dataset.label_name(other.label)!r} ({other.origin or other_split}) and "
+                        f"{s.source} is {dataset.label_name(s.label)!r} ({s.origin or split}); "
+                        "fix the label."
+                    )
             else:
                 seen[h] = (split, s)
     return found

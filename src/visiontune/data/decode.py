@@ -113,8 +113,13 @@ def _open(source: str | Path | bytes, label: str, max_pixels: int | None, draft:
         return img
 
 
-def open_image(source: str | Path | bytes, name: str | None = None, rgb: bool = True,
-               max_pixels: int | None = None, draft: int | None = None) -> Image.Image:
+def open_image(
+    source: str | Path | bytes,
+    name: str | None = None,
+    rgb: bool = True,
+    max_pixels: int | None = None,
+    draft: int | None = None,
+) -> Image.Image:
     """Open, fully decode and convert an image to RGB.
 
     ``source`` is a path or the encoded bytes.  Raises :class:`BadImageError`
@@ -151,31 +156,44 @@ def resize_center_crop(img: Image.Image, size: int, interpolation: str = "biline
     if (nw, nh) == (w, h):  # the shorter side is ``size`` already: the crop alone
         return img if (w, h) == (size, size) else img.crop((left, top, left + size, top + size))
     sx, sy = nw / w, nh / h
-    return img.resize((size, size), resample=_RESAMPLE[interpolation],
-                      box=(left / sx, top / sy, (left + size) / sx, (top + size) / sy),
-                      reducing_gap=None if max(w, h) < 4 * size else 3.0)
+    return img.resize(
+        (size, size),
+        resample=_RESAMPLE[interpolation],
+        box=(left / sx, top / sy, (left + size) / sx, (top + size) / sy),
+        reducing_gap=None if max(w, h) < 4 * size else 3.0,
+    )
 
 
-_RESAMPLE = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC,
-             "nearest": Image.Resampling.NEAREST}
+_RESAMPLE = {
+    "bilinear": Image.Resampling.BILINEAR,
+    "bicubic": Image.Resampling.BICUBIC,
+    "nearest": Image.Resampling.NEAREST,
+}
 
 
-def fit(img: Image.Image, size: int, interpolation: str = "bilinear",
-        resize: str = "shorter-side-then-center-crop") -> Image.Image:
+def fit(
+    img: Image.Image, size: int, interpolation: str = "bilinear", resize: str = "shorter-side-then-center-crop"
+) -> Image.Image:
     """``img`` as ``size x size`` by the ``resize`` policy (``Preprocessing.resize``): classification crops
     the centre square (what ImageNet models were trained on); segmentation squashes the whole image, so every
     pixel has a prediction to map back."""
     if resize == "squash":
         if img.size == (size, size):
             return img
-        return img.resize((size, size), resample=_RESAMPLE[interpolation],
-                          reducing_gap=None if max(img.size) < 4 * size else 3.0)
+        return img.resize(
+            (size, size), resample=_RESAMPLE[interpolation], reducing_gap=None if max(img.size) < 4 * size else 3.0
+        )
     return resize_center_crop(img, size, interpolation)
 
 
-def load_pixels(source: str | Path | bytes, size: int, interpolation: str = "bilinear",
-                name: str | None = None, max_pixels: int | None = None,
-                resize: str = "shorter-side-then-center-crop") -> np.ndarray:
+def load_pixels(
+    source: str | Path | bytes,
+    size: int,
+    interpolation: str = "bilinear",
+    name: str | None = None,
+    max_pixels: int | None = None,
+    resize: str = "shorter-side-then-center-crop",
+) -> np.ndarray:
     """Decode and resize to an ``size x size x 3`` uint8 array."""
     # greyscale is resized before it becomes RGB; a large JPEG is decoded at a reduced scale
     img = open_image(source, name=name, rgb=False, max_pixels=max_pixels, draft=size)
@@ -205,8 +223,14 @@ def _upright_size(img: Image.Image) -> tuple[int, int]:
     return (w, h) if img.getexif().get(0x0112, 1) in (5, 6, 7, 8) else (h, w)
 
 
-def image_to_pixels(image, size: int, interpolation: str = "bilinear", name: str | None = None,
-                    max_pixels: int | None = None, resize: str = "shorter-side-then-center-crop") -> np.ndarray:
+def image_to_pixels(
+    image,
+    size: int,
+    interpolation: str = "bilinear",
+    name: str | None = None,
+    max_pixels: int | None = None,
+    resize: str = "shorter-side-then-center-crop",
+) -> np.ndarray:
     """Any image (path, encoded bytes, PIL image, HxWx{1,3,4} or CxHxW array) -> ``size x size x 3`` uint8."""
     if isinstance(image, (str, Path, bytes, bytearray)):
         data = bytes(image) if isinstance(image, bytearray) else image
@@ -258,8 +282,9 @@ def as_image_list(images: Any) -> tuple[list[Any], bool]:
         return out, False
     if isinstance(images, (str, Path, bytes, bytearray, memoryview, Image.Image)):
         return [bytes(images) if isinstance(images, (bytearray, memoryview)) else images], True
-    raise BadImageError(type(images).__name__, "give a path, bytes, a PIL image, an array or tensor, "
-                        "or a list of those")
+    raise BadImageError(
+        type(images).__name__, "give a path, bytes, a PIL image, an array or tensor, or a list of those"
+    )
 
 
 def _is_tensor(x: Any) -> bool:

@@ -76,19 +76,24 @@ class _Problems:
         self.found.append(str(exc))
 
 
-def check_box(x0: float, y0: float, x1: float, y1: float, width: float, height: float,
-              unit: str) -> tuple[float, float, float, float] | str:
+def check_box(
+    x0: float, y0: float, x1: float, y1: float, width: float, height: float, unit: str
+) -> tuple[float, float, float, float] | str:
     """A box (corners, in ``unit``: "px" of a ``width`` x ``height`` image, or "normalised" with 1 x 1)
     as normalised, clipped corners, or what is wrong with it."""
     if not all(math.isfinite(v) for v in (x0, y0, x1, y1)):
         return f"a coordinate of the box ({x0}, {y0})-({x1}, {y1}) is not a finite number"
     if x1 - x0 <= 0 or y1 - y0 <= 0:
-        return (f"the box has zero or negative size ({_num(x1 - x0)} x {_num(y1 - y0)} {unit}); give it a "
-                "positive width and height, or remove it")
+        return (
+            f"the box has zero or negative size ({_num(x1 - x0)} x {_num(y1 - y0)} {unit}); give it a "
+            "positive width and height, or remove it"
+        )
     slack = SLACK_PX if unit == "px" else SLACK_NORM
     if x0 < -slack or y0 < -slack or x1 > width + slack or y1 > height + slack:
-        return (f"the box ({_num(x0)}, {_num(y0)})-({_num(x1)}, {_num(y1)}) {unit} lies outside the image "
-                f"(0, 0)-({_num(width)}, {_num(height)}); fix the box (or the image size) so it lies inside")
+        return (
+            f"the box ({_num(x0)}, {_num(y0)})-({_num(x1)}, {_num(y1)}) {unit} lies outside the image "
+            f"(0, 0)-({_num(width)}, {_num(height)}); fix the box (or the image size) so it lies inside"
+        )
     clip = lambda v, side: min(max(v / side, 0.0), 1.0)  # noqa: E731
     return clip(x0, width), clip(y0, height), clip(x1, width), clip(y1, height)
 
@@ -108,8 +113,14 @@ def _whole(v) -> int | None:
     return int(f) if math.isfinite(f) and f.is_integer() else None
 
 
-def detection_dataset(rows: list[tuple[str, list[tuple[int, float, float, float, float]], str, tuple | None]],
-                      names: dict[int, str], path: Path, kind: str, skipped=(), problems=()) -> Dataset:
+def detection_dataset(
+    rows: list[tuple[str, list[tuple[int, float, float, float, float]], str, tuple | None]],
+    names: dict[int, str],
+    path: Path,
+    kind: str,
+    skipped=(),
+    problems=(),
+) -> Dataset:
     """``(source, [(layout class id, normalised corners...)], origin, declared size)`` rows and the layout's
     ``id -> name`` map -> a one-split detection Dataset (classes in id order)."""
     order = sorted(names)
@@ -118,15 +129,21 @@ def detection_dataset(rows: list[tuple[str, list[tuple[int, float, float, float,
     for src, boxes, origin, size in rows:
         kept = tuple((index[c], *xyxy) for c, *xyxy in boxes if c in index)
         samples.append(Sample(src, tuple(sorted({b[0] for b in kept})), origin, boxes=kept, size=size))
-    return Dataset([names[k] for k in order], {"train": samples}, str(path), kind, list(skipped), list(problems),
-                   task=TASK)
+    return Dataset(
+        [names[k] for k in order], {"train": samples}, str(path), kind, list(skipped), list(problems), task=TASK
+    )
 
 
 # ------------------------------------------------------------------ Ground Truth bounding-box manifests
 def detection_attributes(record: dict) -> list[str]:
     """Ground Truth bounding-box fields: ``<attr>`` holding an ``annotations`` list, with ``<attr>-metadata``."""
-    return [k for k, v in record.items() if isinstance(v, dict) and isinstance(v.get("annotations"), list)
-            and isinstance(record.get(f"{k}-metadata"), dict)]
+    return [
+        k
+        for k, v in record.items()
+        if isinstance(v, dict)
+        and isinstance(v.get("annotations"), list)
+        and isinstance(record.get(f"{k}-metadata"), dict)
+    ]
 
 
 def _first_record(path: Path) -> dict | None:
@@ -166,14 +183,24 @@ def read_detection_manifest(path: Path, label_attribute: str | None = None, stri
         if attribute is None:
             found = detection_attributes(rec)
             if len(found) != 1:
-                raise ManifestError(path, n, f"{'several' if found else 'no'} bounding-box attributes "
-                                             f"({', '.join(found) or 'a field holding image_size and annotations'}"
-                                             " with a matching '<attr>-metadata'); name one with --label-attribute")
+                raise ManifestError(
+                    path,
+                    n,
+                    f"{'several' if found else 'no'} bounding-box attributes "
+                    f"({', '.join(found) or 'a field holding image_size and annotations'}"
+                    " with a matching '<attr>-metadata'); name one with --label-attribute",
+                )
             attribute = found[0]
         value, meta = rec.get(attribute), rec.get(f"{attribute}-metadata")
         if not isinstance(value, dict) or not isinstance(value.get("annotations"), list):
-            bad(ManifestError(path, n, f"no {attribute!r} with an 'annotations' list on this line; every image needs "
-                                       "one (an empty list for an image with nothing to find)"))
+            bad(
+                ManifestError(
+                    path,
+                    n,
+                    f"no {attribute!r} with an 'annotations' list on this line; every image needs "
+                    "one (an empty list for an image with nothing to find)",
+                )
+            )
             continue
         meta = meta if isinstance(meta, dict) else {}
         kind = meta.get("type")
@@ -182,9 +209,15 @@ def read_detection_manifest(path: Path, label_attribute: str | None = None, stri
             continue
         size = _gt_image_size(value.get("image_size"))
         if size is None:
-            bad(ManifestError(path, n, f"{attribute}.image_size must be [{{\"width\": W, \"height\": H, \"depth\": "
-                                       f"3}}] with whole positive pixels (found {value.get('image_size')!r}); the "
-                                       "boxes are pixels of that size"))
+            bad(
+                ManifestError(
+                    path,
+                    n,
+                    f'{attribute}.image_size must be [{{"width": W, "height": H, "depth": '
+                    f"3}}] with whole positive pixels (found {value.get('image_size')!r}); the "
+                    "boxes are pixels of that size",
+                )
+            )
             continue
         annotations = value["annotations"]
         cmap = meta.get("class-map", {})
@@ -195,16 +228,25 @@ def read_detection_manifest(path: Path, label_attribute: str | None = None, stri
             continue
         objects = meta.get("objects")
         if objects is not None and (not isinstance(objects, list) or len(objects) != len(annotations)):
-            bad(ManifestError(path, n, f"'{attribute}-metadata'.objects holds "
-                                       f"{len(objects) if isinstance(objects, list) else repr(objects)} "
-                                       f"confidence(s) for {len(annotations)} box(es); give one per box"))
+            bad(
+                ManifestError(
+                    path,
+                    n,
+                    f"'{attribute}-metadata'.objects holds "
+                    f"{len(objects) if isinstance(objects, list) else repr(objects)} "
+                    f"confidence(s) for {len(annotations)} box(es); give one per box",
+                )
+            )
         boxes = []
         for k, a in enumerate(annotations, start=1):
             where = f"box {k} of {len(annotations)}"
             fields = [a.get(f) if isinstance(a, dict) else None for f in ("class_id", "left", "top", "width", "height")]
             if any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in fields):
-                bad(ManifestError(path, n, f"{where}: needs numbers class_id, left, top, width, height (pixels); "
-                                           f"found {a!r}"))
+                bad(
+                    ManifestError(
+                        path, n, f"{where}: needs numbers class_id, left, top, width, height (pixels); found {a!r}"
+                    )
+                )
                 continue
             cid = _whole(fields[0])
             if cid is None or cid < 0:
@@ -213,8 +255,14 @@ def read_detection_manifest(path: Path, label_attribute: str | None = None, stri
             left, top, w, h = (float(v) for v in fields[1:])
             checked = check_box(left, top, left + w, top + h, *size, "px")
             if isinstance(checked, str):
-                bad(ManifestError(path, n, f"{where} (class_id {cid}, left {_num(left)}, top {_num(top)}, width "
-                                           f"{_num(w)}, height {_num(h)}): {checked}"))
+                bad(
+                    ManifestError(
+                        path,
+                        n,
+                        f"{where} (class_id {cid}, left {_num(left)}, top {_num(top)}, width "
+                        f"{_num(w)}, height {_num(h)}): {checked}",
+                    )
+                )
                 continue
             raw.append((len(rows), n, cid))
             boxes.append((cid, *checked))
@@ -223,11 +271,16 @@ def read_detection_manifest(path: Path, label_attribute: str | None = None, stri
         raise DataError(f"{path}: the manifest has no lines")
     for _, n, cid in raw:
         if cid not in names:
-            bad(ManifestError(path, n, f"class_id {cid} is not in any line's '{attribute}-metadata'.class-map "
-                                       f"(known: {', '.join(f'{k}={v[0]}' for k, v in sorted(names.items()))}); add "
-                                       "its name"))
-    return detection_dataset(rows, {k: v[0] for k, v in names.items()}, path, "detection-manifest",
-                             problems=bad.found)
+            bad(
+                ManifestError(
+                    path,
+                    n,
+                    f"class_id {cid} is not in any line's '{attribute}-metadata'.class-map "
+                    f"(known: {', '.join(f'{k}={v[0]}' for k, v in sorted(names.items()))}); add "
+                    "its name",
+                )
+            )
+    return detection_dataset(rows, {k: v[0] for k, v in names.items()}, path, "detection-manifest", problems=bad.found)
 
 
 def _gt_image_size(value) -> tuple[int, int] | None:
@@ -247,13 +300,24 @@ def _merge_names(path: Path, n: int, cmap: dict, names: dict, bad: _Problems) ->
             return True
         name = str(name)
         if cid in names and names[cid][0] != name:
-            bad(ManifestError(path, n, f"class_id {cid} is called {name!r} here but {names[cid][0]!r} on line "
-                                       f"{names[cid][1]}; fix one so no box is mislabelled"))
+            bad(
+                ManifestError(
+                    path,
+                    n,
+                    f"class_id {cid} is called {name!r} here but {names[cid][0]!r} on line "
+                    f"{names[cid][1]}; fix one so no box is mislabelled",
+                )
+            )
             return True
         other = next((k for k, (v, _) in names.items() if v == name and k != cid), None)
         if other is not None:
-            bad(ManifestError(path, n, f"the class {name!r} is id {cid} here but id {other} on line "
-                                       f"{names[other][1]}; one name, one id"))
+            bad(
+                ManifestError(
+                    path,
+                    n,
+                    f"the class {name!r} is id {cid} here but id {other} on line {names[other][1]}; one name, one id",
+                )
+            )
             return True
         names.setdefault(cid, (name, n))
     return False
@@ -323,15 +387,27 @@ class DetectionLstSource(Source):
                     continue
                 parts, values = _lst_fields(line)
                 if len(parts) < 4 or values is None:
-                    bad(ManifestError(path, n, "expected index, header width A, label width B, [extra header], "
-                                               "class xmin ymin xmax ymax per object, then the image path "
-                                               "(tab-separated numbers before the path)"))
+                    bad(
+                        ManifestError(
+                            path,
+                            n,
+                            "expected index, header width A, label width B, [extra header], "
+                            "class xmin ymin xmax ymax per object, then the image path "
+                            "(tab-separated numbers before the path)",
+                        )
+                    )
                     continue
                 layout = _lst_layout(values)
                 if layout is None:
-                    bad(ManifestError(path, n, f"the header {parts[1]!r} {parts[2]!r} and {len(values)} numbers do "
-                                               "not fit: A (header width, 2 or more, counting A and B) and B (label "
-                                               "width, 5 or more) then A - 2 header values and B per object"))
+                    bad(
+                        ManifestError(
+                            path,
+                            n,
+                            f"the header {parts[1]!r} {parts[2]!r} and {len(values)} numbers do "
+                            "not fit: A (header width, 2 or more, counting A and B) and B (label "
+                            "width, 5 or more) then A - 2 header values and B per object",
+                        )
+                    )
                     continue
                 a, b = layout
                 extra = values[2:a]
@@ -340,13 +416,16 @@ class DetectionLstSource(Source):
                     size = (int(extra[0]), int(extra[1]))
                 boxes = []
                 for k in range((len(values) - a) // b):
-                    obj = values[a + k * b: a + k * b + 5]
+                    obj = values[a + k * b : a + k * b + 5]
                     cid = _whole(obj[0])
                     if cid == -1:
                         continue
                     if cid is None or cid < 0:
-                        bad(ManifestError(path, n, f"object {k + 1}: class {_num(obj[0])} is not a class number "
-                                                   "(0, 1, 2, ...)"))
+                        bad(
+                            ManifestError(
+                                path, n, f"object {k + 1}: class {_num(obj[0])} is not a class number (0, 1, 2, ...)"
+                            )
+                        )
                         continue
                     checked = check_box(*obj[1:], 1.0, 1.0, "normalised")
                     if isinstance(checked, str):
@@ -408,10 +487,10 @@ def read_coco(path: Path, strict: bool = True) -> Dataset:
         raise DataError(f"{path}: cannot read the COCO file ({exc})") from exc
     except json.JSONDecodeError as exc:
         raise DataError(f"{path}, line {exc.lineno}: not valid JSON ({exc.msg} at column {exc.colno})") from exc
-    if not isinstance(doc, dict) or not all(isinstance(doc.get(k), list) for k in ("images", "annotations",
-                                                                                    "categories")):
-        raise DataError(f"{path}: a COCO file is a JSON object with lists 'images', 'annotations' and "
-                        "'categories'")
+    if not isinstance(doc, dict) or not all(
+        isinstance(doc.get(k), list) for k in ("images", "annotations", "categories")
+    ):
+        raise DataError(f"{path}: a COCO file is a JSON object with lists 'images', 'annotations' and 'categories'")
     names: dict[int, str] = {}
     for k, cat in enumerate(doc["categories"]):
         cid = _whole(cat.get("id")) if isinstance(cat, dict) else None
@@ -420,8 +499,9 @@ def read_coco(path: Path, strict: bool = True) -> Dataset:
         if cid in names:
             raise DataError(f"{path}: categories[{k}]: the id {cid} is also {names[cid]!r}'s; one id per category")
         if cat["name"] in names.values():
-            raise DataError(f"{path}: categories[{k}]: the name {cat['name']!r} is used by two ids; one name per "
-                            "category")
+            raise DataError(
+                f"{path}: categories[{k}]: the name {cat['name']!r} is used by two ids; one name per category"
+            )
         names[cid] = cat["name"]
     images: dict[int, tuple[str, tuple[int, int], str]] = {}
     sizeless: set[int] = set()  # said once, their annotations not again
@@ -435,8 +515,12 @@ def read_coco(path: Path, strict: bool = True) -> Dataset:
         w, h = _whole(img.get("width")), _whole(img.get("height"))
         if not (w and h and w > 0 and h > 0):
             sizeless.add(iid)
-            bad(DataError(f"{path}: images[{k}] ({file_name!r}) needs its 'width' and 'height' in pixels (the "
-                          "boxes are pixels of that size); it is left out"))
+            bad(
+                DataError(
+                    f"{path}: images[{k}] ({file_name!r}) needs its 'width' and 'height' in pixels (the "
+                    "boxes are pixels of that size); it is left out"
+                )
+            )
             continue
         images[iid] = (file_name, (w, h), f"{path.name}:images[{k}]")
     boxes: dict[int, list] = {iid: [] for iid in images}
@@ -456,12 +540,19 @@ def read_coco(path: Path, strict: bool = True) -> Dataset:
             continue
         cid = _whole(ann.get("category_id"))
         if cid not in names:
-            bad(DataError(f"{where}: category_id {ann.get('category_id')!r} is not in 'categories' (ids "
-                          f"{', '.join(map(str, sorted(names)))}); add the category or fix the id"))
+            bad(
+                DataError(
+                    f"{where}: category_id {ann.get('category_id')!r} is not in 'categories' (ids "
+                    f"{', '.join(map(str, sorted(names)))}); add the category or fix the id"
+                )
+            )
             continue
         bbox = ann.get("bbox")
-        if (not isinstance(bbox, list) or len(bbox) != 4
-                or any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in bbox)):
+        if (
+            not isinstance(bbox, list)
+            or len(bbox) != 4
+            or any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in bbox)
+        ):
             bad(DataError(f"{where}: bbox must be [x, y, width, height] in pixels (found {bbox!r})"))
             continue
         x, y, w, h = (float(v) for v in bbox)
@@ -487,8 +578,9 @@ def _coco_file(base: Path, file_name: str) -> str:
 
 # ------------------------------------------------------------------ YOLO folders
 def _has_txt(folder: Path) -> bool:
-    return folder.is_dir() and any(f.suffix.lower() == ".txt" for _, _, files in os.walk(folder)
-                                   for f in map(Path, files))
+    return folder.is_dir() and any(
+        f.suffix.lower() == ".txt" for _, _, files in os.walk(folder) for f in map(Path, files)
+    )
 
 
 def yolo_pairs(path: Path) -> dict[str, tuple[Path, Path]] | None:
@@ -499,11 +591,17 @@ def yolo_pairs(path: Path) -> dict[str, tuple[Path, Path]] | None:
         return None
     images, labels = path / "images", path / "labels"
     if images.is_dir() and labels.is_dir() and _has_txt(labels):
-        splits = {SPLIT_ALIASES[d.name.lower()]: (d, labels / d.name) for d in sorted(images.iterdir())
-                  if d.is_dir() and d.name.lower() in SPLIT_ALIASES}
+        splits = {
+            SPLIT_ALIASES[d.name.lower()]: (d, labels / d.name)
+            for d in sorted(images.iterdir())
+            if d.is_dir() and d.name.lower() in SPLIT_ALIASES
+        }
         return splits or {"train": (images, labels)}
-    splits = {SPLIT_ALIASES[d.name.lower()]: (d / "images", d / "labels") for d in sorted(path.iterdir())
-              if d.is_dir() and d.name.lower() in SPLIT_ALIASES and (d / "images").is_dir() and _has_txt(d / "labels")}
+    splits = {
+        SPLIT_ALIASES[d.name.lower()]: (d / "images", d / "labels")
+        for d in sorted(path.iterdir())
+        if d.is_dir() and d.name.lower() in SPLIT_ALIASES and (d / "images").is_dir() and _has_txt(d / "labels")
+    }
     return splits or None
 
 
@@ -556,8 +654,9 @@ class YoloSource(Source):
     def load(self, path, *, on_bad_image="error", label_attribute=None, strict=True, allow_empty_labels=False):
         pairs = yolo_pairs(path)
         if pairs is None:
-            raise DataError(f"{path}: not a YOLO layout; give images/ + labels/ folders (labels/*.txt: class cx cy "
-                            "w h per line)")
+            raise DataError(
+                f"{path}: not a YOLO layout; give images/ + labels/ folders (labels/*.txt: class cx cy w h per line)"
+            )
         names, names_file = yolo_names(path)
         bad = _Problems(strict)
         parts, skipped, seen = {}, [], set()
@@ -566,8 +665,9 @@ class YoloSource(Source):
                 skipped.append((str(images), f"no {labels} beside it (its labels); the {split} split is left out"))
                 continue
             rows = []
-            label_files = {str(f.relative_to(labels).with_suffix("")): f for f in _files(labels)
-                           if f.suffix.lower() == ".txt"}
+            label_files = {
+                str(f.relative_to(labels).with_suffix("")): f for f in _files(labels) if f.suffix.lower() == ".txt"
+            }
             for f in _files(images):
                 if not is_image_name(f.name):
                     continue
@@ -602,21 +702,30 @@ class YoloSource(Source):
                 bad(ManifestError(label, n, f"expected numbers 'class cx cy w h', found {line.strip()!r}"))
                 continue
             if len(values) != 5:
-                what = ("a polygon (segment) label; detection reads boxes" if len(values) > 5 and len(values) % 2
-                        else f"{len(values)} numbers")
+                what = (
+                    "a polygon (segment) label; detection reads boxes"
+                    if len(values) > 5 and len(values) % 2
+                    else f"{len(values)} numbers"
+                )
                 bad(ManifestError(label, n, f"{what}: each line is 'class cx cy w h', normalised to [0, 1]"))
                 continue
             cid = _whole(values[0])
             if cid is None or cid < 0 or (names is not None and cid >= len(names)):
-                known = f"{names_file.name} names {len(names)} classes, 0..{len(names) - 1}" if names else \
-                    "class ids are 0, 1, 2, ..."
+                known = (
+                    f"{names_file.name} names {len(names)} classes, 0..{len(names) - 1}"
+                    if names
+                    else "class ids are 0, 1, 2, ..."
+                )
                 bad(ManifestError(label, n, f"class {fields[0]} is outside the class list ({known})"))
                 continue
             cx, cy, w, h = values[1:]
             checked = check_box(cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2, 1.0, 1.0, "normalised")
             if isinstance(checked, str):
-                bad(ManifestError(label, n, f"class {cid}, centre ({_num(cx)}, {_num(cy)}), size {_num(w)} x "
-                                            f"{_num(h)}: {checked}"))
+                bad(
+                    ManifestError(
+                        label, n, f"class {cid}, centre ({_num(cx)}, {_num(cy)}), size {_num(w)} x {_num(h)}: {checked}"
+                    )
+                )
                 continue
             boxes.append((cid, *checked))
         return boxes
@@ -649,8 +758,9 @@ def detection_splits(path: Path, parts: dict[str, Dataset]) -> Dataset:
     matched by name (the train file's order, then names only other splits use; ``.lst``: by number)."""
     odd = sorted(f"{split} ({p.task})" for split, p in parts.items() if p.task != TASK)
     if odd:
-        raise DataError(f"{path}: some split files hold boxes but {', '.join(odd)} does not; give every split "
-                        "a detection file")
+        raise DataError(
+            f"{path}: some split files hold boxes but {', '.join(odd)} does not; give every split a detection file"
+        )
     order = ["train", *(s for s in parts if s != "train")]
     classes: list[str] = []
     for split in order:
@@ -664,12 +774,17 @@ def detection_splits(path: Path, parts: dict[str, Dataset]) -> Dataset:
         samples = []
         for s in p.splits["train"]:
             boxes = tuple((index[p.classes[b[0]]], *b[1:]) for b in s.boxes)
-            samples.append(Sample(s.source, tuple(sorted({b[0] for b in boxes})), s.origin, boxes=boxes,
-                                  size=s.size))
+            samples.append(Sample(s.source, tuple(sorted({b[0] for b in boxes})), s.origin, boxes=boxes, size=s.size))
         splits[split] = samples
-    return Dataset(classes, splits, str(path), "+".join(sorted({p.kind for p in parts.values()})),
-                   [x for p in parts.values() for x in p.skipped], [x for p in parts.values() for x in p.scan_problems],
-                   task=TASK)
+    return Dataset(
+        classes,
+        splits,
+        str(path),
+        "+".join(sorted({p.kind for p in parts.values()})),
+        [x for p in parts.values() for x in p.skipped],
+        [x for p in parts.values() for x in p.scan_problems],
+        task=TASK,
+    )
 
 
 def detection_source(path: Path) -> str | None:
@@ -693,9 +808,11 @@ def size_problems(dataset: Dataset, sizes: dict[str, tuple[int, int]]) -> list[s
         for s in samples:
             real = sizes.get(s.source)
             if s.size is not None and real is not None and tuple(real) != tuple(s.size):
-                out.append(f"{s.origin or s.source}: the annotation says {s.source} is {s.size[0]}x{s.size[1]} but "
-                           f"the file is {real[0]}x{real[1]}; its boxes were drawn on another image (fix the "
-                           "image_size / width and height, or the image)")
+                out.append(
+                    f"{s.origin or s.source}: the annotation says {s.source} is {s.size[0]}x{s.size[1]} but "
+                    f"the file is {real[0]}x{real[1]}; its boxes were drawn on another image (fix the "
+                    "image_size / width and height, or the image)"
+                )
     return out
 
 
@@ -722,7 +839,7 @@ def detection_report(dataset: Dataset, sizes: dict[str, tuple[int, int]]) -> dic
                     w, h = (x1 - x0) * size[0], (y1 - y0) * size[1]
                     widths.append(w)
                     heights.append(h)
-                    buckets[0 if w * h < 32 ** 2 else 1 if w * h <= 96 ** 2 else 2] += 1
+                    buckets[0 if w * h < 32**2 else 1 if w * h <= 96**2 else 2] += 1
         per_class[split] = dict(zip(dataset.classes, boxes))
         images_per_class[split] = dict(zip(dataset.classes, images))
 
@@ -730,16 +847,32 @@ def detection_report(dataset: Dataset, sizes: dict[str, tuple[int, int]]) -> dic
         if not len(values):
             return {"min": 0, "median": 0, "mean": 0, "max": 0}
         a = np.asarray(values, dtype=float)
-        return {"min": round(float(a.min()), 1), "median": round(float(np.median(a)), 1),
-                "mean": round(float(a.mean()), 2), "max": round(float(a.max()), 1)}
+        return {
+            "min": round(float(a.min()), 1),
+            "median": round(float(np.median(a)), 1),
+            "mean": round(float(a.mean()), 2),
+            "max": round(float(a.max()), 1),
+        }
 
     notes = []
     if negatives:
         shown = ", ".join(negatives[:5]) + (f" and {len(negatives) - 5} more" if len(negatives) > 5 else "")
-        notes.append(f"{len(negatives)} image(s) have no boxes: they train as negatives (nothing to find), which "
-                     f"is allowed: {shown}")
-    return {"boxes_per_class": per_class, "images_per_class": images_per_class,
-            "boxes": sum(per_image), "boxes_per_image": spread(per_image),
-            "box_sizes": {"width": spread(widths), "height": spread(heights),
-                          "small": buckets[0], "medium": buckets[1], "large": buckets[2]},
-            "negatives": {"count": len(negatives), "examples": negatives[:20]}, "notes": notes}
+        notes.append(
+            f"{len(negatives)} image(s) have no boxes: they train as negatives (nothing to find), which "
+            f"is allowed: {shown}"
+        )
+    return {
+        "boxes_per_class": per_class,
+        "images_per_class": images_per_class,
+        "boxes": sum(per_image),
+        "boxes_per_image": spread(per_image),
+        "box_sizes": {
+            "width": spread(widths),
+            "height": spread(heights),
+            "small": buckets[0],
+            "medium": buckets[1],
+            "large": buckets[2],
+        },
+        "negatives": {"count": len(negatives), "examples": negatives[:20]},
+        "notes": notes,
+    }

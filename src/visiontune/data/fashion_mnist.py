@@ -19,8 +19,10 @@ from visiontune.paths import cache_dir
 
 CLASSES = ["T-shirt_top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle_boot"]
 FILES = {
-    "train-images": "train-images-idx3-ubyte.gz", "train-labels": "train-labels-idx1-ubyte.gz",
-    "test-images": "t10k-images-idx3-ubyte.gz", "test-labels": "t10k-labels-idx1-ubyte.gz",
+    "train-images": "train-images-idx3-ubyte.gz",
+    "train-labels": "train-labels-idx1-ubyte.gz",
+    "test-images": "t10k-images-idx3-ubyte.gz",
+    "test-labels": "t10k-labels-idx1-ubyte.gz",
 }
 SEARCH = [Path("/usr/share/datasets/fashion-mnist")]
 URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
@@ -53,12 +55,11 @@ def read_idx(path: Path) -> np.ndarray:
     with gzip.open(path, "rb") as fh:
         data = fh.read()
     ndim = data[3]
-    dims = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+    dims = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
     return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
 
 
-def write_png_folders(out: Path, n_train: int = 10_000, n_val: int = 2_000, n_test: int = 2_000,
-                      seed: int = 0) -> Path:
+def write_png_folders(out: Path, n_train: int = 10_000, n_val: int = 2_000, n_test: int = 2_000, seed: int = 0) -> Path:
     """Write ``out/{train,val,test}/<class>/*.png`` (a stratified random subset, by seed)."""
     out = Path(out)
     marker = out / ".complete"
@@ -69,12 +70,17 @@ def write_png_folders(out: Path, n_train: int = 10_000, n_val: int = 2_000, n_te
     tr_x, tr_y = read_idx(src / FILES["train-images"]), read_idx(src / FILES["train-labels"])
     te_x, te_y = read_idx(src / FILES["test-images"]), read_idx(src / FILES["test-labels"])
     if n_train + n_val > len(tr_x) or n_test > len(te_x):
-        raise DataError(f"asked for {n_train}+{n_val} training and {n_test} test images; "
-                        f"Fashion-MNIST has {len(tr_x)} and {len(te_x)}")
+        raise DataError(
+            f"asked for {n_train}+{n_val} training and {n_test} test images; "
+            f"Fashion-MNIST has {len(tr_x)} and {len(te_x)}"
+        )
     rng = np.random.default_rng(seed)
     perm = rng.permutation(len(tr_x))
-    parts = {"train": (tr_x, tr_y, perm[:n_train]), "val": (tr_x, tr_y, perm[n_train:n_train + n_val]),
-             "test": (te_x, te_y, rng.permutation(len(te_x))[:n_test])}
+    parts = {
+        "train": (tr_x, tr_y, perm[:n_train]),
+        "val": (tr_x, tr_y, perm[n_train : n_train + n_val]),
+        "test": (te_x, te_y, rng.permutation(len(te_x))[:n_test]),
+    }
     marker.unlink(missing_ok=True)
     for split, (x, y, idx) in parts.items():
         for c in CLASSES:

@@ -16,16 +16,29 @@ from visiontune.errors import BadImageError, option
 from visiontune.progress import bar
 
 
-def inspect(path: str | Path, *, grid: str | Path | None = None, label_attribute: str | None = None,
-            per_class: int = 6, allow_empty_labels: bool = False, task: str = "auto",
-            confine: Callable[[Dataset], None] | None = None) -> dict:
+def inspect(
+    path: str | Path,
+    *,
+    grid: str | Path | None = None,
+    label_attribute: str | None = None,
+    per_class: int = 6,
+    allow_empty_labels: bool = False,
+    task: str = "auto",
+    confine: Callable[[Dataset], None] | None = None,
+) -> dict:
     """``visiontune data inspect``: classes, counts per split, sizes and modes, and every check
     ``train`` runs (layout, classes, unreadable and non-image files, the same image in two splits or
     under two labels), reported all at once.  ``report["problems"]`` lists what ``train`` would refuse;
     ``report["ok"]`` is whether it would start.  ``confine``: called with the opened dataset before any image
     is read (a web app refuses images outside its data roots there)."""
-    dataset = open_dataset(path, on_bad_image="skip", label_attribute=label_attribute, strict=False,
-                           allow_empty_labels=allow_empty_labels, task=task)
+    dataset = open_dataset(
+        path,
+        on_bad_image="skip",
+        label_attribute=label_attribute,
+        strict=False,
+        allow_empty_labels=allow_empty_labels,
+        task=task,
+    )
     if confine is not None:
         confine(dataset)
     return inspect_dataset(dataset, grid=Path(grid) if grid else None, per_class=per_class)
@@ -67,17 +80,25 @@ def inspect_dataset(dataset: Dataset, grid: Path | None = None, per_class: int =
     problems += [{"check": "duplicates", "message": m} for m in find_leaks(dataset, hashes)]
     problems += [{"check": "mask", "message": m} for m in mask_problems]
     problems += [{"check": "image size", "message": m} for m in size_problems]
-    problems += [{"check": "unreadable", "message": f"{u['source']}: {u['reason']} (train stops here unless {skip})"}
-                 for u in unreadable]
-    problems += [{"check": "not an image", "message": f"{src}: {why} (train stops here unless {skip})"}
-                 for src, why in dataset.skipped]
+    problems += [
+        {"check": "unreadable", "message": f"{u['source']}: {u['reason']} (train stops here unless {skip})"}
+        for u in unreadable
+    ]
+    problems += [
+        {"check": "not an image", "message": f"{src}: {why} (train stops here unless {skip})"}
+        for src, why in dataset.skipped
+    ]
     report = {
-        "root": dataset.root, "kind": dataset.kind, "classes": dataset.classes,
+        "root": dataset.root,
+        "kind": dataset.kind,
+        "classes": dataset.classes,
         "num_classes": dataset.num_classes,
         "counts": dataset.counts(),
         "totals": {k: len(v) for k, v in dataset.splits.items()},
-        "image_sizes": {"width": {"min": int(w.min()), "median": int(np.median(w)), "max": int(w.max())},
-                        "height": {"min": int(h.min()), "median": int(np.median(h)), "max": int(h.max())}},
+        "image_sizes": {
+            "width": {"min": int(w.min()), "median": int(np.median(w)), "max": int(w.max())},
+            "height": {"min": int(h.min()), "median": int(np.median(h)), "max": int(h.max())},
+        },
         "modes": dict(modes),
         "unreadable": unreadable,
         "skipped_while_scanning": [{"source": s, "reason": r} for s, r in dataset.skipped],
@@ -117,8 +138,9 @@ def _mask_labels(dataset: Dataset) -> tuple[Dataset, list[str]]:
     return dataclasses.replace(dataset, splits=splits), problems
 
 
-def sample_grid(dataset: Dataset, path: Path, per_class: int = 6, exclude: set[str] = frozenset(),
-                cell: int = 96) -> Path:
+def sample_grid(
+    dataset: Dataset, path: Path, per_class: int = 6, exclude: set[str] = frozenset(), cell: int = 96
+) -> Path:
     """A PNG with one row per class (at most 30 rows) of sample images, the class name at the left."""
     from PIL import ImageDraw
 

@@ -34,13 +34,23 @@ def _named_boxes(path: Path, label_attribute: str | None) -> bool:
     if label_attribute is None or not path.is_file() or path.suffix.lower() not in MANIFEST_SUFFIXES:
         return False
     first = next((rec for _, rec in iter_manifest(path)), None)
-    return (first is not None and isinstance(first.get(label_attribute), dict)
-            and label_attribute in detection_attributes(first))
+    return (
+        first is not None
+        and isinstance(first.get(label_attribute), dict)
+        and label_attribute in detection_attributes(first)
+    )
 
 
-def open_dataset(path: str | Path, *, source: str | None = None, on_bad_image: str = "error",
-                 label_attribute: str | None = None, strict: bool = True, allow_empty_labels: bool = False,
-                 task: str = "auto") -> Dataset:
+def open_dataset(
+    path: str | Path,
+    *,
+    source: str | None = None,
+    on_bad_image: str = "error",
+    label_attribute: str | None = None,
+    strict: bool = True,
+    allow_empty_labels: bool = False,
+    task: str = "auto",
+) -> Dataset:
     """Open any supported layout: a folder, a manifest, a .lst, or a folder of split files.
 
     ``strict=False``: record what training refuses (empty class folders...) instead of raising.
@@ -52,8 +62,9 @@ def open_dataset(path: str | Path, *, source: str | None = None, on_bad_image: s
     path = Path(path).expanduser()
     if not path.exists():
         raise DataError(f"{path}: no such file or folder")
-    opts = dict(on_bad_image=on_bad_image, label_attribute=label_attribute, strict=strict,
-                allow_empty_labels=allow_empty_labels)
+    opts = dict(
+        on_bad_image=on_bad_image, label_attribute=label_attribute, strict=strict, allow_empty_labels=allow_empty_labels
+    )
     if _named_boxes(path, label_attribute):
         return read_detection_manifest(path, label_attribute, strict)
     split_files = _split_files(path)
@@ -79,16 +90,26 @@ def _segmentation_splits(path: Path, parts: dict[str, Dataset]) -> Dataset:
     """Ground Truth semantic-segmentation manifests per split: one class list, masks kept with their images."""
     odd = sorted(f"{split} ({p.task})" for split, p in parts.items() if p.task != "segmentation")
     if odd:
-        raise DataError(f"{path}: the train split holds masks but {', '.join(odd)} does not; give every split "
-                        "a semantic-segmentation manifest")
+        raise DataError(
+            f"{path}: the train split holds masks but {', '.join(odd)} does not; give every split "
+            "a semantic-segmentation manifest"
+        )
     classes = parts["train"].classes
     for split, p in parts.items():
         if p.classes != classes:
-            raise DataError(f"{path}: the {split} manifest's classes ({', '.join(p.classes)}) are not the train "
-                            f"manifest's ({', '.join(classes)}), index for index; use one colour map")
-    return Dataset(classes, {split: p.splits["train"] for split, p in parts.items()}, str(path),
-                   "segmentation-manifest", [x for p in parts.values() for x in p.skipped],
-                   [x for p in parts.values() for x in p.scan_problems], task="segmentation")
+            raise DataError(
+                f"{path}: the {split} manifest's classes ({', '.join(p.classes)}) are not the train "
+                f"manifest's ({', '.join(classes)}), index for index; use one colour map"
+            )
+    return Dataset(
+        classes,
+        {split: p.splits["train"] for split, p in parts.items()},
+        str(path),
+        "segmentation-manifest",
+        [x for p in parts.values() for x in p.skipped],
+        [x for p in parts.values() for x in p.scan_problems],
+        task="segmentation",
+    )
 
 
 def _open_split_files(path: Path, files: dict[str, Path], opts) -> Dataset:
@@ -113,8 +134,13 @@ def _open_split_files(path: Path, files: dict[str, Path], opts) -> Dataset:
             return tuple(sorted(index[p.classes[c]] for c in labels_of(s.label)))
         return index[p.classes[s.label]]
 
-    splits = {split: [Sample(s.source, label(p, s), s.origin) for s in p.splits["train"]]
-              for split, p in parts.items()}
-    return Dataset(classes, splits, str(path), "+".join(sorted(kinds)),
-                   [x for p in parts.values() for x in p.skipped], [x for p in parts.values() for x in p.scan_problems],
-                   task="multi-label" if multi else "classification")
+    splits = {split: [Sample(s.source, label(p, s), s.origin) for s in p.splits["train"]] for split, p in parts.items()}
+    return Dataset(
+        classes,
+        splits,
+        str(path),
+        "+".join(sorted(kinds)),
+        [x for p in parts.values() for x in p.skipped],
+        [x for p in parts.values() for x in p.scan_problems],
+        task="multi-label" if multi else "classification",
+    )

@@ -45,10 +45,12 @@ class MaskCodec:
         try:
             doc = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError) as exc:
-            raise DataError(f"{path}: not a readable label map ({exc}); write {{\"scale\": 1}} or "
-                            "{\"map\": {\"<mask value>\": <class>, ...}}") from exc
+            raise DataError(
+                f'{path}: not a readable label map ({exc}); write {{"scale": 1}} or '
+                '{"map": {"<mask value>": <class>, ...}}'
+            ) from exc
         if not isinstance(doc, dict) or not ({"scale", "map"} & set(doc)):
-            raise DataError(f"{path}: a label map is {{\"scale\": k}} or {{\"map\": {{\"<mask value>\": <class>}}}}")
+            raise DataError(f'{path}: a label map is {{"scale": k}} or {{"map": {{"<mask value>": <class>}}}}')
         try:
             values = tuple(sorted((int(k), int(v)) for k, v in doc["map"].items())) if "map" in doc else None
             scale = int(doc.get("scale", 1))
@@ -56,8 +58,10 @@ class MaskCodec:
             raise DataError(f"{path}: label map values must be whole numbers ({exc})") from exc
         bad = [(k, v) for k, v in values or () if not (0 <= k <= 255 and 0 <= v < IGNORE)]
         if bad:
-            raise DataError(f"{path}: map entry {bad[0][0]} -> {bad[0][1]}: mask values are 0..255 and classes "
-                            "0..254 (255 = ignore)")
+            raise DataError(
+                f"{path}: map entry {bad[0][0]} -> {bad[0][1]}: mask values are 0..255 and classes "
+                "0..254 (255 = ignore)"
+            )
         if scale < 1:
             raise DataError(f"{path}: scale {scale} must be 1 or more")
         return cls(values=values, scale=scale)
@@ -79,24 +83,29 @@ class MaskCodec:
             if not known.all():
                 ys, xs = np.nonzero(~known)
                 v = rgb[ys[0], xs[0]]
-                raise DataError(f"{name}: the colour #{v[0]:02x}{v[1]:02x}{v[2]:02x} at x={xs[0]}, y={ys[0]} "
-                                f"({int((~known).sum())} pixel(s)) is not in the manifest's internal-color-map; "
-                                "add it, or repaint those pixels")
+                raise DataError(
+                    f"{name}: the colour #{v[0]:02x}{v[1]:02x}{v[2]:02x} at x={xs[0]}, y={ys[0]} "
+                    f"({int((~known).sum())} pixel(s)) is not in the manifest's internal-color-map; "
+                    "add it, or repaint those pixels"
+                )
             return out
         if img.mode in ("RGB", "RGBA"):
             arr = np.asarray(img.convert("RGB"))
             if not ((arr[..., 0] == arr[..., 1]) & (arr[..., 1] == arr[..., 2])).all():
-                raise DataError(f"{name}: an RGB colour mask where class indices were expected; save masks as "
-                                "single-channel (mode L or P) PNGs whose values are the classes, or give the "
-                                "colours with a Ground Truth manifest's internal-color-map")
+                raise DataError(
+                    f"{name}: an RGB colour mask where class indices were expected; save masks as "
+                    "single-channel (mode L or P) PNGs whose values are the classes, or give the "
+                    "colours with a Ground Truth manifest's internal-color-map"
+                )
             arr = arr[..., 0]
         elif img.mode in ("L", "P"):
             arr = np.asarray(img)
         elif img.mode in ("I", "I;16", "I;16B", "I;16L"):
             arr = np.asarray(img).astype(np.int64)
             if arr.max(initial=0) > 255:
-                raise DataError(f"{name}: mask values up to {int(arr.max())}; class indices go up to 254 "
-                                "(255 = ignore)")
+                raise DataError(
+                    f"{name}: mask values up to {int(arr.max())}; class indices go up to 254 (255 = ignore)"
+                )
         else:
             raise DataError(f"{name}: a mask of mode {img.mode}; save masks as single-channel PNGs")
         arr = np.asarray(arr, dtype=np.int64)
@@ -108,8 +117,10 @@ class MaskCodec:
             out = table[arr]
             bad = (out < 0) & ~ignore
             if bad.any():
-                raise DataError(f"{name}: mask value {int(arr[bad][0])} is not in the label map; add it to the "
-                                "label map's \"map\", or set those pixels to 255 (ignore)")
+                raise DataError(
+                    f"{name}: mask value {int(arr[bad][0])} is not in the label map; add it to the "
+                    'label map\'s "map", or set those pixels to 255 (ignore)'
+                )
         else:
             out = arr // self.scale
         out[ignore] = IGNORE
@@ -125,8 +136,9 @@ def open_mask(source: str, image_source: str | None, codec: MaskCodec, num_class
         img = Image.open(io.BytesIO(read_bytes(source)))
         img.load()
     except FileNotFoundError as exc:
-        raise DataError(f"{source}: the mask file does not exist" + (f" (for {image_source})" if image_source else ""))\
-            from exc
+        raise DataError(
+            f"{source}: the mask file does not exist" + (f" (for {image_source})" if image_source else "")
+        ) from exc
     except UnidentifiedImageError as exc:
         raise DataError(f"{source}: not a mask image (Pillow cannot identify the file); masks are PNGs") from exc
     except (OSError, SyntaxError, ValueError) as exc:
@@ -134,14 +146,18 @@ def open_mask(source: str, image_source: str | None, codec: MaskCodec, num_class
     if image_source is not None:
         size = _image_size(image_source)
         if size is not None and size != img.size:
-            raise DataError(f"{source}: the mask is {img.size[0]}x{img.size[1]} but its image {image_source} is "
-                            f"{size[0]}x{size[1]}; a mask must have its image's size")
+            raise DataError(
+                f"{source}: the mask is {img.size[0]}x{img.size[1]} but its image {image_source} is "
+                f"{size[0]}x{size[1]}; a mask must have its image's size"
+            )
     mask = codec.decode(img, source)
     if num_classes is not None:
         bad = (mask >= num_classes) & (mask != IGNORE)
         if bad.any():
-            raise DataError(f"{source}: class value {int(mask[bad].max())} is outside the {num_classes} classes "
-                            f"(0..{num_classes - 1}; 255 = ignore); fix the mask or the label map / class list")
+            raise DataError(
+                f"{source}: class value {int(mask[bad].max())} is outside the {num_classes} classes "
+                f"(0..{num_classes - 1}; 255 = ignore); fix the mask or the label map / class list"
+            )
     return mask
 
 
@@ -183,9 +199,16 @@ def scan_num_classes(samples: list[Sample], workers: int = 8, strict: bool = Tru
     return max(ordered_map(top, samples, workers), default=0) + 1
 
 
-def mask_cache(samples: list[Sample], hashes: dict[str, str], size: int, num_classes: int, *,
-               workers: int | None = None, progress: Callable[[int], None] | None = None,
-               root: Path | None = None) -> tuple[np.ndarray, bool]:
+def mask_cache(
+    samples: list[Sample],
+    hashes: dict[str, str],
+    size: int,
+    num_classes: int,
+    *,
+    workers: int | None = None,
+    progress: Callable[[int], None] | None = None,
+    root: Path | None = None,
+) -> tuple[np.ndarray, bool]:
     """uint8 ``(N, size, size)`` class indices (memory-mapped) of every sample's mask, and whether it was a
     cache hit.  Keyed by the masks' and images' content, the codec and the size, like the pixel cache."""
     from visiontune.data.cache import CACHE_FORMAT, cache_key, cache_lock, default_workers, ordered_map
@@ -193,8 +216,9 @@ def mask_cache(samples: list[Sample], hashes: dict[str, str], size: int, num_cla
 
     root = root or cache_dir("masks")
     root.mkdir(parents=True, exist_ok=True)
-    key = cache_key("masks", CACHE_FORMAT, size, num_classes,
-                    [(hashes[s.mask], hashes[s.source], s.codec) for s in samples])
+    key = cache_key(
+        "masks", CACHE_FORMAT, size, num_classes, [(hashes[s.mask], hashes[s.source], s.codec) for s in samples]
+    )
     with cache_lock(root, key):
         path = root / f"{key}.npy"
         if path.exists():
@@ -210,8 +234,9 @@ def mask_cache(samples: list[Sample], hashes: dict[str, str], size: int, num_cla
             return i
 
         try:
-            for _ in ordered_map(one, list(range(len(samples))), default_workers() if workers is None else
-                                 max(1, workers)):
+            for _ in ordered_map(
+                one, list(range(len(samples))), default_workers() if workers is None else max(1, workers)
+            ):
                 if progress:
                     progress(1)
             arr.flush()
@@ -238,8 +263,11 @@ def run_length(mask: np.ndarray) -> dict:
         return {"shape": list(mask.shape), "values": [], "counts": []}
     starts = np.r_[0, np.flatnonzero(flat[1:] != flat[:-1]) + 1]
     counts = np.diff(np.r_[starts, flat.size])
-    return {"shape": [int(d) for d in mask.shape], "values": flat[starts].astype(int).tolist(),
-            "counts": counts.astype(int).tolist()}
+    return {
+        "shape": [int(d) for d in mask.shape],
+        "values": flat[starts].astype(int).tolist(),
+        "counts": counts.astype(int).tolist(),
+    }
 
 
 def from_run_length(doc: dict) -> np.ndarray:

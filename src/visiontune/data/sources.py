@@ -23,6 +23,7 @@ from visiontune.errors import DataError, ManifestError, option
 from visiontune.registry import Registry
 
 from visiontune.choices import ON_BAD_IMAGE  # noqa: E402,F401  (re-exported; the CLI reads it without numpy)
+
 MANIFEST_SUFFIXES = (".manifest", ".jsonl", ".json")
 SPLIT_FILE_SUFFIXES = (*MANIFEST_SUFFIXES, ".lst", ".csv")
 
@@ -41,8 +42,15 @@ class Source(ABC):
         """True when ``path`` looks like this source."""
 
     @abstractmethod
-    def load(self, path: Path, *, on_bad_image: str = "error", label_attribute: str | None = None,
-             strict: bool = True, allow_empty_labels: bool = False) -> Dataset:
+    def load(
+        self,
+        path: Path,
+        *,
+        on_bad_image: str = "error",
+        label_attribute: str | None = None,
+        strict: bool = True,
+        allow_empty_labels: bool = False,
+    ) -> Dataset:
         """Read the layout into a :class:`Dataset` (no image is decoded here).  ``allow_empty_labels``:
         multi-label lines without any label are images of no class instead of errors.
 
@@ -69,8 +77,9 @@ class FolderSource(Source):
         self.strict, self.problems = strict, []
         subdirs = _visible_dirs(path)
         if not subdirs:
-            raise DataError(f"{path}: no sub-folders; put each class's images in ROOT/<class>/ "
-                            "(or use ROOT/train/<class>/ ...)")
+            raise DataError(
+                f"{path}: no sub-folders; put each class's images in ROOT/<class>/ (or use ROOT/train/<class>/ ...)"
+            )
         split_dirs = {SPLIT_ALIASES.get(d.name.lower()) for d in subdirs}
         if None in split_dirs and len(split_dirs) > 1:
             named = sorted(d.name for d in subdirs if d.name.lower() in SPLIT_ALIASES)
@@ -178,8 +187,12 @@ class ManifestSource(Source):
 
     def load(self, path, *, on_bad_image="error", label_attribute=None, strict=True, allow_empty_labels=False):
         first = next((rec for _, rec in iter_manifest(path)), None)
-        if (first is not None and label_attribute is None and segmentation_attributes(first)
-                and not detect_label_attribute(first)):
+        if (
+            first is not None
+            and label_attribute is None
+            and segmentation_attributes(first)
+            and not detect_label_attribute(first)
+        ):
             return read_segmentation_manifest(path)
         return labelled_dataset(read_manifest(path, label_attribute, allow_empty_labels), path, self.name)
 
@@ -191,8 +204,9 @@ def labelled_dataset(rows: list[tuple[str, str | tuple[str, ...], str]], path: P
     classes = sorted({n for group in names for n in group})
     index = {c: i for i, c in enumerate(classes)}
     if multi:
-        samples = [Sample(src, tuple(sorted(index[n] for n in group)), origin)
-                   for (src, _, origin), group in zip(rows, names)]
+        samples = [
+            Sample(src, tuple(sorted(index[n] for n in group)), origin) for (src, _, origin), group in zip(rows, names)
+        ]
     else:
         samples = [Sample(src, index[name], origin) for src, name, origin in rows]
     return Dataset(classes, {"train": samples}, str(path), kind, task="multi-label" if multi else "classification")
@@ -201,9 +215,14 @@ def labelled_dataset(rows: list[tuple[str, str | tuple[str, ...], str]], path: P
 def detect_label_attribute(record: dict) -> list[str]:
     """Fields with a matching ``<attr>-metadata``: a class name (image classification) or a list of class
     indices with a ``class-map`` (multi-label)."""
-    return [k[: -len("-metadata")] for k, v in record.items()
-            if k.endswith("-metadata") and isinstance(v, dict) and k[: -len("-metadata")] in record
-            and ("class-name" in v or (isinstance(record[k[: -len("-metadata")]], list) and "class-map" in v))]
+    return [
+        k[: -len("-metadata")]
+        for k, v in record.items()
+        if k.endswith("-metadata")
+        and isinstance(v, dict)
+        and k[: -len("-metadata")] in record
+        and ("class-name" in v or (isinstance(record[k[: -len("-metadata")]], list) and "class-map" in v))
+    ]
 
 
 def iter_manifest(path: Path):
@@ -217,8 +236,7 @@ def iter_manifest(path: Path):
                 rec = json.loads(line)
             except json.JSONDecodeError as exc:
                 ended = exc.pos >= len(line.rstrip())
-                hint = ("; the line ends before the JSON object does: each record must be on one line"
-                        if ended else "")
+                hint = "; the line ends before the JSON object does: each record must be on one line" if ended else ""
                 raise ManifestError(path, n, f"not valid JSON ({exc.msg} at column {exc.pos + 1}){hint}") from exc
             if not isinstance(rec, dict):
                 raise ManifestError(path, n, "each line must be a JSON object")
@@ -227,8 +245,9 @@ def iter_manifest(path: Path):
             yield n, rec
 
 
-def read_manifest(path: Path, label_attribute: str | None = None,
-                  allow_empty_labels: bool = False) -> list[tuple[str, str | tuple[str, ...], str]]:
+def read_manifest(
+    path: Path, label_attribute: str | None = None, allow_empty_labels: bool = False
+) -> list[tuple[str, str | tuple[str, ...], str]]:
     """``(source, class name, origin)`` per line (a tuple of names for a multi-label line); every problem
     names its line."""
     rows, ids = [], {}
@@ -239,27 +258,34 @@ def read_manifest(path: Path, label_attribute: str | None = None,
             if len(found) != 1:
                 what = f"several label attributes ({', '.join(found)})" if found else "no label attribute"
                 raise ManifestError(
-                    path, n, f"{what} found; a label attribute is a field with a matching "
+                    path,
+                    n,
+                    f"{what} found; a label attribute is a field with a matching "
                     f"'<attr>-metadata' object holding 'class-name' (or, multi-label, a list of class indices and "
-                    f"a 'class-map'). Name it with {option('label_attribute')}"
+                    f"a 'class-map'). Name it with {option('label_attribute')}",
                 )
             label_attribute = found[0]
         if label_attribute not in rec:
             raise ManifestError(path, n, f"missing the label attribute {label_attribute!r}")
         meta = rec.get(f"{label_attribute}-metadata")
         if isinstance(rec[label_attribute], list):
-            rows.append((resolve_ref(str(rec["source-ref"]), base),
-                         _multi_label_names(path, n, rec[label_attribute], meta, label_attribute, ids,
-                                            allow_empty_labels),
-                         f"{path.name}:{n}"))
+            rows.append(
+                (
+                    resolve_ref(str(rec["source-ref"]), base),
+                    _multi_label_names(path, n, rec[label_attribute], meta, label_attribute, ids, allow_empty_labels),
+                    f"{path.name}:{n}",
+                )
+            )
             continue
         if not isinstance(meta, dict) or "class-name" not in meta:
             raise ManifestError(path, n, f"missing '{label_attribute}-metadata' with a 'class-name'")
         name, label_id = str(meta["class-name"]), rec[label_attribute]
         if label_id in ids and ids[label_id][0] != name:
             raise ManifestError(
-                path, n, f"label {label_id} is called {name!r} here but {ids[label_id][0]!r} on line "
-                f"{ids[label_id][1]}; fix one so no image is mislabelled"
+                path,
+                n,
+                f"label {label_id} is called {name!r} here but {ids[label_id][0]!r} on line "
+                f"{ids[label_id][1]}; fix one so no image is mislabelled",
             )
         ids.setdefault(label_id, (name, n))
         rows.append((resolve_ref(str(rec["source-ref"]), base), name, f"{path.name}:{n}"))
@@ -268,14 +294,19 @@ def read_manifest(path: Path, label_attribute: str | None = None,
     return rows
 
 
-def _multi_label_names(path: Path, n: int, value: list, meta, attribute: str, ids: dict,
-                       allow_empty: bool = False) -> tuple[str, ...]:
+def _multi_label_names(
+    path: Path, n: int, value: list, meta, attribute: str, ids: dict, allow_empty: bool = False
+) -> tuple[str, ...]:
     """A Ground Truth multi-label line's class names, checked against its class-map and earlier lines."""
     if not isinstance(meta, dict) or not isinstance(meta.get("class-map"), dict):
         raise ManifestError(path, n, f"missing '{attribute}-metadata' with a 'class-map' (index -> class name)")
     if not value and not allow_empty:
-        raise ManifestError(path, n, f"{attribute} is an empty list: the image has no label; label it, remove the "
-                                     f"line, or pass {option('allow_empty_labels', True)} if no class is a label")
+        raise ManifestError(
+            path,
+            n,
+            f"{attribute} is an empty list: the image has no label; label it, remove the "
+            f"line, or pass {option('allow_empty_labels', True)} if no class is a label",
+        )
     names = []
     for label_id in value:
         if isinstance(label_id, bool) or not isinstance(label_id, int):
@@ -285,8 +316,12 @@ def _multi_label_names(path: Path, n: int, value: list, meta, attribute: str, id
             raise ManifestError(path, n, f"class {label_id} is not in '{attribute}-metadata'.class-map; add its name")
         name = str(name)
         if label_id in ids and ids[label_id][0] != name:
-            raise ManifestError(path, n, f"label {label_id} is called {name!r} here but {ids[label_id][0]!r} on "
-                                         f"line {ids[label_id][1]}; fix one so no image is mislabelled")
+            raise ManifestError(
+                path,
+                n,
+                f"label {label_id} is called {name!r} here but {ids[label_id][0]!r} on "
+                f"line {ids[label_id][1]}; fix one so no image is mislabelled",
+            )
         ids.setdefault(label_id, (name, n))
         names.append(name)
     return tuple(sorted(set(names)))
@@ -296,8 +331,14 @@ def _multi_label_names(path: Path, n: int, value: list, meta, attribute: str, id
 def segmentation_attributes(record: dict) -> list[str]:
     """Ground Truth semantic-segmentation fields: ``<attr>-ref`` (the mask) with ``<attr>-ref-metadata``
     holding an ``internal-color-map``."""
-    return [k for k, v in record.items() if k.endswith("-ref") and k != "source-ref"
-            and isinstance(record.get(f"{k}-metadata"), dict) and "internal-color-map" in record[f"{k}-metadata"]]
+    return [
+        k
+        for k, v in record.items()
+        if k.endswith("-ref")
+        and k != "source-ref"
+        and isinstance(record.get(f"{k}-metadata"), dict)
+        and "internal-color-map" in record[f"{k}-metadata"]
+    ]
 
 
 def read_segmentation_manifest(path: Path) -> Dataset:
@@ -312,38 +353,60 @@ def read_segmentation_manifest(path: Path) -> Dataset:
         found = segmentation_attributes(rec)
         if attribute is None:
             if len(found) != 1:
-                raise ManifestError(path, n, f"{'several' if found else 'no'} semantic-segmentation mask "
-                                             "attributes ('<attr>-ref' with an internal-color-map)")
+                raise ManifestError(
+                    path,
+                    n,
+                    f"{'several' if found else 'no'} semantic-segmentation mask "
+                    "attributes ('<attr>-ref' with an internal-color-map)",
+                )
             attribute = found[0]
         if attribute not in rec:
             raise ManifestError(path, n, f"no {attribute!r} (the mask) on this line; every image needs its mask")
-        cmap = rec[f"{attribute}-metadata"].get("internal-color-map") if isinstance(
-            rec.get(f"{attribute}-metadata"), dict) else None
+        cmap = (
+            rec[f"{attribute}-metadata"].get("internal-color-map")
+            if isinstance(rec.get(f"{attribute}-metadata"), dict)
+            else None
+        )
         if not isinstance(cmap, dict) or not cmap:
-            raise ManifestError(path, n, f"'{attribute}-metadata' has no internal-color-map (index -> class-name, "
-                                         "hex-color)")
+            raise ManifestError(
+                path, n, f"'{attribute}-metadata' has no internal-color-map (index -> class-name, hex-color)"
+            )
         for key, entry in cmap.items():
             try:
                 idx, name, colour = int(key), str(entry["class-name"]), str(entry["hex-color"]).lower()
                 int(colour.lstrip("#"), 16)
             except (ValueError, TypeError, KeyError) as exc:
-                raise ManifestError(path, n, f"internal-color-map entry {key!r}: needs an index key, a "
-                                             f"'class-name' and a '#rrggbb' 'hex-color' ({exc})") from exc
+                raise ManifestError(
+                    path,
+                    n,
+                    f"internal-color-map entry {key!r}: needs an index key, a "
+                    f"'class-name' and a '#rrggbb' 'hex-color' ({exc})",
+                ) from exc
             for table, k, v, what in ((names, idx, name, "class index"), (colours, colour, idx, "colour")):
                 if k in table and table[k][0] != v:
-                    raise ManifestError(path, n, f"{what} {k!r} means {v!r} here but {table[k][0]!r} on line "
-                                                 f"{table[k][1]}; fix one so no pixel is mislabelled")
+                    raise ManifestError(
+                        path,
+                        n,
+                        f"{what} {k!r} means {v!r} here but {table[k][0]!r} on line "
+                        f"{table[k][1]}; fix one so no pixel is mislabelled",
+                    )
                 table.setdefault(k, (v, n))
-        rows.append((resolve_ref(str(rec["source-ref"]), path.parent),
-                     resolve_ref(str(rec[attribute]), path.parent), f"{path.name}:{n}"))
+        rows.append(
+            (
+                resolve_ref(str(rec["source-ref"]), path.parent),
+                resolve_ref(str(rec[attribute]), path.parent),
+                f"{path.name}:{n}",
+            )
+        )
     if not rows:
         raise DataError(f"{path}: the manifest has no lines")
     order = sorted(names)
     index = {k: i for i, k in enumerate(order)}
     codec = MaskCodec(colours=tuple(sorted((c, index[k]) for c, (k, _) in colours.items())))
     samples = [Sample(src, (), origin, mask=mask, codec=codec) for src, mask, origin in rows]
-    return Dataset([names[k][0] for k in order], {"train": samples}, str(path), "segmentation-manifest",
-                   task="segmentation")
+    return Dataset(
+        [names[k][0] for k in order], {"train": samples}, str(path), "segmentation-manifest", task="segmentation"
+    )
 
 
 #: the folders of an image / mask pair layout: ROOT/images/ beside ROOT/masks/ (or annotations/, labels/)
@@ -365,10 +428,19 @@ class SegmentationSource(Source):
     @staticmethod
     def _pairs(path: Path) -> dict[str, tuple[Path, Path]] | None:
         if (path / "train").is_dir() and (path / "train_annotation").is_dir():
-            return {SPLIT_ALIASES[d.name.lower()]: (d, path / f"{d.name}_annotation") for d in _visible_dirs(path)
-                    if d.name.lower() in SPLIT_ALIASES}
-        masks = next((path / m for m in MASK_FOLDERS if (path / m).is_dir()
-                      and any(is_image_name(f.name) for f in (path / m).iterdir())), None)  # not YOLO's labels/*.txt
+            return {
+                SPLIT_ALIASES[d.name.lower()]: (d, path / f"{d.name}_annotation")
+                for d in _visible_dirs(path)
+                if d.name.lower() in SPLIT_ALIASES
+            }
+        masks = next(
+            (
+                path / m
+                for m in MASK_FOLDERS
+                if (path / m).is_dir() and any(is_image_name(f.name) for f in (path / m).iterdir())
+            ),
+            None,
+        )  # not YOLO's labels/*.txt
         if (path / "images").is_dir() and masks is not None:
             return {"train": (path / "images", masks)}
         return None
@@ -378,14 +450,18 @@ class SegmentationSource(Source):
 
         pairs = self._pairs(path)
         if pairs is None:
-            raise DataError(f"{path}: not a segmentation layout; give train/ + train_annotation/ (SageMaker) or "
-                            "images/ + masks/ folders, masks named like their images")
+            raise DataError(
+                f"{path}: not a segmentation layout; give train/ + train_annotation/ (SageMaker) or "
+                "images/ + masks/ folders, masks named like their images"
+            )
         splits, skipped, problems = {}, [], []
         train_codec = INDEX_MASKS
         for split, (images, masks) in sorted(pairs.items(), key=lambda kv: kv[0] != "train"):  # train first
             if not masks.is_dir():
-                raise DataError(f"{images}: no {masks.name}/ beside it with its masks; add the masks, or move "
-                                f"{images.name}/ out (its images would otherwise be left out)")
+                raise DataError(
+                    f"{images}: no {masks.name}/ beside it with its masks; add the masks, or move "
+                    f"{images.name}/ out (its images would otherwise be left out)"
+                )
             label_map = path / "label_map" / f"{'train' if split == 'train' else images.name}_label_map.json"
             # a split without its own label map reads its masks as train's does (SageMaker's default)
             codec = MaskCodec.from_label_map(label_map) if label_map.exists() else train_codec
@@ -403,8 +479,10 @@ class SegmentationSource(Source):
                     continue
                 mask = by_stem.pop(f.stem, None)
                 if mask is None:
-                    message = (f"{f}: no mask for this image in {masks}/ (expected {masks / (f.stem + '.png')}); "
-                               "add it, or move the image out")
+                    message = (
+                        f"{f}: no mask for this image in {masks}/ (expected {masks / (f.stem + '.png')}); "
+                        "add it, or move the image out"
+                    )
                     if strict:
                         raise DataError(message)
                     problems.append(message)
@@ -420,8 +498,9 @@ class SegmentationSource(Source):
             n = hint or scan_num_classes([s for part in splits.values() for s in part], strict=strict)
             classes = [str(i) for i in range(n)]
         order = [s for s in SPLITS if s in splits]
-        return Dataset(classes, {k: splits[k] for k in order}, str(path), self.name, skipped, problems,
-                       task="segmentation")
+        return Dataset(
+            classes, {k: splits[k] for k in order}, str(path), self.name, skipped, problems, task="segmentation"
+        )
 
 
 def _segmentation_classes(path: Path) -> list[str] | None:
@@ -435,8 +514,7 @@ def _segmentation_classes(path: Path) -> list[str] | None:
         raise DataError(f"{f}: not readable JSON ({exc}); give a list of class names, index 0 first") from exc
     names = doc.get("segmentation") if isinstance(doc, dict) else doc
     if not isinstance(names, list) or not all(isinstance(x, str) for x in names) or len(set(names)) != len(names):
-        raise DataError(f"{f}: expected a list of distinct class names (or {{\"segmentation\": [...]}}), "
-                        "index 0 first")
+        raise DataError(f'{f}: expected a list of distinct class names (or {{"segmentation": [...]}}), index 0 first')
     return names
 
 
@@ -478,9 +556,13 @@ class CsvSource(Source):
             wanted = (label_attribute.lower(),) if label_attribute else self.LABEL_COLUMNS
             label_col = next((lower.index(c) for c in wanted if c in lower), None)
             if image_col is None or label_col is None:
-                raise ManifestError(path, 1, f"the header {','.join(header)!r} needs an image column "
-                                             f"({' / '.join(self.IMAGE_COLUMNS)}) and a labels column "
-                                             f"({' / '.join(wanted)}; {option('label_attribute')} names another)")
+                raise ManifestError(
+                    path,
+                    1,
+                    f"the header {','.join(header)!r} needs an image column "
+                    f"({' / '.join(self.IMAGE_COLUMNS)}) and a labels column "
+                    f"({' / '.join(wanted)}; {option('label_attribute')} names another)",
+                )
             for n, row in enumerate(reader, start=2):
                 if not any(cell.strip() for cell in row):
                     continue
@@ -488,8 +570,12 @@ class CsvSource(Source):
                     raise ManifestError(path, n, f"expected {len(header)} columns, found {len(row)}")
                 names = tuple(sorted(set(row[label_col].split())))
                 if not names and not allow_empty_labels:
-                    raise ManifestError(path, n, f"no labels for {row[image_col]!r}; label it, remove the row, or pass "
-                                                 f"{option('allow_empty_labels', True)} if no class is a label")
+                    raise ManifestError(
+                        path,
+                        n,
+                        f"no labels for {row[image_col]!r}; label it, remove the row, or pass "
+                        f"{option('allow_empty_labels', True)} if no class is a label",
+                    )
                 rows.append((resolve_ref(row[image_col].strip(), path.parent), names, f"{path.name}:{n}"))
         if not rows:
             raise DataError(f"{path}: the CSV file has no rows")
@@ -516,8 +602,9 @@ class LstSource(Source):
         classes = [str(lab) for lab in labels]
         index = {lab: i for i, lab in enumerate(labels)}
         samples = [Sample(s, tuple(index[c] for c in lab) if multi else index[lab], o) for s, lab, o in rows]
-        return Dataset(classes, {"train": samples}, str(path), self.name,
-                       task="multi-label" if multi else "classification")
+        return Dataset(
+            classes, {"train": samples}, str(path), self.name, task="multi-label" if multi else "classification"
+        )
 
 
 def read_lst(path: Path, allow_empty_labels: bool = False) -> list[tuple[str, int | tuple[int, ...], str]]:
@@ -554,7 +641,11 @@ def read_lst(path: Path, allow_empty_labels: bool = False) -> list[tuple[str, in
     for src, labels, origin, n in rows:
         classes = tuple(i for i, v in enumerate(labels) if v) if one_hot else tuple(sorted(set(labels)))
         if not classes and not allow_empty_labels:
-            raise ManifestError(path, n, "no class is 1 in this one-hot line: the image has no label; label it, "
-                                         f"remove the line, or pass {option('allow_empty_labels', True)}")
+            raise ManifestError(
+                path,
+                n,
+                "no class is 1 in this one-hot line: the image has no label; label it, "
+                f"remove the line, or pass {option('allow_empty_labels', True)}",
+            )
         out.append((src, classes, origin))
     return out

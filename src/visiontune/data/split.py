@@ -50,7 +50,7 @@ def stratified_split(samples: list[Sample], ratios: list[float], seed: int) -> l
         first = n - sum(sizes)
         start = 0
         for p, size in enumerate([first, *sizes]):
-            parts[p].extend(idx[start:start + size])
+            parts[p].extend(idx[start : start + size])
             start += size
     return [[samples[i] for i in sorted(p)] for p in parts]
 
@@ -58,30 +58,41 @@ def stratified_split(samples: list[Sample], ratios: list[float], seed: int) -> l
 PART_NAMES = ("train", "validation", "test")
 
 
-def split(path: str | Path, *, out: str | Path, ratios: str | list[float] = "0.8,0.2", seed: int = 0,
-          label_attribute: str | None = None, on_bad_image: str = "error",
-          allow_empty_labels: bool = False) -> list[tuple[Path, int]]:
+def split(
+    path: str | Path,
+    *,
+    out: str | Path,
+    ratios: str | list[float] = "0.8,0.2",
+    seed: int = 0,
+    label_attribute: str | None = None,
+    on_bad_image: str = "error",
+    allow_empty_labels: bool = False,
+) -> list[tuple[Path, int]]:
     """``visiontune data split``: stratified split manifests (``train.manifest``, ``validation.manifest``
     [, ``test.manifest``]) in ``out``; ``train`` reads the folder.  Returns (file, images) per part."""
     from visiontune.data.loading import open_dataset
 
     shares = parse_ratios(ratios) if isinstance(ratios, str) else parse_ratios(",".join(map(str, ratios)))
-    ds = open_dataset(path, on_bad_image=on_bad_image, label_attribute=label_attribute,
-                      allow_empty_labels=allow_empty_labels)
+    ds = open_dataset(
+        path, on_bad_image=on_bad_image, label_attribute=label_attribute, allow_empty_labels=allow_empty_labels
+    )
     ds.check()
     if ds.task in ("segmentation", "detection"):
         what = "masks" if ds.task == "segmentation" else "boxes"
-        raise DataError(f"{path}: {ds.task} data; `data split` writes classification manifests and would drop "
-                        "the " + what + ". Training holds out validation and test images itself (--valid-fraction, "
-                        f"--test-fraction), {what} with them")
+        raise DataError(
+            f"{path}: {ds.task} data; `data split` writes classification manifests and would drop "
+            "the " + what + ". Training holds out validation and test images itself (--valid-fraction, "
+            f"--test-fraction), {what} with them"
+        )
     samples = [s for part in ds.splits.values() for s in part]
     parts = stratified_split(samples, shares, seed)
     files = write_split_manifests(ds, list(PART_NAMES[: len(parts)]), parts, Path(out))
     return [(f, len(part)) for f, part in zip(files, parts)]
 
 
-def write_split_manifests(dataset: Dataset, parts: list[str], splits: list, out: Path,
-                          attribute: str = "class") -> list[Path]:
+def write_split_manifests(
+    dataset: Dataset, parts: list[str], splits: list, out: Path, attribute: str = "class"
+) -> list[Path]:
     """Ground Truth-style manifests, one per part (``train.manifest`` ...).
 
     Local images are referenced relative to the manifest (the reader resolves them so), so the
@@ -98,13 +109,20 @@ def write_split_manifests(dataset: Dataset, parts: list[str], splits: list, out:
             for s in samples:
                 source = s.source if "://" in s.source else os.path.relpath(Path(s.source).resolve(), base)
                 if isinstance(s.label, tuple):  # Ground Truth's multi-label record
-                    meta = {"class-map": {str(c): dataset.classes[c] for c in s.label},
-                            "confidence-map": {str(c): 1.0 for c in s.label},
-                            "type": "groundtruth/image-classification-multilabel", "human-annotated": "yes"}
+                    meta = {
+                        "class-map": {str(c): dataset.classes[c] for c in s.label},
+                        "confidence-map": {str(c): 1.0 for c in s.label},
+                        "type": "groundtruth/image-classification-multilabel",
+                        "human-annotated": "yes",
+                    }
                     label = list(s.label)
                 else:
-                    meta = {"class-name": dataset.classes[s.label], "class-map": class_map,
-                            "type": "groundtruth/image-classification", "human-annotated": "yes"}
+                    meta = {
+                        "class-name": dataset.classes[s.label],
+                        "class-map": class_map,
+                        "type": "groundtruth/image-classification",
+                        "human-annotated": "yes",
+                    }
                     label = s.label
                 fh.write(json.dumps({"source-ref": source, attribute: label, f"{attribute}-metadata": meta}) + "\n")
         written.append(path)
@@ -116,8 +134,11 @@ def hold_out(dataset: Dataset, valid_fraction: float, test_fraction: float, seed
 
     Every layout then reports the same metrics (``test_accuracy`` ...) unless ``test_fraction`` is 0.
     ``evaluate`` carves the same test split again from the folder a model was trained on (``say=False``)."""
-    wanted = [(name, f) for name, f in (("validation", valid_fraction), ("test", test_fraction))
-              if f > 0 and not dataset.splits.get(name)]
+    wanted = [
+        (name, f)
+        for name, f in (("validation", valid_fraction), ("test", test_fraction))
+        if f > 0 and not dataset.splits.get(name)
+    ]
     if not wanted:
         return dataset
     train = dataset.splits["train"]
@@ -127,11 +148,14 @@ def hold_out(dataset: Dataset, valid_fraction: float, test_fraction: float, seed
     held = " and ".join(f"{len(part)} {name}" for (name, _), part in zip(wanted, parts[1:]))
     fractions = ", ".join(f"{'valid' if name == 'validation' else name}_fraction={f}" for name, f in wanted)
     if say:
-        note(f"no {' or '.join(n for n, _ in wanted)} split in the data: holding out {held} of the {len(train)} "
-             f"training images ({fractions}, seed={seed})")
+        note(
+            f"no {' or '.join(n for n, _ in wanted)} split in the data: holding out {held} of the {len(train)} "
+            f"training images ({fractions}, seed={seed})"
+        )
     order = [s for s in ("train", "validation", "test") if s in splits]
-    return Dataset(dataset.classes, {k: splits[k] for k in order}, dataset.root, dataset.kind, dataset.skipped,
-                   task=dataset.task)
+    return Dataset(
+        dataset.classes, {k: splits[k] for k in order}, dataset.root, dataset.kind, dataset.skipped, task=dataset.task
+    )
 
 
 def split_digest(samples: list[Sample], root: Path) -> str:

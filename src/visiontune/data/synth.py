@@ -44,19 +44,43 @@ BOX_ATTRIBUTE = "fashion-scenes-boxes"
 BOX_MANIFEST = "{split}.boxes.manifest"  # detection.BOXES_MANIFEST: open_dataset(OUT, task="detection") reads them
 SPLITS = {"train": ("train-images", "train-labels"), "validation": ("test-images", "test-labels")}
 #: Sample photos shipped inside scikit-image (colour ones as they are, grey textures tinted).
-PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "immunohistochemistry", "retina",
-          "brick", "grass", "gravel", "camera", "moon", "coins", "text", "page", "cell", "clock")
-THRESHOLD = 0.2     # an item pixel is "the item" above this share of the item's brightest pixel
-MIN_VISIBLE = 0.5   # share of an item's pixels that must stay uncovered by later items
+PHOTOS = (
+    "astronaut",
+    "coffee",
+    "chelsea",
+    "rocket",
+    "hubble_deep_field",
+    "immunohistochemistry",
+    "retina",
+    "brick",
+    "grass",
+    "gravel",
+    "camera",
+    "moon",
+    "coins",
+    "text",
+    "page",
+    "cell",
+    "clock",
+)
+THRESHOLD = 0.2  # an item pixel is "the item" above this share of the item's brightest pixel
+MIN_VISIBLE = 0.5  # share of an item's pixels that must stay uncovered by later items
 ITEM_SCALE = (0.3, 0.7)
-ATTEMPTS = 30       # placements tried per item before it is left out
+ATTEMPTS = 30  # placements tried per item before it is left out
 LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
-VERSION = 2         # bump when the drawing (or what is written) changes, so finished folders are rebuilt
+VERSION = 2  # bump when the drawing (or what is written) changes, so finished folders are rebuilt
 
 
-def fashion_scenes(out: str | Path, n_train: int = 8_000, n_validation: int = 2_000, size: int = 128,
-                   min_items: int = 1, max_items: int = 4, seed: int = 0,
-                   progress: Callable[[int], None] | None = None) -> dict:
+def fashion_scenes(
+    out: str | Path,
+    n_train: int = 8_000,
+    n_validation: int = 2_000,
+    size: int = 128,
+    min_items: int = 1,
+    max_items: int = 4,
+    seed: int = 0,
+    progress: Callable[[int], None] | None = None,
+) -> dict:
     """Build (or find already built, for the same parameters) the scenes under ``out``; a summary back.
 
     ``progress(k)`` is told of every ``k`` scenes written. An interrupted build is redone from the start:
@@ -65,8 +89,15 @@ def fashion_scenes(out: str | Path, n_train: int = 8_000, n_validation: int = 2_
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"{option('out')} {out} is a file; name a folder (new or from an earlier build)")
-    params = {"version": VERSION, "n_train": n_train, "n_validation": n_validation, "size": size,
-              "min_items": min_items, "max_items": max_items, "seed": seed}
+    params = {
+        "version": VERSION,
+        "n_train": n_train,
+        "n_validation": n_validation,
+        "size": size,
+        "min_items": min_items,
+        "max_items": max_items,
+        "seed": seed,
+    }
     marker = out / ".complete"
     done = _read_marker(marker)
     if done is not None and done.get("params") == params:
@@ -77,7 +108,8 @@ def fashion_scenes(out: str | Path, n_train: int = 8_000, n_validation: int = 2_
         raise DataError(
             f"{exc}: the scene builder reads Fashion-MNIST from this machine. Install Debian's package "
             "(apt-get install dataset-fashion-mnist), put the four IDX .gz files in a folder named by "
-            "FASHION_MNIST_DIR, or run `visiontune quickstart` once (it downloads them)") from exc
+            "FASHION_MNIST_DIR, or run `visiontune quickstart` once (it downloads them)"
+        ) from exc
     photos = load_photos()
     marker.unlink(missing_ok=True)
     _clear(out)
@@ -90,9 +122,13 @@ def fashion_scenes(out: str | Path, n_train: int = 8_000, n_validation: int = 2_
     (out / "label_map").mkdir(exist_ok=True)
     for split in SPLITS:
         (out / "label_map" / f"{split}_label_map.json").write_text(json.dumps({"scale": 1}) + "\n")
-    (out / "classes.json").write_text(json.dumps(
-        {"segmentation": ["background", *fashion_mnist.CLASSES], "multi-label": list(fashion_mnist.CLASSES)},
-        indent=1) + "\n")
+    (out / "classes.json").write_text(
+        json.dumps(
+            {"segmentation": ["background", *fashion_mnist.CLASSES], "multi-label": list(fashion_mnist.CLASSES)},
+            indent=1,
+        )
+        + "\n"
+    )
     marker.write_text(json.dumps({"params": params, "stats": stats}) + "\n")
     return _summary(out, params, stats)
 
@@ -102,14 +138,18 @@ def _check(n_train, n_validation, size, min_items, max_items, seed) -> None:
         if value < 1:
             raise ConfigError(f"{_name(py, flag)} must be at least 1 scene (got {value})")
     if size < 32:
-        raise ConfigError(f"{option('size')} must be at least 32 pixels (got {size}): smaller scenes leave "
-                          "the items too few pixels to recognise")
+        raise ConfigError(
+            f"{option('size')} must be at least 32 pixels (got {size}): smaller scenes leave "
+            "the items too few pixels to recognise"
+        )
     for name, value in (("min_items", min_items), ("max_items", max_items)):
         if not 1 <= value <= 4:
             raise ConfigError(f"{option(name)} must be 1 to 4 items per scene (got {value})")
     if min_items > max_items:
-        raise ConfigError(f"{option('min_items')} ({min_items}) is more than {option('max_items')} "
-                          f"({max_items}); lower the first or raise the second")
+        raise ConfigError(
+            f"{option('min_items')} ({min_items}) is more than {option('max_items')} "
+            f"({max_items}); lower the first or raise the second"
+        )
     if seed < 0:
         raise ConfigError(f"{option('seed')} must be 0 or more (got {seed})")
 
@@ -124,8 +164,9 @@ def load_photos() -> list[tuple[Image.Image, bool]]:
     try:
         import skimage.data
     except ImportError as exc:
-        raise MissingDependencyError("scikit-image", "the fashion-scenes backgrounds (its sample photos)",
-                                     "synth") from exc
+        raise MissingDependencyError(
+            "scikit-image", "the fashion-scenes backgrounds (its sample photos)", "synth"
+        ) from exc
     photos = []
     for name in PHOTOS:
         try:  # a photo that would need pooch (a download) is simply not used
@@ -137,8 +178,10 @@ def load_photos() -> list[tuple[Image.Image, bool]]:
         colour = arr.ndim == 3
         photos.append((Image.fromarray(arr[..., :3] if colour else arr, "RGB" if colour else "L"), colour))
     if not photos:
-        raise DataError("none of scikit-image's sample photos could be loaded for the scene backgrounds; "
-                        "reinstall scikit-image (pip install --force-reinstall scikit-image)")
+        raise DataError(
+            "none of scikit-image's sample photos could be loaded for the scene backgrounds; "
+            "reinstall scikit-image (pip install --force-reinstall scikit-image)"
+        )
     return photos
 
 
@@ -164,8 +207,18 @@ def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S.000000", time.gmtime())
 
 
-def _write_split(out: Path, split: str, code: int, n: int, items: np.ndarray, labels: np.ndarray,
-                 photos: list, params: dict, created: str, progress) -> dict:
+def _write_split(
+    out: Path,
+    split: str,
+    code: int,
+    n: int,
+    items: np.ndarray,
+    labels: np.ndarray,
+    photos: list,
+    params: dict,
+    created: str,
+    progress,
+) -> dict:
     """Draw and write one split's scenes, masks and manifests; counts back."""
     per_class = [0] * len(fashion_mnist.CLASSES)
     n_items = 0
@@ -175,8 +228,9 @@ def _write_split(out: Path, split: str, code: int, n: int, items: np.ndarray, la
         for i in range(1, n + 1):
             rng = np.random.default_rng([params["seed"], code, i])
             boxes: list[tuple[int, int, int, int, int]] = []
-            image, mask, placed = draw_scene(rng, items, labels, photos, params["size"],
-                                             params["min_items"], params["max_items"], boxes=boxes)
+            image, mask, placed = draw_scene(
+                rng, items, labels, photos, params["size"], params["min_items"], params["max_items"], boxes=boxes
+            )
             name = f"scene_{i:06d}.png"
             Image.fromarray(image, "RGB").save(out / split / name)
             _mask_image(mask).save(out / f"{split}_annotation" / name)
@@ -195,24 +249,38 @@ def _write_split(out: Path, split: str, code: int, n: int, items: np.ndarray, la
 
 def _record(ref: str, present: list[int], created: str) -> dict:
     """One Ground Truth multi-label line (the layout ``visiontune label export`` writes too)."""
-    return {"source-ref": ref, ATTRIBUTE: present, f"{ATTRIBUTE}-metadata": {
-        "class-map": {str(c): fashion_mnist.CLASSES[c] for c in present},
-        "confidence-map": {str(c): 1.0 for c in present},
-        "type": "groundtruth/image-classification-multilabel", "job-name": f"labeling-job/{ATTRIBUTE}",
-        "human-annotated": "no", "creation-date": created}}
+    return {
+        "source-ref": ref,
+        ATTRIBUTE: present,
+        f"{ATTRIBUTE}-metadata": {
+            "class-map": {str(c): fashion_mnist.CLASSES[c] for c in present},
+            "confidence-map": {str(c): 1.0 for c in present},
+            "type": "groundtruth/image-classification-multilabel",
+            "job-name": f"labeling-job/{ATTRIBUTE}",
+            "human-annotated": "no",
+            "creation-date": created,
+        },
+    }
 
 
 def _box_record(ref: str, boxes: list[tuple[int, int, int, int, int]], size: int, created: str) -> dict:
     """One Ground Truth object-detection line (bounding-box output): ``(class, left, top, width, height)``
     per placed item, in paste order."""
-    return {"source-ref": ref, BOX_ATTRIBUTE: {
-        "image_size": [{"width": size, "height": size, "depth": 3}],
-        "annotations": [{"class_id": c, "left": x, "top": y, "width": w, "height": h} for c, x, y, w, h in boxes]},
+    return {
+        "source-ref": ref,
+        BOX_ATTRIBUTE: {
+            "image_size": [{"width": size, "height": size, "depth": 3}],
+            "annotations": [{"class_id": c, "left": x, "top": y, "width": w, "height": h} for c, x, y, w, h in boxes],
+        },
         f"{BOX_ATTRIBUTE}-metadata": {
             "objects": [{"confidence": 1.0} for _ in boxes],
             "class-map": {str(c): fashion_mnist.CLASSES[c] for c in sorted({b[0] for b in boxes})},
-            "type": "groundtruth/object-detection", "job-name": f"labeling-job/{BOX_ATTRIBUTE}",
-            "human-annotated": "no", "creation-date": created}}
+            "type": "groundtruth/object-detection",
+            "job-name": f"labeling-job/{BOX_ATTRIBUTE}",
+            "human-annotated": "no",
+            "creation-date": created,
+        },
+    }
 
 
 def item_box(own: np.ndarray, y: int, x: int) -> tuple[int, int, int, int]:
@@ -233,8 +301,16 @@ def _mask_image(mask: np.ndarray) -> Image.Image:
     return img
 
 
-def draw_scene(rng: np.random.Generator, items: np.ndarray, labels: np.ndarray, photos: list, size: int,
-               min_items: int, max_items: int, boxes: list | None = None) -> tuple[np.ndarray, np.ndarray, int]:
+def draw_scene(
+    rng: np.random.Generator,
+    items: np.ndarray,
+    labels: np.ndarray,
+    photos: list,
+    size: int,
+    min_items: int,
+    max_items: int,
+    boxes: list | None = None,
+) -> tuple[np.ndarray, np.ndarray, int]:
     """``(RGB uint8 image, uint8 mask, items placed)``: a background and min..max items on it; ``boxes``, when
     given, gets each placed item's ``(class, left, top, width, height)`` (:func:`item_box`), in paste order."""
     for _ in range(20):  # a scene where items had to be left out below min_items is drawn again
@@ -246,12 +322,12 @@ def draw_scene(rng: np.random.Generator, items: np.ndarray, labels: np.ndarray, 
     image, mask = bg, np.zeros((size, size), np.uint8)
     for cls, v, own, (y, x) in layers:
         h, w = own.shape
-        region = image[y:y + h, x:x + w]
+        region = image[y : y + h, x : x + w]
         colour = _item_colour(rng, region.reshape(-1, 3).mean(0))
         alpha = np.clip((v - 0.05) / 0.3, 0, 1)[..., None]  # half opaque at THRESHOLD, solid above 0.35
         shade = (0.6 + 0.4 * v)[..., None] * colour  # keeps the item's own folds and seams visible
-        image[y:y + h, x:x + w] = region * (1 - alpha) + shade * alpha
-        mask[y:y + h, x:x + w][own] = cls + 1
+        image[y : y + h, x : x + w] = region * (1 - alpha) + shade * alpha
+        mask[y : y + h, x : x + w][own] = cls + 1
         if boxes is not None:
             boxes.append((cls, *item_box(own, y, x)))
     return np.clip(image * 255 + 0.5, 0, 255).astype(np.uint8), mask, len(layers)
@@ -276,8 +352,9 @@ def _background(rng: np.random.Generator, photos: list, size: int) -> np.ndarray
     return mean + (arr - mean) * rng.uniform(0.6, 1.0)  # a little less contrast, so items stand out
 
 
-def _place_items(rng: np.random.Generator, items: np.ndarray, labels: np.ndarray, size: int,
-                 want: int) -> list[tuple[int, np.ndarray, np.ndarray, tuple[int, int]]]:
+def _place_items(
+    rng: np.random.Generator, items: np.ndarray, labels: np.ndarray, size: int, want: int
+) -> list[tuple[int, np.ndarray, np.ndarray, tuple[int, int]]]:
     """``(class, intensity, own pixels, (y, x))`` per item, in paste order, each left at least MIN_VISIBLE."""
     layers: list = []
     owns: list[np.ndarray] = []  # each placed item's pixels on the full canvas
@@ -289,7 +366,7 @@ def _place_items(rng: np.random.Generator, items: np.ndarray, labels: np.ndarray
             y, x = (int(v) for v in rng.integers(0, size - side + 1, 2))
             v, own = _item_pixels(items[k], side)
             canvas = np.zeros((size, size), bool)
-            canvas[y:y + side, x:x + side] = own
+            canvas[y : y + side, x : x + side] = own
             if all((o & ~canvas).sum() >= MIN_VISIBLE * o.sum() for o in owns):
                 layers.append((int(labels[k]), v, own, (y, x)))
                 owns = [o & ~canvas for o in owns] + [canvas]
@@ -324,12 +401,23 @@ def _item_colour(rng: np.random.Generator, background: np.ndarray) -> np.ndarray
 
 def _summary(out: Path, params: dict, stats: dict) -> dict:
     return {
-        "out": str(out), "size": params["size"], "seed": params["seed"],
-        "classes": list(fashion_mnist.CLASSES), "segmentation_classes": ["background", *fashion_mnist.CLASSES],
-        "classes_file": str(out / "classes.json"), "label_attribute": ATTRIBUTE, "box_attribute": BOX_ATTRIBUTE,
-        "splits": {split: {**s, "manifest": str(out / f"{split}.manifest"), "images_dir": str(out / split),
-                           "box_manifest": str(out / BOX_MANIFEST.format(split=split)),
-                           "annotations_dir": str(out / f"{split}_annotation"),
-                           "label_map": str(out / "label_map" / f"{split}_label_map.json")}
-                   for split, s in stats.items()},
+        "out": str(out),
+        "size": params["size"],
+        "seed": params["seed"],
+        "classes": list(fashion_mnist.CLASSES),
+        "segmentation_classes": ["background", *fashion_mnist.CLASSES],
+        "classes_file": str(out / "classes.json"),
+        "label_attribute": ATTRIBUTE,
+        "box_attribute": BOX_ATTRIBUTE,
+        "splits": {
+            split: {
+                **s,
+                "manifest": str(out / f"{split}.manifest"),
+                "images_dir": str(out / split),
+                "box_manifest": str(out / BOX_MANIFEST.format(split=split)),
+                "annotations_dir": str(out / f"{split}_annotation"),
+                "label_map": str(out / "label_map" / f"{split}_label_map.json"),
+            }
+            for split, s in stats.items()
+        },
     }

@@ -148,8 +148,13 @@ def _scale_shift(x: torch.Tensor, prep: Preprocessing, channels_last: bool) -> t
     return x.contiguous(memory_format=torch.channels_last) if channels_last else x.contiguous()
 
 
-def normalize(batch_hwc_uint8: torch.Tensor, prep: Preprocessing, device: torch.device,
-              policy: BatchAugment | None = None, channels_last: bool = True) -> torch.Tensor:
+def normalize(
+    batch_hwc_uint8: torch.Tensor,
+    prep: Preprocessing,
+    device: torch.device,
+    policy: BatchAugment | None = None,
+    channels_last: bool = True,
+) -> torch.Tensor:
     """uint8 ``(B, H, W, 3)`` -> float ``(B, 3, H, W)`` on ``device``, augmented there (``policy``) and
     normalised."""
     x = _to_device_float(batch_hwc_uint8, device)
@@ -158,8 +163,13 @@ def normalize(batch_hwc_uint8: torch.Tensor, prep: Preprocessing, device: torch.
     return _scale_shift(x, prep, channels_last)
 
 
-def normalize_pairs(batch_hwc_uint8: torch.Tensor, masks: torch.Tensor, prep: Preprocessing, device: torch.device,
-                    policy: BatchAugment | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def normalize_pairs(
+    batch_hwc_uint8: torch.Tensor,
+    masks: torch.Tensor,
+    prep: Preprocessing,
+    device: torch.device,
+    policy: BatchAugment | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """:func:`normalize` for images with masks: both augmented together on ``device``; the masks come back
     ``(B, H, W)`` uint8 on ``device``."""
     x = _to_device_float(batch_hwc_uint8, device)

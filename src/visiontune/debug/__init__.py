@@ -7,11 +7,32 @@ from visiontune.debug.modes import ModeKeys
 from visiontune.lazy import exports
 
 # the rest loads on first use (module __getattr__): reading a job's rules or its trial imports no torch
-_EXPORTS = {"Collection": "config", "HookConfig": "config", "SaveConfig": "config", "SaveConfigMode": "config",
-            "Hook": "hook", "get_hook": "hook", "Tensor": "trial", "TensorUnavailable": "trial", "Trial": "trial",
-            "create_trial": "trial"}
+_EXPORTS = {
+    "Collection": "config",
+    "HookConfig": "config",
+    "SaveConfig": "config",
+    "SaveConfigMode": "config",
+    "Hook": "hook",
+    "get_hook": "hook",
+    "Tensor": "trial",
+    "TensorUnavailable": "trial",
+    "Trial": "trial",
+    "create_trial": "trial",
+}
 
-__all__ = ["Collection", "Hook", "HookConfig", "ModeKeys", "SaveConfig", "SaveConfigMode", "Tensor",
-           "TensorUnavailable", "Trial", "create_trial", "get_hook", "modes"]
+__all__ = [
+    "Collection",
+    "Hook",
+    "HookConfig",
+    "ModeKeys",
+    "SaveConfig",
+    "SaveConfigMode",
+    "Tensor",
+    "TensorUnavailable",
+    "Trial",
+    "create_trial",
+    "get_hook",
+    "modes",
+]
 
 __getattr__ = exports(__name__, _EXPORTS)

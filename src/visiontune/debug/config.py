@@ -31,8 +31,10 @@ class SaveConfigMode:
         for name in ("save_interval", "start_step"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < (1 if name == "save_interval" else 0):
-                raise ConfigError(f"save config {name}={value!r}: give a whole number "
-                                  f"{'of 1 or more' if name == 'save_interval' else '>= 0'}")
+                raise ConfigError(
+                    f"save config {name}={value!r}: give a whole number "
+                    f"{'of 1 or more' if name == 'save_interval' else '>= 0'}"
+                )
         self.save_steps = tuple(int(s) for s in self.save_steps)
 
     def should_save(self, step: int) -> bool:
@@ -43,18 +45,29 @@ class SaveConfigMode:
         return (step - self.start_step) % self.save_interval == 0
 
     def to_dict(self) -> dict:
-        return {"save_interval": self.save_interval, "start_step": self.start_step, "end_step": self.end_step,
-                "save_steps": list(self.save_steps)}
+        return {
+            "save_interval": self.save_interval,
+            "start_step": self.start_step,
+            "end_step": self.end_step,
+            "save_steps": list(self.save_steps),
+        }
 
 
 class SaveConfig:
     """A save config per mode: ``SaveConfig(save_interval=10)``, or ``SaveConfig(mode_save_configs=
     {TRAIN: SaveConfigMode(save_interval=10), EVAL: SaveConfigMode(save_interval=1)})``."""
 
-    def __init__(self, mode_save_configs: dict | None = None, save_interval: int = DEFAULT_SAVE_INTERVAL,
-                 start_step: int = 0, end_step: int | None = None, save_steps=()):
-        base = SaveConfigMode(int(save_interval), int(start_step), None if end_step is None else int(end_step),
-                              tuple(save_steps or ()))
+    def __init__(
+        self,
+        mode_save_configs: dict | None = None,
+        save_interval: int = DEFAULT_SAVE_INTERVAL,
+        start_step: int = 0,
+        end_step: int | None = None,
+        save_steps=(),
+    ):
+        base = SaveConfigMode(
+            int(save_interval), int(start_step), None if end_step is None else int(end_step), tuple(save_steps or ())
+        )
         self.modes = {m: base for m in ModeKeys}
         for mode, cfg in (mode_save_configs or {}).items():
             if isinstance(cfg, dict):
@@ -90,17 +103,42 @@ class Collection:
         return self.save_config is None or self.save_config.should_save(mode, step)
 
     def to_dict(self) -> dict:
-        return {"include_regex": self.include_regex, "reductions": list(self.reductions),
-                "save_config": self.save_config.to_dict() if self.save_config else "every call"}
+        return {
+            "include_regex": self.include_regex,
+            "reductions": list(self.reductions),
+            "save_config": self.save_config.to_dict() if self.save_config else "every call",
+        }
 
 
 #: Collections a hook has from the start.  ``every``: saved whenever a value comes (losses, scalars,
 #: what ``save_tensor`` is given); the rest on the hook's save config, as reductions.
-BUILTIN_COLLECTIONS = ("losses", "scalars", "default", "weights", "biases", "gradients", "activations", "inputs",
-                       "weight_update_ratio", "labels", "predictions")
+BUILTIN_COLLECTIONS = (
+    "losses",
+    "scalars",
+    "default",
+    "weights",
+    "biases",
+    "gradients",
+    "activations",
+    "inputs",
+    "weight_update_ratio",
+    "labels",
+    "predictions",
+)
 EVERY = {"losses", "scalars", "default", "labels", "predictions"}
-DEFAULT_INCLUDE = ("losses", "scalars", "default", "weights", "biases", "gradients", "activations", "inputs",
-                   "weight_update_ratio", "labels", "predictions")
+DEFAULT_INCLUDE = (
+    "losses",
+    "scalars",
+    "default",
+    "weights",
+    "biases",
+    "gradients",
+    "activations",
+    "inputs",
+    "weight_update_ratio",
+    "labels",
+    "predictions",
+)
 
 
 def _parse_params(params: dict, where: str) -> dict:
@@ -136,8 +174,7 @@ def _parse_params(params: dict, where: str) -> dict:
 def _reduction_names(p: dict) -> tuple[str, ...]:
     names = list(p.get("reductions", []))
     names += [{"l1": "l1", "l2": "l2"}.get(n, n) for n in p.get("norms", [])]
-    names += [{"mean": "abs_mean", "min": "abs_min", "max": "abs_max"}.get(n, n)
-              for n in p.get("abs_reductions", [])]
+    names += [{"mean": "abs_mean", "min": "abs_min", "max": "abs_max"}.get(n, n) for n in p.get("abs_reductions", [])]
     if p.get("save_histogram"):
         names.append("histogram")
     return red.check(dict.fromkeys(names))
@@ -174,8 +211,10 @@ class HookConfig:
         try:
             raw = json.loads(path.read_text())
         except FileNotFoundError:
-            raise ConfigError(f"{path}: no debugger hook config here; script mode writes one (and sets "
-                              f"{CONFIG_ENV}); elsewhere create the hook with Hook(out_dir=...)") from None
+            raise ConfigError(
+                f"{path}: no debugger hook config here; script mode writes one (and sets "
+                f"{CONFIG_ENV}); elsewhere create the hook with Hook(out_dir=...)"
+            ) from None
         except ValueError as e:
             raise ConfigError(f"{path}: not valid JSON ({e})") from None
         return cls.from_dict(raw, str(path))
@@ -194,18 +233,29 @@ class HookConfig:
             if not name:
                 raise ConfigError(f"{where}: a CollectionConfigurations entry has no CollectionName")
             cp = _parse_params(entry.get("CollectionParameters") or {}, f"{where}: collection {name}")
-            coll = Collection(name, list(cp.get("include_regex", [])),
-                              _save_config(cp, None if name in EVERY else save),
-                              _reduction_names(cp) if any(k in cp for k in ("reductions", "norms", "abs_reductions",
-                                                                            "save_histogram")) else ())
+            coll = Collection(
+                name,
+                list(cp.get("include_regex", [])),
+                _save_config(cp, None if name in EVERY else save),
+                _reduction_names(cp)
+                if any(k in cp for k in ("reductions", "norms", "abs_reductions", "save_histogram"))
+                else (),
+            )
             collections[name] = coll
             if name not in include:
                 include.append(name)
         profile = None
         if "profile_steps" in hp:
             profile = parse_step_range(str(hp["profile_steps"]))
-        return cls(str(out_dir), save, tuple(include), collections, list(hp.get("include_regex", [])), profile,
-                   bool(raw.get("DryRun") or hp.get("dry_run")))
+        return cls(
+            str(out_dir),
+            save,
+            tuple(include),
+            collections,
+            list(hp.get("include_regex", [])),
+            profile,
+            bool(raw.get("DryRun") or hp.get("dry_run")),
+        )
 
     def to_json(self) -> dict:
         """The SageMaker-format JSON for this config (what script mode writes for a script's hook)."""
@@ -232,5 +282,7 @@ def parse_step_range(text: str) -> tuple[int, int]:
     if not m:
         raise ConfigError(f"profile steps {text!r}: give a range of training steps like 5:8 (first:last, both traced)")
     if int(m.group(1)) > int(m.group(2)):
-        raise ConfigError(f"profile steps {text!r}: the first step comes after the last; write {m.group(2)}:{m.group(1)}")
+        raise ConfigError(
+            f"profile steps {text!r}: the first step comes after the last; write {m.group(2)}:{m.group(1)}"
+        )
     return int(m.group(1)), int(m.group(2))

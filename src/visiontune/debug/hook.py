@@ -61,12 +61,24 @@ def _worker() -> str:
 class Hook:
     """Save tensors while a model trains.  ``Hook(out_dir=...)`` or ``Hook.create_from_json_file()``."""
 
-    def __init__(self, out_dir: str | Path | None = None, export_tensorboard: bool = False,
-                 tensorboard_dir: str | None = None, dry_run: bool = False, reduction_config=None,
-                 save_config: SaveConfig | dict | None = None, include_regex=None, include_collections=None,
-                 save_all: bool = False, include_workers: str = "one", *, config: HookConfig | None = None,
-                 profile_steps: str | tuple | None = None, framework_metrics: bool = True,
-                 budget: float | None = None):
+    def __init__(
+        self,
+        out_dir: str | Path | None = None,
+        export_tensorboard: bool = False,
+        tensorboard_dir: str | None = None,
+        dry_run: bool = False,
+        reduction_config=None,
+        save_config: SaveConfig | dict | None = None,
+        include_regex=None,
+        include_collections=None,
+        save_all: bool = False,
+        include_workers: str = "one",
+        *,
+        config: HookConfig | None = None,
+        profile_steps: str | tuple | None = None,
+        framework_metrics: bool = True,
+        budget: float | None = None,
+    ):
         if config is None:
             if out_dir is None:
                 raise TypeError("Hook() needs out_dir=... (or use Hook.create_from_json_file())")
@@ -78,8 +90,9 @@ class Hook:
             if include_regex:
                 config.include_regex = [include_regex] if isinstance(include_regex, str) else list(include_regex)
         if profile_steps is not None:
-            config.profile_steps = parse_step_range(profile_steps) if isinstance(profile_steps, str) \
-                else tuple(profile_steps)
+            config.profile_steps = (
+                parse_step_range(profile_steps) if isinstance(profile_steps, str) else tuple(profile_steps)
+            )
         self.config = config
         #: a share of training time: weights, gradients, activations and inputs are then saved on TRAIN
         #: steps spaced so that saving them costs about this share (measured), not on a fixed interval
@@ -94,8 +107,9 @@ class Hook:
         self.mode_steps = {m: -1 for m in ModeKeys}
         self.collections: dict[str, Collection] = {}
         for name in BUILTIN_COLLECTIONS:
-            self.collections[name] = Collection(name, [], None if name in EVERY else config.save_config,
-                                                () if name in EVERY else red.DEFAULT)
+            self.collections[name] = Collection(
+                name, [], None if name in EVERY else config.save_config, () if name in EVERY else red.DEFAULT
+            )
         for name, coll in config.collections.items():
             base = self.collections.get(name)
             if base is not None and not coll.reductions:
@@ -103,7 +117,8 @@ class Hook:
             self.collections[name] = coll
         if reduction_config is not None:
             names = tuple(getattr(reduction_config, "reductions", ()) or ()) + tuple(
-                f"abs_{n}" for n in getattr(reduction_config, "abs_reductions", ()) or ())
+                f"abs_{n}" for n in getattr(reduction_config, "abs_reductions", ()) or ()
+            )
             names += tuple(getattr(reduction_config, "norms", ()) or ())
             for c in ("weights", "biases", "gradients"):
                 self.collections[c].reductions = red.check(dict.fromkeys(names)) or red.DEFAULT
@@ -111,8 +126,11 @@ class Hook:
         if save_all:
             self.included |= set(BUILTIN_COLLECTIONS)
         self._writer = None if dry_run else TensorWriter(self.out_dir / "tensors", self.worker)
-        self._frames = None if dry_run or not framework_metrics else \
-            open(self.out_dir / f"framework-worker-{self.worker}.jsonl", "a", encoding="utf-8")  # noqa: SIM115
+        self._frames = (
+            None
+            if dry_run or not framework_metrics
+            else open(self.out_dir / f"framework-worker-{self.worker}.jsonl", "a", encoding="utf-8")
+        )  # noqa: SIM115
         self.flush_seconds = 1.0
         self._last_flush = time.monotonic()
         self._model: nn.Module | None = None
@@ -126,10 +144,10 @@ class Hook:
         self._act_hooks: list = []
         self._act_handles: list = []
         # what waits for the next flush (kept as tensors: no device sync per step)
-        self._values: list[tuple] = []     # (name, collections, mode, step, mode_step, value)
-        self._reduced: list[tuple] = []    # (name, collections, mode, step, mode_step, keys, stacked, histogram, whole)
+        self._values: list[tuple] = []  # (name, collections, mode, step, mode_step, value)
+        self._reduced: list[tuple] = []  # (name, collections, mode, step, mode_step, keys, stacked, histogram, whole)
         self._step_rows: list[tuple] = []  # (mode, step, wall, {seconds})
-        self._rows: list[tuple] = []       # record_step's: (mode, step, mode_step, loss name, loss, labels, predictions)
+        self._rows: list[tuple] = []  # record_step's: (mode, step, mode_step, loss name, loss, labels, predictions)
         self._events: list[dict] = []
         self._seen_this_step: set[str] = set()
         self._snapshot: dict[str, torch.Tensor] | None = None
@@ -156,8 +174,21 @@ class Hook:
 
     # -- pickling (torch.save(model) after register_hook pickles the hooks' owner too) -------------------
     #: what a copy leaves behind: files, locks, threads, the profiler, queued tensors, the hooks' handles
-    _NOT_PICKLED = ("_writer", "_frames", "_trace", "_handles", "_act_handles", "_act_hooks", "_values",
-                    "_reduced", "_step_rows", "_rows", "_events", "_snapshot", "_model")
+    _NOT_PICKLED = (
+        "_writer",
+        "_frames",
+        "_trace",
+        "_handles",
+        "_act_handles",
+        "_act_hooks",
+        "_values",
+        "_reduced",
+        "_step_rows",
+        "_rows",
+        "_events",
+        "_snapshot",
+        "_model",
+    )
 
     def __getstate__(self) -> dict:
         state = {k: v for k, v in self.__dict__.items() if k not in self._NOT_PICKLED}
@@ -199,10 +230,16 @@ class Hook:
         if self.dry_run:
             return
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        info = {"worker": self.worker, "pid": os.getpid(), "started": self.started, "budget": self.budget,
-                "include_collections": sorted(self.included), "include_regex": self.config.include_regex,
-                "collections": {n: c.to_dict() for n, c in self.collections.items() if n in self.included},
-                "profile_steps": list(self.config.profile_steps) if self.config.profile_steps else None}
+        info = {
+            "worker": self.worker,
+            "pid": os.getpid(),
+            "started": self.started,
+            "budget": self.budget,
+            "include_collections": sorted(self.included),
+            "include_regex": self.config.include_regex,
+            "collections": {n: c.to_dict() for n, c in self.collections.items() if n in self.included},
+            "profile_steps": list(self.config.profile_steps) if self.config.profile_steps else None,
+        }
         (self.out_dir / f"hook-worker-{self.worker}.json").write_text(json.dumps(info, indent=1))
 
     def resume_after(self, folder: str | Path) -> None:
@@ -253,8 +290,9 @@ class Hook:
         elif self._uniform is not None:
             self._saving = self._on if self._uniform.should_save(mode, s) else {}
         else:
-            self._saving = {n: n in self.included and self.collections[n].should_save(mode, s)
-                            for n in self._SAVED_ON_STEPS}
+            self._saving = {
+                n: n in self.included and self.collections[n].should_save(mode, s) for n in self._SAVED_ON_STEPS
+            }
         if self.config.profile_steps and mode == ModeKeys.TRAIN:
             self._profile(s)
 
@@ -310,8 +348,9 @@ class Hook:
             if step_hooks and hasattr(p, "register_post_accumulate_grad_hook"):
                 self._handles.append(p.register_post_accumulate_grad_hook(self._grad_hook("gradient/" + name)))
         self._act_hooks = []
-        if "activations" in self.included or any(c in self.included for c in ("relu_output", "sigmoid_output",
-                                                                               "tanh_output")):
+        if "activations" in self.included or any(
+            c in self.included for c in ("relu_output", "sigmoid_output", "tanh_output")
+        ):
             for path, sub in module.named_modules():
                 kind = "relu_output" if isinstance(sub, _RELU) else _SAT.get(type(sub))
                 if kind is None:
@@ -353,9 +392,14 @@ class Hook:
                 if name is not None and p.grad is not None and self._included("gradients", name):
                     self._queue(name, ("gradients",), p.grad, self.collections["gradients"].reductions)
 
-    def record_step(self, loss: torch.Tensor | float | None = None, labels: torch.Tensor | None = None,
-                    predictions: torch.Tensor | None = None, loss_name: str = "CrossEntropyLoss_output_0",
-                    **seconds: float) -> None:
+    def record_step(
+        self,
+        loss: torch.Tensor | float | None = None,
+        labels: torch.Tensor | None = None,
+        predictions: torch.Tensor | None = None,
+        loss_name: str = "CrossEntropyLoss_output_0",
+        **seconds: float,
+    ) -> None:
         """A step's loss, labels and predictions (kept as tensors until the next flush) and its time split."""
         mode = self.mode
         mstep = self.mode_steps[mode]
@@ -397,8 +441,13 @@ class Hook:
         now = time.perf_counter()
         train = self.mode == ModeKeys.TRAIN
         if train and self._t_step is not None and not self._explicit_times:
-            self._step_rows.append(("TRAIN", self.mode_steps[ModeKeys.TRAIN],
-                                    {"step_seconds": now - self._t_step, "forward": self._last_fwd}))
+            self._step_rows.append(
+                (
+                    "TRAIN",
+                    self.mode_steps[ModeKeys.TRAIN],
+                    {"step_seconds": now - self._t_step, "forward": self._last_fwd},
+                )
+            )
         if train:
             self._t_step = now
         self._advance()
@@ -469,14 +518,22 @@ class Hook:
                 before = self._snapshot.get(pname)
                 if before is None:
                     continue
-                ratio = torch.linalg.vector_norm((p.detach().float() - before)) / \
-                    (torch.linalg.vector_norm(before) + 1e-12)
-                self._queue_value(f"update_ratio/{self._model_name}_{pname}", ("weight_update_ratio",), ratio,
-                                  step=self._snapshot_step)
+                ratio = torch.linalg.vector_norm((p.detach().float() - before)) / (
+                    torch.linalg.vector_norm(before) + 1e-12
+                )
+                self._queue_value(
+                    f"update_ratio/{self._model_name}_{pname}",
+                    ("weight_update_ratio",),
+                    ratio,
+                    step=self._snapshot_step,
+                )
             self._snapshot = None
         if self._saving.get("weight_update_ratio"):
-            self._snapshot = {n: p.detach().float().clone() for n, p in self._model.named_parameters()
-                              if p.requires_grad and not n.endswith("bias")}
+            self._snapshot = {
+                n: p.detach().float().clone()
+                for n, p in self._model.named_parameters()
+                if p.requires_grad and not n.endswith("bias")
+            }
             self._snapshot_step = self.mode_steps[ModeKeys.TRAIN]
 
     def _save_input(self, x: torch.Tensor) -> None:
@@ -492,8 +549,14 @@ class Hook:
         self._queue(name, ("inputs",), x, self.collections["inputs"].reductions, extra)
 
     # -- saving --------------------------------------------------------------------------------------
-    def _queue(self, name: str, collections: tuple[str, ...], t: torch.Tensor, names: tuple[str, ...],
-               extra: dict | None = None) -> None:
+    def _queue(
+        self,
+        name: str,
+        collections: tuple[str, ...],
+        t: torch.Tensor,
+        names: tuple[str, ...],
+        extra: dict | None = None,
+    ) -> None:
         """Reductions computed now on the tensor's device; fetched at the next flush."""
         step, mstep = self._current()
         raw = red.raw_stats(t)
@@ -501,8 +564,7 @@ class Hook:
         stacked = torch.cat([raw, torch.stack([v.to(raw.dtype) for v in extra.values()])]) if extra else raw
         hist = red.histogram(t) if "histogram" in names else None
         whole = self._whole(collections, t)
-        self._reduced.append((name, collections, self.mode, step, mstep, (names, extra_keys), stacked, hist,
-                              whole))
+        self._reduced.append((name, collections, self.mode, step, mstep, (names, extra_keys), stacked, hist, whole))
 
     def _whole(self, collections: tuple[str, ...], t: torch.Tensor):
         """The tensor itself, besides its reductions, when the hook config names one of its collections
@@ -530,14 +592,16 @@ class Hook:
                 if coll == "losses":  # floats (what the engine passes) or 0-d tensors
                     tensors = [r[4] for r in have if isinstance(r[4], torch.Tensor)]
                     fetched = iter(_fetch_scalars(tensors))
-                    values = np.array([next(fetched) if isinstance(r[4], torch.Tensor) else r[4] for r in have],
-                                      dtype=np.float64)
+                    values = np.array(
+                        [next(fetched) if isinstance(r[4], torch.Tensor) else r[4] for r in have], dtype=np.float64
+                    )
                     self._writer.write_bytes(encode_series(name, int(mode), (coll,), now, steps, msteps, values))
                 else:
                     parts = [r[col].reshape(-1) if r[col].ndim != 1 else r[col] for r in have]
                     flat = _compact(torch.cat(parts).cpu().numpy())
-                    self._writer.write_bytes(encode_series(name, int(mode), (coll,), now, steps, msteps, flat,
-                                                           [t.shape[0] for t in parts]))
+                    self._writer.write_bytes(
+                        encode_series(name, int(mode), (coll,), now, steps, msteps, flat, [t.shape[0] for t in parts])
+                    )
 
     def save_scalar(self, name: str, value, sm_metric: bool = False, timestamp: float | None = None) -> None:
         """A number, saved every time (collection ``scalars``), in the current mode and step."""
@@ -567,8 +631,9 @@ class Hook:
             return
         else:
             t = torch.as_tensor(np.asarray(value))
-        reductions = next((collections[c].reductions for c in colls
-                           if collections[c].reductions and c not in EVERY), ())
+        reductions = next(
+            (collections[c].reductions for c in colls if collections[c].reductions and c not in EVERY), ()
+        )
         if reductions and t.numel() > 1:
             self._queue(name, colls, t, reductions)
         else:
@@ -599,21 +664,40 @@ class Hook:
             else:
                 singles.append((name, colls, mode, step, mstep, v))
         for (name, mode, colls), rows in scalars.items():
-            self._writer.write_bytes(encode_series(name, mode, colls, now, [r[0] for r in rows], [r[1] for r in rows],
-                                                   np.array([r[2] for r in rows], dtype=np.float64)))
+            self._writer.write_bytes(
+                encode_series(
+                    name,
+                    mode,
+                    colls,
+                    now,
+                    [r[0] for r in rows],
+                    [r[1] for r in rows],
+                    np.array([r[2] for r in rows], dtype=np.float64),
+                )
+            )
         for (name, mode, colls, _dtype), rows in arrays.items():
             flat = torch.cat([r[2] for r in rows]).cpu().numpy()
-            self._writer.write_bytes(encode_series(name, mode, colls, now, [r[0] for r in rows], [r[1] for r in rows],
-                                                   flat, [r[2].shape[0] for r in rows]))
+            self._writer.write_bytes(
+                encode_series(
+                    name,
+                    mode,
+                    colls,
+                    now,
+                    [r[0] for r in rows],
+                    [r[1] for r in rows],
+                    flat,
+                    [r[2].shape[0] for r in rows],
+                )
+            )
         for name, colls, mode, step, mstep, v in singles:
             self._writer.write(Record(name, step, int(mode), mstep, colls, now, v.cpu().numpy(), {}, self.worker))
         sizes = [r[6].numel() for r in reduced]
         flat = torch.cat([r[6].to("cpu", torch.float64) for r in reduced]).tolist() if reduced else []
         pos = 0
         for (name, colls, mode, step, mstep, (names, extra_keys), _st, hist, whole), size in zip(reduced, sizes):
-            values, pos = flat[pos:pos + size], pos + size
-            reds = red.derive(values[:len(red._RAW)], [n for n in names if n != "histogram"])
-            reds.update(zip(extra_keys, values[len(red._RAW):]))
+            values, pos = flat[pos : pos + size], pos + size
+            reds = red.derive(values[: len(red._RAW)], [n for n in names if n != "histogram"])
+            reds.update(zip(extra_keys, values[len(red._RAW) :]))
             if hist is not None:
                 reds["histogram"] = hist
             value = whole.numpy() if whole is not None else None
@@ -635,8 +719,10 @@ class Hook:
         now = round(time.time(), 3)
         for mode, group in by_mode.items():  # columns of float32, base64: cheap to write from a training loop
             keys = sorted({k for r in group for k in r[2]})
-            cols = {k: base64.b64encode(np.array([r[2].get(k, np.nan) for r in group], dtype="<f4").tobytes())
-                    .decode() for k in keys}
+            cols = {
+                k: base64.b64encode(np.array([r[2].get(k, np.nan) for r in group], dtype="<f4").tobytes()).decode()
+                for k in keys
+            }
             lines.append(json.dumps({"t": now, "mode": mode, "step": [r[1] for r in group], "f32": cols}))
         self._frames.write("\n".join(lines) + "\n")
         self._frames.flush()
@@ -679,8 +765,11 @@ class Hook:
             self.record_event("trace-missing", first=first, last=last, steps=self.mode_steps[ModeKeys.TRAIN] + 1)
             import warnings
 
-            warnings.warn(f"profile steps {first}:{last} were never reached (the run had "
-                          f"{self.mode_steps[ModeKeys.TRAIN] + 1} training steps): no trace was written", stacklevel=2)
+            warnings.warn(
+                f"profile steps {first}:{last} were never reached (the run had "
+                f"{self.mode_steps[ModeKeys.TRAIN] + 1} training steps): no trace was written",
+                stacklevel=2,
+            )
         self.flush()
         for h in self._handles + self._act_handles:
             h.remove()
@@ -703,8 +792,11 @@ def clear_worker(folder: str | Path, worker: str, shared: bool = False) -> None:
     folder = Path(folder)
     if not folder.is_dir():
         return
-    for f in (folder / "tensors" / f"worker-{worker}.vtd", folder / f"framework-worker-{worker}.jsonl",
-              folder / f"hook-worker-{worker}.json"):
+    for f in (
+        folder / "tensors" / f"worker-{worker}.vtd",
+        folder / f"framework-worker-{worker}.jsonl",
+        folder / f"hook-worker-{worker}.json",
+    ):
         f.unlink(missing_ok=True)
     for f in folder.glob(f"trace-worker-{worker}-*.json"):
         f.unlink(missing_ok=True)

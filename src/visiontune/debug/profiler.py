@@ -73,14 +73,27 @@ class SystemMonitor:
         except psutil.Error:
             proc = None
         with open(self.path, "a", encoding="utf-8") as f:
-            f.write(json.dumps({"event": "start", "t": time.time(), "cores": psutil.cpu_count(),
-                                "gpus": len(gpus), "pid": self.pid}) + "\n")
+            f.write(
+                json.dumps(
+                    {
+                        "event": "start",
+                        "t": time.time(),
+                        "cores": psutil.cpu_count(),
+                        "gpus": len(gpus),
+                        "pid": self.pid,
+                    }
+                )
+                + "\n"
+            )
             f.flush()
             while not self._stop.wait(self.interval):
                 now = time.monotonic()
                 dt = max(now - t0, 1e-6)
-                row = {"t": round(time.time(), 3), "cpu": psutil.cpu_percent(percpu=True),
-                       "memory": psutil.virtual_memory().percent}
+                row = {
+                    "t": round(time.time(), 3),
+                    "cpu": psutil.cpu_percent(percpu=True),
+                    "memory": psutil.virtual_memory().percent,
+                }
                 ct = psutil.cpu_times_percent()
                 row["iowait"] = getattr(ct, "iowait", 0.0)
                 disk, net = psutil.disk_io_counters(), psutil.net_io_counters()
@@ -88,8 +101,9 @@ class SystemMonitor:
                     row["disk_read_mb_s"] = round((disk.read_bytes - disk0.read_bytes) / dt / 1e6, 3)
                     row["disk_write_mb_s"] = round((disk.write_bytes - disk0.write_bytes) / dt / 1e6, 3)
                 if net is not None and net0 is not None:
-                    row["net_mb_s"] = round((net.bytes_sent + net.bytes_recv - net0.bytes_sent - net0.bytes_recv)
-                                            / dt / 1e6, 3)
+                    row["net_mb_s"] = round(
+                        (net.bytes_sent + net.bytes_recv - net0.bytes_sent - net0.bytes_recv) / dt / 1e6, 3
+                    )
                 disk0, net0, t0 = disk, net, now
                 if proc is not None:
                     try:
@@ -144,9 +158,16 @@ class Profile:
             for r in read_jsonl(f):
                 if "f32" in r:  # a flush's steps of one mode: float32 columns (``t``: when they were written)
                     cols = {k: np.frombuffer(base64.b64decode(v), dtype="<f4").tolist() for k, v in r["f32"].items()}
-                    frames += [{"t": r.get("t"), "mode": r["mode"], "step": step, "worker": worker,
-                                **{k: c[i] for k, c in cols.items() if c[i] == c[i]}}
-                               for i, step in enumerate(r["step"])]
+                    frames += [
+                        {
+                            "t": r.get("t"),
+                            "mode": r["mode"],
+                            "step": step,
+                            "worker": worker,
+                            **{k: c[i] for k, c in cols.items() if c[i] == c[i]},
+                        }
+                        for i, step in enumerate(r["step"])
+                    ]
                 else:
                     frames.append({**r, "worker": worker})
         self.framework = frames
@@ -160,7 +181,9 @@ class Profile:
         return int(self.start.get("cores") or os.cpu_count() or 1)
 
     def steps(self, mode: str | None = "TRAIN") -> list[dict]:
-        return [r for r in self.framework if "step" in r and "event" not in r and (mode is None or r.get("mode") == mode)]
+        return [
+            r for r in self.framework if "step" in r and "event" not in r and (mode is None or r.get("mode") == mode)
+        ]
 
     def events(self, name: str) -> list[dict]:
         return [r for r in self.framework if r.get("event") == name]

@@ -8,8 +8,22 @@ import torch
 from visiontune.errors import ConfigError
 
 #: Every reduction a save config may ask for.
-REDUCTIONS = ("mean", "std", "variance", "min", "max", "sum", "l1", "l2", "abs_mean", "abs_min", "abs_max",
-              "zero_fraction", "nonfinite", "histogram")
+REDUCTIONS = (
+    "mean",
+    "std",
+    "variance",
+    "min",
+    "max",
+    "sum",
+    "l1",
+    "l2",
+    "abs_mean",
+    "abs_min",
+    "abs_max",
+    "zero_fraction",
+    "nonfinite",
+    "histogram",
+)
 #: What the built-in engine and a default hook save for weights, biases and gradients.
 DEFAULT = ("mean", "std", "min", "max", "l2", "abs_mean", "zero_fraction", "nonfinite")
 HISTOGRAM_BINS = 20
@@ -37,8 +51,9 @@ def raw_stats(t: torch.Tensor) -> torch.Tensor:
     if n == 0:
         return torch.tensor([0.0, 0.0, 0.0, float("nan"), float("nan"), 0.0, 0.0], device=x.device)
     mn, mx = torch.aminmax(x)
-    return torch.stack([x.new_tensor(float(n)), x.sum(), torch.dot(x, x), mn, mx, x.abs().sum(),
-                        torch.count_nonzero(x).to(x.dtype)])
+    return torch.stack(
+        [x.new_tensor(float(n)), x.sum(), torch.dot(x, x), mn, mx, x.abs().sum(), torch.count_nonzero(x).to(x.dtype)]
+    )
 
 
 def derive(raw: list[float], names) -> dict:
@@ -49,12 +64,20 @@ def derive(raw: list[float], names) -> dict:
     mean = s1 / n if n else float("nan")
     var = max(s2 / n - mean * mean, 0.0) if n and finite else float("nan")
     table = {
-        "mean": lambda: mean, "std": lambda: var ** 0.5 if var == var else var, "variance": lambda: var,
-        "min": lambda: mn, "max": lambda: mx, "sum": lambda: s1, "l1": lambda: a1,
-        "l2": lambda: s2 ** 0.5 if s2 == s2 and s2 >= 0 else s2, "abs_mean": lambda: a1 / n if n else float("nan"),
+        "mean": lambda: mean,
+        "std": lambda: var**0.5 if var == var else var,
+        "variance": lambda: var,
+        "min": lambda: mn,
+        "max": lambda: mx,
+        "sum": lambda: s1,
+        "l1": lambda: a1,
+        "l2": lambda: s2**0.5 if s2 == s2 and s2 >= 0 else s2,
+        "abs_mean": lambda: a1 / n if n else float("nan"),
         "abs_max": lambda: max(abs(mn), abs(mx)),
         "abs_min": lambda: 0.0 if mn <= 0 <= mx else min(abs(mn), abs(mx)),  # exact only off zero
-        "zero_fraction": lambda: 1 - nz / n if n else 0.0, "nonfinite": lambda: 0.0 if finite else 1.0}
+        "zero_fraction": lambda: 1 - nz / n if n else 0.0,
+        "nonfinite": lambda: 0.0 if finite else 1.0,
+    }
     return {name: table[name]() for name in names if name in table}
 
 
@@ -74,7 +97,9 @@ def histogram(t: torch.Tensor, bins: int = HISTOGRAM_BINS) -> dict:
 def reduce_array(value, name: str) -> float:
     """One reduction of a whole saved value (a numpy array or a float), for ``reduction_value``."""
     if name == "histogram":
-        raise ConfigError("histogram is not a single value; read it with tensor.reduction_value(step, 'histogram') "
-                          "on a tensor saved with that reduction")
+        raise ConfigError(
+            "histogram is not a single value; read it with tensor.reduction_value(step, 'histogram') "
+            "on a tensor saved with that reduction"
+        )
     t = torch.tensor(np.array(value, dtype=np.float64))
     return float(derive(raw_stats(t).tolist(), (check([name])[0],))[name])

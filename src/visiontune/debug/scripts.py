@@ -13,8 +13,14 @@ from visiontune.errors import ConfigError
 SHIMS = Path(__file__).parent / "_shims"
 COMPAT = ("auto", "smdebug", "off")
 _IMPORTS_SMDEBUG = re.compile(r"^\s*(import\s+smdebug|from\s+smdebug[\s.])", re.MULTILINE)
-DEFAULTS = {"enabled": True, "rules": "default", "compat": "auto", "profile_interval": 0.5, "hook": None,
-            "profile_steps": ""}
+DEFAULTS = {
+    "enabled": True,
+    "rules": "default",
+    "compat": "auto",
+    "profile_interval": 0.5,
+    "hook": None,
+    "profile_steps": "",
+}
 
 
 def check_settings(value: dict | None) -> dict:

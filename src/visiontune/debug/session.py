@@ -14,16 +14,34 @@ FOLDER = "debug"
 
 
 class DebugSession:
-    def __init__(self, folder: str | Path, *, rules="default", kind: str = "builtin", monitor_interval: float = 0.5,
-                 log: Callable[[str], None] | None = None, stop: Callable[[str], None] | None = None,
-                 started: float | None = None, rules_interval: float = 5.0, pid: int | None = None,
-                 pretrained: bool = False):
+    def __init__(
+        self,
+        folder: str | Path,
+        *,
+        rules="default",
+        kind: str = "builtin",
+        monitor_interval: float = 0.5,
+        log: Callable[[str], None] | None = None,
+        stop: Callable[[str], None] | None = None,
+        started: float | None = None,
+        rules_interval: float = 5.0,
+        pid: int | None = None,
+        pretrained: bool = False,
+    ):
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.started = started or time.time()
         self.monitor = SystemMonitor(self.folder, monitor_interval, pid=pid).start() if monitor_interval > 0 else None
-        self.runner = RuleRunner(self.folder, parse_rules(rules, kind, pretrained), kind=kind, started=self.started,
-                                 log=log, stop=stop, interval=rules_interval, pretrained=pretrained).start()
+        self.runner = RuleRunner(
+            self.folder,
+            parse_rules(rules, kind, pretrained),
+            kind=kind,
+            started=self.started,
+            log=log,
+            stop=stop,
+            interval=rules_interval,
+            pretrained=pretrained,
+        ).start()
         self.results: dict | None = None
 
     def finish(self) -> dict:

@@ -28,19 +28,25 @@ SUFFIX = ".vtd"
 @dataclass
 class Record:
     name: str
-    step: int          # global step
-    mode: int          # ModeKeys value
+    step: int  # global step
+    mode: int  # ModeKeys value
     mode_step: int
     collections: tuple[str, ...] = ()
     wall: float = 0.0
-    value: object = None            # a float, or a numpy array
+    value: object = None  # a float, or a numpy array
     reductions: dict = field(default_factory=dict)
     worker: str = "0"
 
 
 def _encode(rec: Record) -> bytes:
-    head = {"n": rec.name, "s": rec.step, "m": rec.mode, "ms": rec.mode_step, "c": list(rec.collections),
-            "t": round(rec.wall, 6)}
+    head = {
+        "n": rec.name,
+        "s": rec.step,
+        "m": rec.mode,
+        "ms": rec.mode_step,
+        "c": list(rec.collections),
+        "t": round(rec.wall, 6),
+    }
     data = b""
     if isinstance(rec.value, np.ndarray):
         arr = np.ascontiguousarray(rec.value)
@@ -54,13 +60,28 @@ def _encode(rec: Record) -> bytes:
     return _HEAD.pack(len(payload), zlib.crc32(payload)) + payload
 
 
-def encode_series(name: str, mode: int, collections: tuple[str, ...], wall: float, steps: list[int],
-                  mode_steps: list[int], values: np.ndarray, lens: list[int] | None = None) -> bytes:
+def encode_series(
+    name: str,
+    mode: int,
+    collections: tuple[str, ...],
+    wall: float,
+    steps: list[int],
+    mode_steps: list[int],
+    values: np.ndarray,
+    lens: list[int] | None = None,
+) -> bytes:
     """Many steps of one tensor in one record: 0-d values (``lens`` None) or 1-d ones of ``lens`` each,
     concatenated.  A training loop writes one of these per tensor per flush, not one record per step."""
     arr = np.ascontiguousarray(values)
-    head = {"n": name, "m": mode, "c": list(collections), "t": round(wall, 6), "S": steps, "MS": mode_steps,
-            "dt": arr.dtype.str}
+    head = {
+        "n": name,
+        "m": mode,
+        "c": list(collections),
+        "t": round(wall, 6),
+        "S": steps,
+        "MS": mode_steps,
+        "dt": arr.dtype.str,
+    }
     if lens is not None:
         head["L"] = lens
     payload = json.dumps(head, separators=(",", ":")).encode() + b"\n" + arr.tobytes()
@@ -85,8 +106,19 @@ def _decode(payload: bytes, worker: str) -> list[Record]:
     value = head.get("v")
     if "dt" in head:
         value = np.frombuffer(data, dtype=np.dtype(head["dt"])).reshape(head["sh"])
-    return [Record(head["n"], head["s"], head["m"], head["ms"], tuple(head.get("c", ())), head.get("t", 0.0),
-                   value, head.get("r") or {}, worker)]
+    return [
+        Record(
+            head["n"],
+            head["s"],
+            head["m"],
+            head["ms"],
+            tuple(head.get("c", ())),
+            head.get("t", 0.0),
+            value,
+            head.get("r") or {},
+            worker,
+        )
+    ]
 
 
 class TensorWriter:
@@ -166,10 +198,12 @@ class TensorReader:
             end = pos + _HEAD.size + length
             if end > len(data):
                 break  # a record still being written, or torn by a crash
-            payload = data[pos + _HEAD.size:end]
+            payload = data[pos + _HEAD.size : end]
             if zlib.crc32(payload) != crc:
-                self.damaged = (f"{self.path}: the record at byte {self.offset + pos} is damaged; "
-                                f"read the {len(out)} record(s) before it")
+                self.damaged = (
+                    f"{self.path}: the record at byte {self.offset + pos} is damaged; "
+                    f"read the {len(out)} record(s) before it"
+                )
                 break
             out.extend(_decode(payload, self.worker))
             pos = end

@@ -17,7 +17,9 @@ def export_tensorboard(job_or_path, out: str | Path | None = None) -> tuple[Path
     try:
         from tensorboardX import SummaryWriter
     except ImportError:
-        raise ConfigError("exporting to TensorBoard needs tensorboardX: pip install 'visiontune[tensorboard]'") from None
+        raise ConfigError(
+            "exporting to TensorBoard needs tensorboardX: pip install 'visiontune[tensorboard]'"
+        ) from None
     trial = create_trial(job_or_path)
     out = Path(out) if out else trial.path / "tensorboard"
     if out.exists() and not out.is_dir():

@@ -42,9 +42,9 @@ class StoreFile:
     """One worker's tensor store file, as far as a trial has read it (``Trial.store_files()``)."""
 
     path: Path
-    size: int                 # bytes on disk now
-    read: int                 # bytes read: the header and every complete record
-    damaged: str | None       # why reading stopped early (a failed checksum, not a store), or None
+    size: int  # bytes on disk now
+    read: int  # bytes read: the header and every complete record
+    damaged: str | None  # why reading stopped early (a failed checksum, not a store), or None
 
     @property
     def unread(self) -> int:
@@ -91,8 +91,9 @@ class Tensor:
             rec = s.by_mode.get(int(as_mode(mode)), {}).get(int(step))
         if rec is None:
             where = "global step" if mode is None or as_mode(mode) == ModeKeys.GLOBAL else f"{as_mode(mode).name} step"
-            raise TensorUnavailable(f"tensor {self.name!r} was not saved at {where} {step}; it has "
-                                    f"{_few(self.steps(mode))}")
+            raise TensorUnavailable(
+                f"tensor {self.name!r} was not saved at {where} {step}; it has {_few(self.steps(mode))}"
+            )
         return rec
 
     def steps(self, mode=ModeKeys.GLOBAL) -> list[int]:
@@ -125,23 +126,26 @@ class Tensor:
     def value(self, step_num: int, mode=ModeKeys.GLOBAL, worker=None):
         rec = self._record(step_num, mode)
         if rec.value is None:
-            raise TensorUnavailable(f"tensor {self.name!r} was saved as reductions ({', '.join(rec.reductions)}) "
-                                    f"at this step, not whole: read it with .reduction_value(step, name)")
+            raise TensorUnavailable(
+                f"tensor {self.name!r} was saved as reductions ({', '.join(rec.reductions)}) "
+                f"at this step, not whole: read it with .reduction_value(step, name)"
+            )
         return np.asarray(rec.value)
 
     def values(self, mode=ModeKeys.GLOBAL) -> dict[int, np.ndarray]:
         return {s: self.value(s, mode) for s in self.steps(mode) if self._record(s, mode).value is not None}
 
-    def reduction_value(self, step_num: int, reduction_name: str, mode=ModeKeys.GLOBAL, worker=None,
-                        abs: bool = False):  # noqa: A002 - smdebug's name
+    def reduction_value(self, step_num: int, reduction_name: str, mode=ModeKeys.GLOBAL, worker=None, abs: bool = False):  # noqa: A002 - smdebug's name
         name = f"abs_{reduction_name}" if abs and not reduction_name.startswith("abs_") else reduction_name
         rec = self._record(step_num, mode)
         if name in rec.reductions:
             return rec.reductions[name]
         if rec.value is not None:
             return red.reduce_array(rec.value, name)
-        raise TensorUnavailable(f"tensor {self.name!r} at step {step_num}: reduction {name!r} was not saved "
-                                f"(saved: {', '.join(rec.reductions) or 'none'})")
+        raise TensorUnavailable(
+            f"tensor {self.name!r} at step {step_num}: reduction {name!r} was not saved "
+            f"(saved: {', '.join(rec.reductions) or 'none'})"
+        )
 
     def reduction_values(self, step_num: int, mode=ModeKeys.GLOBAL) -> dict:
         return dict(self._record(step_num, mode).reductions)
@@ -234,8 +238,9 @@ class Trial:
             out.append(StoreFile(reader.path, size, reader.offset, reader.damaged))
         return out
 
-    def tensor_names(self, collection: str | None = None, regex: str | list | None = None, mode=None,
-                     step: int | None = None) -> list[str]:
+    def tensor_names(
+        self, collection: str | None = None, regex: str | list | None = None, mode=None, step: int | None = None
+    ) -> list[str]:
         self.refresh()
         names = sorted(self._series)
         if collection is not None:
@@ -252,17 +257,28 @@ class Trial:
             m = int(as_mode(mode))
             names = [n for n in names if m in self._series[n].by_mode or m == ModeKeys.GLOBAL]
         if step is not None:
-            names = [n for n in names if step in (self._series[n].by_mode.get(int(as_mode(mode)), {})
-                                                  if mode is not None else self._series[n].by_step)]
+            names = [
+                n
+                for n in names
+                if step
+                in (
+                    self._series[n].by_mode.get(int(as_mode(mode)), {}) if mode is not None else self._series[n].by_step
+                )
+            ]
         return names
 
     def tensor(self, name: str) -> Tensor:
         self.refresh()
         if name not in self._series:
             close = [n for n in self._series if name.lower() in n.lower()][:5]
-            raise TensorUnavailable(f"no tensor named {name!r} in {self.path}"
-                                    + (f"; did you mean {', '.join(close)}?" if close else
-                                       f"; it has {len(self._series)} tensor(s): trial.tensor_names() lists them"))
+            raise TensorUnavailable(
+                f"no tensor named {name!r} in {self.path}"
+                + (
+                    f"; did you mean {', '.join(close)}?"
+                    if close
+                    else f"; it has {len(self._series)} tensor(s): trial.tensor_names() lists them"
+                )
+            )
         return Tensor(self, name)
 
     def has_tensor(self, name: str) -> bool:
@@ -305,8 +321,9 @@ class Trial:
         (a hook writes a flush's steps together, so steps of one flush share it)."""
         self.refresh()
         if int(step) not in self._walls:
-            raise TensorUnavailable(f"{self.name}: nothing was saved at global step {step}; it has "
-                                    f"{_few(sorted(self._walls))}")
+            raise TensorUnavailable(
+                f"{self.name}: nothing was saved at global step {step}; it has {_few(sorted(self._walls))}"
+            )
         return self._walls[int(step)]
 
     def wall_times(self) -> dict[int, float]:
@@ -318,8 +335,11 @@ class Trial:
         """(steps, values) of a scalar tensor or of one reduction, for rules and charts."""
         if name not in self._series:
             return [], []
-        recs = self._series[name].by_mode.get(int(as_mode(mode)), {}) if as_mode(mode) != ModeKeys.GLOBAL \
+        recs = (
+            self._series[name].by_mode.get(int(as_mode(mode)), {})
+            if as_mode(mode) != ModeKeys.GLOBAL
             else self._series[name].by_step
+        )
         steps, vals = [], []
         for s in sorted(recs):
             rec = recs[s]
@@ -370,16 +390,23 @@ def debug_dir(job_or_path) -> Path:
     if not p.exists() and ("/" in str(job_or_path) or str(job_or_path).startswith(".")):
         raise TensorUnavailable(f"{p}: no such folder (give a job's output folder or a job name)")
     if p.exists():
-        raise TensorUnavailable(f"{p}: no debugger output here (no debug/ folder); was the job run with "
-                                f"the debugger off, or has it not started yet?")
+        raise TensorUnavailable(
+            f"{p}: no debugger output here (no debug/ folder); was the job run with "
+            f"the debugger off, or has it not started yet?"
+        )
     job = find_job(str(job_or_path))
     out = Path(job.output_dir) / "debug"
     if not out.is_dir():
         waiting = job.status == "InProgress" and job.secondary_status == "Starting"
         state = "has not started yet" if waiting else f"is {job.status}"
-        raise TensorUnavailable(f"job {job.name} {state} and has no debugger output ({out} does not exist)"
-                                + ("; wait for it to start" if waiting else
-                                   "; it ran with the debugger off, or stopped before its first step"))
+        raise TensorUnavailable(
+            f"job {job.name} {state} and has no debugger output ({out} does not exist)"
+            + (
+                "; wait for it to start"
+                if waiting
+                else "; it ran with the debugger off, or stopped before its first step"
+            )
+        )
     return out
 
 

@@ -79,7 +79,7 @@ def map_opt_ml() -> None:
             return path
         for prefix in prefixes:
             if text == prefix or text.startswith(prefix + "/"):
-                return table[prefix] + text[len(prefix):]
+                return table[prefix] + text[len(prefix) :]
         return path
 
     def wrap(fn, positions=(0,)):
@@ -98,8 +98,26 @@ def map_opt_ml() -> None:
         return call
 
     builtins.open = io.open = wrap(io.open)  # noqa: A001 - that is the point
-    for name in ("open", "stat", "lstat", "listdir", "scandir", "mkdir", "makedirs", "remove", "unlink", "rmdir",
-                 "access", "chmod", "utime", "truncate", "readlink", "symlink", "link", "removedirs"):
+    for name in (
+        "open",
+        "stat",
+        "lstat",
+        "listdir",
+        "scandir",
+        "mkdir",
+        "makedirs",
+        "remove",
+        "unlink",
+        "rmdir",
+        "access",
+        "chmod",
+        "utime",
+        "truncate",
+        "readlink",
+        "symlink",
+        "link",
+        "removedirs",
+    ):
         if hasattr(os, name):
             setattr(os, name, wrap(getattr(os, name), (0, 1) if name in ("symlink", "link") else (0,)))
     for name in ("rename", "replace"):

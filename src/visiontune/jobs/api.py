@@ -67,8 +67,10 @@ def model_folder(name: str, store: JobStore | None = None):
         raise ConfigError(f"job {name} is {job.status}{why}: only a Completed job has a model to deploy")
     out = Path(job.output_dir)
     if not (out / "config.json").is_file():
-        raise ConfigError(f"job {name} left no model in {out} (no config.json); a script job's model is "
-                          f"{job.model_data}: serve that file")
+        raise ConfigError(
+            f"job {name} left no model in {out} (no config.json); a script job's model is "
+            f"{job.model_data}: serve that file"
+        )
     return out
 
 

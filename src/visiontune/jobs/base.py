@@ -12,9 +12,15 @@ if TYPE_CHECKING:
     from visiontune.jobs.context import RunContext
 
 #: SageMaker's built-in image classifier metric names -> visiontune's.
-METRIC_ALIASES = {"validation:accuracy": "val_acc", "validation:loss": "val_loss", "train:accuracy": "train_acc",
-                  "train:loss": "train_loss", "test:accuracy": "test_accuracy", "validation:mAP": "val_mAP",
-                  "validation:mIoU": "val_mIoU"}
+METRIC_ALIASES = {
+    "validation:accuracy": "val_acc",
+    "validation:loss": "val_loss",
+    "train:accuracy": "train_acc",
+    "train:loss": "train_loss",
+    "test:accuracy": "test_accuracy",
+    "validation:mAP": "val_mAP",
+    "validation:mIoU": "val_mIoU",
+}
 
 
 @dataclass
@@ -24,8 +30,19 @@ class RunResult:
 
 
 #: what any job writes into its output folder (besides its kind's :attr:`JobKind.outputs`)
-COMMON_OUTPUTS = ("log.txt", "worker.out", "debug", "input", "ray", "model.tar.gz", "model.onnx", "model.pt2",
-                  "model-serving-*", "endpoint-*.log", ".*.tmp*")
+COMMON_OUTPUTS = (
+    "log.txt",
+    "worker.out",
+    "debug",
+    "input",
+    "ray",
+    "model.tar.gz",
+    "model.onnx",
+    "model.pt2",
+    "model-serving-*",
+    "endpoint-*.log",
+    ".*.tmp*",
+)
 
 
 class JobKind(ABC):
@@ -60,5 +77,7 @@ def check_apart(out: Path, inputs: dict[str, Path], flag: str = "output folder")
     for name, path in inputs.items():
         p = Path(path).expanduser().resolve()
         if p.is_dir() and (out == p or out.is_relative_to(p)):
-            raise ConfigError(f"the {flag} {out} is inside the {name} folder {p}: the job would write among the "
-                              "data; choose an output folder of its own (e.g. runs/NAME)")
+            raise ConfigError(
+                f"the {flag} {out} is inside the {name} folder {p}: the job would write among the "
+                "data; choose an output folder of its own (e.g. runs/NAME)"
+            )

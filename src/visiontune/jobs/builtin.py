@@ -21,9 +21,21 @@ class BuiltinJob(JobKind):
     """visiontune's fine-tuning engine; ``spec = {"config": TrainConfig fields}``."""
 
     name = "builtin"
-    outputs = ("model.safetensors", "config.json", "labels.json", "metrics.json", "hyperparameters.json",
-               "checkpoint.pt", "confusion_matrix.json", "confusion_matrix.png", "learning_curves.png",
-               "misclassified.json", "per_class.json", "pr_curves.png", "segmentation_examples.png")
+    outputs = (
+        "model.safetensors",
+        "config.json",
+        "labels.json",
+        "metrics.json",
+        "hyperparameters.json",
+        "checkpoint.pt",
+        "confusion_matrix.json",
+        "confusion_matrix.png",
+        "learning_curves.png",
+        "misclassified.json",
+        "per_class.json",
+        "pr_curves.png",
+        "segmentation_examples.png",
+    )
 
     def prepare(self, spec: dict, output_dir: Path) -> tuple[dict, dict]:
         from visiontune.train.config import TrainConfig
@@ -77,9 +89,24 @@ class BuiltinJob(JobKind):
 
 def _hyperparameters(config: dict) -> dict:
     """What a user would call the hyperparameters (not paths and bookkeeping)."""
-    skip = {"data", "out", "resume", "overwrite", "num_workers", "device", "label_attribute", "on_bad_image",
-            "eval_batch_size", "checkpoints", "plots", "debugger", "debug_rules", "debug_save_interval",
-            "profile_interval", "profile_steps"}
+    skip = {
+        "data",
+        "out",
+        "resume",
+        "overwrite",
+        "num_workers",
+        "device",
+        "label_attribute",
+        "on_bad_image",
+        "eval_batch_size",
+        "checkpoints",
+        "plots",
+        "debugger",
+        "debug_rules",
+        "debug_save_interval",
+        "profile_interval",
+        "profile_steps",
+    }
     return {k: v for k, v in config.items() if k not in skip}
 
 
@@ -95,8 +122,12 @@ def optuna_pruning(store, cfg: dict):
     pruner = getattr(optuna.pruners, cfg["pruner"]["name"])(**cfg["pruner"]["kwargs"])
     study = optuna.load_study(study_name=cfg["study"], storage=store.optuna_storage(), pruner=pruner)
     storage = store.optuna_storage()  # Optuna's public storage API, not the study's private fields
-    trial = optuna.trial.Trial(study, storage.get_trial_id_from_study_id_trial_number(
-        storage.get_study_id_from_name(cfg["study"]), int(cfg["trial"])))
+    trial = optuna.trial.Trial(
+        study,
+        storage.get_trial_id_from_study_id_trial_number(
+            storage.get_study_id_from_name(cfg["study"]), int(cfg["trial"])
+        ),
+    )
     metric = METRIC_ALIASES.get(cfg["metric"], cfg["metric"])
 
     def prune(epoch: int, row: dict) -> None:

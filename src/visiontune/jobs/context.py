@@ -20,7 +20,6 @@ _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 _CURSOR = re.compile(r"\x1b\[[0-9;?]*[ABCDGHJKlh]")  # cursor moves, line erases: a live progress bar
 
 
-
 class LogSink:
     """A job's log: the file ``<output>/log.txt`` and, every second, chunks in the store."""
 
@@ -43,7 +42,7 @@ class LogSink:
             try:
                 self.file.write(text)
             except (OSError, ValueError):  # a full disk: the run goes on (and fails, if it must, where it writes
-                pass                       # its outputs, saying so); the store keeps the log meanwhile
+                pass  # its outputs, saying so); the store keeps the log meanwhile
             self.buffer.append(text)
             if tail:
                 self.tail = (self.tail + text.splitlines())[-40:]
@@ -169,8 +168,16 @@ class RunContext:
                         self.store_down(exc)
                         return
                 else:
-                    retrying(self.store.log_metrics, self.job.name, values, step, ts=ts, until=until,
-                             what="the job's metrics", where=f"the job store {self.store.safe_url}")
+                    retrying(
+                        self.store.log_metrics,
+                        self.job.name,
+                        values,
+                        step,
+                        ts=ts,
+                        until=until,
+                        what="the job's metrics",
+                        where=f"the job store {self.store.safe_url}",
+                    )
                 self.pending.pop(0)
                 self.store_up()
         finally:
@@ -182,20 +189,25 @@ class RunContext:
         now = time.time()
         if self.down_since is None:
             self.down_since = now
-            self.log(f"[visiontune] the job store is unreachable ({_first_line(exc)}); training goes on, its "
-                     f"metrics and log are kept here and written when the store is back (waiting up to "
-                     f"{STORE_OUTAGE_S:.0f} s)")
+            self.log(
+                f"[visiontune] the job store is unreachable ({_first_line(exc)}); training goes on, its "
+                f"metrics and log are kept here and written when the store is back (waiting up to "
+                f"{STORE_OUTAGE_S:.0f} s)"
+            )
         elif now - self.down_since > STORE_OUTAGE_S and self.store_error is None:
             self.store_error = StoreUnavailableError(
                 f"the job store {self.store.safe_url} was unreachable for more than {STORE_OUTAGE_S:.0f} s "
-                f"({_first_line(exc)}): the job stopped; its files are in {self.job.output_dir}")
+                f"({_first_line(exc)}): the job stopped; its files are in {self.job.output_dir}"
+            )
             self.log(f"[visiontune] {self.store_error}")
             self.stop.set()
 
     def store_up(self) -> None:
         if self.down_since is not None:
-            self.log(f"[visiontune] the job store answers again (after {time.time() - self.down_since:.0f} s); "
-                     f"{len(self.pending)} buffered metric point(s) left to write")
+            self.log(
+                f"[visiontune] the job store answers again (after {time.time() - self.down_since:.0f} s); "
+                f"{len(self.pending)} buffered metric point(s) left to write"
+            )
             self.down_since = None
 
     def final_writes_until(self) -> float:
@@ -211,9 +223,14 @@ class RunContext:
         except (OSError, ValueError):
             return
         recorded = self.job.hyperparameters
-        retrying(self.store.set_hyperparameters, self.job.name,
-                 {**recorded, **{k: v for k, v in used.items() if k in recorded}}, until=self.final_writes_until(),
-                 what="the job's hyperparameters", where=f"the job store {self.store.safe_url}")
+        retrying(
+            self.store.set_hyperparameters,
+            self.job.name,
+            {**recorded, **{k: v for k, v in used.items() if k in recorded}},
+            until=self.final_writes_until(),
+            what="the job's hyperparameters",
+            where=f"the job store {self.store.safe_url}",
+        )
 
 
 def _first_line(exc: BaseException) -> str:

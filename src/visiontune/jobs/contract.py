@@ -45,17 +45,23 @@ def parse_metric_definitions(defs: Iterable) -> list[dict]:
         if isinstance(d, str):
             name, sep, regex = d.partition("=")
             if not sep or not name.strip():
-                raise ConfigError(f"metric definition {d!r}: write NAME=REGEX, e.g. 'test_acc=Test accuracy: ([0-9.]+)'")
+                raise ConfigError(
+                    f"metric definition {d!r}: write NAME=REGEX, e.g. 'test_acc=Test accuracy: ([0-9.]+)'"
+                )
             d = {"Name": name.strip(), "Regex": regex}
         if not isinstance(d, dict) or "Name" not in d or "Regex" not in d:
             raise ConfigError(f"metric definition {d!r}: give {{'Name': ..., 'Regex': ...}}")
         try:
             compiled = re.compile(d["Regex"])
         except re.error as exc:
-            raise ConfigError(f"metric definition {d['Name']!r}: the regex {d['Regex']!r} does not compile ({exc})") from exc
+            raise ConfigError(
+                f"metric definition {d['Name']!r}: the regex {d['Regex']!r} does not compile ({exc})"
+            ) from exc
         if compiled.groups < 1:
-            raise ConfigError(f"metric definition {d['Name']!r}: the regex {d['Regex']!r} needs a group around the "
-                              "number, e.g. 'loss: ([0-9.e-]+)'")
+            raise ConfigError(
+                f"metric definition {d['Name']!r}: the regex {d['Regex']!r} needs a group around the "
+                "number, e.g. 'loss: ([0-9.e-]+)'"
+            )
         out.append({"Name": str(d["Name"]), "Regex": str(d["Regex"])})
     return out
 
@@ -95,13 +101,16 @@ def to_cmd_args(hyperparameters: dict) -> list[str]:
 
 def check_script(entry: Path) -> None:
     if not entry.is_file():
-        raise ScriptError(f"entry point {entry}: no such file; give the script's path (relative to "
-                          f"{option('source_dir')} when one is given)")
+        raise ScriptError(
+            f"entry point {entry}: no such file; give the script's path (relative to "
+            f"{option('source_dir')} when one is given)"
+        )
     try:
         compile(entry.read_bytes(), str(entry), "exec")
     except SyntaxError as exc:
-        raise ScriptError(f"{entry}, line {exc.lineno}: {exc.msg} (the script does not compile; fix it and "
-                          "submit again)") from exc
+        raise ScriptError(
+            f"{entry}, line {exc.lineno}: {exc.msg} (the script does not compile; fix it and submit again)"
+        ) from exc
 
 
 def missing_requirements(path: Path) -> list[str]:
@@ -143,36 +152,75 @@ def _num_gpus() -> int:
         return 0
 
 
-def training_env(*, job_name: str, entry_point: str, source_dir: Path, channels: dict[str, str],
-                 hyperparameters: dict, model_dir: Path, output_dir: Path, hosts: list[str] | None = None,
-                 current_host: str = "algo-1", extra: dict | None = None) -> dict[str, str]:
+def training_env(
+    *,
+    job_name: str,
+    entry_point: str,
+    source_dir: Path,
+    channels: dict[str, str],
+    hyperparameters: dict,
+    model_dir: Path,
+    output_dir: Path,
+    hosts: list[str] | None = None,
+    current_host: str = "algo-1",
+    extra: dict | None = None,
+) -> dict[str, str]:
     """SageMaker's training environment variables for a script run."""
     hosts = hosts or [current_host]
     output_data = output_dir / "data"
     resource = {"current_host": current_host, "hosts": hosts}
-    input_data_config = {c: {"TrainingInputMode": "File", "S3DistributionType": "FullyReplicated",
-                             "RecordWrapperType": "None"} for c in channels}
+    input_data_config = {
+        c: {"TrainingInputMode": "File", "S3DistributionType": "FullyReplicated", "RecordWrapperType": "None"}
+        for c in channels
+    }
     num_gpus, num_cpus = _num_gpus(), os.cpu_count() or 1
     training = {
-        "channel_input_dirs": dict(channels), "current_host": current_host, "hosts": hosts,
-        "hyperparameters": hyperparameters, "input_data_config": input_data_config,
-        "input_dir": str(output_dir.parent / "input"), "input_config_dir": str(output_dir.parent / "input" / "config"),
-        "job_name": job_name, "log_level": 20, "model_dir": str(model_dir), "module_dir": str(source_dir),
-        "module_name": Path(entry_point).stem, "user_entry_point": entry_point,
-        "network_interface_name": "lo", "num_cpus": num_cpus, "num_gpus": num_gpus,
-        "output_data_dir": str(output_data), "output_dir": str(output_dir), "resource_config": resource,
-        "master_hostname": hosts[0], "is_master": current_host == hosts[0],
+        "channel_input_dirs": dict(channels),
+        "current_host": current_host,
+        "hosts": hosts,
+        "hyperparameters": hyperparameters,
+        "input_data_config": input_data_config,
+        "input_dir": str(output_dir.parent / "input"),
+        "input_config_dir": str(output_dir.parent / "input" / "config"),
+        "job_name": job_name,
+        "log_level": 20,
+        "model_dir": str(model_dir),
+        "module_dir": str(source_dir),
+        "module_name": Path(entry_point).stem,
+        "user_entry_point": entry_point,
+        "network_interface_name": "lo",
+        "num_cpus": num_cpus,
+        "num_gpus": num_gpus,
+        "output_data_dir": str(output_data),
+        "output_dir": str(output_dir),
+        "resource_config": resource,
+        "master_hostname": hosts[0],
+        "is_master": current_host == hosts[0],
     }
     env: dict[str, str] = {
-        "SM_MODEL_DIR": str(model_dir), "SM_OUTPUT_DIR": str(output_dir), "SM_OUTPUT_DATA_DIR": str(output_data),
-        "SM_CHANNELS": json.dumps(sorted(channels)), "SM_HPS": json.dumps(hyperparameters),
-        "SM_NUM_GPUS": str(num_gpus), "SM_NUM_CPUS": str(num_cpus), "SM_CURRENT_HOST": current_host,
-        "SM_HOSTS": json.dumps(hosts), "SM_LOG_LEVEL": "20", "SM_NETWORK_INTERFACE_NAME": "lo",
-        "SM_MODULE_NAME": Path(entry_point).stem, "SM_MODULE_DIR": str(source_dir), "SM_USER_ENTRY_POINT": entry_point,
-        "SM_USER_ARGS": json.dumps(to_cmd_args(hyperparameters)), "SM_INPUT_DIR": str(training["input_dir"]),
-        "SM_INPUT_CONFIG_DIR": str(training["input_config_dir"]), "SM_RESOURCE_CONFIG": json.dumps(resource),
-        "SM_INPUT_DATA_CONFIG": json.dumps(input_data_config), "SM_TRAINING_ENV": json.dumps(training),
-        "SM_CURRENT_INSTANCE_TYPE": "local", "SM_MASTER_ADDR": hosts[0], "SM_IS_MASTER": str(current_host == hosts[0]).lower(),
+        "SM_MODEL_DIR": str(model_dir),
+        "SM_OUTPUT_DIR": str(output_dir),
+        "SM_OUTPUT_DATA_DIR": str(output_data),
+        "SM_CHANNELS": json.dumps(sorted(channels)),
+        "SM_HPS": json.dumps(hyperparameters),
+        "SM_NUM_GPUS": str(num_gpus),
+        "SM_NUM_CPUS": str(num_cpus),
+        "SM_CURRENT_HOST": current_host,
+        "SM_HOSTS": json.dumps(hosts),
+        "SM_LOG_LEVEL": "20",
+        "SM_NETWORK_INTERFACE_NAME": "lo",
+        "SM_MODULE_NAME": Path(entry_point).stem,
+        "SM_MODULE_DIR": str(source_dir),
+        "SM_USER_ENTRY_POINT": entry_point,
+        "SM_USER_ARGS": json.dumps(to_cmd_args(hyperparameters)),
+        "SM_INPUT_DIR": str(training["input_dir"]),
+        "SM_INPUT_CONFIG_DIR": str(training["input_config_dir"]),
+        "SM_RESOURCE_CONFIG": json.dumps(resource),
+        "SM_INPUT_DATA_CONFIG": json.dumps(input_data_config),
+        "SM_TRAINING_ENV": json.dumps(training),
+        "SM_CURRENT_INSTANCE_TYPE": "local",
+        "SM_MASTER_ADDR": hosts[0],
+        "SM_IS_MASTER": str(current_host == hosts[0]).lower(),
     }
     for name, path in channels.items():
         env[f"SM_CHANNEL_{name.upper()}"] = str(path)
@@ -194,8 +242,12 @@ def entry_path(spec: dict) -> Path:
 
 
 def command(spec: dict) -> list[str]:
-    return [spec.get("python") or sys.executable, str(LAUNCHER), str(entry_path(spec)),
-            *to_cmd_args(spec["hyperparameters"])]
+    return [
+        spec.get("python") or sys.executable,
+        str(LAUNCHER),
+        str(entry_path(spec)),
+        *to_cmd_args(spec["hyperparameters"]),
+    ]
 
 
 def shown_command(spec: dict) -> str:
@@ -275,20 +327,36 @@ def script_env(job, out: Path, hosts: list[str] | None = None, current_host: str
     for d in (model_dir, output_dir / "data", out / "input" / "config"):
         d.mkdir(parents=True, exist_ok=True)
     hps = spec["hyperparameters"]
-    (out / "input" / "config" / "hyperparameters.json").write_text(json.dumps(
-        {k: v if isinstance(v, str) else json.dumps(v) for k, v in hps.items()}))
+    (out / "input" / "config" / "hyperparameters.json").write_text(
+        json.dumps({k: v if isinstance(v, str) else json.dumps(v) for k, v in hps.items()})
+    )
     source = Path(spec["source_dir"])
-    env = training_env(job_name=job.name, entry_point=spec["entry_point"], source_dir=source, channels=spec["channels"],
-                       hyperparameters=hps, model_dir=model_dir, output_dir=output_dir, hosts=hosts,
-                       current_host=current_host, extra=spec.get("env"))
+    env = training_env(
+        job_name=job.name,
+        entry_point=spec["entry_point"],
+        source_dir=source,
+        channels=spec["channels"],
+        hyperparameters=hps,
+        model_dir=model_dir,
+        output_dir=output_dir,
+        hosts=hosts,
+        current_host=current_host,
+        extra=spec.get("env"),
+    )
     from visiontune.debug.scripts import script_debug_env
 
     debug = script_debug_env(spec, out)
     shim = debug.pop("PYTHONPATH_PREPEND", None)  # smdebug's API, on this script's path only
     env[OPT_ML_ENV] = json.dumps(opt_ml_map(out, spec["channels"]))
-    return {**os.environ, **env, **debug, "PYTHONUNBUFFERED": "1",
-            "PYTHONPATH": os.pathsep.join([*filter(None, [shim]), str(source),
-                                           *filter(None, [os.environ.get("PYTHONPATH")])])}
+    return {
+        **os.environ,
+        **env,
+        **debug,
+        "PYTHONUNBUFFERED": "1",
+        "PYTHONPATH": os.pathsep.join(
+            [*filter(None, [shim]), str(source), *filter(None, [os.environ.get("PYTHONPATH")])]
+        ),
+    }
 
 
 #: the launcher's table of SageMaker paths (see _launch.map_opt_ml)
@@ -322,9 +390,16 @@ def run_script_process(job, env: dict, emit, parser: MetricParser, metrics, stop
     # its own process group (stopped as a whole), and killed if its runner dies
     cwd = working_dir(job)
     cwd.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.Popen(command(job.spec), cwd=cwd, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-                            preexec_fn=die_with_parent)  # noqa: PLW1509
+    proc = subprocess.Popen(
+        command(job.spec),
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+        preexec_fn=die_with_parent,
+    )  # noqa: PLW1509
     if stop is not None:
         threading.Thread(target=_stop_when_asked, args=(proc, stop), daemon=True).start()
     try:
@@ -370,7 +445,7 @@ def last_error(lines: list[str], keep: int = 6, source: str | None = None) -> st
         return "it printed nothing"
     start = max((i for i, ln in enumerate(lines) if ln.startswith("Traceback")), default=None)
     if start is not None:
-        tb = lines[start + 1:]
+        tb = lines[start + 1 :]
         end = next((i for i, ln in enumerate(tb) if not ln.startswith((" ", "\t"))), len(tb) - 1)
         frames = [ln.strip() for ln in tb[:end] if ln.strip().startswith("File ")]
         mine = [f for f in frames if source and f'File "{source.rstrip("/")}/' in f]

@@ -33,17 +33,25 @@ def _ray(address: str | None):
         try:
             ray.init(address=address or None, ignore_reinit_error=True, log_to_driver=False, include_dashboard=False)
         except (ConnectionError, RuntimeError, ValueError) as exc:
-            raise ConfigError(f"cannot reach the Ray cluster at {address or 'a new local one'}: {exc}; start it with "
-                              "`ray start --head` and give its address (HOST:PORT)") from exc
+            raise ConfigError(
+                f"cannot reach the Ray cluster at {address or 'a new local one'}: {exc}; start it with "
+                "`ray start --head` and give its address (HOST:PORT)"
+            ) from exc
     return ray, TorchTrainer, TorchConfig, ScalingConfig, RunConfig
 
 
 def sagemaker_hosts_env(rank: int, world: int) -> dict[str, str]:
     hosts = [f"algo-{i + 1}" for i in range(world)]
     resource = {"current_host": hosts[rank], "hosts": hosts}
-    return {"SM_HOSTS": json.dumps(hosts), "SM_CURRENT_HOST": hosts[rank], "SM_RESOURCE_CONFIG": json.dumps(resource),
-            "SM_IS_MASTER": str(rank == 0).lower(), "WORLD_SIZE": str(world), "RANK": str(rank),
-            "SM_NUM_HOSTS": str(world)}
+    return {
+        "SM_HOSTS": json.dumps(hosts),
+        "SM_CURRENT_HOST": hosts[rank],
+        "SM_RESOURCE_CONFIG": json.dumps(resource),
+        "SM_IS_MASTER": str(rank == 0).lower(),
+        "WORLD_SIZE": str(world),
+        "RANK": str(rank),
+        "SM_NUM_HOSTS": str(world),
+    }
 
 
 def run_distributed(ctx: "RunContext", worker_fn, config: dict) -> None:
@@ -56,11 +64,18 @@ def run_distributed(ctx: "RunContext", worker_fn, config: dict) -> None:
     use_gpu = torch.cuda.is_available()
     cpus = max(1, int(spec.get("cpus_per_worker") or 1))
     trainer = TorchTrainer(
-        worker_fn, train_loop_config={**config, "store_url": ctx.store.url, "job": ctx.job.name,
-                                      "home": os.environ.get("VISIONTUNE_HOME", ""), "threads": cpus},
+        worker_fn,
+        train_loop_config={
+            **config,
+            "store_url": ctx.store.url,
+            "job": ctx.job.name,
+            "home": os.environ.get("VISIONTUNE_HOME", ""),
+            "threads": cpus,
+        },
         scaling_config=ScalingConfig(num_workers=n, use_gpu=use_gpu, resources_per_worker={"CPU": cpus}),
         torch_config=TorchConfig(backend="nccl" if use_gpu else "gloo"),
-        run_config=RunConfig(storage_path=str(ctx.output_dir / "ray"), name=ctx.job.name))
+        run_config=RunConfig(storage_path=str(ctx.output_dir / "ray"), name=ctx.job.name),
+    )
     ctx.log(f"[visiontune] data-parallel over {n} Ray Train workers ({'nccl' if use_gpu else 'gloo'})")
     from visiontune.train.loop import StopTraining
 
@@ -138,11 +153,17 @@ def script_worker(config: dict) -> None:
             s.bind(("", 0))
             port[0] = s.getsockname()[1]
     dist.broadcast_object_list(port, src=0)
-    env = script_env(job, Path(job.output_dir), hosts=[f"algo-{i + 1}" for i in range(world)],
-                      current_host=f"algo-{rank + 1}")
+    env = script_env(
+        job, Path(job.output_dir), hosts=[f"algo-{i + 1}" for i in range(world)], current_host=f"algo-{rank + 1}"
+    )
     env.update(sagemaker_hosts_env(rank, world))
-    env.update({"MASTER_ADDR": os.environ.get("MASTER_ADDR", "127.0.0.1"), "MASTER_PORT": str(port[0]),
-                "LOCAL_RANK": os.environ["LOCAL_RANK"]})
+    env.update(
+        {
+            "MASTER_ADDR": os.environ.get("MASTER_ADDR", "127.0.0.1"),
+            "MASTER_PORT": str(port[0]),
+            "LOCAL_RANK": os.environ["LOCAL_RANK"],
+        }
+    )
     parser = MetricParser(job.spec["metric_definitions"] if rank == 0 else [])
 
     def metrics(values: dict, step: int) -> None:
@@ -161,8 +182,9 @@ def script_worker(config: dict) -> None:
 
     threading.Thread(target=watch, daemon=True).start()
     try:
-        rc = run_script_process(job, env, sink.write, parser, metrics, stop=stop,
-                                prefix="" if rank == 0 else f"[algo-{rank + 1}] ")
+        rc = run_script_process(
+            job, env, sink.write, parser, metrics, stop=stop, prefix="" if rank == 0 else f"[algo-{rank + 1}] "
+        )
     finally:
         done.set()
         sink.close()

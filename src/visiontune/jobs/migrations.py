@@ -34,18 +34,19 @@ from sqlalchemy.engine import Connection
 def _m001_jobs(conn: Connection) -> None:
     meta = MetaData()
     Table(
-        "vt_jobs", meta,
+        "vt_jobs",
+        meta,
         Column("id", Integer, primary_key=True, autoincrement=True),
         Column("name", String(200), nullable=False, unique=True),
-        Column("kind", String(20), nullable=False),            # builtin | script
-        Column("status", String(20), nullable=False),          # InProgress | Completed | Failed | Stopping | Stopped
+        Column("kind", String(20), nullable=False),  # builtin | script
+        Column("status", String(20), nullable=False),  # InProgress | Completed | Failed | Stopping | Stopped
         Column("secondary_status", String(40), nullable=False, default=""),
-        Column("spec", Text, nullable=False),                  # JSON: what to run
-        Column("hyperparameters", Text, nullable=False),       # JSON
+        Column("spec", Text, nullable=False),  # JSON: what to run
+        Column("hyperparameters", Text, nullable=False),  # JSON
         Column("output_dir", Text, nullable=False),
-        Column("model_data", Text),                            # model.tar.gz once completed
+        Column("model_data", Text),  # model.tar.gz once completed
         Column("failure_reason", Text),
-        Column("final_metrics", Text),                         # JSON
+        Column("final_metrics", Text),  # JSON
         Column("created_at", Float, nullable=False),
         Column("started_at", Float),
         Column("ended_at", Float),
@@ -58,7 +59,8 @@ def _m001_jobs(conn: Connection) -> None:
         Column("attempt", Integer, nullable=False, default=1),
     )
     Table(
-        "vt_metrics", meta,
+        "vt_metrics",
+        meta,
         Column("id", Integer, primary_key=True, autoincrement=True),
         Column("job_id", Integer, ForeignKey("vt_jobs.id", ondelete="CASCADE"), nullable=False),
         Column("name", String(200), nullable=False),
@@ -68,7 +70,8 @@ def _m001_jobs(conn: Connection) -> None:
         Index("vt_metrics_job_name", "job_id", "name", "step"),
     )
     Table(
-        "vt_logs", meta,
+        "vt_logs",
+        meta,
         Column("id", Integer, primary_key=True, autoincrement=True),
         Column("job_id", Integer, ForeignKey("vt_jobs.id", ondelete="CASCADE"), nullable=False),
         Column("text", Text, nullable=False),
@@ -76,11 +79,12 @@ def _m001_jobs(conn: Connection) -> None:
         Index("vt_logs_job", "job_id", "id"),
     )
     Table(
-        "vt_tuning_jobs", meta,
+        "vt_tuning_jobs",
+        meta,
         Column("id", Integer, primary_key=True, autoincrement=True),
         Column("name", String(200), nullable=False, unique=True),
         Column("status", String(20), nullable=False),
-        Column("config", Text, nullable=False),                # JSON: the whole tuning request
+        Column("config", Text, nullable=False),  # JSON: the whole tuning request
         Column("created_at", Float, nullable=False),
         Column("ended_at", Float),
         Column("heartbeat_at", Float),
@@ -98,31 +102,34 @@ def _m001_jobs(conn: Connection) -> None:
 def _m002_labeling(conn: Connection) -> None:
     meta = MetaData()
     Table(
-        "vt_label_jobs", meta,
+        "vt_label_jobs",
+        meta,
         Column("id", Integer, primary_key=True, autoincrement=True),
         Column("name", String(200), nullable=False, unique=True),
-        Column("labels", Text, nullable=False),                 # JSON list of class names
+        Column("labels", Text, nullable=False),  # JSON list of class names
         Column("multi_label", Boolean, nullable=False, default=False),
         Column("instructions", Text, nullable=False, default=""),
         Column("workers_per_image", Integer, nullable=False, default=1),
         Column("settings", Text, nullable=False, default="{}"),  # JSON: auto-labeling, lease seconds...
-        Column("owner_token", String(64), nullable=False),      # SHA-256 of the owner's secret
+        Column("owner_token", String(64), nullable=False),  # SHA-256 of the owner's secret
         Column("created_at", Float, nullable=False),
     )
     Table(
-        "vt_label_items", meta,
+        "vt_label_items",
+        meta,
         Column("id", Integer, primary_key=True, autoincrement=True),
         Column("job_id", Integer, ForeignKey("vt_label_jobs.id", ondelete="CASCADE"), nullable=False),
         Column("idx", Integer, nullable=False),
-        Column("source_ref", Text, nullable=False),              # as given (manifest) or relative to the folder
-        Column("path", Text, nullable=False),                    # the file served (resolved at creation)
-        Column("gold", Text),                                    # JSON label known in advance (gold image)
-        Column("auto_label", Text),                              # JSON label given by the model (auto-labeling)
+        Column("source_ref", Text, nullable=False),  # as given (manifest) or relative to the folder
+        Column("path", Text, nullable=False),  # the file served (resolved at creation)
+        Column("gold", Text),  # JSON label known in advance (gold image)
+        Column("auto_label", Text),  # JSON label given by the model (auto-labeling)
         Column("auto_confidence", Float),
         Index("vt_label_items_job", "job_id", "idx", unique=True),
     )
     Table(
-        "vt_label_workers", meta,
+        "vt_label_workers",
+        meta,
         Column("id", Integer, primary_key=True, autoincrement=True),
         Column("job_id", Integer, ForeignKey("vt_label_jobs.id", ondelete="CASCADE"), nullable=False),
         Column("name", String(200), nullable=False),
@@ -132,14 +139,15 @@ def _m002_labeling(conn: Connection) -> None:
         Index("vt_label_workers_name", "job_id", "name", unique=True),
     )
     Table(
-        "vt_label_assignments", meta,
+        "vt_label_assignments",
+        meta,
         Column("id", Integer, primary_key=True, autoincrement=True),
         Column("job_id", Integer, nullable=False),
         Column("item_id", Integer, ForeignKey("vt_label_items.id", ondelete="CASCADE"), nullable=False),
         Column("worker_id", Integer, ForeignKey("vt_label_workers.id", ondelete="CASCADE"), nullable=False),
         Column("leased_until", Float, nullable=False),
         Column("state", String(10), nullable=False, default="leased"),  # leased | answered | skipped
-        Column("label", Text),                                   # JSON answer
+        Column("label", Text),  # JSON answer
         Column("assigned_at", Float, nullable=False),
         Column("answered_at", Float),
         Index("vt_label_assignments_pair", "item_id", "worker_id", unique=True),
@@ -155,12 +163,13 @@ def _m003_auto_labeling(conn: Connection) -> None:
     meta = MetaData()
     Table("vt_label_jobs", meta, Column("id", Integer, primary_key=True))  # exists (migration 2): the key's target
     rounds = Table(
-        "vt_label_rounds", meta,
+        "vt_label_rounds",
+        meta,
         Column("id", Integer, primary_key=True, autoincrement=True),
         Column("job_id", Integer, ForeignKey("vt_label_jobs.id", ondelete="CASCADE"), nullable=False),
         Column("round", Integer, nullable=False),
         Column("created_at", Float, nullable=False),
-        Column("summary", Text, nullable=False),                 # JSON: counts, threshold, estimated accuracy...
+        Column("summary", Text, nullable=False),  # JSON: counts, threshold, estimated accuracy...
         Index("vt_label_rounds_job", "job_id", "round", unique=True),
     )
     meta.create_all(conn, tables=[rounds])
@@ -198,8 +207,13 @@ def migrate(conn: Connection) -> list[int]:
     """Apply the migrations this database lacks (the caller holds the migration lock); returns their numbers."""
     if not inspect(conn).has_table("vt_schema"):
         meta = MetaData()
-        Table("vt_schema", meta, Column("version", Integer, primary_key=True), Column("description", Text),
-              Column("applied_at", Float, nullable=False))
+        Table(
+            "vt_schema",
+            meta,
+            Column("version", Integer, primary_key=True),
+            Column("description", Text),
+            Column("applied_at", Float, nullable=False),
+        )
         meta.create_all(conn)
     have = current_version(conn)
     applied = []
@@ -207,8 +221,10 @@ def migrate(conn: Connection) -> list[int]:
         if number <= have:
             continue
         fn(conn)
-        conn.execute(text("INSERT INTO vt_schema (version, description, applied_at) VALUES (:v, :d, :t)"),
-                     {"v": number, "d": description, "t": time.time()})
+        conn.execute(
+            text("INSERT INTO vt_schema (version, description, applied_at) VALUES (:v, :d, :t)"),
+            {"v": number, "d": description, "t": time.time()},
+        )
         applied.append(number)
     return applied
 

@@ -54,8 +54,17 @@ def _job_name(store: JobStore, base: str, name: str | None) -> str:
     raise ConfigError("could not find a free job name; pass one")
 
 
-def submit(store: JobStore, kind: str, spec: dict, *, name: str | None = None, output_dir: str | Path | None = None,
-           tuning_job: str | None = None, trial_number: int | None = None, attempt: int = 1) -> Job:
+def submit(
+    store: JobStore,
+    kind: str,
+    spec: dict,
+    *,
+    name: str | None = None,
+    output_dir: str | Path | None = None,
+    tuning_job: str | None = None,
+    trial_number: int | None = None,
+    attempt: int = 1,
+) -> Job:
     """Check ``spec`` and record a new job (InProgress, not yet started) in the store."""
     k = get_kind(kind)
     name = _job_name(store, k.default_base_name(spec), name)
@@ -63,8 +72,17 @@ def submit(store: JobStore, kind: str, spec: dict, *, name: str | None = None, o
     check_apart(out, k.inputs(spec))  # (a folder a running job writes to is refused by create_job, atomically)
     _check_writable(out)  # a read-only --out: refused now, no job recorded that was bound to fail
     spec, hyperparameters = k.prepare(dict(spec), out)
-    return store.create_job(name, kind, spec, hyperparameters, str(out), tuning_job=tuning_job,
-                            trial_number=trial_number, attempt=attempt, exclusive=True)
+    return store.create_job(
+        name,
+        kind,
+        spec,
+        hyperparameters,
+        str(out),
+        tuning_job=tuning_job,
+        trial_number=trial_number,
+        attempt=attempt,
+        exclusive=True,
+    )
 
 
 def _check_writable(out: Path) -> None:
@@ -73,8 +91,7 @@ def _check_writable(out: Path) -> None:
     while not folder.exists() and folder != folder.parent:
         folder = folder.parent
     if folder.is_dir() and not os.access(folder, os.W_OK | os.X_OK):
-        raise OutputError(f"cannot write {out}: {folder} is not writable (read-only?); choose another "
-                          f"{option('out')}")
+        raise OutputError(f"cannot write {out}: {folder} is not writable (read-only?); choose another {option('out')}")
 
 
 class _Heartbeat(threading.Thread):
@@ -185,12 +202,24 @@ def _final_writes(ctx: RunContext, status: str, reason: str | None, result: RunR
     try:
         ctx.flush_metrics(until=until)
         ctx.sink.close(until=until)
-        retrying(ctx.store.finish, name, status, reason=reason, final_metrics=result.final_metrics or None,
-                 model_data=result.model_data, until=until, what="the job's status", where=where)
+        retrying(
+            ctx.store.finish,
+            name,
+            status,
+            reason=reason,
+            final_metrics=result.final_metrics or None,
+            model_data=result.model_data,
+            until=until,
+            what="the job's status",
+            where=where,
+        )
     except StoreUnavailableError as exc:
-        note = (f"[visiontune] job {name} ended {status}, but {exc}; not recorded: its status"
-                + (f" and {len(ctx.pending)} metric point(s)" if ctx.pending else "") + f" (its log is "
-                f"{ctx.job.output_dir}/log.txt)\n")
+        note = (
+            f"[visiontune] job {name} ended {status}, but {exc}; not recorded: its status"
+            + (f" and {len(ctx.pending)} metric point(s)" if ctx.pending else "")
+            + f" (its log is "
+            f"{ctx.job.output_dir}/log.txt)\n"
+        )
         with contextlib.suppress(OSError):
             ctx.sink.file.close()
         with contextlib.suppress(OSError), open(Path(ctx.job.output_dir) / "log.txt", "a", encoding="utf-8") as fh:
@@ -230,7 +259,8 @@ def delete_outputs(job: Job) -> list[str]:
     for entry in sorted(out.iterdir()):
         # a name the job writes, unless it is (or holds) data the job read: `--data input --out .`
         if any(entry.match(p) for p in patterns) and not any(
-                (r == entry.resolve() or r.is_relative_to(entry.resolve())) and _holds_files(r) for r in reads):
+            (r == entry.resolve() or r.is_relative_to(entry.resolve())) and _holds_files(r) for r in reads
+        ):
             if entry.is_dir() and not entry.is_symlink():
                 shutil.rmtree(entry)
             else:
@@ -266,10 +296,15 @@ def launch(store: JobStore, name: str, *, tie_to_parent: bool = True, env: dict 
     out.mkdir(parents=True, exist_ok=True)
     child_env = {**os.environ, **(env or {}), "VISIONTUNE_DB": store.url, "PYTHONUNBUFFERED": "1"}
     with open(out / "worker.out", "ab") as fh:
-        proc = subprocess.Popen([sys.executable, "-m", "visiontune.jobs.worker", name], stdout=fh,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=child_env,
-                                preexec_fn=die_with_parent if tie_to_parent else None,  # noqa: PLW1509
-                                start_new_session=True)  # its own group: a Ctrl-C here is its runner's to pass on
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "visiontune.jobs.worker", name],
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=child_env,
+            preexec_fn=die_with_parent if tie_to_parent else None,  # noqa: PLW1509
+            start_new_session=True,
+        )  # its own group: a Ctrl-C here is its runner's to pass on
     store.hand_over(name, proc.pid)  # the submitter may exit now (--detach): the child starts the job
     return proc
 

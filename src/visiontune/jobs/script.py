@@ -48,8 +48,10 @@ class ScriptJob(JobKind):
             if not re.fullmatch(r"[A-Za-z0-9_-]+", str(name)):
                 raise ScriptError(f"channel name {name!r}: use letters, digits, - and _")
             if "://" in str(path):
-                raise ScriptError(f"channel {name}={path}: remote channels are not fetched; copy the data to this "
-                                  "machine and give its folder")
+                raise ScriptError(
+                    f"channel {name}={path}: remote channels are not fetched; copy the data to this "
+                    "machine and give its folder"
+                )
             p = Path(path).expanduser().resolve()
             if not p.exists():
                 raise ScriptError(f"channel {name}={path}: no such file or folder")
@@ -60,11 +62,15 @@ class ScriptJob(JobKind):
         instance_count = int(spec.get("instance_count") or 1)
         if instance_count < 1:
             raise ScriptError(f"instance_count={instance_count}: must be 1 or more")
-        full = {**spec, "entry_point": str(entry_path.relative_to(source) if entry_path.is_relative_to(source)
-                                           else entry_path),
-                "source_dir": str(source), "channels": channels, "hyperparameters": hps,
-                "metric_definitions": parse_metric_definitions(spec.get("metric_definitions") or []),
-                "instance_count": instance_count}
+        full = {
+            **spec,
+            "entry_point": str(entry_path.relative_to(source) if entry_path.is_relative_to(source) else entry_path),
+            "source_dir": str(source),
+            "channels": channels,
+            "hyperparameters": hps,
+            "metric_definitions": parse_metric_definitions(spec.get("metric_definitions") or []),
+            "instance_count": instance_count,
+        }
         from visiontune.debug.scripts import check_settings
 
         full["debugger"] = check_settings(spec.get("debugger"))
@@ -85,8 +91,10 @@ class ScriptJob(JobKind):
         reqs = source / "requirements.txt"
         missing = missing_requirements(reqs) if reqs.is_file() else []
         if missing:
-            ctx.log(f"[visiontune] requirements.txt: not satisfied here (not installed automatically): "
-                    f"{'; '.join(missing)}. Install them with pip if the script needs them.")
+            ctx.log(
+                f"[visiontune] requirements.txt: not satisfied here (not installed automatically): "
+                f"{'; '.join(missing)}. Install them with pip if the script needs them."
+            )
         work = prepare_working_dir(spec, out)
         session = _debug_session(ctx)
         try:
@@ -98,8 +106,9 @@ class ScriptJob(JobKind):
             else:
                 env = script_env(ctx.job, out)
                 ctx.log(f"[visiontune] running: {shown_command(spec)} (in {work}, a copy of {source})")
-                rc = run_script_process(ctx.job, env, ctx.output, MetricParser(spec["metric_definitions"]),
-                                        ctx.metrics, stop=ctx.stop)
+                rc = run_script_process(
+                    ctx.job, env, ctx.output, MetricParser(spec["metric_definitions"]), ctx.metrics, stop=ctx.stop
+                )
         finally:
             if session is not None:
                 from visiontune.debug.session import summary
@@ -114,7 +123,9 @@ class ScriptJob(JobKind):
             raise stopped
         if rc != 0:
             hint = f" (requirements.txt lists what is missing here: {'; '.join(missing)})" if missing else ""
-            failed = ScriptError(f"{spec['entry_point']} {exit_status(rc)}{hint}: {last_error(ctx.sink.tail, source=str(source))}")
+            failed = ScriptError(
+                f"{spec['entry_point']} {exit_status(rc)}{hint}: {last_error(ctx.sink.tail, source=str(source))}"
+            )
             failed.result = RunResult(final)
             raise failed
         model_data = package(model_dir, out / "model.tar.gz")
@@ -138,13 +149,21 @@ def _debug_session(ctx: "RunContext"):
         ctx.log(f"[debugger] stopping the job: {reason}")
         ctx.stop.set()
 
-    return DebugSession(ctx.output_dir / "debug", rules=settings["rules"], kind="script",
-                        monitor_interval=float(settings["profile_interval"]), log=ctx.log, stop=stop,
-                        started=time.time())
+    return DebugSession(
+        ctx.output_dir / "debug",
+        rules=settings["rules"],
+        kind="script",
+        monitor_interval=float(settings["profile_interval"]),
+        log=ctx.log,
+        stop=stop,
+        started=time.time(),
+    )
 
 
 def _stopped(rc: int, saved: bool = True):
     from visiontune.train.loop import StopTraining
 
-    return StopTraining(f"the script was stopped ({exit_status(rc)}); " + (
-        "what it had saved is in model.tar.gz" if saved else "it had saved nothing in SM_MODEL_DIR yet"))
+    return StopTraining(
+        f"the script was stopped ({exit_status(rc)}); "
+        + ("what it had saved is in model.tar.gz" if saved else "it had saved nothing in SM_MODEL_DIR yet")
+    )

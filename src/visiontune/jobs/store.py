@@ -53,7 +53,8 @@ def store_trouble(exc: BaseException) -> bool:
     """Whether ``exc`` says the store is (for now) unreachable or locked, not that a statement is wrong:
     worth retrying."""
     return isinstance(exc, (OperationalError, InterfaceError)) or (
-        isinstance(exc, DBAPIError) and bool(exc.connection_invalidated))
+        isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
+    )
 
 
 def retrying(fn, *args, until: float | None = None, what: str = "a write", where: str = "the job store", **kwargs):
@@ -71,8 +72,8 @@ def retrying(fn, *args, until: float | None = None, what: str = "a write", where
             left = until - time.time()
             if left <= 0:
                 raise StoreUnavailableError(
-                    f"{where} was unreachable for {time.time() - started:.0f} s (waited for {what}): "
-                    f"{_first_line(exc)}") from exc
+                    f"{where} was unreachable for {time.time() - started:.0f} s (waited for {what}): {_first_line(exc)}"
+                ) from exc
             time.sleep(min(delay, left))
             delay = min(delay * 2, 5.0)
 
@@ -128,8 +129,9 @@ def make_engine(url: str, reads: bool = False) -> Engine:
     try:
         parsed = make_url(url)
     except ArgumentError as exc:
-        raise ConfigError(f"VISIONTUNE_DB={url!r} is not a database URL (sqlite:///path or "
-                          "postgresql://user:password@host:5432/db)") from exc
+        raise ConfigError(
+            f"VISIONTUNE_DB={url!r} is not a database URL (sqlite:///path or postgresql://user:password@host:5432/db)"
+        ) from exc
     if parsed.get_backend_name() == "sqlite":
         if parsed.database:
             Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
@@ -139,8 +141,9 @@ def make_engine(url: str, reads: bool = False) -> Engine:
     try:
         return create_engine(url, pool_pre_ping=True, pool_size=2, max_overflow=4)
     except ModuleNotFoundError as exc:
-        raise MissingDependencyError(exc.name or "psycopg", f"the job store at {parsed.render_as_string()}",
-                                     extra="postgres") from exc
+        raise MissingDependencyError(
+            exc.name or "psycopg", f"the job store at {parsed.render_as_string()}", extra="postgres"
+        ) from exc
 
 
 @dataclass
@@ -183,16 +186,28 @@ class Job:
     def to_dict(self) -> dict[str, Any]:
         """SageMaker's DescribeTrainingJob names where they exist."""
         iso = lambda t: time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(t)) if t else None  # noqa: E731
-        return {"TrainingJobName": self.name, "TrainingJobStatus": self.status,
-                "SecondaryStatus": self.secondary_status, "Kind": self.kind,
-                "HyperParameters": self.hyperparameters, "FinalMetrics": self.final_metrics,
-                "FinalMetricDataList": [{"MetricName": k, "Value": v} for k, v in self.final_metrics.items()],
-                "FailureReason": self.failure_reason, "ModelArtifacts": {"S3ModelArtifacts": self.model_data},
-                "OutputDir": self.output_dir, "CreationTime": iso(self.created_at),
-                "TrainingStartTime": iso(self.started_at), "TrainingEndTime": iso(self.ended_at),
-                "TrainingElapsedTimeSeconds": round(self.elapsed, 1) if self.elapsed is not None else None,
-                "TuningJobName": self.tuning_job, "TrialNumber": self.trial_number, "Attempt": self.attempt,
-                "Host": self.host, "Pid": self.pid, "Spec": self.spec}
+        return {
+            "TrainingJobName": self.name,
+            "TrainingJobStatus": self.status,
+            "SecondaryStatus": self.secondary_status,
+            "Kind": self.kind,
+            "HyperParameters": self.hyperparameters,
+            "FinalMetrics": self.final_metrics,
+            "FinalMetricDataList": [{"MetricName": k, "Value": v} for k, v in self.final_metrics.items()],
+            "FailureReason": self.failure_reason,
+            "ModelArtifacts": {"S3ModelArtifacts": self.model_data},
+            "OutputDir": self.output_dir,
+            "CreationTime": iso(self.created_at),
+            "TrainingStartTime": iso(self.started_at),
+            "TrainingEndTime": iso(self.ended_at),
+            "TrainingElapsedTimeSeconds": round(self.elapsed, 1) if self.elapsed is not None else None,
+            "TuningJobName": self.tuning_job,
+            "TrialNumber": self.trial_number,
+            "Attempt": self.attempt,
+            "Host": self.host,
+            "Pid": self.pid,
+            "Spec": self.spec,
+        }
 
 
 @dataclass
@@ -227,8 +242,10 @@ class JobStore:
                 with self.engine.begin() as conn:
                     migrate(conn)
         except OperationalError as exc:
-            raise ConfigError(f"cannot open the job store {self.safe_url}: {str(exc.orig).strip()}; check "
-                              "VISIONTUNE_DB (is the server running, the user, password and database right?)") from exc
+            raise ConfigError(
+                f"cannot open the job store {self.safe_url}: {str(exc.orig).strip()}; check "
+                "VISIONTUNE_DB (is the server running, the user, password and database right?)"
+            ) from exc
 
     @property
     def safe_url(self) -> str:
@@ -295,9 +312,18 @@ class JobStore:
         return row[0]
 
     # ------------------------------------------------------------------ jobs
-    def create_job(self, name: str, kind: str, spec: dict, hyperparameters: dict, output_dir: str,
-                   tuning_job: str | None = None, trial_number: int | None = None, attempt: int = 1,
-                   exclusive: bool = False) -> Job:
+    def create_job(
+        self,
+        name: str,
+        kind: str,
+        spec: dict,
+        hyperparameters: dict,
+        output_dir: str,
+        tuning_job: str | None = None,
+        trial_number: int | None = None,
+        attempt: int = 1,
+        exclusive: bool = False,
+    ) -> Job:
         """Record a new job; ``exclusive``: refuse it when an active job writes to ``output_dir`` (checked in
         the same write transaction as the insert: SQLite's BEGIN IMMEDIATE makes the two one step)."""
         now = _now()
@@ -307,15 +333,30 @@ class JobStore:
                 if busy:
                     raise ConfigError(
                         f"{output_dir} is the output folder of job {busy[0].name}, which is {busy[0].status}: wait "
-                        f"for it, stop it (`visiontune jobs stop {busy[0].name}`), or choose another output folder")
-                conn.execute(text(
-                    "INSERT INTO vt_jobs (name, kind, status, secondary_status, spec, hyperparameters, output_dir, "
-                    "created_at, stop_requested, tuning_job, trial_number, attempt, submitter_host, submitter_pid) "
-                    "VALUES (:name, :kind, 'InProgress', 'Starting', :spec, :hp, :out, :now, :f, :tj, :tn, :at, "
-                    ":sh, :sp)"),
-                    {"name": name, "kind": kind, "spec": json.dumps(spec), "hp": json.dumps(hyperparameters),
-                     "out": str(output_dir), "now": now, "f": False, "tj": tuning_job, "tn": trial_number,
-                     "at": attempt, "sh": this_host(), "sp": os.getpid()})
+                        f"for it, stop it (`visiontune jobs stop {busy[0].name}`), or choose another output folder"
+                    )
+                conn.execute(
+                    text(
+                        "INSERT INTO vt_jobs (name, kind, status, secondary_status, spec, hyperparameters, output_dir, "
+                        "created_at, stop_requested, tuning_job, trial_number, attempt, submitter_host, submitter_pid) "
+                        "VALUES (:name, :kind, 'InProgress', 'Starting', :spec, :hp, :out, :now, :f, :tj, :tn, :at, "
+                        ":sh, :sp)"
+                    ),
+                    {
+                        "name": name,
+                        "kind": kind,
+                        "spec": json.dumps(spec),
+                        "hp": json.dumps(hyperparameters),
+                        "out": str(output_dir),
+                        "now": now,
+                        "f": False,
+                        "tj": tuning_job,
+                        "tn": trial_number,
+                        "at": attempt,
+                        "sh": this_host(),
+                        "sp": os.getpid(),
+                    },
+                )
         except SQLAlchemyError as exc:
             if "unique" in str(exc).lower() or "duplicate" in str(exc).lower():
                 raise ConfigError(f"a training job named {name!r} exists already; choose another name") from exc
@@ -329,8 +370,13 @@ class JobStore:
             raise JobNotFoundError(f"no training job named {name!r}; `visiontune jobs list` shows them")
         return _job(row)
 
-    def list_jobs(self, status: str | None = None, tuning_job: str | None = None, limit: int | None = None,
-                  newest_first: bool = True) -> list[Job]:
+    def list_jobs(
+        self,
+        status: str | None = None,
+        tuning_job: str | None = None,
+        limit: int | None = None,
+        newest_first: bool = True,
+    ) -> list[Job]:
         where, args = [], {}
         if status:
             where.append("status = :s")
@@ -358,59 +404,90 @@ class JobStore:
     @staticmethod
     def _in_folder(conn, output_dir: str, active: bool = False) -> list[Job]:
         where = " AND status IN (" + ", ".join(f"'{s}'" for s in ACTIVE) + ")" if active else ""  # constants
-        rows = conn.execute(text(f"SELECT * FROM vt_jobs WHERE output_dir = :o{where} ORDER BY id"),  # noqa: S608
-                            {"o": output_dir}).mappings()
+        rows = conn.execute(
+            text(f"SELECT * FROM vt_jobs WHERE output_dir = :o{where} ORDER BY id"),  # noqa: S608
+            {"o": output_dir},
+        ).mappings()
         return [_job(r) for r in rows]
 
     def hand_over(self, name: str, pid: int, host: str | None = None) -> None:
         """A queued job's starting is now up to process ``pid`` (a runner launched for it): while it is
         queued, that process's death makes it an orphan, not its submitter's exit."""
         with self._write() as conn:
-            conn.execute(text("UPDATE vt_jobs SET submitter_pid = :p, submitter_host = :h WHERE name = :n "
-                              "AND started_at IS NULL"), {"p": pid, "h": host or this_host(), "n": name})
+            conn.execute(
+                text(
+                    "UPDATE vt_jobs SET submitter_pid = :p, submitter_host = :h WHERE name = :n AND started_at IS NULL"
+                ),
+                {"p": pid, "h": host or this_host(), "n": name},
+            )
 
     def started(self, name: str, pid: int | None = None, host: str | None = None) -> bool:
         """Claim a submitted job for this runner; False when it was stopped (or failed) before it started."""
         now = _now()
         with self._write() as conn:
-            done = conn.execute(text(
-                "UPDATE vt_jobs SET started_at = COALESCE(started_at, :now), heartbeat_at = :now, pid = :pid, "
-                "host = :host, secondary_status = 'Training' WHERE name = :n AND status = 'InProgress' "
-                "AND stop_requested = :f"),
-                {"now": now, "pid": pid or os.getpid(), "host": host or this_host(), "n": name, "f": False})
+            done = conn.execute(
+                text(
+                    "UPDATE vt_jobs SET started_at = COALESCE(started_at, :now), heartbeat_at = :now, pid = :pid, "
+                    "host = :host, secondary_status = 'Training' WHERE name = :n AND status = 'InProgress' "
+                    "AND stop_requested = :f"
+                ),
+                {"now": now, "pid": pid or os.getpid(), "host": host or this_host(), "n": name, "f": False},
+            )
         return done.rowcount == 1
 
     def heartbeat(self, name: str, secondary_status: str | None = None) -> bool:
         """Record that the runner is alive; returns whether a stop was requested."""
         with self._write() as conn:
-            conn.execute(text("UPDATE vt_jobs SET heartbeat_at = :now"
-                              + (", secondary_status = :ss" if secondary_status else "") + " WHERE name = :n"),
-                         {"now": _now(), "n": name, "ss": secondary_status})
+            conn.execute(
+                text(
+                    "UPDATE vt_jobs SET heartbeat_at = :now"
+                    + (", secondary_status = :ss" if secondary_status else "")
+                    + " WHERE name = :n"
+                ),
+                {"now": _now(), "n": name, "ss": secondary_status},
+            )
             row = conn.execute(text("SELECT stop_requested FROM vt_jobs WHERE name = :n"), {"n": name}).first()
         return bool(row and row[0])
 
     def set_hyperparameters(self, name: str, values: dict) -> None:
         with self._write() as conn:
-            conn.execute(text("UPDATE vt_jobs SET hyperparameters = :h WHERE name = :n"),
-                         {"h": json.dumps(values), "n": name})
+            conn.execute(
+                text("UPDATE vt_jobs SET hyperparameters = :h WHERE name = :n"), {"h": json.dumps(values), "n": name}
+            )
 
     def set_secondary_status(self, name: str, status: str) -> None:
         with self._write() as conn:
             conn.execute(text("UPDATE vt_jobs SET secondary_status = :s WHERE name = :n"), {"s": status, "n": name})
 
-    def finish(self, name: str, status: str, *, reason: str | None = None, final_metrics: dict | None = None,
-               model_data: str | None = None) -> None:
+    def finish(
+        self,
+        name: str,
+        status: str,
+        *,
+        reason: str | None = None,
+        final_metrics: dict | None = None,
+        model_data: str | None = None,
+    ) -> None:
         if status not in TERMINAL:
             raise ValueError(status)
         with self._write() as conn:
             if status != "Completed" and not final_metrics:  # a stopped or failed run keeps its last values
                 final_metrics = self._last_values(conn, name)
-            conn.execute(text(
-                "UPDATE vt_jobs SET status = :s, secondary_status = :s, ended_at = :now, failure_reason = :r, "
-                "final_metrics = COALESCE(:fm, final_metrics), model_data = COALESCE(:md, model_data) "
-                "WHERE name = :n AND status IN ('InProgress', 'Stopping')"),
-                {"s": status, "now": _now(), "r": reason, "fm": json.dumps(final_metrics) if final_metrics else None,
-                 "md": model_data, "n": name})
+            conn.execute(
+                text(
+                    "UPDATE vt_jobs SET status = :s, secondary_status = :s, ended_at = :now, failure_reason = :r, "
+                    "final_metrics = COALESCE(:fm, final_metrics), model_data = COALESCE(:md, model_data) "
+                    "WHERE name = :n AND status IN ('InProgress', 'Stopping')"
+                ),
+                {
+                    "s": status,
+                    "now": _now(),
+                    "r": reason,
+                    "fm": json.dumps(final_metrics) if final_metrics else None,
+                    "md": model_data,
+                    "n": name,
+                },
+            )
 
     def _last_values(self, conn, name: str) -> dict[str, float]:
         """Each metric series' last value (SageMaker's final metrics of a job that did not complete)."""
@@ -418,9 +495,13 @@ class JobStore:
         if row is None:
             return {}
         jid = row[0]
-        rows = conn.execute(text(
-            "SELECT m.name, m.value FROM vt_metrics m JOIN (SELECT name, MAX(id) AS id FROM vt_metrics "
-            "WHERE job_id = :j GROUP BY name) last ON m.id = last.id"), {"j": jid}).all()
+        rows = conn.execute(
+            text(
+                "SELECT m.name, m.value FROM vt_metrics m JOIN (SELECT name, MAX(id) AS id FROM vt_metrics "
+                "WHERE job_id = :j GROUP BY name) last ON m.id = last.id"
+            ),
+            {"j": jid},
+        ).all()
         return {r[0]: r[1] for r in rows}
 
     def request_stop(self, name: str) -> Job:
@@ -428,9 +509,13 @@ class JobStore:
         if job.status in TERMINAL:
             return job
         with self._write() as conn:
-            conn.execute(text("UPDATE vt_jobs SET stop_requested = :t, status = 'Stopping', "
-                              "secondary_status = 'Stopping' WHERE name = :n AND status IN ('InProgress', 'Stopping')"),
-                         {"t": True, "n": name})
+            conn.execute(
+                text(
+                    "UPDATE vt_jobs SET stop_requested = :t, status = 'Stopping', "
+                    "secondary_status = 'Stopping' WHERE name = :n AND status IN ('InProgress', 'Stopping')"
+                ),
+                {"t": True, "n": name},
+            )
         return self.get_job(name)
 
     def stop_requested(self, name: str) -> bool:
@@ -453,8 +538,9 @@ class JobStore:
             jid = self._job_id(conn, name)
             rows = [{"j": jid, "n": k, "s": int(step), "v": float(v), "t": now} for k, v in values.items()]
             if rows:
-                conn.execute(text("INSERT INTO vt_metrics (job_id, name, step, value, ts) VALUES (:j, :n, :s, :v, :t)"),
-                             rows)
+                conn.execute(
+                    text("INSERT INTO vt_metrics (job_id, name, step, value, ts) VALUES (:j, :n, :s, :v, :t)"), rows
+                )
 
     def metrics(self, name: str, metric: str | None = None) -> dict[str, list[tuple[int, float, float]]]:
         """``{metric: [(step, value, timestamp), ...]}`` in the order they were logged."""
@@ -475,15 +561,17 @@ class JobStore:
             return
         with self._write() as conn:
             jid = self._job_id(conn, name)
-            conn.execute(text("INSERT INTO vt_logs (job_id, text, ts) VALUES (:j, :x, :t)"),
-                         {"j": jid, "x": chunk, "t": _now()})
+            conn.execute(
+                text("INSERT INTO vt_logs (job_id, text, ts) VALUES (:j, :x, :t)"), {"j": jid, "x": chunk, "t": _now()}
+            )
 
     def logs(self, name: str, after: int = 0) -> tuple[str, int]:
         """The log text written after chunk ``after``, and the last chunk's id (pass it next time)."""
         with self._read() as conn:
             jid = self._job_id(conn, name)
-            rows = conn.execute(text("SELECT id, text FROM vt_logs WHERE job_id = :j AND id > :a ORDER BY id"),
-                                {"j": jid, "a": after}).all()
+            rows = conn.execute(
+                text("SELECT id, text FROM vt_logs WHERE job_id = :j AND id > :a ORDER BY id"), {"j": jid, "a": after}
+            ).all()
         return "".join(r[1] for r in rows), (rows[-1][0] if rows else after)
 
     # ------------------------------------------------------------------ orphans
@@ -503,8 +591,9 @@ class JobStore:
             same: dict[str, object] = {}  # the columns the verdict read, unchanged when it is written
             if job.started_at is None:
                 if job.submitter_host == host and job.submitter_pid and not pid_alive(job.submitter_pid):
-                    gone = (f"the process that was to start it (pid {job.submitter_pid} on {host}) ended "
-                            "before it started")
+                    gone = (
+                        f"the process that was to start it (pid {job.submitter_pid} on {host}) ended before it started"
+                    )
                     same = {"started_at": None, "submitter_pid": job.submitter_pid, "submitter_host": host}
             elif job.host == host and job.pid and not pid_alive(job.pid):
                 gone = f"its runner (pid {job.pid} on {host}) is gone: killed or crashed"
@@ -521,13 +610,22 @@ class JobStore:
             with self._write() as conn:
                 last = None if job.final_metrics else self._last_values(conn, job.name)
                 # it ended when it last gave a sign of life (a heartbeat every few seconds), not now
-                done = conn.execute(text(
-                    "UPDATE vt_jobs SET status = :s, secondary_status = :s, "
-                    "ended_at = COALESCE(heartbeat_at, started_at, :now), failure_reason = :r, "
-                    "final_metrics = COALESCE(:fm, final_metrics) WHERE name = :n AND status IN "
-                    "('InProgress', 'Stopping')" + where),
-                    {"s": status, "now": now, "r": f"orphaned: {gone}", "n": job.name,
-                     "fm": json.dumps(last) if last else None, **args})
+                done = conn.execute(
+                    text(
+                        "UPDATE vt_jobs SET status = :s, secondary_status = :s, "
+                        "ended_at = COALESCE(heartbeat_at, started_at, :now), failure_reason = :r, "
+                        "final_metrics = COALESCE(:fm, final_metrics) WHERE name = :n AND status IN "
+                        "('InProgress', 'Stopping')" + where
+                    ),
+                    {
+                        "s": status,
+                        "now": now,
+                        "r": f"orphaned: {gone}",
+                        "n": job.name,
+                        "fm": json.dumps(last) if last else None,
+                        **args,
+                    },
+                )
             if done.rowcount == 1:
                 reaped.append(job.name)
         for tj in self._active_tuners():  # a tuner killed on this machine: Failed, and resumable
@@ -535,34 +633,52 @@ class JobStore:
             if tj.host != host or not tj.pid or pid_alive(tj.pid):
                 continue
             with self._write() as conn:
-                conn.execute(text("UPDATE vt_tuning_jobs SET status = 'Failed', ended_at = :now, failure_reason = :r "
-                                  "WHERE name = :n AND status IN ('InProgress', 'Stopping') AND pid = :p AND host = :h"),
-                             {"now": now, "n": tj.name, "p": tj.pid, "h": host,
-                              "r": f"orphaned: its tuner (pid {tj.pid} on {host}) is gone: killed or crashed; run "
-                                   "its configuration again (`visiontune tune --config FILE`) to resume it"})
+                conn.execute(
+                    text(
+                        "UPDATE vt_tuning_jobs SET status = 'Failed', ended_at = :now, failure_reason = :r "
+                        "WHERE name = :n AND status IN ('InProgress', 'Stopping') AND pid = :p AND host = :h"
+                    ),
+                    {
+                        "now": now,
+                        "n": tj.name,
+                        "p": tj.pid,
+                        "h": host,
+                        "r": f"orphaned: its tuner (pid {tj.pid} on {host}) is gone: killed or crashed; run "
+                        "its configuration again (`visiontune tune --config FILE`) to resume it",
+                    },
+                )
         return reaped
 
     def _active_jobs(self) -> list[Job]:
         """The jobs that can be orphans (InProgress, Stopping): found through the index on status
         (migration 1), so reaping costs what is running, not every job ever recorded."""
         with self._read() as conn:
-            rows = conn.execute(text(f"SELECT * FROM vt_jobs WHERE status IN ({_ACTIVE_SQL}) ORDER BY id"),  # noqa: S608
-                                ).mappings().all()
+            rows = (
+                conn.execute(
+                    text(f"SELECT * FROM vt_jobs WHERE status IN ({_ACTIVE_SQL}) ORDER BY id"),  # noqa: S608
+                )
+                .mappings()
+                .all()
+            )
         return [_job(r) for r in rows]
 
     def _active_tuners(self) -> list:
         """The active tuning jobs' name, host and pid (index on status, migration 5; their configs unread)."""
         with self._read() as conn:
-            return conn.execute(text(f"SELECT name, host, pid FROM vt_tuning_jobs WHERE status IN ({_ACTIVE_SQL})"),  # noqa: S608
-                                ).all()
+            return conn.execute(
+                text(f"SELECT name, host, pid FROM vt_tuning_jobs WHERE status IN ({_ACTIVE_SQL})"),  # noqa: S608
+            ).all()
 
     # ------------------------------------------------------------------ tuning jobs
     def create_tuning_job(self, name: str, config: dict) -> TuningJob:
         with self._write() as conn:
-            conn.execute(text("INSERT INTO vt_tuning_jobs (name, status, config, created_at, stop_requested, host, "
-                              "pid, heartbeat_at) VALUES (:n, 'InProgress', :c, :t, :f, :h, :p, :t)"),
-                         {"n": name, "c": json.dumps(config), "t": _now(), "f": False, "h": this_host(),
-                          "p": os.getpid()})
+            conn.execute(
+                text(
+                    "INSERT INTO vt_tuning_jobs (name, status, config, created_at, stop_requested, host, "
+                    "pid, heartbeat_at) VALUES (:n, 'InProgress', :c, :t, :f, :h, :p, :t)"
+                ),
+                {"n": name, "c": json.dumps(config), "t": _now(), "f": False, "h": this_host(), "p": os.getpid()},
+            )
         return self.get_tuning_job(name)
 
     def find_tuning_job(self, name: str) -> TuningJob | None:
@@ -578,12 +694,23 @@ class JobStore:
 
     def list_tuning_jobs(self) -> list[TuningJob]:
         with self._read() as conn:
-            return [_tuning(r) for r in conn.execute(text("SELECT * FROM vt_tuning_jobs ORDER BY created_at DESC"))
-                    .mappings()]
+            return [
+                _tuning(r)
+                for r in conn.execute(text("SELECT * FROM vt_tuning_jobs ORDER BY created_at DESC")).mappings()
+            ]
 
     def update_tuning_job(self, name: str, **values: Any) -> None:
-        allowed = {"status", "ended_at", "heartbeat_at", "host", "pid", "stop_requested", "failure_reason",
-                   "best_job", "config"}
+        allowed = {
+            "status",
+            "ended_at",
+            "heartbeat_at",
+            "host",
+            "pid",
+            "stop_requested",
+            "failure_reason",
+            "best_job",
+            "config",
+        }
         bad = set(values) - allowed
         if bad:
             raise ValueError(bad)

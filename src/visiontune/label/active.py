@@ -42,15 +42,15 @@ MIN_VALIDATED = 30
 class AutoLabelSettings:
     """How a job auto-labels; kept in the job's settings (``settings["auto_label"]``)."""
 
-    target_accuracy: float = 0.95   # the held-out accuracy the auto-labels must reach
-    model: str = "mobilenet_v2"     # the zoo backbone whose features the head is trained on
-    image_size: int | None = None   # None: the model's own preprocessing size
-    initial_share: float = 0.10     # humans label this share (a random sample) before the first round
-    batch_share: float = 0.05       # then a round after every this share of new human labels
-    min_labels: int = 50            # and never before this many human labels
-    folds: int = 5                  # k-fold held-out predictions for the threshold
-    z: float = 1.0                  # the threshold's accuracy is the lower bound of a z-sigma Wilson interval
-    weight_decay: float = 1e-2      # the head's L2 penalty (see below)
+    target_accuracy: float = 0.95  # the held-out accuracy the auto-labels must reach
+    model: str = "mobilenet_v2"  # the zoo backbone whose features the head is trained on
+    image_size: int | None = None  # None: the model's own preprocessing size
+    initial_share: float = 0.10  # humans label this share (a random sample) before the first round
+    batch_share: float = 0.05  # then a round after every this share of new human labels
+    min_labels: int = 50  # and never before this many human labels
+    folds: int = 5  # k-fold held-out predictions for the threshold
+    z: float = 1.0  # the threshold's accuracy is the lower bound of a z-sigma Wilson interval
+    weight_decay: float = 1e-2  # the head's L2 penalty (see below)
     seed: int = 0
 
     def __post_init__(self):
@@ -62,8 +62,11 @@ class AutoLabelSettings:
             ("folds", 2 <= self.folds <= 20, "2 to 20"),
             ("z", 0.0 <= self.z <= 4.0, "0 to 4"),
             ("weight_decay", self.weight_decay >= 0.0, "0 or more"),
-            ("image_size", self.image_size is None or not out_of_bounds("image_size", self.image_size),
-             range_text("image_size")),  # the one bounds table (TrainConfig, the CLI, Preprocessing)
+            (
+                "image_size",
+                self.image_size is None or not out_of_bounds("image_size", self.image_size),
+                range_text("image_size"),
+            ),  # the one bounds table (TrainConfig, the CLI, Preprocessing)
         ]
         for name, ok, what in checks:
             if not ok:
@@ -92,13 +95,16 @@ def settings_of(job: LabelJob) -> AutoLabelSettings | None:
 
 def check_auto_label(job: LabelJob | None, settings: AutoLabelSettings | None, multi_label: bool = False) -> None:
     if job is not None and settings is None:
-        raise ConfigError(f"labeling job {job.name} was made without --auto-label; make a new job with it "
-                          f"(`visiontune label create NAME --images ... --auto-label`)")
+        raise ConfigError(
+            f"labeling job {job.name} was made without --auto-label; make a new job with it "
+            f"(`visiontune label create NAME --images ... --auto-label`)"
+        )
     if multi_label or (job is not None and job.multi_label):
         raise ConfigError("--auto-label works on single-label jobs; a multi-label job is labelled by humans only")
 
 
 # -- the pieces: features, a head, held-out predictions, a threshold -------------------------------------
+
 
 def job_features(paths: list[str], settings: AutoLabelSettings, device: str = "auto") -> tuple[np.ndarray, np.ndarray]:
     """(N, D) float32 backbone features of the images and the mask of those that decoded, from the engine's
@@ -115,14 +121,24 @@ def job_features(paths: list[str], settings: AutoLabelSettings, device: str = "a
         hashes = fingerprint(samples, advance)
     model, spec, wspec = create_model(settings.model, pretrained=True, num_classes=2)
     if wspec is None:
-        raise ConfigError(f"auto-label model {settings.model}: it has no pretrained weights; choose one that has "
-                          "(`visiontune models`)")
+        raise ConfigError(
+            f"auto-label model {settings.model}: it has no pretrained weights; choose one that has "
+            "(`visiontune models`)"
+        )
     prep = default_preprocessing(spec, wspec, settings.image_size)
     dev = pick_device(device)
     with bar(len(samples), "features") as advance:
-        x, ok, _bad, _hit = feature_cache(model.backbone, feature_model_key(spec, wspec), samples, hashes, prep,
-                                          device=dev, dtype=resolve_precision("auto", dev), on_bad_image="skip",
-                                          progress=advance)
+        x, ok, _bad, _hit = feature_cache(
+            model.backbone,
+            feature_model_key(spec, wspec),
+            samples,
+            hashes,
+            prep,
+            device=dev,
+            dtype=resolve_precision("auto", dev),
+            on_bad_image="skip",
+            progress=advance,
+        )
     return x.float().numpy(), ok
 
 
@@ -142,8 +158,9 @@ class LinearHead:
         lin = torch.nn.Linear(xt.shape[1], self.num_classes)
         torch.nn.init.zeros_(lin.weight)
         torch.nn.init.zeros_(lin.bias)
-        opt = torch.optim.LBFGS(lin.parameters(), lr=1.0, max_iter=self.max_iter, history_size=20,
-                                line_search_fn="strong_wolfe")
+        opt = torch.optim.LBFGS(
+            lin.parameters(), lr=1.0, max_iter=self.max_iter, history_size=20, line_search_fn="strong_wolfe"
+        )
 
         def closure():
             opt.zero_grad()
@@ -162,8 +179,9 @@ class LinearHead:
             return torch.softmax(self.linear(xt), dim=1).numpy()
 
 
-def cross_fit(x: np.ndarray, y: np.ndarray, num_classes: int, folds: int, weight_decay: float,
-              seed: int) -> tuple[np.ndarray, list[LinearHead]]:
+def cross_fit(
+    x: np.ndarray, y: np.ndarray, num_classes: int, folds: int, weight_decay: float, seed: int
+) -> tuple[np.ndarray, list[LinearHead]]:
     """Each row's class probabilities from a head trained without its fold (stratified folds), and the heads:
     their average labels the other images, so the threshold is measured on the models that apply it."""
     rng = np.random.default_rng(seed)
@@ -209,8 +227,9 @@ def wilson_lower(correct: np.ndarray, n: np.ndarray, z: float) -> np.ndarray:
     return (centre - spread) / (1 + z * z / n)
 
 
-def pick_threshold(confidence: np.ndarray, correct: np.ndarray, target: float, z: float = 1.0,
-                   min_count: int = MIN_VALIDATED) -> tuple[float | None, float | None, int]:
+def pick_threshold(
+    confidence: np.ndarray, correct: np.ndarray, target: float, z: float = 1.0, min_count: int = MIN_VALIDATED
+) -> tuple[float | None, float | None, int]:
     """The lowest confidence whose held-out predictions at or above it reach ``target`` accuracy (the lower
     bound of its Wilson interval, so few predictions need more margin): (threshold, their accuracy, how many).
     (None, None, 0) when no threshold does."""
@@ -250,13 +269,13 @@ def calibrator(confidence: np.ndarray, correct: np.ndarray):
     rates = np.maximum.accumulate(rates)  # the pseudo-counts must not break the order
 
     def apply(c):
-        return rates[np.minimum(np.searchsorted(edges, np.asarray(c, dtype=np.float64), side="left"),
-                                len(rates) - 1)]
+        return rates[np.minimum(np.searchsorted(edges, np.asarray(c, dtype=np.float64), side="left"), len(rates) - 1)]
 
     return apply
 
 
 # -- a round ---------------------------------------------------------------------------------------------
+
 
 def human_labels(job: LabelJob, store: LabelStore) -> dict[int, int]:
     """item id -> label, for every image humans finished (``workers_per_image`` answers, consolidated) and
@@ -283,8 +302,7 @@ def human_accuracy(job: LabelJob, store: LabelStore, z: float) -> tuple[float, i
     if job.workers_per_image > 1:
         return 1.0, 0
     gold = {i.id: class_index(i.gold) for i in store.items(job) if i.gold is not None}
-    right = [int(a["label"]) == gold[a["item"]] for a in store.answers(job)
-             if a["item"] in gold and not a["skipped"]]
+    right = [int(a["label"]) == gold[a["item"]] for a in store.answers(job) if a["item"] in gold and not a["skipped"]]
     if not right:
         return 1.0, 0
     n, p = len(right), float(np.mean(right))
@@ -311,18 +329,23 @@ def due(job: LabelJob, store: LabelStore, humans: dict[int, int] | None = None) 
     return f"{new} new human labels since round {rounds[-1]['round']}" if new >= step else None
 
 
-def _check_ready(name: str, job: LabelJob, labels: dict[int, int], pending: list[Item],
-                 settings: AutoLabelSettings) -> None:
+def _check_ready(
+    name: str, job: LabelJob, labels: dict[int, int], pending: list[Item], settings: AutoLabelSettings
+) -> None:
     """Refuse a round that cannot help: too few human labels, nothing left, or one label only."""
     if len(labels) < settings.min_labels:
-        raise ConfigError(f"labeling job {name}: {len(labels)} human label(s); auto-labeling needs at least "
-                          f"{settings.min_labels} (label more images first)")
+        raise ConfigError(
+            f"labeling job {name}: {len(labels)} human label(s); auto-labeling needs at least "
+            f"{settings.min_labels} (label more images first)"
+        )
     if not pending:
         raise ConfigError(f"labeling job {name}: every image has a label; nothing left to auto-label")
     if len(set(labels.values())) < 2:
         only = job.labels[next(iter(labels.values()))]
-        raise ConfigError(f"labeling job {name}: the human labels so far are all {only!r}; a model needs two or more "
-                          "labels to tell apart (label more images first)")
+        raise ConfigError(
+            f"labeling job {name}: the human labels so far are all {only!r}; a model needs two or more "
+            "labels to tell apart (label more images first)"
+        )
 
 
 def _checked_human_accuracy(name: str, job: LabelJob, store: LabelStore, z: float) -> tuple[float, int]:
@@ -333,16 +356,25 @@ def _checked_human_accuracy(name: str, job: LabelJob, store: LabelStore, z: floa
     k = len(job.labels)
     floor = 0.5 + 0.5 / k  # half-way from chance (1/k, for k=2) up: below it the correction would be wild
     if human_acc < floor:
-        raise ConfigError(f"labeling job {name}: the workers' answers on gold images are right only "
-                          f"{human_acc:.0%} of the time (upper estimate, {gold_answers} answers), too close to "
-                          "chance to check a model against; look at the gold labels and the workers' agreement "
-                          "(`visiontune label status`)")
+        raise ConfigError(
+            f"labeling job {name}: the workers' answers on gold images are right only "
+            f"{human_acc:.0%} of the time (upper estimate, {gold_answers} answers), too close to "
+            "chance to check a model against; look at the gold labels and the workers' agreement "
+            "(`visiontune label status`)"
+        )
     return human_acc, gold_answers
 
 
-def _model_labels(heads: list[LinearHead], x: np.ndarray, usable: list[Item], row: dict[int, int],
-                  threshold: float | None, calibrate: Callable[[np.ndarray], np.ndarray], human_acc: float,
-                  k: int) -> tuple[dict[int, tuple[int, float]], dict[int, float]]:
+def _model_labels(
+    heads: list[LinearHead],
+    x: np.ndarray,
+    usable: list[Item],
+    row: dict[int, int],
+    threshold: float | None,
+    calibrate: Callable[[np.ndarray], np.ndarray],
+    human_acc: float,
+    k: int,
+) -> tuple[dict[int, tuple[int, float]], dict[int, float]]:
     """(item id -> (label, confidence) for the images the heads are sure of, item id -> priority for the rest).
     A model label's confidence is on the humans' scale: how often held-out predictions of that confidence were
     right (isotonic), corrected for the human labels' own errors where gold measured them."""
@@ -381,35 +413,45 @@ def run_round(name: str, store: LabelStore | None = None, device: str = "auto") 
     row = {i.id: n for n, i in enumerate(items)}
     train_ids = [i for i in labels if ok[row[i]]]
     if len(train_ids) < settings.min_labels:
-        raise ConfigError(f"labeling job {name}: only {len(train_ids)} human-labelled image(s) could be read by "
-                          f"{settings.model}; auto-labeling needs {settings.min_labels}")
+        raise ConfigError(
+            f"labeling job {name}: only {len(train_ids)} human-labelled image(s) could be read by "
+            f"{settings.model}; auto-labeling needs {settings.min_labels}"
+        )
     ys = np.array([labels[i] for i in train_ids], dtype=np.int64)
     seed = settings.seed + len(store.rounds(job))
     torch.manual_seed(seed)
     val, heads = cross_fit(x[[row[i] for i in train_ids]], ys, k, settings.folds, settings.weight_decay, seed)
     conf_v = val.max(1)
     correct = val.argmax(1) == ys
-    threshold, agreement, validated = pick_threshold(conf_v, correct, observed_target(settings.target_accuracy,
-                                                                                      human_acc, k), settings.z)
-    auto, priorities = _model_labels(heads, x, [i for i in pending if ok[row[i.id]]], row, threshold,
-                                     calibrator(conf_v, correct), human_acc, k)
+    threshold, agreement, validated = pick_threshold(
+        conf_v, correct, observed_target(settings.target_accuracy, human_acc, k), settings.z
+    )
+    auto, priorities = _model_labels(
+        heads, x, [i for i in pending if ok[row[i.id]]], row, threshold, calibrator(conf_v, correct), human_acc, k
+    )
     for item in pending:
         if not ok[row[item.id]]:
             priorities[item.id] = 0.0  # an image the backbone could not read: humans decide, after the rest
-    summary.update({
-        "threshold": threshold,
-        "estimated_accuracy": None if agreement is None else true_accuracy(agreement, human_acc, k),
-        "validated_above_threshold": validated,
-        "agreement_with_humans": agreement, "human_label_accuracy": round(human_acc, 4),
-        "gold_answers": gold_answers,
-        "held_out_accuracy": float(correct.mean()) if len(ys) else None, "held_out": int(len(ys)),
-        "pending_before": len(pending), "unreadable": int(sum(not ok[row[i.id]] for i in pending)),
-        "seconds": round(time.perf_counter() - t0, 3), "feature_seconds": round(t_features, 3),
-        "model": settings.model,
-        "confidence": "calibrated: isotonic on the held-out predictions (the model's own softmax picks the "
-                      "threshold)",
-        "mean_auto_confidence": round(float(np.mean([v[1] for v in auto.values()])), 4) if auto else None,
-    })
+    summary.update(
+        {
+            "threshold": threshold,
+            "estimated_accuracy": None if agreement is None else true_accuracy(agreement, human_acc, k),
+            "validated_above_threshold": validated,
+            "agreement_with_humans": agreement,
+            "human_label_accuracy": round(human_acc, 4),
+            "gold_answers": gold_answers,
+            "held_out_accuracy": float(correct.mean()) if len(ys) else None,
+            "held_out": int(len(ys)),
+            "pending_before": len(pending),
+            "unreadable": int(sum(not ok[row[i.id]] for i in pending)),
+            "seconds": round(time.perf_counter() - t0, 3),
+            "feature_seconds": round(t_features, 3),
+            "model": settings.model,
+            "confidence": "calibrated: isotonic on the held-out predictions (the model's own softmax picks the "
+            "threshold)",
+            "mean_auto_confidence": round(float(np.mean([v[1] for v in auto.values()])), 4) if auto else None,
+        }
+    )
     return store.record_round(job, summary, auto, priorities)
 
 
@@ -431,8 +473,11 @@ def summarize(job: LabelJob, store: LabelStore) -> dict:
     weighted = sum(n * e for r, n in by_round.items() if (e := est.get(r)) is not None)
     return {
         "auto_label": {
-            "target_accuracy": settings.target_accuracy, "model": settings.model, "rounds": len(rounds),
-            "human_labeled": len(humans), "auto_labeled": len(auto),
+            "target_accuracy": settings.target_accuracy,
+            "model": settings.model,
+            "rounds": len(rounds),
+            "human_labeled": len(humans),
+            "auto_labeled": len(auto),
             "estimated_accuracy": round(weighted / len(auto), 4) if auto else None,
             "last_round": rounds[-1] if rounds else None,
             "next_round": due(job, store, humans),
@@ -443,12 +488,16 @@ def summarize(job: LabelJob, store: LabelStore) -> dict:
 def describe(s: dict) -> str:
     """A round's summary in one line."""
     if s["threshold"] is None:
-        return (f"round {s['round']}: no confidence threshold reaches {s['target_accuracy']:.0%} held-out accuracy yet "
-                f"({s['held_out_accuracy']:.1%} over all {s['held_out']} human labels); the least confident images "
-                f"go to humans next ({s['seconds']:.1f} s)")
-    return (f"round {s['round']}: {s['auto_labeled_now']} image(s) auto-labeled at confidence >= {s['threshold']:.4f} "
-            f"(held-out accuracy above it {s['estimated_accuracy']:.1%} on {s['validated_above_threshold']} human "
-            f"labels; {s['seconds']:.1f} s)")
+        return (
+            f"round {s['round']}: no confidence threshold reaches {s['target_accuracy']:.0%} held-out accuracy yet "
+            f"({s['held_out_accuracy']:.1%} over all {s['held_out']} human labels); the least confident images "
+            f"go to humans next ({s['seconds']:.1f} s)"
+        )
+    return (
+        f"round {s['round']}: {s['auto_labeled_now']} image(s) auto-labeled at confidence >= {s['threshold']:.4f} "
+        f"(held-out accuracy above it {s['estimated_accuracy']:.1%} on {s['validated_above_threshold']} human "
+        f"labels; {s['seconds']:.1f} s)"
+    )
 
 
 class AutoLabeler:

@@ -18,8 +18,10 @@ from visiontune.web.security import KiB, Limits, allowed_hosts, base_url, check_
 from visiontune.web.templates import render as render_shared
 
 STATIC = Path(__file__).parent / "static"
-LINK_HINT = ("It was revoked, replaced by a newer one, or mistyped. Ask the job's owner for your current link "
-             "(`visiontune label workers link JOB NAME`; the owner's: `visiontune label owner-url JOB`).")
+LINK_HINT = (
+    "It was revoked, replaced by a newer one, or mistyped. Ask the job's owner for your current link "
+    "(`visiontune label workers link JOB NAME`; the owner's: `visiontune label owner-url JOB`)."
+)
 #: the largest body the app reads: an answer is a few dozen bytes
 MAX_BODY = 64 * KiB
 
@@ -33,8 +35,9 @@ def create_app(store: LabelStore | None = None, *, host: str | None = None, port
         return None
 
     hosts = allowed_hosts(host, port) if host is not None and port is not None else None
-    app = web_app.create("visiontune labeling", hosts=hosts, limits=Limits(default=MAX_BODY), page_for=page_for,
-                         cache=None)
+    app = web_app.create(
+        "visiontune labeling", hosts=hosts, limits=Limits(default=MAX_BODY), page_for=page_for, cache=None
+    )
     app.state.label_store = store or LabelStore()
     app.include_router(web_app.static_router("/static/label", STATIC))
     app.include_router(worker.router)
@@ -47,8 +50,15 @@ def create_app(store: LabelStore | None = None, *, host: str | None = None, port
     return app
 
 
-def serve(name: str, host: str = "127.0.0.1", port: int = 8770, allow_remote: bool = False,
-          store: LabelStore | None = None, new_link: bool = False, announce=print) -> None:
+def serve(
+    name: str,
+    host: str = "127.0.0.1",
+    port: int = 8770,
+    allow_remote: bool = False,
+    store: LabelStore | None = None,
+    new_link: bool = False,
+    announce=print,
+) -> None:
     """Run the app until interrupted; prints the owner's link (the same one across restarts unless
     ``new_link``)."""
     import uvicorn
@@ -62,8 +72,10 @@ def serve(name: str, host: str = "127.0.0.1", port: int = 8770, allow_remote: bo
     if host not in ("127.0.0.1", "localhost", "::1"):
         announce(f"warning: serving on {host}: anyone who can reach this machine and has a link can label")
     owner_secret = store.owner_secret(job, new=new_link)
-    announce(f"labeling job {job.name}: {base_url(host, port)}/o/{owner_secret} (owner view; "
-             f"`visiontune label owner-url {job.name}` prints it again)")
+    announce(
+        f"labeling job {job.name}: {base_url(host, port)}/o/{owner_secret} (owner view; "
+        f"`visiontune label owner-url {job.name}` prints it again)"
+    )
     announce(f"worker links: `visiontune label workers add {job.name} NAME...`")
     auto = None
     if job.settings.get("auto_label") is not None:
@@ -72,8 +84,9 @@ def serve(name: str, host: str = "127.0.0.1", port: int = 8770, allow_remote: bo
         auto = AutoLabeler(job.name, store, say=announce).start()
         announce("auto-labeling: a round runs whenever enough new human labels are in (`label status` shows them)")
     try:
-        uvicorn.run(create_app(store, host=host, port=port), host=host, port=port, access_log=False,
-                    log_level="warning")
+        uvicorn.run(
+            create_app(store, host=host, port=port), host=host, port=port, access_log=False, log_level="warning"
+        )
     finally:
         if auto is not None:
             auto.stop()

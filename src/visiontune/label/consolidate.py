@@ -26,8 +26,8 @@ _ACCURACY_PSEUDO_ANSWERS = 2.0  # weight of the prior on a worker's pooled accur
 
 @dataclass
 class Consolidated:
-    labels: dict[Hashable, int] = field(default_factory=dict)            # item -> consolidated class
-    confidence: dict[Hashable, float] = field(default_factory=dict)      # item -> posterior of that class
+    labels: dict[Hashable, int] = field(default_factory=dict)  # item -> consolidated class
+    confidence: dict[Hashable, float] = field(default_factory=dict)  # item -> posterior of that class
     posteriors: dict[Hashable, np.ndarray] = field(default_factory=dict)  # item -> (K,) probabilities
     worker_confusion: dict[Hashable, np.ndarray] = field(default_factory=dict)  # (K, K): row true, column answer
     worker_accuracy: dict[Hashable, float] = field(default_factory=dict)  # P(right answer), prior-weighted
@@ -39,24 +39,28 @@ class Consolidated:
     # apart: the lowest tied class, confidence <= 0.5)
     status: dict[Hashable, str] = field(default_factory=dict)
     worker_evidence: dict[Hashable, int] = field(default_factory=dict)  # answers checkable against others / gold
-    worker_gold: dict[Hashable, dict] = field(default_factory=dict)     # {"right", "answers"} on gold images
-    why: str = ""                                                       # why auto chose this model
+    worker_gold: dict[Hashable, dict] = field(default_factory=dict)  # {"right", "answers"} on gold images
+    why: str = ""  # why auto chose this model
 
 
 @dataclass
 class MultiLabelConsolidated:
     """Several labels per image, each class consolidated as its own yes/no question."""
-    labels: dict[Hashable, list[int]] = field(default_factory=dict)              # item -> classes present
-    probability: dict[Hashable, list[float]] = field(default_factory=dict)       # item -> P(class present), per class
-    confidence: dict[Hashable, dict[int, float]] = field(default_factory=dict)   # item -> class -> P(decision right)
-    tied: dict[Hashable, list[int]] = field(default_factory=dict)                # item -> classes whose answers tie
+
+    labels: dict[Hashable, list[int]] = field(default_factory=dict)  # item -> classes present
+    probability: dict[Hashable, list[float]] = field(default_factory=dict)  # item -> P(class present), per class
+    confidence: dict[Hashable, dict[int, float]] = field(default_factory=dict)  # item -> class -> P(decision right)
+    tied: dict[Hashable, list[int]] = field(default_factory=dict)  # item -> classes whose answers tie
     status: dict[Hashable, str] = field(default_factory=dict)
-    per_class: list[Consolidated] = field(default_factory=list)                  # each class's binary result
+    per_class: list[Consolidated] = field(default_factory=list)  # each class's binary result
 
 
 def _label(value, num_classes: int, what: str) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer, float, np.floating)) \
-            or not float(value).is_integer():
+    if (
+        isinstance(value, (bool, np.bool_))
+        or not isinstance(value, (int, np.integer, float, np.floating))
+        or not float(value).is_integer()
+    ):
         raise ValueError(f"{what} has the label {value!r}: labels are class indices (integers 0..{num_classes - 1})")
     if not 0 <= int(value) < num_classes:
         raise ValueError(f"{what} has the label {int(value)}, outside 0..{num_classes - 1}")
@@ -64,8 +68,7 @@ def _label(value, num_classes: int, what: str) -> int:
 
 
 def _check(answers: Iterable, num_classes: int) -> list[Answer]:
-    if isinstance(num_classes, (bool, np.bool_)) or not isinstance(num_classes, (int, np.integer)) \
-            or num_classes < 2:
+    if isinstance(num_classes, (bool, np.bool_)) or not isinstance(num_classes, (int, np.integer)) or num_classes < 2:
         raise ValueError(f"num_classes={num_classes!r}: need an integer, two or more classes")
     rows = []
     for n, answer in enumerate(answers):
@@ -111,8 +114,9 @@ def majority_vote(answers: Iterable, num_classes: int, seed: int | None = None) 
         share = v / v.sum()
         out.labels[item], out.confidence[item], out.posteriors[item] = winner[item], float(share[winner[item]]), share
         n_top = int((v == v.max()).sum())
-        out.status[item] = ("single" if v.sum() == 1 else "unanimous" if v.max() == v.sum() else
-                            "majority" if n_top == 1 else "tie")
+        out.status[item] = (
+            "single" if v.sum() == 1 else "unanimous" if v.max() == v.sum() else "majority" if n_top == 1 else "tie"
+        )
     out.class_prior = np.mean(list(out.posteriors.values()), axis=0)
     return out
 
@@ -177,14 +181,15 @@ def _check_em(max_iter: int, tol: float, smoothing: float, prior_strength: float
 class _Indexed:
     """The answers as arrays for the EM: items (gold ones too) and workers numbered in a fixed order, one
     row per answer."""
+
     items: list[Hashable]
-    workers: dict[Hashable, int]   # worker -> number
-    item_idx: np.ndarray           # (R,) each answer's item
-    worker_idx: np.ndarray         # (R,) each answer's worker
-    labels: np.ndarray             # (R,) each answer's label
-    clamp: np.ndarray              # (N, K) gold items one-hot
-    clamped: np.ndarray            # (N,) gold or not
-    per_item: np.ndarray           # (N,) answers per item
+    workers: dict[Hashable, int]  # worker -> number
+    item_idx: np.ndarray  # (R,) each answer's item
+    worker_idx: np.ndarray  # (R,) each answer's worker
+    labels: np.ndarray  # (R,) each answer's label
+    clamp: np.ndarray  # (N, K) gold items one-hot
+    clamped: np.ndarray  # (N,) gold or not
+    per_item: np.ndarray  # (N,) answers per item
 
     @property
     def informative(self) -> np.ndarray:
@@ -203,13 +208,22 @@ def _index(rows: list[Answer], gold: dict, k: int) -> _Indexed:
         clamp[ii[item], lab] = 1.0
         clamped[ii[item]] = True
     item_idx = np.array([ii[r[0]] for r in rows])
-    return _Indexed(items, ww, item_idx, np.array([ww[r[1]] for r in rows]), np.array([r[2] for r in rows]),
-                    clamp, clamped, np.bincount(item_idx, minlength=len(items)))
+    return _Indexed(
+        items,
+        ww,
+        item_idx,
+        np.array([ww[r[1]] for r in rows]),
+        np.array([r[2] for r in rows]),
+        clamp,
+        clamped,
+        np.bincount(item_idx, minlength=len(items)),
+    )
 
 
 @dataclass
 class _Evidence:
     """What the last M-step measured per worker: informative answers, and right answers / answers on gold."""
+
     seen: np.ndarray
     right_gold: np.ndarray
     seen_gold: np.ndarray
@@ -236,8 +250,15 @@ def _worker_accuracies(ix: _Indexed, post: np.ndarray, a0: float, model: str) ->
     return new_acc, _Evidence(seen, right_g, seen_g)
 
 
-def _confusion_matrices(ix: _Indexed, post: np.ndarray, acc: np.ndarray, k: int, prior_strength: float,
-                        smoothing: float, shared_errors: bool) -> np.ndarray:
+def _confusion_matrices(
+    ix: _Indexed,
+    post: np.ndarray,
+    acc: np.ndarray,
+    k: int,
+    prior_strength: float,
+    smoothing: float,
+    shared_errors: bool,
+) -> np.ndarray:
     """Each worker's (K, K) confusion matrix: their informative answers weighted by the posteriors, plus
     ``prior_strength`` pseudo-answers per row shaped like their accuracy, plus ``smoothing`` per cell."""
     inf = ix.informative
@@ -287,8 +308,9 @@ def _item_status(n: int, ix: _Indexed, post: np.ndarray, log_lik: np.ndarray, vo
     return best, "weighted"
 
 
-def _result(ix: _Indexed, conf: np.ndarray, pi: np.ndarray, k: int, model: str, iterations: int,
-            ev: _Evidence) -> Consolidated:
+def _result(
+    ix: _Indexed, conf: np.ndarray, pi: np.ndarray, k: int, model: str, iterations: int, ev: _Evidence
+) -> Consolidated:
     """The final posteriors from the final parameters, each item's label and status, each worker's estimates."""
     log_lik = _add_log_likelihoods(ix, conf, np.zeros((len(ix.items), k)))
     post = _softmax(log_lik + np.log(pi))
@@ -311,9 +333,17 @@ def _result(ix: _Indexed, conf: np.ndarray, pi: np.ndarray, k: int, model: str, 
     return out
 
 
-def dawid_skene(answers: Iterable, num_classes: int, gold: dict | None = None, max_iter: int = 100,
-                tol: float = 1e-6, smoothing: float = 0.01, prior_strength: float = 8.0,
-                model: str = "confusion", shared_errors: bool = False) -> Consolidated:
+def dawid_skene(
+    answers: Iterable,
+    num_classes: int,
+    gold: dict | None = None,
+    max_iter: int = 100,
+    tol: float = 1e-6,
+    smoothing: float = 0.01,
+    prior_strength: float = 8.0,
+    model: str = "confusion",
+    shared_errors: bool = False,
+) -> Consolidated:
     """Dawid-Skene EM and its simpler relatives, one estimator.  ``model``:
 
     - ``confusion`` (Dawid & Skene): each worker a K x K confusion matrix;
@@ -351,8 +381,11 @@ def dawid_skene(answers: Iterable, num_classes: int, gold: dict | None = None, m
         # outvote their answers); uniform for the pooled model (a majority vote: the votes decide)
         new_pi = (post.sum(0) + 1.0) / (len(ix.items) + k) if model != "pooled" else np.full(k, 1.0 / k)
         new_acc, ev = _worker_accuracies(ix, post, a0, model)
-        new_conf = (_confusion_matrices(ix, post, new_acc, k, prior_strength, smoothing, shared_errors)
-                    if model == "confusion" else _one_coin_matrix(new_acc, k))
+        new_conf = (
+            _confusion_matrices(ix, post, new_acc, k, prior_strength, smoothing, shared_errors)
+            if model == "confusion"
+            else _one_coin_matrix(new_acc, k)
+        )
         change = max(np.abs(new_conf - conf).max(), np.abs(new_pi - pi).max())
         conf, pi = new_conf, new_pi
         if change < tol:
@@ -391,23 +424,30 @@ def choose_model(rows: list[Answer], num_classes: int, gold: dict) -> tuple[str,
     by_overlap = [w for w, n in overlap.items() if n >= MIN_EVIDENCE]
     by_gold = [w for w, n in on_gold.items() if n >= MIN_GOLD_EVIDENCE]
     if len(by_overlap) < MIN_IDENTIFIABLE_WORKERS and not by_gold:
-        return "pooled", (f"{len(by_overlap)} worker(s) with {MIN_EVIDENCE}+ answers on shared images and no gold: "
-                          "nothing tells one worker's accuracy from another's, so every worker counts the same "
-                          "(majority vote; its confidence from how often workers agree)")
+        return "pooled", (
+            f"{len(by_overlap)} worker(s) with {MIN_EVIDENCE}+ answers on shared images and no gold: "
+            "nothing tells one worker's accuracy from another's, so every worker counts the same "
+            "(majority vote; its confidence from how often workers agree)"
+        )
     if len(by_overlap) >= MIN_IDENTIFIABLE_WORKERS:
         measured = sorted(overlap[w] + on_gold[w] for w in set(by_overlap) | set(by_gold))
     else:  # only gold tells workers apart: what gold measures is all that counts
         measured = sorted(on_gold[w] for w in by_gold)
     typical = measured[len(measured) // 2]
     if typical >= MIN_PER_CLASS * num_classes:
-        return "confusion", (f"{len(measured)} measurable workers with ~{typical} checkable answers each: each "
-                             "worker's confusion matrix (Dawid-Skene)")
-    return "one-coin", (f"{len(measured)} measurable workers, ~{typical} checkable answers each (under "
-                        f"{MIN_PER_CLASS} per class): one accuracy per worker")
+        return "confusion", (
+            f"{len(measured)} measurable workers with ~{typical} checkable answers each: each "
+            "worker's confusion matrix (Dawid-Skene)"
+        )
+    return "one-coin", (
+        f"{len(measured)} measurable workers, ~{typical} checkable answers each (under "
+        f"{MIN_PER_CLASS} per class): one accuracy per worker"
+    )
 
 
-def consolidate(answers: Iterable, num_classes: int, method: str = "auto", gold: dict | None = None,
-                seed: int | None = None) -> Consolidated:
+def consolidate(
+    answers: Iterable, num_classes: int, method: str = "auto", gold: dict | None = None, seed: int | None = None
+) -> Consolidated:
     """``method``: ``auto`` (chosen by the evidence, :func:`choose_model`), ``dawid-skene``, ``one-coin``,
     ``majority`` (plain shares of the votes) or ``pooled`` (majority vote with honest posteriors).
 
@@ -429,16 +469,18 @@ def consolidate(answers: Iterable, num_classes: int, method: str = "auto", gold:
     else:
         model, why = models[method], f"method={method}"
     if model == "confusion":
-        out = dawid_skene(rows, num_classes, gold=gold or None, model=model, prior_strength=SHIPPED_PRIOR_STRENGTH,
-                          shared_errors=True)
+        out = dawid_skene(
+            rows, num_classes, gold=gold or None, model=model, prior_strength=SHIPPED_PRIOR_STRENGTH, shared_errors=True
+        )
     else:
         out = dawid_skene(rows, num_classes, gold=gold or None, model=model)
     out.why = why
     return out
 
 
-def consolidate_multilabel(answers: Iterable, num_classes: int, method: str = "auto",
-                           gold: dict | None = None) -> MultiLabelConsolidated:
+def consolidate_multilabel(
+    answers: Iterable, num_classes: int, method: str = "auto", gold: dict | None = None
+) -> MultiLabelConsolidated:
     """Several labels per image: each class is a yes/no question consolidated on its own (not the union of the
     answers).  ``answers``: (item, worker, collection of class indices); ``gold``: item -> class indices."""
     rows = []
@@ -447,16 +489,22 @@ def consolidate_multilabel(answers: Iterable, num_classes: int, method: str = "a
             item, worker, value = answer
             chosen = {_label(v, num_classes, f"item {item!r} (worker {worker!r})") for v in value}
         except (TypeError, ValueError) as e:
-            raise ValueError(f"answer #{n} is {answer!r}: expected (item, worker, label indices)"
-                             + (f" ({e})" if "label" in str(e) else "")) from None
+            raise ValueError(
+                f"answer #{n} is {answer!r}: expected (item, worker, label indices)"
+                + (f" ({e})" if "label" in str(e) else "")
+            ) from None
         rows.append((item, worker, chosen))
     if not rows:
         raise ValueError("no answers to consolidate")
     gold_sets = {i: {_label(v, num_classes, f"gold item {i!r}") for v in vs} for i, vs in (gold or {}).items()}
     out = MultiLabelConsolidated()
     for c in range(num_classes):
-        res = consolidate([(i, w, int(c in s)) for i, w, s in rows], 2, method=method,
-                          gold={i: int(c in s) for i, s in gold_sets.items()} or None)
+        res = consolidate(
+            [(i, w, int(c in s)) for i, w, s in rows],
+            2,
+            method=method,
+            gold={i: int(c in s) for i, s in gold_sets.items()} or None,
+        )
         out.per_class.append(res)
     items = out.per_class[0].labels
     for item in items:
@@ -466,8 +514,17 @@ def consolidate_multilabel(answers: Iterable, num_classes: int, method: str = "a
         out.confidence[item] = {c: out.per_class[c].confidence[item] for c in range(num_classes)}
         states = [out.per_class[c].status[item] for c in range(num_classes)]
         out.tied[item] = [c for c in range(num_classes) if states[c] == "tie"]
-        out.status[item] = ("tie" if out.tied[item] else "gold" if "gold" in states else "single" if "single" in states
-                            else "unanimous" if all(s == "unanimous" for s in states) else "majority")
+        out.status[item] = (
+            "tie"
+            if out.tied[item]
+            else "gold"
+            if "gold" in states
+            else "single"
+            if "single" in states
+            else "unanimous"
+            if all(s == "unanimous" for s in states)
+            else "majority"
+        )
     return out
 
 
@@ -479,8 +536,11 @@ def disagreements(answers: Iterable, result: Consolidated, top: int | None = Non
     by_item: dict = {}
     for i, w, lab in answers:
         by_item.setdefault(i, {})[w] = int(lab)
-    out = [{"item": i, "answers": a, "label": result.labels.get(i), "confidence": result.confidence.get(i, 0.0)}
-           for i, a in by_item.items() if len(set(a.values())) > 1]
+    out = [
+        {"item": i, "answers": a, "label": result.labels.get(i), "confidence": result.confidence.get(i, 0.0)}
+        for i, a in by_item.items()
+        if len(set(a.values())) > 1
+    ]
     out.sort(key=lambda d: (d["confidence"], repr(d["item"])))
     return out if top is None else out[:top]
 

@@ -26,29 +26,41 @@ MARKER = ".visiontune-label-export.json"
 def _record(job: LabelJob, r: dict) -> dict:
     """One image's Ground Truth record, from its :func:`~visiontune.label.results.job_labels` row."""
     state = r["consolidation"]
-    meta: dict[str, object] = {"job-name": f"labeling-job/{job.name}",
-                               "human-annotated": "yes" if r["human"] else "no",
-                               "creation-date": _iso(r["created"] or job.created_at)}
+    meta: dict[str, object] = {
+        "job-name": f"labeling-job/{job.name}",
+        "human-annotated": "yes" if r["human"] else "no",
+        "creation-date": _iso(r["created"] or job.created_at),
+    }
     if state in ("tie", "weighted", "pending", "unresolved"):
         meta["consolidation"] = state
     label: int | list[int]
     if job.multi_label:
         label = sorted(int(c) for c in r["label"])
         conf = r.get("confidence_map") or {c: 1.0 for c in label}
-        meta.update({"class-map": {str(c): job.labels[c] for c in label},
-                     "confidence-map": {str(c): round(float(conf[c]), 4) for c in label},
-                     "type": "groundtruth/image-classification-multilabel"})
+        meta.update(
+            {
+                "class-map": {str(c): job.labels[c] for c in label},
+                "confidence-map": {str(c): round(float(conf[c]), 4) for c in label},
+                "type": "groundtruth/image-classification-multilabel",
+            }
+        )
         if r.get("tied_classes"):
             meta["tied-classes"] = {str(c): job.labels[c] for c in r["tied_classes"]}
     else:
         label = int(r["label"])
-        meta.update({"class-name": job.labels[label], "confidence": round(float(r["confidence"]), 4),
-                     "type": "groundtruth/image-classification"})
+        meta.update(
+            {
+                "class-name": job.labels[label],
+                "confidence": round(float(r["confidence"]), 4),
+                "type": "groundtruth/image-classification",
+            }
+        )
     return {"source-ref": r["path"], job.name: label, f"{job.name}-metadata": meta}
 
 
-def records(name: str, store: LabelStore | None = None, include_unresolved: bool = False
-            ) -> tuple[list[dict], list[str]]:
+def records(
+    name: str, store: LabelStore | None = None, include_unresolved: bool = False
+) -> tuple[list[dict], list[str]]:
     """One Ground Truth record per labelled image, and notes on the ones left out.  ``confidence`` is the
     posterior probability that the label is right (people's and the model's alike), ``creation-date`` when
     the last answer that made the label was given (the model's: when its round ran).  A label that is not
@@ -71,11 +83,15 @@ def records(name: str, store: LabelStore | None = None, include_unresolved: bool
     if left["none"]:
         notes.append(f"{left['none']} image(s) have no answer yet and are not in the output")
     if left["pending"]:
-        notes.append(f"{left['pending']} image(s) are waiting for more answers and are not in the output "
-                     "(--include-unresolved writes their labels so far, marked)")
+        notes.append(
+            f"{left['pending']} image(s) are waiting for more answers and are not in the output "
+            "(--include-unresolved writes their labels so far, marked)"
+        )
     if left["unresolved"]:
-        notes.append(f"{left['unresolved']} image(s) could not be resolved (skipped, or too few workers to ask) and "
-                     "are not in the output (`label status` lists them; --include-unresolved writes them, marked)")
+        notes.append(
+            f"{left['unresolved']} image(s) could not be resolved (skipped, or too few workers to ask) and "
+            "are not in the output (`label status` lists them; --include-unresolved writes them, marked)"
+        )
     return out, notes
 
 
@@ -86,10 +102,18 @@ def unresolved_records(name: str, store: LabelStore | None = None) -> list[dict]
     store = store or LabelStore()
     job = store.get_job(name)
     rows, _ = job_labels(job, store)
-    return [{"source-ref": r["path"], f"{job.name}-metadata": {"job-name": f"labeling-job/{job.name}",
-                                                              "consolidation": "unresolved",
-                                                              "skipped-by": r["skipped_by"]}}
-            for r in rows if r["label"] is None and r["consolidation"] == "unresolved"]
+    return [
+        {
+            "source-ref": r["path"],
+            f"{job.name}-metadata": {
+                "job-name": f"labeling-job/{job.name}",
+                "consolidation": "unresolved",
+                "skipped-by": r["skipped_by"],
+            },
+        }
+        for r in rows
+        if r["label"] is None and r["consolidation"] == "unresolved"
+    ]
 
 
 #: where ``export(..., for_training=True)`` keeps Ground Truth's output (``manifests/``, ``annotations/``):
@@ -97,9 +121,18 @@ def unresolved_records(name: str, store: LabelStore | None = None) -> list[dict]
 GROUND_TRUTH_DIR = ".groundtruth"
 
 
-def export(name: str, out: str | Path, *, split: float | None = None, folders: bool = False, seed: int = 0,
-           include_unresolved: bool = False, overwrite: bool = False, for_training: bool = False,
-           store: LabelStore | None = None) -> dict:
+def export(
+    name: str,
+    out: str | Path,
+    *,
+    split: float | None = None,
+    folders: bool = False,
+    seed: int = 0,
+    include_unresolved: bool = False,
+    overwrite: bool = False,
+    for_training: bool = False,
+    store: LabelStore | None = None,
+) -> dict:
     """Write ``out/manifests/output/output.manifest`` (Ground Truth's layout), the worker responses, and
     optionally ``train.manifest`` + ``validation.manifest`` (stratified ``split``) and class folders.
 
@@ -132,8 +165,12 @@ def export(name: str, out: str | Path, *, split: float | None = None, folders: b
         train, val = _stratified(recs, job.name, split, seed)
         _write_lines(out / "train.manifest", train)
         _write_lines(out / "validation.manifest", val)
-        written.update(train=str(out / "train.manifest"), validation=str(out / "validation.manifest"),
-                       train_images=len(train), validation_images=len(val))
+        written.update(
+            train=str(out / "train.manifest"),
+            validation=str(out / "validation.manifest"),
+            train_images=len(train),
+            validation_images=len(val),
+        )
     if folders:
         written["folders"] = str(_write_folders(job, out / "images", recs))
     from visiontune.paths import atomic_write_text
@@ -142,8 +179,15 @@ def export(name: str, out: str | Path, *, split: float | None = None, folders: b
     return written
 
 
-def _write_manifests(name: str, job: LabelJob, base: Path, recs: list[dict], notes: list[str],
-                     include_unresolved: bool, store: LabelStore) -> dict:
+def _write_manifests(
+    name: str,
+    job: LabelJob,
+    base: Path,
+    recs: list[dict],
+    notes: list[str],
+    include_unresolved: bool,
+    store: LabelStore,
+) -> dict:
     """``base/manifests/output/output.manifest`` (and ``unresolved.manifest`` beside it, with
     ``include_unresolved``): what :func:`export` returns so far."""
     manifest = base / "manifests" / "output" / "output.manifest"
@@ -167,8 +211,16 @@ def _write_responses(job: LabelJob, base: Path, store: LabelStore) -> Path:
         by_item.setdefault(a["item"], []).append(a)
     items = {i.id: i for i in store.items(job)}
     for item_id, answers in by_item.items():
-        doc = {"answers": [{"workerId": a["worker"], "submissionTime": _iso(a["time"] or 0),
-                            "answerContent": _answer_content(job, a)} for a in answers]}
+        doc = {
+            "answers": [
+                {
+                    "workerId": a["worker"],
+                    "submissionTime": _iso(a["time"] or 0),
+                    "answerContent": _answer_content(job, a),
+                }
+                for a in answers
+            ]
+        }
         folder = responses / str(items[item_id].idx)
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "responses.json").write_text(json.dumps(doc, indent=1))
@@ -178,8 +230,11 @@ def _write_responses(job: LabelJob, base: Path, store: LabelStore) -> Path:
 def _answer_content(job: LabelJob, a: dict) -> dict:
     """A worker's answer as Ground Truth's task template gives it; a skip has no label (None)."""
     if job.multi_label:
-        return {"crowd-image-classifier-multi-select": {
-            "labels": None if a["skipped"] else [job.labels[c] for c in a["label"]]}}
+        return {
+            "crowd-image-classifier-multi-select": {
+                "labels": None if a["skipped"] else [job.labels[c] for c in a["label"]]
+            }
+        }
     return {"crowd-image-classifier": {"label": None if a["skipped"] else job.labels[a["label"]]}}
 
 
@@ -210,11 +265,15 @@ def _clear(out: Path, overwrite: bool) -> None:
     ours = (out / MARKER).is_file() or (out / "manifests" / "output" / "output.manifest").is_file()
     if not overwrite:
         what = "another export" if ours else "files"
-        raise ConfigError(f"--out {out} holds {what} already: choose an empty folder, or add --overwrite to "
-                          "replace " + ("that export whole" if ours else "it (only an earlier export is replaced)"))
+        raise ConfigError(
+            f"--out {out} holds {what} already: choose an empty folder, or add --overwrite to "
+            "replace " + ("that export whole" if ours else "it (only an earlier export is replaced)")
+        )
     if not ours:
-        raise ConfigError(f"--out {out} holds files that are not a labeling export; --overwrite replaces only an "
-                          "earlier export: choose another folder")
+        raise ConfigError(
+            f"--out {out} holds files that are not a labeling export; --overwrite replaces only an "
+            "earlier export: choose another folder"
+        )
     for p in entries:
         if p.is_dir() and not p.is_symlink():
             shutil.rmtree(p)

@@ -25,7 +25,9 @@ def _labels(labels) -> list[str]:
     names = [s.strip() for s in (labels.split(",") if isinstance(labels, str) else labels)]
     names = [n for n in names if n]
     if len(names) < 2:
-        raise ConfigError(f"--labels {','.join(names) or '(none)'}: give two or more labels, e.g. --labels damage,no_damage")
+        raise ConfigError(
+            f"--labels {','.join(names) or '(none)'}: give two or more labels, e.g. --labels damage,no_damage"
+        )
     seen = set()
     for n in names:
         if n.lower() in seen:
@@ -79,8 +81,10 @@ def scan_images(source: str | Path) -> tuple[list[Scanned], list[tuple[str, str]
             continue
         items.append((ref, str(path), gold))
     if not items:
-        raise DataError(f"--images {source}: no readable images" + (f" ({len(bad)} unreadable)" if bad else
-                                                                      " (looked for .jpg, .png, .webp...)"))
+        raise DataError(
+            f"--images {source}: no readable images"
+            + (f" ({len(bad)} unreadable)" if bad else " (looked for .jpg, .png, .webp...)")
+        )
     return items, bad
 
 
@@ -90,8 +94,8 @@ class Created:
     owner_secret: str
     skipped: list[tuple[str, str]]
     images: int
-    workers: dict[str, str] = field(default_factory=dict)   # name -> secret, for workers named at creation
-    gold: int = 0                                            # gold images (from the manifest or --gold)
+    workers: dict[str, str] = field(default_factory=dict)  # name -> secret, for workers named at creation
+    gold: int = 0  # gold images (from the manifest or --gold)
 
 
 def _gold_rows(p: Path, path: str) -> list[tuple[str, GoldName, str]]:
@@ -150,8 +154,9 @@ def read_gold(path: str | Path, items: list[Scanned], names: list[str]) -> dict[
             continue
         bad = [v for v in (value if isinstance(value, list) else [value]) if v not in names]
         if bad:
-            problems.append(f"{where}: {ref} has the label(s) {', '.join(map(repr, bad))}, not among "
-                            f"--labels {','.join(names)}")
+            problems.append(
+                f"{where}: {ref} has the label(s) {', '.join(map(repr, bad))}, not among --labels {','.join(names)}"
+            )
             continue
         out[hit] = value
     if problems:
@@ -162,8 +167,12 @@ def read_gold(path: str | Path, items: list[Scanned], names: list[str]) -> dict[
     return out
 
 
-def _replication(workers_per_image: int | None, max_workers_per_image: int | None, min_confidence: float | None,
-                 workers: list[str] | None) -> tuple[int, int | None, bool]:
+def _replication(
+    workers_per_image: int | None,
+    max_workers_per_image: int | None,
+    min_confidence: float | None,
+    workers: list[str] | None,
+) -> tuple[int, int | None, bool]:
     """(workers_per_image, max_workers_per_image, auto): the numbers left out filled in (``auto``: following
     the workforce), every one checked."""
     auto_k = workers_per_image is None
@@ -179,24 +188,30 @@ def _replication(workers_per_image: int | None, max_workers_per_image: int | Non
     if workers_per_image < 1 or workers_per_image > 9:
         raise ConfigError(f"--workers-per-image {workers_per_image}: give 1 to 9")
     if max_workers_per_image is not None and not auto_k and max_workers_per_image < workers_per_image:
-        raise ConfigError(f"--max-workers-per-image {max_workers_per_image} is below --workers-per-image "
-                          f"{workers_per_image}: give {workers_per_image} or more (more: disagreements go on to "
-                          "another worker)")
+        raise ConfigError(
+            f"--max-workers-per-image {max_workers_per_image} is below --workers-per-image "
+            f"{workers_per_image}: give {workers_per_image} or more (more: disagreements go on to "
+            "another worker)"
+        )
     if max_workers_per_image is not None and not 1 <= max_workers_per_image <= 9:
         raise ConfigError(f"--max-workers-per-image {max_workers_per_image}: give 1 to 9")
     if min_confidence is not None and not 0.0 < min_confidence < 1.0:
         raise ConfigError(f"--min-confidence {min_confidence}: a probability between 0 and 1 (e.g. 0.9)")
     if min_confidence is not None and (max_workers_per_image or workers_per_image) <= workers_per_image:
-        raise ConfigError(f"--min-confidence needs room for more answers: give --max-workers-per-image above "
-                          f"--workers-per-image {workers_per_image}")
+        raise ConfigError(
+            f"--min-confidence needs room for more answers: give --max-workers-per-image above "
+            f"--workers-per-image {workers_per_image}"
+        )
     return workers_per_image, max_workers_per_image, auto_k
 
 
 def _check_workforce(workers: list[str], workers_per_image: int, auto_k: bool) -> None:
     if workers and not auto_k and len(workers) < workers_per_image:
-        raise ConfigError(f"--workers-per-image {workers_per_image} but {len(workers)} worker(s) "
-                          f"({', '.join(workers)}): an image can only get one answer from each; add workers or "
-                          f"give --workers-per-image {len(workers)}")
+        raise ConfigError(
+            f"--workers-per-image {workers_per_image} but {len(workers)} worker(s) "
+            f"({', '.join(workers)}): an image can only get one answer from each; add workers or "
+            f"give --workers-per-image {len(workers)}"
+        )
 
 
 def _read_instructions(instructions: str | Path | None) -> str:
@@ -208,9 +223,15 @@ def _read_instructions(instructions: str | Path | None) -> str:
     return p.read_text(encoding="utf-8")
 
 
-def _job_settings(images: str | Path, auto_k: bool, max_workers_per_image: int | None,
-                  min_confidence: float | None, auto_label: bool | dict, target_accuracy: float | None,
-                  multi_label: bool) -> dict:
+def _job_settings(
+    images: str | Path,
+    auto_k: bool,
+    max_workers_per_image: int | None,
+    min_confidence: float | None,
+    auto_label: bool | dict,
+    target_accuracy: float | None,
+    multi_label: bool,
+) -> dict:
     """What the job keeps in its settings: the source, replication, auto-labeling (checked)."""
     settings: dict = {"source": str(images)}
     if auto_k:
@@ -233,9 +254,14 @@ def _job_settings(images: str | Path, auto_k: bool, max_workers_per_image: int |
     return settings
 
 
-def _gold_items(items: list[Scanned], extra: dict[int, GoldName], names: list[str],
-                images: str | Path, gold: str | Path | None, multi_label: bool
-                ) -> list[tuple[str, str, Label | None]]:
+def _gold_items(
+    items: list[Scanned],
+    extra: dict[int, GoldName],
+    names: list[str],
+    images: str | Path,
+    gold: str | Path | None,
+    multi_label: bool,
+) -> list[tuple[str, str, Label | None]]:
     """(ref, file, gold label as class indices or None) per image: the manifest's gold, or ``--gold``'s."""
     out: list[tuple[str, str, Label | None]] = []
     for n, (ref, path, known) in enumerate(items):
@@ -244,18 +270,35 @@ def _gold_items(items: list[Scanned], extra: dict[int, GoldName], names: list[st
             raise DataError(f"{images}: {ref} has the label {known!r}, which is not one of --labels {','.join(names)}")
         if isinstance(known, list) and not multi_label:
             raise DataError(f"{gold}: {ref} has several labels; this job takes one per image (--multi-label for more)")
-        index: Label | None = None if known is None else (
-            [names.index(g) for g in known] if isinstance(known, list) else
-            ([names.index(known)] if multi_label else names.index(known)))
+        index: Label | None = (
+            None
+            if known is None
+            else (
+                [names.index(g) for g in known]
+                if isinstance(known, list)
+                else ([names.index(known)] if multi_label else names.index(known))
+            )
+        )
         out.append((ref, path, index))
     return out
 
 
-def create(name: str, images: str | Path, labels, *, multi_label: bool = False, instructions: str | Path | None = None,
-           workers_per_image: int | None = None, max_workers_per_image: int | None = None,
-           min_confidence: float | None = None, gold: str | Path | None = None, workers: list[str] | None = None,
-           auto_label: bool | dict = False, target_accuracy: float | None = None,
-           store: LabelStore | None = None) -> Created:
+def create(
+    name: str,
+    images: str | Path,
+    labels,
+    *,
+    multi_label: bool = False,
+    instructions: str | Path | None = None,
+    workers_per_image: int | None = None,
+    max_workers_per_image: int | None = None,
+    min_confidence: float | None = None,
+    gold: str | Path | None = None,
+    workers: list[str] | None = None,
+    auto_label: bool | dict = False,
+    target_accuracy: float | None = None,
+    store: LabelStore | None = None,
+) -> Created:
     """A labeling job over a folder of images (its manifest made from the folder, as Ground Truth's
     "create manifest") or a manifest; gold labels in the manifest (or in ``gold``, a file:
     :func:`read_gold`) become gold images, handed out as any other.
@@ -285,12 +328,21 @@ def create(name: str, images: str | Path, labels, *, multi_label: bool = False, 
 
         priorities = np.random.default_rng(settings["auto_label"]["seed"]).random(len(gold_items)).tolist()
     store = store or LabelStore()
-    owner = store.create_job(name, names, gold_items, multi_label=multi_label, instructions=text,
-                             workers_per_image=k, settings=settings, priorities=priorities)
+    owner = store.create_job(
+        name,
+        names,
+        gold_items,
+        multi_label=multi_label,
+        instructions=text,
+        workers_per_image=k,
+        settings=settings,
+        priorities=priorities,
+    )
     job = store.get_job(name)
     added = store.add_workers(job, workers) if workers else {}
-    return Created(store.get_job(name), owner, bad, len(gold_items), added,
-                   sum(g is not None for _r, _p, g in gold_items))
+    return Created(
+        store.get_job(name), owner, bad, len(gold_items), added, sum(g is not None for _r, _p, g in gold_items)
+    )
 
 
 def _answer_counts(answers: list[dict]) -> tuple[dict[str, int], dict[str, int]]:
@@ -306,10 +358,15 @@ def _answer_counts(answers: list[dict]) -> tuple[dict[str, int], dict[str, int]]
 def _replication_summary(job: LabelJob, rows: list[dict]) -> dict:
     n_answered = [r["answers"] for r in rows if r["answers"]]
     return {
-        "workers_per_image": job.workers_per_image, "max_workers_per_image": job.max_workers_per_image,
-        "min_confidence": job.min_confidence, "auto": job.settings.get("workers_per_image") == "auto",
+        "workers_per_image": job.workers_per_image,
+        "max_workers_per_image": job.max_workers_per_image,
+        "min_confidence": job.min_confidence,
+        "auto": job.settings.get("workers_per_image") == "auto",
         "answers_per_image": round(sum(n_answered) / len(n_answered), 3) if n_answered else None,
-        "planned_for_more": sum(r["consolidation"] == "pending" and r["answers"] >= job.workers_per_image for r in rows)}
+        "planned_for_more": sum(
+            r["consolidation"] == "pending" and r["answers"] >= job.workers_per_image for r in rows
+        ),
+    }
 
 
 def _consolidation_summary(job: LabelJob, rows: list[dict], result: JobResult, given: list[dict]) -> dict:
@@ -321,16 +378,27 @@ def _consolidation_summary(job: LabelJob, rows: list[dict], result: JobResult, g
     if given and all(r["answers"] <= 1 for r in rows) and not any(r["consolidation"] == "gold" for r in rows):
         from visiontune.label.consolidate import prior_accuracy
 
-        note = (f"one answer per image and no gold images: each label's confidence rests on an assumed worker "
-                f"accuracy of {prior_accuracy(len(job.labels)):.0%}; gold images (--gold) or a second worker per "
-                "image measure it")
+        note = (
+            f"one answer per image and no gold images: each label's confidence rests on an assumed worker "
+            f"accuracy of {prior_accuracy(len(job.labels)):.0%}; gold images (--gold) or a second worker per "
+            "image measure it"
+        )
     shown = result.per_class[0] if isinstance(result, MultiLabelConsolidated) else result
-    return {"method": shown.method if shown is not None else None, "why": shown.why if shown is not None else "",
-            "confidence_note": note}
+    return {
+        "method": shown.method if shown is not None else None,
+        "why": shown.why if shown is not None else "",
+        "confidence_note": note,
+    }
 
 
-def _worker_stats(job: LabelJob, workers: list[dict], per_worker: dict[str, int], skips: dict[str, int],
-                  agreement: dict, result: JobResult) -> dict[str, dict]:
+def _worker_stats(
+    job: LabelJob,
+    workers: list[dict],
+    per_worker: dict[str, int],
+    skips: dict[str, int],
+    agreement: dict,
+    result: JobResult,
+) -> dict[str, dict]:
     """name -> {answers, skips, revoked, agreement, estimated_accuracy, evidence, gold_answers, gold_accuracy,
     warning} (the estimates: single-label jobs)."""
     from visiontune.label.consolidate import Consolidated
@@ -338,9 +406,17 @@ def _worker_stats(job: LabelJob, workers: list[dict], per_worker: dict[str, int]
     stats = {}
     for w in workers:
         nm = w["name"]
-        st = {"answers": per_worker.get(nm, 0) - skips.get(nm, 0), "skips": skips.get(nm, 0),
-              "revoked": w["revoked"], "agreement": agreement.get(nm), "estimated_accuracy": None, "evidence": 0,
-              "gold_answers": 0, "gold_accuracy": None, "warning": None}
+        st = {
+            "answers": per_worker.get(nm, 0) - skips.get(nm, 0),
+            "skips": skips.get(nm, 0),
+            "revoked": w["revoked"],
+            "agreement": agreement.get(nm),
+            "estimated_accuracy": None,
+            "evidence": 0,
+            "gold_answers": 0,
+            "gold_accuracy": None,
+            "warning": None,
+        }
         if isinstance(result, Consolidated) and nm in result.worker_accuracy:
             st["estimated_accuracy"] = round(result.worker_accuracy[nm], 4)
             st["evidence"] = result.worker_evidence.get(nm, 0)
@@ -350,8 +426,10 @@ def _worker_stats(job: LabelJob, workers: list[dict], per_worker: dict[str, int]
                 st["gold_answers"], st["gold_accuracy"] = g["answers"], right
                 chance = 1.0 / len(job.labels)
                 if g["answers"] >= 5 and right <= chance + 0.5 * (1 - chance) - 0.15:
-                    st["warning"] = (f"right on {right:.0%} of {g['answers']} gold images: their "
-                                     "answers count for little (or against) in the labels")
+                    st["warning"] = (
+                        f"right on {right:.0%} of {g['answers']} gold images: their "
+                        "answers count for little (or against) in the labels"
+                    )
         stats[nm] = st
     return stats
 
@@ -364,15 +442,21 @@ def _labels_so_far(job: LabelJob, rows: list[dict]) -> dict[str, dict[str, int]]
         if r["label"] is None or r["consolidation"] in ("pending", "unresolved"):
             continue
         target = human if r["human"] else model
-        for lab in (r["label"] if isinstance(r["label"], list) else [r["label"]]):
+        for lab in r["label"] if isinstance(r["label"], list) else [r["label"]]:
             target[job.labels[lab]] = target.get(job.labels[lab], 0) + 1
     return {"human": human, "model": model}
 
 
 def _brief(r: dict) -> dict:
-    return {"item": r["item"], "source_ref": r["source_ref"], "label": r["label"],
-            "confidence": None if r["confidence"] is None else round(r["confidence"], 4),
-            "consolidation": r["consolidation"], "votes": r["votes"], "skipped_by": r["skipped_by"]}
+    return {
+        "item": r["item"],
+        "source_ref": r["source_ref"],
+        "label": r["label"],
+        "confidence": None if r["confidence"] is None else round(r["confidence"], 4),
+        "consolidation": r["consolidation"],
+        "votes": r["votes"],
+        "skipped_by": r["skipped_by"],
+    }
 
 
 def _needs_the_owner(rows: list[dict], listed: int) -> dict:
@@ -380,12 +464,19 @@ def _needs_the_owner(rows: list[dict], listed: int) -> dict:
     ties = [_brief(r) for r in rows if r["consolidation"] == "tie"]
     unresolved = [_brief(r) for r in rows if r["consolidation"] == "unresolved"]
     every = sum(1 for r in rows if r["consolidation"] == "unresolved" and r["answers"] == 0)
-    split = sorted((r for r in rows if len({json.dumps(v) for v in r["votes"].values()}) > 1),
-                   key=lambda r: (r["confidence"] if r["confidence"] is not None else 0.0, r["item"]))
-    return {"ties": ties[:listed], "ties_total": len(ties), "unresolved": unresolved[:listed],
-            "unresolved_total": len(unresolved),
-            "unresolved_note": (f"{every} image(s) skipped by every worker they were sent to" if every else None),
-            "disagreements": len(split), "disagreement_items": [_brief(r) for r in split[:listed]]}
+    split = sorted(
+        (r for r in rows if len({json.dumps(v) for v in r["votes"].values()}) > 1),
+        key=lambda r: (r["confidence"] if r["confidence"] is not None else 0.0, r["item"]),
+    )
+    return {
+        "ties": ties[:listed],
+        "ties_total": len(ties),
+        "unresolved": unresolved[:listed],
+        "unresolved_total": len(unresolved),
+        "unresolved_note": (f"{every} image(s) skipped by every worker they were sent to" if every else None),
+        "disagreements": len(split),
+        "disagreement_items": [_brief(r) for r in split[:listed]],
+    }
 
 
 def _per_class_agreement(job: LabelJob, rows: list[dict]) -> dict[str, float | None]:
@@ -402,8 +493,10 @@ def _problems(job: LabelJob, active: list[dict], out: dict) -> list[str]:
     """What the owner should fix, in words."""
     problems = []
     if len(active) < job.workers_per_image:
-        problems.append(f"{job.workers_per_image} answers per image wanted but {len(active)} active worker(s): "
-                        f"add workers (`visiontune label workers add {job.name} NAME...`)")
+        problems.append(
+            f"{job.workers_per_image} answers per image wanted but {len(active)} active worker(s): "
+            f"add workers (`visiontune label workers add {job.name} NAME...`)"
+        )
     if out["unresolved_note"]:
         problems.append(out["unresolved_note"] + " (exported only with --include-unresolved)")
     if out["ties_total"]:
@@ -437,9 +530,17 @@ def status(name: str, store: LabelStore | None = None, listed: int = 50) -> dict
     answers = store.answers(job)
     per_worker, skips = _answer_counts(answers)
     workers = store.workers(job)
-    out = {"job": job.name, "labels": job.labels, "multi_label": job.multi_label,
-           "workers_per_image": job.workers_per_image, **counts, "answers": len(answers),
-           "per_worker": per_worker, "workers": [w["name"] for w in workers], "skips": sum(skips.values())}
+    out = {
+        "job": job.name,
+        "labels": job.labels,
+        "multi_label": job.multi_label,
+        "workers_per_image": job.workers_per_image,
+        **counts,
+        "answers": len(answers),
+        "per_worker": per_worker,
+        "workers": [w["name"] for w in workers],
+        "skips": sum(skips.values()),
+    }
     given = [a for a in answers if not a["skipped"]]
     ag: dict = {}
     if given and not job.multi_label:

@@ -13,8 +13,7 @@ from visiontune.label.store import Item, LabelJob, LabelStore, class_list
 __all__ = ["consolidated", "consolidate_job", "job_labels"]
 
 
-def consolidated(job: LabelJob, store: LabelStore | None = None
-                 ) -> tuple[list[Item], list[dict], Consolidated | None]:
+def consolidated(job: LabelJob, store: LabelStore | None = None) -> tuple[list[Item], list[dict], Consolidated | None]:
     """(items, answers, result) of a single-label job: each image's label and confidence from every worker's
     answers (:func:`consolidate`, auto), gold images clamped; result None for a multi-label job (its
     result is :func:`consolidate_job`'s)."""
@@ -69,29 +68,52 @@ def _set_label(row: dict, job: LabelJob, item: Item, result: JobResult, rounds: 
         if job.multi_label:
             row["confidence_map"] = {c: 1.0 for c in class_list(item.gold)}
     elif item.auto_label is not None and n < job.workers_per_image:
-        row.update(label=item.auto_label, confidence=float(item.auto_confidence or 0.0), consolidation="model",
-                   human=False, created=(job.created_at if item.auto_round is None else
-                                         rounds.get(item.auto_round, job.created_at)))
+        row.update(
+            label=item.auto_label,
+            confidence=float(item.auto_confidence or 0.0),
+            consolidation="model",
+            human=False,
+            created=(job.created_at if item.auto_round is None else rounds.get(item.auto_round, job.created_at)),
+        )
     elif n and isinstance(result, MultiLabelConsolidated):
         cm = result.confidence[item.id]
-        row.update(label=result.labels[item.id], confidence=min(cm.values()),
-                   confidence_map={c: cm[c] for c in result.labels[item.id]},
-                   class_probability=result.probability[item.id], tied_classes=result.tied[item.id],
-                   consolidation=result.status[item.id])
+        row.update(
+            label=result.labels[item.id],
+            confidence=min(cm.values()),
+            confidence_map={c: cm[c] for c in result.labels[item.id]},
+            class_probability=result.probability[item.id],
+            tied_classes=result.tied[item.id],
+            consolidation=result.status[item.id],
+        )
     elif n and result is not None:
-        row.update(label=result.labels[item.id], confidence=result.confidence[item.id],
-                   consolidation=result.status[item.id])
+        row.update(
+            label=result.labels[item.id], confidence=result.confidence[item.id], consolidation=result.status[item.id]
+        )
 
 
-def _label_row(job: LabelJob, item: Item, d: dict, result: JobResult, rounds: dict[int, float],
-               active: set[str], more: set[int]) -> dict:
+def _label_row(
+    job: LabelJob, item: Item, d: dict, result: JobResult, rounds: dict[int, float], active: set[str], more: set[int]
+) -> dict:
     n = len(d["votes"])
     wanted = _wanted(job, item, d["votes"], more)
     left = len(active - d["given"])
-    row = {"item": item.id, "idx": item.idx, "source_ref": item.source_ref, "path": item.path, "label": None,
-           "confidence": None, "consolidation": "pending", "human": True, "answers": n,
-           "skips": len(d["skipped_by"]), "skipped_by": d["skipped_by"], "wanted": wanted, "workers_left": left,
-           "votes": d["votes"], "created": max(d["times"]) if d["times"] else None}
+    row = {
+        "item": item.id,
+        "idx": item.idx,
+        "source_ref": item.source_ref,
+        "path": item.path,
+        "label": None,
+        "confidence": None,
+        "consolidation": "pending",
+        "human": True,
+        "answers": n,
+        "skips": len(d["skipped_by"]),
+        "skipped_by": d["skipped_by"],
+        "wanted": wanted,
+        "workers_left": left,
+        "votes": d["votes"],
+        "created": max(d["times"]) if d["times"] else None,
+    }
     _set_label(row, job, item, result, rounds)
     if item.gold is None and row["consolidation"] != "model" and n < wanted:
         # more answers wanted: on their way while someone is left to ask; with nobody left, fewer than
@@ -123,5 +145,6 @@ def job_labels(job: LabelJob, store: LabelStore | None = None) -> tuple[list[dic
     rounds = store.round_times(job) if job.settings.get("auto_label") is not None else {}
     more = set(job.settings.get("more", []))
     per = _assignment_state(assigned, time.time())
-    return [_label_row(job, item, per.get(item.id, _new_state()), result, rounds, active, more)
-            for item in items], result
+    return [
+        _label_row(job, item, per.get(item.id, _new_state()), result, rounds, active, more) for item in items
+    ], result

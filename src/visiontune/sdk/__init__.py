@@ -29,6 +29,22 @@ from visiontune.sdk.tuner import (
     WarmStartTypes,
 )
 
-__all__ = ["CategoricalParameter", "ContinuousParameter", "Estimator", "HyperparameterTuner", "ImageClassifier",
-           "IntegerParameter", "Model", "Predictor", "PyTorch", "PyTorchModel", "Session", "TrainingJob", "Transformer",
-           "TuningJobCompletionCriteriaConfig", "WarmStartConfig", "WarmStartTypes", "install_smdebug_alias"]
+__all__ = [
+    "CategoricalParameter",
+    "ContinuousParameter",
+    "Estimator",
+    "HyperparameterTuner",
+    "ImageClassifier",
+    "IntegerParameter",
+    "Model",
+    "Predictor",
+    "PyTorch",
+    "PyTorchModel",
+    "Session",
+    "TrainingJob",
+    "Transformer",
+    "TuningJobCompletionCriteriaConfig",
+    "WarmStartConfig",
+    "WarmStartTypes",
+    "install_smdebug_alias",
+]

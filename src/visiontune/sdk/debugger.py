@@ -18,15 +18,23 @@ class CollectionConfig:
 
 
 class DebuggerHookConfig:
-    def __init__(self, s3_output_path: str | None = None, container_local_output_path: str | None = None,
-                 hook_parameters: dict | None = None, collection_configs: list | None = None):
+    def __init__(
+        self,
+        s3_output_path: str | None = None,
+        container_local_output_path: str | None = None,
+        hook_parameters: dict | None = None,
+        collection_configs: list | None = None,
+    ):
         self.hook_parameters = {k: str(v) for k, v in (hook_parameters or {}).items()}
         self.collection_configs = list(collection_configs or [])
 
     def to_json(self) -> dict:
-        return {"HookParameters": self.hook_parameters,
-                "CollectionConfigurations": [{"CollectionName": c.name, "CollectionParameters": c.parameters}
-                                             for c in self.collection_configs]}
+        return {
+            "HookParameters": self.hook_parameters,
+            "CollectionConfigurations": [
+                {"CollectionName": c.name, "CollectionParameters": c.parameters} for c in self.collection_configs
+            ],
+        }
 
 
 class FrameworkProfile:
@@ -43,8 +51,13 @@ class FrameworkProfile:
 
 
 class ProfilerConfig:
-    def __init__(self, s3_output_path: str | None = None, system_monitor_interval_millis: int = 500,
-                 framework_profile_params: FrameworkProfile | None = None, **_ignored):
+    def __init__(
+        self,
+        s3_output_path: str | None = None,
+        system_monitor_interval_millis: int = 500,
+        framework_profile_params: FrameworkProfile | None = None,
+        **_ignored,
+    ):
         self.interval = int(system_monitor_interval_millis) / 1000
         self.framework = framework_profile_params
 
@@ -78,8 +91,15 @@ class Rule:
         self.actions = ["log"] + (["stop"] if any(getattr(a, "kind", "") == "stop" for a in (actions or [])) else [])
 
     @classmethod
-    def sagemaker(cls, base_config: dict, name: str | None = None, rule_parameters: dict | None = None,
-                  collections_to_save=None, actions=None, **_ignored) -> "Rule":
+    def sagemaker(
+        cls,
+        base_config: dict,
+        name: str | None = None,
+        rule_parameters: dict | None = None,
+        collections_to_save=None,
+        actions=None,
+        **_ignored,
+    ) -> "Rule":
         params = {**base_config.get("parameters", {}), **(rule_parameters or {})}
         return cls(base_config["name"], params, actions)
 
@@ -94,6 +114,7 @@ class ProfilerRule(Rule):
 def _config(name: str):
     def make(**parameters) -> dict:
         return {"name": name, "parameters": parameters}
+
     make.__name__ = name
     return make
 
@@ -103,8 +124,14 @@ def _profiler_report(**parameters) -> dict:
     return {"name": "ProfilerReport", "parameters": parameters}
 
 
-rule_configs = SimpleNamespace(**{n: _config(n) for n in RULES.names()}, ProfilerReport=_profiler_report,
-                               ActionList=ActionList, StopTraining=StopTraining, Email=Email, SMS=SMS)
+rule_configs = SimpleNamespace(
+    **{n: _config(n) for n in RULES.names()},
+    ProfilerReport=_profiler_report,
+    ActionList=ActionList,
+    StopTraining=StopTraining,
+    Email=Email,
+    SMS=SMS,
+)
 
 
 def expand(rules) -> list[dict]:
@@ -117,11 +144,16 @@ def expand(rules) -> list[dict]:
             for key, value in d.get("parameters", {}).items():
                 rule, _, param = key.partition("_")
                 if rule not in RULES or not param:
-                    raise ConfigError(f"ProfilerReport parameter {key}: write <ProfilerRule>_<parameter>, e.g. "
-                                      "CPUBottleneck_threshold")
+                    raise ConfigError(
+                        f"ProfilerReport parameter {key}: write <ProfilerRule>_<parameter>, e.g. "
+                        "CPUBottleneck_threshold"
+                    )
                 per.setdefault(rule, {})[param] = value
-            out += [{"name": n, "parameters": per.get(n, {}), "actions": d.get("actions", ["log"])}
-                    for n in RULES.names() if RULES.get(n).kind == "profiler"]
+            out += [
+                {"name": n, "parameters": per.get(n, {}), "actions": d.get("actions", ["log"])}
+                for n in RULES.names()
+                if RULES.get(n).kind == "profiler"
+            ]
         else:
             out.append(d)
     return out

@@ -1,10 +1,10 @@
 """Estimators with the SageMaker SDK's shape, running here: ``fit`` records a job, ``deploy`` a local endpoint.
 
-    from visiontune.sdk import PyTorch                 # was: from sagemaker.pytorch import PyTorch
-    est = PyTorch(entry_point="hpo.py", source_dir=".", role=role, instance_type="ml.m5.xlarge",
-                  framework_version="1.12", py_version="py38", hyperparameters={"epochs": 2})
-    est.fit({"train": "dogImages/train", "test": "dogImages/test"})
-    predictor = est.deploy(entry_point="inference.py")  # a local endpoint
+from visiontune.sdk import PyTorch                 # was: from sagemaker.pytorch import PyTorch
+est = PyTorch(entry_point="hpo.py", source_dir=".", role=role, instance_type="ml.m5.xlarge",
+              framework_version="1.12", py_version="py38", hyperparameters={"epochs": 2})
+est.fit({"train": "dogImages/train", "test": "dogImages/test"})
+predictor = est.deploy(entry_point="inference.py")  # a local endpoint
 """
 
 from __future__ import annotations
@@ -67,8 +67,10 @@ def _rule_statuses(job: Job) -> dict:
             status, details = "Stopped", f"the job ended ({job.status}) before this rule finished"
         return {"RuleConfigurationName": rule["name"], "RuleEvaluationStatus": status, "StatusDetails": details}
 
-    return {key: [one(r) for r in rules if r["kind"] == kind]
-            for key, kind in (("DebugRuleEvaluationStatuses", "debug"), ("ProfilerRuleEvaluationStatuses", "profiler"))}
+    return {
+        key: [one(r) for r in rules if r["kind"] == kind]
+        for key, kind in (("DebugRuleEvaluationStatuses", "debug"), ("ProfilerRuleEvaluationStatuses", "profiler"))
+    }
 
 
 def _follow(name: str, logs: bool, process=None) -> Job:
@@ -84,8 +86,12 @@ def _follow(name: str, logs: bool, process=None) -> Job:
             store.reap_orphans()
             job = store.get_job(name)
             if job.status not in TERMINAL:
-                store.finish(name, "Failed", reason=f"its runner exited ({process.returncode}) before recording an "
-                                                    f"end; see {Path(job.output_dir) / 'worker.out'}")
+                store.finish(
+                    name,
+                    "Failed",
+                    reason=f"its runner exited ({process.returncode}) before recording an "
+                    f"end; see {Path(job.output_dir) / 'worker.out'}",
+                )
                 job = store.get_job(name)
         if logs:
             text, last = store.logs(name, last)
@@ -108,8 +114,11 @@ def _channels(inputs: Any) -> dict[str, str]:
     if isinstance(inputs, dict):
         out = {}
         for k, v in inputs.items():
-            out[str(k)] = str(getattr(v, "config", {}).get("DataSource", {}).get("S3DataSource", {}).get("S3Uri")
-                              or v) if not isinstance(v, (str, Path)) else str(v)
+            out[str(k)] = (
+                str(getattr(v, "config", {}).get("DataSource", {}).get("S3DataSource", {}).get("S3Uri") or v)
+                if not isinstance(v, (str, Path))
+                else str(v)
+            )
         return out
     raise ConfigError(f"fit(inputs=...): give a path or {{'train': path, 'test': path}}, not {type(inputs).__name__}")
 
@@ -117,8 +126,15 @@ def _channels(inputs: Any) -> dict[str, str]:
 class _EstimatorBase:
     kind = ""
 
-    def __init__(self, base_job_name: str | None, output_dir: str | None, rules=None, debugger_hook_config=None,
-                 profiler_config=None, disable_profiler: bool = False):
+    def __init__(
+        self,
+        base_job_name: str | None,
+        output_dir: str | None,
+        rules=None,
+        debugger_hook_config=None,
+        profiler_config=None,
+        disable_profiler: bool = False,
+    ):
         from visiontune.sdk.debugger import job_settings
 
         self.base_job_name, self.output_dir = base_job_name, output_dir
@@ -140,8 +156,14 @@ class _EstimatorBase:
             return timestamped(self.base_job_name)
         return None
 
-    def fit(self, inputs: Any = None, wait: bool = True, logs: bool = True, job_name: str | None = None,
-            experiment_config: dict | None = None) -> None:
+    def fit(
+        self,
+        inputs: Any = None,
+        wait: bool = True,
+        logs: bool = True,
+        job_name: str | None = None,
+        experiment_config: dict | None = None,
+    ) -> None:
         """Train: a job in a child process (its log streams here while ``wait``)."""
         store = default_store()
         name = self._job_name(job_name)
@@ -215,8 +237,10 @@ class _EstimatorBase:
             job = default_store().get_job(self.latest_training_job.name)
             if job.status != "Completed":
                 why = f" ({job.failure_reason})" if job.failure_reason else ""
-                raise ConfigError(f"training job {job.name} is {job.status}{why}; only a Completed job's model "
-                                  "is deployed (fit again, or deploy a model.tar.gz with Model(model_data=...))")
+                raise ConfigError(
+                    f"training job {job.name} is {job.status}{why}; only a Completed job's model "
+                    "is deployed (fit again, or deploy a model.tar.gz with Model(model_data=...))"
+                )
         if self.model_data is None:
             raise ConfigError(f"training job {self.latest_training_job.name} recorded no model")
         return self.model_data
@@ -227,11 +251,22 @@ class Estimator(_EstimatorBase):
 
     kind = "script"
 
-    def __init__(self, entry_point: str, source_dir: str | None = None, hyperparameters: dict | None = None,
-                 metric_definitions: list[dict] | None = None, instance_count: int = 1,
-                 base_job_name: str | None = None, output_dir: str | None = None, rules=None,
-                 debugger_hook_config=None, profiler_config=None, disable_profiler: bool = False,
-                 model_data: str | None = None, **sagemaker_only):
+    def __init__(
+        self,
+        entry_point: str,
+        source_dir: str | None = None,
+        hyperparameters: dict | None = None,
+        metric_definitions: list[dict] | None = None,
+        instance_count: int = 1,
+        base_job_name: str | None = None,
+        output_dir: str | None = None,
+        rules=None,
+        debugger_hook_config=None,
+        profiler_config=None,
+        disable_profiler: bool = False,
+        model_data: str | None = None,
+        **sagemaker_only,
+    ):
         """``model_data``: a trained ``model.tar.gz`` to ``deploy()`` without fitting (as notebooks pass it)."""
         ignore_cloud_args(type(self).__name__, sagemaker_only)
         super().__init__(base_job_name, output_dir, rules, debugger_hook_config, profiler_config, disable_profiler)
@@ -254,49 +289,103 @@ class Estimator(_EstimatorBase):
 
     def _spec(self, channels, job_dir):
         debugger = self.debugger
-        return {"entry_point": self.entry_point, "source_dir": self.source_dir, "channels": channels,
-                "hyperparameters": self._hyperparameters, "metric_definitions": self.metric_definitions,
-                "instance_count": self.instance_count, **({"debugger": debugger} if debugger else {})}
+        return {
+            "entry_point": self.entry_point,
+            "source_dir": self.source_dir,
+            "channels": channels,
+            "hyperparameters": self._hyperparameters,
+            "metric_definitions": self.metric_definitions,
+            "instance_count": self.instance_count,
+            **({"debugger": debugger} if debugger else {}),
+        }
 
     @classmethod
     def _from_job(cls, job: Job, **kwargs) -> "Estimator":
         s = job.spec
-        est = cls(entry_point=s["entry_point"], source_dir=s["source_dir"], hyperparameters=s["hyperparameters"],
-                  metric_definitions=s["metric_definitions"], **kwargs)
+        est = cls(
+            entry_point=s["entry_point"],
+            source_dir=s["source_dir"],
+            hyperparameters=s["hyperparameters"],
+            metric_definitions=s["metric_definitions"],
+            **kwargs,
+        )
         est._channels = s.get("channels", {})
         return est
 
-    def deploy(self, initial_instance_count: int = 1, instance_type: str | None = None, serializer=None,
-               deserializer=None, endpoint_name: str | None = None, entry_point: str | None = None,
-               source_dir: str | None = None, trust_pickled_model: bool = False, **sagemaker_only) -> Predictor:
+    def deploy(
+        self,
+        initial_instance_count: int = 1,
+        instance_type: str | None = None,
+        serializer=None,
+        deserializer=None,
+        endpoint_name: str | None = None,
+        entry_point: str | None = None,
+        source_dir: str | None = None,
+        trust_pickled_model: bool = False,
+        **sagemaker_only,
+    ) -> Predictor:
         """A local endpoint serving the trained model with ``entry_point`` (default: the training script,
         which must then define ``model_fn``...; usually ``inference.py``, as seed notebooks pass);
         ``trust_pickled_model``: as :class:`PyTorchModel`'s."""
         from visiontune.sdk.model import PyTorchModel
 
         ignore_cloud_args("deploy", sagemaker_only)
-        return PyTorchModel(self._model_dir(), entry_point or self.entry_point,
-                            source_dir=source_dir or self.source_dir, trust_pickled_model=trust_pickled_model).deploy(
-            serializer=serializer, deserializer=deserializer, endpoint_name=endpoint_name)
+        return PyTorchModel(
+            self._model_dir(),
+            entry_point or self.entry_point,
+            source_dir=source_dir or self.source_dir,
+            trust_pickled_model=trust_pickled_model,
+        ).deploy(serializer=serializer, deserializer=deserializer, endpoint_name=endpoint_name)
 
-    def transformer(self, instance_count: int = 1, instance_type: str | None = None, output_path: str | None = None,
-                    accept: str | None = None, entry_point: str | None = None, source_dir: str | None = None,
-                    **sagemaker_only):
+    def transformer(
+        self,
+        instance_count: int = 1,
+        instance_type: str | None = None,
+        output_path: str | None = None,
+        accept: str | None = None,
+        entry_point: str | None = None,
+        source_dir: str | None = None,
+        **sagemaker_only,
+    ):
         """Batch transform with the trained model and ``entry_point``'s handler (as :meth:`deploy`)."""
         from visiontune.sdk.transformer import Transformer
 
-        return Transformer(self._model_dir(), output_path, entry_point or self.entry_point,
-                           source_dir or self.source_dir, accept, **sagemaker_only)
+        return Transformer(
+            self._model_dir(),
+            output_path,
+            entry_point or self.entry_point,
+            source_dir or self.source_dir,
+            accept,
+            **sagemaker_only,
+        )
 
 
 PyTorch = Estimator
 
 #: SageMaker's built-in image classification hyperparameter names -> visiontune's.
-BUILTIN_NAMES = {"mini_batch_size": "batch_size", "use_pretrained_model": "pretrained",
-                 "augmentation_type": "augmentation", "num_epochs": "epochs"}
-BUILTIN_IGNORED = {"num_classes", "num_training_samples", "num_layers", "precision_dtype", "kv_store",
-                   "checkpoint_frequency", "multi_label", "early_stopping_min_epochs", "early_stopping_tolerance",
-                   "optimizer_epsilon", "beta_1", "beta_2", "eps", "gamma", "resize"}
+BUILTIN_NAMES = {
+    "mini_batch_size": "batch_size",
+    "use_pretrained_model": "pretrained",
+    "augmentation_type": "augmentation",
+    "num_epochs": "epochs",
+}
+BUILTIN_IGNORED = {
+    "num_classes",
+    "num_training_samples",
+    "num_layers",
+    "precision_dtype",
+    "kv_store",
+    "checkpoint_frequency",
+    "multi_label",
+    "early_stopping_min_epochs",
+    "early_stopping_tolerance",
+    "optimizer_epsilon",
+    "beta_1",
+    "beta_2",
+    "eps",
+    "gamma",
+    "resize",
+}
 
 
 def builtin_hyperparameters(values: dict) -> dict:
@@ -319,10 +408,20 @@ class ImageClassifier(_EstimatorBase):
 
     kind = "builtin"
 
-    def __init__(self, model: str = "mobilenet_v2", mode: str = "head", hyperparameters: dict | None = None,
-                 instance_count: int = 1, base_job_name: str | None = None, output_dir: str | None = None,
-                 rules=None, debugger_hook_config=None, profiler_config=None, disable_profiler: bool = False,
-                 **sagemaker_only):
+    def __init__(
+        self,
+        model: str = "mobilenet_v2",
+        mode: str = "head",
+        hyperparameters: dict | None = None,
+        instance_count: int = 1,
+        base_job_name: str | None = None,
+        output_dir: str | None = None,
+        rules=None,
+        debugger_hook_config=None,
+        profiler_config=None,
+        disable_profiler: bool = False,
+        **sagemaker_only,
+    ):
         ignore_cloud_args(type(self).__name__, sagemaker_only)
         super().__init__(base_job_name, output_dir, rules, debugger_hook_config, profiler_config, disable_profiler)
         self.model, self.mode, self.instance_count = model, mode, int(instance_count)
@@ -340,9 +439,14 @@ class ImageClassifier(_EstimatorBase):
     def _spec(self, channels, job_dir):
         from visiontune.sdk.debugger import engine_options
 
-        return {"config": {**self.hyperparameters(), **engine_options(self.debugger),
-                           "data": data_from_channels(channels, job_dir)},
-                "instance_count": self.instance_count}
+        return {
+            "config": {
+                **self.hyperparameters(),
+                **engine_options(self.debugger),
+                "data": data_from_channels(channels, job_dir),
+            },
+            "instance_count": self.instance_count,
+        }
 
     @classmethod
     def _from_job(cls, job: Job, **kwargs) -> "ImageClassifier":
@@ -351,15 +455,29 @@ class ImageClassifier(_EstimatorBase):
         est._hyperparameters = {k: v for k, v in c.items() if k not in ("data", "out")}
         return est
 
-    def deploy(self, initial_instance_count: int = 1, instance_type: str | None = None, serializer=None,
-               deserializer=None, endpoint_name: str | None = None, **sagemaker_only) -> Predictor:
+    def deploy(
+        self,
+        initial_instance_count: int = 1,
+        instance_type: str | None = None,
+        serializer=None,
+        deserializer=None,
+        endpoint_name: str | None = None,
+        **sagemaker_only,
+    ) -> Predictor:
         """A local endpoint (``visiontune serve``) for the trained model."""
         ignore_cloud_args("deploy", sagemaker_only)
-        return start_endpoint(self._model_dir(), endpoint_name or self.latest_training_job.name, serializer,
-                              deserializer)
+        return start_endpoint(
+            self._model_dir(), endpoint_name or self.latest_training_job.name, serializer, deserializer
+        )
 
-    def transformer(self, instance_count: int = 1, instance_type: str | None = None, output_path: str | None = None,
-                    accept: str | None = None, **sagemaker_only):
+    def transformer(
+        self,
+        instance_count: int = 1,
+        instance_type: str | None = None,
+        output_path: str | None = None,
+        accept: str | None = None,
+        **sagemaker_only,
+    ):
         """Batch transform with the trained model: ``visiontune batch-predict`` (resumable, ``.out`` per image)."""
         from visiontune.sdk.transformer import Transformer
 
@@ -371,8 +489,16 @@ def data_from_channels(channels: dict[str, str], job_dir: Path) -> str:
     split layout (links in the job's input folder, nothing copied)."""
     if not channels:
         raise ConfigError("fit(): give the data, e.g. fit({'train': 'data/train', 'validation': 'data/val'})")
-    names = {"train": "train", "training": "train", "train_lst": "train", "validation": "validation",
-             "val": "validation", "validation_lst": "validation", "test": "test", "testing": "test"}
+    names = {
+        "train": "train",
+        "training": "train",
+        "train_lst": "train",
+        "validation": "validation",
+        "val": "validation",
+        "validation_lst": "validation",
+        "test": "test",
+        "testing": "test",
+    }
     if len(channels) == 1:
         return str(Path(next(iter(channels.values()))).expanduser().resolve())
     unknown = sorted(set(channels) - set(names))

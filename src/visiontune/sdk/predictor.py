@@ -31,27 +31,37 @@ class Predictor:
         self.deserializer = deserializer or JSONDeserializer()
         self._process = process
 
-    def predict(self, data: Any, initial_args: dict | None = None, target_model: str | None = None,
-                custom_attributes: str | None = None) -> Any:
+    def predict(
+        self,
+        data: Any,
+        initial_args: dict | None = None,
+        target_model: str | None = None,
+        custom_attributes: str | None = None,
+    ) -> Any:
         args = dict(initial_args or {})
         if isinstance(data, (str, Path)) and Path(data).is_file():
             data = Path(data).read_bytes()
         body = self.serializer.serialize(data)
-        headers = {"Content-Type": args.get("ContentType", self.serializer.CONTENT_TYPE),
-                   "Accept": args.get("Accept", ", ".join(getattr(self.deserializer, "ACCEPT", ("application/json",))))}
+        headers = {
+            "Content-Type": args.get("ContentType", self.serializer.CONTENT_TYPE),
+            "Accept": args.get("Accept", ", ".join(getattr(self.deserializer, "ACCEPT", ("application/json",)))),
+        }
         if headers["Accept"] == "*/*":
             headers["Accept"] = "application/json"
         if target_model:
             headers["X-Amzn-SageMaker-Target-Model"] = target_model
         if custom_attributes:
             headers["X-Amzn-SageMaker-Custom-Attributes"] = custom_attributes
-        req = urllib.request.Request(f"{self.url}/endpoints/{self.endpoint_name}/invocations", data=body,
-                                     headers=headers, method="POST")
+        req = urllib.request.Request(
+            f"{self.url}/endpoints/{self.endpoint_name}/invocations", data=body, headers=headers, method="POST"
+        )
         try:
             with urllib.request.urlopen(req, timeout=120) as resp:  # noqa: S310 - a local endpoint we started
                 return self.deserializer.deserialize(resp.read(), resp.headers.get("Content-Type", ""))
         except urllib.error.HTTPError as exc:
-            err = RequestError(f"endpoint {self.endpoint_name} answered {exc.code}: {exc.read().decode(errors='replace')}")
+            err = RequestError(
+                f"endpoint {self.endpoint_name} answered {exc.code}: {exc.read().decode(errors='replace')}"
+            )
             err.status = exc.code
             raise err from exc
 
@@ -71,9 +81,15 @@ class Predictor:
         self.delete_endpoint()
 
 
-def start_endpoint(model_dir: str | Path, endpoint_name: str, serializer=None, deserializer=None,
-                   port: int | None = None, extra_args: tuple[str, ...] = (),
-                   trust_pickled_model: bool = False) -> Predictor:
+def start_endpoint(
+    model_dir: str | Path,
+    endpoint_name: str,
+    serializer=None,
+    deserializer=None,
+    port: int | None = None,
+    extra_args: tuple[str, ...] = (),
+    trust_pickled_model: bool = False,
+) -> Predictor:
     """``visiontune serve MODEL`` on a free port of 127.0.0.1; returns once /ping answers 200, and fails as soon
     as /ping says the model failed to load (``model_fn`` raised...), with that reason."""
     from visiontune.serve.endpoints import ping, register
@@ -85,9 +101,22 @@ def start_endpoint(model_dir: str | Path, endpoint_name: str, serializer=None, d
     log = Path(model_dir).parent / f"endpoint-{endpoint_name}-{port}.log"  # a file: a pipe nobody reads would fill
     with open(log, "ab") as fh:
         # its own session, as `visiontune endpoints start`: it serves until delete_endpoint() or `endpoints stop`
-        proc = subprocess.Popen([sys.executable, "-m", "visiontune.cli.main", "serve", f"{endpoint_name}={model_dir}",
-                                 "--port", str(port), *extra_args], stdout=fh, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "visiontune.cli.main",
+                "serve",
+                f"{endpoint_name}={model_dir}",
+                "--port",
+                str(port),
+                *extra_args,
+            ],
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     deadline = time.time() + 180
     while time.time() < deadline:
         if proc.poll() is not None:
@@ -95,9 +124,12 @@ def start_endpoint(model_dir: str | Path, endpoint_name: str, serializer=None, d
         ready, failure = ping(url, timeout=2)
         if ready:
             if register(endpoint_name, model_dir, port, proc.pid, list(extra_args)) is not None:
-                print(f"endpoint {endpoint_name} serves at {url} until predictor.delete_endpoint() or "
-                      f"`visiontune endpoints stop {endpoint_name}` (it outlives this Python process, as a "
-                      "SageMaker endpoint does)", file=sys.stderr)
+                print(
+                    f"endpoint {endpoint_name} serves at {url} until predictor.delete_endpoint() or "
+                    f"`visiontune endpoints stop {endpoint_name}` (it outlives this Python process, as a "
+                    "SageMaker endpoint does)",
+                    file=sys.stderr,
+                )
             return Predictor(endpoint_name, url, serializer, deserializer, proc)
         if failure:
             _end(proc)

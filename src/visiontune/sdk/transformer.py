@@ -18,8 +18,15 @@ from visiontune.sdk._compat import ignore_cloud_args
 
 
 class Transformer:
-    def __init__(self, model_data: str | Path, output_path: str | Path | None = None, entry_point: str | None = None,
-                 source_dir: str | None = None, accept: str | None = None, **sagemaker_only):
+    def __init__(
+        self,
+        model_data: str | Path,
+        output_path: str | Path | None = None,
+        entry_point: str | None = None,
+        source_dir: str | None = None,
+        accept: str | None = None,
+        **sagemaker_only,
+    ):
         ignore_cloud_args("Transformer", sagemaker_only)
         self.model_data, self.entry_point, self.source_dir = Path(model_data), entry_point, source_dir
         folder = self.model_data if self.model_data.is_dir() else self.model_data.parent
@@ -27,15 +34,24 @@ class Transformer:
         self.accept = accept or "application/json"
         self.result: dict | None = None  #: what the last transform() did (written, errors, ...)
 
-    def transform(self, data: str | Path, content_type: str | None = None, split_type: str | None = None,
-                  wait: bool = True, logs: bool = True, job_name: str | None = None, **sagemaker_only) -> None:
+    def transform(
+        self,
+        data: str | Path,
+        content_type: str | None = None,
+        split_type: str | None = None,
+        wait: bool = True,
+        logs: bool = True,
+        job_name: str | None = None,
+        **sagemaker_only,
+    ) -> None:
         """Every image of ``data`` (a folder, a file, a manifest) -> ``output_path``; runs to the end here
         (``wait`` is accepted for SageMaker's signature).  ``split_type`` other than None is refused: images
         are whole files."""
         ignore_cloud_args("transform", sagemaker_only)
         if split_type not in (None, "None"):
-            raise ConfigError(f"split_type={split_type!r}: batch transform of images sends each file whole; "
-                              "leave split_type out")
+            raise ConfigError(
+                f"split_type={split_type!r}: batch transform of images sends each file whole; leave split_type out"
+            )
         if self.entry_point is None:
             from visiontune.serve.batch import batch_predict
 

@@ -1,11 +1,11 @@
 """``HyperparameterTuner`` with the SageMaker SDK's arguments and methods, over visiontune's tuner.
 
-    from visiontune.sdk.tuner import HyperparameterTuner, ContinuousParameter, CategoricalParameter
-    tuner = HyperparameterTuner(estimator, "test_acc", {"lr": ContinuousParameter(1e-4, 1e-1)},
-                                metric_definitions=[{"Name": "test_acc", "Regex": "..."}],
-                                max_jobs=20, max_parallel_jobs=2, strategy="Bayesian")
-    tuner.fit({"train": ..., "test": ...})
-    tuner.best_training_job(); tuner.best_estimator().deploy(...); tuner.analytics().dataframe()
+from visiontune.sdk.tuner import HyperparameterTuner, ContinuousParameter, CategoricalParameter
+tuner = HyperparameterTuner(estimator, "test_acc", {"lr": ContinuousParameter(1e-4, 1e-1)},
+                            metric_definitions=[{"Name": "test_acc", "Regex": "..."}],
+                            max_jobs=20, max_parallel_jobs=2, strategy="Bayesian")
+tuner.fit({"train": ..., "test": ...})
+tuner.best_training_job(); tuner.best_estimator().deploy(...); tuner.analytics().dataframe()
 """
 
 from __future__ import annotations
@@ -32,8 +32,16 @@ from visiontune.tune.parameters import (
     IntegerParameter,
 )
 
-__all__ = ["CategoricalParameter", "ContinuousParameter", "HyperparameterTuner", "HyperparameterTuningJobAnalytics",
-           "IntegerParameter", "TuningJobCompletionCriteriaConfig", "WarmStartConfig", "WarmStartTypes"]
+__all__ = [
+    "CategoricalParameter",
+    "ContinuousParameter",
+    "HyperparameterTuner",
+    "HyperparameterTuningJobAnalytics",
+    "IntegerParameter",
+    "TuningJobCompletionCriteriaConfig",
+    "WarmStartConfig",
+    "WarmStartTypes",
+]
 
 
 class WarmStartTypes:
@@ -47,8 +55,12 @@ class WarmStartConfig:
 
 
 class TuningJobCompletionCriteriaConfig:
-    def __init__(self, max_number_training_jobs_not_improving: int | None = None,
-                 complete_on_convergence: bool | None = None, target_objective_metric_value: float | None = None):
+    def __init__(
+        self,
+        max_number_training_jobs_not_improving: int | None = None,
+        complete_on_convergence: bool | None = None,
+        target_objective_metric_value: float | None = None,
+    ):
         self.max_number_training_jobs_not_improving = max_number_training_jobs_not_improving
         self.target_objective_metric_value = target_objective_metric_value
 
@@ -67,14 +79,26 @@ class HyperparameterTuningJobAnalytics:
 
 
 class HyperparameterTuner:
-    def __init__(self, estimator, objective_metric_name: str, hyperparameter_ranges: dict,
-                 metric_definitions: list[dict] | None = None, strategy: str = "Bayesian",
-                 objective_type: str = "Maximize", max_jobs: int = 1, max_parallel_jobs: int = 1,
-                 early_stopping_type: str = "Off", base_tuning_job_name: str | None = None,
-                 warm_start_config: WarmStartConfig | None = None,
-                 completion_criteria_config: TuningJobCompletionCriteriaConfig | None = None,
-                 random_seed: int | None = None, backend: str = "local", ray_address: str | None = None,
-                 resources_per_trial: dict | None = None, **sagemaker_only):
+    def __init__(
+        self,
+        estimator,
+        objective_metric_name: str,
+        hyperparameter_ranges: dict,
+        metric_definitions: list[dict] | None = None,
+        strategy: str = "Bayesian",
+        objective_type: str = "Maximize",
+        max_jobs: int = 1,
+        max_parallel_jobs: int = 1,
+        early_stopping_type: str = "Off",
+        base_tuning_job_name: str | None = None,
+        warm_start_config: WarmStartConfig | None = None,
+        completion_criteria_config: TuningJobCompletionCriteriaConfig | None = None,
+        random_seed: int | None = None,
+        backend: str = "local",
+        ray_address: str | None = None,
+        resources_per_trial: dict | None = None,
+        **sagemaker_only,
+    ):
         ignore_cloud_args("HyperparameterTuner", sagemaker_only)
         if not isinstance(estimator, (Estimator, ImageClassifier)):
             raise ConfigError("HyperparameterTuner: give a visiontune.sdk Estimator / PyTorch or ImageClassifier")
@@ -104,15 +128,28 @@ class HyperparameterTuner:
             defs = self.metric_definitions if self.metric_definitions is not None else est.metric_definitions
             source = str(Path(est.source_dir).expanduser().resolve()) if est.source_dir else None
             entry = est.entry_point if source else str(Path(est.entry_point).expanduser().resolve())
-            base = {"entry_point": entry, "source_dir": source, "channels": channels,
-                    "hyperparameters": dict(est._hyperparameters), "metric_definitions": defs}
+            base = {
+                "entry_point": entry,
+                "source_dir": source,
+                "channels": channels,
+                "hyperparameters": dict(est._hyperparameters),
+                "metric_definitions": defs,
+            }
             ranges = self.hyperparameter_ranges
             kind_key = "script"
-        doc = {"name": name, kind_key: base, "objective": {"metric": self.objective_metric_name,
-                                                           "type": self.objective_type},
-               "ranges": ranges, "strategy": self.strategy, "early_stopping": self.early_stopping_type,
-               "max_jobs": self.max_jobs, "max_parallel_jobs": self.max_parallel_jobs,
-               "seed": self.random_seed or 0, "backend": self.backend, "output": str(out)}
+        doc = {
+            "name": name,
+            kind_key: base,
+            "objective": {"metric": self.objective_metric_name, "type": self.objective_type},
+            "ranges": ranges,
+            "strategy": self.strategy,
+            "early_stopping": self.early_stopping_type,
+            "max_jobs": self.max_jobs,
+            "max_parallel_jobs": self.max_parallel_jobs,
+            "seed": self.random_seed or 0,
+            "backend": self.backend,
+            "output": str(out),
+        }
         if self.ray_address:
             doc["ray_address"] = self.ray_address
         if self.resources_per_trial:
@@ -120,9 +157,14 @@ class HyperparameterTuner:
         if self.warm_start_config is not None:
             doc["warm_start"] = list(self.warm_start_config.parents)
         if self.completion is not None:
-            doc["completion"] = {k: v for k, v in (
-                ("max_jobs_not_improving", self.completion.max_number_training_jobs_not_improving),
-                ("target_objective", self.completion.target_objective_metric_value)) if v is not None}
+            doc["completion"] = {
+                k: v
+                for k, v in (
+                    ("max_jobs_not_improving", self.completion.max_number_training_jobs_not_improving),
+                    ("target_objective", self.completion.target_objective_metric_value),
+                )
+                if v is not None
+            }
         return TuningConfig.from_dict(doc)
 
     def fit(self, inputs: Any = None, job_name: str | None = None, wait: bool = True, **_ignored) -> None:
@@ -144,8 +186,12 @@ class HyperparameterTuner:
         path.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
         self._log = path.parent / "tuner.out"
         with open(self._log, "ab") as fh:
-            self._process = subprocess.Popen([sys.executable, "-m", "visiontune.cli.main", "tune", "run", "--config",
-                                              str(path)], stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "visiontune.cli.main", "tune", "run", "--config", str(path)],
+                stdout=fh,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
 
     def _name(self) -> str:
         if not self.latest_tuning_job:
@@ -178,15 +224,22 @@ class HyperparameterTuner:
         rows = leaderboard(store, tj.name)
         best = next((r for r in rows if r["FinalObjectiveValue"] is not None), None)
         names = self._names()
-        return {"HyperParameterTuningJobName": tj.name, "HyperParameterTuningJobStatus": tj.status,
-                "BestTrainingJob": best and {"TrainingJobName": best["TrainingJobName"],
-                                             "FinalHyperParameterTuningJobObjectiveMetric": {
-                                                 "MetricName": self.objective_metric_name,
-                                                 "Value": best["FinalObjectiveValue"]},
-                                             "TunedHyperParameters": {names.get(k, k): v for k, v in best.items()
-                                                                      if names.get(k, k) in
-                                                                      self.hyperparameter_ranges}},
-                "FailureReason": tj.failure_reason}
+        return {
+            "HyperParameterTuningJobName": tj.name,
+            "HyperParameterTuningJobStatus": tj.status,
+            "BestTrainingJob": best
+            and {
+                "TrainingJobName": best["TrainingJobName"],
+                "FinalHyperParameterTuningJobObjectiveMetric": {
+                    "MetricName": self.objective_metric_name,
+                    "Value": best["FinalObjectiveValue"],
+                },
+                "TunedHyperParameters": {
+                    names.get(k, k): v for k, v in best.items() if names.get(k, k) in self.hyperparameter_ranges
+                },
+            },
+            "FailureReason": tj.failure_reason,
+        }
 
     def best_training_job(self) -> str:
         best = self.describe()["BestTrainingJob"]
@@ -219,10 +272,19 @@ class HyperparameterTuner:
         tj = default_store().get_tuning_job(tuning_job_name)
         config = TuningConfig.from_dict(tj.config)
         if estimator is None:
-            estimator = (ImageClassifier(model=config.base.get("model", "mobilenet_v2"))
-                         if config.kind == "builtin" else Estimator(config.base["entry_point"], config.base.get("source_dir")))
-        tuner = cls(estimator, config.objective_metric, config.ranges, strategy=config.strategy,
-                    objective_type=config.objective_type, max_jobs=config.max_jobs,
-                    max_parallel_jobs=config.max_parallel_jobs)
+            estimator = (
+                ImageClassifier(model=config.base.get("model", "mobilenet_v2"))
+                if config.kind == "builtin"
+                else Estimator(config.base["entry_point"], config.base.get("source_dir"))
+            )
+        tuner = cls(
+            estimator,
+            config.objective_metric,
+            config.ranges,
+            strategy=config.strategy,
+            objective_type=config.objective_type,
+            max_jobs=config.max_jobs,
+            max_parallel_jobs=config.max_parallel_jobs,
+        )
         tuner.latest_tuning_job = tuning_job_name
         return tuner

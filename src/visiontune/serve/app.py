@@ -1,10 +1,10 @@
 """The model server: SageMaker's container contract and Runtime API over FastAPI.
 
-    GET  /ping                              200 once a model is loaded, 503 before
-    POST /invocations                       the default model (or X-Amzn-SageMaker-Target-Model)
-    POST /endpoints/{name}/invocations      SageMaker Runtime's path: boto3's invoke_endpoint works unchanged
-    GET  /models   POST /models   DELETE /models/{name}   POST /models/{name}/invoke   (multi-model)
-    GET  /metrics                           Prometheus text format
+GET  /ping                              200 once a model is loaded, 503 before
+POST /invocations                       the default model (or X-Amzn-SageMaker-Target-Model)
+POST /endpoints/{name}/invocations      SageMaker Runtime's path: boto3's invoke_endpoint works unchanged
+GET  /models   POST /models   DELETE /models/{name}   POST /models/{name}/invoke   (multi-model)
+GET  /metrics                           Prometheus text format
 """
 
 from __future__ import annotations
@@ -50,14 +50,16 @@ class ServerSettings:
     models: dict[str, str] = field(default_factory=dict)  # name -> model folder or model.tar.gz
     runtime: str = "torch"
     device: str = "auto"
-    precision: str = INFERENCE_PRECISION  # torch runtime: bf16 on CPUs that compute it natively; GPUs: measured per batch
-    threads: int | None = None           # torch / onnxruntime threads per worker
-    max_batch_size: int = 1              # 1 = batching off
+    precision: str = (
+        INFERENCE_PRECISION  # torch runtime: bf16 on CPUs that compute it natively; GPUs: measured per batch
+    )
+    threads: int | None = None  # torch / onnxruntime threads per worker
+    max_batch_size: int = 1  # 1 = batching off
     #: requests one model holds at once (decoding, waiting, computing); more are answered 503 + Retry-After.
     #: 0 = no bound.
     max_queue: int = 128
     max_delay_ms: float = 5.0
-    max_payload_mb: float = 6.0          # SageMaker real-time endpoints accept 6 MB
+    max_payload_mb: float = 6.0  # SageMaker real-time endpoints accept 6 MB
     max_pixels: int = 40_000_000
     api_key: str | None = None
     #: /metrics without the API key (for a Prometheus scraper that sends none); off: the key guards it too
@@ -81,26 +83,44 @@ class ServerSettings:
 class Endpoint:
     """One loaded model: its handler, one inference thread, and a batcher if batching is on."""
 
-    def __init__(self, name: str, path: str, settings: ServerSettings, metrics: "Metrics",
-                 decoder: ThreadPoolExecutor | None = None):
+    def __init__(
+        self,
+        name: str,
+        path: str,
+        settings: ServerSettings,
+        metrics: "Metrics",
+        decoder: ThreadPoolExecutor | None = None,
+    ):
         self.name, self.path = name, path
         # the requests' decoding, shared by the server's models (anyio's thread pool measured ~7% of a
         # request's CPU at concurrency 32 on 2 cores in its own bookkeeping)
         self.decoder = decoder
-        self.handler = Handler(Path(path), runtime=settings.runtime, device=settings.device,
-                               precision=settings.precision, threads=settings.threads, max_pixels=settings.max_pixels,
-                               model_process=settings.model_process, name=name,
-                               trust_pickled_model=settings.trust_pickled_model).load()
+        self.handler = Handler(
+            Path(path),
+            runtime=settings.runtime,
+            device=settings.device,
+            precision=settings.precision,
+            threads=settings.threads,
+            max_pixels=settings.max_pixels,
+            model_process=settings.model_process,
+            name=name,
+            trust_pickled_model=settings.trust_pickled_model,
+        ).load()
         # a model in the model process computes there (and is batched there, with every worker's requests):
         # here requests only wait for it, many at once
         self.remote = getattr(self._runtime, "concurrent", False)
-        self.executor = ThreadPoolExecutor((settings.max_queue or 64) if self.remote else 1,
-                                           thread_name_prefix=f"infer-{name}")
+        self.executor = ThreadPoolExecutor(
+            (settings.max_queue or 64) if self.remote else 1, thread_name_prefix=f"infer-{name}"
+        )
         self.batcher = None
         if settings.max_batch_size > 1 and self.handler.batchable and not self.remote:
-            self.batcher = DynamicBatcher(lambda x: self.handler.model.runtime.predict_proba(x), self.executor,
-                                          settings.max_batch_size, settings.max_delay_ms,
-                                          observe=lambda n: metrics.batch.labels(name).observe(n))
+            self.batcher = DynamicBatcher(
+                lambda x: self.handler.model.runtime.predict_proba(x),
+                self.executor,
+                settings.max_batch_size,
+                settings.max_delay_ms,
+                observe=lambda n: metrics.batch.labels(name).observe(n),
+            )
         self.metrics = metrics
         self.max_queue = settings.max_queue
         self.in_flight = 0  # requests of this model between admission and answer (the event loop counts them)
@@ -114,8 +134,11 @@ class Endpoint:
             rate = len(self.recent) / max(1e-3, now - self.recent[0]) if len(self.recent) > 1 else 1.0
             wait = min(60, max(1, round(self.in_flight / max(rate, 1e-3))))
             self.metrics.rejected.labels(self.name).inc()
-            raise OverloadedError(f"model {self.name!r} has {self.in_flight} requests in hand (the limit is "
-                                  f"{self.max_queue}, {option('max_queue')}); retry in {wait} s", wait)
+            raise OverloadedError(
+                f"model {self.name!r} has {self.in_flight} requests in hand (the limit is "
+                f"{self.max_queue}, {option('max_queue')}); retry in {wait} s",
+                wait,
+            )
         self.in_flight += 1
 
     def release(self) -> None:
@@ -136,10 +159,16 @@ class Endpoint:
         return self._runtime.problem() if self._runtime is not None else None
 
     def describe(self) -> dict:
-        return {"name": self.name, "path": str(self.path), "runtime": self.handler.runtime,
-                "custom_hooks": self.handler.custom, "batching": self.batcher is not None or self.remote,
-                "model_process": self.remote, **self._runtime_description(),
-                "classes": len(self.handler.labels)}
+        return {
+            "name": self.name,
+            "path": str(self.path),
+            "runtime": self.handler.runtime,
+            "custom_hooks": self.handler.custom,
+            "batching": self.batcher is not None or self.remote,
+            "model_process": self.remote,
+            **self._runtime_description(),
+            "classes": len(self.handler.labels),
+        }
 
     async def invoke(self, body: bytes, content_type: str, accept: str, top_k: int | None) -> tuple[bytes, str]:
         h = self.handler
@@ -161,8 +190,12 @@ class Endpoint:
         single = getattr(data, "single", True)
         if h.spatial:  # back to each image's own size
             prediction = await run_in_threadpool(h.finish, prediction, data)
-        if (not h.spatial and "output_fn" not in h.hooks and isinstance(prediction, np.ndarray)
-                and prediction.size <= INLINE_RENDER_VALUES):
+        if (
+            not h.spatial
+            and "output_fn" not in h.hooks
+            and isinstance(prediction, np.ndarray)
+            and prediction.size <= INLINE_RENDER_VALUES
+        ):
             return h.render(prediction, accept, top_k, single)  # tens of microseconds: less than a thread hop
         return await run_in_threadpool(h.render, prediction, accept, top_k, single)
 
@@ -175,16 +208,35 @@ class Endpoint:
 class Metrics:
     def __init__(self):
         self.registry = CollectorRegistry()
-        self.requests = Counter("visiontune_requests", "Invocations by model and HTTP status",
-                                ["model", "status"], registry=self.registry)
-        self.errors = Counter("visiontune_errors", "Failed invocations by model and HTTP status",
-                              ["model", "status"], registry=self.registry)
-        self.latency = Histogram("visiontune_request_seconds", "Invocation latency", ["model"], registry=self.registry,
-                                 buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
-        self.batch = Histogram("visiontune_batch_size", "Images per forward pass", ["model"], registry=self.registry,
-                               buckets=(1, 2, 4, 8, 16, 32, 64, 128))
-        self.rejected = Counter("visiontune_rejected", "Requests refused with 503 because the model's queue was full",
-                                ["model"], registry=self.registry)
+        self.requests = Counter(
+            "visiontune_requests", "Invocations by model and HTTP status", ["model", "status"], registry=self.registry
+        )
+        self.errors = Counter(
+            "visiontune_errors",
+            "Failed invocations by model and HTTP status",
+            ["model", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "visiontune_request_seconds",
+            "Invocation latency",
+            ["model"],
+            registry=self.registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+        )
+        self.batch = Histogram(
+            "visiontune_batch_size",
+            "Images per forward pass",
+            ["model"],
+            registry=self.registry,
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128),
+        )
+        self.rejected = Counter(
+            "visiontune_rejected",
+            "Requests refused with 503 because the model's queue was full",
+            ["model"],
+            registry=self.registry,
+        )
 
 
 class Repository:
@@ -225,8 +277,9 @@ class Repository:
         return self.get(endpoint_name)
 
 
-ROUTES_HINT = ("the server answers GET /ping, POST /invocations, POST /endpoints/NAME/invocations, /models and "
-               "GET /metrics")
+ROUTES_HINT = (
+    "the server answers GET /ping, POST /invocations, POST /endpoints/NAME/invocations, /models and GET /metrics"
+)
 
 
 def _lifespan(settings: ServerSettings, repo: Repository):
@@ -266,11 +319,18 @@ def create_app(settings: ServerSettings) -> FastAPI:
     repo = Repository(settings, metrics)
     payload = int(settings.max_payload_mb * 1024 * 1024)
     hint = f"raise it with {option('max_payload_mb')}"
-    limits = Limits(routes={p: payload for p in ("/invocations", "/endpoints/", "/models/")},
-                    hints={p: hint for p in ("/invocations", "/endpoints/", "/models/")})
+    limits = Limits(
+        routes={p: payload for p in ("/invocations", "/endpoints/", "/models/")},
+        hints={p: hint for p in ("/invocations", "/endpoints/", "/models/")},
+    )
     hosts = set(settings.allowed_hosts) if settings.allowed_hosts else None
-    app = web_app.create("visiontune model server", hosts=hosts, limits=limits, routes_hint=ROUTES_HINT,
-                         lifespan=_lifespan(settings, repo))
+    app = web_app.create(
+        "visiontune model server",
+        hosts=hosts,
+        limits=limits,
+        routes_hint=ROUTES_HINT,
+        lifespan=_lifespan(settings, repo),
+    )
     app.state.repo, app.state.settings, app.state.metrics = repo, settings, metrics
     app.state.load_error, app.state.max_bytes = None, payload
     key = [Depends(ApiKey(settings.api_key))]

@@ -51,14 +51,27 @@ class BatchResult:
     orphans: list[str] = field(default_factory=list)  #: records whose input is gone (kept, listed)
 
     def to_dict(self) -> dict:
-        return {"written": self.written, "already_done": self.skipped_done, "retried_failed": self.retried,
-                "changed_inputs": self.changed, "errors": self.errors, "out": str(self.out),
-                **({"records_without_input": self.orphans} if self.orphans else {})}
+        return {
+            "written": self.written,
+            "already_done": self.skipped_done,
+            "retried_failed": self.retried,
+            "changed_inputs": self.changed,
+            "errors": self.errors,
+            "out": str(self.out),
+            **({"records_without_input": self.orphans} if self.orphans else {}),
+        }
 
 
-def batch_predict(model: str | Path, inputs: str | Path, out: str | Path, batch_size: int = 64,
-                  top_k: int = 3, device: str = "auto", precision: str = INFERENCE_PRECISION,
-                  overwrite: bool = False) -> BatchResult:
+def batch_predict(
+    model: str | Path,
+    inputs: str | Path,
+    out: str | Path,
+    batch_size: int = 64,
+    top_k: int = 3,
+    device: str = "auto",
+    precision: str = INFERENCE_PRECISION,
+    overwrite: bool = False,
+) -> BatchResult:
     """Predict every image of ``inputs`` into ``out`` (see the module's docstring).  A full disk or a read-only
     ``out`` is one clear ``OutputError``, its temp files removed (the records written so far are kept: a
     rerun resumes)."""
@@ -72,13 +85,18 @@ def batch_predict(model: str | Path, inputs: str | Path, out: str | Path, batch_
         raise output_error(exc, out) from exc
 
 
-def _batch_predict(model, inputs, out, batch_size: int, top_k: int, device: str, precision: str,
-                   overwrite: bool) -> BatchResult:
+def _batch_predict(
+    model, inputs, out, batch_size: int, top_k: int, device: str, precision: str, overwrite: bool
+) -> BatchResult:
     remote = "://" in str(inputs)
     src: Any = str(inputs).rstrip("/") if remote else Path(inputs)  # a URL (str) or a local Path
     out = Path(out)
-    key = {"model": fingerprint(model), "top_k": int(top_k), "precision": precision,
-           "inputs": str(src) if remote else str(Path(src).resolve())}
+    key = {
+        "model": fingerprint(model),
+        "top_k": int(top_k),
+        "precision": precision,
+        "inputs": str(src) if remote else str(Path(src).resolve()),
+    }
     _claim(out, key, overwrite)
     loaded = load_model(model, device=device, precision=precision)
     if not remote and src.is_file() and src.suffix.lower() in MANIFEST_SUFFIXES:
@@ -110,8 +128,10 @@ def _batch_predict(model, inputs, out, batch_size: int, top_k: int, device: str,
     expected = {out / (_relative(s, base) + ".out") for s in sources}
     orphans = sorted(str(p.relative_to(out)) for p in out.rglob("*.out") if p not in expected)
     if orphans:
-        note(f"{len(orphans)} record(s) in {out} have no input any more (kept): {', '.join(orphans[:5])}"
-             + (" ..." if len(orphans) > 5 else ""))
+        note(
+            f"{len(orphans)} record(s) in {out} have no input any more (kept): {', '.join(orphans[:5])}"
+            + (" ..." if len(orphans) > 5 else "")
+        )
     return BatchResult(len(todo), done, errors, out, retried, changed, orphans)
 
 
@@ -119,8 +139,12 @@ def _claim(out: Path, key: dict, overwrite: bool) -> None:
     """Refuse to mix predictions of another model or other options into ``out``."""
     state = out / STATE
     if overwrite and out.exists():
-        for f in [*out.rglob("*.out"), *out.rglob("*.mask.png"), *out.glob("*.masks/*.png"),
-                  *out.glob(".*.out.partial-*")]:
+        for f in [
+            *out.rglob("*.out"),
+            *out.rglob("*.mask.png"),
+            *out.glob("*.masks/*.png"),
+            *out.glob(".*.out.partial-*"),
+        ]:
             f.unlink()
         state.unlink(missing_ok=True)
     elif state.exists():
@@ -128,11 +152,15 @@ def _claim(out: Path, key: dict, overwrite: bool) -> None:
         diff = [k for k in key if before.get(k) != key[k]]
         if diff:
             what = "; ".join(f"{k}: {before.get(k)!r} then, {key[k]!r} now" for k in diff)
-            raise ConfigError(f"{out} holds predictions made differently ({what}); pass {option('overwrite', True)} "
-                              f"to replace them, or choose another {option('out')}")
+            raise ConfigError(
+                f"{out} holds predictions made differently ({what}); pass {option('overwrite', True)} "
+                f"to replace them, or choose another {option('out')}"
+            )
     elif out.exists() and any(out.rglob("*.out")):
-        raise ConfigError(f"{out} holds .out files that visiontune did not record making; pass "
-                          f"{option('overwrite', True)} to replace them, or choose another {option('out')}")
+        raise ConfigError(
+            f"{out} holds .out files that visiontune did not record making; pass "
+            f"{option('overwrite', True)} to replace them, or choose another {option('out')}"
+        )
     out.mkdir(parents=True, exist_ok=True)
     for tmp in [*out.rglob(".*.out.tmp-*"), *out.rglob(".*.mask.png.tmp")]:  # left by a run that was killed
         tmp.unlink(missing_ok=True)
@@ -187,7 +215,7 @@ def _store_mask(row: dict, path: Path, out: Path) -> None:
 
 def _relative(source: str, base) -> str:
     if "://" in source:
-        rel = source[len(str(base)):].lstrip("/")
+        rel = source[len(str(base)) :].lstrip("/")
         return rel or source.rsplit("/", 1)[-1]
     return os.path.relpath(source, base)
 

@@ -15,8 +15,14 @@ import numpy as np
 
 
 class DynamicBatcher:
-    def __init__(self, predict: Callable[[np.ndarray], np.ndarray], executor: Executor,
-                 max_batch_size: int = 16, max_delay_ms: float = 5.0, observe: Callable[[int], None] | None = None):
+    def __init__(
+        self,
+        predict: Callable[[np.ndarray], np.ndarray],
+        executor: Executor,
+        max_batch_size: int = 16,
+        max_delay_ms: float = 5.0,
+        observe: Callable[[int], None] | None = None,
+    ):
         self.predict, self.executor = predict, executor
         self.max_batch_size, self.max_delay = max(1, max_batch_size), max(0.0, max_delay_ms) / 1000.0
         self.observe = observe or (lambda n: None)
@@ -74,7 +80,7 @@ class DynamicBatcher:
             start = 0
             for pixels, fut in batch:
                 if not fut.done():
-                    fut.set_result(probs[start:start + len(pixels)])
+                    fut.set_result(probs[start : start + len(pixels)])
                 start += len(pixels)
 
     async def close(self, reason: Exception | None = None) -> None:

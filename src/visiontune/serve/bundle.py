@@ -16,8 +16,12 @@ from pathlib import Path
 from visiontune.errors import ArtifactError, ConfigError
 
 
-def bundle(model_data: str | Path, entry_point: str | Path, source_dir: str | Path | None = None,
-           dest: str | Path | None = None) -> Path:
+def bundle(
+    model_data: str | Path,
+    entry_point: str | Path,
+    source_dir: str | Path | None = None,
+    dest: str | Path | None = None,
+) -> Path:
     model_data = Path(model_data).expanduser()
     source = Path(source_dir).expanduser() if source_dir else None
     entry = (source / entry_point) if source and not Path(entry_point).is_absolute() else Path(entry_point)

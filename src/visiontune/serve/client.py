@@ -52,8 +52,9 @@ class Predictor:
             pass
         raise TypeError("predict() takes image bytes, a path, a PIL image or a numpy array")
 
-    def invoke(self, body: bytes, content_type: str, accept: str = "application/json;verbose",
-               top_k: int | None = None) -> Any:
+    def invoke(
+        self, body: bytes, content_type: str, accept: str = "application/json;verbose", top_k: int | None = None
+    ) -> Any:
         """One raw request: the decoded JSON answer, or a :class:`RequestError` with the server's message."""
         path = f"/models/{self.model}/invoke" if self.model else "/invocations"
         url = self.url + path + (f"?top_k={int(top_k)}" if top_k else "")
@@ -103,9 +104,15 @@ class Predictor:
 
             preds: list[Answer] = [SegmentationPrediction(from_run_length(r), list(r["labels"])) for r in rows]
         else:
-            preds = [Prediction(r["predicted_label"], float(r["probability"]),
-                                [(t["label"], float(t["probability"])) for t in r["top_k"]],
-                                r.get("predicted_labels")) for r in rows]
+            preds = [
+                Prediction(
+                    r["predicted_label"],
+                    float(r["probability"]),
+                    [(t["label"], float(t["probability"])) for t in r["top_k"]],
+                    r.get("predicted_labels"),
+                )
+                for r in rows
+            ]
         return preds[0] if single else preds
 
     def predict_proba(self, images: Any) -> np.ndarray | list[np.ndarray]:

@@ -40,8 +40,16 @@ import numpy as np
 
 from visiontune.errors import NotAcceptableError, RequestError, UnsupportedMediaTypeError
 
-IMAGE_TYPES = ("image/jpeg", "image/png", "application/x-image", "image/webp", "image/bmp", "image/tiff",
-               "image/gif", "application/octet-stream")
+IMAGE_TYPES = (
+    "image/jpeg",
+    "image/png",
+    "application/x-image",
+    "image/webp",
+    "image/bmp",
+    "image/tiff",
+    "image/gif",
+    "application/octet-stream",
+)
 REQUEST_TYPES = (*IMAGE_TYPES, "application/json", "application/x-npy")
 ACCEPT_TYPES = ("application/json", "application/json;verbose")
 #: what a segmentation model answers
@@ -61,8 +69,9 @@ def media_type(header: str | None) -> tuple[str, dict[str, str]]:
 
 
 MAX_IMAGES = 64
-NESTED_TOO_DEEP = ('the JSON body is nested too deeply to decode; send {"image": "<base64>"} or '
-                   '{"instances": ["<base64>", ...]}')
+NESTED_TOO_DEEP = (
+    'the JSON body is nested too deeply to decode; send {"image": "<base64>"} or {"instances": ["<base64>", ...]}'
+)
 
 
 def _check_count(n: int, max_images: int) -> None:
@@ -91,8 +100,10 @@ def decode_request(body: bytes, content_type: str | None, max_images: int = MAX_
             return [_b64(doc["image"], "image")], False
         if isinstance(doc, dict) and isinstance(doc.get("instances"), list) and doc["instances"]:
             _check_count(len(doc["instances"]), max_images)
-            return [_b64(item.get("b64") if isinstance(item, dict) else item, f"instances[{i}]")
-                    for i, item in enumerate(doc["instances"])], True
+            return [
+                _b64(item.get("b64") if isinstance(item, dict) else item, f"instances[{i}]")
+                for i, item in enumerate(doc["instances"])
+            ], True
         raise RequestError('JSON bodies are {"image": "<base64>"} or {"instances": ["<base64>", ...]}')
     if ctype == "application/x-npy":
         return _npy(body, max_images)
@@ -141,8 +152,9 @@ def negotiate(accept: str | None, spatial: bool = False) -> str:
             return "application/json;verbose" if "verbose" in params else "application/json"
         if spatial and ctype in ("image/png", "application/x-npy"):
             return ctype
-    raise NotAcceptableError(f"Accept {accept!r} is not supported; use one of "
-                             f"{', '.join(SPATIAL_ACCEPT_TYPES if spatial else ACCEPT_TYPES)}")
+    raise NotAcceptableError(
+        f"Accept {accept!r} is not supported; use one of {', '.join(SPATIAL_ACCEPT_TYPES if spatial else ACCEPT_TYPES)}"
+    )
 
 
 DEFAULT_TOP_K = 5
@@ -154,14 +166,22 @@ def check_accept(accept: str | None, top_k: int | None, spatial: bool = False) -
     if top_k is not None and spatial:
         raise RequestError("top_k is for classifiers; a segmentation model answers a class per pixel")
     if top_k is not None and ctype != "application/json;verbose":
-        raise RequestError("top_k chooses the 'top_k' list of verbose responses; send "
-                           "Accept: application/json;verbose (plain application/json is always the "
-                           "list of probabilities)")
+        raise RequestError(
+            "top_k chooses the 'top_k' list of verbose responses; send "
+            "Accept: application/json;verbose (plain application/json is always the "
+            "list of probabilities)"
+        )
     return ctype
 
 
-def encode_response(probs: np.ndarray, labels: list[str], accept: str, top_k: int | None = None,
-                    single: bool = True, predicted: list[list[str]] | None = None) -> bytes:
+def encode_response(
+    probs: np.ndarray,
+    labels: list[str],
+    accept: str,
+    top_k: int | None = None,
+    single: bool = True,
+    predicted: list[list[str]] | None = None,
+) -> bytes:
     """``predicted``: per image, the classes a multi-label model names (verbose ``predicted_labels``)."""
     check_accept(accept, top_k)
     if accept != "application/json;verbose":
@@ -171,8 +191,15 @@ def encode_response(probs: np.ndarray, labels: list[str], accept: str, top_k: in
     rows = []
     for n, p in enumerate(probs):
         best = [{"label": labels[i], "probability": float(p[i])} for i in np.argsort(-p, kind="stable")[:k]]
-        rows.append({"probabilities": [float(x) for x in p], "labels": labels,
-                     "predicted_label": best[0]["label"], "probability": best[0]["probability"], "top_k": best})
+        rows.append(
+            {
+                "probabilities": [float(x) for x in p],
+                "labels": labels,
+                "predicted_label": best[0]["label"],
+                "probability": best[0]["probability"],
+                "top_k": best,
+            }
+        )
         if predicted is not None:
             rows[-1]["predicted_labels"] = predicted[n]
     return json.dumps(rows[0] if single else rows).encode()
@@ -190,8 +217,10 @@ def as_is_type(accept: str) -> str:
             return "application/json"
         if ctype in AS_IS_TYPES:
             return ctype
-    raise NotAcceptableError(f"Accept {accept!r} is not supported for a custom predict_fn's answer; use one of "
-                             f"{', '.join(AS_IS_TYPES)} (or define output_fn)")
+    raise NotAcceptableError(
+        f"Accept {accept!r} is not supported for a custom predict_fn's answer; use one of "
+        f"{', '.join(AS_IS_TYPES)} (or define output_fn)"
+    )
 
 
 def encode_as_is(prediction: Any, accept: str) -> tuple[bytes, str]:
@@ -220,13 +249,16 @@ def encode_masks(probs: list[np.ndarray], labels: list[str], accept: str, single
     masks = [p.argmax(0).astype(np.uint8) for p in probs]
     if accept == "image/png":
         if not single:
-            raise RequestError("Accept: image/png answers one mask: send one image per request, or ask for "
-                               "application/json (run-length encoded masks) for a batch")
+            raise RequestError(
+                "Accept: image/png answers one mask: send one image per request, or ask for "
+                "application/json (run-length encoded masks) for a batch"
+            )
         return mask_png(masks[0])
     if accept == "application/x-npy":
         if not single and len({p.shape for p in probs}) > 1:
-            raise RequestError("Accept: application/x-npy for a batch needs images of one size (one array); "
-                               "send them one per request")
+            raise RequestError(
+                "Accept: application/x-npy for a batch needs images of one size (one array); send them one per request"
+            )
         buf = io.BytesIO()
         np.save(buf, np.ascontiguousarray(probs[0] if single else np.stack(probs), dtype=np.float32))
         return buf.getvalue()
@@ -236,7 +268,12 @@ def encode_masks(probs: list[np.ndarray], labels: list[str], accept: str, single
         if accept == "application/json;verbose":
             counts = np.bincount(m.ravel(), minlength=len(labels))
             present = [i for i in range(len(labels)) if counts[i]]
-            doc.update({"labels": labels, "classes_present": [labels[i] for i in present],
-                        "pixel_fractions": {labels[i]: float(counts[i]) / m.size for i in present}})
+            doc.update(
+                {
+                    "labels": labels,
+                    "classes_present": [labels[i] for i in present],
+                    "pixel_fractions": {labels[i]: float(counts[i]) / m.size for i in present},
+                }
+            )
         rows.append(doc)
     return json.dumps(rows[0] if single else rows).encode()

@@ -63,8 +63,11 @@ class Endpoint:
         return b"serve" in cmdline and b"--port" in cmdline and str(self.port).encode() in cmdline
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "status": "InService" if self.alive() else "Stopped",
-                "invocations": f"{self.url}/invocations"}
+        return {
+            **asdict(self),
+            "status": "InService" if self.alive() else "Stopped",
+            "invocations": f"{self.url}/invocations",
+        }
 
 
 def _folder() -> Path:
@@ -100,8 +103,10 @@ def check_port_free(host: str, port: int) -> None:
     """One clear line before anything says "serving" (or hands out a link), instead of uvicorn's traceback."""
     exc = port_in_use(port, host)
     if exc is not None:
-        raise ConfigError(f"cannot listen on {host}:{port} ({exc.strerror or exc}); "
-                          f"another program has port {port}: choose another with --port")
+        raise ConfigError(
+            f"cannot listen on {host}:{port} ({exc.strerror or exc}); "
+            f"another program has port {port}: choose another with --port"
+        )
 
 
 def pretrained_artifact(model: str) -> Path:
@@ -117,31 +122,51 @@ def pretrained_artifact(model: str) -> Path:
     net, spec, wspec = create_model(model, pretrained=True, num_classes=None)
     classes = imagenet_labels()
     if net.head.spec.num_classes != len(classes):
-        raise ConfigError(f"{model}: its pretrained classifier has {net.head.spec.num_classes} outputs, not "
-                          f"ImageNet's {len(classes)}; fine-tune it instead")
-    save_artifact(out, net.eval(), name=model, library=spec.library, arch=spec.arch,
-                  weights_tag=wspec.tag if wspec else None, weights_license=wspec.license if wspec else None,
-                  prep=default_preprocessing(spec, wspec, None), classes=classes,
-                  hyperparameters={}, metrics={"note": "pretrained ImageNet classifier, not fine-tuned"})
+        raise ConfigError(
+            f"{model}: its pretrained classifier has {net.head.spec.num_classes} outputs, not "
+            f"ImageNet's {len(classes)}; fine-tune it instead"
+        )
+    save_artifact(
+        out,
+        net.eval(),
+        name=model,
+        library=spec.library,
+        arch=spec.arch,
+        weights_tag=wspec.tag if wspec else None,
+        weights_license=wspec.license if wspec else None,
+        prep=default_preprocessing(spec, wspec, None),
+        classes=classes,
+        hyperparameters={},
+        metrics={"note": "pretrained ImageNet classifier, not fine-tuned"},
+    )
     return out
 
 
 def _model_folder(model: str | Path) -> Path:
     text = str(model)
     if text.startswith(PRETRAINED):
-        return pretrained_artifact(text[len(PRETRAINED):])
+        return pretrained_artifact(text[len(PRETRAINED) :])
     path = Path(text).expanduser().resolve()
     if path.is_file() and path.name.endswith(".tar.gz"):
         return path
     if not (path / "config.json").is_file():
-        raise ConfigError(f"{path}: not a model folder (no config.json); give a finished training run's folder, "
-                          "its model.tar.gz, or pretrained:MODEL")
+        raise ConfigError(
+            f"{path}: not a model folder (no config.json); give a finished training run's folder, "
+            "its model.tar.gz, or pretrained:MODEL"
+        )
     return path
 
 
-def start(model: str | Path, *, name: str | None = None, port: int | None = None, job: str | None = None,
-          options: tuple[str, ...] | list[str] = (), timeout: float = 120.0,
-          trust_pickled_model: bool = False) -> Endpoint:
+def start(
+    model: str | Path,
+    *,
+    name: str | None = None,
+    port: int | None = None,
+    job: str | None = None,
+    options: tuple[str, ...] | list[str] = (),
+    timeout: float = 120.0,
+    trust_pickled_model: bool = False,
+) -> Endpoint:
     """Start ``visiontune serve MODEL`` on 127.0.0.1 in its own process; returns once it answers ``/ping``, and
     fails as soon as ``/ping`` says the model failed to load (with the reason).  ``options`` are more
     ``visiontune serve`` flags (``--max-batch-size 8``); ``trust_pickled_model``: ``--trust-pickled-model``
@@ -155,13 +180,32 @@ def start(model: str | Path, *, name: str | None = None, port: int | None = None
     port = _free_to_start(name, record, port)
     url = f"http://127.0.0.1:{port}"
     log = _folder() / f"{name}.log"
-    cmd = [sys.executable, "-m", "visiontune.cli.main", "serve", str(folder), "--host", "127.0.0.1",
-           "--port", str(port), *options]
+    cmd = [
+        sys.executable,
+        "-m",
+        "visiontune.cli.main",
+        "serve",
+        str(folder),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        *options,
+    ]
     with open(log, "ab") as fh:
-        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True)  # outlives the process that started it
-    endpoint = Endpoint(name=name, model=str(folder), port=port, pid=proc.pid, url=url, started_at=time.time(),
-                        job=job, options=list(options))
+        proc = subprocess.Popen(
+            cmd, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+        )  # outlives the process that started it
+    endpoint = Endpoint(
+        name=name,
+        model=str(folder),
+        port=port,
+        pid=proc.pid,
+        url=url,
+        started_at=time.time(),
+        job=job,
+        options=list(options),
+    )
     atomic_write_text(record, json.dumps(asdict(endpoint), indent=2))
     return _wait_ready(endpoint, proc, record, log, timeout)
 
@@ -171,13 +215,16 @@ def _free_to_start(name: str, record: Path, port: int | None) -> int:
     if record.is_file():
         old = _load(record)
         if old is not None and old.alive():
-            raise EndpointError(f"endpoint {name} is already running at {old.url}; stop it first "
-                                f"(visiontune endpoints stop {name}) or choose another name")
+            raise EndpointError(
+                f"endpoint {name} is already running at {old.url}; stop it first "
+                f"(visiontune endpoints stop {name}) or choose another name"
+            )
     if port is None:
         return free_port()
     if port_in_use(port):
-        raise EndpointError(f"port {port} is already in use on 127.0.0.1: choose another port, or leave it out "
-                            "to get a free one")
+        raise EndpointError(
+            f"port {port} is already in use on 127.0.0.1: choose another port, or leave it out to get a free one"
+        )
     return port
 
 
@@ -188,8 +235,7 @@ def _wait_ready(endpoint: Endpoint, proc: subprocess.Popen, record: Path, log: P
     while time.time() < deadline:
         if proc.poll() is not None:
             record.unlink(missing_ok=True)
-            raise EndpointError(f"endpoint {name} exited while starting (code {proc.returncode}): "
-                                f"{_tail(log)}")
+            raise EndpointError(f"endpoint {name} exited while starting (code {proc.returncode}): {_tail(log)}")
         ready, failure = ping(url)
         if ready:
             return endpoint
@@ -208,8 +254,15 @@ def register(name: str, model: str | Path, port: int, pid: int, options: list[st
         record = _record(name)
     except ConfigError:
         return None
-    endpoint = Endpoint(name=name, model=str(model), port=port, pid=pid, url=f"http://127.0.0.1:{port}",
-                        started_at=time.time(), options=list(options or []))
+    endpoint = Endpoint(
+        name=name,
+        model=str(model),
+        port=port,
+        pid=pid,
+        url=f"http://127.0.0.1:{port}",
+        started_at=time.time(),
+        options=list(options or []),
+    )
     atomic_write_text(record, json.dumps(asdict(endpoint), indent=2))
     return endpoint
 
@@ -281,8 +334,9 @@ def get_endpoint(name: str) -> Endpoint:
     ep = _load(_record(name))
     if ep is None or not ep.alive():
         running = ", ".join(e.name for e in list_endpoints()) or "none"
-        raise EndpointNotFoundError(f"no running endpoint named {name!r} (running: {running}); "
-                            "`visiontune endpoints list` shows them")
+        raise EndpointNotFoundError(
+            f"no running endpoint named {name!r} (running: {running}); `visiontune endpoints list` shows them"
+        )
     return ep
 
 
@@ -332,8 +386,12 @@ def invoke(name: str, data: bytes, content_type: str, *, top_k: int = 5, timeout
     classes; a segmentation model: the classes present and their shares of the pixels) and the latency."""
     ep = get_endpoint(name)
     query = "" if _task(ep) == "segmentation" else f"?top_k={int(top_k)}"  # masks: classes and their shares
-    req = urllib.request.Request(f"{ep.url}/invocations{query}", data=data, method="POST",
-                                 headers={"Content-Type": content_type, "Accept": "application/json;verbose"})
+    req = urllib.request.Request(
+        f"{ep.url}/invocations{query}",
+        data=data,
+        method="POST",
+        headers={"Content-Type": content_type, "Accept": "application/json;verbose"},
+    )
     t0 = time.perf_counter()
     try:
         with urllib.request.urlopen(req, timeout=timeout) as r:
@@ -346,6 +404,18 @@ def invoke(name: str, data: bytes, content_type: str, *, top_k: int = 5, timeout
     return {"latency_ms": (time.perf_counter() - t0) * 1000, "answer": json.loads(body)}
 
 
-__all__ = ["Endpoint", "EndpointError", "start", "list_endpoints", "get_endpoint", "stop", "invoke", "ping", "register",
-           "forget",
-           "pretrained_artifact", "free_port", "port_in_use"]
+__all__ = [
+    "Endpoint",
+    "EndpointError",
+    "start",
+    "list_endpoints",
+    "get_endpoint",
+    "stop",
+    "invoke",
+    "ping",
+    "register",
+    "forget",
+    "pretrained_artifact",
+    "free_port",
+    "port_in_use",
+]

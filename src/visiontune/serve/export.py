@@ -63,29 +63,46 @@ def default_path(model: str | Path, fmt: str) -> Path:
 
 def metadata(model) -> dict[str, str]:
     spatial = model.spatial
-    return {"visiontune.version": __version__, "visiontune.classes": json.dumps(model.classes),
-            "visiontune.preprocessing": json.dumps(model.preprocessing.to_dict()),
-            "visiontune.input": "pixels: uint8 (batch, size, size, 3), RGB, "
-                                + ("the whole image resized (squashed)" if spatial else "resized and centre-cropped"),
-            "visiontune.output": ("probabilities: float32 (batch, classes, size, size), per pixel, in "
-                                  "visiontune.classes order; resize to the image's size, then argmax" if spatial else
-                                  "probabilities: float32 (batch, classes), in visiontune.classes order"),
-            "visiontune.task": json.dumps({"name": model.task.name, **model.task_extras})}
+    return {
+        "visiontune.version": __version__,
+        "visiontune.classes": json.dumps(model.classes),
+        "visiontune.preprocessing": json.dumps(model.preprocessing.to_dict()),
+        "visiontune.input": "pixels: uint8 (batch, size, size, 3), RGB, "
+        + ("the whole image resized (squashed)" if spatial else "resized and centre-cropped"),
+        "visiontune.output": (
+            "probabilities: float32 (batch, classes, size, size), per pixel, in "
+            "visiontune.classes order; resize to the image's size, then argmax"
+            if spatial
+            else "probabilities: float32 (batch, classes), in visiontune.classes order"
+        ),
+        "visiontune.task": json.dumps({"name": model.task.name, **model.task_extras}),
+    }
 
 
-def export(model: str | Path, format: str = "onnx", out: str | Path | None = None,  # noqa: A002 - the CLI's name
-           check_images: list | None = None, opset: int = 18) -> ExportResult:
+def export(
+    model: str | Path,
+    format: str = "onnx",
+    out: str | Path | None = None,  # noqa: A002 - the CLI's name
+    check_images: list | None = None,
+    opset: int = 18,
+) -> ExportResult:
     """Export a model folder or ``model.tar.gz``; ``out`` defaults to ``model.onnx`` / ``model.pt2`` beside it.
 
     ``check_images``: real images for the parity check (else random pixels)."""
     if format == "torchscript":
-        raise ConfigError(f"{option('format', 'torchscript')}: TorchScript is deprecated in PyTorch (torch.jit warns "
-                          f"on every load); use {option('format', 'pt2')} (torch.export) or onnx")
+        raise ConfigError(
+            f"{option('format', 'torchscript')}: TorchScript is deprecated in PyTorch (torch.jit warns "
+            f"on every load); use {option('format', 'pt2')} (torch.export) or onnx"
+        )
     if format not in FORMATS:
         raise ConfigError(f"{option('format', format)}: choose one of {', '.join(FORMATS)}")
     loaded = load_model(model, device="cpu")
-    wrapper = _Exportable(loaded.module.float().eval(), loaded.preprocessing.mean, loaded.preprocessing.std,
-                          multi_label=loaded.task.name == "multi-label").eval()
+    wrapper = _Exportable(
+        loaded.module.float().eval(),
+        loaded.preprocessing.mean,
+        loaded.preprocessing.std,
+        multi_label=loaded.task.name == "multi-label",
+    ).eval()
     size = loaded.preprocessing.image_size
     example = (torch.zeros(2, size, size, 3, dtype=torch.uint8),)
     dynamic = {"pixels": {0: torch.export.Dim("batch", min=1, max=65536)}}
@@ -107,8 +124,10 @@ def export(model: str | Path, format: str = "onnx", out: str | Path | None = Non
         reference = wrapper(torch.from_numpy(pixels)).numpy()
     diff = float(np.abs(run(pixels) - reference).max())
     if diff > PARITY_TOLERANCE:
-        raise VisiontuneError(f"{target}: exported model differs from the original by {diff:.2e} "
-                              f"(max |Δ probability|, limit {PARITY_TOLERANCE:g}); do not serve it")
+        raise VisiontuneError(
+            f"{target}: exported model differs from the original by {diff:.2e} "
+            f"(max |Δ probability|, limit {PARITY_TOLERANCE:g}); do not serve it"
+        )
     return ExportResult(target, format, diff, len(pixels))
 
 
@@ -119,8 +138,17 @@ def _onnx(wrapper, example, dynamic, target: Path, meta: dict[str, str], opset: 
         import onnxscript  # noqa: F401 - torch.onnx's exporter needs it
     except ImportError as exc:
         raise MissingDependencyError(exc.name or "onnxruntime", "ONNX export", extra="serve") from exc
-    program = torch.onnx.export(wrapper, example, None, input_names=["pixels"], output_names=["probabilities"],
-                                dynamic_shapes=dynamic, dynamo=True, opset_version=opset, verbose=False)
+    program = torch.onnx.export(
+        wrapper,
+        example,
+        None,
+        input_names=["pixels"],
+        output_names=["probabilities"],
+        dynamic_shapes=dynamic,
+        dynamo=True,
+        opset_version=opset,
+        verbose=False,
+    )
     if program is None:  # (only without dynamo, which this call asks for)
         raise RuntimeError("torch.onnx.export returned no program")
     proto = program.model_proto

@@ -43,8 +43,12 @@ from visiontune.serve.codecs import (
 from visiontune.serve.runtimes import create_runtime
 
 #: Each hook and its arguments; as SageMaker's inference toolkit, each may also take a trailing ``context``.
-HOOKS = {"model_fn": ("model_dir",), "input_fn": ("request_body", "content_type"),
-         "predict_fn": ("input_data", "model"), "output_fn": ("prediction", "accept")}
+HOOKS = {
+    "model_fn": ("model_dir",),
+    "input_fn": ("request_body", "content_type"),
+    "predict_fn": ("input_data", "model"),
+    "output_fn": ("prediction", "accept"),
+}
 #: what SageMaker's inference toolkit answers for ``Accept: */*`` or none (SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT)
 DEFAULT_ACCEPT = "application/json"
 
@@ -66,8 +70,10 @@ def takes_context(fn: Callable, name: str, where: str) -> bool:
     keyword_only = [p.name for p in params if p.kind == p.KEYWORD_ONLY and p.default is inspect.Parameter.empty]
     n = len(HOOKS[name])
     if len(required) > n + 1 or (len(positional) < n and not varargs) or keyword_only:
-        raise InferenceCodeError(f"{where}: {name}{sig} takes {len(positional)} argument(s) "
-                                 f"({len(required)} required); SageMaker's inference toolkit calls {contract(name)}")
+        raise InferenceCodeError(
+            f"{where}: {name}{sig} takes {len(positional)} argument(s) "
+            f"({len(required)} required); SageMaker's inference toolkit calls {contract(name)}"
+        )
     return len(required) == n + 1 or (len(positional) > n and positional[n].name in ("context", "ctx"))
 
 
@@ -93,8 +99,9 @@ class DefaultModel:
     spatial: bool = False
 
     def pixels(self, image: Any) -> np.ndarray:
-        return image_to_pixels(image, self.image_size, self.interpolation, max_pixels=self.max_pixels,
-                               resize=self.resize)
+        return image_to_pixels(
+            image, self.image_size, self.interpolation, max_pixels=self.max_pixels, resize=self.resize
+        )
 
 
 @dataclass
@@ -144,8 +151,14 @@ class Handler:
         prep = config["preprocessing"]
         from visiontune.tasks import task_of
 
-        return DefaultModel(rt, int(prep["image_size"]), prep.get("interpolation", "bilinear"), self.max_pixels,
-                            prep.get("resize", "shorter-side-then-center-crop"), task_of(config)[0].spatial)
+        return DefaultModel(
+            rt,
+            int(prep["image_size"]),
+            prep.get("interpolation", "bilinear"),
+            self.max_pixels,
+            prep.get("resize", "shorter-side-then-center-crop"),
+            task_of(config)[0].spatial,
+        )
 
     def default_input_fn(self, body: bytes, content_type: str):
         images, batch = decode_request(body, content_type)
@@ -196,14 +209,18 @@ class Handler:
     def load(self) -> "Handler":
         self.origin = Path(self.model_dir)
         self.model_dir = artifact_dir(self.model_dir, custom_ok=True)
-        self.context = Context(self.name or self.model_dir.name, {"model_dir": str(self.model_dir),
-                                                                  "gpu_id": None if self.device == "cpu" else 0})
+        self.context = Context(
+            self.name or self.model_dir.name,
+            {"model_dir": str(self.model_dir), "gpu_id": None if self.device == "cpu" else 0},
+        )
         if self.trust_pickled_model:
             install_trusting_load()  # before inference.py imports torch.load under its own name
         self._load_custom_code()
         if "model_fn" not in self.hooks and not is_artifact(self.model_dir):
-            raise InferenceCodeError(f"{self.model_dir}: not a visiontune model, and code/inference.py has no "
-                                     "model_fn to load it; define model_fn(model_dir)")
+            raise InferenceCodeError(
+                f"{self.model_dir}: not a visiontune model, and code/inference.py has no "
+                "model_fn to load it; define model_fn(model_dir)"
+            )
         if "model_fn" in self.hooks:
             self.model = self._custom_model_fn()
         else:
@@ -236,7 +253,8 @@ class Handler:
                 "2.6 and later load weights only by default; SageMaker's torch 1.x containers unpickled it). "
                 "Unpickling runs any code the file holds: if you trust this model, serve it with "
                 "--trust-pickled-model (Python: deploy(..., trust_pickled_model=True)); or save its state_dict and "
-                f"load that. torch said: {str(exc).splitlines()[0]}") from exc
+                f"load that. torch said: {str(exc).splitlines()[0]}"
+            ) from exc
         finally:
             _TRUST.on = False
 

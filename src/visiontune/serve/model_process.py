@@ -41,13 +41,21 @@ class _Model:
         from visiontune.serve.batching import DynamicBatcher
         from visiontune.serve.handler import Handler
 
-        self.handler = Handler(Path(path), runtime=settings.runtime, device=settings.device,
-                               precision=settings.precision, threads=settings.threads,
-                               max_pixels=settings.max_pixels).load()
+        self.handler = Handler(
+            Path(path),
+            runtime=settings.runtime,
+            device=settings.device,
+            precision=settings.precision,
+            threads=settings.threads,
+            max_pixels=settings.max_pixels,
+        ).load()
         self.executor = ThreadPoolExecutor(1, thread_name_prefix=f"infer-{name}")
         self.predict = self.handler.model.runtime.predict_proba
-        self.batcher = (DynamicBatcher(self.predict, self.executor, settings.max_batch_size, settings.max_delay_ms)
-                        if settings.max_batch_size > 1 else None)
+        self.batcher = (
+            DynamicBatcher(self.predict, self.executor, settings.max_batch_size, settings.max_delay_ms)
+            if settings.max_batch_size > 1
+            else None
+        )
 
     async def close(self) -> None:
         if self.batcher is not None:
@@ -104,8 +112,12 @@ class ModelServer:
         except Exception as exc:  # noqa: BLE001 - the worker turns it into the HTTP answer; this process goes on
             if not isinstance(exc, RequestError):
                 log.exception("model process: %s failed", header.get("op"))
-            return frame({"error": f"{type(exc).__name__}: {exc}" if not isinstance(exc, RequestError) else str(exc),
-                          "status": getattr(exc, "status", 500)})
+            return frame(
+                {
+                    "error": f"{type(exc).__name__}: {exc}" if not isinstance(exc, RequestError) else str(exc),
+                    "status": getattr(exc, "status", 500),
+                }
+            )
 
     async def connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -175,8 +187,9 @@ class ModelProcess:
         import multiprocessing as mp
 
         Path(self.path).unlink(missing_ok=True)  # a process that died leaves its socket file behind
-        process = mp.get_context("spawn").Process(target=_main, args=(self.settings.to_json(), self.path),
-                                                  name="visiontune-models", daemon=True)
+        process = mp.get_context("spawn").Process(
+            target=_main, args=(self.settings.to_json(), self.path), name="visiontune-models", daemon=True
+        )
         process.start()
         deadline = time.monotonic() + 120
         while not os.path.exists(self.path):
@@ -196,9 +209,12 @@ class ModelProcess:
             now = time.monotonic()
             self._restarts = [t for t in self._restarts if now - t < 60] + [now]
             if len(self._restarts) > self.RESTARTS:
-                log.error("the model process exited (code %s) %d times within a minute; not starting it again: "
-                          "requests answer 503 until `visiontune serve` is restarted", self.process.exitcode,
-                          len(self._restarts))
+                log.error(
+                    "the model process exited (code %s) %d times within a minute; not starting it again: "
+                    "requests answer 503 until `visiontune serve` is restarted",
+                    self.process.exitcode,
+                    len(self._restarts),
+                )
                 return
             log.warning("the model process exited (code %s); starting it again", self.process.exitcode)
             try:

@@ -61,8 +61,10 @@ class RemoteRuntime(Runtime):
             sock.connect(self.address)
         except OSError as exc:
             sock.close()
-            raise ServiceUnavailableError(f"the model process ({self.address}) is not running: {exc}; the server "
-                                          "starts it again (its log says why it stopped)") from exc
+            raise ServiceUnavailableError(
+                f"the model process ({self.address}) is not running: {exc}; the server "
+                "starts it again (its log says why it stopped)"
+            ) from exc
         return sock
 
     def _call(self, header: dict, payload: bytes, timeout: float | None = None) -> tuple[dict, bytes]:
@@ -80,8 +82,10 @@ class RemoteRuntime(Runtime):
                 sock.close()
                 self._local.sock = None
                 if attempt:
-                    raise ServiceUnavailableError(f"the model process ({self.address}) stopped answering: {exc}; "
-                                                  "the server starts it again (its log says why it stopped)") from exc
+                    raise ServiceUnavailableError(
+                        f"the model process ({self.address}) stopped answering: {exc}; "
+                        "the server starts it again (its log says why it stopped)"
+                    ) from exc
         if "error" in reply:
             status = int(reply.get("status", 500))
             if status == 400:
@@ -98,8 +102,7 @@ class RemoteRuntime(Runtime):
 
     def predict_proba(self, pixels: np.ndarray) -> np.ndarray:
         pixels = np.ascontiguousarray(pixels, dtype=np.uint8)
-        reply, data = self._call({"op": "predict", "model": self.model, "shape": list(pixels.shape)},
-                                 pixels.tobytes())
+        reply, data = self._call({"op": "predict", "model": self.model, "shape": list(pixels.shape)}, pixels.tobytes())
         return np.frombuffer(data, dtype=np.float32).reshape(reply["shape"])
 
 

@@ -51,14 +51,16 @@ async def read_body(request: Request) -> bytes:
     limit = request.app.state.max_bytes
     length = request.headers.get("content-length")
     if length and length.isdigit() and int(length) > limit:
-        raise PayloadTooLargeError(f"the body is {int(length)} bytes; the limit is {limit} "
-                                   f"(raise it with {option('max_payload_mb')})")
+        raise PayloadTooLargeError(
+            f"the body is {int(length)} bytes; the limit is {limit} (raise it with {option('max_payload_mb')})"
+        )
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise PayloadTooLargeError(f"the body is over the limit of {limit} bytes "
-                                       f"(raise it with {option('max_payload_mb')})")
+            raise PayloadTooLargeError(
+                f"the body is over the limit of {limit} bytes (raise it with {option('max_payload_mb')})"
+            )
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -82,8 +84,9 @@ async def invoke(request: Request, pick) -> Response:
         ep.admit()  # before the body is read: a full queue costs the server nothing more
         try:
             body = await read_body(request)
-            out, ctype = await ep.invoke(body, request.headers.get("content-type", ""),
-                                         request.headers.get("accept", ""), _top_k(request))
+            out, ctype = await ep.invoke(
+                body, request.headers.get("content-type", ""), request.headers.get("accept", ""), _top_k(request)
+            )
         finally:
             ep.release()
         response: Response = Response(out, media_type=ctype)
@@ -135,8 +138,10 @@ async def list_models(request: Request):
 
 def _management_allowed(request: Request) -> None:
     if not request.app.state.settings.allow_model_management:
-        raise ForbiddenError("model management is off on this server (start it with an API key, "
-                             "or allow_model_management on a trusted machine)")
+        raise ForbiddenError(
+            "model management is off on this server (start it with an API key, "
+            "or allow_model_management on a trusted machine)"
+        )
 
 
 def _custom_code_allowed(request: Request, name: str, path: str) -> None:
@@ -146,8 +151,10 @@ def _custom_code_allowed(request: Request, name: str, path: str) -> None:
     from visiontune.artifact.store import CUSTOM_CODE, artifact_dir
 
     if (artifact_dir(path, custom_ok=True) / CUSTOM_CODE).is_file():
-        raise ForbiddenError(f"model {name}: {path} brings custom inference code ({CUSTOM_CODE}), which this server "
-                             "refuses (started with --no-custom-code)")
+        raise ForbiddenError(
+            f"model {name}: {path} brings custom inference code ({CUSTOM_CODE}), which this server "
+            "refuses (started with --no-custom-code)"
+        )
 
 
 @protected.post("/models")

@@ -53,22 +53,31 @@ class TorchRuntime(Runtime):
 class OnnxRuntime(Runtime):
     name = "onnx"
 
-    def __init__(self, model_dir: Path, device: str = "auto", threads: int | None = None, precision: str = "fp32",
-                 origin: Path | None = None):
+    def __init__(
+        self,
+        model_dir: Path,
+        device: str = "auto",
+        threads: int | None = None,
+        precision: str = "fp32",
+        origin: Path | None = None,
+    ):
         try:
             import onnxruntime as ort
         except ImportError as exc:
             raise MissingDependencyError("onnxruntime", "runtime 'onnx'", extra="serve") from exc
         if precision not in ("fp32", "auto"):
-            raise ConfigError(f"runtime 'onnx' runs the exported float32 graph; precision={precision!r} needs runtime 'torch'")
+            raise ConfigError(
+                f"runtime 'onnx' runs the exported float32 graph; precision={precision!r} needs runtime 'torch'"
+            )
         # the artifact folder, or beside the model.tar.gz it came from (where `visiontune export` writes)
         candidates = [Path(model_dir) / "model.onnx"]
         if origin is not None and Path(origin).is_file():
             candidates.append(Path(origin).parent / "model.onnx")
         path = next((c for c in candidates if c.exists()), None)
         if path is None:
-            raise ArtifactError(f"{candidates[-1]} does not exist: run `visiontune export {origin or model_dir} "
-                                "--format onnx` first")
+            raise ArtifactError(
+                f"{candidates[-1]} does not exist: run `visiontune export {origin or model_dir} --format onnx` first"
+            )
         opts = ort.SessionOptions()
         if threads:
             opts.intra_op_num_threads = threads

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from visiontune.errors import ConfigError
 
+
 def _server_file() -> Path:
     from visiontune.studio.context import studio_home
 
@@ -28,8 +29,14 @@ def running_url() -> str | None:
     return info["url"] if pid_alive(info.get("pid")) else None
 
 
-def serve(port: int = 8765, data_roots: list[str | Path] | None = None, host: str = "127.0.0.1",
-          allow_remote: bool = False, announce=print, stop_endpoints: bool = False) -> None:
+def serve(
+    port: int = 8765,
+    data_roots: list[str | Path] | None = None,
+    host: str = "127.0.0.1",
+    allow_remote: bool = False,
+    announce=print,
+    stop_endpoints: bool = False,
+) -> None:
     """Run the studio until interrupted; prints its link (with a new token each start).  On exit it says
     which endpoints keep running; ``stop_endpoints``: it stops the ones it started first."""
     import uvicorn
@@ -41,8 +48,11 @@ def serve(port: int = 8765, data_roots: list[str | Path] | None = None, host: st
     check_bind(host, allow_remote, "the studio")
     if port_in_use(port, "127.0.0.1" if host in LOOPBACK else host):
         other = running_url()
-        raise ConfigError(f"port {port} is already in use" + (f" (a studio runs at {other})" if other else "")
-                          + ": choose another with --port")
+        raise ConfigError(
+            f"port {port} is already in use"
+            + (f" (a studio runs at {other})" if other else "")
+            + ": choose another with --port"
+        )
     roots = [Path(r).expanduser().resolve() for r in (data_roots or [Path.cwd()])]
     for r in roots:
         if not r.is_dir():
@@ -56,8 +66,10 @@ def serve(port: int = 8765, data_roots: list[str | Path] | None = None, host: st
     with os.fdopen(fd, "w") as fh:
         fh.write(json.dumps({"url": url, "pid": os.getpid()}))
     if host not in LOOPBACK:
-        announce(f"warning: serving on {host}: anyone who can reach this machine and has the link can train and "
-                 "deploy models here")
+        announce(
+            f"warning: serving on {host}: anyone who can reach this machine and has the link can train and "
+            "deploy models here"
+        )
     announce(f"visiontune studio: {url}")
     announce("data roots: " + ", ".join(str(r) for r in roots) + " (and uploads in the visiontune home)")
     try:
@@ -82,11 +94,16 @@ def on_exit(deployed: set, stop_endpoints: bool, announce=print) -> list[str]:
                 announce(f"could not stop endpoint {ep.name}: {e}")
         running = list_endpoints()
     if running:
-        announce("endpoints still running (each in its own process): "
-                 + ", ".join(f"{e.name} {e.url}" for e in running)
-                 + "; stop one with `visiontune endpoints stop NAME`"
-                 + ("" if stop_endpoints else ", or start the studio with --stop-endpoints to stop the ones "
-                                              "it deploys when it exits"))
+        announce(
+            "endpoints still running (each in its own process): "
+            + ", ".join(f"{e.name} {e.url}" for e in running)
+            + "; stop one with `visiontune endpoints stop NAME`"
+            + (
+                ""
+                if stop_endpoints
+                else ", or start the studio with --stop-endpoints to stop the ones it deploys when it exits"
+            )
+        )
     return [e.name for e in running]
 
 

@@ -33,16 +33,23 @@ def create_app(settings: Settings, store=None):
             return render("expired.html", hint=SIGN_IN)
         return None
 
-    limits = Limits(routes={"/api/data/upload": settings.max_upload, "/api/endpoints/": settings.max_image},
-                    hints={"/api/data/upload": "upload a smaller zip, or several"})
+    limits = Limits(
+        routes={"/api/data/upload": settings.max_upload, "/api/endpoints/": settings.max_image},
+        hints={"/api/data/upload": "upload a smaller zip, or several"},
+    )
     session = Session(settings.access, cookie_name(settings.port), CSRF_HEADER, SIGN_IN)
-    app = web_app.create("visiontune studio", hosts=allowed_hosts(settings.host, settings.port), limits=limits,
-                         page_for=page_for, inner=[session.middleware])
-    app.state.studio = Studio(settings, Roots(settings.roots, studio_home() / "uploads"),
-                              store or default_store(), studio_home() / "grids")
+    app = web_app.create(
+        "visiontune studio",
+        hosts=allowed_hosts(settings.host, settings.port),
+        limits=limits,
+        page_for=page_for,
+        inner=[session.middleware],
+    )
+    app.state.studio = Studio(
+        settings, Roots(settings.roots, studio_home() / "uploads"), store or default_store(), studio_home() / "grids"
+    )
     signed_in = [Depends(session)]
     app.include_router(web_app.static_router("/static", STATIC), dependencies=signed_in)
     for router in ROUTERS:
         app.include_router(router, dependencies=signed_in)
     return app
-

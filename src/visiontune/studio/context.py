@@ -21,8 +21,10 @@ from visiontune.web.security import MiB
 
 CSRF_HEADER = "X-Studio-CSRF"
 IMAGE_TYPES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
-SIGN_IN = ("The studio makes a new link each time it starts, and this browser holds an old one or none. Open the "
-           "link printed by `visiontune studio` in its terminal, or print it again with `visiontune studio --url`.")
+SIGN_IN = (
+    "The studio makes a new link each time it starts, and this browser holds an old one or none. Open the "
+    "link printed by `visiontune studio` in its terminal, or print it again with `visiontune studio --url`."
+)
 
 
 @dataclass
@@ -109,8 +111,9 @@ async def still_there(request: Request, seconds: float) -> bool:
 
 
 def event_stream(events) -> StreamingResponse:
-    return StreamingResponse(events, media_type="text/event-stream",
-                             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+    return StreamingResponse(
+        events, media_type="text/event-stream", headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+    )
 
 
 def write_new(target: Path, data: bytes) -> None:

@@ -53,13 +53,15 @@ def resume_training(store, name: str) -> str:
 
     job = store.get_job(name)
     if job.kind != "builtin":
-        raise ConfigError(f"job {name} runs a script: only the engine's runs resume from a checkpoint; "
-                          "start the script again")
+        raise ConfigError(
+            f"job {name} runs a script: only the engine's runs resume from a checkpoint; start the script again"
+        )
     if job.status != "Stopped":
         raise ConfigError(f"job {name} is {job.status}: only a Stopped run resumes")
     if not (Path(job.output_dir) / "checkpoint.pt").is_file():
-        raise ConfigError(f"job {name} stopped before its first epoch ended: it has no checkpoint to resume "
-                          "from; train it again")
+        raise ConfigError(
+            f"job {name} stopped before its first epoch ended: it has no checkpoint to resume from; train it again"
+        )
     config = {**(job.spec.get("config") or {}), "resume": True, "overwrite": False}
     base = str(config.get("model") or "train").replace("_", "-").replace(":", "-")
     return start_training(config, job_name=timestamped(base), store=store).name
@@ -70,8 +72,13 @@ def problems_for_training(folder: Path, cfg, roots) -> list[str]:
     names checked to lie inside the data roots first)."""
     from visiontune.data.inspect import inspect
 
-    report = inspect(folder, task=cfg.task, label_attribute=cfg.label_attribute,
-                     allow_empty_labels=cfg.allow_empty_labels, confine=roots.confine)
+    report = inspect(
+        folder,
+        task=cfg.task,
+        label_attribute=cfg.label_attribute,
+        allow_empty_labels=cfg.allow_empty_labels,
+        confine=roots.confine,
+    )
     skip = cfg.on_bad_image == "skip"
     return [p["message"] for p in report["problems"] if not (skip and p["check"] in ("unreadable", "not an image"))]
 
@@ -87,8 +94,9 @@ def form_object(body: dict, key: str) -> dict:
 def data_folder(body: dict, roots) -> Path:
     data = body.get("data")
     if not isinstance(data, dict):
-        raise FieldError("choose a data folder on the Data page first (API: \"data\": {\"root\": N, \"path\": "
-                         "\"folder\"})", "data")
+        raise FieldError(
+            'choose a data folder on the Data page first (API: "data": {"root": N, "path": "folder"})', "data"
+        )
     try:
         folder = roots.resolve(data.get("root", 0), data.get("path", ""))
     except PathRefused as e:
@@ -99,8 +107,7 @@ def data_folder(body: dict, roots) -> Path:
 
 
 def _field_of(text: str, names) -> str | None:
-    return next((n for n in sorted(names, key=len, reverse=True) if text.startswith((f"{n}=", f"{n}:", f"{n} "))),
-                None)
+    return next((n for n in sorted(names, key=len, reverse=True) if text.startswith((f"{n}=", f"{n}:", f"{n} "))), None)
 
 
 def _each_field(options: dict, required: dict, errors: list[dict]) -> dict:
@@ -135,8 +142,10 @@ def _model_error(cfg) -> str | None:
         return str(e)
     if cfg.pretrained and not (spec.weights and spec.weights.offline):
         how = spec.describe().get("install") or "they are downloaded on first use, which needs the internet"
-        return (f"model {cfg.model!r} has no pretrained weights on this machine ({how}): choose a model with "
-                "offline weights (Models page), or turn off pretrained")
+        return (
+            f"model {cfg.model!r} has no pretrained weights on this machine ({how}): choose a model with "
+            "offline weights (Models page), or turn off pretrained"
+        )
     return None
 
 
@@ -195,9 +204,15 @@ def submit_tuning(body: dict, studio) -> str:
     ranges = body.get("ranges") or {}
     if not isinstance(ranges, dict):
         raise FieldError("ranges: an object of option name -> range", None)
-    doc = {"name": name, "ranges": ranges, "objective": body.get("objective") or OBJECTIVES[0],
-           "strategy": body.get("strategy") or "Bayesian", "early_stopping": body.get("early_stopping") or "Off",
-           "max_jobs": body.get("max_jobs"), "max_parallel_jobs": body.get("max_parallel_jobs")}
+    doc = {
+        "name": name,
+        "ranges": ranges,
+        "objective": body.get("objective") or OBJECTIVES[0],
+        "strategy": body.get("strategy") or "Bayesian",
+        "early_stopping": body.get("early_stopping") or "Off",
+        "max_jobs": body.get("max_jobs"),
+        "max_parallel_jobs": body.get("max_parallel_jobs"),
+    }
     try:
         from visiontune.names import check_name
         from visiontune.tune.config import TRIAL_SUFFIX

@@ -29,8 +29,15 @@ def safe_name(name: str, what: str = "name") -> str:
     return cleaned[:100]
 
 
-def extract_zip(archive: Path, dest: Path, *, max_unpacked: int = MAX_UNPACKED_BYTES, max_ratio: int = MAX_RATIO,
-                max_members: int = MAX_MEMBERS, shown: str | None = None) -> int:
+def extract_zip(
+    archive: Path,
+    dest: Path,
+    *,
+    max_unpacked: int = MAX_UNPACKED_BYTES,
+    max_ratio: int = MAX_RATIO,
+    max_members: int = MAX_MEMBERS,
+    shown: str | None = None,
+) -> int:
     """Unpack an uploaded zip into ``dest`` (which must not exist) after checking every member: no absolute
     paths, no ``..``, no links or device files, no duplicates, sizes and compression ratios within limits
     (per member and for the whole archive).  It unpacks into a temporary folder beside ``dest`` and renames
@@ -51,8 +58,10 @@ def extract_zip(archive: Path, dest: Path, *, max_unpacked: int = MAX_UNPACKED_B
         plan, total = _plan(members, shown, max_ratio)
         size = max(archive.stat().st_size, 1)
         if total > max_unpacked or total > max(64 << 20, size * max_ratio):
-            raise UploadRefused(f"{shown}: unpacks to {total} bytes from {size} (at most {max_unpacked}, "
-                                f"and at most {max_ratio} times the zip)")
+            raise UploadRefused(
+                f"{shown}: unpacks to {total} bytes from {size} (at most {max_unpacked}, "
+                f"and at most {max_ratio} times the zip)"
+            )
         return _unpack(zf, plan, dest, shown)
 
 
@@ -72,8 +81,9 @@ def _plan(members: list[zipfile.ZipInfo], shown: str, max_ratio: int) -> tuple[P
             raise UploadRefused(f"{shown}: entry {name!r} is a link or special file; zip plain files")
         total += m.file_size
         if m.file_size > max(1 << 20, m.compress_size * max_ratio):
-            raise UploadRefused(f"{shown}: entry {name!r} unpacks to {m.file_size} bytes from "
-                                f"{m.compress_size} (a zip bomb?)")
+            raise UploadRefused(
+                f"{shown}: entry {name!r} unpacks to {m.file_size} bytes from {m.compress_size} (a zip bomb?)"
+            )
         parts = tuple(p for p in parts if p not in ("", "."))
         if not parts or parts[0] == "__MACOSX" or parts[-1].startswith("._"):
             continue
@@ -106,7 +116,6 @@ def _unpack(zf: zipfile.ZipFile, plan: Plan, dest: Path, shown: str) -> int:
         os.rename(work, dest)
         return count
     except (zipfile.BadZipFile, EOFError, OSError, RuntimeError, NotImplementedError, ValueError) as exc:
-        raise UploadRefused(f"{shown}: could not unpack it ({type(exc).__name__}: {exc}); nothing was "
-                            "kept") from None
+        raise UploadRefused(f"{shown}: could not unpack it ({type(exc).__name__}: {exc}); nothing was kept") from None
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -7,8 +7,16 @@ import json
 from pathlib import Path
 
 #: the files of a run the job page may fetch (by job name, from the job's own output folder)
-RUN_FILES = {"learning_curves.png", "confusion_matrix.png", "segmentation_examples.png", "model.tar.gz",
-             "metrics.json", "misclassified.json", "confusion_matrix.json", "debug/report.html"}
+RUN_FILES = {
+    "learning_curves.png",
+    "confusion_matrix.png",
+    "segmentation_examples.png",
+    "model.tar.gz",
+    "metrics.json",
+    "misclassified.json",
+    "confusion_matrix.json",
+    "debug/report.html",
+}
 TUNE_FILES = {"history.png", "importance.png", "parallel.png", "report.html", "leaderboard.json", "best.json"}
 
 
@@ -21,9 +29,12 @@ def inspect_folder(folder: Path, grid: Path, task: str, roots) -> dict:
     counts = train_counts(report)
     if counts:
         most, least = max(counts.values()), min(counts.values())
-        report["imbalance"] = {"ratio": (most / least) if least else None, "flag": least == 0 or most > 3 * least,
-                               "smallest": min(counts, key=counts.__getitem__),
-                               "largest": max(counts, key=counts.__getitem__)}
+        report["imbalance"] = {
+            "ratio": (most / least) if least else None,
+            "flag": least == 0 or most > 3 * least,
+            "smallest": min(counts, key=counts.__getitem__),
+            "largest": max(counts, key=counts.__getitem__),
+        }
     return report
 
 
@@ -45,10 +56,18 @@ def status(job, points: dict | None = None, now: float | None = None) -> dict:
     left = None
     if job.status == "InProgress" and epochs and job.started_at is not None:  # (a resumed run starts past 0)
         left = eta(job.started_at, ends, epochs, time.time() if now is None else now, done=done)
-    return {"name": job.name, "status": job.status, "secondary": job.secondary_status,
-            "failure": job.failure_reason, "elapsed": round(job.elapsed, 1) if job.elapsed is not None else None,
-            "epochs": epochs, "done": done, "eta": left, "stop_requested": job.stop_requested,
-            "final": job.final_metrics}
+    return {
+        "name": job.name,
+        "status": job.status,
+        "secondary": job.secondary_status,
+        "failure": job.failure_reason,
+        "elapsed": round(job.elapsed, 1) if job.elapsed is not None else None,
+        "epochs": epochs,
+        "done": done,
+        "eta": left,
+        "stop_requested": job.stop_requested,
+        "final": job.final_metrics,
+    }
 
 
 def epoch_ends(points: dict) -> list[float]:
@@ -60,8 +79,9 @@ def epoch_ends(points: dict) -> list[float]:
     return [ends[k] for k in sorted(ends)]
 
 
-def eta(started: float, ends: list[float], epochs: int, now: float, smoothing: float = 0.5,
-        done: int | None = None) -> float | None:
+def eta(
+    started: float, ends: list[float], epochs: int, now: float, smoothing: float = 0.5, done: int | None = None
+) -> float | None:
     """Seconds left: the epoch time smoothed over the finished epochs (the first, which also fills the
     caches, weighs least), counted down through the current epoch and never below the epochs still to come
     after it: within an epoch it only shrinks.  ``done``: the last finished epoch's number (default: as many
@@ -83,11 +103,19 @@ def series(points: dict) -> dict:
 
 def job_row(job) -> dict:
     cfg = job.spec.get("config") or {}
-    return {"name": job.name, "status": job.status, "kind": job.kind, "created": job.created_at,
-            "elapsed": round(job.elapsed, 1) if job.elapsed is not None else None,
-            "model": cfg.get("model") or job.spec.get("entry_point"), "mode": cfg.get("mode"),
-            "epochs": cfg.get("epochs"), "data": cfg.get("data") or "", "tuning_job": job.tuning_job,
-            "metrics": {k: v for k, v in (job.final_metrics or {}).items() if isinstance(v, (int, float))}}
+    return {
+        "name": job.name,
+        "status": job.status,
+        "kind": job.kind,
+        "created": job.created_at,
+        "elapsed": round(job.elapsed, 1) if job.elapsed is not None else None,
+        "model": cfg.get("model") or job.spec.get("entry_point"),
+        "mode": cfg.get("mode"),
+        "epochs": cfg.get("epochs"),
+        "data": cfg.get("data") or "",
+        "tuning_job": job.tuning_job,
+        "metrics": {k: v for k, v in (job.final_metrics or {}).items() if isinstance(v, (int, float))},
+    }
 
 
 def _read_json(path: Path):
@@ -102,18 +130,26 @@ def _result(out: Path) -> dict | None:
     if not isinstance(m, dict):
         return None
     ev = m.get("evaluation") or {}
-    return {"evaluated_on": m.get("evaluated_on"), "task": m.get("task"), "classes": m.get("classes"),
-            "headline": {k: v for k, v in m.items() if isinstance(v, (int, float))
-                         and k.split("_", 1)[0] in ("test", "validation")},
-            "per_class": ev.get("per_class") or ev.get("per_class_iou"), "seconds": m.get("seconds"),
-            "debugger": m.get("debugger")}
+    return {
+        "evaluated_on": m.get("evaluated_on"),
+        "task": m.get("task"),
+        "classes": m.get("classes"),
+        "headline": {
+            k: v for k, v in m.items() if isinstance(v, (int, float)) and k.split("_", 1)[0] in ("test", "validation")
+        },
+        "per_class": ev.get("per_class") or ev.get("per_class_iou"),
+        "seconds": m.get("seconds"),
+        "debugger": m.get("debugger"),
+    }
 
 
 def _misclassified(out: Path, name: str) -> dict | None:
     mis = _read_json(out / "misclassified.json")
     try:
-        return {**mis, "worst": [{**r, "image": f"/api/jobs/{name}/misclassified/{i}"}
-                                 for i, r in enumerate(mis["worst"])]}
+        return {
+            **mis,
+            "worst": [{**r, "image": f"/api/jobs/{name}/misclassified/{i}"} for i, r in enumerate(mis["worst"])],
+        }
     except (KeyError, TypeError):
         return None
 
@@ -123,9 +159,16 @@ def job_detail(store, name: str) -> dict:
     out = Path(job.output_dir)
     result = _result(out) if job.status == "Completed" else None
     points = store.metrics(name)
-    return {"job": job_row(job), "status": status(job, points), "hyperparameters": job.hyperparameters,
-            "series": series(points), "result": result, "misclassified": _misclassified(out, name),
-            "files": sorted(f for f in RUN_FILES if (out / f).is_file()), **stopped_run(job)}
+    return {
+        "job": job_row(job),
+        "status": status(job, points),
+        "hyperparameters": job.hyperparameters,
+        "series": series(points),
+        "result": result,
+        "misclassified": _misclassified(out, name),
+        "files": sorted(f for f in RUN_FILES if (out / f).is_file()),
+        **stopped_run(job),
+    }
 
 
 def stopped_run(job) -> dict:
@@ -162,7 +205,12 @@ def tuning_detail(store, name: str) -> dict:
     tj = store.get_tuning_job(name)
     out = tuning_output(store, name)
     rows = leaderboard(store, name)
-    return {"name": tj.name, "status": tj.status, "failure": tj.failure_reason, "config": tj.config,
-            "leaderboard": rows, "best_job": next((r["TrainingJobName"] for r in rows
-                                                   if r["FinalObjectiveValue"] is not None), None),
-            "files": sorted(f for f in TUNE_FILES if (out / f).is_file())}
+    return {
+        "name": tj.name,
+        "status": tj.status,
+        "failure": tj.failure_reason,
+        "config": tj.config,
+        "leaderboard": rows,
+        "best_job": next((r["TrainingJobName"] for r in rows if r["FinalObjectiveValue"] is not None), None),
+        "files": sorted(f for f in TUNE_FILES if (out / f).is_file()),
+    }

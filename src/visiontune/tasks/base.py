@@ -33,8 +33,16 @@ class Task(ABC):
         """The samples' labels as the loss wants them."""
 
     @abstractmethod
-    def criterion(self, train_targets: torch.Tensor, num_classes: int, *, class_weights: bool,
-                  label_smoothing: float, device: torch.device, loss: str = "bce") -> nn.Module:
+    def criterion(
+        self,
+        train_targets: torch.Tensor,
+        num_classes: int,
+        *,
+        class_weights: bool,
+        label_smoothing: float,
+        device: torch.device,
+        loss: str = "bce",
+    ) -> nn.Module:
         """The training loss (``class_weights``: weigh classes by how rare they are in ``train_targets``;
         ``loss``: the multi-label loss's kind, where the task has a choice)."""
 
@@ -49,8 +57,14 @@ class Task(ABC):
         """Logits -> what serving returns per class."""
 
     @abstractmethod
-    def evaluate(self, logits: torch.Tensor, targets: torch.Tensor, classes: list[str], top_k: int = 5,
-                 extras: dict | None = None) -> dict:
+    def evaluate(
+        self,
+        logits: torch.Tensor,
+        targets: torch.Tensor,
+        classes: list[str],
+        top_k: int = 5,
+        extras: dict | None = None,
+    ) -> dict:
         """Metrics of one split; always with ``loss``, ``accuracy`` and ``samples``."""
 
     @abstractmethod

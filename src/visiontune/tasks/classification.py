@@ -39,8 +39,12 @@ def evaluate_logits(logits: torch.Tensor, labels: torch.Tensor, classes: list[st
         f"top_{k}_accuracy": float((topk == labels[:, None]).any(1).float().mean()) if n else float("nan"),
         "macro_f1": float(f1[present].mean()) if present.any() else float("nan"),
         "per_class": {
-            name: {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]),
-                   "support": int(support[i])}
+            name: {
+                "precision": float(precision[i]),
+                "recall": float(recall[i]),
+                "f1": float(f1[i]),
+                "support": int(support[i]),
+            }
             for i, name in enumerate(classes)
         },
         "confusion_matrix": cm.tolist(),
@@ -88,20 +92,39 @@ class ClassificationTask(Task):
         truth = inputs.y if isinstance(inputs.y, torch.Tensor) else torch.as_tensor(np.asarray(inputs.y))
         wrong = torch.nonzero(predicted != truth).flatten()
         order = wrong[torch.argsort(confidence[wrong], descending=True)][:MISCLASSIFIED_KEPT]
-        rows = [{"source": sources[i], "label": classes[int(truth[i])], "predicted": classes[int(predicted[i])],
-                 "probability": round(float(confidence[i]), 4),
-                 "label_probability": round(float(probs[i, int(truth[i])]), 4)} for i in order.tolist()]
-        (out / "misclassified.json").write_text(json.dumps({"split": inputs.name, "wrong": len(wrong),
-                                                            "of": len(sources), "worst": rows}, indent=1))
+        rows = [
+            {
+                "source": sources[i],
+                "label": classes[int(truth[i])],
+                "predicted": classes[int(predicted[i])],
+                "probability": round(float(confidence[i]), 4),
+                "label_probability": round(float(probs[i, int(truth[i])]), 4),
+            }
+            for i in order.tolist()
+        ]
+        (out / "misclassified.json").write_text(
+            json.dumps({"split": inputs.name, "wrong": len(wrong), "of": len(sources), "worst": rows}, indent=1)
+        )
 
     def reports(self, out: Path, metrics: dict, classes: list[str]) -> None:
-        (out / "confusion_matrix.json").write_text(json.dumps(
-            {"classes": classes, "split": metrics["evaluated_on"], "matrix": metrics["evaluation"]["confusion_matrix"]},
-            indent=1))
+        (out / "confusion_matrix.json").write_text(
+            json.dumps(
+                {
+                    "classes": classes,
+                    "split": metrics["evaluated_on"],
+                    "matrix": metrics["evaluation"]["confusion_matrix"],
+                },
+                indent=1,
+            )
+        )
 
     def plots(self, out: Path, metrics: dict) -> None:
         from visiontune import plots
 
         ev = metrics["evaluation"]
-        plots.confusion_matrix(ev["confusion_matrix"], metrics["classes"], out / "confusion_matrix.png",
-                               title=f"Confusion matrix ({metrics['evaluated_on']}, accuracy {ev['accuracy']:.3f})")
+        plots.confusion_matrix(
+            ev["confusion_matrix"],
+            metrics["classes"],
+            out / "confusion_matrix.png",
+            title=f"Confusion matrix ({metrics['evaluated_on']}, accuracy {ev['accuracy']:.3f})",
+        )

@@ -35,8 +35,15 @@ class MultiLabelLoss(nn.Module):
     their probability shifted down by a margin (0.05) first, so near-certain negatives cost nothing.
     ``pos_weight`` weighs each class's positive terms; ``smoothing`` pulls the targets towards 0.5."""
 
-    def __init__(self, kind: str = "bce", pos_weight: torch.Tensor | None = None, smoothing: float = 0.0,
-                 gamma: float = 2.0, gamma_neg: float = 4.0, margin: float = 0.05):
+    def __init__(
+        self,
+        kind: str = "bce",
+        pos_weight: torch.Tensor | None = None,
+        smoothing: float = 0.0,
+        gamma: float = 2.0,
+        gamma_neg: float = 4.0,
+        margin: float = 0.05,
+    ):
         super().__init__()
         if kind not in LOSSES:
             raise ValueError(f"multi-label loss {kind!r}: choose one of {', '.join(LOSSES)}")
@@ -153,11 +160,19 @@ class MultiLabelTask(Task):
             if not np.isnan(ap):
                 aps.append(ap)
                 keep = np.unique(np.linspace(0, len(prec) - 1, min(CURVE_POINTS, len(prec))).astype(int))
-                curves[name] = {"precision": [round(float(v), 4) for v in prec[keep]],
-                                "recall": [round(float(v), 4) for v in rec[keep]], "ap": round(ap, 4)}
-            per_class[name] = {"ap": None if np.isnan(ap) else ap, "precision": float(precision[i]),
-                               "recall": float(recall[i]), "f1": float(f1[i]), "support": int(y[:, i].sum()),
-                               "threshold": float(thresholds[i])}
+                curves[name] = {
+                    "precision": [round(float(v), 4) for v in prec[keep]],
+                    "recall": [round(float(v), 4) for v in rec[keep]],
+                    "ap": round(ap, 4),
+                }
+            per_class[name] = {
+                "ap": None if np.isnan(ap) else ap,
+                "precision": float(precision[i]),
+                "recall": float(recall[i]),
+                "f1": float(f1[i]),
+                "support": int(y[:, i].sum()),
+                "threshold": float(thresholds[i]),
+            }
         present = y.sum(0) > 0
         loss = float(nn.functional.binary_cross_entropy_with_logits(logits, targets)) if n else float("nan")
         micro = _f1(np.array([tp.sum()]), np.array([fp.sum()]), np.array([fn.sum()]))[0]
@@ -175,21 +190,29 @@ class MultiLabelTask(Task):
         }
 
     def summary(self, result, split):
-        return {f"{split}_mAP": result["mAP"], f"{split}_macro_f1": result["macro_f1"],
-                f"{split}_micro_f1": result["micro_f1"], f"{split}_exact_match": result["exact_match"],
-                f"{split}_loss": result["loss"]}
+        return {
+            f"{split}_mAP": result["mAP"],
+            f"{split}_macro_f1": result["macro_f1"],
+            f"{split}_micro_f1": result["micro_f1"],
+            f"{split}_exact_match": result["exact_match"],
+            f"{split}_loss": result["loss"],
+        }
 
     def reports(self, out: Path, metrics: dict, classes: list[str]) -> None:
         ev = metrics["evaluation"]
-        (out / "per_class.json").write_text(json.dumps(
-            {"split": metrics["evaluated_on"], "classes": classes, "per_class": ev["per_class"]}, indent=1))
+        (out / "per_class.json").write_text(
+            json.dumps({"split": metrics["evaluated_on"], "classes": classes, "per_class": ev["per_class"]}, indent=1)
+        )
 
     def plots(self, out: Path, metrics: dict) -> None:
         from visiontune import plots
 
         ev = metrics["evaluation"]
-        plots.pr_curves(ev["pr_curves"], out / "pr_curves.png",
-                        title=f"Precision-recall ({metrics['evaluated_on']}, mAP {ev['mAP']:.3f})")
+        plots.pr_curves(
+            ev["pr_curves"],
+            out / "pr_curves.png",
+            title=f"Precision-recall ({metrics['evaluated_on']}, mAP {ev['mAP']:.3f})",
+        )
 
     def row_labels(self, probs, classes, extras):
         thresholds = np.asarray(extras.get("thresholds") or [0.5] * len(classes))

@@ -57,9 +57,15 @@ def scores(cm: np.ndarray, classes: list[str]) -> dict:
         "mIoU": float(iou[seen].mean()) if seen.any() else float("nan"),
         "pixel_accuracy": float(tp.sum() / total) if total else float("nan"),
         "mean_class_accuracy": float(recall[truth > 0].mean()) if (truth > 0).any() else float("nan"),
-        "per_class": {name: {"iou": None if np.isnan(iou[i]) else float(iou[i]), "precision": float(precision[i]),
-                             "recall": float(recall[i]), "pixels": int(truth[i])}
-                      for i, name in enumerate(classes)},
+        "per_class": {
+            name: {
+                "iou": None if np.isnan(iou[i]) else float(iou[i]),
+                "precision": float(precision[i]),
+                "recall": float(recall[i]),
+                "pixels": int(truth[i]),
+            }
+            for i, name in enumerate(classes)
+        },
     }
 
 
@@ -76,7 +82,7 @@ class SegmentationTask(Task):
         if class_weights:
             counts = torch.zeros(num_classes, dtype=torch.float64)
             for start in range(0, len(train_targets), 256):  # a memory-mapped (N, S, S) array, in chunks
-                m = torch.as_tensor(np.asarray(train_targets[start:start + 256])).long().flatten()
+                m = torch.as_tensor(np.asarray(train_targets[start : start + 256])).long().flatten()
                 counts += torch.bincount(m[m != IGNORE], minlength=num_classes)[:num_classes].double()
             weight = (counts.sum() / (num_classes * counts.clamp(min=1))).float().to(device)
         return nn.CrossEntropyLoss(weight=weight, ignore_index=IGNORE, label_smoothing=label_smoothing)
@@ -96,8 +102,13 @@ class SegmentationTask(Task):
         keep = int((targets != IGNORE).sum())
         loss = float(nn.functional.cross_entropy(logits.float(), targets, ignore_index=IGNORE, reduction="sum"))
         pred = logits.argmax(1)
-        return Tally(confusion(pred, targets, c).cpu(), loss, keep, n,
-                     [m.cpu().numpy().astype(np.uint8) for m in pred[:EXAMPLES]])
+        return Tally(
+            confusion(pred, targets, c).cpu(),
+            loss,
+            keep,
+            n,
+            [m.cpu().numpy().astype(np.uint8) for m in pred[:EXAMPLES]],
+        )
 
     def collect(self, parts, num_classes):
         total = Tally(torch.zeros(num_classes, num_classes, dtype=torch.int64))
@@ -106,39 +117,64 @@ class SegmentationTask(Task):
             total.loss_sum += t.loss_sum
             total.pixels += t.pixels
             total.images += t.images
-            total.examples += t.examples[:max(0, EXAMPLES - len(total.examples))]
+            total.examples += t.examples[: max(0, EXAMPLES - len(total.examples))]
         return total
 
     def evaluate(self, logits, targets, classes, top_k=5, extras=None):
         tally: Tally = logits
         out = scores(tally.confusion.numpy(), classes)
-        return {"samples": tally.images, "loss": tally.loss_sum / tally.pixels if tally.pixels else float("nan"),
-                "accuracy": out["pixel_accuracy"], **out, "confusion_matrix": tally.confusion.tolist()}
+        return {
+            "samples": tally.images,
+            "loss": tally.loss_sum / tally.pixels if tally.pixels else float("nan"),
+            "accuracy": out["pixel_accuracy"],
+            **out,
+            "confusion_matrix": tally.confusion.tolist(),
+        }
 
     def summary(self, result, split):
-        return {f"{split}_mIoU": result["mIoU"], f"{split}_pixel_accuracy": result["pixel_accuracy"],
-                f"{split}_loss": result["loss"]}
+        return {
+            f"{split}_mIoU": result["mIoU"],
+            f"{split}_pixel_accuracy": result["pixel_accuracy"],
+            f"{split}_loss": result["loss"],
+        }
 
     def reports(self, out: Path, metrics: dict, classes: list[str]) -> None:
         ev = metrics["evaluation"]
-        (out / "per_class.json").write_text(json.dumps(
-            {"split": metrics["evaluated_on"], "classes": classes, "per_class": ev["per_class"],
-             "confusion_matrix": ev["confusion_matrix"]}, indent=1))
+        (out / "per_class.json").write_text(
+            json.dumps(
+                {
+                    "split": metrics["evaluated_on"],
+                    "classes": classes,
+                    "per_class": ev["per_class"],
+                    "confusion_matrix": ev["confusion_matrix"],
+                },
+                indent=1,
+            )
+        )
 
     def plots(self, out: Path, metrics: dict) -> None:
         from visiontune import plots
 
         ev = metrics["evaluation"]
-        plots.confusion_matrix(ev["confusion_matrix"], metrics["classes"], out / "confusion_matrix.png",
-                               title=f"Pixels ({metrics['evaluated_on']}, mIoU {ev['mIoU']:.3f})")
+        plots.confusion_matrix(
+            ev["confusion_matrix"],
+            metrics["classes"],
+            out / "confusion_matrix.png",
+            title=f"Pixels ({metrics['evaluated_on']}, mIoU {ev['mIoU']:.3f})",
+        )
 
     def save_examples(self, out: Path, inputs, collected, classes: list[str]) -> None:
         from visiontune import plots
 
         n = min(len(collected.examples), len(inputs))
         if n:
-            plots.segmentation_overlays(inputs.first_inputs(n), np.asarray(inputs.y[:n]),
-                                        collected.examples[:n], classes, out / "segmentation_examples.png")
+            plots.segmentation_overlays(
+                inputs.first_inputs(n),
+                np.asarray(inputs.y[:n]),
+                collected.examples[:n],
+                classes,
+                out / "segmentation_examples.png",
+            )
 
 
 def at_sizes(probs: torch.Tensor, sizes: list[tuple[int, int]]):

@@ -18,8 +18,15 @@ from visiontune.writes import is_write_failure, output_error, remove_temp_files
 
 CHECKPOINT = "checkpoint.pt"
 #: the files a run writes atomically (through a temp file beside them)
-_WRITTEN = (CHECKPOINT, "model.safetensors", "config.json", "labels.json", "metrics.json", "model.tar.gz",
-            "hyperparameters.json")
+_WRITTEN = (
+    CHECKPOINT,
+    "model.safetensors",
+    "config.json",
+    "labels.json",
+    "metrics.json",
+    "model.tar.gz",
+    "hyperparameters.json",
+)
 
 
 def save_checkpoint(out: Path, state: dict) -> None:
@@ -51,8 +58,10 @@ def load_checkpoint(out: Path, identity: dict, defaults: dict | None = None) -> 
     diff = sorted(k for k in set(saved) | set(identity) if saved.get(k) != identity.get(k))
     if diff:
         detail = "; ".join(f"{k}: checkpoint {saved.get(k)!r}, now {identity.get(k)!r}" for k in diff[:5])
-        raise CheckpointError(f"{option('resume')}: the options differ from the interrupted run ({detail}); "
-                              f"resume with the same options, or use another {option('out')}")
+        raise CheckpointError(
+            f"{option('resume')}: the options differ from the interrupted run ({detail}); "
+            f"resume with the same options, or use another {option('out')}"
+        )
     return state
 
 

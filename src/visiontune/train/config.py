@@ -19,9 +19,21 @@ from visiontune.errors import ConfigError, option
 
 MODES = ("head", "partial", "full")
 #: options that must be 1 or more
-POSITIVE = ("epochs", "batch_size", "eval_batch_size", "trainable_stages", "top_k", "lr_scheduler_step",
-            "early_stopping_patience")
-TASKS = ("auto", "classification", "multi-label", "segmentation")  # "auto": what the data says (visiontune.tasks has each)
+POSITIVE = (
+    "epochs",
+    "batch_size",
+    "eval_batch_size",
+    "trainable_stages",
+    "top_k",
+    "lr_scheduler_step",
+    "early_stopping_patience",
+)
+TASKS = (
+    "auto",
+    "classification",
+    "multi-label",
+    "segmentation",
+)  # "auto": what the data says (visiontune.tasks has each)
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
 SCHEDULERS = ("none", "step", "cosine", "one-cycle")
 
@@ -33,10 +45,16 @@ def opt(default, help: str, choices: tuple | None = None, cli: bool = True):
 @dataclass
 class TrainConfig:
     data: str = opt("", "dataset: class folders, split folders, a manifest, a .lst, or a folder of split files")
-    out: str = opt("", "output folder for the model artifact, metrics, plots and checkpoints (default: runs/<job name>)")
-    task: str = opt("auto", "what to predict: auto (from the data), classification (one label per image), "
-                            "multi-label (several per image: sigmoid outputs, per-class thresholds), segmentation "
-                            "(a class per pixel, from masks)", TASKS)
+    out: str = opt(
+        "", "output folder for the model artifact, metrics, plots and checkpoints (default: runs/<job name>)"
+    )
+    task: str = opt(
+        "auto",
+        "what to predict: auto (from the data), classification (one label per image), "
+        "multi-label (several per image: sigmoid outputs, per-class thresholds), segmentation "
+        "(a class per pixel, from masks)",
+        TASKS,
+    )
     model: str = opt("mobilenet_v2", "model name (`visiontune models list`) or any timm/torchvision architecture")
     weights: str | None = opt(None, "start from this .pth/.safetensors file instead of the model's own weights")
     pretrained: bool = opt(True, "start from pretrained weights (--no-pretrained: random init)")
@@ -55,45 +73,76 @@ class TrainConfig:
     lr_scheduler_step: int = opt(3, "step schedule: epochs between decays")
     lr_scheduler_factor: float = opt(0.1, "step schedule: decay factor")
     label_smoothing: float = opt(0.0, "label smoothing (multi-label: targets pulled towards 0.5 by this share)")
-    multi_label_loss: str = opt("bce", "multi-label loss: bce, focal (easy examples count less), asymmetric "
-                                       "(negatives focused harder and shifted by a margin)",
-                                ("bce", "focal", "asymmetric"))
-    segmentation_decoder: str = opt("deeplabv3plus", "segmentation: the decoder on the pretrained encoder "
-                                                     "(segmentation-models-pytorch)",
-                                    ("deeplabv3plus", "fpn", "unet", "pan"))
-    class_weights: bool = opt(False, "weight the loss by inverse class frequency (imbalanced data; multi-label: "
-                                     "each class's positives by its negatives per positive)")
+    multi_label_loss: str = opt(
+        "bce",
+        "multi-label loss: bce, focal (easy examples count less), asymmetric "
+        "(negatives focused harder and shifted by a margin)",
+        ("bce", "focal", "asymmetric"),
+    )
+    segmentation_decoder: str = opt(
+        "deeplabv3plus",
+        "segmentation: the decoder on the pretrained encoder (segmentation-models-pytorch)",
+        ("deeplabv3plus", "fpn", "unet", "pan"),
+    )
+    class_weights: bool = opt(
+        False,
+        "weight the loss by inverse class frequency (imbalanced data; multi-label: "
+        "each class's positives by its negatives per positive)",
+    )
     early_stopping: bool = opt(False, "stop when validation loss stops improving; keep the best epoch")
     early_stopping_patience: int = opt(3, "epochs without improvement before stopping")
     early_stopping_min_delta: float = opt(0.0, "smallest decrease of validation loss that counts")
-    augmentation: str = opt("none", "random augmentation of training images (SageMaker's augmentation_type)", AUGMENTATIONS)
+    augmentation: str = opt(
+        "none", "random augmentation of training images (SageMaker's augmentation_type)", AUGMENTATIONS
+    )
     image_size: int | None = opt(None, "input size in pixels (default: the weights' own size)")
     seed: int = opt(0, "random seed: the same seed gives the same result")
-    valid_fraction: float = opt(0.1, "share of training images held out for validation when the data has no validation split")
-    test_fraction: float = opt(0.1, "share of training images held out for the final test when the data has no test split "
-                                    "(0: report the validation split instead)")
+    valid_fraction: float = opt(
+        0.1, "share of training images held out for validation when the data has no validation split"
+    )
+    test_fraction: float = opt(
+        0.1,
+        "share of training images held out for the final test when the data has no test split "
+        "(0: report the validation split instead)",
+    )
     label_attribute: str | None = opt(None, "manifest label attribute (detected when there is one)")
-    allow_empty_labels: bool = opt(False, "multi-label data: an image with no label (no class present) is a training "
-                                          "example instead of an error")
+    allow_empty_labels: bool = opt(
+        False, "multi-label data: an image with no label (no class present) is a training example instead of an error"
+    )
     on_bad_image: str = opt("error", "unreadable images: stop with an error, or skip and report them", ON_BAD_IMAGE)
     precision: str = opt("auto", "compute precision (auto: bf16 where the hardware has it, mixed on GPUs)", PRECISIONS)
     device: str = opt("auto", "device (auto: CUDA when present, else CPU)", DEVICES)
-    num_workers: int | None = opt(None, "image decoding processes for the pixel cache and GPU feature pass (default: from the CPU count)")
+    num_workers: int | None = opt(
+        None, "image decoding processes for the pixel cache and GPU feature pass (default: from the CPU count)"
+    )
     top_k: int = opt(5, "report top-k accuracy for this k")
     resume: bool = opt(False, "continue an interrupted run in --out from its last checkpoint")
     checkpoints: bool = opt(True, "write a checkpoint after every epoch, for --resume (tuning trials skip them)")
-    plots: bool = opt(True, "draw learning_curves.png and confusion_matrix.png (tuning trials skip them; the "
-                            "best trial's are drawn when the tuning job ends)")
+    plots: bool = opt(
+        True,
+        "draw learning_curves.png and confusion_matrix.png (tuning trials skip them; the "
+        "best trial's are drawn when the tuning job ends)",
+    )
     overwrite: bool = opt(False, "replace a finished (or interrupted) run in --out instead of refusing")
-    debugger: bool = opt(True, "record losses, metrics, weight/gradient summaries and system usage in <out>/debug, "
-                               "evaluate the debugger rules beside the run (visiontune report shows them)")
-    debug_rules: str = opt("default", "rules beside the run: default (every rule that applies), none, or a comma "
-                                      "list of name[:key=value...][:action=stop] (visiontune debug rules lists them)")
-    debug_save_interval: int = opt(0, "steps between saves of weights, gradients and activations (0: spaced to "
-                                      "cost ~1% of the training time)")
+    debugger: bool = opt(
+        True,
+        "record losses, metrics, weight/gradient summaries and system usage in <out>/debug, "
+        "evaluate the debugger rules beside the run (visiontune report shows them)",
+    )
+    debug_rules: str = opt(
+        "default",
+        "rules beside the run: default (every rule that applies), none, or a comma "
+        "list of name[:key=value...][:action=stop] (visiontune debug rules lists them)",
+    )
+    debug_save_interval: int = opt(
+        0, "steps between saves of weights, gradients and activations (0: spaced to cost ~1% of the training time)"
+    )
     profile_interval: float = opt(0.5, "seconds between system-usage samples (0: no system profiling)")
-    profile_steps: str = opt("", "a torch.profiler trace of these training steps, both ends included, e.g. 5:8 "
-                                 "(open it in https://ui.perfetto.dev)")
+    profile_steps: str = opt(
+        "",
+        "a torch.profiler trace of these training steps, both ends included, e.g. 5:8 "
+        "(open it in https://ui.perfetto.dev)",
+    )
 
     def __post_init__(self):
         for f in fields(self):
@@ -113,8 +162,10 @@ class TrainConfig:
         if not 0.0 < self.valid_fraction < 1.0:
             raise ConfigError(f"valid_fraction={self.valid_fraction}: must be between 0 and 1")
         if not 0.0 <= self.test_fraction < 1.0 or self.valid_fraction + self.test_fraction >= 1.0:
-            raise ConfigError(f"test_fraction={self.test_fraction}: must be in [0, 1) and leave training images "
-                              f"(valid_fraction + test_fraction < 1; now {self.valid_fraction + self.test_fraction:g})")
+            raise ConfigError(
+                f"test_fraction={self.test_fraction}: must be in [0, 1) and leave training images "
+                f"(valid_fraction + test_fraction < 1; now {self.valid_fraction + self.test_fraction:g})"
+            )
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"dropout={self.dropout}: must be in [0, 1)")
         if self.hidden_units < 0:
@@ -150,8 +201,12 @@ class TrainConfig:
         from visiontune.data.cache import default_workers
 
         return dataclasses.replace(
-            self, learning_rate=self.lr, image_size=int(image_size), top_k=min(self.top_k, num_classes),
-            num_workers=default_workers() if self.num_workers is None else self.num_workers)
+            self,
+            learning_rate=self.lr,
+            image_size=int(image_size),
+            top_k=min(self.top_k, num_classes),
+            num_workers=default_workers() if self.num_workers is None else self.num_workers,
+        )
 
     @property
     def uses_feature_cache(self) -> bool:
@@ -162,9 +217,7 @@ class TrainConfig:
         names = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - names)
         if unknown:
-            raise ConfigError(
-                f"unknown option(s) {', '.join(unknown)}; valid options: {', '.join(sorted(names))}"
-            )
+            raise ConfigError(f"unknown option(s) {', '.join(unknown)}; valid options: {', '.join(sorted(names))}")
         return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:
@@ -173,8 +226,20 @@ class TrainConfig:
     def training_identity(self) -> dict[str, Any]:
         """What must match for ``--resume`` to continue a run (everything but bookkeeping)."""
         d = self.to_dict()
-        for k in ("resume", "overwrite", "num_workers", "out", "eval_batch_size", "checkpoints", "plots", "debugger",
-                  "debug_rules", "debug_save_interval", "profile_interval", "profile_steps"):
+        for k in (
+            "resume",
+            "overwrite",
+            "num_workers",
+            "out",
+            "eval_batch_size",
+            "checkpoints",
+            "plots",
+            "debugger",
+            "debug_rules",
+            "debug_save_interval",
+            "profile_interval",
+            "profile_steps",
+        ):
             d.pop(k)
         return d
 
@@ -183,13 +248,37 @@ class TrainConfig:
 
 
 #: the fields a form shows first (the studio's Train page); the rest sit under "More options"
-CORE_FIELDS = ("model", "task", "mode", "epochs", "learning_rate", "batch_size", "image_size", "augmentation", "optimizer",
-               "lr_scheduler", "hidden_units", "dropout", "weight_decay", "early_stopping", "class_weights",
-               "label_smoothing", "seed")
+CORE_FIELDS = (
+    "model",
+    "task",
+    "mode",
+    "epochs",
+    "learning_rate",
+    "batch_size",
+    "image_size",
+    "augmentation",
+    "optimizer",
+    "lr_scheduler",
+    "hidden_units",
+    "dropout",
+    "weight_decay",
+    "early_stopping",
+    "class_weights",
+    "label_smoothing",
+    "seed",
+)
 #: fields a form never shows (set by whoever submits: the data chosen, the output folder)
 _NOT_IN_FORMS = ("data", "out", "resume", "overwrite", "weights")
-_MINIMUM = {**dict.fromkeys(POSITIVE, 1), "hidden_units": 0, "debug_save_interval": 0,
-            "profile_interval": 0, "dropout": 0, "label_smoothing": 0, "weight_decay": 0, "num_workers": 0}
+_MINIMUM = {
+    **dict.fromkeys(POSITIVE, 1),
+    "hidden_units": 0,
+    "debug_save_interval": 0,
+    "profile_interval": 0,
+    "dropout": 0,
+    "label_smoothing": 0,
+    "weight_decay": 0,
+    "num_workers": 0,
+}
 
 
 def bounds(name: str) -> tuple[int | float | None, int | float | None]:
@@ -213,9 +302,19 @@ def form_fields() -> list[dict]:
         if f.name in _NOT_IN_FORMS or not f.metadata.get("cli", True):
             continue
         kind, optional = _field_type(f)
-        rows.append({"name": f.name, "type": kind, "optional": optional, "default": f.default,
-                     "help": f.metadata.get("help", ""), "choices": list(f.metadata.get("choices") or []) or None,
-                     "minimum": bounds(f.name)[0], "maximum": bounds(f.name)[1], "core": f.name in CORE_FIELDS})
+        rows.append(
+            {
+                "name": f.name,
+                "type": kind,
+                "optional": optional,
+                "default": f.default,
+                "help": f.metadata.get("help", ""),
+                "choices": list(f.metadata.get("choices") or []) or None,
+                "minimum": bounds(f.name)[0],
+                "maximum": bounds(f.name)[1],
+                "core": f.name in CORE_FIELDS,
+            }
+        )
     order = {n: i for i, n in enumerate(CORE_FIELDS)}
     return sorted(rows, key=lambda r: (not r["core"], order.get(r["name"], 0)))
 
@@ -250,5 +349,7 @@ def coerce_form(values: dict[str, Any]) -> dict[str, Any]:
             else:
                 out[name] = str(value)
         except (TypeError, ValueError):
-            raise ConfigError(f"{name}={value!r}: give {'a whole number' if kind == 'int' else 'a number' if kind == 'float' else 'true or false'}") from None
+            raise ConfigError(
+                f"{name}={value!r}: give {'a whole number' if kind == 'int' else 'a number' if kind == 'float' else 'true or false'}"
+            ) from None
     return out

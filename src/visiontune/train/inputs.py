@@ -37,14 +37,18 @@ class SplitInputs:
         if self.kind == "features":  # index_select: 5 us for 128 x 1280 where x[idx] took 27-108 us
             return self.x.index_select(0, idx.to(self.x.device)), self.y[idx]
         order = torch.sort(idx).values  # sequential reads from the memory map
-        y = self.y[order] if isinstance(self.y, torch.Tensor) else torch.from_numpy(
-            np.ascontiguousarray(self.y[order.numpy()]))
+        y = (
+            self.y[order]
+            if isinstance(self.y, torch.Tensor)
+            else torch.from_numpy(np.ascontiguousarray(self.y[order.numpy()]))
+        )
         if isinstance(self.x, torch.Tensor):  # held on the device whole (:meth:`hold_on`)
             return self.x[order.to(self.x.device)], y
         return torch.from_numpy(np.ascontiguousarray(self.x[order.numpy()])), y
 
-    def batches(self, order: list[torch.Tensor], pin: bool = False, ahead: int = 2
-                ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def batches(
+        self, order: list[torch.Tensor], pin: bool = False, ahead: int = 2
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """:meth:`batch` of each index tensor in ``order``, in order.  Pixels read from the memory-mapped
         cache are gathered ``ahead`` batches early on a thread (the reads from disk, and on a GPU the copy
         into pinned memory, overlap the step that runs), so the next batch's host-to-device copy can be
@@ -104,9 +108,22 @@ def feature_model_key(spec, wspec, seed: int = 0) -> str:
     return cache_key(spec.library, spec.arch, wspec.identity() if wspec else f"random-{seed}", library_versions())
 
 
-def prepare(dataset: Dataset, hashes: dict[str, str], *, kind: str, prep, on_bad_image: str,
-            backbone=None, model_key: str = "", device=None, dtype=None, batch_size: int = 128,
-            workers: int | None = None, cache_root: Path | None = None, task=None):
+def prepare(
+    dataset: Dataset,
+    hashes: dict[str, str],
+    *,
+    kind: str,
+    prep,
+    on_bad_image: str,
+    backbone=None,
+    model_key: str = "",
+    device=None,
+    dtype=None,
+    batch_size: int = 128,
+    workers: int | None = None,
+    cache_root: Path | None = None,
+    task=None,
+):
     """Inputs per split, and the list of images left out as (source, reason).  ``task`` turns labels into
     targets (default: single-label class indices)."""
     if task is None:
@@ -118,15 +135,29 @@ def prepare(dataset: Dataset, hashes: dict[str, str], *, kind: str, prep, on_bad
     for name, samples in dataset.splits.items():
         with bar(len(samples), f"{'features' if kind == 'features' else 'decoding'} [{name}]") as advance:
             if kind == "features":
-                x, ok, bad, hit = feature_cache(backbone, model_key, samples, hashes, prep, device=device,
-                                                dtype=dtype, batch_size=batch_size, on_bad_image=on_bad_image,
-                                                workers=workers, progress=advance, root=cache_root,
-                                                extractor=extractor)
+                x, ok, bad, hit = feature_cache(
+                    backbone,
+                    model_key,
+                    samples,
+                    hashes,
+                    prep,
+                    device=device,
+                    dtype=dtype,
+                    batch_size=batch_size,
+                    on_bad_image=on_bad_image,
+                    workers=workers,
+                    progress=advance,
+                    root=cache_root,
+                    extractor=extractor,
+                )
             else:
-                x, ok, bad, hit = pixel_cache(samples, hashes, prep, on_bad_image=on_bad_image,
-                                              workers=workers, progress=advance, root=cache_root)
-        note(f"{name}: {len(samples)} images, {'reused cached' if hit else 'cached'} {kind}"
-             + (f", {len(bad)} bad image(s) skipped" if bad else ""))
+                x, ok, bad, hit = pixel_cache(
+                    samples, hashes, prep, on_bad_image=on_bad_image, workers=workers, progress=advance, root=cache_root
+                )
+        note(
+            f"{name}: {len(samples)} images, {'reused cached' if hit else 'cached'} {kind}"
+            + (f", {len(bad)} bad image(s) skipped" if bad else "")
+        )
         skipped += [(src, reason) for src, reason in bad]
         if getattr(task, "spatial", False):
             y = _masks(samples, hashes, prep, dataset.num_classes, name, workers, cache_root)
@@ -140,16 +171,24 @@ def prepare(dataset: Dataset, hashes: dict[str, str], *, kind: str, prep, on_bad
     return inputs, skipped
 
 
-def _masks(samples: list[Sample], hashes: dict[str, str], prep, num_classes: int, split: str, workers,
-           cache_root) -> np.ndarray:
+def _masks(
+    samples: list[Sample], hashes: dict[str, str], prep, num_classes: int, split: str, workers, cache_root
+) -> np.ndarray:
     """The split's masks as class indices at the pixel cache's size (checked: a bad mask stops the run).
     ``hashes``: the images' content hashes; the masks' are added."""
     from visiontune.data.segmentation import mask_cache
 
     hashes = {**hashes, **fingerprint([Sample(s.mask, ()) for s in samples])}
     with bar(len(samples), f"masks [{split}]") as advance:
-        y, hit = mask_cache(samples, hashes, prep.image_size, num_classes, workers=workers, progress=advance,
-                            root=cache_root.parent / "masks" if cache_root is not None else None)
+        y, hit = mask_cache(
+            samples,
+            hashes,
+            prep.image_size,
+            num_classes,
+            workers=workers,
+            progress=advance,
+            root=cache_root.parent / "masks" if cache_root is not None else None,
+        )
     return y
 
 

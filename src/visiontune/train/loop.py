@@ -28,8 +28,15 @@ from visiontune.debug.modes import ModeKeys
 from visiontune.errors import CheckpointError, ConfigError, DataError, option
 from visiontune.paths import run_folder, timestamped
 from visiontune.progress import bar, log_metrics, note
-from visiontune.runtime import (INFERENCE_PRECISION, autocast, dtype_name, keep_freed_memory, pick_device,
-                                resolve_precision, training_precision)
+from visiontune.runtime import (
+    INFERENCE_PRECISION,
+    autocast,
+    dtype_name,
+    keep_freed_memory,
+    pick_device,
+    resolve_precision,
+    training_precision,
+)
 from visiontune.train import plots
 from visiontune.train.checkpoint import CHECKPOINT, has_checkpoint, load_checkpoint, remove_checkpoint, save_checkpoint
 from visiontune.train.config import TrainConfig
@@ -104,8 +111,17 @@ class _Trainer:
     permutation, takes its share of each global batch, and DDP averages the gradients weighted by the share,
     so ``world`` workers take the same steps as one process with the same ``batch_size``."""
 
-    def __init__(self, cfg: TrainConfig, net: nn.Module, inputs: dict[str, SplitInputs], prep, device, dtype,
-                 num_classes: int, task: Task):
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        net: nn.Module,
+        inputs: dict[str, SplitInputs],
+        prep,
+        device,
+        dtype,
+        num_classes: int,
+        task: Task,
+    ):
         self.cfg, self.net, self.inputs, self.prep, self.task = cfg, net, inputs, prep, task
         self.rank, self.world = data_parallel()
         self.train_net = net
@@ -120,14 +136,21 @@ class _Trainer:
         self.answer_net: nn.Module | None = None  # answer_with_inference_copy()
         self.batch_norm = task.spatial or any(  # BatchNorm layers that learn (frozen ones stay in eval mode)
             isinstance(m, nn.modules.batchnorm._BatchNorm) and any(p.requires_grad for p in m.parameters())
-            for m in net.modules())
+            for m in net.modules()
+        )
         if device.type == "cuda":  # the caches held on the GPU whole when they fit: no host copy per batch
             budget = torch.cuda.mem_get_info(device)[0] // 4  # a quarter of what is free now
             for split in inputs.values():
                 budget -= split.hold_on(device, budget)
         self.policy = build_augmentation(cfg.augmentation, prep.image_size, masks=task.spatial)
-        self.criterion = task.criterion(inputs["train"].y, num_classes, class_weights=cfg.class_weights,
-                                        label_smoothing=cfg.label_smoothing, device=device, loss=cfg.multi_label_loss)
+        self.criterion = task.criterion(
+            inputs["train"].y,
+            num_classes,
+            class_weights=cfg.class_weights,
+            label_smoothing=cfg.label_smoothing,
+            device=device,
+            loss=cfg.multi_label_loss,
+        )
         self.params = [p for p in net.parameters() if p.requires_grad]
         self.opt = _optimizer(cfg, self.params)
         n = len(inputs["train"])
@@ -161,14 +184,15 @@ class _Trainer:
         if self.inputs["train"].kind != "features":
             from visiontune.zoo.optimize import inference_copy
 
-            self.answer_net = inference_copy(self.net, self.device, resolve_precision(INFERENCE_PRECISION,
-                                                                                      self.device))[0]
+            self.answer_net = inference_copy(
+                self.net, self.device, resolve_precision(INFERENCE_PRECISION, self.device)
+            )[0]
 
     def _plan(self, perm: torch.Tensor) -> list[tuple[torch.Tensor, float]]:
         """The epoch's batches for this rank: (sample indices, the rank's share of the global batch)."""
         plan = []
         for start in range(0, len(perm), self.cfg.batch_size):
-            idx, share = perm[start:start + self.cfg.batch_size], 1.0
+            idx, share = perm[start : start + self.cfg.batch_size], 1.0
             if self.batch_norm and start > 0 and len(idx) < 2 * self.world:
                 continue  # BatchNorm cannot normalise one image whose feature map has shrunk to 1x1 (a 32 px
                 # classifier's last stage, DeepLabV3+'s pooled ASPP branch): a last batch that would give some
@@ -245,8 +269,17 @@ class _Trainer:
                     t4 = time.perf_counter()
                     labels, pred = self.task.debug_values(logits, yb)
                     name = self.task.loss_name
-                    hook.record_step(loss_value, labels, pred, loss_name=name, data=t1 - t0, forward=t2 - t1,
-                                     backward=t3 - t2, optimizer=t4 - t3, step_seconds=t4 - t0)
+                    hook.record_step(
+                        loss_value,
+                        labels,
+                        pred,
+                        loss_name=name,
+                        data=t1 - t0,
+                        forward=t2 - t1,
+                        backward=t3 - t2,
+                        optimizer=t4 - t3,
+                        step_seconds=t4 - t0,
+                    )
                 t0 = time.perf_counter()  # the next step's time starts with the wait for its batch
         self._check_finite(total_loss, epoch)
         if self.sched is not None and not self.per_batch:
@@ -272,9 +305,11 @@ class _Trainer:
     def _check_finite(self, total_loss: torch.Tensor, epoch: int) -> None:
         """The epoch's summed loss is NaN or infinite once any step's was."""
         if not torch.isfinite(total_loss):
-            raise ConfigError(f"the loss became {total_loss.item()} at epoch {epoch}; lower "
-                              f"{option('learning_rate')} (now {self.cfg.lr:g}) or use "
-                              f"{option('precision', 'fp32')}")
+            raise ConfigError(
+                f"the loss became {total_loss.item()} at epoch {epoch}; lower "
+                f"{option('learning_rate')} (now {self.cfg.lr:g}) or use "
+                f"{option('precision', 'fp32')}"
+            )
 
     @torch.inference_mode()
     def logits(self, split: str, mode=None, answer: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
@@ -293,8 +328,10 @@ class _Trainer:
             logits = self.forward(xb, train=False, answer=answer)
             yb = yb.long() if self.task.spatial else yb
             if self.hook is not None and (mode or ModeKeys.EVAL) == ModeKeys.EVAL:
-                self.hook.record_step(self.criterion(logits, yb.to(self.device)),  # each batch's loss
-                                      loss_name=self.task.loss_name)
+                self.hook.record_step(
+                    self.criterion(logits, yb.to(self.device)),  # each batch's loss
+                    loss_name=self.task.loss_name,
+                )
             out.append(self.task.reduce(logits, yb))
         return self.task.collect(out, self.num_classes), data.y
 
@@ -328,8 +365,9 @@ class _Run:
     held_out: dict | None = None
 
 
-def train(config: TrainConfig | None = None, *, callbacks: tuple[EpochCallback, ...] = (), stop=None,
-          **options) -> TrainResult:
+def train(
+    config: TrainConfig | None = None, *, callbacks: tuple[EpochCallback, ...] = (), stop=None, **options
+) -> TrainResult:
     """Fine-tune a model; every option of :class:`TrainConfig` can be passed by name.
 
     ``callbacks`` are called as ``cb(epoch, row)`` after each epoch; one may raise
@@ -380,9 +418,14 @@ def _start_debugger(run: _Run, trainer: "_Trainer", started: float):
     # step: ~80 ms at 64 px on 2 cores), so by default they are saved on steps spaced to spend ~1% of the
     # training time (benchmarks/debug_overhead.py); --debug-save-interval N fixes the spacing instead
     interval = cfg.debug_save_interval
-    hook = Hook(config=HookConfig(str(folder), SaveConfig(save_interval=interval or 1),
-                                  profile_steps=parse_step_range(cfg.profile_steps) if cfg.profile_steps else None),
-                budget=None if interval else BUDGET)
+    hook = Hook(
+        config=HookConfig(
+            str(folder),
+            SaveConfig(save_interval=interval or 1),
+            profile_steps=parse_step_range(cfg.profile_steps) if cfg.profile_steps else None,
+        ),
+        budget=None if interval else BUDGET,
+    )
     if run.state is not None:
         hook.resume_after(folder)
     hook.register_module(trainer.net, step_hooks=False)  # the loop drives it: nothing runs on steps that save nothing
@@ -393,8 +436,16 @@ def _start_debugger(run: _Run, trainer: "_Trainer", started: float):
     def stop(reason: str) -> None:
         trainer.rule_stop.append(reason)
 
-    session = DebugSession(folder, rules=cfg.debug_rules, kind="builtin", monitor_interval=cfg.profile_interval,
-                           log=note, stop=stop, started=started, pretrained=bool(run.wspec or cfg.weights))
+    session = DebugSession(
+        folder,
+        rules=cfg.debug_rules,
+        kind="builtin",
+        monitor_interval=cfg.profile_interval,
+        log=note,
+        stop=stop,
+        started=started,
+        pretrained=bool(run.wspec or cfg.weights),
+    )
     trainer.rules = session.runner
     return session
 
@@ -406,45 +457,84 @@ def _resolve(cfg: TrainConfig) -> _Run:
         cfg = dataclasses.replace(cfg, out=str(run_folder(timestamped(cfg.model))))
     out = Path(cfg.out)
     _check_out(out, cfg)
-    dataset = open_dataset(cfg.data, on_bad_image=cfg.on_bad_image, label_attribute=cfg.label_attribute,
-                           allow_empty_labels=cfg.allow_empty_labels, task=cfg.task)
+    dataset = open_dataset(
+        cfg.data,
+        on_bad_image=cfg.on_bad_image,
+        label_attribute=cfg.label_attribute,
+        allow_empty_labels=cfg.allow_empty_labels,
+        task=cfg.task,
+    )
     dataset.check()
     task = _task(cfg, dataset)
     had_test = bool(dataset.splits.get("test"))
     dataset = hold_out(dataset, cfg.valid_fraction, cfg.test_fraction, cfg.seed)
     if not dataset.splits.get("validation"):
-        raise DataError(f"{cfg.data}: the validation split is empty (too few images per class to hold some out); "
-                        f"add images, give a validation split, or raise {option('valid_fraction')}")
+        raise DataError(
+            f"{cfg.data}: the validation split is empty (too few images per class to hold some out); "
+            f"add images, give a validation split, or raise {option('valid_fraction')}"
+        )
     torch.manual_seed(cfg.seed)
     device = pick_device(cfg.device)
     if task.spatial:
-        model, spec, wspec = create_segmentation_model(cfg.model, pretrained=cfg.pretrained,
-                                                       num_classes=dataset.num_classes, weights=cfg.weights,
-                                                       decoder=cfg.segmentation_decoder)
+        model, spec, wspec = create_segmentation_model(
+            cfg.model,
+            pretrained=cfg.pretrained,
+            num_classes=dataset.num_classes,
+            weights=cfg.weights,
+            decoder=cfg.segmentation_decoder,
+        )
     else:
-        model, spec, wspec = create_model(cfg.model, pretrained=cfg.pretrained, num_classes=dataset.num_classes,
-                                          weights=cfg.weights, hidden_units=cfg.hidden_units, dropout=cfg.dropout)
+        model, spec, wspec = create_model(
+            cfg.model,
+            pretrained=cfg.pretrained,
+            num_classes=dataset.num_classes,
+            weights=cfg.weights,
+            hidden_units=cfg.hidden_units,
+            dropout=cfg.dropout,
+        )
     prep = default_preprocessing(spec, wspec, cfg.image_size, resize="squash" if task.spatial else None)
     if task.spatial:
         prep = _segmentation_inputs(cfg, prep)
-    cfg = dataclasses.replace(cfg.resolved(image_size=prep.image_size, num_classes=dataset.num_classes),
-                              task=task.name)
+    cfg = dataclasses.replace(cfg.resolved(image_size=prep.image_size, num_classes=dataset.num_classes), task=task.name)
     state = None
     if cfg.resume and has_checkpoint(out):
         state = load_checkpoint(out, cfg.training_identity(), _identity_defaults(cfg))
     elif cfg.resume:
-        note(f"--resume: {out} has no checkpoint yet (the run stopped before its first epoch ended); "
-             "starting from the beginning")
+        note(
+            f"--resume: {out} has no checkpoint yet (the run stopped before its first epoch ended); "
+            "starting from the beginning"
+        )
     model.freeze(cfg.mode, cfg.trainable_stages)
     held = None
     if not had_test and dataset.splits.get("test") and "://" not in str(cfg.data):
         root = Path(cfg.data).resolve()
-        held = {"data": str(root), "valid_fraction": cfg.valid_fraction, "test_fraction": cfg.test_fraction,
-                "seed": cfg.seed, "test": split_digest(dataset.splits["test"], root)}
-    return _Run(cfg, out, dataset, model, spec, wspec, prep, device,
-                training_precision(cfg.precision, device, cfg.uses_feature_cache and cfg.hidden_units > 0,
-                                   image_size=None if cfg.uses_feature_cache else prep.image_size),
-                resolve_precision(cfg.precision, device), state, task, held)
+        held = {
+            "data": str(root),
+            "valid_fraction": cfg.valid_fraction,
+            "test_fraction": cfg.test_fraction,
+            "seed": cfg.seed,
+            "test": split_digest(dataset.splits["test"], root),
+        }
+    return _Run(
+        cfg,
+        out,
+        dataset,
+        model,
+        spec,
+        wspec,
+        prep,
+        device,
+        training_precision(
+            cfg.precision,
+            device,
+            cfg.uses_feature_cache and cfg.hidden_units > 0,
+            image_size=None if cfg.uses_feature_cache else prep.image_size,
+        ),
+        resolve_precision(cfg.precision, device),
+        state,
+        task,
+        held,
+    )
 
 
 def _segmentation_inputs(cfg: TrainConfig, prep):
@@ -452,16 +542,22 @@ def _segmentation_inputs(cfg: TrainConfig, prep):
     unless ``--image-size`` is given) and batches of at least two images per worker."""
     stride = SEGMENTATION_STRIDE
     if cfg.batch_size < 2 * data_parallel()[1]:
-        raise ConfigError(f"{option('batch_size', cfg.batch_size)}: segmentation trains on at least 2 images per "
-                          "batch (per worker): its decoders batch-normalise pooled features")
+        raise ConfigError(
+            f"{option('batch_size', cfg.batch_size)}: segmentation trains on at least 2 images per "
+            "batch (per worker): its decoders batch-normalise pooled features"
+        )
     nearest = max(stride, round(prep.image_size / stride) * stride)
     if prep.image_size % stride and cfg.image_size is None:  # the weights' size
-        note(f"segmentation inputs are multiples of {stride} px: {nearest} px instead of the weights' "
-             f"{prep.image_size} (--image-size to choose)")
+        note(
+            f"segmentation inputs are multiples of {stride} px: {nearest} px instead of the weights' "
+            f"{prep.image_size} (--image-size to choose)"
+        )
         return dataclasses.replace(prep, image_size=nearest)
     if prep.image_size % stride:
-        raise ConfigError(f"{option('image_size', prep.image_size)}: segmentation inputs must be a multiple of "
-                          f"{stride} pixels (e.g. {nearest})")
+        raise ConfigError(
+            f"{option('image_size', prep.image_size)}: segmentation inputs must be a multiple of "
+            f"{stride} pixels (e.g. {nearest})"
+        )
     return prep
 
 
@@ -478,18 +574,27 @@ def _task(cfg: TrainConfig, dataset) -> Task:
     if dataset.task == "detection" or name == "detection":  # data/detection.py reads boxes; no Task trains them yet
         raise DataError(f"{cfg.data}: detection datasets are recognised; training a detector is not available yet")
     if (dataset.task == "segmentation") != (name == "segmentation"):
-        raise DataError(f"{cfg.data}: segmentation data (a mask per image); train it with "
-                        f"{option('task', 'segmentation')} (or {option('task', 'auto')})"
-                        if dataset.task == "segmentation" else
-                        f"{cfg.data}: {option('task', 'segmentation')} needs masks: train/ + train_annotation/ "
-                        "(SageMaker's layout), images/ + masks/, or a Ground Truth semantic-segmentation manifest")
+        raise DataError(
+            f"{cfg.data}: segmentation data (a mask per image); train it with "
+            f"{option('task', 'segmentation')} (or {option('task', 'auto')})"
+            if dataset.task == "segmentation"
+            else f"{cfg.data}: {option('task', 'segmentation')} needs masks: train/ + train_annotation/ "
+            "(SageMaker's layout), images/ + masks/, or a Ground Truth semantic-segmentation manifest"
+        )
     if dataset.task == "multi-label" and name != "multi-label":
-        raise DataError(f"{cfg.data}: multi-label data (label lists, several labels per image possible); train it "
-                        f"with {option('task', 'multi-label')} (or {option('task', 'auto')})")
+        raise DataError(
+            f"{cfg.data}: multi-label data (label lists, several labels per image possible); train it "
+            f"with {option('task', 'multi-label')} (or {option('task', 'auto')})"
+        )
     if name != "multi-label" and cfg.multi_label_loss != "bce":
-        raise ConfigError(f"{option('multi_label_loss', cfg.multi_label_loss)} is for multi-label data; this data is "
-                          + ("segmentation data (masks)" if name == "segmentation" else
-                             f"one label per image ({option('task', 'multi-label')} trains it as multi-label)"))
+        raise ConfigError(
+            f"{option('multi_label_loss', cfg.multi_label_loss)} is for multi-label data; this data is "
+            + (
+                "segmentation data (masks)"
+                if name == "segmentation"
+                else f"one label per image ({option('task', 'multi-label')} trains it as multi-label)"
+            )
+        )
     return get_task(name)
 
 
@@ -510,12 +615,16 @@ def check_out_folder(out: Path, cfg: TrainConfig) -> None:
     if cfg.overwrite:
         return
     if has_checkpoint(out) and not cfg.resume:
-        raise CheckpointError(f"{out} holds an interrupted run (checkpoint.pt): pass {option('resume', True)} to "
-                              f"continue it, {option('overwrite', True)} to start it again, or choose another "
-                              f"{option('out')}")
+        raise CheckpointError(
+            f"{out} holds an interrupted run (checkpoint.pt): pass {option('resume', True)} to "
+            f"continue it, {option('overwrite', True)} to start it again, or choose another "
+            f"{option('out')}"
+        )
     if is_artifact(out) and not has_checkpoint(out):
-        raise ConfigError(f"{out} holds a finished run (model.safetensors, metrics.json); pass "
-                          f"{option('overwrite', True)} to replace it, or choose another {option('out')}")
+        raise ConfigError(
+            f"{out} holds a finished run (model.safetensors, metrics.json); pass "
+            f"{option('overwrite', True)} to replace it, or choose another {option('out')}"
+        )
 
 
 def _prepare_inputs(run: _Run):
@@ -525,27 +634,45 @@ def _prepare_inputs(run: _Run):
     if cfg.uses_feature_cache:
         spec, wspec = run.spec, run.wspec
         model_key = feature_model_key(spec, wspec, cfg.seed)
-        inputs, skipped = prepare(dataset, hashes, kind="features", prep=run.prep, on_bad_image=cfg.on_bad_image,
-                                  task=run.task,
-                                  backbone=model.backbone, model_key=model_key, device=run.device,
-                                  dtype=run.feature_dtype, batch_size=cfg.eval_batch_size, workers=cfg.num_workers)
+        inputs, skipped = prepare(
+            dataset,
+            hashes,
+            kind="features",
+            prep=run.prep,
+            on_bad_image=cfg.on_bad_image,
+            task=run.task,
+            backbone=model.backbone,
+            model_key=model_key,
+            device=run.device,
+            dtype=run.feature_dtype,
+            batch_size=cfg.eval_batch_size,
+            workers=cfg.num_workers,
+        )
         net = model.head
     else:
-        inputs, skipped = prepare(dataset, hashes, kind="pixels", prep=run.prep, on_bad_image=cfg.on_bad_image,
-                                  task=run.task,
-                                  workers=cfg.num_workers)
+        inputs, skipped = prepare(
+            dataset,
+            hashes,
+            kind="pixels",
+            prep=run.prep,
+            on_bad_image=cfg.on_bad_image,
+            task=run.task,
+            workers=cfg.num_workers,
+        )
         net = model
         model.to(memory_format=torch.channels_last)  # measured faster on CPU and GPU
     net.to(run.device)
     spec, wspec = run.spec, run.wspec
-    note(f"{spec.name} ({spec.library}:{spec.arch}), weights: {wspec.tag if wspec else 'random init'}, "
-         f"mode={cfg.mode}, {run.prep.image_size}px, device={run.device.type}, "
-         f"precision={dtype_name(run.feature_dtype) + ' features, ' if cfg.uses_feature_cache else ''}"
-         f"{dtype_name(run.dtype)} training, "
-         f"{dataset.num_classes} classes: " + ", ".join(f"{k}={len(v)}" for k, v in inputs.items())
-         + (f" ({len(skipped)} unreadable image(s) left out)" if skipped else ""))
-    return (_Trainer(cfg, net, inputs, run.prep, run.device, run.dtype, dataset.num_classes, run.task), inputs,
-            skipped)
+    note(
+        f"{spec.name} ({spec.library}:{spec.arch}), weights: {wspec.tag if wspec else 'random init'}, "
+        f"mode={cfg.mode}, {run.prep.image_size}px, device={run.device.type}, "
+        f"precision={dtype_name(run.feature_dtype) + ' features, ' if cfg.uses_feature_cache else ''}"
+        f"{dtype_name(run.dtype)} training, "
+        f"{dataset.num_classes} classes: "
+        + ", ".join(f"{k}={len(v)}" for k, v in inputs.items())
+        + (f" ({len(skipped)} unreadable image(s) left out)" if skipped else "")
+    )
+    return (_Trainer(cfg, net, inputs, run.prep, run.device, run.dtype, dataset.num_classes, run.task), inputs, skipped)
 
 
 def _fit(run: _Run, trainer: "_Trainer", callbacks) -> tuple[list[dict], dict]:
@@ -582,9 +709,16 @@ def _fit(run: _Run, trainer: "_Trainer", callbacks) -> tuple[list[dict], dict]:
         train_seconds = time.perf_counter() - t0
         val_logits, val_y = trainer.logits("validation")
         val = run.task.evaluate(val_logits, val_y, run.dataset.classes, cfg.top_k)
-        row = {"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc, "val_loss": val["loss"],
-               "val_acc": val["accuracy"], "lr": trainer.opt.param_groups[0]["lr"],
-               "epoch_seconds": round(time.perf_counter() - t0, 3), "train_seconds": round(train_seconds, 4)}
+        row = {
+            "epoch": epoch,
+            "train_loss": train_loss,
+            "train_acc": train_acc,
+            "val_loss": val["loss"],
+            "val_acc": val["accuracy"],
+            "lr": trainer.opt.param_groups[0]["lr"],
+            "epoch_seconds": round(time.perf_counter() - t0, 3),
+            "train_seconds": round(train_seconds, 4),
+        }
         if run.task.headline != "accuracy":  # multi-label: val_acc is the exact-match ratio; val_mAP beside it
             row[f"val_{run.task.headline}"] = val[run.task.headline]
         history.append(row)
@@ -603,13 +737,20 @@ def _fit(run: _Run, trainer: "_Trainer", callbacks) -> tuple[list[dict], dict]:
             else:
                 best["bad_epochs"] += 1
         if writer and cfg.checkpoints:
-            save_checkpoint(out, {
-                "epoch": epoch, "model": net.state_dict(), "optimizer": trainer.opt.state_dict(),
-                "scheduler": trainer.sched.state_dict() if trainer.sched is not None else {},
-                "scaler": trainer.scaler.state_dict() if trainer.scaler is not None else {},
-                "history": json.dumps(history), "best": json.dumps(best), "best_state": best_state,
-                "identity": json.dumps(cfg.training_identity()),
-            })
+            save_checkpoint(
+                out,
+                {
+                    "epoch": epoch,
+                    "model": net.state_dict(),
+                    "optimizer": trainer.opt.state_dict(),
+                    "scheduler": trainer.sched.state_dict() if trainer.sched is not None else {},
+                    "scaler": trainer.scaler.state_dict() if trainer.scaler is not None else {},
+                    "history": json.dumps(history),
+                    "best": json.dumps(best),
+                    "best_state": best_state,
+                    "identity": json.dumps(cfg.training_identity()),
+                },
+            )
         for cb in callbacks:
             cb(epoch, row)
         if trainer.rules is not None and trainer.rules.stops:  # a rule that may stop the run sees every epoch
@@ -620,8 +761,10 @@ def _fit(run: _Run, trainer: "_Trainer", callbacks) -> tuple[list[dict], dict]:
             break
     if cfg.early_stopping and best_state is not None:
         net.load_state_dict(best_state)
-        note(f"early stopping: keeping epoch {best['epoch']} (val_loss={best['loss']:.4f})"
-             + (" — stopped before the last epoch" if stopped_early else ""))
+        note(
+            f"early stopping: keeping epoch {best['epoch']} (val_loss={best['loss']:.4f})"
+            + (" — stopped before the last epoch" if stopped_early else "")
+        )
     return history, (best if cfg.early_stopping else None)
 
 
@@ -639,18 +782,31 @@ def _finish(run: _Run, trainer: "_Trainer", history, best, skipped, started: flo
         results = session.finish()
         metrics["debugger"] = {r["name"]: r["status"] for r in results["rules"]}
         note(summary(results, out))
-    metrics["runtime"] = {"device": run.device.type, "training_precision": dtype_name(run.dtype),
-                          "feature_precision": dtype_name(run.feature_dtype) if cfg.uses_feature_cache else None}
+    metrics["runtime"] = {
+        "device": run.device.type,
+        "training_precision": dtype_name(run.dtype),
+        "feature_precision": dtype_name(run.feature_dtype) if cfg.uses_feature_cache else None,
+    }
     metrics["seconds"] = round(time.perf_counter() - started, 3)
     metrics["data_parallel_workers"] = trainer.world
     if trainer.rank != 0:  # rank 0 writes the artifact
         return TrainResult(out, metrics, history, time.perf_counter() - started)
     model.to("cpu")
-    save_artifact(out, model.float().to(memory_format=torch.contiguous_format), name=spec.name,
-                  library=spec.library, arch=spec.arch, weights_tag=wspec.tag if wspec else None,
-                  weights_license=wspec.license if wspec else None, prep=run.prep, classes=run.dataset.classes,
-                  hyperparameters=cfg.to_dict(), metrics=metrics, held_out=run.held_out,
-                  task={"name": run.task.name, **metrics.get("task_extras", {})})
+    save_artifact(
+        out,
+        model.float().to(memory_format=torch.contiguous_format),
+        name=spec.name,
+        library=spec.library,
+        arch=spec.arch,
+        weights_tag=wspec.tag if wspec else None,
+        weights_license=wspec.license if wspec else None,
+        prep=run.prep,
+        classes=run.dataset.classes,
+        hyperparameters=cfg.to_dict(),
+        metrics=metrics,
+        held_out=run.held_out,
+        task={"name": run.task.name, **metrics.get("task_extras", {})},
+    )
     run.task.reports(out, metrics, run.dataset.classes)
     if cfg.plots:
         plots.run_plots(out)

@@ -1,8 +1,8 @@
 """Hyperparameter tuning: ranges, strategies (Optuna), executors (local processes, Ray), reports.
 
-    config = TuningConfig.load("tune.yaml")        # or built by sdk.HyperparameterTuner
-    Tuner(config).run()                             # runs or resumes; trials are jobs
-    leaderboard(store, name), write_report(store, name, out)
+config = TuningConfig.load("tune.yaml")        # or built by sdk.HyperparameterTuner
+Tuner(config).run()                             # runs or resumes; trials are jobs
+leaderboard(store, name), write_report(store, name, out)
 """
 
 from visiontune.tune.config import TuningConfig

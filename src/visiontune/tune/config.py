@@ -47,8 +47,8 @@ BUILTIN_METRICS = ("val_acc", "val_loss", "train_acc", "train_loss", "val_mAP", 
 @dataclass
 class TuningConfig:
     name: str
-    kind: str                                   # builtin | script
-    base: dict                                  # builtin: TrainConfig fields; script: the script's spec
+    kind: str  # builtin | script
+    base: dict  # builtin: TrainConfig fields; script: the script's spec
     objective_metric: str
     ranges: dict[str, Parameter]
     objective_type: str = "Maximize"
@@ -85,7 +85,9 @@ class TuningConfig:
         for name, p in self.ranges.items():
             p.check(name)
         if self.max_jobs < 1 or self.max_parallel_jobs < 1:
-            raise ConfigError(f"max_jobs={self.max_jobs}, max_parallel_jobs={self.max_parallel_jobs}: both must be 1 or more")
+            raise ConfigError(
+                f"max_jobs={self.max_jobs}, max_parallel_jobs={self.max_parallel_jobs}: both must be 1 or more"
+            )
         if self.backend not in ("local", "ray"):
             raise ConfigError(f"backend {self.backend!r}: choose local or ray")
         if self.kind == "builtin":
@@ -94,22 +96,30 @@ class TuningConfig:
             names = {f.name for f in fields(TrainConfig)}
             unknown = sorted(set(self.ranges) - names)
             if unknown:
-                raise ConfigError(f"ranges: {', '.join(unknown)} is not an option of the built-in engine; tunable "
-                                  f"options: {', '.join(sorted(names - {'data', 'out', 'resume', 'overwrite'}))}")
+                raise ConfigError(
+                    f"ranges: {', '.join(unknown)} is not an option of the built-in engine; tunable "
+                    f"options: {', '.join(sorted(names - {'data', 'out', 'resume', 'overwrite'}))}"
+                )
             fixed = sorted(set(self.ranges) & {"data", "out", "resume", "overwrite", "device"})
             if fixed:
                 raise ConfigError(f"ranges: {', '.join(fixed)} cannot be tuned")
             if self.objective_metric not in BUILTIN_METRICS:
-                raise ConfigError(f"objective metric {self.objective_metric!r}: the built-in engine reports "
-                                  f"{', '.join(BUILTIN_METRICS)} every epoch (or validation:accuracy, validation:loss, "
-                                  "validation:mAP, validation:mIoU)")
+                raise ConfigError(
+                    f"objective metric {self.objective_metric!r}: the built-in engine reports "
+                    f"{', '.join(BUILTIN_METRICS)} every epoch (or validation:accuracy, validation:loss, "
+                    "validation:mAP, validation:mIoU)"
+                )
             TrainConfig.from_dict({**self.base, **{n: _example(p) for n, p in self.ranges.items()}})
         else:
-            defined = [d["Name"] if isinstance(d, dict) else str(d).partition("=")[0]
-                       for d in self.base.get("metric_definitions") or []]
+            defined = [
+                d["Name"] if isinstance(d, dict) else str(d).partition("=")[0]
+                for d in self.base.get("metric_definitions") or []
+            ]
             if self.objective_metric not in defined:
-                raise ConfigError(f"objective metric {self.objective_metric!r} has no metric definition; define it "
-                                  f"(name and regex) in metric_definitions (defined: {', '.join(defined) or 'none'})")
+                raise ConfigError(
+                    f"objective metric {self.objective_metric!r} has no metric definition; define it "
+                    f"(name and regex) in metric_definitions (defined: {', '.join(defined) or 'none'})"
+                )
         strategy.pruner_spec(self.early_stopping if self.strategy != "Hyperband" else "Auto", self.max_epochs())
         self.max_jobs = strategy.max_jobs(self.ranges, self.max_jobs)
 
@@ -128,15 +138,28 @@ class TuningConfig:
 
     # ------------------------------------------------------------------ files
     def to_dict(self) -> dict[str, Any]:
-        doc = {"name": self.name, ("train" if self.kind == "builtin" else "script"): self.base,
-               "objective": {"metric": self.objective_metric, "type": self.objective_type},
-               "ranges": {n: p.to_dict() for n, p in self.ranges.items()}, "strategy": self.strategy,
-               "early_stopping": self.early_stopping, "max_jobs": self.max_jobs,
-               "max_parallel_jobs": self.max_parallel_jobs, "seed": self.seed, "backend": self.backend,
-               "resources_per_trial": self.resources_per_trial}
+        doc = {
+            "name": self.name,
+            ("train" if self.kind == "builtin" else "script"): self.base,
+            "objective": {"metric": self.objective_metric, "type": self.objective_type},
+            "ranges": {n: p.to_dict() for n, p in self.ranges.items()},
+            "strategy": self.strategy,
+            "early_stopping": self.early_stopping,
+            "max_jobs": self.max_jobs,
+            "max_parallel_jobs": self.max_parallel_jobs,
+            "seed": self.seed,
+            "backend": self.backend,
+            "resources_per_trial": self.resources_per_trial,
+        }
         if self.target_objective is not None or self.max_jobs_not_improving is not None:
-            doc["completion"] = {k: v for k, v in (("target_objective", self.target_objective),
-                                                   ("max_jobs_not_improving", self.max_jobs_not_improving)) if v is not None}
+            doc["completion"] = {
+                k: v
+                for k, v in (
+                    ("target_objective", self.target_objective),
+                    ("max_jobs_not_improving", self.max_jobs_not_improving),
+                )
+                if v is not None
+            }
         for key in ("warm_start", "ray_address", "output"):
             if getattr(self, key):
                 doc[key] = getattr(self, key)
@@ -146,9 +169,24 @@ class TuningConfig:
     def from_dict(cls, doc: dict, base_dir: Path | None = None) -> "TuningConfig":
         if not isinstance(doc, dict):
             raise ConfigError("a tuning configuration is a mapping (name, train|script, objective, ranges, ...)")
-        known = {"name", "train", "script", "objective", "ranges", "strategy", "early_stopping", "max_jobs",
-                 "max_parallel_jobs", "completion", "warm_start", "seed", "backend", "ray_address",
-                 "resources_per_trial", "output"}
+        known = {
+            "name",
+            "train",
+            "script",
+            "objective",
+            "ranges",
+            "strategy",
+            "early_stopping",
+            "max_jobs",
+            "max_parallel_jobs",
+            "completion",
+            "warm_start",
+            "seed",
+            "backend",
+            "ray_address",
+            "resources_per_trial",
+            "output",
+        }
         unknown = sorted(set(doc) - known)
         if unknown:
             raise ConfigError(f"unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
@@ -166,17 +204,25 @@ class TuningConfig:
         completion = doc.get("completion") or {}
         warm = doc.get("warm_start") or []
         return cls(
-            name=str(doc.get("name") or ""), kind=kind, base=base, objective_metric=str(objective["metric"]),
+            name=str(doc.get("name") or ""),
+            kind=kind,
+            base=base,
+            objective_metric=str(objective["metric"]),
             objective_type=str(objective.get("type", "Maximize")),
             ranges={n: parse_range(n, r) for n, r in (doc.get("ranges") or {}).items()},
-            max_jobs=_count(doc, "max_jobs", 10), max_parallel_jobs=_count(doc, "max_parallel_jobs", 1),
-            strategy=str(doc.get("strategy", "Bayesian")), early_stopping=str(doc.get("early_stopping", "Off")),
+            max_jobs=_count(doc, "max_jobs", 10),
+            max_parallel_jobs=_count(doc, "max_parallel_jobs", 1),
+            strategy=str(doc.get("strategy", "Bayesian")),
+            early_stopping=str(doc.get("early_stopping", "Off")),
             target_objective=completion.get("target_objective"),
             max_jobs_not_improving=completion.get("max_jobs_not_improving"),
-            warm_start=[warm] if isinstance(warm, str) else list(warm), seed=_count(doc, "seed", 0),
-            backend=str(doc.get("backend", "local")), ray_address=doc.get("ray_address"),
+            warm_start=[warm] if isinstance(warm, str) else list(warm),
+            seed=_count(doc, "seed", 0),
+            backend=str(doc.get("backend", "local")),
+            ray_address=doc.get("ray_address"),
             resources_per_trial=dict(doc.get("resources_per_trial") or {"cpu": 1, "gpu": 0}),
-            output=doc.get("output"))
+            output=doc.get("output"),
+        )
 
     @classmethod
     def load(cls, path: str | Path) -> "TuningConfig":
@@ -229,6 +275,7 @@ def _example(p: Parameter):
 
 def _relative_to(base: dict, kind: str, root: Path) -> dict:
     """Paths in a config file are relative to the file, not to where the command runs."""
+
     def fix(value: str) -> str:
         p = Path(value).expanduser()
         return value if "://" in value or p.is_absolute() else str((root / p).resolve())
@@ -248,15 +295,24 @@ def _relative_to(base: dict, kind: str, root: Path) -> dict:
 
 
 #: the objectives a form offers (the built-in engine's validation metrics)
-OBJECTIVES = [{"metric": "validation:accuracy", "type": "Maximize"},
-              {"metric": "validation:loss", "type": "Minimize"},
-              {"metric": "validation:mAP", "type": "Maximize"},
-              {"metric": "validation:mIoU", "type": "Maximize"}]
+OBJECTIVES = [
+    {"metric": "validation:accuracy", "type": "Maximize"},
+    {"metric": "validation:loss", "type": "Minimize"},
+    {"metric": "validation:mAP", "type": "Maximize"},
+    {"metric": "validation:mIoU", "type": "Maximize"},
+]
 #: the ranges a form offers, with a starting suggestion each (log scale where it is the usual one)
-SUGGESTED_RANGES = {"learning_rate": (1e-4, 1e-2, True), "weight_decay": (1e-6, 1e-2, True),
-                    "dropout": (0.0, 0.5, False), "hidden_units": (0, 512, False), "batch_size": (16, 128, True),
-                    "label_smoothing": (0.0, 0.2, False), "momentum": (0.8, 0.99, False), "epochs": (2, 20, False),
-                    "trainable_stages": (1, 4, False)}
+SUGGESTED_RANGES = {
+    "learning_rate": (1e-4, 1e-2, True),
+    "weight_decay": (1e-6, 1e-2, True),
+    "dropout": (0.0, 0.5, False),
+    "hidden_units": (0, 512, False),
+    "batch_size": (16, 128, True),
+    "label_smoothing": (0.0, 0.2, False),
+    "momentum": (0.8, 0.99, False),
+    "epochs": (2, 20, False),
+    "trainable_stages": (1, 4, False),
+}
 TUNABLE_CHOICES = ("augmentation", "optimizer", "lr_scheduler", "mode")
 
 
@@ -268,10 +324,20 @@ def tunable_fields() -> list[dict]:
     rows = []
     for name, (lo, hi, log) in SUGGESTED_RANGES.items():
         f = by_name[name]
-        rows.append({"name": name, "type": "integer" if f["type"] == "int" else "continuous", "min": lo, "max": hi,
-                     "log": log, "help": f["help"], "suggested": name == "learning_rate"})
+        rows.append(
+            {
+                "name": name,
+                "type": "integer" if f["type"] == "int" else "continuous",
+                "min": lo,
+                "max": hi,
+                "log": log,
+                "help": f["help"],
+                "suggested": name == "learning_rate",
+            }
+        )
     for name in TUNABLE_CHOICES:
         f = by_name[name]
-        rows.append({"name": name, "type": "categorical", "values": f["choices"], "help": f["help"],
-                     "suggested": False})
+        rows.append(
+            {"name": name, "type": "categorical", "values": f["choices"], "help": f["help"], "suggested": False}
+        )
     return rows

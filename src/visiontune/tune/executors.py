@@ -64,9 +64,15 @@ class _Worker:
         env = {**os.environ, "VISIONTUNE_DB": store.url, "PYTHONUNBUFFERED": "1", "VISIONTUNE_THREADS": str(threads)}
         self.log = open(log_dir / f"worker-{len(list(log_dir.glob('worker-*.out')))}.out", "ab")  # noqa: SIM115
         # its own process group (a Ctrl-C in the tuner's terminal is the tuner's to handle), dies with the tuner
-        self.proc = subprocess.Popen([sys.executable, "-m", "visiontune.jobs.worker", "--serve"], stdin=subprocess.PIPE,
-                                     stdout=self.log, stderr=subprocess.STDOUT, env=env, preexec_fn=die_with_parent,  # noqa: PLW1509
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "visiontune.jobs.worker", "--serve"],
+            stdin=subprocess.PIPE,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            preexec_fn=die_with_parent,  # noqa: PLW1509
+            start_new_session=True,
+        )
         self.job: str | None = None
 
     def give(self, name: str) -> bool:
@@ -101,7 +107,7 @@ class LocalExecutor(Executor):
         self.threads = threads_per_trial(parallel)
         self.log_dir = log_dir or run_folder("workers")
         self._workers: list[_Worker] = []
-        self._waiting: list[str] = []   # built-in jobs not yet given to a worker
+        self._waiting: list[str] = []  # built-in jobs not yet given to a worker
 
     # -- warm workers, for built-in engine jobs
     def _idle_worker(self) -> _Worker | None:
@@ -172,8 +178,11 @@ class LocalExecutor(Executor):
             # recording an end: the job would stay Stopping forever
             job = self.store.get_job(name)
             if job.status not in TERMINAL:
-                self.store.finish(name, "Stopped" if job.stop_requested else "Failed",
-                                  reason="its runner ended as it started, before it could record an end")
+                self.store.finish(
+                    name,
+                    "Stopped" if job.stop_requested else "Failed",
+                    reason="its runner ended as it started, before it could record an end",
+                )
         for w in self._workers:
             w.close()
 
@@ -207,24 +216,30 @@ class RayExecutor(Executor):
         except ImportError as exc:
             raise MissingDependencyError("ray", "backend 'ray'", extra="ray") from exc
         if store.is_sqlite and address and not address.startswith(("127.", "localhost")):
-            raise ConfigError("backend 'ray' across machines needs a shared store: set VISIONTUNE_DB to a "
-                              "PostgreSQL URL that every node reaches")
+            raise ConfigError(
+                "backend 'ray' across machines needs a shared store: set VISIONTUNE_DB to a "
+                "PostgreSQL URL that every node reaches"
+            )
         self.ray = ray
         if not ray.is_initialized():
             try:
-                ray.init(address=address or None, ignore_reinit_error=True, log_to_driver=False,
-                         include_dashboard=False)
+                ray.init(
+                    address=address or None, ignore_reinit_error=True, log_to_driver=False, include_dashboard=False
+                )
             except (ConnectionError, RuntimeError, ValueError) as exc:
-                raise ConfigError(f"cannot reach the Ray cluster at {address or 'a new local one'}: {exc}; start it "
-                                  "with `ray start --head` and give its address (HOST:PORT)") from exc
+                raise ConfigError(
+                    f"cannot reach the Ray cluster at {address or 'a new local one'}: {exc}; start it "
+                    "with `ray start --head` and give its address (HOST:PORT)"
+                ) from exc
         cpus = float(self.resources.get("cpu", 1))
         self._task = ray.remote(num_cpus=cpus, num_gpus=float(self.resources.get("gpu", 0)))(_ray_run)
         self._threads = max(1, int(cpus))
         self.refs: dict[str, object] = {}
 
     def submit(self, job: Job) -> None:
-        self.refs[job.name] = self._task.remote(self.store.url, job.name, self._threads,
-                                                os.environ.get("VISIONTUNE_HOME", ""))
+        self.refs[job.name] = self._task.remote(
+            self.store.url, job.name, self._threads, os.environ.get("VISIONTUNE_HOME", "")
+        )
 
     def alive(self, name: str) -> bool:
         ref = self.refs.get(name)
@@ -249,8 +264,9 @@ EXECUTORS.register(LocalExecutor)
 EXECUTORS.register(RayExecutor)
 
 
-def create_executor(name: str, store: JobStore, parallel: int, resources: dict, address: str | None = None,
-                    log_dir: Path | None = None) -> Executor:
+def create_executor(
+    name: str, store: JobStore, parallel: int, resources: dict, address: str | None = None, log_dir: Path | None = None
+) -> Executor:
     cls = EXECUTORS.get(name)
     if cls is LocalExecutor:
         return cls(store, parallel, resources, address, log_dir=log_dir)

@@ -47,14 +47,17 @@ def _scaling(name: str, scaling: str, lo: float, hi: float, integer: bool) -> st
     if scaling == "Auto":
         return "Logarithmic" if lo > 0 and hi / lo >= 100 else "Linear"
     if scaling == "Logarithmic" and lo <= 0:
-        raise ConfigError(f"{name}: Logarithmic scaling needs a range above 0 (min_value is {lo:g}); raise "
-                          "min_value or use Linear scaling")
+        raise ConfigError(
+            f"{name}: Logarithmic scaling needs a range above 0 (min_value is {lo:g}); raise "
+            "min_value or use Linear scaling"
+        )
     if scaling == "ReverseLogarithmic":
         if integer:
             raise ConfigError(f"{name}: ReverseLogarithmic scaling is for continuous ranges only")
         if not 0 <= lo < hi < 1:
-            raise ConfigError(f"{name}: ReverseLogarithmic scaling needs 0 <= min_value < max_value < 1 "
-                              f"(got {lo:g}..{hi:g})")
+            raise ConfigError(
+                f"{name}: ReverseLogarithmic scaling needs 0 <= min_value < max_value < 1 (got {lo:g}..{hi:g})"
+            )
     return scaling
 
 

@@ -13,8 +13,13 @@ from visiontune.jobs.store import ACTIVE, TERMINAL, JobStore
 from visiontune.progress import note
 from visiontune.tune.config import study_name
 
-STATE_NAMES = {"COMPLETE": "Completed", "PRUNED": "Stopped", "FAIL": "Failed", "RUNNING": "InProgress",
-               "WAITING": "Pending"}
+STATE_NAMES = {
+    "COMPLETE": "Completed",
+    "PRUNED": "Stopped",
+    "FAIL": "Failed",
+    "RUNNING": "InProgress",
+    "WAITING": "Pending",
+}
 
 
 def _last_report(trial) -> tuple[int, float] | None:
@@ -62,18 +67,26 @@ def leaderboard(store: JobStore, name: str) -> list[dict]:
             continue
         job = jobs.get(t.user_attrs.get("job", ""))
         hps = {n: ranges[n].value(v) if n in ranges else v for n, v in t.params.items()}
-        rows.append({**hps, "TrainingJobName": job.name if job else t.user_attrs.get("job"),
-                     "TrainingJobStatus": _trial_status(t, job, tj),
-                     "FinalObjectiveValue": t.value if t.state.name == "COMPLETE" else None,
-                     # a trial stopped early (pruned) or interrupted: the last value it reported, and when
-                     "LastReportedObjectiveValue": last[1] if (last := _last_report(t)) else None,
-                     "LastReportedStep": last[0] if last else None,
-                     "TrainingElapsedTimeSeconds": round(job.elapsed, 2) if job and job.elapsed is not None else None,
-                     "TrialNumber": t.number, "Attempts": job.attempt if job else None,
-                     "FailureReason": t.user_attrs.get("failure_reason") or (
-                         job.failure_reason if job and t.state.name in ("RUNNING", "WAITING") else None)})
+        rows.append(
+            {
+                **hps,
+                "TrainingJobName": job.name if job else t.user_attrs.get("job"),
+                "TrainingJobStatus": _trial_status(t, job, tj),
+                "FinalObjectiveValue": t.value if t.state.name == "COMPLETE" else None,
+                # a trial stopped early (pruned) or interrupted: the last value it reported, and when
+                "LastReportedObjectiveValue": last[1] if (last := _last_report(t)) else None,
+                "LastReportedStep": last[0] if last else None,
+                "TrainingElapsedTimeSeconds": round(job.elapsed, 2) if job and job.elapsed is not None else None,
+                "TrialNumber": t.number,
+                "Attempts": job.attempt if job else None,
+                "FailureReason": t.user_attrs.get("failure_reason")
+                or (job.failure_reason if job and t.state.name in ("RUNNING", "WAITING") else None),
+            }
+        )
     sign = -1 if maximize else 1
-    rows.sort(key=lambda r: (r["FinalObjectiveValue"] is None, sign * (r["FinalObjectiveValue"] or 0), r["TrialNumber"]))
+    rows.sort(
+        key=lambda r: (r["FinalObjectiveValue"] is None, sign * (r["FinalObjectiveValue"] or 0), r["TrialNumber"])
+    )
     return rows
 
 
@@ -83,10 +96,18 @@ def summaries(store: JobStore) -> list[dict]:
     for tj in store.list_tuning_jobs():
         board = leaderboard(store, tj.name)
         best = next((r for r in board if r["FinalObjectiveValue"] is not None), None)
-        rows.append({"name": tj.name, "status": tj.status, "trials": len(board),
-                     "max_jobs": tj.config.get("max_jobs"), "objective": tj.config.get("objective", {}).get("metric"),
-                     "best": best["FinalObjectiveValue"] if best else None,
-                     "best_job": best["TrainingJobName"] if best else None, "created": tj.created_at})
+        rows.append(
+            {
+                "name": tj.name,
+                "status": tj.status,
+                "trials": len(board),
+                "max_jobs": tj.config.get("max_jobs"),
+                "objective": tj.config.get("objective", {}).get("metric"),
+                "best": best["FinalObjectiveValue"] if best else None,
+                "best_job": best["TrainingJobName"] if best else None,
+                "created": tj.created_at,
+            }
+        )
     return rows
 
 
@@ -131,14 +152,16 @@ def _plots(study, out: Path) -> tuple[dict[str, Path], dict[str, str]]:
 
     complete = [t for t in study.trials if t.state.name == "COMPLETE"]
     made, skipped = {}, {}
-    plots = [("history", vm.plot_optimization_history, 1), ("importance", vm.plot_param_importances, 2),
-             ("parallel", vm.plot_parallel_coordinate, 2)]
+    plots = [
+        ("history", vm.plot_optimization_history, 1),
+        ("importance", vm.plot_param_importances, 2),
+        ("parallel", vm.plot_parallel_coordinate, 2),
+    ]
     import warnings
 
     for key, fn, needed in plots:
         if len(complete) < needed:
-            skipped[key] = (f"needs {needed} completed trial{'s' if needed > 1 else ''} "
-                            f"({len(complete)} so far)")
+            skipped[key] = f"needs {needed} completed trial{'s' if needed > 1 else ''} ({len(complete)} so far)"
             continue
         if key != "history" and len(study.best_trial.params) < 1:
             skipped[key] = "no hyperparameter ranges to compare"
@@ -162,21 +185,35 @@ def _plots(study, out: Path) -> tuple[dict[str, Path], dict[str, str]]:
     return made, skipped
 
 
-def _html(tj, rows: list[dict], best: dict | None, files: dict[str, Path], path: Path,
-          skipped: dict[str, str] | None = None) -> Path:
+def _html(
+    tj, rows: list[dict], best: dict | None, files: dict[str, Path], path: Path, skipped: dict[str, str] | None = None
+) -> Path:
     """``report.html``: templates/tuning_report.html (Jinja2, autoescaped), the PNGs inline, no scripts."""
     cols = [c for c in (rows[0].keys() if rows else []) if c != "FailureReason"]
 
     def cell(v) -> str:
         return f"{v:.6g}" if isinstance(v, float) else "" if v is None else str(v)
 
-    page = _templates().get_template("tuning_report.html").render(
-        name=tj.name, status=tj.status, failure_reason=tj.failure_reason,
-        objective=json.dumps(tj.config.get("objective")), strategy=str(tj.config.get("strategy")),
-        best=json.dumps(best, indent=2), cols=cols, rows=[[cell(r[c]) for c in cols] for r in rows],
-        images=[(k, "data:image/png;base64," + base64.b64encode(p.read_bytes()).decode())
-                for k, p in files.items() if p.suffix == ".png"],
-        skipped=list((skipped or {}).items()))
+    page = (
+        _templates()
+        .get_template("tuning_report.html")
+        .render(
+            name=tj.name,
+            status=tj.status,
+            failure_reason=tj.failure_reason,
+            objective=json.dumps(tj.config.get("objective")),
+            strategy=str(tj.config.get("strategy")),
+            best=json.dumps(best, indent=2),
+            cols=cols,
+            rows=[[cell(r[c]) for c in cols] for r in rows],
+            images=[
+                (k, "data:image/png;base64," + base64.b64encode(p.read_bytes()).decode())
+                for k, p in files.items()
+                if p.suffix == ".png"
+            ],
+            skipped=list((skipped or {}).items()),
+        )
+    )
     path.write_text(page, encoding="utf-8")
     return path
 
@@ -185,5 +222,10 @@ def _html(tj, rows: list[dict], best: dict | None, files: dict[str, Path], path:
 def _templates():
     import jinja2
 
-    return jinja2.Environment(loader=jinja2.PackageLoader("visiontune.tune", "templates"), autoescape=True,
-                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("visiontune.tune", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )

@@ -61,8 +61,9 @@ class Bayesian(Strategy):
     def sampler(self, ranges, seed, max_jobs):
         import optuna
 
-        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=_startup(max_jobs), multivariate=True,
-                                          constant_liar=True)
+        return optuna.samplers.TPESampler(
+            seed=seed, n_startup_trials=_startup(max_jobs), multivariate=True, constant_liar=True
+        )
 
 
 class Random(Strategy):
@@ -80,8 +81,10 @@ class Grid(Strategy):
     def _space(self, ranges):
         bad = [n for n, p in ranges.items() if not isinstance(p, (CategoricalParameter, IntegerParameter))]
         if bad:
-            raise ConfigError(f"strategy Grid needs categorical or integer ranges; {', '.join(bad)} "
-                              "is continuous (list its values as a CategoricalParameter)")
+            raise ConfigError(
+                f"strategy Grid needs categorical or integer ranges; {', '.join(bad)} "
+                "is continuous (list its values as a CategoricalParameter)"
+            )
         return {n: p.grid() for n, p in ranges.items()}
 
     def sampler(self, ranges, seed, max_jobs):
@@ -104,10 +107,14 @@ class Hyperband(Strategy):
 
     def pruner_spec(self, early_stopping, max_resource):
         if not max_resource:
-            raise ConfigError("strategy Hyperband needs the number of epochs (its resource): set a fixed "
-                              "'epochs' hyperparameter or an 'epochs' range")
-        return {"name": "HyperbandPruner",
-                "kwargs": {"min_resource": 1, "max_resource": int(max_resource), "reduction_factor": 3}}
+            raise ConfigError(
+                "strategy Hyperband needs the number of epochs (its resource): set a fixed "
+                "'epochs' hyperparameter or an 'epochs' range"
+            )
+        return {
+            "name": "HyperbandPruner",
+            "kwargs": {"min_resource": 1, "max_resource": int(max_resource), "reduction_factor": 3},
+        }
 
 
 STRATEGIES: Registry[type[Strategy]] = Registry("strategy")

@@ -38,7 +38,7 @@ RESUMABLE_CHANGES = {"max_parallel_jobs", "backend", "ray_address", "resources_p
 class _Running:
     trial_number: int
     job: str
-    reported: int = 0        # objective points already reported to Optuna
+    reported: int = 0  # objective points already reported to Optuna
     pruned: bool = False
 
 
@@ -56,8 +56,11 @@ class Tuner:
         from visiontune.jobs.kinds import get_kind
 
         # every trial's folder lies in the output: refuse it once here, not in each trial
-        check_apart(self.output, get_kind(config.kind).inputs(
-            {"config": config.base} if config.kind == "builtin" else config.base), "tuning output folder")
+        check_apart(
+            self.output,
+            get_kind(config.kind).inputs({"config": config.base} if config.kind == "builtin" else config.base),
+            "tuning output folder",
+        )
         self._stop = threading.Event()
         self.running: dict[int, _Running] = {}
 
@@ -69,9 +72,17 @@ class Tuner:
             self.store.create_tuning_job(self.name, doc)
             return False
         check_resumable(existing, doc)
-        self.store.update_tuning_job(self.name, status="InProgress", pid=os.getpid(), host=this_host(),
-                                     heartbeat_at=time.time(), ended_at=None, stop_requested=False,
-                                     failure_reason=None, config=doc)
+        self.store.update_tuning_job(
+            self.name,
+            status="InProgress",
+            pid=os.getpid(),
+            host=this_host(),
+            heartbeat_at=time.time(),
+            ended_at=None,
+            stop_requested=False,
+            failure_reason=None,
+            config=doc,
+        )
         return True
 
     def _pruner_spec(self) -> dict:
@@ -86,14 +97,18 @@ class Tuner:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         strategy = get_strategy(self.config.strategy)
         study = optuna.create_study(
-            storage=self.store.optuna_storage(), study_name=study_name(self.name), load_if_exists=True,
+            storage=self.store.optuna_storage(),
+            study_name=study_name(self.name),
+            load_if_exists=True,
             direction="maximize" if self.config.maximize else "minimize",
             sampler=strategy.sampler(self.config.ranges, self.config.seed, self.config.max_jobs),
-            pruner=build_pruner(self._pruner_spec()))
+            pruner=build_pruner(self._pruner_spec()),
+        )
         before = len(study.trials)
         if before:  # resumed: a sampler seeded as the first run's would draw its first points again
-            study.sampler = strategy.sampler(self.config.ranges, resumed_seed(self.config.seed, before),
-                                             self.config.max_jobs)
+            study.sampler = strategy.sampler(
+                self.config.ranges, resumed_seed(self.config.seed, before), self.config.max_jobs
+            )
         return study
 
     def _warm_start(self, study) -> None:
@@ -111,8 +126,11 @@ class Tuner:
                     continue
                 if not all(_contains(dists[n], v) for n, v in t.params.items()):
                     continue  # outside the new ranges (a value a categorical range no longer has...)
-                study.add_trial(optuna.trial.create_trial(params=t.params, distributions=dists, value=t.value,
-                                                          user_attrs={"warm_start": parent}))
+                study.add_trial(
+                    optuna.trial.create_trial(
+                        params=t.params, distributions=dists, value=t.value, user_attrs={"warm_start": parent}
+                    )
+                )
                 added += 1
             note(f"warm start: {added} completed trial(s) of {parent}")
 
@@ -128,14 +146,28 @@ class Tuner:
         job_name = f"{self.name}-{trial_number:03d}" + (f"-{attempt}" if attempt > 1 else "")
         if self.config.kind == "builtin":  # the engine reports each epoch and prunes itself, at once
             # no per-epoch checkpoints: a trial interrupted with its tuner runs again from the start
-            spec = {"config": {**self.config.base, **hps, "checkpoints": False, "plots": False},
-                    "pruning": {"study": study_name(self.name), "trial": trial_number,
-                                "metric": self.config.objective_metric, "pruner": self._pruner_spec()}}
+            spec = {
+                "config": {**self.config.base, **hps, "checkpoints": False, "plots": False},
+                "pruning": {
+                    "study": study_name(self.name),
+                    "trial": trial_number,
+                    "metric": self.config.objective_metric,
+                    "pruner": self._pruner_spec(),
+                },
+            }
         else:
             spec = {**self.config.base, "hyperparameters": {**(self.config.base.get("hyperparameters") or {}), **hps}}
         try:
-            job = submit(self.store, self.config.kind, spec, name=job_name, output_dir=self.output / job_name,
-                         tuning_job=self.name, trial_number=trial_number, attempt=attempt)
+            job = submit(
+                self.store,
+                self.config.kind,
+                spec,
+                name=job_name,
+                output_dir=self.output / job_name,
+                tuning_job=self.name,
+                trial_number=trial_number,
+                attempt=attempt,
+            )
         except VisiontuneError as exc:  # a bad combination: the trial fails, the tuning job goes on
             note(f"trial {trial_number}: {exc}")
             _tell(study, trial_number, state=_state("FAIL"))
@@ -157,7 +189,7 @@ class Tuner:
         trial = optuna.trial.Trial(study, trial_id)
         if self.config.kind == "builtin":
             run.reported = len(points)  # the engine reported these itself
-        new = points[run.reported:]
+        new = points[run.reported :]
         # a trial run again after its tuner died: its first attempt's steps stay as they were reported
         known = self.store.optuna_storage().get_trial(trial_id).intermediate_values if new else {}
         for step, value in new:
@@ -167,7 +199,9 @@ class Tuner:
             trial.report(value, step)
             if not run.pruned and trial.should_prune():
                 run.pruned = True
-                note(f"trial {run.trial_number} ({run.job}) pruned at step {step}: {self.config.objective_metric}={value:.4g}")
+                note(
+                    f"trial {run.trial_number} ({run.job}) pruned at step {step}: {self.config.objective_metric}={value:.4g}"
+                )
                 executor.stop(run.job)
         job = self.store.get_job(run.job)
         if job.status not in TERMINAL:
@@ -182,13 +216,19 @@ class Tuner:
     def _finish_trial(self, study, number: int, job: Job, pruned: bool, points) -> None:
         if job.status == "Completed" and points:
             _tell(study, number, points[-1][1])
-            note(f"trial {number} ({job.name}): {self.config.objective_metric}={points[-1][1]:.4g}"
-                 + (" (it finished before the stop reached it: counted as completed)" if pruned else ""))
+            note(
+                f"trial {number} ({job.name}): {self.config.objective_metric}={points[-1][1]:.4g}"
+                + (" (it finished before the stop reached it: counted as completed)" if pruned else "")
+            )
         elif pruned or (job.status == "Stopped" and points):
             _tell(study, number, state=_state("PRUNED"))
         else:
-            why = job.failure_reason or (f"the objective metric {self.config.objective_metric!r} never appeared in the "
-                                         "log; check its metric definition" if job.status == "Completed" else job.status)
+            why = job.failure_reason or (
+                f"the objective metric {self.config.objective_metric!r} never appeared in the "
+                "log; check its metric definition"
+                if job.status == "Completed"
+                else job.status
+            )
             _set_attr(self.store, study, number, "failure_reason", why[:500])
             _tell(study, number, state=_state("FAIL"))
             note(f"trial {number} ({job.name}) failed: {why}")
@@ -200,8 +240,10 @@ class Tuner:
         for t in self._own(study):
             if t.state != optuna.trial.TrialState.RUNNING:
                 continue
-            jobs = sorted((j for j in self.store.list_jobs(tuning_job=self.name) if j.trial_number == t.number),
-                          key=lambda j: j.attempt)
+            jobs = sorted(
+                (j for j in self.store.list_jobs(tuning_job=self.name) if j.trial_number == t.number),
+                key=lambda j: j.attempt,
+            )
             last = jobs[-1] if jobs else None
             if last is not None and last.active:
                 self.store.reap_orphans()  # its runner died with the old tuner
@@ -261,14 +303,22 @@ class Tuner:
                 self._warm_start(study)
             self.output.mkdir(parents=True, exist_ok=True)
             (self.output / "tuning.json").write_text(json.dumps(self.config.to_dict(), indent=2))
-            executor = create_executor(self.config.backend, self.store, self.config.max_parallel_jobs,
-                                       self.config.resources_per_trial, self.config.ray_address, log_dir=self.output)
+            executor = create_executor(
+                self.config.backend,
+                self.store,
+                self.config.max_parallel_jobs,
+                self.config.resources_per_trial,
+                self.config.ray_address,
+                log_dir=self.output,
+            )
             if self.config.kind == "builtin":
                 executor.warm_up()  # workers import torch while the study is set up
             threading.Thread(target=_preload_report_libraries, daemon=True).start()
-            note(f"tuning job {self.name}: {self.config.strategy}, up to {self.config.max_jobs} trials, "
-                 f"{self.config.max_parallel_jobs} at a time, {self.config.objective_type.lower()} "
-                 f"{self.config.objective_metric}" + (" (resumed)" if resumed else ""))
+            note(
+                f"tuning job {self.name}: {self.config.strategy}, up to {self.config.max_jobs} trials, "
+                f"{self.config.max_parallel_jobs} at a time, {self.config.objective_type.lower()} "
+                f"{self.config.objective_metric}" + (" (resumed)" if resumed else "")
+            )
             stopping_reason = self._loop(study, executor)
             status = "Stopped" if self._stop.is_set() else "Completed"
             reason = "stopped on request; run it again to resume" if status == "Stopped" else None
@@ -282,8 +332,9 @@ class Tuner:
             best_job = self._wind_down(study, executor, previous)
             if status == "Completed" and not best_job:
                 status, reason = "Failed", "no trial completed; `visiontune jobs list --tuning-job NAME` shows why"
-            self.store.update_tuning_job(self.name, ended_at=time.time(), best_job=best_job,
-                                         failure_reason=reason or stopping_reason)
+            self.store.update_tuning_job(
+                self.name, ended_at=time.time(), best_job=best_job, failure_reason=reason or stopping_reason
+            )
             # the report and the best trial's plots first, the final status last: whoever sees the status (the
             # studio's page, `tune describe`) finds every file
             self._write_results(best_job, status)
@@ -300,8 +351,10 @@ class Tuner:
 
                 run_plots(self.store.get_job(best_job).output_dir)
         except Exception as exc:  # noqa: BLE001 - the tuning job's status must still be recorded
-            note(f"the tuning report could not be written: {type(exc).__name__}: {exc} "
-                 f"(`visiontune tune report {self.name}` writes it again)")
+            note(
+                f"the tuning report could not be written: {type(exc).__name__}: {exc} "
+                f"(`visiontune tune report {self.name}` writes it again)"
+            )
 
     def _loop(self, study, executor: Executor) -> str | None:
         """Follow, finish and launch trials until max_jobs have run, a completion criterion holds, or a stop."""
@@ -317,8 +370,12 @@ class Tuner:
                     finished = True
             if finished:  # Optuna is read only when something changed (SQLite writers wait less)
                 stopping_reason = stopping_reason or self._should_stop_launching(study)
-            while (not stopping_reason and not self._stop.is_set()
-                   and len(self.running) < self.config.max_parallel_jobs and own < self.config.max_jobs):
+            while (
+                not stopping_reason
+                and not self._stop.is_set()
+                and len(self.running) < self.config.max_parallel_jobs
+                and own < self.config.max_jobs
+            ):
                 trial = study.ask(dists)
                 self._launch(study, executor, trial.number, trial.params, 1)
                 own += 1
@@ -434,16 +491,21 @@ def check_resumable(existing, doc: dict) -> None:
     name = existing.name
     live = existing.status == "InProgress" and (
         (existing.host == this_host() and existing.pid != os.getpid() and pid_alive(existing.pid))
-        or (existing.host != this_host() and (existing.heartbeat_at or 0) > time.time() - ORPHAN_SECONDS))
+        or (existing.host != this_host() and (existing.heartbeat_at or 0) > time.time() - ORPHAN_SECONDS)
+    )
     if live:
-        raise ConfigError(f"tuning job {name!r} is running already (pid {existing.pid} on {existing.host}); "
-                          f"follow it with `visiontune tune describe {name}`, or stop it first")
+        raise ConfigError(
+            f"tuning job {name!r} is running already (pid {existing.pid} on {existing.host}); "
+            f"follow it with `visiontune tune describe {name}`, or stop it first"
+        )
     before = {**existing.config, "output": str(Path(existing.config.get("output") or run_folder(name)).resolve())}
     changed = sorted(k for k in set(doc) | set(before) if doc.get(k) != before.get(k) and k not in RESUMABLE_CHANGES)
     if changed:
         where = f"; it writes to {before['output']}" if "output" in changed else ""
-        raise ConfigError(f"a tuning job named {name!r} exists with another configuration ({', '.join(changed)} "
-                          f"differ{where}); resume it with the same configuration, or choose another name")
+        raise ConfigError(
+            f"a tuning job named {name!r} exists with another configuration ({', '.join(changed)} "
+            f"differ{where}); resume it with the same configuration, or choose another name"
+        )
 
 
 def launch(config: "TuningConfig", *, wait_s: float = 60.0):
@@ -470,9 +532,14 @@ def launch(config: "TuningConfig", *, wait_s: float = 60.0):
     (out / "tune.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
     env = {**os.environ, "VISIONTUNE_DB": store.url, "PYTHONUNBUFFERED": "1"}
     with open(out / "tune.log", "ab") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "visiontune.cli.main", "tune", "run", "--config",
-                                 str(out / "tune.yaml")], stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "visiontune.cli.main", "tune", "run", "--config", str(out / "tune.yaml")],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,
+        )
     deadline = time.time() + wait_s
     while time.time() < deadline:
         tj = store.find_tuning_job(config.name)

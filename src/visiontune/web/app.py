@@ -16,9 +16,18 @@ from visiontune.web.security import CSP, Guard, Limits
 from visiontune.web.templates import STATIC
 
 
-def create(title: str, *, hosts: set[str] | None = None, limits: Limits | None = None, routes_hint: str = "",
-           page_for: errors.PageFor | None = None, csp: str = CSP, cache: str | None = "no-store",
-           inner: Sequence[Callable] = (), **fastapi: Any) -> FastAPI:
+def create(
+    title: str,
+    *,
+    hosts: set[str] | None = None,
+    limits: Limits | None = None,
+    routes_hint: str = "",
+    page_for: errors.PageFor | None = None,
+    csp: str = CSP,
+    cache: str | None = "no-store",
+    inner: Sequence[Callable] = (),
+    **fastapi: Any,
+) -> FastAPI:
     """A FastAPI app with the shared guard and error handlers (``fastapi``: FastAPI's own arguments, such as
     ``lifespan``).  ``inner``: pure-ASGI middleware factories (``app -> app``) that run inside the guard (after
     the Host, origin and size checks), such as the studio's sign-in exchange.  Its OpenAPI schema is built (``app.openapi()``, the fuzz
@@ -41,7 +50,8 @@ def static_router(prefix: str, folder: Path, **router: Any) -> APIRouter:
     def static_file(name: str):
         if name not in names:
             raise NotFoundError(f"{prefix}/{name}: no such file")
-        return FileResponse(folder / name, media_type=mimetypes.guess_type(name)[0],
-                            headers={"Cache-Control": "no-cache"})
+        return FileResponse(
+            folder / name, media_type=mimetypes.guess_type(name)[0], headers={"Cache-Control": "no-cache"}
+        )
 
     return r

@@ -124,8 +124,9 @@ class Session:
         if not self.access.session_ok(request.cookies.get(self.cookie)):
             raise SignInRequired(f"not signed in: {self.hint}")
         if request.method not in ("GET", "HEAD") and not self.access.csrf_ok(request.headers.get(self.csrf_header)):
-            raise ForbiddenError("this request lacks the page's CSRF token (a request from another site?); reload "
-                                 "the page and try again")
+            raise ForbiddenError(
+                "this request lacks the page's CSRF token (a request from another site?); reload the page and try again"
+            )
 
 
 def capability(lookup: Callable[[str], T | None], what: str = "link") -> Callable[[str], T]:

@@ -73,9 +73,10 @@ def install(app: FastAPI, *, routes_hint: str = "", page_for: PageFor | None = N
     async def http(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
         status = exc.status_code
-        message = {404: f"no such path: {request.method} {request.url.path}" + (f"; {routes_hint}" if routes_hint
-                                                                                 else ""),
-                   405: f"{request.method} is not allowed on {request.url.path}"}.get(status, str(exc.detail))
+        message = {
+            404: f"no such path: {request.method} {request.url.path}" + (f"; {routes_hint}" if routes_hint else ""),
+            405: f"{request.method} is not allowed on {request.url.path}",
+        }.get(status, str(exc.detail))
         response = JSONResponse(error_body(message, status), status_code=status, headers=exc.headers)
         page = page_for(request, status) if page_for is not None and status != 404 else None
         return HTMLResponse(page, status_code=status) if page is not None else response

@@ -13,6 +13,9 @@ from urllib.parse import unquote
 from visiontune.errors import ConfigError, PathRefused
 
 
+NAME_MAX, PATH_MAX = 255, 4000  #: the longest file name and path the file system takes (Linux: 255, 4096)
+
+
 class Roots:
     """The folders a web app may read (data roots) and write (uploads).  A user's path is a root's index and
     a path relative to it; ``..``, absolute paths, backslashes, NUL, encoded separators and symbolic links
@@ -63,6 +66,8 @@ class Roots:
         if "\x00" in rel or "\\" in rel:
             raise PathRefused(f"{rel!r}: paths use '/' between folders and no control characters")
         parts = PurePosixPath(rel).parts
+        if any(len(p.encode()) > NAME_MAX for p in parts) or len(rel.encode()) > PATH_MAX:
+            raise PathRefused(f"{rel[:80]!r}...: a name longer than the file system allows ({NAME_MAX} bytes a name)")
         if rel.startswith("/") or any(p in ("..", ".") for p in parts) or ("%" in rel and _encodes_separator(rel)):
             raise PathRefused(f"{rel!r}: give a path inside the data root, without '..' or a leading '/'")
         real = Path(os.path.realpath(base.joinpath(*parts)))
@@ -87,11 +92,15 @@ class Roots:
         reference and where it was read, unless it is a local file inside the roots."""
         where = f"{origin}: " if origin else ""
         if "://" in ref and not ref.startswith("file://"):
-            raise PathRefused(f"{where}the reference {ref!r} is a remote URL; the studio reads only files inside "
-                              "its data roots (copy the images there)")
+            raise PathRefused(
+                f"{where}the reference {ref!r} is a remote URL; the studio reads only files inside "
+                "its data roots (copy the images there)"
+            )
         if not self.contains(ref):
-            raise PathRefused(f"{where}the reference {ref!r} leads outside the studio's data roots; use paths "
-                              "relative to the manifest, inside a data root (or add the folder with --data-root)")
+            raise PathRefused(
+                f"{where}the reference {ref!r} leads outside the studio's data roots; use paths "
+                "relative to the manifest, inside a data root (or add the folder with --data-root)"
+            )
 
     def confine(self, dataset) -> None:
         """Every image and mask of an opened dataset (``data.open_dataset``) inside the roots, before any of

@@ -19,8 +19,10 @@ from visiontune.errors import ConfigError, PayloadTooLargeError
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 #: the policy of every HTML page the apps send: their own scripts and styles only, never framed
-CSP = ("default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; "
-       "frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
+CSP = (
+    "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+)
 KiB, MiB = 1 << 10, 1 << 20
 #: the limit of a JSON API's body unless a route says otherwise
 JSON_LIMIT = 1 * MiB
@@ -41,8 +43,10 @@ def allowed_hosts(host: str, port: int) -> set[str] | None:
 def check_bind(host: str, allow_remote: bool, what: str) -> None:
     """Refuse to listen beyond this machine unless the user said so."""
     if host not in LOOPBACK and not allow_remote:
-        raise ConfigError(f"--host {host}: {what} would be reachable from other machines; add --allow-remote to "
-                          "mean it (and serve it behind HTTPS)")
+        raise ConfigError(
+            f"--host {host}: {what} would be reachable from other machines; add --allow-remote to "
+            "mean it (and serve it behind HTTPS)"
+        )
 
 
 def base_url(host: str, port: int) -> str:
@@ -70,16 +74,24 @@ class Limits:
 
 
 def _too_large(size: str | int, limit: int, hint: str) -> PayloadTooLargeError:
-    return PayloadTooLargeError(f"the body is {size} bytes; the limit for this route is {limit}"
-                                + (f" ({hint})" if hint else ""))
+    return PayloadTooLargeError(
+        f"the body is {size} bytes; the limit for this route is {limit}" + (f" ({hint})" if hint else "")
+    )
 
 
 class Guard:
     """The pure-ASGI middleware every app wraps itself in (cheaper than Starlette's BaseHTTPMiddleware:
     the endpoint's latency counts)."""
 
-    def __init__(self, app, *, hosts: set[str] | None = None, limits: Limits | None = None, csp: str = CSP,
-                 cache: str | None = "no-store"):
+    def __init__(
+        self,
+        app,
+        *,
+        hosts: set[str] | None = None,
+        limits: Limits | None = None,
+        csp: str = CSP,
+        cache: str | None = "no-store",
+    ):
         self.app, self.hosts, self.limits, self.csp, self.cache = app, hosts, limits or Limits(), csp, cache
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -104,7 +116,8 @@ class Guard:
         if scope.get("method") not in ("GET", "HEAD", "OPTIONS"):
             origin = headers.get("origin")
             if headers.get("sec-fetch-site") == "cross-site" or (
-                    origin and origin != "null" and origin.split("://", 1)[-1].lower() != headers.get("host", "").lower()):
+                origin and origin.split("://", 1)[-1].lower() != headers.get("host", "").lower()
+            ):  # (an Origin of "null", a sandboxed frame's or a file's, is another site too)
                 return 403, "a request from another site was refused (its Origin is not this server)"
         return None
 
@@ -127,8 +140,11 @@ class Guard:
         async def headed(message: dict) -> None:
             if message["type"] == "http.response.start":
                 have = {k.lower() for k, _ in message.get("headers", ())}
-                extra = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer"),
-                         (b"content-security-policy", self.csp.encode())]
+                extra = [
+                    (b"x-content-type-options", b"nosniff"),
+                    (b"referrer-policy", b"no-referrer"),
+                    (b"content-security-policy", self.csp.encode()),
+                ]
                 if self.cache:
                     extra.append((b"cache-control", self.cache.encode()))
                 message["headers"] = [*message.get("headers", ()), *((k, v) for k, v in extra if k not in have)]
@@ -139,8 +155,17 @@ class Guard:
 
 async def _reply(send: Send, status: int, message: str) -> None:
     body = json.dumps({"error": message, "status": status}).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                            (b"x-content-type-options", b"nosniff"), (b"content-security-policy", CSP.encode()),
-                            (b"connection", b"close")]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"x-content-type-options", b"nosniff"),
+                (b"content-security-policy", CSP.encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})

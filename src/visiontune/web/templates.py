@@ -18,8 +18,9 @@ STATIC = HERE / "static"
 def environment(*folders: str) -> jinja2.Environment:
     """An environment over ``folders`` (an app's templates) and the shared ones, autoescaping everything."""
     loader = jinja2.FileSystemLoader([*folders, str(TEMPLATES)])
-    return jinja2.Environment(loader=loader, autoescape=True, undefined=jinja2.StrictUndefined,
-                              trim_blocks=True, lstrip_blocks=True)
+    return jinja2.Environment(
+        loader=loader, autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True
+    )
 
 
 def render(name: str, *folders: str, **context) -> str:

@@ -67,7 +67,7 @@ class ImageClassifier(nn.Module):
                     f"trainable_stages={trainable_stages}: this backbone has {len(stages)} stages; "
                     f"choose 1..{len(stages)} (or --mode full)"
                 )
-            for group in stages[len(stages) - trainable_stages:]:
+            for group in stages[len(stages) - trainable_stages :]:
                 for p in group:
                     p.requires_grad_(True)
         for p in self.head.parameters():
@@ -78,8 +78,10 @@ class ImageClassifier(nn.Module):
         if mode:
             for m in self.backbone.modules():
                 params = list(m.parameters(recurse=False))
-                if isinstance(m, nn.modules.batchnorm._BatchNorm) and params and not any(
-                    p.requires_grad for p in params
+                if (
+                    isinstance(m, nn.modules.batchnorm._BatchNorm)
+                    and params
+                    and not any(p.requires_grad for p in params)
                 ):
                     m.eval()
         return self
@@ -143,18 +145,21 @@ def _map_ordered(src: dict[str, torch.Tensor], target: dict[str, torch.Tensor], 
     return out
 
 
-def load_into(model: nn.Module, state: dict[str, torch.Tensor], key_map: str, origin: str,
-              classifier_prefix: str) -> None:
+def load_into(
+    model: nn.Module, state: dict[str, torch.Tensor], key_map: str, origin: str, classifier_prefix: str
+) -> None:
     """Load ``state`` into the full architecture; a classifier of another size is left out."""
     target = model.state_dict()
     if key_map == "ordered":
         state = _map_ordered(state, target, origin)
-    dropped = {k for k in state if k.startswith(classifier_prefix) and k in target
-               and state[k].shape != target[k].shape}
+    dropped = {
+        k for k in state if k.startswith(classifier_prefix) and k in target and state[k].shape != target[k].shape
+    }
     state = {k: v for k, v in state.items() if k not in dropped}  # a new dict: the caller's may be cached
     result = model.load_state_dict(state, strict=False)
-    missing = [k for k in result.missing_keys
-               if not k.endswith("num_batches_tracked") and not k.startswith(classifier_prefix)]
+    missing = [
+        k for k in result.missing_keys if not k.endswith("num_batches_tracked") and not k.startswith(classifier_prefix)
+    ]
     if missing:
         raise WeightsUnavailableError(
             f"{origin} does not fit this architecture: {len(missing)} tensors missing "
@@ -197,7 +202,9 @@ def _offline_message(library: str, arch: str, exc: Exception) -> str:
 
 def classifier_prefix(library: str, model: nn.Module) -> str:
     if library == "timm":
-        return model.pretrained_cfg.get("classifier", "classifier") if hasattr(model, "pretrained_cfg") else "classifier"
+        return (
+            model.pretrained_cfg.get("classifier", "classifier") if hasattr(model, "pretrained_cfg") else "classifier"
+        )
     for name in ("fc", "classifier", "heads", "head"):
         if hasattr(model, name):
             return name

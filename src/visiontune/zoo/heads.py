@@ -45,7 +45,7 @@ def keep_mask(shape: tuple[int, ...], p: float) -> torch.Tensor:
     """A CPU dropout mask (True: kept, with probability 1 - p, p rounded to 1/65536) from 16-bit draws of
     the global generator, four per 64-bit random number."""
     n = math.prod(shape)
-    bits = torch.empty((n + 3) // 4, dtype=torch.int64).random_(-2 ** 63, 2 ** 63 - 1)
+    bits = torch.empty((n + 3) // 4, dtype=torch.int64).random_(-(2**63), 2**63 - 1)
     draws = bits.view(torch.int16)[:n].view(shape)  # uniform over [-32768, 32767]
     return draws >= round(p * 65536) - 32768
 
@@ -80,8 +80,14 @@ class Linear(nn.Linear):
     :class:`_LowPrecisionLinear`; everywhere else (GPUs, float32, inference, export) it is ``nn.Linear``."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if (x.device.type == "cpu" and x.dim() == 2 and torch.is_grad_enabled() and self.weight.requires_grad
-                and self.weight.dtype == torch.float32 and torch.is_autocast_enabled("cpu")):
+        if (
+            x.device.type == "cpu"
+            and x.dim() == 2
+            and torch.is_grad_enabled()
+            and self.weight.requires_grad
+            and self.weight.dtype == torch.float32
+            and torch.is_autocast_enabled("cpu")
+        ):
             return _LowPrecisionLinear.apply(x, self.weight, self.bias, torch.get_autocast_dtype("cpu"))
         return super().forward(x)
 

@@ -15,8 +15,7 @@ from torch import nn
 
 
 class _Frozen(nn.Module):
-    def __init__(self, body: nn.Module, head: nn.Module | None, dtype: torch.dtype | None,
-                 autocast_device: str | None):
+    def __init__(self, body: nn.Module, head: nn.Module | None, dtype: torch.dtype | None, autocast_device: str | None):
         super().__init__()
         self.body, self.head, self.dtype, self.autocast_device = body, head, dtype, autocast_device
 

@@ -95,8 +95,14 @@ def create_model(
     With ``num_classes=None`` the pretrained classifier is kept (ImageNet
     predictions).  Returns the model, its spec and the weights it started from.
     """
-    from visiontune.zoo.adapters import (assemble, build_architecture, classifier_prefix, load_into,
-                                         load_state_dict_file, split_classifier)
+    from visiontune.zoo.adapters import (
+        assemble,
+        build_architecture,
+        classifier_prefix,
+        load_into,
+        load_state_dict_file,
+        split_classifier,
+    )
     from visiontune.zoo.heads import HeadSpec
 
     spec = get_model_spec(name)
@@ -112,8 +118,7 @@ def create_model(
         ) from exc
     if wspec is not None and wspec.source != "hub":
         origin = str(wspec.local_path())
-        load_into(model, load_state_dict_file(origin), wspec.key_map, origin,
-                  classifier_prefix(spec.library, model))
+        load_into(model, load_state_dict_file(origin), wspec.key_map, origin, classifier_prefix(spec.library, model))
     backbone, old = split_classifier(spec.library, model)
     if num_classes is None:
         if old is None:
@@ -123,8 +128,13 @@ def create_model(
     return assemble(backbone, head, init_head=old if wspec else None), spec, wspec
 
 
-def create_segmentation_model(name: str, pretrained: bool = True, num_classes: int = 2,
-                              weights: str | Path | WeightsSpec | None = None, decoder: str = "deeplabv3plus"):
+def create_segmentation_model(
+    name: str,
+    pretrained: bool = True,
+    num_classes: int = 2,
+    weights: str | Path | WeightsSpec | None = None,
+    decoder: str = "deeplabv3plus",
+):
     """``name``'s encoder (its pretrained weights, as the classifier loads them) with a new ``decoder``
     predicting ``num_classes`` per pixel; returns the model, its spec and the weights it started from."""
     from visiontune.zoo.segmentation import segmentation_model
@@ -148,8 +158,9 @@ def rebuild_model(library: str, arch: str, head: HeadSpec, segmentation: dict | 
     return assemble(backbone, head)
 
 
-def default_preprocessing(spec: ModelSpec, wspec: WeightsSpec | None, image_size: int | None,
-                          resize: str | None = None) -> Preprocessing:
+def default_preprocessing(
+    spec: ModelSpec, wspec: WeightsSpec | None, image_size: int | None, resize: str | None = None
+) -> Preprocessing:
     """``resize``: ``squash`` for segmentation (every pixel kept); default: the weights' centre crop."""
     if wspec is not None and wspec.source == "hub":
         wspec = _hub_weights_spec(spec) or wspec
@@ -168,11 +179,26 @@ def _hub_weights_spec(spec: ModelSpec) -> WeightsSpec | None:
         cfg = timm.get_pretrained_cfg(spec.arch)
         if cfg is None:
             return None
-        return WeightsSpec("hub", "hub", input_size=cfg.input_size[-1], mean=tuple(cfg.mean),
-                           std=tuple(cfg.std), interpolation=cfg.interpolation or "bilinear")
+        return WeightsSpec(
+            "hub",
+            "hub",
+            input_size=cfg.input_size[-1],
+            mean=tuple(cfg.mean),
+            std=tuple(cfg.std),
+            interpolation=cfg.interpolation or "bilinear",
+        )
     except Exception:  # noqa: BLE001 - best effort; defaults are fine
         return None
 
 
-__all__ = ["ModelSpec", "register_model", "list_models", "get_model_spec", "create_model", "create_segmentation_model",
-           "rebuild_model", "default_preprocessing", "WeightsUnavailableError"]
+__all__ = [
+    "ModelSpec",
+    "register_model",
+    "list_models",
+    "get_model_spec",
+    "create_model",
+    "create_segmentation_model",
+    "rebuild_model",
+    "default_preprocessing",
+    "WeightsUnavailableError",
+]

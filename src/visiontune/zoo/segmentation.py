@@ -38,8 +38,10 @@ def encoder_name(library: str, arch: str) -> str:
         return f"tu-{arch}"
     if library == "torchvision" and arch in smp.encoders.encoders:
         return arch
-    raise ConfigError(f"torchvision:{arch} has no segmentation encoder; choose a ResNet or mobilenet_v2, or any "
-                      "timm model (timm:<name>), e.g. efficientnet_lite0")
+    raise ConfigError(
+        f"torchvision:{arch} has no segmentation encoder; choose a ResNet or mobilenet_v2, or any "
+        "timm model (timm:<name>), e.g. efficientnet_lite0"
+    )
 
 
 class _Encoder(Backbone):
@@ -65,8 +67,14 @@ class SegmentationModel(ImageClassifier):
 
     spatial = True
 
-    def __init__(self, library: str, arch: str, num_classes: int, decoder: str = "deeplabv3plus",
-                 stage_prefixes: list[str] | None = None):
+    def __init__(
+        self,
+        library: str,
+        arch: str,
+        num_classes: int,
+        decoder: str = "deeplabv3plus",
+        stage_prefixes: list[str] | None = None,
+    ):
         if decoder not in DECODERS:
             raise ConfigError(f"segmentation_decoder={decoder!r}: choose one of {', '.join(DECODERS)}")
         smp = _smp()
@@ -77,14 +85,18 @@ class SegmentationModel(ImageClassifier):
             raise ConfigError(f"{library}:{arch} cannot be the encoder of {decoder} ({exc})") from exc
         self.encoder_name, self.decoder_name = name, decoder
         prefixes = _encoder_prefixes(net.encoder, stage_prefixes or [], timm=name.startswith("tu-"))
-        super().__init__(_Encoder(net.encoder, net.encoder.out_channels[-1], prefixes or []),
-                         _Decoder(net.decoder, net.segmentation_head, num_classes))
+        super().__init__(
+            _Encoder(net.encoder, net.encoder.out_channels[-1], prefixes or []),
+            _Decoder(net.decoder, net.segmentation_head, num_classes),
+        )
         self.stages_found = prefixes is not None
 
     def freeze(self, mode: str, trainable_stages: int = 1) -> None:
         if mode == "partial" and not self.stages_found:
-            raise ConfigError(f"{self.encoder_name}: the encoder names its stages otherwise than the classifier; "
-                              "train it with --mode head or --mode full")
+            raise ConfigError(
+                f"{self.encoder_name}: the encoder names its stages otherwise than the classifier; "
+                "train it with --mode head or --mode full"
+            )
         super().freeze(mode, trainable_stages)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -110,8 +122,9 @@ class SegmentationModel(ImageClassifier):
                 state[key] = source[found]
         real = [k for k in missing if not k.endswith("num_batches_tracked")]
         if real:
-            raise WeightsUnavailableError(f"{origin}: {len(real)} encoder tensors have no pretrained counterpart "
-                                          f"(first: {', '.join(real[:3])})")
+            raise WeightsUnavailableError(
+                f"{origin}: {len(real)} encoder tensors have no pretrained counterpart (first: {', '.join(real[:3])})"
+            )
         self.backbone.body.load_state_dict(state, strict=False)
 
 
@@ -139,8 +152,9 @@ def _candidates(key: str) -> list[str]:
     return [key, bare, bare.replace("_", ".", 1)]
 
 
-def segmentation_model(library: str, arch: str, num_classes: int, decoder: str,
-                       classifier: ImageClassifier | None = None, origin: str = "") -> SegmentationModel:
+def segmentation_model(
+    library: str, arch: str, num_classes: int, decoder: str, classifier: ImageClassifier | None = None, origin: str = ""
+) -> SegmentationModel:
     """A segmentation model; ``classifier``: a zoo model whose (pretrained) backbone becomes the encoder."""
     prefixes = classifier.backbone.stage_prefixes if classifier is not None else None
     model = SegmentationModel(library, arch, num_classes, decoder, stage_prefixes=prefixes)

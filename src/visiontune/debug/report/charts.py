@@ -20,10 +20,24 @@ from visiontune.debug.trial import Trial
 MAX_POINTS = 2000
 
 MODE_COLORS = {"TRAIN": "#1f77b4", "EVAL": "#ff7f0e", "PREDICT": "#2ca02c", "GLOBAL": "#7f7f7f"}
-COMPONENT_COLORS = {"data": "#d62728", "forward": "#1f77b4", "backward": "#ff7f0e", "optimizer": "#2ca02c",
-                    "other": "#9a9a9a"}
-_RC = {"svg.fonttype": "none", "font.size": 8.5, "axes.grid": True, "grid.alpha": 0.3, "axes.spines.top": False,
-       "axes.spines.right": False, "legend.fontsize": 7.5, "legend.frameon": False, "axes.titlesize": 9}
+COMPONENT_COLORS = {
+    "data": "#d62728",
+    "forward": "#1f77b4",
+    "backward": "#ff7f0e",
+    "optimizer": "#2ca02c",
+    "other": "#9a9a9a",
+}
+_RC = {
+    "svg.fonttype": "none",
+    "font.size": 8.5,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "legend.fontsize": 7.5,
+    "legend.frameon": False,
+    "axes.titlesize": 9,
+}
 
 
 @dataclass(frozen=True)
@@ -58,7 +72,7 @@ def chart(name: str, draw: Callable, size=(7.0, 3.0), caption: str = "") -> Char
     except Exception as e:  # noqa: BLE001
         return Skip(f"The {name} chart could not be drawn ({type(e).__name__}: {e}).")
     svg = buf.getvalue()
-    svg = svg[svg.index("<svg"):]
+    svg = svg[svg.index("<svg") :]
     svg = re.sub(r"<metadata>.*?</metadata>\s*", "", svg, flags=re.S)
     return Chart(name, svg, caption)
 
@@ -125,8 +139,9 @@ def history_charts(data: JobData) -> list[Chart | Skip]:
             ax = fig.add_subplot()
             for k, (x, y) in got.items():
                 train = k.startswith("train")
-                _line(ax, x, y, "train" if train else "validation", MODE_COLORS["TRAIN" if train else "EVAL"],
-                      marker="o")
+                _line(
+                    ax, x, y, "train" if train else "validation", MODE_COLORS["TRAIN" if train else "EVAL"], marker="o"
+                )
             if best:
                 ax.axvline(best, color="#555", linestyle=":", linewidth=1, label=f"best epoch ({best})")
             _epoch_axis(ax, name, f"train vs. validation {name}, per epoch")
@@ -135,6 +150,7 @@ def history_charts(data: JobData) -> list[Chart | Skip]:
         out.append(chart(name, draw))
     x, y = series("lr")
     if x:
+
         def draw_lr(fig):
             ax = fig.add_subplot()
             _line(ax, x, y, "learning rate", "#8c564b", marker="o")
@@ -175,35 +191,49 @@ def _pass_loss_chart(trial: Trial, losses: list[str]) -> Chart | Skip:
 
     per_loss = {n: means for n in losses[:4] if any(means := _pass_means(trial, n))}
     if not per_loss:
-        return Skip("No loss curve: the job saved no tensor in the losses collection (register_loss(...) "
-                    "saves one) and wrote no metrics.json.")
+        return Skip(
+            "No loss curve: the job saved no tensor in the losses collection (register_loss(...) "
+            "saves one) and wrote no metrics.json."
+        )
 
     def draw(fig):
         ax = fig.add_subplot()
         for name, (train, ev) in per_loss.items():
             suffix = f" ({name})" if len(per_loss) > 1 else ""
             if train:
-                _line(ax, [p[0] for p in train], [p[1] for p in train], "train" + suffix, MODE_COLORS["TRAIN"],
-                      marker="o")
+                _line(
+                    ax, [p[0] for p in train], [p[1] for p in train], "train" + suffix, MODE_COLORS["TRAIN"], marker="o"
+                )
             if ev:
-                _line(ax, [p[0] for p in ev], [p[1] for p in ev], "validation (EVAL)" + suffix, MODE_COLORS["EVAL"],
-                      marker="o")
+                _line(
+                    ax,
+                    [p[0] for p in ev],
+                    [p[1] for p in ev],
+                    "validation (EVAL)" + suffix,
+                    MODE_COLORS["EVAL"],
+                    marker="o",
+                )
         ax.set_xlabel("training pass (epoch)")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel("mean loss")
         ax.set_title("train vs. validation loss: the mean of each pass over the data")
         _legend(ax)
 
-    return chart("loss", draw, caption="From the losses collection: each run of TRAIN (or EVAL) steps is one pass; "
-                                       "its mean is one point.")
+    return chart(
+        "loss",
+        draw,
+        caption="From the losses collection: each run of TRAIN (or EVAL) steps is one pass; its mean is one point.",
+    )
 
 
 def _accuracy_chart(trial: Trial, acc: list[str]) -> Chart | Skip:
     got = {(n, m.name): trial.series(n, m) for n in acc for m in (ModeKeys.TRAIN, ModeKeys.EVAL, ModeKeys.GLOBAL)}
     got = {k: v for k, v in got.items() if v[0]}
     if not got:
-        return Skip("No accuracy curve: the job saved no scalar with 'acc' in its name "
-                    "(hook.save_scalar('val_acc', value) saves one).")
+        return Skip(
+            "No accuracy curve: the job saved no scalar with 'acc' in its name "
+            "(hook.save_scalar('val_acc', value) saves one)."
+        )
 
     def draw(fig):
         ax = fig.add_subplot()
@@ -258,8 +288,14 @@ def loss_step_chart(data: JobData) -> Chart | Skip:
         axes = fig.subplots(1, len(got), squeeze=False)[0]
         for ax, (mode, series) in zip(axes, got.items()):
             for n, (x, y) in series.items():
-                _line(ax, x, y, n if len(series) > 1 else None, MODE_COLORS[mode] if len(series) == 1 else None,
-                      alpha=0.55 if len(x) > 20 else 1.0)
+                _line(
+                    ax,
+                    x,
+                    y,
+                    n if len(series) > 1 else None,
+                    MODE_COLORS[mode] if len(series) == 1 else None,
+                    alpha=0.55 if len(x) > 20 else 1.0,
+                )
                 if len(x) > 20:
                     k = max(2, len(x) // 20)
                     xs, ys = thin(x, list(rolling(y, k)))
@@ -269,8 +305,12 @@ def loss_step_chart(data: JobData) -> Chart | Skip:
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             _legend(ax)
 
-    return chart("loss-steps", draw, size=(min(3.6 * len(got), 10.0) if len(got) > 1 else 7.0, 2.8),
-                 caption="The loss tensors as saved, per mode (each mode counts its own steps).")
+    return chart(
+        "loss-steps",
+        draw,
+        size=(min(3.6 * len(got), 10.0) if len(got) > 1 else 7.0, 2.8),
+        caption="The loss tensors as saved, per mode (each mode counts its own steps).",
+    )
 
 
 # -- system and step time ------------------------------------------------------------------------------------
@@ -279,10 +319,14 @@ def system_chart(data: JobData) -> Chart | Skip:
     rows = [r for r in data.profile.system if isinstance(r.get("cpu"), list)]
     if not rows:
         if data.profile.start:
-            return Skip("No system-usage timeline: the job ended before the system monitor's first sample "
-                        "(--profile-interval sets how often it samples).")
-        return Skip("No system-usage timeline: this job has no system.jsonl (the system monitor runs beside the "
-                    "built-in engine and script jobs, not beside a bare hook; --profile-interval 0 turns it off).")
+            return Skip(
+                "No system-usage timeline: the job ended before the system monitor's first sample "
+                "(--profile-interval sets how often it samples)."
+            )
+        return Skip(
+            "No system-usage timeline: this job has no system.jsonl (the system monitor runs beside the "
+            "built-in engine and script jobs, not beside a bare hook; --profile-interval 0 turns it off)."
+        )
     t0 = data.profile.start.get("t") or rows[0]["t"]
     x = [r["t"] - t0 for r in rows]
     gpus = max(len(r.get("gpus") or []) for r in rows)
@@ -317,8 +361,11 @@ def _draw_cpu(ax, x, rows, cores: int) -> None:
 
 
 def _draw_io(ax, x, rows) -> None:
-    for key, label, color in (("disk_read_mb_s", "disk read", "#1f77b4"),
-                              ("disk_write_mb_s", "disk write", "#ff7f0e"), ("net_mb_s", "network", "#7f7f7f")):
+    for key, label, color in (
+        ("disk_read_mb_s", "disk read", "#1f77b4"),
+        ("disk_write_mb_s", "disk write", "#ff7f0e"),
+        ("net_mb_s", "network", "#7f7f7f"),
+    ):
         if any(key in r for r in rows):
             _line(ax, x, [r.get(key) or 0.0 for r in rows], label, color)
     ax.set_ylabel("MB/s")
@@ -341,13 +388,14 @@ def step_chart(data: JobData) -> Chart | Skip:
     """The mean TRAIN step split into its parts (bars), and every timed step split (stacked)."""
     rows = step_rows(data)
     if not rows:
-        return Skip("No step-time breakdown: no training step was timed (framework-worker-*.jsonl has no TRAIN "
-                    "steps).")
+        return Skip("No step-time breakdown: no training step was timed (framework-worker-*.jsonl has no TRAIN steps).")
     split = step_split(rows)
     parts = [c for c in (*COMPONENTS, "other") if c in split]
     series = {c: [1000 * (r.get(c) or 0.0) for r in rows] for c in parts if c != "other"}
-    series["other"] = [max(0.0, 1000 * r["step_seconds"] - sum(series[c][i] for c in series if c != "other"))
-                       for i, r in enumerate(rows)]
+    series["other"] = [
+        max(0.0, 1000 * r["step_seconds"] - sum(series[c][i] for c in series if c != "other"))
+        for i, r in enumerate(rows)
+    ]
     order = sorted(range(len(rows)), key=lambda i: (rows[i].get("worker", ""), rows[i]["step"]))
     steps = [rows[i]["step"] for i in order]
     ys = [[series[c][i] for i in order] for c in parts]
@@ -364,8 +412,13 @@ def _draw_mean_split(ax, split: dict, parts: list[str]) -> None:
     means = [1000 * split[c] for c in parts]
     bars = ax.barh(parts[::-1], means[::-1], color=[COMPONENT_COLORS[c] for c in parts[::-1]])
     for b, v in zip(bars, means[::-1]):
-        ax.text(b.get_width(), b.get_y() + b.get_height() / 2, f" {v:.1f} ms ({v / (1000 * split['step']):.0%})"
-                if split["step"] else f" {v:.1f} ms", va="center", fontsize=7.5)
+        ax.text(
+            b.get_width(),
+            b.get_y() + b.get_height() / 2,
+            f" {v:.1f} ms ({v / (1000 * split['step']):.0%})" if split["step"] else f" {v:.1f} ms",
+            va="center",
+            fontsize=7.5,
+        )
     ax.set_xlabel("mean ms per step")
     ax.set_title(f"mean TRAIN step: {1000 * split['step']:.1f} ms")
     ax.set_xlim(0, max(means + [1e-6]) * 1.6)
@@ -374,8 +427,9 @@ def _draw_mean_split(ax, split: dict, parts: list[str]) -> None:
 def _draw_each_step(ax, steps: list, ys: list[list[float]], parts: list[str]) -> None:
     if len(steps) >= 2:
         xs, *thinned = thin(list(range(len(steps))), *ys)
-        ax.stackplot([steps[i] for i in xs], *thinned, labels=parts, colors=[COMPONENT_COLORS[c] for c in parts],
-                     alpha=0.85)
+        ax.stackplot(
+            [steps[i] for i in xs], *thinned, labels=parts, colors=[COMPONENT_COLORS[c] for c in parts], alpha=0.85
+        )
     else:
         bottom = 0.0
         for c, y in zip(parts, ys):
@@ -397,8 +451,16 @@ def confusion_chart(cm: np.ndarray, classes: list[str]) -> Chart | Skip:
         rows = cm.sum(axis=1, keepdims=True)
         norm = np.divide(cm, rows, out=np.zeros_like(cm, dtype=float), where=rows > 0)
         if n <= 40:
-            mesh = ax.pcolormesh(np.arange(n + 1) - 0.5, np.arange(n + 1) - 0.5, norm, cmap="Blues", vmin=0, vmax=1,
-                                 edgecolors="#ffffff", linewidth=0.3)
+            mesh = ax.pcolormesh(
+                np.arange(n + 1) - 0.5,
+                np.arange(n + 1) - 0.5,
+                norm,
+                cmap="Blues",
+                vmin=0,
+                vmax=1,
+                edgecolors="#ffffff",
+                linewidth=0.3,
+            )
             ax.set_xlim(-0.5, n - 0.5)
             ax.set_ylim(n - 0.5, -0.5)
         else:
@@ -409,11 +471,19 @@ def confusion_chart(cm: np.ndarray, classes: list[str]) -> Chart | Skip:
             for i in range(n):
                 for j in range(n):
                     if cm[i, j]:
-                        ax.text(j, i, str(int(cm[i, j])), ha="center", va="center", fontsize=7.5,
-                                color="white" if norm[i, j] > 0.6 else "#222")
+                        ax.text(
+                            j,
+                            i,
+                            str(int(cm[i, j])),
+                            ha="center",
+                            va="center",
+                            fontsize=7.5,
+                            color="white" if norm[i, j] > 0.6 else "#222",
+                        )
         if n <= 40:
-            ax.set_xticks(range(n), [c[:18] for c in classes], rotation=45 if n > 4 else 0,
-                          ha="right" if n > 4 else "center")
+            ax.set_xticks(
+                range(n), [c[:18] for c in classes], rotation=45 if n > 4 else 0, ha="right" if n > 4 else "center"
+            )
             ax.set_yticks(range(n), [c[:18] for c in classes])
         ax.set_xlabel("predicted class")
         ax.set_ylabel("true class")
@@ -450,8 +520,11 @@ def _evidence_groups(rule: dict) -> dict[tuple[str, str], dict]:
         g = groups.setdefault((ev["tensor"], str(ev.get("mode") or "TRAIN")), {"steps": [], "keys": []})
         if isinstance(ev.get("step"), int):
             g["steps"].append(ev["step"])
-        g["keys"] += [k for k, v in ev.items() if k not in ("tensor", "mode", "step") and isinstance(v, (int, float))
-                      and k not in g["keys"]]
+        g["keys"] += [
+            k
+            for k, v in ev.items()
+            if k not in ("tensor", "mode", "step") and isinstance(v, (int, float)) and k not in g["keys"]
+        ]
     return groups
 
 
@@ -471,8 +544,9 @@ def rule_chart(data: JobData, rule: dict) -> Chart | Skip | None:
     if not found:
         if not any(g["steps"] for g in groups.values()):
             return None
-        return Skip("No chart for this finding: the tensor its evidence names has no saved series of single values "
-                    "to draw.")
+        return Skip(
+            "No chart for this finding: the tensor its evidence names has no saved series of single values to draw."
+        )
 
     def draw(fig):
         for ax, item in zip(fig.subplots(1, len(found), squeeze=False)[0], found):

@@ -34,16 +34,16 @@ WRITTEN: dict[Path, Path] = {}
 class JobData:
     """Everything a report is made from, read once."""
 
-    folder: Path                  # the debug folder
-    run: Path                     # the job's output folder
+    folder: Path  # the debug folder
+    run: Path  # the job's output folder
     name: str
-    kind: str                     # "builtin" (the engine) or "script"
-    record: object = None         # the job store's Job, when the report was asked for by job name
+    kind: str  # "builtin" (the engine) or "script"
+    record: object = None  # the job store's Job, when the report was asked for by job name
     metrics: dict = field(default_factory=dict)
     trial: Trial | None = None
     profile: Profile | None = None
     rules: dict = field(default_factory=dict)
-    rules_note: str = ""          # how the rules' results were obtained, when not from rules.json
+    rules_note: str = ""  # how the rules' results were obtained, when not from rules.json
     warnings: list[tuple[str, str]] = field(default_factory=list)  # (source, message)
     few_points: list[dict] = field(default_factory=list)
 
@@ -84,11 +84,13 @@ def load(job_or_path, evaluate: bool = True) -> JobData:
     folder = debug_dir(job_or_path)
     run = folder.parent if folder.name == "debug" else folder
     record = _store_job(job_or_path)
-    data = JobData(folder=folder, run=run, name=getattr(record, "name", None) or run.name, kind="script",
-                   record=record)
+    data = JobData(folder=folder, run=run, name=getattr(record, "name", None) or run.name, kind="script", record=record)
     _read_metrics(data)
-    data.kind = getattr(record, "kind", None) if getattr(record, "kind", None) in ("builtin", "script") else (
-        "builtin" if data.metrics or (run / "model.safetensors").exists() else "script")
+    data.kind = (
+        getattr(record, "kind", None)
+        if getattr(record, "kind", None) in ("builtin", "script")
+        else ("builtin" if data.metrics or (run / "model.safetensors").exists() else "script")
+    )
     data.trial = Trial(folder, data.name)
     data.trial.refresh()
     data.profile = Profile(folder)
@@ -129,8 +131,10 @@ def _read_rules(data: JobData, evaluate: bool) -> None:
             else:
                 _EVALUATED.clear()  # only the last job's: terminal_summary right after build_report
                 _EVALUATED[key] = rules
-        data.rules_note = ("this job has no rules.json (it crashed, or stopped before its rules finished): "
-                           "the rules were evaluated now, on everything it saved")
+        data.rules_note = (
+            "this job has no rules.json (it crashed, or stopped before its rules finished): "
+            "the rules were evaluated now, on everything it saved"
+        )
         data.warnings.append(("rules", data.rules_note))
     data.rules = rules or {"rules": []}
 
@@ -152,9 +156,14 @@ def _store_warnings(trial: Trial) -> list[tuple[str, str]]:
     out = [("store", f"damaged tensor store: {msg}") for msg in trial.damaged]
     for f in trial.store_files():
         if f.unread:
-            out.append(("store", f"{f.path.name}: the last {f.unread} byte(s) are not a complete record "
-                                 "(the job stopped while writing it, or is still writing): read up to the last "
-                                 "complete record"))
+            out.append(
+                (
+                    "store",
+                    f"{f.path.name}: the last {f.unread} byte(s) are not a complete record "
+                    "(the job stopped while writing it, or is still writing): read up to the last "
+                    "complete record",
+                )
+            )
     return out
 
 
@@ -162,8 +171,13 @@ def _rule_warnings(rules: dict) -> list[tuple[str, str]]:
     out = []
     for r in rules.get("rules", []):
         if r.get("status") == "InProgress":
-            out.append(("rules", f"rule {r['name']} was still InProgress when its results were last written: the "
-                                 "job is still running, or stopped before the rule could decide"))
+            out.append(
+                (
+                    "rules",
+                    f"rule {r['name']} was still InProgress when its results were last written: the "
+                    "job is still running, or stopped before the rule could decide",
+                )
+            )
         for w in r.get("warnings") or []:
             out.append((f"rule {r['name']}", w.removeprefix(f"{r['name']}: ")))
     return out
@@ -174,12 +188,20 @@ def _few_point_warnings(trial: Trial, groups: list[dict]) -> list[tuple[str, str
     out = []
     for g in groups:
         names = ", ".join(g["tensors"][:6]) + (f" and {len(g['tensors']) - 6} more" if len(g["tensors"]) > 6 else "")
-        how = (f"saved on steps spaced by their cost, about {budget:.0%} of the training time; "
-               "--debug-save-interval N (debug_save_interval=N) saves them every N steps" if budget else
-               f"save config {g['config']}; lower the save_interval to see how they change")
-        out.append(("save config", f"{len(g['tensors'])} tensor(s) of collection {g['collection']} have fewer than "
-                                   f"{MIN_POINTS} points in {g['mode']} mode ({g['points']} of the mode's "
-                                   f"{g['mode_steps']} steps; {how}): {names}"))
+        how = (
+            f"saved on steps spaced by their cost, about {budget:.0%} of the training time; "
+            "--debug-save-interval N (debug_save_interval=N) saves them every N steps"
+            if budget
+            else f"save config {g['config']}; lower the save_interval to see how they change"
+        )
+        out.append(
+            (
+                "save config",
+                f"{len(g['tensors'])} tensor(s) of collection {g['collection']} have fewer than "
+                f"{MIN_POINTS} points in {g['mode']} mode ({g['points']} of the mode's "
+                f"{g['mode_steps']} steps; {how}): {names}",
+            )
+        )
     return out
 
 
@@ -224,9 +246,17 @@ def few_points(trial: Trial) -> list[dict]:
                 continue
             cfg = configs.get(colls[0])
             key = (colls[0], m.name, n, total)
-            g = groups.setdefault(key, {"collection": colls[0], "mode": m.name, "points": n, "mode_steps": total,
-                                        "config": _describe_config(cfg.get(m.name) if isinstance(cfg, dict) else None),
-                                        "tensors": []})
+            g = groups.setdefault(
+                key,
+                {
+                    "collection": colls[0],
+                    "mode": m.name,
+                    "points": n,
+                    "mode_steps": total,
+                    "config": _describe_config(cfg.get(m.name) if isinstance(cfg, dict) else None),
+                    "tensors": [],
+                },
+            )
             g["tensors"].append(name)
     return list(groups.values())
 
@@ -251,8 +281,11 @@ def job_status(data: JobData) -> str:
     if m.get("stopped_by_rule"):
         base = f"Stopped by a rule ({m['stopped_by_rule']})"
     elif rec is not None:
-        base = rec.status + (f" ({rec.secondary_status})" if getattr(rec, "secondary_status", None) and
-                             rec.secondary_status != rec.status else "")
+        base = rec.status + (
+            f" ({rec.secondary_status})"
+            if getattr(rec, "secondary_status", None) and rec.secondary_status != rec.status
+            else ""
+        )
     elif m:
         base = "Completed"
     elif data.rules_note:

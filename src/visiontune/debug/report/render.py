@@ -35,9 +35,17 @@ from visiontune.errors import ConfigError
 from visiontune.paths import atomic_write_text
 
 #: (section id, its link in the navigation bar), in page order
-SECTIONS = (("summary", "Summary"), ("rules", "Rules"), ("curves", "Curves"), ("system", "System"),
-            ("steps", "Step time"), ("profiler", "Profiler rules"), ("confusion", "Confusion"),
-            ("warnings", "Warnings"), ("traces", "Traces"))
+SECTIONS = (
+    ("summary", "Summary"),
+    ("rules", "Rules"),
+    ("curves", "Curves"),
+    ("system", "System"),
+    ("steps", "Step time"),
+    ("profiler", "Profiler rules"),
+    ("confusion", "Confusion"),
+    ("warnings", "Warnings"),
+    ("traces", "Traces"),
+)
 
 
 @functools.lru_cache(maxsize=1)
@@ -45,9 +53,14 @@ def environment():
     """The templates' Jinja2 environment (autoescape on, undefined names an error)."""
     import jinja2
 
-    env = jinja2.Environment(loader=jinja2.PackageLoader("visiontune.debug.report", "templates"),
-                             autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True,
-                             lstrip_blocks=True, keep_trailing_newline=True)
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("visiontune.debug.report", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
     env.globals["STATUS_ORDER"] = STATUS_ORDER
     return env
 
@@ -66,28 +79,41 @@ def summary_rows(data: JobData) -> list[tuple[str, object]]:
     steps = ", ".join(f"{mo.name} {len(trial.steps(mo))}" for mo in trial.modes() if mo != ModeKeys.GLOBAL)
     topk = [(k, v) for k, v in ev.items() if k.startswith("top_") and isinstance(v, (int, float))]
     chips = [(s, counts[s]) for s in STATUS_ORDER if counts.get(s)]
-    return _kv([
-        ("job", data.name), ("output folder", str(data.run)),
-        ("kind", "built-in engine" if data.kind == "builtin" else "script"),
-        ("status", job_status(data)),
-        ("accuracy", f"{acc:.4f} ({where})" if acc is not None else "not recorded"),
-        ("validation accuracy", fmt(m.get("validation_accuracy")) if "validation_accuracy" in m else None),
-        ("evaluation loss", fmt(ev.get("loss")) if "loss" in ev else None),
-        *[(k.replace("_", " "), fmt(v)) for k, v in topk],
-        ("macro F1", fmt(ev.get("macro_f1")) if "macro_f1" in ev else None),
-        ("epochs", len(data.history) or None),
-        ("best epoch", m.get("best_epoch")),
-        ("stopped by rule", m.get("stopped_by_rule")),
-        ("classes", len(m["classes"]) if isinstance(m.get("classes"), list) else None),
-        ("images", ", ".join(f"{k} {v}" for k, v in m["counts"].items()) if isinstance(m.get("counts"), dict)
-         else None),
-        ("device", ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in m["runtime"].items() if v is not None)
-         if isinstance(m.get("runtime"), dict) else None),
-        ("training time", f"{secs:.1f} s" if secs is not None else None),
-        ("tensors saved", f"{len(trial.tensor_names())} tensors, {trial.records} records; steps: {steps or 'none'}"),
-        ("workers", ", ".join(trial.workers()) if len(trial.workers()) > 1 else None),
-        ("rules", chips or "none ran"),
-        ("warnings", f"{len(data.warnings)} (see Warnings)" if data.warnings else "none")])
+    return _kv(
+        [
+            ("job", data.name),
+            ("output folder", str(data.run)),
+            ("kind", "built-in engine" if data.kind == "builtin" else "script"),
+            ("status", job_status(data)),
+            ("accuracy", f"{acc:.4f} ({where})" if acc is not None else "not recorded"),
+            ("validation accuracy", fmt(m.get("validation_accuracy")) if "validation_accuracy" in m else None),
+            ("evaluation loss", fmt(ev.get("loss")) if "loss" in ev else None),
+            *[(k.replace("_", " "), fmt(v)) for k, v in topk],
+            ("macro F1", fmt(ev.get("macro_f1")) if "macro_f1" in ev else None),
+            ("epochs", len(data.history) or None),
+            ("best epoch", m.get("best_epoch")),
+            ("stopped by rule", m.get("stopped_by_rule")),
+            ("classes", len(m["classes"]) if isinstance(m.get("classes"), list) else None),
+            (
+                "images",
+                ", ".join(f"{k} {v}" for k, v in m["counts"].items()) if isinstance(m.get("counts"), dict) else None,
+            ),
+            (
+                "device",
+                ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in m["runtime"].items() if v is not None)
+                if isinstance(m.get("runtime"), dict)
+                else None,
+            ),
+            ("training time", f"{secs:.1f} s" if secs is not None else None),
+            (
+                "tensors saved",
+                f"{len(trial.tensor_names())} tensors, {trial.records} records; steps: {steps or 'none'}",
+            ),
+            ("workers", ", ".join(trial.workers()) if len(trial.workers()) > 1 else None),
+            ("rules", chips or "none ran"),
+            ("warnings", f"{len(data.warnings)} (see Warnings)" if data.warnings else "none"),
+        ]
+    )
 
 
 def evidence(items: list) -> dict:
@@ -105,17 +131,26 @@ def rule_view(data: JobData, r: dict) -> dict:
     status = r.get("status", "?")
     params = {k: v for k, v in (r.get("parameters") or {}).items() if k != "scan_interval_us"}
     chart = charts.rule_chart(data, r) if status == "IssuesFound" and r.get("kind", "debug") == "debug" else None
-    return {"name": r.get("name"), "status": status, "message": r.get("message") or "",
-            "evidence": evidence(r["evidence"]) if r.get("evidence") else None, "chart": chart,
-            "warnings": [str(w).removeprefix(r.get("name", "") + ": ") for w in r.get("warnings") or []],
-            "explanation": r.get("explanation"), "recommendation": r.get("recommendation"),
-            "parameters": ", ".join(f"{k}={v}" for k, v in params.items()),
-            "actions": ", ".join(r.get("actions") or []), "serious": status in ("IssuesFound", "Error")}
+    return {
+        "name": r.get("name"),
+        "status": status,
+        "message": r.get("message") or "",
+        "evidence": evidence(r["evidence"]) if r.get("evidence") else None,
+        "chart": chart,
+        "warnings": [str(w).removeprefix(r.get("name", "") + ": ") for w in r.get("warnings") or []],
+        "explanation": r.get("explanation"),
+        "recommendation": r.get("recommendation"),
+        "parameters": ", ".join(f"{k}={v}" for k, v in params.items()),
+        "actions": ", ".join(r.get("actions") or []),
+        "serious": status in ("IssuesFound", "Error"),
+    }
 
 
 def rule_views(data: JobData, kind: str) -> list[dict]:
-    rules = sorted(data.rules_of(kind), key=lambda r: (STATUS_ORDER.index(r["status"]) if r.get("status") in
-                                                       STATUS_ORDER else 9, r.get("name", "")))
+    rules = sorted(
+        data.rules_of(kind),
+        key=lambda r: (STATUS_ORDER.index(r["status"]) if r.get("status") in STATUS_ORDER else 9, r.get("name", "")),
+    )
     return [rule_view(data, r) for r in rules]
 
 
@@ -130,11 +165,19 @@ def system_view(data: JobData) -> dict:
     p = data.profile
     usage = OverallSystemUsage().summary(p) if p.system else {}
     cols = ("max", "p99", "p95", "p50", "min")
-    labels = {"cpu": "CPU % (mean of cores)", "memory": "memory %", "iowait": "I/O wait %",
-              "gpu_util": "GPU utilisation %", "gpu_memory": "GPU memory %"}
-    return {"info": f"{len(p.system)} samples; {p.cores} CPU cores; {p.gpus or 'no'} GPU(s)." if p.system else "",
-            "chart": charts.system_chart(data), "cols": cols,
-            "usage": [(labels.get(k, k), [fmt(v.get(c)) for c in cols]) for k, v in usage.items()]}
+    labels = {
+        "cpu": "CPU % (mean of cores)",
+        "memory": "memory %",
+        "iowait": "I/O wait %",
+        "gpu_util": "GPU utilisation %",
+        "gpu_memory": "GPU memory %",
+    }
+    return {
+        "info": f"{len(p.system)} samples; {p.cores} CPU cores; {p.gpus or 'no'} GPU(s)." if p.system else "",
+        "chart": charts.system_chart(data),
+        "cols": cols,
+        "usage": [(labels.get(k, k), [fmt(v.get(c)) for c in cols]) for k, v in usage.items()],
+    }
 
 
 def steps_view(data: JobData) -> dict:
@@ -144,14 +187,21 @@ def steps_view(data: JobData) -> dict:
         return view
     split = step_split(rows)
     times = np.asarray([r["step_seconds"] for r in rows]) * 1000
-    extra = [("TRAIN steps timed", len(rows)),
-             ("step time p50 / p95 / max", f"{np.percentile(times, 50):.1f} / {np.percentile(times, 95):.1f} / "
-                                            f"{times.max():.1f} ms")]
+    extra = [
+        ("TRAIN steps timed", len(rows)),
+        (
+            "step time p50 / p95 / max",
+            f"{np.percentile(times, 50):.1f} / {np.percentile(times, 95):.1f} / {times.max():.1f} ms",
+        ),
+    ]
     ev = step_rows(data, "EVAL")
     if ev:
         extra.append(("EVAL steps timed, mean", f"{len(ev)}, {1000 * np.mean([r['step_seconds'] for r in ev]):.1f} ms"))
-    view["parts"] = [(c, f"{1000 * split[c]:.2f}", f"{split[c] / split['step']:.0%}")
-                     for c in (*COMPONENTS, "other") if c in split] if split["step"] else []
+    view["parts"] = (
+        [(c, f"{1000 * split[c]:.2f}", f"{split[c] / split['step']:.0%}") for c in (*COMPONENTS, "other") if c in split]
+        if split["step"]
+        else []
+    )
     view["step"] = f"{1000 * split['step']:.2f}"
     view["extra"] = _kv(extra)
     return view
@@ -160,23 +210,33 @@ def steps_view(data: JobData) -> dict:
 def confusion_view(data: JobData) -> dict:
     found = confusion(data)
     if found is None:
-        why = ("metrics.json has no confusion matrix" if data.metrics else
-               "this job wrote no metrics.json (a script job records none)")
+        why = (
+            "metrics.json has no confusion matrix"
+            if data.metrics
+            else "this job wrote no metrics.json (a script job records none)"
+        )
         return {"missing": f"No confusion matrix: {why}."}
     arr, classes = found
     per = data.evaluation.get("per_class")
     keys = ("precision", "recall", "f1", "support")
-    return {"missing": None, "where": data.metrics.get("evaluated_on"), "images": int(arr.sum()),
-            "chart": charts.confusion_chart(arr, classes),
-            "pairs": [(t, p, c, f"{s:.0%}") for t, p, c, s in confused_pairs(arr, classes)],
-            "per_class_keys": keys,
-            "per_class": [(c, [fmt(v.get(k), 3) for k in keys]) for c, v in per.items() if isinstance(v, dict)]
-            if isinstance(per, dict) else []}
+    return {
+        "missing": None,
+        "where": data.metrics.get("evaluated_on"),
+        "images": int(arr.sum()),
+        "chart": charts.confusion_chart(arr, classes),
+        "pairs": [(t, p, c, f"{s:.0%}") for t, p, c, s in confused_pairs(arr, classes)],
+        "per_class_keys": keys,
+        "per_class": [(c, [fmt(v.get(k), 3) for k in keys]) for c, v in per.items() if isinstance(v, dict)]
+        if isinstance(per, dict)
+        else [],
+    }
 
 
 def few_points_rows(data: JobData) -> list[dict]:
-    return [{**g, "names": ", ".join(g["tensors"][:12]) + (" ..." if len(g["tensors"]) > 12 else "")}
-            for g in data.few_points]
+    return [
+        {**g, "names": ", ".join(g["tensors"][:12]) + (" ..." if len(g["tensors"]) > 12 else "")}
+        for g in data.few_points
+    ]
 
 
 def traces(data: JobData) -> list[tuple[str, str]]:
@@ -185,20 +245,39 @@ def traces(data: JobData) -> list[tuple[str, str]]:
 
 # -- the page -----------------------------------------------------------------------------------------------------
 def curves_view(data: JobData) -> dict:
-    return {"history": bool(data.history),
-            "charts": charts.history_charts(data) if data.history else charts.tensor_curve_charts(data),
-            "loss_steps": charts.loss_step_chart(data)}
+    return {
+        "history": bool(data.history),
+        "charts": charts.history_charts(data) if data.history else charts.tensor_curve_charts(data),
+        "loss_steps": charts.loss_step_chart(data),
+    }
 
 
 def render(data: JobData) -> str:
     """The whole report, one self-contained HTML page."""
-    return environment().get_template("report.html").render(
-        name=data.name, status=job_status(data), made=time.strftime("%Y-%m-%d %H:%M:%S"), folder=str(data.folder),
-        sections=SECTIONS, rules_note=data.rules_note, summary=summary_rows(data), rules_written=rules_written(data),
-        debug_rules=rule_views(data, "debug"), profiler_rules=rule_views(data, "profiler"),
-        curves=curves_view(data), system=system_view(data), steps=steps_view(data),
-        confusion=confusion_view(data), warnings=data.warnings, few_points=few_points_rows(data),
-        min_points=MIN_POINTS, traces=traces(data))
+    return (
+        environment()
+        .get_template("report.html")
+        .render(
+            name=data.name,
+            status=job_status(data),
+            made=time.strftime("%Y-%m-%d %H:%M:%S"),
+            folder=str(data.folder),
+            sections=SECTIONS,
+            rules_note=data.rules_note,
+            summary=summary_rows(data),
+            rules_written=rules_written(data),
+            debug_rules=rule_views(data, "debug"),
+            profiler_rules=rule_views(data, "profiler"),
+            curves=curves_view(data),
+            system=system_view(data),
+            steps=steps_view(data),
+            confusion=confusion_view(data),
+            warnings=data.warnings,
+            few_points=few_points_rows(data),
+            min_points=MIN_POINTS,
+            traces=traces(data),
+        )
+    )
 
 
 def default_path(job_or_path) -> Path:
@@ -219,7 +298,8 @@ def build_report(job_or_path, out: str | Path | None = None) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(path, render(data))
     except OSError as e:
-        raise ConfigError(f"--out {out}: cannot write the report there ({e.strerror or e}); give a writable "
-                          "file or folder") from None
+        raise ConfigError(
+            f"--out {out}: cannot write the report there ({e.strerror or e}); give a writable file or folder"
+        ) from None
     WRITTEN[data.folder] = path.resolve()
     return path.resolve()

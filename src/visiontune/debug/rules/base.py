@@ -27,10 +27,10 @@ class Finding:
 
 @dataclass
 class RuleContext:
-    trial: object            # visiontune.debug.trial.Trial
-    profile: object          # visiontune.debug.profiler.Profile
+    trial: object  # visiontune.debug.trial.Trial
+    profile: object  # visiontune.debug.profiler.Profile
     finished: bool = False
-    started: float = 0.0     # when the job started (time.time())
+    started: float = 0.0  # when the job started (time.time())
     now: float = field(default_factory=time.time)
     #: how the job runs: "builtin" (the engine) or "script"
     kind: str = "builtin"
@@ -87,7 +87,7 @@ class Rule:
     """Subclass, set ``name`` and ``defaults``, write ``check``; register with ``@RULES.register``."""
 
     name: ClassVar[str] = ""
-    kind: ClassVar[str] = "debug"      # or "profiler"
+    kind: ClassVar[str] = "debug"  # or "profiler"
     defaults: ClassVar[dict] = {}
     #: what it means when the rule fires, and what to do about it (for the report)
     explanation: ClassVar[str] = ""
@@ -96,13 +96,23 @@ class Rule:
     def __init__(self, **parameters):
         unknown = set(parameters) - set(self.defaults) - {"base_trial"}
         if unknown:
-            raise ConfigError(f"rule {self.name}: unknown parameter(s) {', '.join(sorted(unknown))}; "
-                              f"it takes {', '.join(self.defaults) or 'none'}")
-        self.params = {k: _coerce(self.name, k, parameters[k], d) if k in parameters else d
-                       for k, d in self.defaults.items()}
+            raise ConfigError(
+                f"rule {self.name}: unknown parameter(s) {', '.join(sorted(unknown))}; "
+                f"it takes {', '.join(self.defaults) or 'none'}"
+            )
+        self.params = {
+            k: _coerce(self.name, k, parameters[k], d) if k in parameters else d for k, d in self.defaults.items()
+        }
         for k, v in self.params.items():
-            if isinstance(v, (int, float)) and not isinstance(v, bool) and v < 0 and k in self.defaults \
-                    and isinstance(self.defaults[k], (int, float)) and self.defaults[k] >= 0 and "min" not in k:
+            if (
+                isinstance(v, (int, float))
+                and not isinstance(v, bool)
+                and v < 0
+                and k in self.defaults
+                and isinstance(self.defaults[k], (int, float))
+                and self.defaults[k] >= 0
+                and "min" not in k
+            ):
                 raise ConfigError(f"rule {self.name}: parameter {k}={v} must be 0 or more")
         self.validate()
 

@@ -31,15 +31,21 @@ def select(ctx: RuleContext, rule: Rule, collections=None, regex=None, default=(
     if pats:
         names.update(trial.tensor_names(regex=pats))
     if not names:
-        what = " and ".join(filter(None, [f"collection(s) {', '.join(colls)}" if colls else "",
-                                          f"regex {', '.join(pats)}" if pats else ""]))
+        what = " and ".join(
+            filter(
+                None, [f"collection(s) {', '.join(colls)}" if colls else "", f"regex {', '.join(pats)}" if pats else ""]
+            )
+        )
         (ctx.no_data if required else ctx.warn)(f"{rule.name}: no saved tensor matched {what or 'anything'}")
     return sorted(names)
 
 
 def loss_names(ctx: RuleContext, rule: Rule, collections=None, regex=None, use_losses=True) -> list[str]:
-    names = set(select(ctx, rule, collections, regex, ("losses",) if use_losses else ())) if (
-        collections or regex or use_losses) else set()
+    names = (
+        set(select(ctx, rule, collections, regex, ("losses",) if use_losses else ()))
+        if (collections or regex or use_losses)
+        else set()
+    )
     return sorted(names)
 
 
@@ -67,8 +73,10 @@ class VanishingGradient(Rule):
     name = "vanishing_gradient"
     defaults = {"threshold": 0.0000001}
     explanation = "Some gradients are so small that their weights barely learn (vanishing gradients)."
-    recommendation = ("Use ReLU-family activations and batch normalisation, residual connections, a better weight "
-                      "initialisation, or a larger learning rate for the affected layers.")
+    recommendation = (
+        "Use ReLU-family activations and batch normalisation, residual connections, a better weight "
+        "initialisation, or a larger learning rate for the affected layers."
+    )
 
     def check(self, ctx):
         # persistently small: over 3 saved steps in a row (or every saved step, when there are 2), so a
@@ -84,9 +92,11 @@ class VanishingGradient(Rule):
                 run = run + 1 if v < self.threshold else 0
                 if run >= need:
                     s = steps[i]
-                    return Finding(f"{name}: mean |gradient| below the threshold {self.threshold:g} for {run} saved "
-                                   f"steps in a row, {vals[i]:.3g} at step {s}",
-                                   [_ev(name, "TRAIN", steps[j], abs_mean=vals[j]) for j in range(i - run + 1, i + 1)])
+                    return Finding(
+                        f"{name}: mean |gradient| below the threshold {self.threshold:g} for {run} saved "
+                        f"steps in a row, {vals[i]:.3g} at step {s}",
+                        [_ev(name, "TRAIN", steps[j], abs_mean=vals[j]) for j in range(i - run + 1, i + 1)],
+                    )
         return None
 
 
@@ -97,22 +107,34 @@ class ExplodingTensor(Rule):
     recommendation = "Lower the learning rate, clip gradients, check the loss for log(0) or division by zero."
 
     def check(self, ctx):
-        for name in select(ctx, self, self.collection_names, self.tensor_regex,
-                           ("losses", "gradients", "weights", "biases", "scalars", "default")):
+        for name in select(
+            ctx,
+            self,
+            self.collection_names,
+            self.tensor_regex,
+            ("losses", "gradients", "weights", "biases", "scalars", "default"),
+        ):
             tensor = ctx.trial.tensor(name)
             for mode in tensor.modes():
                 for s, rec in tensor.records(mode, only_mode=True).items():
                     if rec.value is not None:
-                        arr = np.asarray(rec.value, dtype=np.float64) if np.asarray(rec.value).dtype.kind in "fiub" \
+                        arr = (
+                            np.asarray(rec.value, dtype=np.float64)
+                            if np.asarray(rec.value).dtype.kind in "fiub"
                             else None
+                        )
                         bad = arr is not None and (np.isnan(arr).any() if self.only_nan else (~np.isfinite(arr)).any())
                     else:
                         r = rec.reductions
                         bad = (r.get("nonfinite", 0) > 0 and not self.only_nan) or (
-                            isinstance(r.get("mean"), float) and math.isnan(r["mean"]))
+                            isinstance(r.get("mean"), float) and math.isnan(r["mean"])
+                        )
                     if bad:
-                        return Finding(f"{name} holds {'NaN' if self.only_nan else 'NaN or infinite'} values at "
-                                       f"{ModeKeys(mode).name} step {s}", [_ev(name, mode, s)])
+                        return Finding(
+                            f"{name} holds {'NaN' if self.only_nan else 'NaN or infinite'} values at "
+                            f"{ModeKeys(mode).name} step {s}",
+                            [_ev(name, mode, s)],
+                        )
         return None
 
 
@@ -123,15 +145,25 @@ class LossNotDecreasing(Rule):
     validation passes are read when there are two or more."""
 
     name = "loss_not_decreasing"
-    defaults = {"collection_names": None, "tensor_regex": None, "use_losses_collection": True, "num_steps": 10,
-                "diff_percent": 0.1, "increase_threshold_percent": 5.0, "mode": None}
+    defaults = {
+        "collection_names": None,
+        "tensor_regex": None,
+        "use_losses_collection": True,
+        "num_steps": 10,
+        "diff_percent": 0.1,
+        "increase_threshold_percent": 5.0,
+        "mode": None,
+    }
     explanation = "The loss stopped going down: the model is not learning (any more)."
 
     def validate(self):
         if self.mode is not None and str(self.mode).upper() not in _MODES:
             raise ConfigError(f"rule {self.name}: parameter mode={self.mode!r}: choose one of {', '.join(_MODES)}")
-    recommendation = ("Check the learning rate (too small: nothing moves; too large: it bounces), that the labels "
-                      "match the images, and that the layers you meant to train are trainable.")
+
+    recommendation = (
+        "Check the learning rate (too small: nothing moves; too large: it bounces), that the labels "
+        "match the images, and that the layers you meant to train are trainable."
+    )
 
     def check(self, ctx):
         names = loss_names(ctx, self, self.collection_names, self.tensor_regex, self.use_losses_collection)
@@ -140,8 +172,14 @@ class LossNotDecreasing(Rule):
             mode = _MODES.get(str(self.mode).upper()) if self.mode else None
             means = _pass_means(ctx, name)
             if mode is None:  # validation passes first: each one walks the same data, so their means compare
-                mode = ModeKeys.EVAL if sum(md == ModeKeys.EVAL for md, _, _ in means) >= 2 else next(
-                    (m for m in (ModeKeys.TRAIN, ModeKeys.GLOBAL) if len(ctx.trial.series(name, m)[0]) >= 2 * n), None)
+                mode = (
+                    ModeKeys.EVAL
+                    if sum(md == ModeKeys.EVAL for md, _, _ in means) >= 2
+                    else next(
+                        (m for m in (ModeKeys.TRAIN, ModeKeys.GLOBAL) if len(ctx.trial.series(name, m)[0]) >= 2 * n),
+                        None,
+                    )
+                )
             runs = [(s, m) for md, s, m in means if md == mode]
             steps, vals = ctx.trial.series(name, mode) if mode in (ModeKeys.TRAIN, ModeKeys.GLOBAL) else ([], [])
             if mode in (ModeKeys.EVAL, ModeKeys.PREDICT) and len(runs) >= 2:
@@ -149,8 +187,10 @@ class LossNotDecreasing(Rule):
             elif len(vals) >= 2 * n:
                 finding = self._by_window(name, mode, steps, vals, n)
             else:
-                ctx.warn(f"{self.name}: {name} has fewer than {2 * n} values in any mode (num_steps={n}) and fewer "
-                         "than 2 validation passes; nothing to compare yet")
+                ctx.warn(
+                    f"{self.name}: {name} has fewer than {2 * n} values in any mode (num_steps={n}) and fewer "
+                    "than 2 validation passes; nothing to compare yet"
+                )
                 continue
             if finding is not None:
                 return finding
@@ -160,12 +200,14 @@ class LossNotDecreasing(Rule):
         """Training steps: windows of ``num_steps`` values compared with the window before (batch-to-batch
         noise averages out)."""
         for end in range(2 * n, len(vals) + 1, n):
-            before, now = float(np.mean(vals[end - 2 * n:end - n])), float(np.mean(vals[end - n:end]))
+            before, now = float(np.mean(vals[end - 2 * n : end - n])), float(np.mean(vals[end - n : end]))
             if now > before * (1 - self.diff_percent / 100):
-                return Finding(f"{name} ({mode.name}): the mean over steps {steps[end - n]}..{steps[end - 1]} "
-                               f"({now:.4g}) {self._how(before, now)} from the {n} steps before ({before:.4g}); "
-                               f"it must fall by {self.diff_percent:g}%",
-                               [_ev(name, mode, steps[end - 1], mean_before=before, mean_now=now)])
+                return Finding(
+                    f"{name} ({mode.name}): the mean over steps {steps[end - n]}..{steps[end - 1]} "
+                    f"({now:.4g}) {self._how(before, now)} from the {n} steps before ({before:.4g}); "
+                    f"it must fall by {self.diff_percent:g}%",
+                    [_ev(name, mode, steps[end - 1], mean_before=before, mean_now=now)],
+                )
         return None
 
     def _by_pass(self, name, mode, runs: list[tuple[int, float]]) -> Finding | None:
@@ -174,10 +216,12 @@ class LossNotDecreasing(Rule):
         for i in range(1, len(runs)):
             (_, before), (step, now) = runs[i - 1], runs[i]
             if now > before * (1 - self.diff_percent / 100):
-                return Finding(f"{name} ({mode.name}): pass {i + 1}'s mean ({now:.4g}, up to step {step}) "
-                               f"{self._how(before, now)} from pass {i}'s ({before:.4g}); "
-                               f"it must fall by {self.diff_percent:g}%",
-                               [_ev(name, mode, step, mean_before=before, mean_now=now, pass_number=i + 1)])
+                return Finding(
+                    f"{name} ({mode.name}): pass {i + 1}'s mean ({now:.4g}, up to step {step}) "
+                    f"{self._how(before, now)} from pass {i}'s ({before:.4g}); "
+                    f"it must fall by {self.diff_percent:g}%",
+                    [_ev(name, mode, step, mean_before=before, mean_now=now, pass_number=i + 1)],
+                )
         return None
 
     @staticmethod
@@ -199,8 +243,10 @@ class Overfit(Rule):
     name = "overfit"
     defaults = {"tensor_regex": None, "start_step": 0, "patience": 1, "ratio_threshold": 0.1}
     explanation = "The validation loss is well above the training loss: the model memorises the training set."
-    recommendation = ("Use more data or stronger augmentation, more regularisation (weight decay, dropout, label "
-                      "smoothing), fewer trainable layers, or early stopping.")
+    recommendation = (
+        "Use more data or stronger augmentation, more regularisation (weight decay, dropout, label "
+        "smoothing), fewer trainable layers, or early stopping."
+    )
 
     def check(self, ctx):
         names = loss_names(ctx, self, None, self.tensor_regex, True)
@@ -217,10 +263,12 @@ class Overfit(Rule):
                     ratio = (mean - last_train[1]) / abs(last_train[1]) if last_train[1] else 0.0
                     streak = streak + 1 if ratio > self.ratio_threshold else 0
                     if streak >= self.patience:
-                        return Finding(f"{name}: validation loss {mean:.4g} is {ratio:.0%} above the training loss "
-                                       f"{last_train[1]:.4g} (threshold {self.ratio_threshold:.0%}) after TRAIN step "
-                                       f"{last_train[0]}", [_ev(name, "EVAL", step, val_loss=mean,
-                                                                train_loss=last_train[1], ratio=ratio)])
+                        return Finding(
+                            f"{name}: validation loss {mean:.4g} is {ratio:.0%} above the training loss "
+                            f"{last_train[1]:.4g} (threshold {self.ratio_threshold:.0%}) after TRAIN step "
+                            f"{last_train[0]}",
+                            [_ev(name, "EVAL", step, val_loss=mean, train_loss=last_train[1], ratio=ratio)],
+                        )
         return None
 
 
@@ -242,24 +290,34 @@ class Overtraining(Rule):
                     else:
                         since += 1
                         if since >= patience:
-                            return Finding(f"{name} ({mode.name}): no improvement of more than {self.delta:g} over "
-                                           f"the best ({best:.4g}) for {since} evaluations (patience {patience})",
-                                           [_ev(name, mode, step, loss=v, best=best)])
+                            return Finding(
+                                f"{name} ({mode.name}): no improvement of more than {self.delta:g} over "
+                                f"the best ({best:.4g}) for {since} evaluations (patience {patience})",
+                                [_ev(name, mode, step, loss=v, best=best)],
+                            )
         return None
 
 
 class PoorWeightInitialization(Rule):
     name = "poor_weight_initialization"
-    defaults = {"activation_inputs_regex": ".*relu_input", "threshold": 10.0, "distribution_range": 0.001,
-                "patience": 5, "steps": 10}
-    explanation = ("The first steps show badly scaled layers: activation variances differ by orders of magnitude "
-                   "across layers, or most gradients are (almost) all the same value.")
+    defaults = {
+        "activation_inputs_regex": ".*relu_input",
+        "threshold": 10.0,
+        "distribution_range": 0.001,
+        "patience": 5,
+        "steps": 10,
+    }
+    explanation = (
+        "The first steps show badly scaled layers: activation variances differ by orders of magnitude "
+        "across layers, or most gradients are (almost) all the same value."
+    )
     recommendation = "Initialise with Kaiming/Xavier (torch's defaults), not zeros or constants; add normalisation."
 
     def check(self, ctx):
         trial = ctx.trial
         acts = trial.tensor_names(regex=split(self.activation_inputs_regex)) or trial.tensor_names(
-            collection="activations")
+            collection="activations"
+        )
         for step in sorted({s for n in acts for s in trial.series(n, ModeKeys.TRAIN, "std")[0]}):
             if step > self.steps:
                 break
@@ -274,9 +332,11 @@ class PoorWeightInitialization(Rule):
                 # variance of a healthy network's activations by the pool size)
                 if hi == 0 or lo == 0 or hi / lo > self.threshold:
                     ratio = math.inf if lo == 0 else hi / lo
-                    return Finding(f"at step {step} the activation standard deviations across {len(stds)} layers "
-                                   f"range from {lo:.3g} to {hi:.3g} (ratio {ratio:.3g} > {self.threshold:g})",
-                                   [_ev(n, "TRAIN", step, std=v) for n, v in stds.items()][:10])
+                    return Finding(
+                        f"at step {step} the activation standard deviations across {len(stds)} layers "
+                        f"range from {lo:.3g} to {hi:.3g} (ratio {ratio:.3g} > {self.threshold:g})",
+                        [_ev(n, "TRAIN", step, std=v) for n, v in stds.items()][:10],
+                    )
         grads = trial.tensor_names(collection="gradients")
         if grads:
             narrow, seen = [], 0
@@ -289,9 +349,11 @@ class PoorWeightInitialization(Rule):
                     if spread < self.distribution_range:
                         narrow.append((n, spread))
             if seen and len(narrow) > seen / 2:
-                return Finding(f"{len(narrow)} of {seen} gradient tensors have a 5-95% spread below "
-                               f"{self.distribution_range:g} in the first {self.steps} steps",
-                               [_ev(n, "TRAIN", 0, spread=s) for n, s in narrow[:10]])
+                return Finding(
+                    f"{len(narrow)} of {seen} gradient tensors have a 5-95% spread below "
+                    f"{self.distribution_range:g} in the first {self.steps} steps",
+                    [_ev(n, "TRAIN", 0, spread=s) for n, s in narrow[:10]],
+                )
         if not acts and not grads:
             ctx.no_data(f"{self.name}: no activations or gradients were saved")
         return None
@@ -302,16 +364,25 @@ def _fraction_rule(ctx, rule, names, key: str, what: str):
         steps, vals = ctx.trial.series(name, ModeKeys.TRAIN, key)
         for s, v in zip(steps, vals):
             if v * 100 > rule.threshold_layer:
-                return Finding(f"{name}: {v:.0%} of its units are {what} at step {s} (threshold "
-                               f"{rule.threshold_layer:g}%)", [_ev(name, "TRAIN", s, **{key: v})])
+                return Finding(
+                    f"{name}: {v:.0%} of its units are {what} at step {s} (threshold {rule.threshold_layer:g}%)",
+                    [_ev(name, "TRAIN", s, **{key: v})],
+                )
     return None
 
 
 class SaturatedActivation(Rule):
     name = "saturated_activation"
-    defaults = {"collection_names": None, "tensor_regex": ".*tanh_input|.*sigmoid_input", "threshold_tanh_min": -9.4999,
-                "threshold_tanh_max": 9.4999, "threshold_sigmoid_min": -23.0, "threshold_sigmoid_max": 16.99999,
-                "threshold_inactivity": 1.0, "threshold_layer": 50.0}
+    defaults = {
+        "collection_names": None,
+        "tensor_regex": ".*tanh_input|.*sigmoid_input",
+        "threshold_tanh_min": -9.4999,
+        "threshold_tanh_max": 9.4999,
+        "threshold_sigmoid_min": -23.0,
+        "threshold_sigmoid_max": 16.99999,
+        "threshold_inactivity": 1.0,
+        "threshold_layer": 50.0,
+    }
     explanation = "Sigmoid/tanh units are saturated: their gradient is ~0, so the layers before them stop learning."
     recommendation = "Normalise the inputs to those layers (batch norm), lower the learning rate, or use ReLU."
 
@@ -342,8 +413,10 @@ class WeightUpdateRatio(Rule):
     name = "weight_update_ratio"
     defaults = {"num_steps": None, "large_threshold": 10.0, "small_threshold": 0.00000001, "epsilon": 0.000000001}
     explanation = "Weights change by far too much (or not at all) from one step to the next."
-    recommendation = ("A large ratio: lower the learning rate or clip gradients.  A tiny one: the optimizer is not "
-                      "moving these weights (learning rate 0, frozen, or not given to the optimizer).")
+    recommendation = (
+        "A large ratio: lower the learning rate or clip gradients.  A tiny one: the optimizer is not "
+        "moving these weights (learning rate 0, frozen, or not given to the optimizer)."
+    )
 
     def check(self, ctx):
         for name in select(ctx, self, default=("weight_update_ratio",)):
@@ -352,8 +425,10 @@ class WeightUpdateRatio(Rule):
                 if v > self.large_threshold or v < self.small_threshold:
                     side = "above" if v > self.large_threshold else "below"
                     bound = self.large_threshold if v > self.large_threshold else self.small_threshold
-                    return Finding(f"{name.removeprefix('update_ratio/')}: |dW|/|W| = {v:.3g} at step {s}, {side} "
-                                   f"{bound:g}", [_ev(name, "TRAIN", s, ratio=v)])
+                    return Finding(
+                        f"{name.removeprefix('update_ratio/')}: |dW|/|W| = {v:.3g} at step {s}, {side} {bound:g}",
+                        [_ev(name, "TRAIN", s, ratio=v)],
+                    )
         return None
 
 
@@ -364,7 +439,9 @@ class AllZero(Rule):
     recommendation = "Check the initialisation, the data feeding that layer, and whether its inputs are all dead."
 
     def check(self, ctx):
-        for name in select(ctx, self, self.collection_names, self.tensor_regex, ("weights", "gradients", "activations")):
+        for name in select(
+            ctx, self, self.collection_names, self.tensor_regex, ("weights", "gradients", "activations")
+        ):
             tensor = ctx.trial.tensor(name)
             for mode in tensor.modes():
                 for s, rec in tensor.records(mode, only_mode=True).items():
@@ -373,15 +450,24 @@ class AllZero(Rule):
                         arr = np.asarray(rec.value)
                         frac = float((arr == 0).mean()) if arr.size else None
                     if frac is not None and frac * 100 >= self.threshold:
-                        return Finding(f"{name}: {frac:.0%} zeros at {ModeKeys(mode).name} step {s} "
-                                       f"(threshold {self.threshold:g}%)", [_ev(name, mode, s, zero_fraction=frac)])
+                        return Finding(
+                            f"{name}: {frac:.0%} zeros at {ModeKeys(mode).name} step {s} "
+                            f"(threshold {self.threshold:g}%)",
+                            [_ev(name, mode, s, zero_fraction=frac)],
+                        )
         return None
 
 
 class UnchangedTensor(Rule):
     name = "unchanged_tensor"
-    defaults = {"collection_names": None, "tensor_regex": None, "num_steps": 3, "rtol": 1e-05, "atol": 1e-08,
-                "equal_nan": False}
+    defaults = {
+        "collection_names": None,
+        "tensor_regex": None,
+        "num_steps": 3,
+        "rtol": 1e-05,
+        "atol": 1e-08,
+        "equal_nan": False,
+    }
     explanation = "A tensor has not changed over several saved steps."
     recommendation = "Check that these parameters are trainable, given to the optimizer, and that the lr is not 0."
 
@@ -392,14 +478,21 @@ class UnchangedTensor(Rule):
             recs = tensor.records(ModeKeys.TRAIN) or tensor.records()
             steps = sorted(recs)
             for i in range(n - 1, len(steps)):
-                window = [recs[s] for s in steps[i - n + 1:i + 1]]
-                vecs = [np.asarray(r.value, dtype=np.float64).reshape(-1) if r.value is not None else
-                        np.array([v for k, v in sorted(r.reductions.items()) if isinstance(v, float)])
-                        for r in window]
-                if all(v.shape == vecs[0].shape and np.allclose(v, vecs[0], self.rtol, self.atol, self.equal_nan)
-                       for v in vecs[1:]):
-                    return Finding(f"{name} did not change over the {n} saved steps {steps[i - n + 1]}..{steps[i]}",
-                                   [_ev(name, "TRAIN", steps[i])])
+                window = [recs[s] for s in steps[i - n + 1 : i + 1]]
+                vecs = [
+                    np.asarray(r.value, dtype=np.float64).reshape(-1)
+                    if r.value is not None
+                    else np.array([v for k, v in sorted(r.reductions.items()) if isinstance(v, float)])
+                    for r in window
+                ]
+                if all(
+                    v.shape == vecs[0].shape and np.allclose(v, vecs[0], self.rtol, self.atol, self.equal_nan)
+                    for v in vecs[1:]
+                ):
+                    return Finding(
+                        f"{name} did not change over the {n} saved steps {steps[i - n + 1]}..{steps[i]}",
+                        [_ev(name, "TRAIN", steps[i])],
+                    )
         return None
 
 
@@ -418,11 +511,19 @@ def _class_namer(folder):
 
 class ClassImbalance(Rule):
     name = "class_imbalance"
-    defaults = {"threshold_imbalance": 10.0, "threshold_misprediction": 0.7, "samples": 500, "argmax": False,
-                "labels_regex": ".*labels", "predictions_regex": ".*predictions"}
+    defaults = {
+        "threshold_imbalance": 10.0,
+        "threshold_misprediction": 0.7,
+        "samples": 500,
+        "argmax": False,
+        "labels_regex": ".*labels",
+        "predictions_regex": ".*predictions",
+    }
     explanation = "Some classes are far rarer than others, or a class is mostly mispredicted."
-    recommendation = ("Balance the data (more images of rare classes), use class weights (--class-weights) or "
-                      "resampling, and look at the per-class metrics rather than accuracy alone.")
+    recommendation = (
+        "Balance the data (more images of rare classes), use class weights (--class-weights) or "
+        "resampling, and look at the per-class metrics rather than accuracy alone."
+    )
 
     def check(self, ctx):
         trial = ctx.trial
@@ -442,23 +543,30 @@ class ClassImbalance(Rule):
         name = _class_namer(trial.path)
         if len(present) >= 2 and present.max() / present.min() > self.threshold_imbalance:
             big, small = int(np.argmax(counts)), int(np.where(counts == present.min())[0][0])
-            return Finding(f"{name(big)} has {present.max()} samples, {name(small)} {present.min()} "
-                           f"(ratio {present.max() / present.min():.1f} > {self.threshold_imbalance:g})",
-                           [{"tensor": lab[0], "counts": {int(i): int(c) for i, c in enumerate(counts) if c}}])
+            return Finding(
+                f"{name(big)} has {present.max()} samples, {name(small)} {present.min()} "
+                f"(ratio {present.max() / present.min():.1f} > {self.threshold_imbalance:g})",
+                [{"tensor": lab[0], "counts": {int(i): int(c) for i, c in enumerate(counts) if c}}],
+            )
         if pred and ctx.finished:  # judged on the last samples, once the model has trained
             precs = trial.tensor(pred[0]).records(ModeKeys.TRAIN)
-            both = [(np.asarray(recs[s].value).reshape(-1), np.asarray(precs[s].value)) for s in sorted(recs)
-                    if s in precs and recs[s].value is not None and precs[s].value is not None]
+            both = [
+                (np.asarray(recs[s].value).reshape(-1), np.asarray(precs[s].value))
+                for s in sorted(recs)
+                if s in precs and recs[s].value is not None and precs[s].value is not None
+            ]
             if both:
-                yy = np.concatenate([a for a, _ in both])[-self.samples:]
+                yy = np.concatenate([a for a, _ in both])[-self.samples :]
                 pp = [p.argmax(-1) if self.argmax else p.reshape(-1) for _, p in both]
-                pp = np.concatenate(pp)[-self.samples:]
+                pp = np.concatenate(pp)[-self.samples :]
                 for c in np.unique(yy):
                     wrong = float((pp[yy == c] != c).mean())
                     if wrong > self.threshold_misprediction:
-                        return Finding(f"{name(int(c))}: {wrong:.0%} of its last samples were mispredicted "
-                                       f"(threshold {self.threshold_misprediction:.0%})",
-                                       [{"tensor": pred[0], "class": int(c), "misprediction": wrong}])
+                        return Finding(
+                            f"{name(int(c))}: {wrong:.0%} of its last samples were mispredicted "
+                            f"(threshold {self.threshold_misprediction:.0%})",
+                            [{"tensor": pred[0], "class": int(c), "misprediction": wrong}],
+                        )
         return None
 
 
@@ -487,9 +595,11 @@ class CheckInputImages(Rule):
                     means = {k.removeprefix("channel_mean_"): v / seen for k, v in sums.items()}
                     bad = {c: m for c, m in means.items() if abs(m) > self.threshold_mean}
                     if bad:
-                        return Finding(f"{name}: per-channel input means {', '.join(f'{m:.3g}' for m in means.values())}"
-                                       f" over {seen} images; |mean| > {self.threshold_mean:g}",
-                                       [_ev(name, "TRAIN", s, channel_means=means)])
+                        return Finding(
+                            f"{name}: per-channel input means {', '.join(f'{m:.3g}' for m in means.values())}"
+                            f" over {seen} images; |mean| > {self.threshold_mean:g}",
+                            [_ev(name, "TRAIN", s, channel_means=means)],
+                        )
                     return None
             if seen < self.threshold_samples:
                 ctx.warn(f"{self.name}: {seen} input images recorded, it needs {self.threshold_samples}")
@@ -509,11 +619,28 @@ class StalledTrainingRule(Rule):
             return None
         idle = ctx.now - ref
         if idle > self.threshold:
-            return Finding(f"no tensor saved for {idle:.0f} s (threshold {self.threshold} s)"
-                           + ("" if last is not None else " since the job started"),
-                           [{"last_saved": ref, "idle_seconds": round(idle, 1)}])
+            return Finding(
+                f"no tensor saved for {idle:.0f} s (threshold {self.threshold} s)"
+                + ("" if last is not None else " since the job started"),
+                [{"last_saved": ref, "idle_seconds": round(idle, 1)}],
+            )
         return None
 
 
 #: registered in this order by visiontune.debug.rules.registry
-BUILTIN = (VanishingGradient, ExplodingTensor, LossNotDecreasing, Overfit, Overtraining, PoorWeightInitialization, SaturatedActivation, DeadRelu, WeightUpdateRatio, AllZero, UnchangedTensor, ClassImbalance, CheckInputImages, StalledTrainingRule)
+BUILTIN = (
+    VanishingGradient,
+    ExplodingTensor,
+    LossNotDecreasing,
+    Overfit,
+    Overtraining,
+    PoorWeightInitialization,
+    SaturatedActivation,
+    DeadRelu,
+    WeightUpdateRatio,
+    AllZero,
+    UnchangedTensor,
+    ClassImbalance,
+    CheckInputImages,
+    StalledTrainingRule,
+)

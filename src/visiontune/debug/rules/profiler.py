@@ -36,19 +36,25 @@ class LowGPUUtilization(_ProfilerRule):
     needs_gpu = True
     defaults = {"threshold_p95": 70, "threshold_p5": 10, "window": 500, "patience": 1000, **_SCAN}
     explanation = "The GPU is mostly idle, or its use swings between busy and idle."
-    recommendation = "Feed it faster (more loader workers, the device-side pipeline), use a larger batch, or a smaller GPU."
+    recommendation = (
+        "Feed it faster (more loader workers, the device-side pipeline), use a larger batch, or a smaller GPU."
+    )
 
     def check(self, ctx):
         for gpu, v in _gpu_series(ctx, "util").items():
             if len(v) > self.patience:
-                w = np.asarray(v[-self.window:])
+                w = np.asarray(v[-self.window :])
                 p95, p5 = np.percentile(w, 95), np.percentile(w, 5)
                 if p95 < self.threshold_p95:
-                    return Finding(f"GPU {gpu}: 95th percentile utilisation {p95:.0f}% < {self.threshold_p95}%",
-                                   [{"gpu": gpu, "p95": p95}])
+                    return Finding(
+                        f"GPU {gpu}: 95th percentile utilisation {p95:.0f}% < {self.threshold_p95}%",
+                        [{"gpu": gpu, "p95": p95}],
+                    )
                 if p5 < self.threshold_p5:
-                    return Finding(f"GPU {gpu}: utilisation fluctuates (p95 {p95:.0f}%, p5 {p5:.0f}% < "
-                                   f"{self.threshold_p5}%)", [{"gpu": gpu, "p95": p95, "p5": p5}])
+                    return Finding(
+                        f"GPU {gpu}: utilisation fluctuates (p95 {p95:.0f}%, p5 {p5:.0f}% < {self.threshold_p5}%)",
+                        [{"gpu": gpu, "p95": p95, "p5": p5}],
+                    )
         return None
 
 
@@ -56,12 +62,18 @@ def _bottleneck(rule, ctx, hit) -> Finding | None:
     rows = ctx.profile.system
     if len(rows) <= rule.patience:
         return None
-    flagged = [r for r in rows if hit(r) and (ctx.profile.gpus == 0 or any(
-        (g.get("util") or 0) < rule.gpu_threshold for g in r.get("gpus") or []))]
+    flagged = [
+        r
+        for r in rows
+        if hit(r)
+        and (ctx.profile.gpus == 0 or any((g.get("util") or 0) < rule.gpu_threshold for g in r.get("gpus") or []))
+    ]
     share = 100 * len(flagged) / len(rows)
     if share > rule.threshold:
-        return Finding(f"{share:.0f}% of {len(rows)} samples were bottlenecked (threshold {rule.threshold}%)",
-                       [{"t": r["t"]} for r in flagged[:5]])
+        return Finding(
+            f"{share:.0f}% of {len(rows)} samples were bottlenecked (threshold {rule.threshold}%)",
+            [{"t": r["t"]} for r in flagged[:5]],
+        )
     return None
 
 
@@ -93,15 +105,18 @@ class StepOutlier(_ProfilerRule):
     recommendation = "Look for periodic work in the loop (checkpoints, logging, evaluation) or a noisy machine."
 
     def check(self, ctx):
-        for mode in ([self.mode.upper()] if self.mode else ["TRAIN", "EVAL"]):
+        for mode in [self.mode.upper()] if self.mode else ["TRAIN", "EVAL"]:
             times = [r["step_seconds"] for r in ctx.profile.steps(mode) if "step_seconds" in r]
             if len(times) > 100:
                 t = np.asarray(times)
                 thr = t.mean() + self.stddev * t.std()
                 n = int((t > thr).sum())
                 if n > self.n_outliers:
-                    return Finding(f"{n} {mode} steps took over {thr * 1000:.1f} ms (mean {t.mean() * 1000:.1f} ms "
-                                   f"+ {self.stddev} std)", [{"mode": mode, "outliers": n, "threshold_s": thr}])
+                    return Finding(
+                        f"{n} {mode} steps took over {thr * 1000:.1f} ms (mean {t.mean() * 1000:.1f} ms "
+                        f"+ {self.stddev} std)",
+                        [{"mode": mode, "outliers": n, "threshold_s": thr}],
+                    )
         return None
 
 
@@ -135,40 +150,59 @@ class Dataloader(_ProfilerRule):
             running = [c for c in counts if c > 0]  # while workers ran: not start-up, not between passes
             if not running:
                 if ctx.finished:
-                    ctx.warn(f"{self.name}: no DataLoader pass was recorded (a script's smdebug hook records "
-                             "them) and no data-loader process ran: nothing to count")
+                    ctx.warn(
+                        f"{self.name}: no DataLoader pass was recorded (a script's smdebug hook records "
+                        "them) and no data-loader process ran: nothing to count"
+                    )
                 return None
             m = int(np.median(running))
             what = f"median {m} data-loader process(es) while they ran"
         if m < cores * self.min_threshold / 100:
-            return Finding(f"{what} for {cores} cores (< {self.min_threshold}% of cores)",
-                           [{"median_workers": m, "cores": cores}])
+            return Finding(
+                f"{what} for {cores} cores (< {self.min_threshold}% of cores)", [{"median_workers": m, "cores": cores}]
+            )
         if m > cores * self.max_threshold / 100:
-            return Finding(f"{what} for {cores} cores (> {self.max_threshold}% of cores)",
-                           [{"median_workers": m, "cores": cores}])
+            return Finding(
+                f"{what} for {cores} cores (> {self.max_threshold}% of cores)", [{"median_workers": m, "cores": cores}]
+            )
         return None
 
 
 class BatchSize(_ProfilerRule):
     name = "BatchSize"
     needs_gpu = True
-    defaults = {"cpu_threshold_p95": 70, "gpu_threshold_p95": 70, "gpu_memory_threshold_p95": 70, "patience": 1000,
-                "window": 500, **_SCAN}
+    defaults = {
+        "cpu_threshold_p95": 70,
+        "gpu_threshold_p95": 70,
+        "gpu_memory_threshold_p95": 70,
+        "patience": 1000,
+        "window": 500,
+        **_SCAN,
+    }
     explanation = "CPU, GPU and GPU memory are all under-used: the batch is small for this machine."
     recommendation = "Raise the batch size (and the learning rate with it), or use a smaller instance."
 
     def check(self, ctx):
         cpu = [float(np.mean(r["cpu"])) for r in ctx.profile.system if r.get("cpu")]
-        if len(cpu) <= max(self.window, self.patience) or np.percentile(cpu[-self.window:], 95) >= self.cpu_threshold_p95:
+        if (
+            len(cpu) <= max(self.window, self.patience)
+            or np.percentile(cpu[-self.window :], 95) >= self.cpu_threshold_p95
+        ):
             return None
         util, mem = _gpu_series(ctx, "util"), _gpu_series(ctx, "memory")
         for gpu, u in util.items():
             m = mem.get(gpu, [])
-            if len(u) > self.window and m and np.percentile(u[-self.window:], 95) < self.gpu_threshold_p95 and \
-                    np.percentile(m[-self.window:], 95) < self.gpu_memory_threshold_p95:
-                return Finding(f"GPU {gpu}: p95 utilisation and memory below {self.gpu_threshold_p95}% / "
-                               f"{self.gpu_memory_threshold_p95}% while the CPU is under {self.cpu_threshold_p95}%",
-                               [{"gpu": gpu}])
+            if (
+                len(u) > self.window
+                and m
+                and np.percentile(u[-self.window :], 95) < self.gpu_threshold_p95
+                and np.percentile(m[-self.window :], 95) < self.gpu_memory_threshold_p95
+            ):
+                return Finding(
+                    f"GPU {gpu}: p95 utilisation and memory below {self.gpu_threshold_p95}% / "
+                    f"{self.gpu_memory_threshold_p95}% while the CPU is under {self.cpu_threshold_p95}%",
+                    [{"gpu": gpu}],
+                )
         return None
 
 
@@ -182,10 +216,12 @@ class GPUMemoryIncrease(_ProfilerRule):
     def check(self, ctx):
         for gpu, v in _gpu_series(ctx, "memory").items():
             if len(v) > max(self.patience, self.window + 1):
-                diff = float(np.mean(v[-self.window:]) - np.mean(v[-self.window - 1:-1]))
+                diff = float(np.mean(v[-self.window :]) - np.mean(v[-self.window - 1 : -1]))
                 if diff > self.increase:
-                    return Finding(f"GPU {gpu}: memory use rose {diff:.1f} points (threshold {self.increase})",
-                                   [{"gpu": gpu, "increase": diff}])
+                    return Finding(
+                        f"GPU {gpu}: memory use rose {diff:.1f} points (threshold {self.increase})",
+                        [{"gpu": gpu, "increase": diff}],
+                    )
         return None
 
 
@@ -204,11 +240,16 @@ class MaxInitializationTime(_ProfilerRule):
         if first:
             waited = first[0]["t"] - start
             if waited > limit:
-                return Finding(f"the first training step came {waited / 60:.1f} min after the start "
-                               f"(threshold {self.threshold} min)", [{"seconds": round(waited, 1)}])
+                return Finding(
+                    f"the first training step came {waited / 60:.1f} min after the start "
+                    f"(threshold {self.threshold} min)",
+                    [{"seconds": round(waited, 1)}],
+                )
         elif not ctx.finished and ctx.now - start > limit:
-            return Finding(f"no training step after {(ctx.now - start) / 60:.1f} min (threshold {self.threshold} min)",
-                           [{"seconds": round(ctx.now - start, 1)}])
+            return Finding(
+                f"no training step after {(ctx.now - start) / 60:.1f} min (threshold {self.threshold} min)",
+                [{"seconds": round(ctx.now - start, 1)}],
+            )
         return None
 
 
@@ -224,18 +265,25 @@ class OverallSystemUsage(_ProfilerRule):
     def summary(self, profile) -> dict:
         rows = profile.system
         out = {}
-        series = {"cpu": [float(np.mean(r["cpu"])) for r in rows if r.get("cpu")],
-                  "memory": [r["memory"] for r in rows if "memory" in r],
-                  "iowait": [r.get("iowait", 0.0) for r in rows]}
+        series = {
+            "cpu": [float(np.mean(r["cpu"])) for r in rows if r.get("cpu")],
+            "memory": [r["memory"] for r in rows if "memory" in r],
+            "iowait": [r.get("iowait", 0.0) for r in rows],
+        }
         for key in ("util", "memory"):
-            per = [float(np.mean([g[key] for g in r["gpus"] if g.get(key) is not None]))
-                   for r in rows if r.get("gpus") and any(g.get(key) is not None for g in r["gpus"])]
+            per = [
+                float(np.mean([g[key] for g in r["gpus"] if g.get(key) is not None]))
+                for r in rows
+                if r.get("gpus") and any(g.get(key) is not None for g in r["gpus"])
+            ]
             if per:
                 series[f"gpu_{key}"] = per
         for k, v in series.items():
             if v:
-                out[k] = {p: round(float(np.percentile(v, q)), 1) for p, q in
-                          (("max", 100), ("p99", 99), ("p95", 95), ("p50", 50), ("min", 0))}
+                out[k] = {
+                    p: round(float(np.percentile(v, q)), 1)
+                    for p, q in (("max", 100), ("p99", 99), ("p95", 95), ("p50", 50), ("min", 0))
+                }
         return out
 
 
@@ -259,15 +307,29 @@ class LoadBalancing(_ProfilerRule):
                 hists[gpu] = (h + 1e-12) / (h.sum() + 1e-12 * len(h))
         gpus = sorted(hists)
         for i, a in enumerate(gpus):
-            for b in gpus[i + 1:]:
+            for b in gpus[i + 1 :]:
                 p, q = hists[a], hists[b]
                 m = (p + q) / 2
                 js = math.sqrt(max(0.0, (np.sum(p * np.log(p / m)) + np.sum(q * np.log(q / m))) / 2))
                 if js > self.threshold:
-                    return Finding(f"GPUs {a} and {b}: utilisation distributions differ (Jensen-Shannon distance "
-                                   f"{js:.2f} > {self.threshold})", [{"gpus": [a, b], "distance": js}])
+                    return Finding(
+                        f"GPUs {a} and {b}: utilisation distributions differ (Jensen-Shannon distance "
+                        f"{js:.2f} > {self.threshold})",
+                        [{"gpus": [a, b], "distance": js}],
+                    )
         return None
 
 
 #: registered in this order by visiontune.debug.rules.registry
-BUILTIN = (LowGPUUtilization, CPUBottleneck, IOBottleneck, StepOutlier, Dataloader, BatchSize, GPUMemoryIncrease, MaxInitializationTime, OverallSystemUsage, LoadBalancing)
+BUILTIN = (
+    LowGPUUtilization,
+    CPUBottleneck,
+    IOBottleneck,
+    StepOutlier,
+    Dataloader,
+    BatchSize,
+    GPUMemoryIncrease,
+    MaxInitializationTime,
+    OverallSystemUsage,
+    LoadBalancing,
+)

@@ -76,7 +76,9 @@ def _parse_item(item) -> RuleSpec:
         params, actions = {}, ["log"]
         for part in rest:
             if "=" not in part:
-                raise ConfigError(f"rule {item!r}: write name:key=value:key=value (e.g. overfit:patience=3:action=stop)")
+                raise ConfigError(
+                    f"rule {item!r}: write name:key=value:key=value (e.g. overfit:patience=3:action=stop)"
+                )
             k, v = part.split("=", 1)
             if k.strip() == "action":
                 actions.append(v.strip())
@@ -84,8 +86,13 @@ def _parse_item(item) -> RuleSpec:
                 params[k.strip()] = v.strip()
         return _parse_item({"name": name, "parameters": params, "actions": list(dict.fromkeys(actions))})
     if hasattr(item, "name") and hasattr(item, "rule_parameters"):  # visiontune.sdk.debugger.Rule
-        return _parse_item({"name": item.name, "parameters": dict(item.rule_parameters or {}),
-                            "actions": list(getattr(item, "actions", None) or ("log",))})
+        return _parse_item(
+            {
+                "name": item.name,
+                "parameters": dict(item.rule_parameters or {}),
+                "actions": list(getattr(item, "actions", None) or ("log",)),
+            }
+        )
     raise ConfigError(f"rule {item!r}: give a rule name, a dict, or a Rule")
 
 
@@ -126,10 +133,19 @@ def parse_rules(value, kind: str = "builtin", pretrained: bool = False) -> list[
 class RuleRunner:
     """Evaluates rules on a job's debug folder every ``interval`` seconds in a daemon thread."""
 
-    def __init__(self, folder: str | Path, specs: list[RuleSpec], *, kind: str = "builtin",
-                 started: float | None = None, log: Callable[[str], None] | None = None,
-                 stop: Callable[[str], None] | None = None, interval: float = 2.0, write: bool = True,
-                 pretrained: bool = False):
+    def __init__(
+        self,
+        folder: str | Path,
+        specs: list[RuleSpec],
+        *,
+        kind: str = "builtin",
+        started: float | None = None,
+        log: Callable[[str], None] | None = None,
+        stop: Callable[[str], None] | None = None,
+        interval: float = 2.0,
+        write: bool = True,
+        pretrained: bool = False,
+    ):
         from visiontune.debug.profiler import Profile
         from visiontune.debug.trial import Trial
 
@@ -140,17 +156,37 @@ class RuleRunner:
         self.log, self.stop_training = log or (lambda _m: None), stop
         self.interval, self.write = interval, write
         self.rules: list[tuple[RuleSpec, Rule]] = [(s, s.build()) for s in specs]
-        self.state = {s.name: {"name": s.name, "kind": r.kind, "status": IN_PROGRESS, "parameters": r.params,
-                               "actions": list(s.actions), "message": "", "evidence": [], "warnings": [],
-                               "explanation": r.explanation, "recommendation": r.recommendation}
-                      for s, r in self.rules}
+        self.state = {
+            s.name: {
+                "name": s.name,
+                "kind": r.kind,
+                "status": IN_PROGRESS,
+                "parameters": r.params,
+                "actions": list(s.actions),
+                "message": "",
+                "evidence": [],
+                "warnings": [],
+                "explanation": r.explanation,
+                "recommendation": r.recommendation,
+            }
+            for s, r in self.rules
+        }
         chosen = {s.name for s in specs}
         defaults = {s.name for s in default_rules(kind, pretrained)}
         for name, why in skipped(kind, pretrained).items():  # said only when the default set was asked for
             if name not in self.state and chosen >= defaults:
-                self.state[name] = {"name": name, "kind": "debug", "status": "NotRun", "message": why,
-                                    "evidence": [], "warnings": [], "parameters": {}, "actions": [],
-                                    "explanation": "", "recommendation": ""}
+                self.state[name] = {
+                    "name": name,
+                    "kind": "debug",
+                    "status": "NotRun",
+                    "message": why,
+                    "evidence": [],
+                    "warnings": [],
+                    "parameters": {},
+                    "actions": [],
+                    "explanation": "",
+                    "recommendation": "",
+                }
         self._halt, self._wake = threading.Event(), threading.Event()
         self._passes, self._count = threading.Condition(), 0
         self._thread: threading.Thread | None = None
@@ -214,8 +250,11 @@ class RuleRunner:
                     why = rule.applies(ctx)
                     finding = None if why else rule.check(ctx)
                 except Exception as e:  # noqa: BLE001 - a rule's bug is its Error status, not the job's
-                    st.update(status=ERROR, message=f"{type(e).__name__}: {e}",
-                              evidence=[{"traceback": traceback.format_exc(limit=4)}])
+                    st.update(
+                        status=ERROR,
+                        message=f"{type(e).__name__}: {e}",
+                        evidence=[{"traceback": traceback.format_exc(limit=4)}],
+                    )
                     self.log(f"[debugger] rule {spec.name}: Error ({type(e).__name__}: {e})")
                     changed = True
                     continue
@@ -224,20 +263,27 @@ class RuleRunner:
                     st.update(status=NO_ISSUES, message=why)
                     changed = True
                 elif finding is not None:
-                    st.update(status=ISSUES, message=finding.message, evidence=finding.evidence[:20],
-                              found_at=time.time())
+                    st.update(
+                        status=ISSUES, message=finding.message, evidence=finding.evidence[:20], found_at=time.time()
+                    )
                     changed = True
                     self.log(f"[debugger] rule {spec.name}: IssuesFound: {finding.message}")
-                    if ("stop" in spec.actions or rule.params.get("stop_training_on_fire")) and not finished \
-                            and self.stop_training is not None:
+                    if (
+                        ("stop" in spec.actions or rule.params.get("stop_training_on_fire"))
+                        and not finished
+                        and self.stop_training is not None
+                    ):
                         self.log(f"[debugger] rule {spec.name} stops the training job (action: stop)")
                         self.stop_training(f"rule {spec.name}: {finding.message}")
                 elif finished and ctx.missing:
                     st.update(status=NO_DATA, message="no data: " + "; ".join(ctx.missing))
                     changed = True
                 elif finished:
-                    st.update(status=NO_ISSUES, message=st["message"] or (
-                        "no issues found" if not ctx.warnings else "no issues found (see the warnings)"))
+                    st.update(
+                        status=NO_ISSUES,
+                        message=st["message"]
+                        or ("no issues found" if not ctx.warnings else "no issues found (see the warnings)"),
+                    )
                     changed = True
             if changed or finished:
                 self._write()
@@ -265,6 +311,9 @@ def evaluate_rules(job_or_path, rules=None, kind: str | None = None) -> dict:
     from visiontune.debug.trial import debug_dir
 
     folder = debug_dir(job_or_path)
-    kind = kind or ("script" if (folder.parent / "model").is_dir() and not (folder.parent / "model.safetensors").exists()
-                    else "builtin")
+    kind = kind or (
+        "script"
+        if (folder.parent / "model").is_dir() and not (folder.parent / "model.safetensors").exists()
+        else "builtin"
+    )
     return RuleRunner(folder, parse_rules(rules, kind), kind=kind, write=False).evaluate(finished=True)

@@ -41,8 +41,9 @@ def _names(job, label) -> str:
 
 def _shown_label(job, row) -> str:
     if row["consolidation"] in ("tie", "pending", "unresolved"):
-        return {"tie": "tie: not decided", "pending": "waiting for another answer"}.get(row["consolidation"],
-                                                                                       "unresolved")
+        return {"tie": "tie: not decided", "pending": "waiting for another answer"}.get(
+            row["consolidation"], "unresolved"
+        )
     return _names(job, row["label"]) if row["label"] is not None else "no label"
 
 
@@ -52,10 +53,17 @@ def _percent(value) -> str:
 
 def _workers(st: dict) -> list[dict]:
     stats = st.get("worker_stats", {})
-    return [{"name": w, "answers": n, "skips": stats.get(w, {}).get("skips", 0),
-             "agreement": _percent(stats.get(w, {}).get("agreement")),
-             "accuracy": _percent(stats.get(w, {}).get("estimated_accuracy")),
-             "warning": stats.get(w, {}).get("warning")} for w, n in sorted(st["per_worker"].items())]
+    return [
+        {
+            "name": w,
+            "answers": n,
+            "skips": stats.get(w, {}).get("skips", 0),
+            "agreement": _percent(stats.get(w, {}).get("agreement")),
+            "accuracy": _percent(stats.get(w, {}).get("estimated_accuracy")),
+            "warning": stats.get(w, {}).get("warning"),
+        }
+        for w, n in sorted(st["per_worker"].items())
+    ]
 
 
 def _per_label(st: dict) -> list[dict]:
@@ -78,14 +86,38 @@ def owner_view(store, job, secret: str) -> dict:
         return "; ".join(f"{w}: {_names(job, v)}" for w, v in r["votes"].items()) or "no answers"
 
     split = [r for r in rows if len({repr(v) for v in r["votes"].values()}) > 1]
-    split.sort(key=lambda r: (r["confidence"] if r["confidence"] is not None else 0.0))
+    split.sort(key=lambda r: r["confidence"] if r["confidence"] is not None else 0.0)
     stuck = [r for r in rows if r["consolidation"] in ("tie", "unresolved")]
-    return {"job": job, "st": st, "auto": st.get("auto_label"), "workers": _workers(st), "skips": st.get("skips", 0),
-            "few_answers": job.workers_per_image < 3, "per_label": _per_label(st),
-            "method": st.get("consolidation") or {}, "problems": st.get("problems") or [],
-            "per_class": sorted((st.get("per_class_agreement") or {}).items()),
-            "disagreements": [{"image": f"{image}{r['item']}", "label": _shown_label(job, r),
-                               "confidence": _percent(r["confidence"]), "votes": votes(r)} for r in split[:50]],
-            "stuck": [{"image": f"{image}{r['item']}", "votes": votes(r),
-                       "kind": "tie" if r["consolidation"] == "tie" else f"skipped by {', '.join(r['skipped_by'])}"
-                       if r["skips"] else "unresolved"} for r in stuck[:100]]}
+    return {
+        "job": job,
+        "st": st,
+        "auto": st.get("auto_label"),
+        "workers": _workers(st),
+        "skips": st.get("skips", 0),
+        "few_answers": job.workers_per_image < 3,
+        "per_label": _per_label(st),
+        "method": st.get("consolidation") or {},
+        "problems": st.get("problems") or [],
+        "per_class": sorted((st.get("per_class_agreement") or {}).items()),
+        "disagreements": [
+            {
+                "image": f"{image}{r['item']}",
+                "label": _shown_label(job, r),
+                "confidence": _percent(r["confidence"]),
+                "votes": votes(r),
+            }
+            for r in split[:50]
+        ],
+        "stuck": [
+            {
+                "image": f"{image}{r['item']}",
+                "votes": votes(r),
+                "kind": "tie"
+                if r["consolidation"] == "tie"
+                else f"skipped by {', '.join(r['skipped_by'])}"
+                if r["skips"]
+                else "unresolved",
+            }
+            for r in stuck[:100]
+        ],
+    }

@@ -39,13 +39,21 @@ def task_json(request: Request, secret: str, job, who, item, answer=None) -> dic
     store = label_store(request)
     # the image after this one, leased too, so the page can preload it
     upcoming = store.next_item(job, who["id"], exclude=item.id) if item is not None else None
-    return {"job": job.name, "worker": who["name"], "labels": job.labels, "multi_label": job.multi_label,
-            "instructions": job.instructions, "instructions_html": instructions_html(job.instructions),
-            "progress": store.counts(job, who["id"]), "item": None if item is None else item.id,
-            "image": None if item is None else f"/api/w/{secret}/image/{item.id}",
-            "next_image": None if upcoming is None or upcoming.id == getattr(item, "id", None)
-            else f"/api/w/{secret}/image/{upcoming.id}",
-            "answer": answer}
+    return {
+        "job": job.name,
+        "worker": who["name"],
+        "labels": job.labels,
+        "multi_label": job.multi_label,
+        "instructions": job.instructions,
+        "instructions_html": instructions_html(job.instructions),
+        "progress": store.counts(job, who["id"]),
+        "item": None if item is None else item.id,
+        "image": None if item is None else f"/api/w/{secret}/image/{item.id}",
+        "next_image": None
+        if upcoming is None or upcoming.id == getattr(item, "id", None)
+        else f"/api/w/{secret}/image/{upcoming.id}",
+        "answer": answer,
+    }
 
 
 @router.get("/api/w/{secret}/task")

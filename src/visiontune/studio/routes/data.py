@@ -44,9 +44,17 @@ def api_browse(root: int = 0, path: str = "", s: Studio = Depends(studio)):
             others += 1
     base = s.roots.roots[root]
     rel = "" if folder == base else folder.relative_to(base).as_posix()
-    return {"root": root, "root_path": str(base), "path": rel, "absolute": str(folder),
-            "parent": None if not rel else (rel.rsplit("/", 1)[0] if "/" in rel else ""),
-            "dirs": dirs[:1000], "more_dirs": max(0, len(dirs) - 1000), "images": images, "other_files": others}
+    return {
+        "root": root,
+        "root_path": str(base),
+        "path": rel,
+        "absolute": str(folder),
+        "parent": None if not rel else (rel.rsplit("/", 1)[0] if "/" in rel else ""),
+        "dirs": dirs[:1000],
+        "more_dirs": max(0, len(dirs) - 1000),
+        "images": images,
+        "other_files": others,
+    }
 
 
 @router.post("/inspect")
@@ -65,15 +73,16 @@ async def api_inspect(request: Request, s: Studio = Depends(studio)):
 
 @router.get("/grid/{grid_id}")
 def api_grid(grid_id: str, s: Studio = Depends(studio)):
-    path = s.grids / f"{grid_id}.png"
-    if not grid_id.isalnum() or not path.is_file():
+    path = s.grids / f"{grid_id}.png"  # (an id the app made: 24 hex digits)
+    if not (grid_id.isalnum() and len(grid_id) <= 64) or not path.is_file():
         raise NotFoundError("no such picture (inspect the folder again)")
     return FileResponse(path, media_type="image/png")
 
 
 @router.post("/upload")
-async def api_upload(request: Request, name: str, label: str | None = None, filename: str | None = None,
-                     s: Studio = Depends(studio)):
+async def api_upload(
+    request: Request, name: str, label: str | None = None, filename: str | None = None, s: Studio = Depends(studio)
+):
     """A zip (``Content-Type: application/zip``) unpacked into ``uploads/NAME``, or one image into
     ``uploads/NAME/LABEL/FILENAME`` (drag and drop)."""
     name = safe_name(name, "dataset name")

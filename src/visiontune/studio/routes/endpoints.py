@@ -54,8 +54,10 @@ def refuse_second_endpoint(job: str) -> None:
     running = [e for e in list_endpoints() if e.job == job]
     if running:
         names = ", ".join(f"{e.name} ({e.url})" for e in running)
-        raise AlreadyDeployed(f"job {job} already has an endpoint: {names}; deploy it again only to run a "
-                              "second copy (API: \"again\": true)")
+        raise AlreadyDeployed(
+            f"job {job} already has an endpoint: {names}; deploy it again only to run a "
+            'second copy (API: "again": true)'
+        )
 
 
 @router.post("/{name}/stop")

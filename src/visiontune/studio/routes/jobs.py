@@ -18,7 +18,7 @@ from visiontune.studio.forms import resume_training, submit_training
 
 router = APIRouter(prefix="/api")
 #: the debugger's and tuning reports: self-contained HTML without scripts, opened as their own page
-REPORT_CSP = ("sandbox; default-src 'none'; img-src data:; style-src 'unsafe-inline'; frame-ancestors 'none'")
+REPORT_CSP = "sandbox; default-src 'none'; img-src data:; style-src 'unsafe-inline'; frame-ancestors 'none'"
 
 
 @router.get("/train/options")
@@ -110,8 +110,9 @@ def api_job_file(name: str, fname: str, s: Studio = Depends(studio)):
     if fname.endswith(".html"):
         return FileResponse(path, media_type="text/html", headers={"Content-Security-Policy": REPORT_CSP})
     download = re.sub(r"[^A-Za-z0-9._-]+", "-", name)  # a header value: never a quote or a line break
-    headers = {"Content-Disposition": f'attachment; filename="{download}-model.tar.gz"'} \
-        if fname == "model.tar.gz" else None
+    headers = (
+        {"Content-Disposition": f'attachment; filename="{download}-model.tar.gz"'} if fname == "model.tar.gz" else None
+    )
     return FileResponse(path, headers=headers, media_type=mimetypes.guess_type(path.name)[0])
 
 
@@ -122,7 +123,10 @@ def api_misclassified(name: str, index: int, s: Studio = Depends(studio)):
     source = views.misclassified_source(s.store, name, index)
     if source is None:
         raise NotFoundError("no such misclassified image")
-    if Path(source).suffix.lower() not in IMAGE_TYPES or not Path(source).is_file() \
-            or not s.roots.contains(source, home()):
+    if (
+        Path(source).suffix.lower() not in IMAGE_TYPES
+        or not Path(source).is_file()
+        or not s.roots.contains(source, home())
+    ):
         raise NotFoundError("that image is not an image file inside the studio's data roots")
     return FileResponse(source, media_type=mimetypes.guess_type(source)[0])

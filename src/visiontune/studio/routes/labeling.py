@@ -31,5 +31,10 @@ def api_label_export(name: str, s: Studio = Depends(studio)):
     dest = s.roots.uploads / timestamped(f"labels-{safe_name(name, 'labeling job')}")
     written = export(name, dest, split=0.8, for_training=True, store=LabelStore(s.store))
     index, rel = s.roots.relative(dest)
-    return {"root": index, "path": rel, "train_images": written.get("train_images"),
-            "validation_images": written.get("validation_images"), "notes": written.get("notes")}
+    return {
+        "root": index,
+        "path": rel,
+        "train_images": written.get("train_images"),
+        "validation_images": written.get("validation_images"),
+        "notes": written.get("notes"),
+    }
