@@ -94,7 +94,7 @@ def owner_view(store, job, secret: str) -> dict:
         "auto": st.get("auto_label"),
         "workers": _workers(st),
         "skips": st.get("skips", 0),
-        "few_answers": job.workers_per_image < 3,
+        "few_answers": job.workers_per_image < 3 and len(st["per_worker"]) >= 2,
         "per_label": _per_label(st),
         "method": st.get("consolidation") or {},
         "problems": st.get("problems") or [],
