@@ -10,8 +10,9 @@ from __future__ import annotations
 import errno
 import os
 import re
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
 from visiontune.errors import VisiontuneError, option
 
@@ -38,6 +39,21 @@ def output_error(exc: OSError, path: str | Path | None = None, resume: bool = Fa
     if resume:
         fix += f"; {option('resume', True)} continues from the last checkpoint"
     return OutputError(f"cannot write {where}: {exc.strerror or exc}; {fix}")
+
+
+@contextmanager
+def writing(
+    folder: str | Path, names: Iterable[str] = (), *, shown: str | Path | None = None, resume: bool = False
+) -> Iterator[None]:
+    """Writes into ``folder``: one that fails leaves no temp file of ``names`` (all, when none are named) and,
+    when the disk or the folder is at fault, is one :class:`OutputError` naming ``shown`` (else the file)."""
+    try:
+        yield
+    except OSError as exc:
+        remove_temp_files(folder, names)
+        if is_write_failure(exc):
+            raise output_error(exc, shown or folder, resume=resume) from exc
+        raise
 
 
 def remove_temp_files(folder: str | Path, names: Iterable[str] = (), all_dead: bool = True) -> list[Path]:

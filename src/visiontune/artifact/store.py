@@ -25,7 +25,7 @@ import torch
 from visiontune.version import __version__
 from visiontune.errors import ArtifactError
 from visiontune.paths import atomic_write_text, cache_dir
-from visiontune.writes import OutputError, is_write_failure, output_error, remove_temp_files
+from visiontune.writes import OutputError, is_write_failure, writing
 from visiontune.zoo.adapters import ImageClassifier
 from visiontune.zoo.heads import HeadSpec
 from visiontune.zoo.weights import Preprocessing
@@ -52,49 +52,40 @@ def save_artifact(
 ) -> Path:
     """``task``: the task's name and what it learnt beside the weights (multi-label: per-class thresholds).
     A write that fails (a full disk, a read-only folder) leaves no temp file: one clear ``OutputError``."""
-    try:
-        return _save_artifact(
-            out,
-            model,
-            name=name,
-            library=library,
-            arch=arch,
-            weights_tag=weights_tag,
-            weights_license=weights_license,
-            prep=prep,
-            classes=classes,
-            hyperparameters=hyperparameters,
-            metrics=metrics,
-            task=task,
-            held_out=held_out,
-        )
-    except OSError as exc:
-        remove_temp_files(out, [*FILES, "metrics.json"])
-        if is_write_failure(exc):
-            raise output_error(exc, out) from exc
-        raise
+    out = Path(out)
+    with writing(out, [*FILES, "metrics.json"]):
+        out.mkdir(parents=True, exist_ok=True)
+        _write_weights(model, out)
+        config = {
+            "format_version": FORMAT_VERSION,
+            "visiontune_version": __version__,
+            "torch_version": torch.__version__.split("+")[0],
+            "task": task or {"name": "classification"},
+            "model": {
+                "name": name,
+                "library": library,
+                "arch": arch,
+                "num_features": model.backbone.num_features,
+                "head": model.head.spec.to_dict(),
+                "pretrained_weights": weights_tag,
+                "weights_license": weights_license,
+                **({"segmentation": model.describe()} if getattr(model, "spatial", False) else {}),
+            },
+            "num_classes": len(classes),
+            "preprocessing": prep.to_dict(),
+            "hyperparameters": hyperparameters,
+            **({"held_out": held_out} if held_out else {}),  # the test split training carved out of its data
+        }
+        atomic_write_text(out / "config.json", json.dumps(config, indent=2))
+        atomic_write_text(out / "labels.json", json.dumps(classes, indent=1, ensure_ascii=False))
+        atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2))
+    return out
 
 
-def _save_artifact(
-    out: Path,
-    model: ImageClassifier,
-    *,
-    name: str,
-    library: str,
-    arch: str,
-    weights_tag: str | None,
-    weights_license: str | None,
-    prep: Preprocessing,
-    classes: list[str],
-    hyperparameters: dict,
-    metrics: dict,
-    task: dict | None,
-    held_out: dict | None,
-) -> Path:
+def _write_weights(model: ImageClassifier, out: Path) -> None:
+    """``model.safetensors``, written atomically; safetensors' own I/O error becomes the ``OSError`` it is."""
     from safetensors.torch import save_file
 
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     tmp = out / ".model.safetensors.tmp"
     try:
@@ -106,30 +97,6 @@ def _save_artifact(
         raise OSError(int(code.group(1)), os.strerror(int(code.group(1))), str(out / "model.safetensors")) from exc
     os.chmod(tmp, _file_mode())  # safetensors creates its file private; the artifact's files are all readable alike
     tmp.replace(out / "model.safetensors")
-    config = {
-        "format_version": FORMAT_VERSION,
-        "visiontune_version": __version__,
-        "torch_version": torch.__version__.split("+")[0],
-        "task": task or {"name": "classification"},
-        "model": {
-            "name": name,
-            "library": library,
-            "arch": arch,
-            "num_features": model.backbone.num_features,
-            "head": model.head.spec.to_dict(),
-            "pretrained_weights": weights_tag,
-            "weights_license": weights_license,
-            **({"segmentation": model.describe()} if getattr(model, "spatial", False) else {}),
-        },
-        "num_classes": len(classes),
-        "preprocessing": prep.to_dict(),
-        "hyperparameters": hyperparameters,
-        **({"held_out": held_out} if held_out else {}),  # the test split training carved out of its data
-    }
-    atomic_write_text(out / "config.json", json.dumps(config, indent=2))
-    atomic_write_text(out / "labels.json", json.dumps(classes, indent=1, ensure_ascii=False))
-    atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2))
-    return out
 
 
 def _file_mode() -> int:
@@ -145,7 +112,7 @@ def pack(out: Path, extra: tuple[str, ...] = ()) -> Path:
     tmp = out / ".model.tar.gz.tmp"
     # float32 weights barely compress: deflate saved 7% of mobilenet_v2's 11.7 MB in 0.57-0.76 s (levels
     # 1-9) where storing takes 0.03 s; the file stays a gzip'd tar, as SageMaker expects
-    try:
+    with writing(out, ["model.tar.gz"], shown=out / "model.tar.gz"):  # no half-written .model.tar.gz.tmp left
         with tarfile.open(tmp, "w:gz", compresslevel=0) as tar:
             for name in (*FILES, "metrics.json", *extra):
                 if (out / name).exists():
@@ -153,11 +120,6 @@ def pack(out: Path, extra: tuple[str, ...] = ()) -> Path:
             if (out / "code").is_dir():
                 tar.add(out / "code", arcname="code")
         tmp.replace(out / "model.tar.gz")
-    except OSError as exc:  # a full disk, a read-only folder: no half-written .model.tar.gz.tmp left
-        tmp.unlink(missing_ok=True)
-        if is_write_failure(exc):
-            raise output_error(exc, out / "model.tar.gz") from exc
-        raise
     return out / "model.tar.gz"
 
 

@@ -126,19 +126,7 @@ BUILTIN_COLLECTIONS = (
     "predictions",
 )
 EVERY = {"losses", "scalars", "default", "labels", "predictions"}
-DEFAULT_INCLUDE = (
-    "losses",
-    "scalars",
-    "default",
-    "weights",
-    "biases",
-    "gradients",
-    "activations",
-    "inputs",
-    "weight_update_ratio",
-    "labels",
-    "predictions",
-)
+DEFAULT_INCLUDE = BUILTIN_COLLECTIONS  #: what a hook saves unless its config names collections: all of them
 
 
 def _parse_params(params: dict, where: str) -> dict:

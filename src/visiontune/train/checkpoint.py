@@ -14,7 +14,7 @@ import torch
 
 from visiontune.errors import CheckpointError, option
 from visiontune.paths import atomic_write_bytes
-from visiontune.writes import is_write_failure, output_error, remove_temp_files
+from visiontune.writes import remove_temp_files, writing
 
 CHECKPOINT = "checkpoint.pt"
 #: the files a run writes atomically (through a temp file beside them)
@@ -34,13 +34,8 @@ def save_checkpoint(out: Path, state: dict) -> None:
     :class:`~visiontune.writes.OutputError` (the previous checkpoint, if any, stays whole)."""
     buf = io.BytesIO()
     torch.save(state, buf)
-    try:
+    with writing(out, [CHECKPOINT], shown=Path(out) / CHECKPOINT, resume=has_checkpoint(out)):
         atomic_write_bytes(Path(out) / CHECKPOINT, buf.getvalue())
-    except OSError as exc:
-        remove_temp_files(out, [CHECKPOINT])
-        if is_write_failure(exc):
-            raise output_error(exc, Path(out) / CHECKPOINT, resume=has_checkpoint(out)) from exc
-        raise
 
 
 def load_checkpoint(out: Path, identity: dict, defaults: dict | None = None) -> dict:
