@@ -445,6 +445,63 @@ def choose_model(rows: list[Answer], num_classes: int, gold: dict) -> tuple[str,
     )
 
 
+def _fit(rows: list[Answer], num_classes: int, gold: dict, model: str) -> Consolidated:
+    """The estimator ``auto`` uses for ``model`` (confusion matrices with shared errors and a strong prior)."""
+    if model == "confusion":
+        return dawid_skene(
+            rows, num_classes, gold=gold or None, model=model, prior_strength=SHIPPED_PRIOR_STRENGTH, shared_errors=True
+        )
+    return dawid_skene(rows, num_classes, gold=gold or None, model=model)
+
+
+def held_out_log_likelihood(rows: list[Answer], num_classes: int, gold: dict, model: str, folds: int = 2) -> dict:
+    """How well ``model`` predicts answers it was not fitted on, per image: the images split into ``folds``
+    (a fixed shuffle), each fold's images scored by the marginal likelihood of their answers (summed over
+    the possible true classes) under the worker parameters fitted on the other folds.  Answers of a worker
+    the other folds never saw are left out."""
+    items = sorted({r[0] for r in rows}, key=repr)
+    order = np.random.default_rng(0).permutation(len(items))
+    fold_of = {items[i]: n % folds for n, i in enumerate(order)}
+    scores: dict = {}
+    for f in range(folds):
+        fit_rows = [r for r in rows if fold_of[r[0]] != f]
+        if not fit_rows:
+            continue
+        fitted = _fit(fit_rows, num_classes, {i: g for i, g in gold.items() if fold_of.get(i, -1) != f}, model)
+        log_pi = np.log(np.maximum(fitted.class_prior, 1e-12))
+        per_item: dict = {}
+        for item, w, lab in rows:
+            if fold_of[item] == f and w in fitted.worker_confusion:
+                ll = per_item.setdefault(item, log_pi.copy())
+                ll += np.log(np.maximum(fitted.worker_confusion[w][:, lab], 1e-12))
+        scores.update({item: float(np.logaddexp.reduce(ll)) for item, ll in per_item.items()})
+    return scores
+
+
+#: ``auto`` leaves confusion matrices for one accuracy per worker only when held-out answers favour one
+#: accuracy by this many standard errors (paired over images): the matrices' strong prior keeps them as
+#: good where mistakes fall evenly, and better calibrated (benchmarks/label.py, confusion-sensitivity)
+HELD_OUT_Z = 3.0
+
+
+def _held_out_choice(rows: list[Answer], num_classes: int, gold: dict, why: str) -> tuple[str, str]:
+    """Confusion matrices, or one accuracy per worker where held-out answers clearly say so: where workers'
+    mistakes fall evenly the matrices add noise; where they fall on look-alike classes, they see what one
+    accuracy cannot."""
+    matrices = held_out_log_likelihood(rows, num_classes, gold, "confusion")
+    coin = held_out_log_likelihood(rows, num_classes, gold, "one-coin")
+    diff = np.array([coin[i] - matrices[i] for i in matrices if i in coin])
+    if len(diff) < 2:
+        return "confusion", why
+    z = float(diff.sum() / (np.sqrt(len(diff)) * max(float(diff.std(ddof=1)), 1e-12)))
+    model = "one-coin" if z > HELD_OUT_Z else "confusion"
+    said = {"confusion": "confusion matrices (Dawid-Skene)", "one-coin": "one accuracy per worker"}
+    return model, (
+        f"{why.split(':')[0]}: {said[model]} (held-out answers: log-likelihood {sum(matrices.values()):.1f} with "
+        f"matrices, {sum(coin.values()):.1f} with one accuracy each, z = {z:.1f})"
+    )
+
+
 def consolidate(
     answers: Iterable, num_classes: int, method: str = "auto", gold: dict | None = None, seed: int | None = None
 ) -> Consolidated:
@@ -466,14 +523,11 @@ def consolidate(
         raise ValueError(f"method {method!r}: use auto, dawid-skene, one-coin, pooled or majority")
     if method == "auto":
         model, why = choose_model(rows, num_classes, gold)
+        if model == "confusion":
+            model, why = _held_out_choice(rows, num_classes, gold, why)
     else:
         model, why = models[method], f"method={method}"
-    if model == "confusion":
-        out = dawid_skene(
-            rows, num_classes, gold=gold or None, model=model, prior_strength=SHIPPED_PRIOR_STRENGTH, shared_errors=True
-        )
-    else:
-        out = dawid_skene(rows, num_classes, gold=gold or None, model=model)
+    out = _fit(rows, num_classes, gold, model)
     out.why = why
     return out
 
