@@ -468,7 +468,8 @@ def held_out_log_likelihood(rows: list[Answer], num_classes: int, gold: dict, mo
         if not fit_rows:
             continue
         fitted = _fit(fit_rows, num_classes, {i: g for i, g in gold.items() if fold_of.get(i, -1) != f}, model)
-        log_pi = np.log(np.maximum(fitted.class_prior, 1e-12))
+        prior = fitted.class_prior if fitted.class_prior is not None else np.full(num_classes, 1.0 / num_classes)
+        log_pi = np.log(np.maximum(prior, 1e-12))
         per_item: dict = {}
         for item, w, lab in rows:
             if fold_of[item] == f and w in fitted.worker_confusion:
