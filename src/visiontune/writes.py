@@ -56,6 +56,21 @@ def writing(
         raise
 
 
+@contextmanager
+def replacing(target: str | Path) -> Iterator[Path]:
+    """For a library that writes a file by its path (ONNX, torch.export): yields a temp sibling to write,
+    moved over ``target`` once whole.  A write that fails leaves neither the temp file nor half a ``target``
+    and, when the disk or the folder is at fault, is one :class:`OutputError` naming ``target``."""
+    target = Path(target)
+    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    with writing(target.parent, [target.name], shown=target):
+        try:
+            yield tmp
+            os.replace(tmp, target)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+
 def remove_temp_files(folder: str | Path, names: Iterable[str] = (), all_dead: bool = True) -> list[Path]:
     """Remove the temp files of ``names`` in ``folder`` this process left (``.NAME.tmp``, ``.NAME.tmp-PID``)
     and, with ``all_dead``, those of any process that is gone (a run killed on a full disk)."""

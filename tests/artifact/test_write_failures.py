@@ -165,3 +165,25 @@ def test_train_into_a_read_only_folder_is_one_line_and_records_no_job(trained, r
     assert "not writable" in _one_line(res, read_only / "bp")
     res = cli_run("evaluate", trained[0].out, data, "--out", read_only / "ev", ok=False)
     assert "not writable" in _one_line(res, read_only / "ev")
+
+
+def test_export_and_data_commands_into_a_full_disk_are_one_line(trained, tiny_disk):
+    """Issue 33: every command, not just train, says a full disk in one line (the CLI's last resort for a write
+    that fails), and export leaves no half-written file behind."""
+    r, data = trained
+    res = cli_run("export", r.out, "--out", tiny_disk / "model.onnx", ok=False)
+    line = _one_line(res, tiny_disk / "model.onnx")
+    assert "No space left on device" in line and "disk is full" in line, res.output[-2000:]
+    assert sorted(p.name for p in tiny_disk.iterdir()) == [], list(tiny_disk.iterdir())
+    from visiontune.data.fashion_mnist import locate
+
+    try:
+        locate(download=False)
+    except Exception:  # noqa: BLE001 - the scenes need Fashion-MNIST's pixels
+        return
+    # 400 scenes of 128 px are several MB: they fill the 1 MB disk part way
+    res = cli_run(
+        "data", "synth", "fashion-scenes", "--out", tiny_disk / "scenes", "--train", 400, "--validation", 1, ok=False
+    )
+    line = _one_line(res, tiny_disk / "scenes")
+    assert "disk is full" in line, res.output[-2000:]

@@ -175,3 +175,69 @@ def test_a_job_rides_out_a_postgresql_restart(private_postgres, tmp_path):
     assert done.status == "Completed", done.failure_reason
     assert [s for s, _, _ in store.metrics(job.name)["loss"]] == list(range(1, POINTS + 1))
     store.dispose()
+
+
+def test_a_tuning_trials_reports_wait_out_an_outage_and_pruning_resumes(store, monkeypatch, capsys):
+    """A trial's epoch reports to its Optuna study (in the job store) during an outage: training goes on, the
+    reports wait, and once the store is back they are all written and the pruner decides."""
+    import optuna
+    from sqlalchemy.exc import OperationalError
+
+    from visiontune.jobs.builtin import optuna_pruning
+    from visiontune.train.loop import StopTraining
+
+    study = optuna.create_study(study_name="outage-study", storage=store.optuna_storage(), direction="minimize")
+    trial = study.ask()
+    prune = optuna_pruning(
+        store,
+        {
+            "study": "outage-study",
+            "trial": trial.number,
+            "metric": "val_loss",
+            "pruner": {"name": "ThresholdPruner", "kwargs": {"upper": 1.0}},
+        },
+    )
+    report = optuna.trial.Trial.report
+
+    def away(self, value, step):
+        raise optuna.exceptions.StorageInternalError("an error") from OperationalError("x", {}, Exception("gone"))
+
+    monkeypatch.setattr(optuna.trial.Trial, "report", away)
+    prune(1, {"val_loss": 0.5})  # the store is away: no error, training goes on
+    prune(2, {"val_loss": 0.4})
+    assert "the job store is unreachable" in capsys.readouterr().out
+    monkeypatch.setattr(optuna.trial.Trial, "report", report)
+    with pytest.raises(StopTraining, match="pruned at epoch 3"):
+        prune(3, {"val_loss": 2.0})  # back: the three reports are written, and the pruner sees epoch 3
+    kept = optuna.load_study(study_name="outage-study", storage=store.optuna_storage()).trials[0]
+    assert kept.intermediate_values == {1: 0.5, 2: 0.4, 3: 2.0}
+    monkeypatch.setattr(optuna.trial.Trial, "report", lambda self, v, s: 1 / 0)
+    with pytest.raises(ZeroDivisionError):  # anything else is still an error
+        prune(4, {"val_loss": 0.1})
+
+
+def test_rank_zero_of_a_distributed_run_rides_out_an_outage(store, tmp_path):
+    """Rank 0 of a multi-worker run writes its metrics and asks for a stop request between epochs: while the
+    store is away, the points wait, the answer is "no stop", the outage is noted; once back all are written."""
+    from sqlalchemy.exc import OperationalError
+
+    from visiontune.jobs.context import LogSink, RunContext
+    from visiontune.jobs.distributed import stop_asked
+
+    job = _job(store, tmp_path, "ranked")
+    ctx = RunContext(store, store.get_job(job.name), LogSink(store, job.name, tmp_path / "log.txt"))
+    real = store.log_metrics, store.stop_requested
+
+    def away(*a, **kw):
+        raise OperationalError("SELECT", {}, Exception("the server closed the connection"))
+
+    store.log_metrics, store.stop_requested = away, away
+    ctx.metrics({"val_loss": 0.5}, step=1)
+    assert stop_asked(ctx) is False and ctx.down_since is not None and ctx.pending
+    store.log_metrics, store.stop_requested = real
+    ctx.metrics({"val_loss": 0.4}, step=2)
+    ctx.flush_metrics()
+    assert [s for s, _, _ in store.metrics(job.name)["val_loss"]] == [1, 2]
+    store.request_stop(job.name)
+    assert stop_asked(ctx) is True
+    ctx.sink.close()

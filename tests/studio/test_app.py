@@ -279,6 +279,11 @@ def test_a_stopped_job_resumes_from_its_checkpoint_as_a_new_job(studio, data_roo
     assert r.status_code == 400 and "no checkpoint to resume from" in r.json()["error"]
     (out / "checkpoint.pt").write_bytes(b"a checkpoint")
     assert c.get("/api/jobs/halted").json()["resumable"] is True
+    (out / "partial").mkdir()  # the engine's model of its last finished epoch (train/loop.py's PARTIAL)
+    (out / "partial" / "model.tar.gz").write_bytes(b"a partial model")
+    detail = c.get("/api/jobs/halted").json()
+    assert detail["partial_model"] is True and detail["partial_file"] in detail["files"]
+    assert c.get(f"/api/jobs/halted/files/{detail['partial_file']}").content == b"a partial model"
     r = c.post("/api/jobs/halted/resume", json={"submission": "r-1"})
     assert r.status_code == 200, r.text
     again = c.post("/api/jobs/halted/resume", json={"submission": "r-1"})  # a double click: one job

@@ -251,3 +251,31 @@ def test_a_loss_that_becomes_nan_stops_the_run_with_what_to_do(tiny_split, tmp_p
     # the loss is summed on the device and checked every FINITE_CHECK_STEPS steps and at each epoch's end
     with pytest.raises(ConfigError, match=r"the loss became (nan|inf) at epoch 1; lower learning_rate \(now 1e\+30\)"):
         vt.train(data=str(tiny_split), out=str(tmp_path / "run"), **FAST, optimizer="sgd", learning_rate=1e30)
+
+
+def test_a_stopped_run_keeps_the_model_of_its_last_finished_epoch(tiny_split, tmp_path):
+    """Issue 33: a stopped job offers Resume and its partial model.  The stop (a job's threading.Event) comes
+    during epoch 2: <out>/partial/ holds epoch 1's model as a whole artifact that load_model predicts with,
+    the run folder stays resumable, and the finished run removes the partial model."""
+    import threading
+
+    from visiontune.train.loop import PARTIAL, StopTraining, train
+
+    out, stop = tmp_path / "stopped", threading.Event()
+    opts = {**FAST, "epochs": 3}
+    with pytest.raises(StopTraining) as stopped:
+        train(data=str(tiny_split), out=str(out), stop=stop, callbacks=(lambda epoch, row: stop.set(),), **opts)
+    partial = out / PARTIAL
+    assert stopped.value.partial == partial and (partial / "model.tar.gz").is_file()
+    metrics = json.loads((partial / "metrics.json").read_text())
+    assert metrics["partial"] is True and metrics["epochs_completed"] == 1 and len(metrics["history"]) == 1
+    model = vt.load_model(str(partial / "model.tar.gz"))
+    image = next((tiny_split / "test").rglob("*.png"))
+    assert model.predict(str(image))  # the partial model answers like any other
+    # the checkpoint's weights, not the half-trained ones of the interrupted epoch
+    ckpt = torch.load(out / "checkpoint.pt", map_location="cpu", weights_only=True)["model"]
+    saved = _weights(partial)
+    head = {k: v for k, v in saved.items() if k.startswith("head.")}
+    assert head and all(torch.equal(v, ckpt[k.removeprefix("head.")]) for k, v in head.items())
+    done = vt.train(data=str(tiny_split), out=str(out), resume=True, **opts)
+    assert len(done.history) == 3 and not partial.exists()

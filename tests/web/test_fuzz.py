@@ -4,6 +4,7 @@ type, bodies of JSON, bytes and wrong types): no reply is a 5xx, and every error
 from __future__ import annotations
 
 import json
+import os
 import re
 from urllib.parse import quote
 
@@ -11,8 +12,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-#: requests per app (the acceptance asks for 2,000 or more)
-REQUESTS = 2000
+#: requests per app: 400 in `make test`; `make fuzz` (run by CI after the suite) sends 2,000, what issue 32's
+#: acceptance asks for
+REQUESTS = int(os.environ.get("VISIONTUNE_FUZZ_REQUESTS", "400"))
 
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),

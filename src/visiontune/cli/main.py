@@ -32,6 +32,16 @@ class _Group(click.Group):
             # `visiontune ... | head`: the reader has gone (the job itself finished; its log has everything)
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
             sys.exit(141)  # 128 + SIGPIPE, as a tool killed by the broken pipe would
+        except OSError as exc:
+            from visiontune.writes import is_write_failure, output_error
+
+            if not is_write_failure(exc):
+                raise
+            # a full disk or a read-only folder in any command (export, quickstart, data ...): one line
+            with option_style("cli"):
+                error = output_error(exc)
+            click.secho(f"error: {error}", fg="red", err=True)
+            sys.exit(error.exit_code)
 
 
 def _stdout_gone() -> bool:

@@ -38,6 +38,7 @@ from PIL import Image
 
 from visiontune.data import fashion_mnist
 from visiontune.errors import ConfigError, DataError, MissingDependencyError, option
+from visiontune.writes import writing
 
 ATTRIBUTE = "fashion-scenes"
 BOX_ATTRIBUTE = "fashion-scenes-boxes"
@@ -118,7 +119,8 @@ def fashion_scenes(
         items = fashion_mnist.read_idx(src / fashion_mnist.FILES[images_key])
         labels = fashion_mnist.read_idx(src / fashion_mnist.FILES[labels_key])
         n = n_train if split == "train" else n_validation
-        stats[split] = _write_split(out, split, code, n, items, labels, photos, params, created, progress)
+        with writing(out, shown=out / split):  # a full disk: one line naming the folder (a rerun starts over)
+            stats[split] = _write_split(out, split, code, n, items, labels, photos, params, created, progress)
     (out / "label_map").mkdir(exist_ok=True)
     for split in SPLITS:
         (out / "label_map" / f"{split}_label_map.json").write_text(json.dumps({"scale": 1}) + "\n")

@@ -80,7 +80,15 @@ class BuiltinJob(JobKind):
             run_distributed(ctx, builtin_worker, {})
             result = TrainResult.from_dir(cfg.out)
         else:
-            result = train(cfg, callbacks=callbacks, stop=ctx.stop)
+            from visiontune.train.loop import StopTraining
+
+            try:
+                result = train(cfg, callbacks=callbacks, stop=ctx.stop)
+            except StopTraining as exc:
+                partial = getattr(exc, "partial", None)  # the model of the last finished epoch, when there was one
+                if partial is not None:
+                    exc.result = RunResult({}, str(partial / "model.tar.gz"))  # type: ignore[attr-defined]
+                raise
         final = {k: v for k, v in result.metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
         ctx.metrics(final, step=len(result.history))
         ctx.record_hyperparameters(result.out / "hyperparameters.json")
@@ -129,12 +137,48 @@ def optuna_pruning(store, cfg: dict):
         ),
     )
     metric = METRIC_ALIASES.get(cfg["metric"], cfg["metric"])
+    waiting: list[tuple[int, float]] = []  # reports the store could not take yet, oldest first
+    said: list[str] = []
 
     def prune(epoch: int, row: dict) -> None:
         if metric not in row:
             return
-        trial.report(float(row[metric]), epoch)
-        if trial.should_prune():
+        waiting.append((epoch, float(row[metric])))
+        try:
+            while waiting:
+                trial.report(waiting[0][1], waiting[0][0])
+                waiting.pop(0)
+            decide = trial.should_prune()
+        except Exception as exc:  # noqa: BLE001 - Optuna wraps the store's errors in its own
+            if not _store_unreachable(exc):
+                raise
+            # the store is away (a restart): training goes on, the reports wait for the next epoch's try and
+            # the pruner decides once it is back; past STORE_OUTAGE_S the job's own writes fail it
+            if not said:
+                said.append(str(exc))
+                print(
+                    f"[visiontune] the job store is unreachable: epoch {epoch}'s report to the tuner waits "
+                    "(training goes on; pruning resumes when the store is back)",
+                    flush=True,
+                )
+            return
+        if decide:
             raise StopTraining(f"pruned at epoch {epoch} ({metric}={row[metric]:.4g})")
 
     return prune
+
+
+def _store_unreachable(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what it wraps: Optuna's StorageInternalError) says the store is away for now."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from visiontune.jobs.store import store_trouble
+
+    seen: BaseException | None = exc
+    for _ in range(5):
+        if seen is None:
+            return False
+        if isinstance(seen, SQLAlchemyError) and store_trouble(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False

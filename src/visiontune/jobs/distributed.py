@@ -118,15 +118,16 @@ def builtin_worker(config: dict) -> None:
     import torch.distributed as dist
 
     store, job, sink, rank, world = _worker_setup(config)
-    from visiontune.jobs.context import teed
+    from visiontune.jobs.context import RunContext, teed
     from visiontune.train import StopTraining, TrainConfig, train
+
+    ctx = RunContext(store, job, sink)
 
     def record(epoch: int, row: dict) -> None:
         flag = torch.zeros(1)
         if rank == 0:
-            store.log_metrics(job.name, {k: v for k, v in row.items() if k != "epoch"}, step=epoch)
-            sink.flush()
-            flag[0] = float(store.stop_requested(job.name))
+            ctx.metrics({k: v for k, v in row.items() if k != "epoch"}, step=epoch)
+            flag[0] = float(stop_asked(ctx))
         dist.broadcast(flag, 0)  # every rank stops at the same epoch
         if flag.item():
             raise StopTraining(f"stopped on request after epoch {epoch}")
@@ -135,7 +136,32 @@ def builtin_worker(config: dict) -> None:
         with teed(sink, enabled=rank == 0):
             train(TrainConfig.from_dict(job.spec["config"]), callbacks=(record,))
     finally:
-        sink.close()
+        _last_writes(ctx, rank)
+
+
+def stop_asked(ctx: "RunContext") -> bool:
+    """Rank 0 between epochs: the log's new lines to the store, and whether the job was asked to stop.  While
+    the store is unreachable the log waits (the file has it), the answer is no, and the outage is noted (past
+    ``STORE_OUTAGE_S`` it stops the job, which then fails saying so)."""
+    from visiontune.jobs.store import store_trouble
+
+    try:
+        ctx.sink.flush()
+        return ctx.store.stop_requested(ctx.job.name) or ctx.store_error is not None
+    except Exception as exc:
+        if not store_trouble(exc):
+            raise
+        ctx.store_down(exc)
+        return ctx.store_error is not None
+
+
+def _last_writes(ctx: "RunContext", rank: int) -> None:
+    """The buffered metric points and the log's last chunk, retried while the store is away (rank 0)."""
+    try:
+        if rank == 0:
+            ctx.flush_metrics(until=ctx.final_writes_until())
+    finally:
+        ctx.sink.close(until=ctx.final_writes_until())
 
 
 def script_worker(config: dict) -> None:
@@ -144,6 +170,7 @@ def script_worker(config: dict) -> None:
 
     import torch.distributed as dist
 
+    from visiontune.jobs.context import RunContext
     from visiontune.jobs.contract import MetricParser, run_script_process, script_env
 
     store, job, sink, rank, world = _worker_setup(config)
@@ -165,9 +192,10 @@ def script_worker(config: dict) -> None:
         }
     )
     parser = MetricParser(job.spec["metric_definitions"] if rank == 0 else [])
+    ctx = RunContext(store, job, sink)
 
     def metrics(values: dict, step: int) -> None:
-        store.log_metrics(job.name, values, step)
+        ctx.metrics(values, step)  # buffered through an outage of the store
 
     stop, done = threading.Event(), threading.Event()
 
@@ -187,7 +215,7 @@ def script_worker(config: dict) -> None:
         )
     finally:
         done.set()
-        sink.close()
+        _last_writes(ctx, rank)
     if stop.is_set():
         from visiontune.train import StopTraining
 

@@ -24,6 +24,7 @@ from torch import nn
 from visiontune.version import __version__
 from visiontune.artifact import load_model
 from visiontune.errors import ConfigError, MissingDependencyError, VisiontuneError, option
+from visiontune.writes import replacing
 
 FORMATS = ("onnx", "pt2")
 SUFFIX = {"onnx": ".onnx", "pt2": ".pt2"}
@@ -111,7 +112,8 @@ def export(
     meta = metadata(loaded)
     if format == "pt2":
         program = torch.export.export(wrapper, example, dynamic_shapes=dynamic)
-        torch.export.save(program, str(target), extra_files={k: v for k, v in meta.items()})
+        with replacing(target) as tmp:
+            torch.export.save(program, str(tmp), extra_files={k: v for k, v in meta.items()})
         module = torch.export.load(str(target)).module()
 
         def run(x):
@@ -155,7 +157,8 @@ def _onnx(wrapper, example, dynamic, target: Path, meta: dict[str, str], opset: 
     for key, value in meta.items():
         prop = proto.metadata_props.add()
         prop.key, prop.value = key, value
-    onnx.save_model(proto, str(target))
+    with replacing(target) as tmp:
+        onnx.save_model(proto, str(tmp))
     session = ort.InferenceSession(str(target), providers=["CPUExecutionProvider"])
     return lambda x: session.run(None, {"pixels": x})[0]
 

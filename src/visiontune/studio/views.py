@@ -7,7 +7,10 @@ import json
 from pathlib import Path
 
 #: the files of a run the job page may fetch (by job name, from the job's own output folder)
+#: a stopped engine run's model of its last finished epoch (train/loop.py's PARTIAL folder)
+PARTIAL_MODEL = "partial/model.tar.gz"
 RUN_FILES = {
+    PARTIAL_MODEL,
     "learning_curves.png",
     "confusion_matrix.png",
     "segmentation_examples.png",
@@ -173,11 +176,13 @@ def job_detail(store, name: str) -> dict:
 
 def stopped_run(job) -> dict:
     """What a stopped job still offers: Resume (an engine run with its checkpoint: ``train --resume`` into
-    the same folder) and the model it had made (a script's model.tar.gz; the engine keeps only a checkpoint)."""
+    the same folder) and the model it had made (a script's model.tar.gz; the engine's model of its last
+    finished epoch, in ``partial/``)."""
     out = Path(job.output_dir)
-    resumable = job.status == "Stopped" and job.kind == "builtin" and (out / "checkpoint.pt").is_file()
-    partial = job.status == "Stopped" and (out / "model.tar.gz").is_file()
-    return {"resumable": resumable, "partial_model": partial}
+    stopped = job.status == "Stopped"
+    resumable = stopped and job.kind == "builtin" and (out / "checkpoint.pt").is_file()
+    found = next((f for f in ("model.tar.gz", PARTIAL_MODEL) if (out / f).is_file()), None) if stopped else None
+    return {"resumable": resumable, "partial_model": found is not None, "partial_file": found}
 
 
 def misclassified_source(store, name: str, index: int) -> str | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import shutil
 import time
 from contextlib import closing
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from visiontune.data.loading import open_dataset
 from visiontune.data.split import hold_out, split_digest
 from visiontune.data.transforms import build_augmentation, normalize, normalize_pairs
 from visiontune.debug.modes import ModeKeys
-from visiontune.errors import CheckpointError, ConfigError, DataError, option
+from visiontune.errors import CheckpointError, ConfigError, DataError, VisiontuneError, option
 from visiontune.paths import run_folder, timestamped
 from visiontune.progress import bar, log_metrics, note
 from visiontune.runtime import (
@@ -383,7 +384,12 @@ def train(
     trainer.stop = stop
     session = _start_debugger(run, trainer, wall) if run.cfg.debugger else None
     try:
-        history, best = _fit(run, trainer, callbacks)
+        try:
+            history, best = _fit(run, trainer, callbacks)
+        except StopTraining as exc:
+            if stop is not None and stop.is_set() and trainer.rank == 0:  # a stopped job, not a pruned trial
+                exc.partial = _save_partial(run, trainer)
+            raise
         return _finish(run, trainer, history, best, skipped, started, session)
     finally:
         if trainer.hook is not None:
@@ -605,6 +611,7 @@ def _check_out(out: Path, cfg: TrainConfig) -> None:
     if cfg.overwrite:
         for name in (*ARTIFACT_FILES, "metrics.json", "model.tar.gz", "hyperparameters.json", CHECKPOINT):
             (out / name).unlink(missing_ok=True)
+        shutil.rmtree(out / PARTIAL, ignore_errors=True)
         return
     check_out_folder(out, cfg)
 
@@ -770,7 +777,7 @@ def _fit(run: _Run, trainer: "_Trainer", callbacks) -> tuple[list[dict], dict]:
 
 def _finish(run: _Run, trainer: "_Trainer", history, best, skipped, started: float, session=None) -> TrainResult:
     """Evaluate, write the artifact and the reports, pack ``model.tar.gz``."""
-    cfg, out, model, spec, wspec = run.cfg, run.out, run.model, run.spec, run.wspec
+    cfg, out = run.cfg, run.out
     evaluated, metrics = _final_metrics(trainer, run.dataset, cfg, history, skipped, best, run.task)
     if trainer.rule_stop:
         metrics["stopped_by_rule"] = trainer.rule_stop[0]
@@ -791,10 +798,24 @@ def _finish(run: _Run, trainer: "_Trainer", history, best, skipped, started: flo
     metrics["data_parallel_workers"] = trainer.world
     if trainer.rank != 0:  # rank 0 writes the artifact
         return TrainResult(out, metrics, history, time.perf_counter() - started)
-    model.to("cpu")
+    _write_artifact(run, out, metrics, {"name": run.task.name, **metrics.get("task_extras", {})})
+    run.task.reports(out, metrics, run.dataset.classes)
+    if cfg.plots:
+        plots.run_plots(out)
+        run.task.save_examples(out, trainer.inputs[metrics["evaluated_on"]], evaluated, run.dataset.classes)
+    pack(out)
+    remove_checkpoint(out)
+    shutil.rmtree(out / PARTIAL, ignore_errors=True)  # a stopped run's partial model: this one supersedes it
+    return TrainResult(out, metrics, history, time.perf_counter() - started)
+
+
+def _write_artifact(run: _Run, folder: Path, metrics: dict, task: dict) -> None:
+    """The model as it is now, with what describes it, as an artifact in ``folder``."""
+    spec, wspec = run.spec, run.wspec
+    run.model.to("cpu")
     save_artifact(
-        out,
-        model.float().to(memory_format=torch.contiguous_format),
+        folder,
+        run.model.float().to(memory_format=torch.contiguous_format),
         name=spec.name,
         library=spec.library,
         arch=spec.arch,
@@ -802,18 +823,40 @@ def _finish(run: _Run, trainer: "_Trainer", history, best, skipped, started: flo
         weights_license=wspec.license if wspec else None,
         prep=run.prep,
         classes=run.dataset.classes,
-        hyperparameters=cfg.to_dict(),
+        hyperparameters=run.cfg.to_dict(),
         metrics=metrics,
         held_out=run.held_out,
-        task={"name": run.task.name, **metrics.get("task_extras", {})},
+        task=task,
     )
-    run.task.reports(out, metrics, run.dataset.classes)
-    if cfg.plots:
-        plots.run_plots(out)
-        run.task.save_examples(out, trainer.inputs[metrics["evaluated_on"]], evaluated, run.dataset.classes)
-    pack(out)
-    remove_checkpoint(out)
-    return TrainResult(out, metrics, history, time.perf_counter() - started)
+
+
+#: where a stopped run keeps the model of its last finished epoch (the run's own folder stays resumable)
+PARTIAL = "partial"
+
+
+def _save_partial(run: _Run, trainer: _Trainer) -> Path | None:
+    """A stopped run's model as of its last finished epoch (its checkpoint), a whole artifact with its
+    ``model.tar.gz`` in ``<out>/partial/``: what predict, evaluate, serve and deploy take.  Not evaluated on
+    the test split (the run did not finish); its metrics are the epochs' history.  None before the first
+    epoch ended.  A failure here is said, and the stop goes on."""
+    if not has_checkpoint(run.out):
+        return None
+    folder = run.out / PARTIAL
+    try:
+        state = torch.load(run.out / CHECKPOINT, map_location="cpu", weights_only=True)
+        history = json.loads(state["history"])
+        trainer.net.load_state_dict(
+            state["best_state"] if run.cfg.early_stopping and state.get("best_state") else state["model"]
+        )
+        last = {k: v for k, v in (history[-1] if history else {}).items() if isinstance(v, (int, float))}
+        metrics = {"partial": True, "epochs_completed": int(state["epoch"]), **last, "history": history}
+        _write_artifact(run, folder, metrics, {"name": run.task.name})
+        pack(folder)
+    except (OSError, VisiontuneError, RuntimeError, KeyError) as exc:
+        note(f"stopped: the model of the last finished epoch could not be kept in {folder} ({exc})")
+        return None
+    note(f"stopped: the model as of epoch {state['epoch']} is in {folder} ({option('resume', True)} continues the run)")
+    return folder
 
 
 def _final_metrics(trainer: _Trainer, dataset, cfg: TrainConfig, history, skipped, best, task: Task):

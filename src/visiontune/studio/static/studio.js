@@ -442,6 +442,7 @@ async function jobPage() {
     } else if (d.misclassified) out.push(el("p", { class: "ok" }, "No mistakes on the evaluated split."));
     const actions = el("div", { class: "actions" });
     if (files.has("model.tar.gz")) actions.append(el("a", { class: "button secondary", id: "download", href: file("model.tar.gz"), download: `${name}-model.tar.gz` }, d.partial_model ? "Download the partial model" : "Download model.tar.gz"));
+    else if (d.partial_file && files.has(d.partial_file)) actions.append(el("a", { class: "button secondary", id: "download", href: file(d.partial_file), download: `${name}-partial-model.tar.gz` }, "Download the partial model"));
     if (d.result && d.result.debugger) {
       const rules = Object.entries(d.result.debugger);
       const issues = rules.filter(([, st]) => st === "IssuesFound").map(([r]) => r);
@@ -500,8 +501,8 @@ function stoppedActions(name, d, actions) {
     });
     actions.prepend(resume);
   }
-  const says = d.partial_model ? "It stopped with a model of what it had learnt: download it below."
-    : d.resumable ? "Stopped: Resume continues from its last finished epoch (the same options, in the same folder). The engine writes a model only when a run ends; its checkpoint is what it keeps until then."
+  const says = d.resumable ? "Stopped: Resume continues from its last finished epoch (the same options, in the same folder)." + (d.partial_model ? " The model of that epoch is below: download it, or predict and deploy from its partial/ folder." : "")
+    : d.partial_model ? "It stopped with a model of what it had learnt: download it below."
     : "Stopped before its first epoch ended: nothing to resume; train it again.";
   return [el("p", { class: "muted", id: "stopped-note" }, says)];
 }
