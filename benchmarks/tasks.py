@@ -10,6 +10,9 @@ Reported per run: test mAP, macro and micro F1, exact match, wall seconds (the f
 decodes the images into the pixel cache) and the median epoch time (equal time: the same epochs of the same
 architecture).
 
+detection phase: FCOS (torchvision) on mobilenet_v2 over the same scenes' boxes, AdamW 1e-3, --det-epochs epochs:
+head, partial (2 stages) and full mode pretrained, full mode from random init; test mAP (0.50:0.95), mAP50, mAP75.
+
 segmentation phase: DeepLabV3+ on mobilenet_v2 over the same scenes' masks (11 classes with the background),
 joint crop/flip augmentation, AdamW 1e-3, --seg-epochs epochs each:
   head mode, pretrained encoder (frozen; the decoder learns)
@@ -19,7 +22,7 @@ joint crop/flip augmentation, AdamW 1e-3, --seg-epochs epochs each:
 Reported per run: test mIoU, pixel accuracy, mean class accuracy, wall seconds, median epoch time.
 
     python benchmarks/tasks.py [--train 2000] [--validation 400] [--size 96] [--epochs 8] [--seg-epochs 8]
-                               [--phases multi-label,segmentation] [--out benchmarks/results/tasks.json]
+                               [--det-epochs 8] [--phases multi-label,segmentation,detection] [--out benchmarks/results/tasks.json]
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ QUIET = dict(debugger=False, plots=False, checkpoints=False, overwrite=True)
 REPORTED = {
     "multi-label": ("test_mAP", "test_macro_f1", "test_micro_f1", "test_exact_match", "validation_mAP"),
     "segmentation": ("test_mIoU", "test_pixel_accuracy", "validation_mIoU"),
+    "detection": ("test_mAP", "test_mAP50", "test_mAP75", "validation_mAP"),
 }
 
 
@@ -100,9 +104,33 @@ def phase_segmentation(scenes: Path, work: Path, args: argparse.Namespace) -> di
     }
 
 
+def phase_detection(scenes: Path, work: Path, args: argparse.Namespace) -> dict:
+    """FCOS on mobilenet_v2 over the scenes' boxes (10 classes), AdamW 1e-3, --det-epochs epochs each: which
+    --mode to default to, and what the pretrained encoder is worth."""
+    common = dict(
+        task="detection",
+        model="mobilenet_v2",
+        image_size=args.size,
+        batch_size=32,
+        seed=args.seed,
+        epochs=args.det_epochs,
+        optimizer="adamw",
+        learning_rate=1e-3,
+    )
+    return {
+        "head, pretrained": _run("det-head", scenes, work, mode="head", **common),
+        "partial (2 stages), pretrained": _run(
+            "det-partial", scenes, work, mode="partial", trainable_stages=2, **common
+        ),
+        "full, pretrained": _run("det-full", scenes, work, mode="full", **common),
+        "full, random init (same epochs)": _run("det-scratch", scenes, work, mode="full", pretrained=False, **common),
+    }
+
+
 PHASES: dict[str, Callable[[Path, Path, argparse.Namespace], dict]] = {
     "multi-label": phase_multi_label,
     "segmentation": phase_segmentation,
+    "detection": phase_detection,
 }
 
 
@@ -113,6 +141,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--size", type=int, default=96)
     ap.add_argument("--epochs", type=int, default=8, help="full-mode epochs (pretrained and random init alike)")
     ap.add_argument("--seg-epochs", type=int, default=8, help="segmentation epochs (every run alike)")
+    ap.add_argument("--det-epochs", type=int, default=8, help="detection epochs (every run alike)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--phases", default=",".join(PHASES), help=f"comma-separated, of: {', '.join(PHASES)}")
     ap.add_argument("--work", default=os.path.join(tempfile.gettempdir(), "visiontune-bench-tasks"))

@@ -169,3 +169,34 @@ def write_fashion_idx(folder: Path, n_train: int = 200, n_test: int = 60, seed: 
             with gzip.open(folder / f"{prefix}-{kind}-ubyte.gz", "wb") as fh:
                 fh.write(header + arr.astype(np.uint8).tobytes())
     return folder
+
+
+def make_detection_dataset(root: Path, per_split=(("train", 24), ("val", 8)), size: int = 64, seed: int = 0) -> Path:
+    """A YOLO folder (images/<split>/, labels/<split>/, classes.txt) of grey scenes, each with one or two
+    filled squares whose colour is their class (red, green, blue); every third training image also holds
+    nothing (a negative).  Exact boxes: a detector can learn them in a few epochs."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    colours = [(220, 30, 30), (30, 200, 30), (30, 30, 220)]
+    (root / "classes.txt").parent.mkdir(parents=True, exist_ok=True)
+    (root / "classes.txt").write_text("red\ngreen\nblue\n")
+    for split, n in per_split:
+        (root / "images" / split).mkdir(parents=True, exist_ok=True)
+        (root / "labels" / split).mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            img = rng.integers(100, 156, (size, size, 3)).astype(np.uint8)  # grey noise: no two images alike
+            lines = []
+            count = 0 if (split == "train" and i % 3 == 2) else 1 + i % 2
+            for _ in range(count):
+                c = int(rng.integers(3))
+                side = int(rng.integers(size // 4, size // 2))
+                x0, y0 = (int(v) for v in rng.integers(0, size - side, 2))
+                img[y0 : y0 + side, x0 : x0 + side] = colours[c]
+                lines.append(
+                    f"{c} {(x0 + side / 2) / size:.5f} {(y0 + side / 2) / size:.5f} {side / size:.5f} {side / size:.5f}"
+                )
+            Image.fromarray(img).save(root / "images" / split / f"{split}_{i:03d}.png")
+            (root / "labels" / split / f"{split}_{i:03d}.txt").write_text("\n".join(lines) + ("\n" if lines else ""))
+    return root

@@ -25,7 +25,8 @@ def learning_curves(history: list[dict], path: Path) -> None:
     for key, style in (("train_loss", "-o"), ("val_loss", "-s")):
         ax1.plot(epochs, [h[key] for h in history], style, label=key.replace("_", " "))
     for key, style in (("train_acc", "-o"), ("val_acc", "-s")):
-        ax2.plot(epochs, [h[key] for h in history], style, label=key.replace("_", " "))
+        if all(key in h for h in history):  # detection reports no training accuracy
+            ax2.plot(epochs, [h[key] for h in history], style, label=key.replace("_", " "))
     ax1.set(xlabel="epoch", ylabel="loss", title="Loss")
     ax2.set(xlabel="epoch", ylabel="accuracy", title="Accuracy")
     for ax in (ax1, ax2):
@@ -138,5 +139,42 @@ def segmentation_overlays(
     )
     fig.suptitle(title)
     fig.tight_layout(rect=(0, 0.06, 1, 0.97))
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def detection_examples(
+    images: np.ndarray,
+    truth: list[np.ndarray],
+    found: list[np.ndarray],
+    classes: list[str],
+    path: Path,
+    threshold: float = 0.3,
+) -> None:
+    """A grid: per row an image with its true boxes, and with the boxes found (score >= ``threshold``, the
+    score beside the class); boxes ``(class, [score,] xmin, ymin, xmax, ymax)`` normalised."""
+    plt = _pyplot()
+    from matplotlib.patches import Rectangle
+
+    colours = class_colours(len(classes)) / 255
+    n = len(images)
+    fig, axes = plt.subplots(n, 2, figsize=(5.5, 2.7 * n + 0.4), squeeze=False)
+    for i in range(n):
+        h, w = images[i].shape[:2]
+        for j, (rows, name) in enumerate(((truth[i], "truth"), (found[i], f"found (score >= {threshold:g})"))):
+            ax = axes[i][j]
+            ax.imshow(images[i], interpolation="nearest")
+            ax.set_axis_off()
+            if i == 0:
+                ax.set_title(name, fontsize=9)
+            for r in rows:
+                c, score, box = int(r[0]), (r[1] if len(r) == 6 else None), r[-4:]
+                if score is not None and score < threshold:
+                    continue
+                x0, y0, x1, y1 = box[0] * w, box[1] * h, box[2] * w, box[3] * h
+                ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, color=colours[c], linewidth=1.5))
+                label = classes[c] + ("" if score is None else f" {score:.2f}")
+                ax.text(x0, y0, label, fontsize=6, color="white", backgroundcolor=colours[c], va="bottom")
+    fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)

@@ -79,3 +79,23 @@ class SegmentationPrediction:
             "classes_present": list(fractions),
             "pixel_fractions": fractions,
         }
+
+
+@dataclass
+class DetectionPrediction:
+    """A detector's answer for one image: ``prediction`` rows ``[class_id, score, xmin, ymin, xmax, ymax]``,
+    best first, coordinates in [0, 1] of the image (SageMaker Object Detection's answer)."""
+
+    prediction: list[list[float]]
+    classes: list[str]
+
+    def boxes(self, threshold: float = 0.0) -> list[dict[str, Any]]:
+        """The rows at or above ``threshold`` as ``{"label", "class_id", "score", "box"}``."""
+        return [
+            {"label": self.classes[int(c)], "class_id": int(c), "score": s, "box": [x0, y0, x1, y1]}
+            for c, s, x0, y0, x1, y1 in self.prediction
+            if s >= threshold
+        ]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"prediction": self.prediction}

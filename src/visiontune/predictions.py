@@ -132,6 +132,7 @@ def iter_predictions(
 ) -> Iterator[dict]:
     """One row per image, in input order: label, probability, top-k (and all probabilities), or an error.
 
+    A detector's rows hold ``prediction``: ``[class_id, score, xmin, ymin, xmax, ymax]`` per box, best first.
     A segmentation model's rows hold the mask's summary (``shape``, ``classes_present``, ``pixel_fractions``)
     and, under ``MASK``, the mask itself (a uint8 array at the image's size; ``PROBABILITIES``: (C, H, W)
     with ``probabilities``), for the caller to write and drop."""
@@ -148,6 +149,14 @@ def iter_predictions(
                 ok.append(i)
             except (BadImageError, OSError) as exc:
                 rows[i] = {"source": src, "error": getattr(exc, "reason", str(exc))}
+        if pixels and model.task.name == "detection":  # SageMaker Object Detection's rows, [0, 1] coordinates
+            from visiontune.tasks.detection import rows_of
+
+            dense = model.predict_proba_pixels(np.stack(pixels))
+            for i, found in zip(ok, rows_of(dense, len(model.classes), model.preprocessing.image_size)):
+                rows[i] = {"source": chunk[i], "prediction": found}
+            yield from rows
+            continue
         if pixels and model.spatial:  # one image's full-size maps at a time, however large the photos
             yield from _segmentation_rows(
                 model, chunk, rows, model.predict_proba_pixels(np.stack(pixels)), sizes, probabilities

@@ -77,3 +77,37 @@ def test_normalize_pairs_on_the_training_device(device):
     torch.manual_seed(0)
     x_cpu, m_cpu = normalize_pairs(hwc, masks, prep, torch.device("cpu"), BatchAugment("crop", 32))
     assert torch.allclose(x.cpu(), x_cpu, atol=1e-3) and torch.equal(m.cpu(), m_cpu)  # the same draws anywhere
+
+
+def test_boxes_move_with_the_pixels():
+    """Issue 29: a box goes where the crop, flip and affine put its pixels (the bright square's bounding box in
+    the augmented image is the moved box, to 2 px), and one pushed out of the picture becomes padding."""
+    from visiontune.data.transforms import BatchAugment, move_boxes
+
+    size = 64
+    x = torch.zeros(16, 3, size, size)
+    x[:, :, 20:36, 8:30] = 255.0  # rows 20..35, columns 8..29
+    boxes = torch.tensor([[[1, 8 / size, 20 / size, 30 / size, 36 / size], [-1, 0, 0, 0, 0]]]).repeat(16, 1, 1)
+    for name in ("crop", "crop_color_transform"):
+        torch.manual_seed(3)
+        out, moved = BatchAugment(name, size).with_boxes(x, boxes)
+        assert moved.shape == boxes.shape and (moved[:, 1, 0] == -1).all()  # padding stays padding
+        for img, box in zip(out, moved[:, 0]):
+            bright = (img[0] > 127).nonzero()
+            if box[0] < 0:  # dropped: at most a sliver of the square is left in the picture
+                assert len(bright) < 0.4 * 16 * 22
+                continue
+            ys, xs = bright[:, 0], bright[:, 1]
+            seen = torch.tensor([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]).float() / size
+            slack = 2 / size if name == "crop" else 6 / size  # a rotated square's enclosing box is larger
+            assert (seen[:2] >= box[1:3] - 2 / size).all() and (seen[2:] <= box[3:5] + 2 / size).all()
+            assert (seen - box[1:]).abs().max() <= slack, (name, seen, box)
+    identity = torch.tensor([[[1.0, 0, 0], [0, 1.0, 0]]])
+    flip = torch.tensor([[[-1.0, 0, 0], [0, 1.0, 0]]])
+    one = torch.tensor([[[2, 0.1, 0.2, 0.3, 0.5]]])
+    assert torch.allclose(move_boxes(identity, one), one)
+    assert torch.allclose(move_boxes(flip, one), torch.tensor([[[2, 0.7, 0.2, 0.9, 0.5]]]))
+    left_half = torch.tensor([[[0.5, 0, -0.5], [0, 1.0, 0]]])  # the output shows the input's left half, doubled
+    two = torch.tensor([[[0, 0.1, 0.1, 0.2, 0.2], [1, 0.7, 0.1, 0.9, 0.2]]])
+    got = move_boxes(left_half, two)
+    assert torch.allclose(got[0, 0], torch.tensor([0, 0.2, 0.1, 0.4, 0.2])) and got[0, 1, 0] == -1

@@ -12,7 +12,7 @@ import torch
 from visiontune.artifact.store import artifact_dir, build_module, read_config
 from visiontune.data.decode import as_image_list, image_size_of, image_to_pixels
 from visiontune.data.transforms import normalize
-from visiontune.prediction import Prediction, SegmentationPrediction, top_k_predictions
+from visiontune.prediction import DetectionPrediction, Prediction, SegmentationPrediction, top_k_predictions
 from visiontune.runtime import (
     INFERENCE_PRECISION,
     POLICY_BATCH_SIZES,
@@ -154,9 +154,21 @@ class VisionModel:
     def top_k(self, probs, k: int = 5) -> list[Prediction]:
         return top_k_predictions(probs, self.classes, k, self.predicted_labels(probs))
 
+    def detect(self, images: Any) -> DetectionPrediction | list[DetectionPrediction]:
+        """Detection: each image's boxes, best first (:class:`DetectionPrediction`; coordinates in [0, 1])."""
+        from visiontune.tasks.detection import rows_of
+
+        batch, single = as_image_list(images)
+        rows = rows_of(self._proba(batch), len(self.classes), self.preprocessing.image_size)  # dense out, decoded
+        preds = [DetectionPrediction(r, self.classes) for r in rows]
+        return preds[0] if single else preds
+
     def predict(self, images: Any, top_k: int = 5) -> Prediction | list[Prediction]:
         """One :class:`Prediction` for one image, a list of them for a list (or a 4-D array / tensor); a
-        segmentation model answers :class:`SegmentationPrediction` (see :meth:`segment`)."""
+        segmentation model answers :class:`SegmentationPrediction` (see :meth:`segment`), a detector
+        :class:`DetectionPrediction` (see :meth:`detect`)."""
+        if self.task.name == "detection":
+            return self.detect(images)
         if self.spatial:
             return self.segment(images)
         batch, single = as_image_list(images)

@@ -70,6 +70,7 @@ def save_artifact(
                 "pretrained_weights": weights_tag,
                 "weights_license": weights_license,
                 **({"segmentation": model.describe()} if getattr(model, "spatial", False) else {}),
+                **({"detection": model.describe()} if getattr(model, "detects", False) else {}),
             },
             "num_classes": len(classes),
             "preprocessing": prep.to_dict(),
@@ -224,7 +225,7 @@ def build_module(path: Path, config: dict) -> ImageClassifier:
     from visiontune.zoo.registry import rebuild_model
 
     m = config["model"]
-    module = rebuild_model(m["library"], m["arch"], HeadSpec(**m["head"]), m.get("segmentation"))
+    module = rebuild_model(m["library"], m["arch"], HeadSpec(**m["head"]), m.get("segmentation"), m.get("detection"))
     try:
         state = load_file(str(path / "model.safetensors"))
         module.load_state_dict(state, strict=True)

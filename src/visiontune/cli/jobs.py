@@ -30,7 +30,7 @@ def _fmt_seconds(s: float | None) -> str:
 
 def headline(job) -> str:
     """The metric a person looks for first in a finished job."""
-    for key in ("test_accuracy", "validation_accuracy", "val_acc"):
+    for key in ("test_accuracy", "test_mIoU", "test_mAP", "validation_accuracy", "validation_mAP", "val_acc"):
         if key in job.final_metrics:
             return f"{key}={job.final_metrics[key]:.4f}"
     if job.final_metrics:

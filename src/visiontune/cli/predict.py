@@ -250,6 +250,9 @@ def evaluate_cmd(
     if "mIoU" in m:  # a segmentation model
         _segmentation_report(con, r)
         return
+    if "mAP50" in m:  # a detector
+        _detection_report(con, r)
+        return
     multi = "mAP" in m  # a multi-label model: mAP and per-class AP; no top-k
     if multi:
         con.print(
@@ -291,6 +294,20 @@ def evaluate_cmd(
     if r.out:
         picture = r.out / ("pr_curves.png" if multi else "confusion_matrix.png")
         con.print(f"written: {r.out / 'metrics.json'}, {picture}, {r.out / 'misclassified.csv'}", highlight=False)
+
+
+def _detection_report(con, r) -> None:
+    m = r.metrics
+    con.print(
+        f"[bold]{m['split']}[/]: {m['samples']} images, mAP [bold]{m['mAP']:.4f}[/] (IoU 0.50:0.95), mAP50 "
+        f"{m['mAP50']:.4f}, mAP75 {m['mAP75']:.4f}, recall@100 {m['mAR100']:.4f}"
+    )
+    table = Table("class", "AP", "boxes")
+    for name, pc in m["per_class"].items():
+        table.add_row(name, "–" if pc.get("AP") is None else f"{pc['AP']:.3f}", str(pc.get("boxes", 0)))
+    con.print(table)
+    if r.out:
+        con.print(f"written: {r.out / 'metrics.json'}", highlight=False)
 
 
 def _segmentation_report(con, r) -> None:

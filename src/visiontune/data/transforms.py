@@ -116,6 +116,18 @@ class BatchAugment:
         """Float ``(B, 3, H, W)`` images with values 0-255 -> augmented, ``(B, 3, size, size)``."""
         return self.pairs(x, None)[0]
 
+    def with_boxes(self, x: torch.Tensor, boxes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Images and their boxes (``(B, M, 5)``, :func:`move_boxes`) moved by the same crop, flip and affine;
+        colour changes the images only."""
+        b = x.shape[0]
+        theta = self._theta(b)
+        colour = self._colour(b) if self.color else None
+        grid = self._grid(x, theta)
+        out = F.grid_sample(x.float(), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        if colour is not None:
+            out = self._apply_colour(out, colour)
+        return out, move_boxes(theta, boxes)
+
     def pairs(self, x: torch.Tensor, masks: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Images and their masks (``(B, H, W)`` class indices, 255 = ignore) moved by the same crop, flip and
         affine (masks by nearest neighbour; what the affine uncovers is 255); colour changes the images only."""
@@ -133,6 +145,26 @@ class BatchAugment:
         shifted = (masks.to(x.device).float() + 1)[:, None]  # 0 = outside the image
         moved = F.grid_sample(shifted, grid, mode="nearest", padding_mode="zeros", align_corners=False)[:, 0]
         return out, torch.where(moved == 0, 255.0, moved - 1).to(torch.uint8)
+
+
+def move_boxes(theta: torch.Tensor, boxes: torch.Tensor, keep: float = 0.4, min_side: float = 0.01) -> torch.Tensor:
+    """Boxes ``(B, M, 5)`` (class, xmin, ymin, xmax, ymax in [0, 1]; class -1: padding) where the affine
+    ``theta`` (output -> input coordinates, as :meth:`BatchAugment.pairs` samples the pixels) puts them: each
+    box's corners mapped back to the output, their enclosing box clipped to the image.  A box less than
+    ``keep`` of which stays inside, or thinner than ``min_side``, becomes padding."""
+    theta = theta.to(boxes.device, torch.float32)
+    a, t = theta[:, :, :2], theta[:, :, 2]
+    inv = torch.linalg.inv(a)  # (B, 2, 2)
+    x0, y0, x1, y1 = (boxes[..., i] * 2 - 1 for i in range(1, 5))  # [0, 1] -> [-1, 1] (pixel edges)
+    corners = torch.stack([torch.stack(c, -1) for c in ((x0, y0), (x1, y0), (x0, y1), (x1, y1))], 2)  # (B, M, 4, 2)
+    moved = torch.einsum("bij,bmkj->bmki", inv, corners - t[:, None, None, :])
+    lo, hi = moved.min(2).values, moved.max(2).values  # (B, M, 2)
+    area = (hi - lo).clamp(min=0).prod(-1)
+    clo, chi = lo.clamp(-1, 1), hi.clamp(-1, 1)
+    inside = (chi - clo).clamp(min=0).prod(-1)
+    ok = (boxes[..., 0] >= 0) & (inside >= keep * area.clamp(min=1e-12)) & ((chi - clo) >= 2 * min_side).all(-1)
+    out = torch.cat([boxes[..., :1], (clo + 1) / 2, (chi + 1) / 2], -1)
+    return torch.where(ok[..., None], out, torch.full_like(out, -1.0))
 
 
 def _to_device_float(batch_hwc_uint8: torch.Tensor, device: torch.device) -> torch.Tensor:
@@ -161,6 +193,14 @@ def normalize(
     if policy is not None:
         x = policy(x)
     return _scale_shift(x, prep, channels_last)
+
+
+def normalize_boxes(
+    batch_hwc_uint8: torch.Tensor, boxes: torch.Tensor, prep: Preprocessing, device: torch.device, policy: BatchAugment
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`normalize` for images with boxes: both moved together on ``device`` (boxes ``(B, M, 5)``)."""
+    x, boxes = policy.with_boxes(_to_device_float(batch_hwc_uint8, device), boxes.to(device, non_blocking=True))
+    return _scale_shift(x, prep, True), boxes
 
 
 def normalize_pairs(

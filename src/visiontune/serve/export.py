@@ -98,6 +98,11 @@ def export(
     if format not in FORMATS:
         raise ConfigError(f"{option('format', format)}: choose one of {', '.join(FORMATS)}")
     loaded = load_model(model, device="cpu")
+    if loaded.task.name == "detection":
+        raise ConfigError(
+            f"{model}: exporting a detector (its box decoding and NMS inside the file) is not available yet; "
+            "serve it with `visiontune serve`, or load it with visiontune.load_model"
+        )
     wrapper = _Exportable(
         loaded.module.float().eval(),
         loaded.preprocessing.mean,

@@ -195,6 +195,13 @@ class Handler:
 
     def default_output_fn(self, prediction, accept: str, top_k: int | None = None, single: bool = True):
         ctype = negotiate(accept, self.spatial)
+        if getattr(self.task, "name", "") == "detection":  # SageMaker Object Detection's answer
+            from visiontune.tasks.detection import rows_of
+
+            if ctype != "application/json":
+                raise RequestError(f"Accept {accept!r}: a detector answers application/json")
+            docs = [{"prediction": r} for r in rows_of(prediction, len(self.labels), self.model.image_size)]
+            return json.dumps(docs[0] if single else docs).encode(), "application/json"
         if self.spatial:
             labels = self.labels or [str(i) for i in range(len(prediction[0]))]
             return encode_masks(list(prediction), labels, ctype, single=single), ctype.split(";")[0]

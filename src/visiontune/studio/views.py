@@ -14,6 +14,7 @@ RUN_FILES = {
     "learning_curves.png",
     "confusion_matrix.png",
     "segmentation_examples.png",
+    "detection_examples.png",
     "model.tar.gz",
     "metrics.json",
     "misclassified.json",

@@ -1,4 +1,4 @@
-"""Tasks: single-label classification, multi-label classification, semantic segmentation (one registry; a new task is one class
+"""Tasks: single-label classification, multi-label classification, semantic segmentation, object detection (one registry; a new task is one class
 registered here, as a data source or a serving runtime is).
 
 ``get_task(name)``; ``task_of(config)`` reads the task an artifact was trained for (classification for
@@ -12,12 +12,14 @@ from visiontune.tasks.base import Task, label_set
 
 def _builtins() -> None:
     from visiontune.tasks.classification import ClassificationTask
+    from visiontune.tasks.detection import DetectionTask
     from visiontune.tasks.multilabel import MultiLabelTask
     from visiontune.tasks.segmentation import SegmentationTask
 
     TASKS.register(ClassificationTask())
     TASKS.register(MultiLabelTask())
     TASKS.register(SegmentationTask())
+    TASKS.register(DetectionTask())
 
 
 TASKS: Registry[Task] = Registry("task", load_builtins=_builtins)

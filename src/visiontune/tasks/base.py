@@ -27,6 +27,21 @@ class Task(ABC):
     #: a prediction per pixel (segmentation): targets are masks, inputs are never centre-cropped, the
     #: feature-cache fast path does not apply, augmentation moves images and masks together
     spatial: bool = False
+    #: how images become the model's input: ``crop`` (the shorter side resized, the centre cut) or ``squash``
+    #: (the whole image resized: where targets are places in it, masks or boxes)
+    resize: str = "crop"
+    #: whether training reports an accuracy (``train_acc``); detection has none
+    train_accuracy: bool = True
+    #: targets are boxes in the image (detection): augmentation moves them with the pixels
+    boxes: bool = False
+
+    def bind(self, model: nn.Module) -> "Task":
+        """This task for one model (detection decodes with the model's own anchors); most tasks need none."""
+        return self
+
+    def sample_targets(self, samples: list, num_classes: int) -> torch.Tensor:
+        """The targets of a split's samples (default: :meth:`targets` of their labels; detection: boxes)."""
+        return self.targets([s.label for s in samples], num_classes)
 
     @abstractmethod
     def targets(self, labels: list, num_classes: int) -> torch.Tensor:

@@ -73,6 +73,7 @@ class SegmentationTask(Task):
     name = "segmentation"
     headline = "mIoU"
     spatial = True
+    resize = "squash"
 
     def targets(self, labels, num_classes):  # the masks are the targets; prepare() reads them
         return torch.zeros(len(labels), dtype=torch.uint8)

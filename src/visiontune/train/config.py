@@ -33,6 +33,7 @@ TASKS = (
     "classification",
     "multi-label",
     "segmentation",
+    "detection",
 )  # "auto": what the data says (visiontune.tasks has each)
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
 SCHEDULERS = ("none", "step", "cosine", "one-cycle")
@@ -52,7 +53,7 @@ class TrainConfig:
         "auto",
         "what to predict: auto (from the data), classification (one label per image), "
         "multi-label (several per image: sigmoid outputs, per-class thresholds), segmentation "
-        "(a class per pixel, from masks)",
+        "(a class per pixel, from masks), detection (boxes and their classes)",
         TASKS,
     )
     model: str = opt("mobilenet_v2", "model name (`visiontune models list`) or any timm/torchvision architecture")
@@ -210,7 +211,7 @@ class TrainConfig:
 
     @property
     def uses_feature_cache(self) -> bool:
-        return self.mode == "head" and self.augmentation == "none" and self.task != "segmentation"
+        return self.mode == "head" and self.augmentation == "none" and self.task not in ("segmentation", "detection")
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":

@@ -162,7 +162,7 @@ def prepare(
         if getattr(task, "spatial", False):
             y = _masks(samples, hashes, prep, dataset.num_classes, name, workers, cache_root)
         else:
-            y = task.targets([s.label for s in samples], dataset.num_classes)
+            y = task.sample_targets(samples, dataset.num_classes)
         keep = np.flatnonzero(ok)
         if len(keep) != len(samples):
             y = y[torch.from_numpy(keep)] if isinstance(y, torch.Tensor) else _subset(y, keep)

@@ -24,7 +24,7 @@ from visiontune.artifact.store import FILES as ARTIFACT_FILES
 from visiontune.artifact.store import is_artifact, pack, save_artifact
 from visiontune.data.loading import open_dataset
 from visiontune.data.split import hold_out, split_digest
-from visiontune.data.transforms import build_augmentation, normalize, normalize_pairs
+from visiontune.data.transforms import build_augmentation, normalize, normalize_boxes, normalize_pairs
 from visiontune.debug.modes import ModeKeys
 from visiontune.errors import CheckpointError, ConfigError, DataError, VisiontuneError, option
 from visiontune.paths import run_folder, timestamped
@@ -43,7 +43,13 @@ from visiontune.train.checkpoint import CHECKPOINT, has_checkpoint, load_checkpo
 from visiontune.train.config import TrainConfig
 from visiontune.train.inputs import SplitInputs, feature_model_key, hash_images, prepare
 from visiontune.tasks import Task, get_task
-from visiontune.zoo.registry import create_model, create_segmentation_model, default_preprocessing, get_model_spec
+from visiontune.zoo.registry import (
+    create_detection_model,
+    create_model,
+    create_segmentation_model,
+    default_preprocessing,
+    get_model_spec,
+)
 from visiontune.zoo.segmentation import STRIDE as SEGMENTATION_STRIDE
 
 EpochCallback = Callable[[int, dict], None]
@@ -231,6 +237,8 @@ class _Trainer:
                 if self.task.spatial:  # images and masks move together, on the device; colour changes the image only
                     xb, yb = normalize_pairs(xb, yb, self.prep, self.device, self.policy)
                     yb = yb.long()
+                elif self.task.boxes and self.policy is not None:  # images and boxes, likewise
+                    xb, yb = normalize_boxes(xb, yb, self.prep, self.device, self.policy)
                 yb = yb.to(self.device)
                 if hook is not None:
                     hook.begin_step()
@@ -481,7 +489,11 @@ def _resolve(cfg: TrainConfig) -> _Run:
         )
     torch.manual_seed(cfg.seed)
     device = pick_device(cfg.device)
-    if task.spatial:
+    if task.name == "detection":
+        model, spec, wspec = create_detection_model(
+            cfg.model, pretrained=cfg.pretrained, num_classes=dataset.num_classes, weights=cfg.weights
+        )
+    elif task.spatial:
         model, spec, wspec = create_segmentation_model(
             cfg.model,
             pretrained=cfg.pretrained,
@@ -498,9 +510,12 @@ def _resolve(cfg: TrainConfig) -> _Run:
             hidden_units=cfg.hidden_units,
             dropout=cfg.dropout,
         )
-    prep = default_preprocessing(spec, wspec, cfg.image_size, resize="squash" if task.spatial else None)
-    if task.spatial:
-        prep = _segmentation_inputs(cfg, prep)
+    prep = default_preprocessing(spec, wspec, cfg.image_size, resize="squash" if task.resize == "squash" else None)
+    if task.resize == "squash":  # segmentation and detection: whole images, multiples of the encoder's stride
+        prep = _spatial_inputs(cfg, prep, task.name)
+    if task.name == "detection":
+        model.head.set_image_size(prep.image_size)
+    task = task.bind(model)
     cfg = dataclasses.replace(cfg.resolved(image_size=prep.image_size, num_classes=dataset.num_classes), task=task.name)
     state = None
     if cfg.resume and has_checkpoint(out):
@@ -543,25 +558,25 @@ def _resolve(cfg: TrainConfig) -> _Run:
     )
 
 
-def _segmentation_inputs(cfg: TrainConfig, prep):
-    """Segmentation's input size (a multiple of the encoder's stride: the weights' own size rounded to one
-    unless ``--image-size`` is given) and batches of at least two images per worker."""
+def _spatial_inputs(cfg: TrainConfig, prep, task: str):
+    """Segmentation's and detection's input size (a multiple of the encoder's stride: the weights' own size
+    rounded to one unless ``--image-size`` is given) and batches of at least two images per worker."""
     stride = SEGMENTATION_STRIDE
     if cfg.batch_size < 2 * data_parallel()[1]:
         raise ConfigError(
-            f"{option('batch_size', cfg.batch_size)}: segmentation trains on at least 2 images per "
-            "batch (per worker): its decoders batch-normalise pooled features"
+            f"{option('batch_size', cfg.batch_size)}: {task} trains on at least 2 images per "
+            "batch (per worker): its encoder and decoder batch-normalise"
         )
     nearest = max(stride, round(prep.image_size / stride) * stride)
     if prep.image_size % stride and cfg.image_size is None:  # the weights' size
         note(
-            f"segmentation inputs are multiples of {stride} px: {nearest} px instead of the weights' "
+            f"{task} inputs are multiples of {stride} px: {nearest} px instead of the weights' "
             f"{prep.image_size} (--image-size to choose)"
         )
         return dataclasses.replace(prep, image_size=nearest)
     if prep.image_size % stride:
         raise ConfigError(
-            f"{option('image_size', prep.image_size)}: segmentation inputs must be a multiple of "
+            f"{option('image_size', prep.image_size)}: {task} inputs must be a multiple of "
             f"{stride} pixels (e.g. {nearest})"
         )
     return prep
@@ -574,19 +589,33 @@ def _identity_defaults(cfg: TrainConfig) -> dict:
     return {**defaults, "task": cfg.task}
 
 
+#: (task, what its data holds, what it needs): the data only that task trains on
+_SPATIAL_DATA = (
+    (
+        "detection",
+        "boxes per image",
+        "boxes: a Ground Truth bounding-box manifest, an Object Detection .lst, COCO JSON, a YOLO folder, "
+        "or <split>.boxes.manifest files",
+    ),
+    (
+        "segmentation",
+        "a mask per image",
+        "masks: train/ + train_annotation/ (SageMaker's layout), images/ + masks/, or a Ground Truth "
+        "semantic-segmentation manifest",
+    ),
+)
+
+
 def _task(cfg: TrainConfig, dataset) -> Task:
     """``--task`` or, with ``auto``, what the data holds; one-label data may train as multi-label, not back."""
     name = dataset.task if cfg.task == "auto" else cfg.task
-    if dataset.task == "detection" or name == "detection":  # data/detection.py reads boxes; no Task trains them yet
-        raise DataError(f"{cfg.data}: detection datasets are recognised; training a detector is not available yet")
-    if (dataset.task == "segmentation") != (name == "segmentation"):
-        raise DataError(
-            f"{cfg.data}: segmentation data (a mask per image); train it with "
-            f"{option('task', 'segmentation')} (or {option('task', 'auto')})"
-            if dataset.task == "segmentation"
-            else f"{cfg.data}: {option('task', 'segmentation')} needs masks: train/ + train_annotation/ "
-            "(SageMaker's layout), images/ + masks/, or a Ground Truth semantic-segmentation manifest"
-        )
+    for kind, holds, needs in _SPATIAL_DATA:  # data a task needs, and no other task takes
+        if (dataset.task == kind) != (name == kind):
+            raise DataError(
+                f"{cfg.data}: {kind} data ({holds}); train it with {option('task', kind)} (or {option('task', 'auto')})"
+                if dataset.task == kind
+                else f"{cfg.data}: {option('task', kind)} needs {needs}"
+            )
     if dataset.task == "multi-label" and name != "multi-label":
         raise DataError(
             f"{cfg.data}: multi-label data (label lists, several labels per image possible); train it "
@@ -728,12 +757,15 @@ def _fit(run: _Run, trainer: "_Trainer", callbacks) -> tuple[list[dict], dict]:
         }
         if run.task.headline != "accuracy":  # multi-label: val_acc is the exact-match ratio; val_mAP beside it
             row[f"val_{run.task.headline}"] = val[run.task.headline]
+        if not run.task.train_accuracy:  # detection: no accuracy while training (val_acc: mAP at IoU 0.5)
+            del row["train_acc"]
         history.append(row)
         log_metrics(**row)
         if trainer.hook is not None:  # every logged value, in the mode it belongs to
             trainer.hook.set_mode(ModeKeys.TRAIN)
             for key in ("train_loss", "train_acc", "lr", "epoch_seconds"):
-                trainer.hook.save_scalar(key, row[key])
+                if key in row:
+                    trainer.hook.save_scalar(key, row[key])
             trainer.hook.set_mode(ModeKeys.EVAL)
             for key in ("val_loss", "val_acc"):
                 trainer.hook.save_scalar(key, row[key])

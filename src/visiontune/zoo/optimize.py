@@ -36,7 +36,7 @@ def inference_copy(module: nn.Module, device: torch.device, dtype: torch.dtype |
     A classifier's copy computes exactly what head-mode training computed: the head
     saw float32 features of the optimised backbone.
     """
-    if getattr(module, "spatial", False):
+    if getattr(module, "spatial", False) or getattr(module, "detects", False):  # the whole network, dense out
         return _spatial_copy(module, device, dtype)
     head = getattr(module, "head", None)
     backbone = getattr(module, "backbone", module)

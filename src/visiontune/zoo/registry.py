@@ -144,11 +144,29 @@ def create_segmentation_model(
     return segmentation_model(spec.library, spec.arch, num_classes, decoder, classifier, origin), spec, wspec
 
 
-def rebuild_model(library: str, arch: str, head: HeadSpec, segmentation: dict | None = None) -> ImageClassifier:
-    """The architecture of a saved model, random weights, no download (for ``load_model``); ``segmentation``:
-    what a segmentation model's ``describe()`` recorded."""
+def create_detection_model(
+    name: str, pretrained: bool = True, num_classes: int = 2, weights: str | Path | WeightsSpec | None = None
+):
+    """``name``'s encoder (its pretrained weights, as the classifier loads them) under a new FCOS detector of
+    ``num_classes``; the input size is set once known (``model.head.set_image_size``)."""
+    from visiontune.zoo.detection import detection_model
+
+    classifier, spec, wspec = create_model(name, pretrained=pretrained, num_classes=2, weights=weights)
+    origin = (wspec.tag if wspec.source == "hub" else str(wspec.local_path())) if wspec else ""
+    return detection_model(spec.library, spec.arch, num_classes, 224, classifier, origin), spec, wspec
+
+
+def rebuild_model(
+    library: str, arch: str, head: HeadSpec, segmentation: dict | None = None, detection: dict | None = None
+) -> ImageClassifier:
+    """The architecture of a saved model, random weights, no download (for ``load_model``); ``segmentation``
+    / ``detection``: what the model's ``describe()`` recorded."""
     from visiontune.zoo.adapters import assemble, build_architecture, split_classifier
 
+    if detection:
+        from visiontune.zoo.detection import detection_model
+
+        return detection_model(library, arch, head.num_classes, int(detection["image_size"]))
     if segmentation:
         from visiontune.zoo.segmentation import segmentation_model
 

@@ -61,7 +61,54 @@ class _Decoder(nn.Module):
         return self.segmentation_head(self.decoder(features))
 
 
-class SegmentationModel(ImageClassifier):
+class EncoderModel(ImageClassifier):
+    """A zoo backbone as an smp encoder (``backbone``: its feature maps) under a task's head: what
+    segmentation and detection share (``--mode`` freezing by the classifier's stages, the pretrained encoder
+    copied from the classifier by tensor name)."""
+
+    def __init__(self, library: str, arch: str, encoder: nn.Module, head: nn.Module, stage_prefixes: list[str] | None):
+        self.encoder_name = encoder_name(library, arch)
+        prefixes = _encoder_prefixes(encoder, stage_prefixes or [], timm=self.encoder_name.startswith("tu-"))
+        super().__init__(_Encoder(encoder, encoder.out_channels[-1], prefixes or []), head)
+        self.stages_found = prefixes is not None
+
+    def freeze(self, mode: str, trainable_stages: int = 1) -> None:
+        if mode == "partial" and not self.stages_found:
+            raise ConfigError(
+                f"{self.encoder_name}: the encoder names its stages otherwise than the classifier; "
+                "train it with --mode head or --mode full"
+            )
+        super().freeze(mode, trainable_stages)
+
+    def load_encoder(self, body: nn.Module, origin: str) -> None:
+        """Copy a classifier backbone's weights (same architecture) into the encoder, by tensor name."""
+        source = body.state_dict()
+        target = self.backbone.body.state_dict()
+        state, missing = {}, []
+        for key in target:
+            found = next((k for k in _candidates(key) if k in source and source[k].shape == target[key].shape), None)
+            if found is None:
+                missing.append(key)
+            else:
+                state[key] = source[found]
+        real = [k for k in missing if not k.endswith("num_batches_tracked")]
+        if real:
+            raise WeightsUnavailableError(
+                f"{origin}: {len(real)} encoder tensors have no pretrained counterpart (first: {', '.join(real[:3])})"
+            )
+        self.backbone.body.load_state_dict(state, strict=False)
+
+    def start_from(self, classifier: ImageClassifier | None, origin: str) -> "EncoderModel":
+        """The encoder's weights from ``classifier`` (a zoo model) when ``origin`` names them; a model rebuilt
+        for loading (no classifier) needs no stages."""
+        if classifier is not None and origin:
+            self.load_encoder(classifier.backbone.body, origin)
+        if classifier is None:
+            self.backbone.stage_prefixes = []
+        return self
+
+
+class SegmentationModel(EncoderModel):
     """Encoder (``backbone``) + decoder and per-pixel classifier (``head``): ``(B, 3, S, S)`` ->
     ``(B, C, S, S)`` logits."""
 
@@ -83,21 +130,10 @@ class SegmentationModel(ImageClassifier):
             net = smp.create_model(decoder, encoder_name=name, encoder_weights=None, classes=num_classes)
         except (KeyError, ValueError, RuntimeError) as exc:
             raise ConfigError(f"{library}:{arch} cannot be the encoder of {decoder} ({exc})") from exc
-        self.encoder_name, self.decoder_name = name, decoder
-        prefixes = _encoder_prefixes(net.encoder, stage_prefixes or [], timm=name.startswith("tu-"))
+        self.decoder_name = decoder
         super().__init__(
-            _Encoder(net.encoder, net.encoder.out_channels[-1], prefixes or []),
-            _Decoder(net.decoder, net.segmentation_head, num_classes),
+            library, arch, net.encoder, _Decoder(net.decoder, net.segmentation_head, num_classes), stage_prefixes
         )
-        self.stages_found = prefixes is not None
-
-    def freeze(self, mode: str, trainable_stages: int = 1) -> None:
-        if mode == "partial" and not self.stages_found:
-            raise ConfigError(
-                f"{self.encoder_name}: the encoder names its stages otherwise than the classifier; "
-                "train it with --mode head or --mode full"
-            )
-        super().freeze(mode, trainable_stages)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
@@ -109,23 +145,13 @@ class SegmentationModel(ImageClassifier):
         """What ``config.json`` keeps to rebuild this model."""
         return {"decoder": self.decoder_name, "encoder": self.encoder_name}
 
-    def load_encoder(self, body: nn.Module, origin: str) -> None:
-        """Copy a classifier backbone's weights (same architecture) into the encoder, by tensor name."""
-        source = body.state_dict()
-        target = self.backbone.body.state_dict()
-        state, missing = {}, []
-        for key in target:
-            found = next((k for k in _candidates(key) if k in source and source[k].shape == target[key].shape), None)
-            if found is None:
-                missing.append(key)
-            else:
-                state[key] = source[found]
-        real = [k for k in missing if not k.endswith("num_batches_tracked")]
-        if real:
-            raise WeightsUnavailableError(
-                f"{origin}: {len(real)} encoder tensors have no pretrained counterpart (first: {', '.join(real[:3])})"
-            )
-        self.backbone.body.load_state_dict(state, strict=False)
+
+def smp_encoder(library: str, arch: str) -> nn.Module:
+    """The smp encoder of a zoo architecture, random weights (the zoo's are copied in by ``start_from``)."""
+    try:
+        return _smp().encoders.get_encoder(encoder_name(library, arch), in_channels=3, depth=5, weights=None)
+    except (KeyError, ValueError, RuntimeError) as exc:
+        raise ConfigError(f"{library}:{arch} has no feature-map encoder ({exc})") from exc
 
 
 def _encoder_prefixes(encoder: nn.Module, prefixes: list[str], timm: bool) -> list[str] | None:
@@ -158,8 +184,5 @@ def segmentation_model(
     """A segmentation model; ``classifier``: a zoo model whose (pretrained) backbone becomes the encoder."""
     prefixes = classifier.backbone.stage_prefixes if classifier is not None else None
     model = SegmentationModel(library, arch, num_classes, decoder, stage_prefixes=prefixes)
-    if classifier is not None and origin:
-        model.load_encoder(classifier.backbone.body, origin)
-    if prefixes is None:  # rebuilt for loading: stages only matter for training
-        model.backbone.stage_prefixes = []
+    model.start_from(classifier, origin)
     return model

@@ -63,7 +63,7 @@ async def api_inspect(request: Request, s: Studio = Depends(studio)):
     folder = s.roots.resolve(body.get("root", 0), body.get("path", ""))
     task = body.get("task") or "auto"
     if not isinstance(task, str):
-        raise PathRefused("task: auto, classification, multi-label or segmentation")
+        raise PathRefused("task: auto, classification, multi-label, segmentation or detection")
     s.grids.mkdir(exist_ok=True)
     grid_id = hashlib.sha256(f"{folder}:{time.time()}".encode()).hexdigest()[:24]
     report = await run_in_threadpool(inspect_folder, folder, s.grids / f"{grid_id}.png", task, s.roots)

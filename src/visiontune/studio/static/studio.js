@@ -165,7 +165,7 @@ function table(headers, rows, opts = {}) {
 async function modelsPage() {
   const models = await api("/api/models");
   const q = el("input", { type: "search", id: "q", placeholder: "name or tag: mobile, timm, offline, segmentation…", autocomplete: "off" });
-  const task = el("select", { id: "task" }, el("option", { value: "" }, "any task"), ...["classification", "multi-label", "segmentation"].map(t => el("option", { value: t }, t)));
+  const task = el("select", { id: "task" }, el("option", { value: "" }, "any task"), ...["classification", "multi-label", "segmentation", "detection"].map(t => el("option", { value: t }, t)));
   const size = el("select", { id: "size" }, el("option", { value: "" }, "any size"), el("option", { value: "s" }, "small (< 6M parameters)"), el("option", { value: "m" }, "medium (6–20M)"), el("option", { value: "l" }, "large (> 20M)"));
   const offline = el("input", { type: "checkbox", id: "offline" });
   const sort = el("select", { id: "sort" }, el("option", { value: "name" }, "name"), el("option", { value: "top1" }, "ImageNet accuracy"), el("option", { value: "params" }, "size"));
@@ -434,6 +434,7 @@ async function jobPage() {
     const file = f => `/api/jobs/${encodeURIComponent(name)}/files/${f}`;
     if (files.has("confusion_matrix.png")) out.push(el("h3", {}, "Confusion matrix"), el("img", { src: file("confusion_matrix.png"), alt: "confusion matrix", id: "confusion", class: "result-img" }));
     if (files.has("segmentation_examples.png")) out.push(el("h3", {}, "Examples"), el("img", { src: file("segmentation_examples.png"), alt: "segmentation examples", class: "result-img" }));
+    if (files.has("detection_examples.png")) out.push(el("h3", {}, "Examples"), el("img", { src: file("detection_examples.png"), alt: "true boxes and the boxes found", class: "result-img" }));
     if (d.misclassified && d.misclassified.worst.length) {
       out.push(el("h3", {}, `Most confident mistakes (${d.misclassified.wrong} wrong of ${d.misclassified.of} ${d.misclassified.split} images)`),
         el("div", { class: "gallery", id: "gallery" }, d.misclassified.worst.map(r => el("figure", {},
