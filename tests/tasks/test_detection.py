@@ -87,6 +87,25 @@ def test_a_detector_trains_evaluates_and_answers_with_boxes(scenes, tmp_path):
         assert np.allclose([s[1:] for s in served], [r[1:] for r in rows], atol=0.02)
         refused = c.post("/invocations", content=body, headers={"Content-Type": "image/png", "Accept": "text/csv"})
         assert 400 <= refused.status_code < 500 and "application/json" in refused.json()["error"]
+        # ?threshold= and ?max_detections= trim the rows; ;verbose names the classes, in the image's pixels
+        from PIL import Image
+
+        wide = tmp_path / "wide.png"
+        Image.open(image).resize((128, 32)).save(wide)  # another size: boxes stay normalised to it
+        verbose = c.post(
+            "/invocations?threshold=0.01&max_detections=3",
+            content=wide.read_bytes(),
+            headers={"Content-Type": "image/png", "Accept": "application/json;verbose"},
+        )
+        doc = verbose.json()
+        assert verbose.status_code == 200 and len(doc["prediction"]) <= 3
+        assert all(row[1] >= 0.01 for row in doc["prediction"]) and doc["image_size"] == {"width": 128, "height": 32}
+        for row, box in zip(doc["prediction"], doc["boxes"]):
+            assert box["label"] == ["red", "green", "blue"][row[0]] and box["box"] == row[2:]
+            assert box["pixels"] == pytest.approx([row[2] * 128, row[3] * 32, row[4] * 128, row[5] * 32], abs=0.1)
+        for bad in ("threshold=1.5", "threshold=x", "max_detections=0"):
+            r400 = c.post(f"/invocations?{bad}", content=body, headers={"Content-Type": "image/png"})
+            assert r400.status_code == 400 and bad.split("=")[0] in r400.json()["error"]
 
 
 def test_detection_data_needs_the_detection_task_and_back(scenes, tmp_path):

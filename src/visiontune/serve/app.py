@@ -34,7 +34,7 @@ from visiontune.errors import (
 from visiontune.runtime import INFERENCE_PRECISION, fewer_malloc_arenas
 from visiontune.serve import routes
 from visiontune.serve.batching import DynamicBatcher
-from visiontune.serve.handler import Handler
+from visiontune.serve.handler import Ask, Handler
 from visiontune.serve.runtimes import Runtime
 from visiontune.web import app as web_app
 from visiontune.web.auth import ApiKey
@@ -170,9 +170,9 @@ class Endpoint:
             "classes": len(self.handler.labels),
         }
 
-    async def invoke(self, body: bytes, content_type: str, accept: str, top_k: int | None) -> tuple[bytes, str]:
+    async def invoke(self, body: bytes, content_type: str, accept: str, ask: Ask) -> tuple[bytes, str]:
         h = self.handler
-        h.check_accept(accept, top_k)  # 406 / 400 before any work
+        h.check_accept(accept, ask.top_k)  # 406 / 400 before any work
         loop = asyncio.get_running_loop()
         if self.batcher is not None:
             self.batcher.arriving()
@@ -188,16 +188,17 @@ class Endpoint:
             if "predict_fn" not in h.hooks and not self.remote:  # the model process batches: not seen here
                 self.metrics.batch.labels(self.name).observe(len(data.pixels))
         single = getattr(data, "single", True)
-        if h.spatial:  # back to each image's own size
+        if h.spatial or h.detects:  # back to each image's own size; a detector's boxes
             prediction = await run_in_threadpool(h.finish, prediction, data)
         if (
             not h.spatial
+            and not h.detects
             and "output_fn" not in h.hooks
             and isinstance(prediction, np.ndarray)
             and prediction.size <= INLINE_RENDER_VALUES
         ):
-            return h.render(prediction, accept, top_k, single)  # tens of microseconds: less than a thread hop
-        return await run_in_threadpool(h.render, prediction, accept, top_k, single)
+            return h.render(prediction, accept, ask, single)  # tens of microseconds: less than a thread hop
+        return await run_in_threadpool(h.render, prediction, accept, ask, single)
 
     async def close(self) -> None:
         if self.batcher is not None:

@@ -104,6 +104,16 @@ class DefaultModel:
         )
 
 
+@dataclass(frozen=True)
+class Ask:
+    """What a request asks of the answer beyond its type: ``top_k`` (the verbose top-k list); a detector's
+    ``threshold`` (boxes scoring below it are left out) and ``max_detections`` (the best N)."""
+
+    top_k: int | None = None
+    threshold: float = 0.0
+    max_detections: int | None = None
+
+
 @dataclass
 class RequestInput:
     """What the default ``input_fn`` returns: decoded images, and whether the body held one."""
@@ -165,7 +175,7 @@ class Handler:
         pixels, sizes = [], []
         for i, image in enumerate(images):
             try:
-                size = image_size_of(image) if self.model.spatial else None  # first: both or neither
+                size = image_size_of(image) if self.model.spatial or self.detects else None  # both or neither
                 pixels.append(self.model.pixels(image))
                 if size is not None:
                     sizes.append(size)
@@ -182,9 +192,20 @@ class Handler:
         """A segmentation model served with the default hooks."""
         return bool(getattr(self.task, "spatial", False))
 
+    @property
+    def detects(self) -> bool:
+        """A detector served with the default hooks (its answers: boxes)."""
+        return getattr(self.task, "name", "") == "detection" and "predict_fn" not in self.hooks
+
     def finish(self, prediction, data):
-        """A segmentation model's probabilities, each resized back to its request image's size (the default
-        hooks' answer; a custom predict_fn's is left as it is)."""
+        """A segmentation model's probabilities, each resized back to its request image's size; a detector's
+        dense outputs decoded to boxes, with each request image's size (the default hooks' answer; a custom
+        predict_fn's is left as it is)."""
+        if self.detects:
+            from visiontune.tasks.detection import rows_of
+
+            rows = rows_of(prediction, len(self.labels), self.model.image_size)
+            return list(zip(rows, getattr(data, "sizes", None) or [None] * len(rows)))
         if not self.spatial or "predict_fn" in self.hooks or not getattr(data, "sizes", None):
             return prediction
         import torch
@@ -193,15 +214,13 @@ class Handler:
 
         return [p.numpy() for p in at_sizes(torch.as_tensor(np.asarray(prediction)), data.sizes)]
 
-    def default_output_fn(self, prediction, accept: str, top_k: int | None = None, single: bool = True):
+    def default_output_fn(
+        self, prediction, accept: str, top_k: int | None = None, single: bool = True, ask: Ask | None = None
+    ):
         ctype = negotiate(accept, self.spatial)
-        if getattr(self.task, "name", "") == "detection":  # SageMaker Object Detection's answer
-            from visiontune.tasks.detection import rows_of
-
-            if ctype != "application/json":
-                raise RequestError(f"Accept {accept!r}: a detector answers application/json")
-            docs = [{"prediction": r} for r in rows_of(prediction, len(self.labels), self.model.image_size)]
-            return json.dumps(docs[0] if single else docs).encode(), "application/json"
+        if self.detects:  # SageMaker Object Detection's answer: (rows, request image size) per image (finish)
+            docs = [detection_answer(rows, size, self.labels, ask or Ask(), ctype) for rows, size in prediction]
+            return json.dumps(docs[0] if single else docs).encode(), ctype
         if self.spatial:
             labels = self.labels or [str(i) for i in range(len(prediction[0]))]
             return encode_masks(list(prediction), labels, ctype, single=single), ctype.split(";")[0]
@@ -317,7 +336,7 @@ class Handler:
         else:
             check_accept(accept, top_k, self.spatial)
 
-    def render(self, prediction, accept: str, top_k: int | None, single: bool) -> tuple[bytes, str]:
+    def render(self, prediction, accept: str, ask: Ask, single: bool) -> tuple[bytes, str]:
         if "output_fn" in self.hooks:
             accept = sagemaker_accept(accept)
             out = self.hooks["output_fn"](prediction, accept)
@@ -325,7 +344,33 @@ class Handler:
             return (body.encode() if isinstance(body, str) else bytes(body)), ctype
         if "predict_fn" in self.hooks:  # a custom prediction: encoded as it is, shape kept (SageMaker's PyTorch)
             return encode_as_is(prediction, sagemaker_accept(accept))
-        return self.default_output_fn(prediction, accept, top_k=top_k, single=single)
+        return self.default_output_fn(prediction, accept, top_k=ask.top_k, single=single, ask=ask)
+
+
+def detection_answer(rows: list, size, labels: list[str], ask: Ask, ctype: str) -> dict:
+    """One image's ``{"prediction": [[class_id, score, xmin, ymin, xmax, ymax], ...]}`` (normalised, best first),
+    the rows under ``ask.threshold`` left out and at most ``ask.max_detections``; ``;verbose`` adds each box
+    with its class name and in the request image's pixels."""
+    kept = [r for r in rows if r[1] >= ask.threshold][: ask.max_detections]
+    doc: dict = {"prediction": kept}
+    if ctype.endswith("verbose"):
+        h, w = size if size else (None, None)
+        doc["boxes"] = [
+            {
+                "class_id": r[0],
+                "label": labels[r[0]] if r[0] < len(labels) else str(r[0]),
+                "score": r[1],
+                "box": r[2:],
+                **(
+                    {"pixels": [round(r[2] * w, 1), round(r[3] * h, 1), round(r[4] * w, 1), round(r[5] * h, 1)]}
+                    if w
+                    else {}
+                ),
+            }
+            for r in kept
+        ]
+        doc["image_size"] = {"width": w, "height": h} if w else None
+    return doc
 
 
 def sagemaker_accept(accept: str | None) -> str:

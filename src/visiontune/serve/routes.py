@@ -22,6 +22,7 @@ from visiontune.errors import (
     option,
 )
 from visiontune.web.errors import error_response
+from visiontune.serve.handler import Ask
 
 public, protected, metrics = APIRouter(), APIRouter(), APIRouter()
 TARGET_MODEL = "x-amzn-sagemaker-target-model"
@@ -44,6 +45,25 @@ def _top_k(request: Request) -> int | None:
     if top < 1:
         raise RequestError(f"top_k={top}: must be 1 or more")
     return top
+
+
+def _ask(request: Request) -> Ask:
+    """``top_k``, and a detector's ``threshold`` (0-1) and ``max_detections`` (1 or more), from the query."""
+    q = request.query_params
+    threshold, most = q.get("threshold"), q.get("max_detections")
+    try:
+        value = float(threshold) if threshold is not None else 0.0
+    except ValueError as exc:
+        raise RequestError(f"threshold={threshold!r}: give a number between 0 and 1") from exc
+    if not 0.0 <= value <= 1.0:
+        raise RequestError(f"threshold={threshold}: must be between 0 and 1 (a box's score)")
+    try:
+        n = int(most) if most is not None else None
+    except ValueError as exc:
+        raise RequestError(f"max_detections={most!r}: give a whole number") from exc
+    if n is not None and n < 1:
+        raise RequestError(f"max_detections={n}: must be 1 or more")
+    return Ask(_top_k(request), value, n)
 
 
 async def read_body(request: Request) -> bytes:
@@ -85,7 +105,7 @@ async def invoke(request: Request, pick) -> Response:
         try:
             body = await read_body(request)
             out, ctype = await ep.invoke(
-                body, request.headers.get("content-type", ""), request.headers.get("accept", ""), _top_k(request)
+                body, request.headers.get("content-type", ""), request.headers.get("accept", ""), _ask(request)
             )
         finally:
             ep.release()
