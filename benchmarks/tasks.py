@@ -171,12 +171,14 @@ def main(argv: list[str] | None = None) -> dict:
     }
     for name in phases:
         results[name] = PHASES[name](scenes, work / name, args)
+        results[f"{name}_data"] = results["data"]  # each phase's scenes (a later run of other phases keeps it)
     results["wall_seconds"] = round(time.perf_counter() - t, 1)
     if Path(args.out).exists():  # a run of some phases keeps the others' last results
         import json
 
         before = json.loads(Path(args.out).read_text())
-        results = {**{k: v for k, v in before.items() if k in PHASES and k not in phases}, **results}
+        kept = [k for k in PHASES if k not in phases]
+        results = {**{k: v for k, v in before.items() if k.removesuffix("_data") in kept}, **results}
     write_results(args.out, results)
     return results
 

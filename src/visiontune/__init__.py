@@ -5,6 +5,7 @@ The Python API has the CLI's names: ``visiontune X`` is ``visiontune.X(...)``::
     vt.inspect(path)            vt.split(path, out=...)       vt.train(data=..., ...)
     vt.evaluate(model, data)    vt.predict(model, inputs)     vt.batch_predict(model, inputs, out)
     vt.export(model, "onnx")    vt.load_model(path)           vt.quickstart(out=...)
+    vt.doctor(data, out=...)
 """
 
 from visiontune.lazy import exports, keep_functions
@@ -14,6 +15,7 @@ from visiontune.version import __version__  # noqa: F401
 # (no torch until a command needs it)
 _EXPORTS = {
     "batch_predict": "visiontune.serve.batch",
+    "doctor": "visiontune.doctor.run",
     "evaluate": "visiontune.evaluate",
     "export": "visiontune.serve.export",
     "inspect": "visiontune.data.inspect",
@@ -29,6 +31,7 @@ _EXPORTS = {
 __all__ = [
     "__version__",
     "batch_predict",
+    "doctor",
     "evaluate",
     "export",
     "inspect",

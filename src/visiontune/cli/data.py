@@ -1,4 +1,4 @@
-"""``visiontune data inspect | split | synth fashion-scenes``."""
+"""``visiontune data inspect | split | doctor | synth fashion-scenes``."""
 
 from __future__ import annotations
 
@@ -138,6 +138,64 @@ def split_cmd(path, ratios, seed, out, label_attribute, on_bad_image, allow_empt
         allow_empty_labels=allow_empty_labels,
     ):
         click.echo(f"{f}: {n} images")
+
+
+@data_group.command("doctor")
+@click.argument("path", type=click.Path())
+@click.option(
+    "--model", default="mobilenet_v2", show_default=True, help="the pretrained backbone whose features judge the images"
+)
+@click.option("--image-size", type=int, default=None, help="the backbone's input size (default: its weights' own)")
+@click.option(
+    "--out",
+    type=click.Path(),
+    default=None,
+    help="folder for doctor.json, label_issues.csv, duplicates.csv, doctor.html",
+)
+@click.option(
+    "--folds", default=5, show_default=True, type=int, help="each image judged by heads trained on the other folds"
+)
+@click.option(
+    "--duplicate-similarity",
+    default=0.97,
+    show_default=True,
+    type=float,
+    help="cosine similarity of the features from which two images count as near-copies",
+)
+@click.option("--fix", is_flag=True, help="write cleaned split manifests into OUT/fixed (train takes the folder)")
+@click.option(
+    "--fix-confidence",
+    default=0.9,
+    show_default=True,
+    type=float,
+    help="--fix relabels a likely error when the suggested class is at least this probable",
+)
+@click.option("--label-attribute", default=None, help="manifest label attribute (detected when there is one)")
+@click.option("--json", "as_json", is_flag=True, help="print doctor.json's content")
+def doctor_cmd(
+    path, model, image_size, out, folds, duplicate_similarity, fix, fix_confidence, label_attribute, as_json
+):
+    """Why a model may be bad, found in the data: likely label errors, duplicates and train/test leaks,
+    outliers, poor images, class counts (one pass of a pretrained backbone; its features are cached)."""
+    from visiontune.doctor import doctor
+
+    r = doctor(
+        path,
+        model=model,
+        image_size=image_size,
+        out=out,
+        folds=folds,
+        duplicate_similarity=duplicate_similarity,
+        fix=fix,
+        fix_confidence=fix_confidence,
+        label_attribute=label_attribute,
+    )
+    if as_json:
+        click.echo(json.dumps(r.findings, indent=2))
+        return
+    click.echo(r.summary)
+    for name, where in r.files.items():
+        click.echo(f"  {name}: {where}")
 
 
 @data_group.group("synth")

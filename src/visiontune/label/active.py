@@ -28,7 +28,8 @@ import numpy as np
 import torch
 
 from visiontune.choices import out_of_bounds, range_text
-from visiontune.errors import ConfigError
+from visiontune.errors import ConfigError, WeightsUnavailableError
+from visiontune.probe import LinearHead, cross_fit, ensemble_proba, image_features
 from visiontune.label.store import Item, LabelJob, LabelStore, class_index
 
 # weight_decay: of 1e-4, 1e-3, 1e-2, 3e-2 and 1e-1, 1e-2 met a 95% target with the fewest human labels on 20k
@@ -109,99 +110,15 @@ def check_auto_label(job: LabelJob | None, settings: AutoLabelSettings | None, m
 def job_features(paths: list[str], settings: AutoLabelSettings, device: str = "auto") -> tuple[np.ndarray, np.ndarray]:
     """(N, D) float32 backbone features of the images and the mask of those that decoded, from the engine's
     content-keyed feature cache (computed on the first round, read back on every later one)."""
-    from visiontune.data.cache import feature_cache, fingerprint
     from visiontune.data.dataset import Sample
-    from visiontune.progress import bar
-    from visiontune.runtime import pick_device, resolve_precision
-    from visiontune.train.inputs import feature_model_key
-    from visiontune.zoo.registry import create_model, default_preprocessing
 
-    samples = [Sample(p, 0) for p in paths]
-    with bar(len(samples), "hashing images") as advance:
-        hashes = fingerprint(samples, advance)
-    model, spec, wspec = create_model(settings.model, pretrained=True, num_classes=2)
-    if wspec is None:
+    try:
+        return image_features([Sample(p, 0) for p in paths], settings.model, settings.image_size, device)
+    except WeightsUnavailableError as exc:
         raise ConfigError(
             f"auto-label model {settings.model}: it has no pretrained weights; choose one that has "
             "(`visiontune models`)"
-        )
-    prep = default_preprocessing(spec, wspec, settings.image_size)
-    dev = pick_device(device)
-    with bar(len(samples), "features") as advance:
-        x, ok, _bad, _hit = feature_cache(
-            model.backbone,
-            feature_model_key(spec, wspec),
-            samples,
-            hashes,
-            prep,
-            device=dev,
-            dtype=resolve_precision("auto", dev),
-            on_bad_image="skip",
-            progress=advance,
-        )
-    return x.float().numpy(), ok
-
-
-class LinearHead:
-    """Softmax regression on standardised features, fitted full-batch with L-BFGS (deterministic, a second or
-    two for thousands of images)."""
-
-    def __init__(self, num_classes: int, weight_decay: float = 1e-3, max_iter: int = 200):
-        self.num_classes, self.weight_decay, self.max_iter = num_classes, weight_decay, max_iter
-
-    def fit(self, x: np.ndarray, y: np.ndarray) -> "LinearHead":
-        xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
-        self.mean = xt.mean(0)
-        self.std = xt.std(0).clamp_min(1e-6)
-        xt = (xt - self.mean) / self.std
-        yt = torch.from_numpy(np.asarray(y, dtype=np.int64))
-        lin = torch.nn.Linear(xt.shape[1], self.num_classes)
-        torch.nn.init.zeros_(lin.weight)
-        torch.nn.init.zeros_(lin.bias)
-        opt = torch.optim.LBFGS(
-            lin.parameters(), lr=1.0, max_iter=self.max_iter, history_size=20, line_search_fn="strong_wolfe"
-        )
-
-        def closure():
-            opt.zero_grad()
-            loss = torch.nn.functional.cross_entropy(lin(xt), yt) + self.weight_decay * lin.weight.pow(2).sum()
-            loss.backward()
-            return loss
-
-        with torch.enable_grad():
-            opt.step(closure)
-        self.linear = lin
-        return self
-
-    def predict_proba(self, x: np.ndarray) -> np.ndarray:
-        with torch.inference_mode():
-            xt = (torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)) - self.mean) / self.std
-            return torch.softmax(self.linear(xt), dim=1).numpy()
-
-
-def cross_fit(
-    x: np.ndarray, y: np.ndarray, num_classes: int, folds: int, weight_decay: float, seed: int
-) -> tuple[np.ndarray, list[LinearHead]]:
-    """Each row's class probabilities from a head trained without its fold (stratified folds), and the heads:
-    their average labels the other images, so the threshold is measured on the models that apply it."""
-    rng = np.random.default_rng(seed)
-    fold = np.empty(len(y), dtype=np.int64)
-    for c in np.unique(y):
-        idx = np.flatnonzero(y == c)
-        rng.shuffle(idx)
-        fold[idx] = (np.arange(len(idx)) + rng.integers(folds)) % folds
-    out = np.zeros((len(y), num_classes), dtype=np.float32)
-    heads = []
-    for f in range(folds):
-        test = fold == f
-        if test.any() and (~test).any():
-            heads.append(LinearHead(num_classes, weight_decay).fit(x[~test], y[~test]))
-            out[test] = heads[-1].predict_proba(x[test])
-    return out, heads
-
-
-def ensemble_proba(heads: list[LinearHead], x: np.ndarray) -> np.ndarray:
-    return np.mean([h.predict_proba(x) for h in heads], axis=0)
+        ) from exc
 
 
 def observed_target(target: float, human_accuracy: float, num_classes: int) -> float:
