@@ -5,7 +5,7 @@ The Python API has the CLI's names: ``visiontune X`` is ``visiontune.X(...)``::
     vt.inspect(path)            vt.split(path, out=...)       vt.train(data=..., ...)
     vt.evaluate(model, data)    vt.predict(model, inputs)     vt.batch_predict(model, inputs, out)
     vt.export(model, "onnx")    vt.load_model(path)           vt.quickstart(out=...)
-    vt.doctor(data, out=...)
+    vt.doctor(data, out=...)   vt.embed(model, data, out)     vt.similar(model, image, data)
 """
 
 from visiontune.lazy import exports, keep_functions
@@ -16,6 +16,8 @@ from visiontune.version import __version__  # noqa: F401
 _EXPORTS = {
     "batch_predict": "visiontune.serve.batch",
     "doctor": "visiontune.doctor.run",
+    "embed": "visiontune.embeddings",
+    "similar": "visiontune.embeddings",
     "evaluate": "visiontune.evaluate",
     "export": "visiontune.serve.export",
     "inspect": "visiontune.data.inspect",
@@ -32,12 +34,14 @@ __all__ = [
     "__version__",
     "batch_predict",
     "doctor",
+    "embed",
     "evaluate",
     "export",
     "inspect",
     "load_model",
     "predict",
     "quickstart",
+    "similar",
     "split",
     "train",
     "TrainConfig",

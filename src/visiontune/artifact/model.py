@@ -113,6 +113,25 @@ class VisionModel:
         )
         return self.task.probabilities(runner(x).float()).cpu()
 
+    @torch.inference_mode()
+    def embed_pixels(self, batch: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """uint8 ``(B, S, S, 3)`` -> the backbone's features ``(B, D)`` (float32, CPU): the pooled features a
+        classifier's head reads, or a segmentation / detection encoder's last map averaged over its pixels
+        (JumpStart's "feature vectorization")."""
+        x = normalize(torch.as_tensor(batch), self.preprocessing, self.device)
+        out = self.module.backbone(x)
+        if isinstance(out, (list, tuple)):  # an encoder's feature maps: the deepest, pooled
+            out = out[-1]
+        if out.dim() > 2:
+            out = out.float().mean(dim=tuple(range(2, out.dim())))
+        return out.float().cpu()
+
+    def embed(self, images: Any) -> np.ndarray:
+        """``(N, D)`` float32 backbone features of one image (N = 1) or a list (what :meth:`predict` takes)."""
+        batch, _ = as_image_list(images)
+        names = [str(im) if isinstance(im, (str, Path)) else None for im in batch]
+        return self.embed_pixels(np.stack([self.pixels(im, name=n) for im, n in zip(batch, names)])).numpy()
+
     @property
     def spatial(self) -> bool:
         """A segmentation model: a class per pixel."""

@@ -339,6 +339,43 @@ def _segmentation_report(con, r) -> None:
         )
 
 
+@click.command("embed")
+@click.argument("model")
+@click.argument("data")
+@click.option("--out", type=click.Path(), required=True, help="a .npy (with OUT.sources.json) or .parquet file")
+@click.option("--image-size", type=int, default=None, help="a zoo model's input size (default: its weights' own)")
+def embed_cmd(model, data, out, image_size):
+    """Image embeddings: MODEL's backbone features of every image DATA names (MODEL: a trained model folder or
+    model.tar.gz, or a zoo model name, whose pretrained features are cached)."""
+    from visiontune.embeddings import embed
+
+    r = embed(model, data, out, image_size=image_size)
+    click.echo(f"{len(r.sources)} embeddings of {r.vectors.shape[1]} values written to {r.path}")
+    for src, why in r.skipped[:10]:
+        click.echo(f"  skipped {src}: {why}", err=True)
+
+
+@click.command("similar")
+@click.argument("model")
+@click.argument("image")
+@click.option("--in", "data", required=True, help="the images to search (a folder, a manifest, a URL)")
+@click.option("-k", "k", default=10, show_default=True, type=int, help="how many to list")
+@click.option("--image-size", type=int, default=None, help="a zoo model's input size (default: its weights' own)")
+@click.option("--json", "as_json", is_flag=True, help="print the list as JSON")
+def similar_cmd(model, image, data, k, image_size, as_json):
+    """The images of --in nearest to IMAGE by MODEL's embeddings (cosine similarity), most similar first."""
+    from visiontune.embeddings import similar
+
+    rows = similar(model, image, data, k=k, image_size=image_size)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for r in rows:
+        click.echo(f"{r['similarity']:.4f}  {r['source']}")
+
+
 def register(cli: click.Group) -> None:
     cli.add_command(predict_cmd)
     cli.add_command(evaluate_cmd)
+    cli.add_command(embed_cmd)
+    cli.add_command(similar_cmd)

@@ -34,7 +34,7 @@ from visiontune.errors import (
 from visiontune.runtime import INFERENCE_PRECISION, fewer_malloc_arenas
 from visiontune.serve import routes
 from visiontune.serve.batching import DynamicBatcher
-from visiontune.serve.handler import Ask, Handler
+from visiontune.serve.handler import EMBEDDING, Ask, Handler
 from visiontune.serve.runtimes import Runtime
 from visiontune.web import app as web_app
 from visiontune.web.auth import ApiKey
@@ -172,6 +172,8 @@ class Endpoint:
 
     async def invoke(self, body: bytes, content_type: str, accept: str, ask: Ask) -> tuple[bytes, str]:
         h = self.handler
+        if accept.split(";")[0].strip().lower() == EMBEDDING:  # JumpStart's image-embedding answer
+            return await run_in_threadpool(h.embedding, body, content_type)
         h.check_accept(accept, ask.top_k)  # 406 / 400 before any work
         loop = asyncio.get_running_loop()
         if self.batcher is not None:

@@ -104,6 +104,10 @@ class DefaultModel:
         )
 
 
+#: the Accept type of an embedding answer: ``{"embedding": [...]}`` per image (JumpStart's image-embedding models)
+EMBEDDING = "application/x-embedding"
+
+
 @dataclass(frozen=True)
 class Ask:
     """What a request asks of the answer beyond its type: ``top_k`` (the verbose top-k list); a detector's
@@ -335,6 +339,19 @@ class Handler:
             as_is_type(sagemaker_accept(accept))
         else:
             check_accept(accept, top_k, self.spatial)
+
+    def embedding(self, body: bytes, content_type: str) -> tuple[bytes, str]:
+        """``{"embedding": [...]}`` (a list of them for a batch): the backbone's features of the image(s)."""
+        from visiontune.errors import NotAcceptableError
+
+        if self.custom or not isinstance(self.model, DefaultModel):
+            raise NotAcceptableError(
+                f"Accept {EMBEDDING}: a model served with custom code answers what its code answers"
+            )
+        data = self.parse(body, content_type)
+        vectors = self.model.runtime.embed(np.stack(data.pixels))
+        docs = [{"embedding": [round(float(v), 6) for v in row]} for row in vectors]
+        return json.dumps(docs[0] if data.single else docs).encode(), "application/json"
 
     def render(self, prediction, accept: str, ask: Ask, single: bool) -> tuple[bytes, str]:
         if "output_fn" in self.hooks:

@@ -26,6 +26,15 @@ class Runtime(ABC):
     def predict_proba(self, pixels: np.ndarray) -> np.ndarray:
         """uint8 ``(B, S, S, 3)`` -> float32 probabilities ``(B, C)``."""
 
+    def embed(self, pixels: np.ndarray) -> np.ndarray:
+        """uint8 ``(B, S, S, 3)`` -> float32 backbone features ``(B, D)`` (``Accept: application/x-embedding``)."""
+        from visiontune.errors import NotAcceptableError
+
+        raise NotAcceptableError(
+            f"Accept application/x-embedding: the {self.name} runtime answers probabilities only; serve the model "
+            "with --runtime torch (in this process) for its embeddings"
+        )
+
     def describe(self) -> dict:
         """What ``GET /models`` says about how this runtime computes."""
         return {}
@@ -45,6 +54,9 @@ class TorchRuntime(Runtime):
 
     def predict_proba(self, pixels):
         return self.model.predict_proba_pixels(pixels).numpy()
+
+    def embed(self, pixels):
+        return self.model.embed_pixels(pixels).numpy()
 
     def describe(self) -> dict:
         return {"computes": self.model.how}
