@@ -86,7 +86,7 @@ class LinearHead:
 
 
 def cross_fit(
-    x: np.ndarray, y: np.ndarray, num_classes: int, folds: int, weight_decay: float, seed: int
+    x: np.ndarray, y: np.ndarray, num_classes: int, folds: int, weight_decay: float, seed: int, max_iter: int = 200
 ) -> tuple[np.ndarray, list[LinearHead]]:
     """Each row's class probabilities from a head trained without its fold (stratified folds), and the heads:
     their average labels the other images, so the threshold is measured on the models that apply it."""
@@ -101,7 +101,7 @@ def cross_fit(
     for f in range(folds):
         test = fold == f
         if test.any() and (~test).any():
-            heads.append(LinearHead(num_classes, weight_decay).fit(x[~test], y[~test]))
+            heads.append(LinearHead(num_classes, weight_decay, max_iter).fit(x[~test], y[~test]))
             out[test] = heads[-1].predict_proba(x[test])
     return out, heads
 
