@@ -66,7 +66,10 @@ def _flipped(root: Path, out: Path, share: float, seed: int) -> tuple[Path, set[
     return out, changed
 
 
-def _head_accuracy(data: Path, out: Path, size: int) -> float:
+def _head_accuracy(data: Path, out: Path, size: int, test: Path) -> float:
+    """Head-mode training on ``data``, scored on ``test`` (the same test images for every run: --fix drops
+    the test images it finds leaked, which would change what is measured)."""
+    import visiontune as vt
     from visiontune.train.loop import train
 
     r = train(
@@ -82,7 +85,7 @@ def _head_accuracy(data: Path, out: Path, size: int) -> float:
         checkpoints=False,
         overwrite=True,
     )
-    return round(float(r.metrics["test_accuracy"]), 4)
+    return round(float(vt.evaluate(str(r.out), str(test), split="all").metrics["accuracy"]), 4)
 
 
 def phase_label_errors(work: Path, args) -> dict:
@@ -125,9 +128,9 @@ def phase_label_errors(work: Path, args) -> dict:
     }
     print(f"label errors: precision {out['precision']}, recall {out['recall']}; {out['seconds']}", flush=True)
     out["test_accuracy"] = {
-        "clean labels": _head_accuracy(root, work / "m-clean", args.size),
-        "5% flipped": _head_accuracy(flipped, work / "m-flipped", args.size),
-        "doctor --fix": _head_accuracy(work / "doc" / "fixed", work / "m-fixed", args.size),
+        "clean labels": _head_accuracy(root, work / "m-clean", args.size, root / "test"),
+        "5% flipped": _head_accuracy(flipped, work / "m-flipped", args.size, root / "test"),
+        "doctor --fix": _head_accuracy(work / "doc" / "fixed", work / "m-fixed", args.size, root / "test"),
     }
     acc = out["test_accuracy"]
     cost = acc["clean labels"] - acc["5% flipped"]

@@ -62,6 +62,11 @@ def test_a_detector_trains_evaluates_and_answers_with_boxes(scenes, tmp_path):
     assert again.metrics["mAP"] == pytest.approx(m["test_mAP"], abs=0.02)
     from tests.conftest import cli_run
 
+    table = cli_run("predict", r.out, image, "--precision", "fp32").output  # one row per box scoring 0.3 or more
+    assert "class_id" in table and "xmin" in table
+    lines = cli_run("predict", r.out, image, "--format", "csv", "--precision", "fp32").output.splitlines()
+    assert lines[0] == "source,class_id,score,xmin,ymin,xmax,ymax,error"
+    assert len(lines) - 1 == sum(row[1] >= 0.3 for row in rows)
     shown = cli_run("evaluate", r.out, scenes).output
     assert "mAP" in shown and "mAP50" in shown and "red" in shown
     refused = cli_run("export", r.out, ok=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 
@@ -38,6 +39,14 @@ class _Group(click.Group):
             if not is_write_failure(exc):
                 raise
             # a full disk or a read-only folder in any command (export, quickstart, data ...): one line
+            if exc.errno in (errno.EACCES, errno.EPERM):  # may be a read as well as a write
+                click.secho(
+                    f"error: cannot access {exc.filename or 'a file'}: {exc.strerror or exc}; check its "
+                    "permissions (an output: choose another --out)",
+                    fg="red",
+                    err=True,
+                )
+                sys.exit(2)
             with option_style("cli"):
                 error = output_error(exc)
             click.secho(f"error: {error}", fg="red", err=True)

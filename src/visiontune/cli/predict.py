@@ -84,7 +84,9 @@ def predict_cmd(model, inputs, top_k, fmt, as_json, masks, batch_size, device, p
         for row in rows:
             click.echo(json.dumps(row))
     multi = any("predicted_labels" in r for r in rows)  # a multi-label model: the classes above their thresholds
-    if fmt == "csv" and any("mask" in r for r in rows):
+    if any("prediction" in r for r in rows) and fmt not in ("json", "done"):  # a detector: one row per box
+        _print_boxes(rows, fmt)
+    elif fmt == "csv" and any("mask" in r for r in rows):
         writer = csv.writer(sys.stdout)
         writer.writerow(["source", "mask", "classes_present", "error"])
         for r in rows:
@@ -123,6 +125,31 @@ def predict_cmd(model, inputs, top_k, fmt, as_json, masks, batch_size, device, p
         table_console().print(table)
     if any("error" in r for r in rows):
         raise SystemExit(1)
+
+
+#: boxes below this score are left out of predict's table and CSV (--format json has every row)
+SHOWN_SCORE = 0.3
+
+
+def _print_boxes(rows: list[dict], fmt: str) -> None:
+    """A detector's answers: per box its image, class id, score and normalised box (score >= SHOWN_SCORE)."""
+    header = ["source", "class_id", "score", "xmin", "ymin", "xmax", "ymax", "error"]
+    lines = [
+        [r["source"], int(b[0]), f"{b[1]:.4f}", *(f"{v:.4f}" for v in b[2:]), ""]
+        for r in rows
+        for b in r.get("prediction", [])
+        if b[1] >= SHOWN_SCORE
+    ] + [[r["source"], "", "", "", "", "", "", r["error"]] for r in rows if "error" in r]
+    if fmt == "csv":
+        writer = csv.writer(sys.stdout)
+        writer.writerow(header)
+        writer.writerows(lines)
+        return
+    table = Table(*header[:-1], "error", title=f"boxes scoring {SHOWN_SCORE} or more (--format json: all of them)")
+    table.columns[0].overflow = "fold"
+    for line in lines:
+        table.add_row(*map(str, line))
+    table_console().print(table)
 
 
 def _write_failure(exc: OSError, folder) -> Exception:

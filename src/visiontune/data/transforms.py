@@ -126,6 +126,8 @@ class BatchAugment:
         out = F.grid_sample(x.float(), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
         if colour is not None:
             out = self._apply_colour(out, colour)
+        if self.affine:  # what the affine uncovers is black, after the colour change too (as pairs())
+            out = out * (grid.abs() <= 1).all(-1)[:, None]
         return out, move_boxes(theta, boxes)
 
     def pairs(self, x: torch.Tensor, masks: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:

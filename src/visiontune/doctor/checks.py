@@ -13,6 +13,8 @@
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 
 #: flags of image quality (a 128-px greyscale copy): near-blank below this standard deviation of the grey
@@ -56,10 +58,10 @@ def near_pairs(x: np.ndarray, threshold: float, neighbours: int = 5) -> list[tup
 #: perceptual hashes (64-bit pHash) this many bits apart or fewer: the same picture re-encoded, resized or
 #: slightly cropped (measured on the tests' photo crops: copies 1-10 bits apart, other crops of one photo mostly 10-30)
 PHASH_BITS = 10
-#: perceptual hashes are trusted alone while pairs within PHASH_BITS are rare (at most this share of the
-#: images, or 10 pairs): on small, alike images (Fashion-MNIST: 2,896 pairs among 1,330 images, almost none
-#: copies) they collide, and a pair must then also have features this similar
-HASH_PAIRS_SHARE, COPY_COSINE = 0.02, 0.9
+#: perceptual hashes are used while pairs within PHASH_BITS are rare (at most this share of the images, or
+#: 10 pairs): on small, alike images they collide (Fashion-MNIST: 2,896 pairs among 1,330 images, almost none
+#: copies; confirmed by features of cosine 0.9 or more, still 1,963 false pairs among 12,200) and are not used
+HASH_PAIRS_SHARE = 0.02
 
 
 def look(path: str) -> tuple[dict, bytes | None]:
@@ -68,8 +70,10 @@ def look(path: str) -> tuple[dict, bytes | None]:
     import imagehash
     from PIL import Image
 
+    from visiontune.data.dataset import read_bytes
+
     try:
-        with Image.open(path) as im:
+        with Image.open(io.BytesIO(read_bytes(path))) as im:  # local files, file:// and remote sources alike
             w, h = im.size
             im.draft("L", (128, 128))
             g = im.convert("L")

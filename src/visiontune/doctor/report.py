@@ -19,8 +19,10 @@ def thumbnail(path: str) -> str | None:
     """A small PNG of the image as a data: URI, or None when it cannot be read."""
     from PIL import Image
 
+    from visiontune.data.dataset import read_bytes
+
     try:
-        with Image.open(path) as im:
+        with Image.open(io.BytesIO(read_bytes(path))) as im:
             im.draft("RGB", (THUMB, THUMB))
             im = im.convert("RGB")
             im.thumbnail((THUMB, THUMB))

@@ -62,9 +62,16 @@ def doctor(
         raise DataError(
             f"{data}: one class ({ds.classes[0] if ds.classes else '-'}); the doctor, as training, needs two or more"
         )
+    if fix and ds.task not in ("classification", "multi-label"):
+        raise ConfigError(
+            f"{option('fix', True)}: cleaned manifests are written for image labels; this is {ds.task} data "
+            "(its masks or boxes would be lost): use the findings (doctor.json, duplicates.csv) to clean it"
+        )
     samples = [s for part in ds.splits.values() for s in part]
     split_of = [name for name, part in ds.splits.items() for _ in part]
     x, ok = _features(samples, model, image_size, device)
+    if not ok.any():
+        raise DataError(f"{data}: none of its {len(samples)} images could be read")
     findings = _examine(ds, samples, split_of, x, ok, folds, duplicate_similarity, seed)
     findings.update(
         {
@@ -173,12 +180,13 @@ def _label_issues(ds, samples, split_of, rows, xr, folds: int, seed: int):
         )
     y = np.array([int(samples[i].label) for i in rows])
     counts = np.bincount(y, minlength=ds.num_classes)
-    present = counts[counts > 0]
-    if present.min() < folds:
-        small = [ds.classes[c] for c in np.flatnonzero((counts > 0) & (counts < folds))]
-        raise DataError(
-            f"{ds.root}: class(es) {', '.join(small[:5])} have fewer than {folds} images; the {folds}-fold check "
-            f"needs at least {folds} per class (add images, or lower {option('folds')})"
+    small = [ds.classes[c] for c in np.flatnonzero((counts > 0) & (counts < folds))]
+    if small:  # the other checks still run
+        return (
+            [],
+            f"label errors not checked: class(es) {', '.join(small[:5])} have fewer than {folds} images and the "
+            f"{folds}-fold check needs at least {folds} per class (add images, or lower {option('folds')})",
+            None,
         )
     probs, _ = cross_fit(xr, y, ds.num_classes, folds, weight_decay=PROBE_DECAY, seed=seed, max_iter=PROBE_ITERATIONS)
     issues = [
@@ -202,8 +210,8 @@ def _duplicates(samples, split_of, rows, xr, hashes: dict, looks: list, similari
     z = xr / np.maximum(np.linalg.norm(xr, axis=1, keepdims=True), 1e-12)
     found: dict[tuple[int, int], str] = {(i, j): "near" for i, j, _ in checks.near_pairs(xr, similarity)}
     by_look = checks.hash_pairs(looks)
-    trusted = len(by_look) <= max(10, checks.HASH_PAIRS_SHARE * len(rows))  # else the hashes collide here
-    found.update({(i, j): "copy" for i, j, _ in by_look if trusted or float(z[i] @ z[j]) >= checks.COPY_COSINE})
+    if len(by_look) <= max(10, checks.HASH_PAIRS_SHARE * len(rows)):  # else the hashes collide here: unused
+        found.update({(i, j): "copy" for i, j, _ in by_look})
     by_hash: dict[str, list[int]] = {}
     for n, i in enumerate(rows):
         by_hash.setdefault(hashes[samples[i].source], []).append(n)

@@ -159,6 +159,24 @@ def rows_of(dense, num_classes: int, image_size: int) -> list[list[list[float]]]
     ]
 
 
+def image_match(found: torch.Tensor, truth: torch.Tensor, score: float = 0.3, iou: float = 0.5) -> dict:
+    """One image's boxes against its truth: how many true boxes a detection of their class found (score >=
+    ``score``, IoU >= ``iou``, each detection used once, best first) and how many detections found none."""
+    from torchvision.ops import box_iou
+
+    d = found[found[:, 1] >= score]
+    used, hit = set(), 0
+    if len(d) and len(truth):
+        overlap = box_iou(truth[:, 1:5], d[:, 2:6])
+        for t in range(len(truth)):
+            for k in torch.argsort(overlap[t], descending=True).tolist():
+                if k not in used and overlap[t, k] >= iou and int(d[k, 0]) == int(truth[t, 0]):
+                    used.add(k)
+                    hit += 1
+                    break
+    return {"found": hit, "boxes": len(truth), "false_positives": len(d) - len(used)}
+
+
 def average_precision(detections: list[torch.Tensor], truth: list[torch.Tensor], classes: list[str]) -> dict:
     """COCO mAP (torchmetrics' MeanAveragePrecision on pycocotools) of normalised detections
     ``(class, score, box)`` against true boxes ``(class, box)``; per class too."""

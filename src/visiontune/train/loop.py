@@ -26,7 +26,7 @@ from visiontune.data.loading import open_dataset
 from visiontune.data.split import hold_out, split_digest
 from visiontune.data.transforms import build_augmentation, normalize, normalize_boxes, normalize_pairs
 from visiontune.debug.modes import ModeKeys
-from visiontune.errors import CheckpointError, ConfigError, DataError, VisiontuneError, option
+from visiontune.errors import CheckpointError, ConfigError, DataError, option
 from visiontune.paths import run_folder, timestamped
 from visiontune.progress import bar, log_metrics, note
 from visiontune.runtime import (
@@ -880,11 +880,13 @@ def _save_partial(run: _Run, trainer: _Trainer) -> Path | None:
         trainer.net.load_state_dict(
             state["best_state"] if run.cfg.early_stopping and state.get("best_state") else state["model"]
         )
-        last = {k: v for k, v in (history[-1] if history else {}).items() if isinstance(v, (int, float))}
+        best = json.loads(state.get("best") or "{}")
+        row = history[best["epoch"] - 1] if run.cfg.early_stopping and best.get("epoch") else (history or [{}])[-1]
+        last = {k: v for k, v in row.items() if isinstance(v, (int, float))}  # the epoch whose weights these are
         metrics = {"partial": True, "epochs_completed": int(state["epoch"]), **last, "history": history}
         _write_artifact(run, folder, metrics, {"name": run.task.name})
         pack(folder)
-    except (OSError, VisiontuneError, RuntimeError, KeyError) as exc:
+    except Exception as exc:  # noqa: BLE001 - keeping it is a courtesy: the stop goes on, saying why not
         note(f"stopped: the model of the last finished epoch could not be kept in {folder} ({exc})")
         return None
     note(f"stopped: the model as of epoch {state['epoch']} is in {folder} ({option('resume', True)} continues the run)")
