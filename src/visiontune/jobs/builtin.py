@@ -73,22 +73,21 @@ class BuiltinJob(JobKind):
         if ctx.job.spec.get("pruning"):
             callbacks += (optuna_pruning(ctx.store, ctx.job.spec["pruning"]),)
 
-        if int(ctx.job.spec.get("instance_count") or 1) > 1:
-            from visiontune.jobs.distributed import builtin_worker, run_distributed
-            from visiontune.train.loop import TrainResult
+        from visiontune.train.loop import PARTIAL, StopTraining, TrainResult
 
-            run_distributed(ctx, builtin_worker, {})
-            result = TrainResult.from_dir(cfg.out)
-        else:
-            from visiontune.train.loop import StopTraining
+        try:
+            if int(ctx.job.spec.get("instance_count") or 1) > 1:
+                from visiontune.jobs.distributed import builtin_worker, run_distributed
 
-            try:
+                run_distributed(ctx, builtin_worker, {})
+                result = TrainResult.from_dir(cfg.out)
+            else:
                 result = train(cfg, callbacks=callbacks, stop=ctx.stop)
-            except StopTraining as exc:
-                partial = getattr(exc, "partial", None)  # the model of the last finished epoch, when there was one
-                if partial is not None:
-                    exc.result = RunResult({}, str(partial / "model.tar.gz"))  # type: ignore[attr-defined]
-                raise
+        except StopTraining as exc:
+            partial = Path(cfg.out) / PARTIAL / "model.tar.gz"  # the model of the last finished epoch, if any
+            if ctx.stop.is_set() and partial.is_file():
+                exc.result = RunResult({}, str(partial))  # type: ignore[attr-defined]
+            raise
         final = {k: v for k, v in result.metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
         ctx.metrics(final, step=len(result.history))
         ctx.record_hyperparameters(result.out / "hyperparameters.json")

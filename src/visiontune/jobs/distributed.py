@@ -130,11 +130,12 @@ def builtin_worker(config: dict) -> None:
             flag[0] = float(stop_asked(ctx))
         dist.broadcast(flag, 0)  # every rank stops at the same epoch
         if flag.item():
+            ctx.stop.set()  # a stopped job (not a pruned trial): rank 0 keeps the epoch's model in partial/
             raise StopTraining(f"stopped on request after epoch {epoch}")
 
     try:
         with teed(sink, enabled=rank == 0):
-            train(TrainConfig.from_dict(job.spec["config"]), callbacks=(record,))
+            train(TrainConfig.from_dict(job.spec["config"]), callbacks=(record,), stop=ctx.stop)
     finally:
         _last_writes(ctx, rank)
 
