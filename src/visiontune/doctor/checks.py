@@ -119,9 +119,46 @@ def hash_pairs(hashes: list[bytes | None], bits: int = PHASH_BITS) -> list[tuple
     return sorted(out, key=lambda p: p[2])
 
 
+class _Neighbours:
+    """What cleanlab's outlier score asks of a fitted ``NearestNeighbors``: cosine distances to each image's
+    nearest others, by faiss' exact search (sklearn's brute force took 16 s of a 47 s doctor on 12,000)."""
+
+    metric = "cosine"
+
+    def __init__(self, x: np.ndarray, k: int):
+        import faiss
+
+        self.n_neighbors = k
+        self._x = x  # what cleanlab is handed back: the fitted images, each one's own match left out
+        self._z = _unit(x)
+        self._index = faiss.IndexFlatIP(self._z.shape[1])
+        self._index.add(self._z)
+
+    def kneighbors(self, X=None, n_neighbors=None, return_distance=True):  # noqa: N803 - sklearn's names
+        k = n_neighbors or self.n_neighbors
+        if X is None or X is self._x:  # the fitted images themselves: each one's nearest others, not itself
+            sims, idx = self._index.search(self._z, k + 1)
+            sims, idx = sims[:, 1:], idx[:, 1:]
+        else:
+            sims, idx = self._index.search(_unit(X), k)
+        return (np.clip(1.0 - sims, 0.0, 2.0), idx) if return_distance else idx
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    z = np.ascontiguousarray(x, dtype=np.float32).copy()
+    z /= np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
+    return z
+
+
 def outlier_scores(x: np.ndarray) -> np.ndarray:
-    """cleanlab's out-of-distribution score per image (0-1, lower: farther from its nearest neighbours)."""
+    """cleanlab's out-of-distribution score per image (0-1, lower: farther from its nearest neighbours, by
+    cosine distance of the features)."""
     from cleanlab.outlier import OutOfDistribution
 
+    import warnings
+
     k = max(1, min(10, len(x) - 1))
-    return np.asarray(OutOfDistribution({"k": k}).fit_score(features=np.ascontiguousarray(x, dtype=np.float32)))
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    with warnings.catch_warnings():  # "a KNN estimator has already been fit": ours is, by design
+        warnings.filterwarnings("ignore", message="A KNN estimator has previously already been fit")
+        return np.asarray(OutOfDistribution({"knn": _Neighbours(x, k), "k": k}).fit_score(features=x, verbose=False))
