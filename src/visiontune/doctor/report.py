@@ -63,15 +63,8 @@ def write(findings: dict, samples, out: Path) -> dict:
 
 
 def html(findings: dict) -> str:
-    import jinja2
+    from visiontune.web.templates import render
 
-    env = jinja2.Environment(
-        loader=jinja2.PackageLoader("visiontune.doctor", "templates"),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
     thumbs: dict[str, str | None] = {}
 
     def thumb(path: str) -> str | None:
@@ -79,7 +72,9 @@ def html(findings: dict) -> str:
             thumbs[path] = thumbnail(path)
         return thumbs[path]
 
-    return env.get_template("doctor.html").render(
+    return render(
+        "doctor.html",
+        str(Path(__file__).parent / "templates"),
         f=findings,
         made=time.strftime("%Y-%m-%d %H:%M:%S"),
         issues=findings["label_issues"][:GALLERY],
@@ -87,5 +82,5 @@ def html(findings: dict) -> str:
         outliers=findings["outliers"][:GALLERY],
         quality=findings["quality"][:GALLERY],
         thumb=thumb,
-        name=lambda p: Path(p).name,
+        basename=lambda p: Path(p).name,
     )
