@@ -542,7 +542,7 @@ def test_cli_inspect_detection(scenes):
     out = scenes[0]
     res = cli_run("data", "inspect", out, "--task", "detection", "--no-grid")
     assert "train boxes / images" in res.output and "boxes: " in res.output
-    assert "training a detector is not available yet" in res.output
+    assert "train --task detection` will accept this data" in res.output
 
 
 def test_lst_split_files_and_a_split_without_boxes(tmp_path):

@@ -77,7 +77,7 @@ def _print_report(report: dict) -> None:
     if "detection" in report:
         _print_boxes(con, report)
     if report["ok"] and "detection" in report:
-        con.print("[green]every check passed[/] (the data is ready; training a detector is not available yet)")
+        con.print("[green]every check passed: `visiontune train --task detection` will accept this data[/]")
         return
     if report["ok"]:
         con.print("[green]every check passed: `visiontune train` will accept this data[/]")
