@@ -69,8 +69,8 @@ def test_a_detector_trains_evaluates_and_answers_with_boxes(scenes, tmp_path):
     assert len(lines) - 1 == sum(row[1] >= 0.3 for row in rows)
     shown = cli_run("evaluate", r.out, scenes).output
     assert "mAP" in shown and "mAP50" in shown and "red" in shown
-    refused = cli_run("export", r.out, ok=False)
-    assert refused.exit_code == 2 and "exporting a detector" in refused.output
+    exported = vt.export(str(r.out), "onnx")  # model.onnx beside it: the dense outputs, decoded after
+    assert exported.path.exists() and exported.max_abs_diff <= 1e-4
     # batch transform: one record per image, the same rows
     done = vt.batch_predict(
         str(r.out / "model.tar.gz"), str(scenes / "images" / "val"), str(tmp_path / "bp"), precision="fp32"
@@ -111,6 +111,13 @@ def test_a_detector_trains_evaluates_and_answers_with_boxes(scenes, tmp_path):
         for bad in ("threshold=1.5", "threshold=x", "max_detections=0"):
             r400 = c.post(f"/invocations?{bad}", content=body, headers={"Content-Type": "image/png"})
             assert r400.status_code == 400 and bad.split("=")[0] in r400.json()["error"]
+    # the exported file, served by onnxruntime, answers the same boxes (the handler decodes its dense output)
+    with TestClient(create_app(ServerSettings(models={"det": str(r.out)}, runtime="onnx"))) as c:
+        c.app.state.loader.join(60)
+        onnx_rows = c.post("/invocations", content=body, headers={"Content-Type": "image/png"}).json()["prediction"]
+        top = [row for row in rows if row[1] >= 0.1]
+        assert [row[0] for row in onnx_rows[: len(top)]] == [row[0] for row in top]
+        assert np.allclose([row[1:] for row in onnx_rows[: len(top)]], [row[1:] for row in top], atol=0.01)
 
 
 def test_detection_data_needs_the_detection_task_and_back(scenes, tmp_path):

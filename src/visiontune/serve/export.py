@@ -32,10 +32,11 @@ PARITY_TOLERANCE = 1e-4
 
 
 class _Exportable(nn.Module):
-    def __init__(self, module: nn.Module, mean, std, multi_label: bool = False):
+    def __init__(self, module: nn.Module, mean, std, multi_label: bool = False, dense: bool = False):
         super().__init__()
         self.module = module
         self.multi_label = multi_label  # one sigmoid per class instead of one softmax
+        self.dense = dense  # a detector: its dense outputs as they are (decoded after, as serving does)
         self.register_buffer("scale", torch.tensor([1.0 / (255.0 * s) for s in std]).view(1, 3, 1, 1))
         self.register_buffer("shift", torch.tensor([-m / s for m, s in zip(mean, std)]).view(1, 3, 1, 1))
 
@@ -45,6 +46,8 @@ class _Exportable(nn.Module):
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         x = pixels.permute(0, 3, 1, 2).to(torch.float32) * self.scale + self.shift
         logits = self.module(x)
+        if self.dense:
+            return logits
         return torch.sigmoid(logits) if self.multi_label else torch.softmax(logits, dim=1)
 
 
@@ -71,7 +74,11 @@ def metadata(model) -> dict[str, str]:
         "visiontune.input": "pixels: uint8 (batch, size, size, 3), RGB, "
         + ("the whole image resized (squashed)" if spatial else "resized and centre-cropped"),
         "visiontune.output": (
-            "probabilities: float32 (batch, classes, size, size), per pixel, in "
+            "dense: float32 (batch, anchor points, classes + 5): class logits, box offsets, centerness (FCOS); "
+            "visiontune.tasks.detection.rows_of(dense, classes, size) decodes them to [class_id, score, xmin, "
+            "ymin, xmax, ymax] rows"
+            if model.task.name == "detection"
+            else "probabilities: float32 (batch, classes, size, size), per pixel, in "
             "visiontune.classes order; resize to the image's size, then argmax"
             if spatial
             else "probabilities: float32 (batch, classes), in visiontune.classes order"
@@ -98,16 +105,13 @@ def export(
     if format not in FORMATS:
         raise ConfigError(f"{option('format', format)}: choose one of {', '.join(FORMATS)}")
     loaded = load_model(model, device="cpu")
-    if loaded.task.name == "detection":
-        raise ConfigError(
-            f"{model}: exporting a detector (its box decoding and NMS inside the file) is not available yet; "
-            "serve it with `visiontune serve`, or load it with visiontune.load_model"
-        )
+    detector = loaded.task.name == "detection"
     wrapper = _Exportable(
         loaded.module.float().eval(),
         loaded.preprocessing.mean,
         loaded.preprocessing.std,
         multi_label=loaded.task.name == "multi-label",
+        dense=detector,
     ).eval()
     size = loaded.preprocessing.image_size
     example = (torch.zeros(2, size, size, 3, dtype=torch.uint8),)
@@ -130,6 +134,8 @@ def export(
     with torch.no_grad():
         reference = wrapper(torch.from_numpy(pixels)).numpy()
     diff = float(np.abs(run(pixels) - reference).max())
+    if detector:  # dense logits and box offsets, not probabilities: relative to their size
+        diff /= max(1.0, float(np.abs(reference).max()))
     if diff > PARITY_TOLERANCE:
         raise VisiontuneError(
             f"{target}: exported model differs from the original by {diff:.2e} "
