@@ -4,6 +4,7 @@ outputs, optionally the cleaned manifests."""
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -138,7 +139,7 @@ def _examine(ds, samples, split_of, x, ok, folds: int, similarity: float, seed: 
         ds, samples, split_of, rows, xr, folds, seed
     )
     hashes = fingerprint([samples[i] for i in rows])
-    seen = [checks.look(samples[i].source) for i in rows]  # one read each: quality and the perceptual hash
+    seen = _looks([samples[i].source for i in rows])  # one read each: quality and the perceptual hash
     found["duplicates"] = _duplicates(samples, split_of, rows, xr, hashes, [h for _, h in seen], similarity)
     found["leak"] = _leak_effect(ds, samples, split_of, rows, xr, found["duplicates"], seed)
     scores = checks.outlier_scores(xr)
@@ -150,6 +151,21 @@ def _examine(ds, samples, split_of, x, ok, folds: int, similarity: float, seed: 
     found["quality"] = _quality(samples, split_of, rows, [q for q, _ in seen])
     found["probabilities_from"] = f"{folds}-fold linear heads on the features" if probs is not None else None
     return found
+
+
+def _looks(sources: list[str]) -> list:
+    """:func:`checks.look` of every image, on a thread per core (decoding releases the GIL), with progress."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from visiontune.doctor import checks
+    from visiontune.progress import bar
+
+    out = []
+    with bar(len(sources), "quality and hashes") as advance, ThreadPoolExecutor(os.cpu_count() or 1) as pool:
+        for found in pool.map(checks.look, sources, chunksize=64):
+            out.append(found)
+            advance(1)
+    return out
 
 
 def _counts(ds) -> dict:
