@@ -15,19 +15,21 @@ from visiontune.errors import WeightsUnavailableError
 
 
 def image_features(
-    samples: list, model: str, image_size: int | None, device: str = "auto"
+    samples: list, model: str, image_size: int | None, device: str = "auto", hashes: dict | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """(N, D) float32 pretrained-backbone features of ``samples`` and the mask of those that decoded (the
     others are skipped, not errors), from the feature cache.  :class:`WeightsUnavailableError` when ``model``
-    has no pretrained weights here (random features would say nothing)."""
+    has no pretrained weights here (random features would say nothing).  ``hashes``: the images' content
+    hashes (source -> hash) when the caller has them already; else they are computed here."""
     from visiontune.data.cache import feature_cache, fingerprint
     from visiontune.progress import bar
     from visiontune.runtime import pick_device, resolve_precision
     from visiontune.train.inputs import feature_model_key
     from visiontune.zoo.registry import create_model, default_preprocessing
 
-    with bar(len(samples), "hashing images") as advance:
-        hashes = fingerprint(samples, advance)
+    if hashes is None:
+        with bar(len(samples), "hashing images") as advance:
+            hashes = fingerprint(samples, advance)
     net, spec, wspec = create_model(model, pretrained=True, num_classes=2)
     if wspec is None:
         raise WeightsUnavailableError(f"{model}: no pretrained weights on this machine")

@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 
 from visiontune.errors import ConfigError, DataError, option
-from visiontune.progress import note
 
 #: test images whose accuracy is compared with and without the leaked ones need at least this many left
 MIN_LEAK_SCORED = 10
@@ -70,10 +69,11 @@ def doctor(
         )
     samples = [s for part in ds.splits.values() for s in part]
     split_of = [name for name, part in ds.splits.items() for _ in part]
-    x, ok = _features(samples, model, image_size, device)
+    hashes = _hashes(samples)  # once: the feature cache's keys and the exact duplicates
+    x, ok = _features(samples, model, image_size, device, hashes)
     if not ok.any():
         raise DataError(f"{data}: none of its {len(samples)} images could be read")
-    findings = _examine(ds, samples, split_of, x, ok, folds, duplicate_similarity, seed)
+    findings = _examine(ds, samples, split_of, x, ok, hashes, folds, duplicate_similarity, seed)
     findings.update(
         {
             "data": str(data),
@@ -90,7 +90,6 @@ def doctor(
         result.files = write(findings, samples, Path(out))
     if fix:
         result.files["fixed"] = str(_fix(ds, findings, Path(out) / "fixed", fix_confidence))  # type: ignore[arg-type]
-    note(findings["summary"])
     return result
 
 
@@ -113,12 +112,20 @@ def _check_options(folds: int, similarity: float, fix_confidence: float, fix: bo
             )
 
 
-def _features(samples, model: str, image_size: int | None, device: str) -> tuple[np.ndarray, np.ndarray]:
+def _hashes(samples) -> dict:
+    from visiontune.data.cache import fingerprint
+    from visiontune.progress import bar
+
+    with bar(len(samples), "hashing images") as advance:
+        return fingerprint(samples, advance)
+
+
+def _features(samples, model: str, image_size: int | None, device: str, hashes: dict) -> tuple[np.ndarray, np.ndarray]:
     from visiontune.errors import WeightsUnavailableError
     from visiontune.probe import image_features
 
     try:
-        return image_features(samples, model, image_size, device)
+        return image_features(samples, model, image_size, device, hashes)
     except WeightsUnavailableError as exc:
         raise ConfigError(
             f"{option('model', model)}: the doctor needs pretrained features and {exc}; choose a model that has "
@@ -126,9 +133,8 @@ def _features(samples, model: str, image_size: int | None, device: str) -> tuple
         ) from exc
 
 
-def _examine(ds, samples, split_of, x, ok, folds: int, similarity: float, seed: int) -> dict:
+def _examine(ds, samples, split_of, x, ok, hashes: dict, folds: int, similarity: float, seed: int) -> dict:
     """Every check, as ``doctor.json`` holds it."""
-    from visiontune.data.cache import fingerprint
     from visiontune.doctor import checks
 
     rows = np.flatnonzero(ok)
@@ -138,7 +144,6 @@ def _examine(ds, samples, split_of, x, ok, folds: int, similarity: float, seed: 
     found["label_issues"], found["label_issues_note"], probs = _label_issues(
         ds, samples, split_of, rows, xr, folds, seed
     )
-    hashes = fingerprint([samples[i] for i in rows])
     seen = _looks([samples[i].source for i in rows])  # one read each: quality and the perceptual hash
     found["duplicates"] = _duplicates(samples, split_of, rows, xr, hashes, [h for _, h in seen], similarity)
     found["leak"] = _leak_effect(ds, samples, split_of, rows, xr, found["duplicates"], seed)
