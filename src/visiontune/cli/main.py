@@ -73,6 +73,7 @@ def cli() -> None:
 
 def _register() -> None:
     from visiontune.cli import (
+        auto,
         data,
         debug,
         endpoints,
@@ -87,7 +88,7 @@ def _register() -> None:
         tune,
     )
 
-    for module in (data, label, models, train, jobs, tune, debug, predict, serve, endpoints, studio, quickstart):
+    for module in (data, label, models, train, auto, jobs, tune, debug, predict, serve, endpoints, studio, quickstart):
         module.register(cli)
 
 

@@ -106,6 +106,11 @@ class TrainConfig:
         "share of training images held out for the final test when the data has no test split "
         "(0: report the validation split instead)",
     )
+    evaluate_test: bool = opt(
+        True,
+        "score the finished model on the test split (--no-evaluate-test: leave it unseen; `auto`'s candidates "
+        "do, so the test split scores only the model it chose)",
+    )
     label_attribute: str | None = opt(None, "manifest label attribute (detected when there is one)")
     allow_empty_labels: bool = opt(
         False, "multi-label data: an image with no label (no class present) is a training example instead of an error"
@@ -240,6 +245,7 @@ class TrainConfig:
             "debug_save_interval",
             "profile_interval",
             "profile_steps",
+            "evaluate_test",
         ):
             d.pop(k)
         return d

@@ -536,6 +536,8 @@ def _resolve(cfg: TrainConfig) -> _Run:
             "seed": cfg.seed,
             "test": split_digest(dataset.splits["test"], root),
         }
+    if not cfg.evaluate_test and dataset.splits.get("test"):  # carved (and recorded) above, never read here
+        dataset = dataclasses.replace(dataset, splits={k: v for k, v in dataset.splits.items() if k != "test"})
     return _Run(
         cfg,
         out,
