@@ -66,7 +66,7 @@ def phase_fashion(work: Path, args) -> dict:
     return {
         "data": "Fashion-MNIST 10k/2k/2k (28 px PNGs)",
         "hand_picked": HAND_PICKED["fashion"],
-        "budgets": {b: _auto(data, b, work / "fashion", []) for b in args.budgets},
+        "budgets": {b: _auto(data, b, work / "runs", []) for b in args.budgets},
     }
 
 
@@ -78,7 +78,7 @@ def phase_scenes(work: Path, args) -> dict:
     return {
         "data": f"fashion-scenes multi-label, {args.scenes_train} train + {args.scenes_validation} validation scenes",
         "hand_picked": HAND_PICKED["scenes"],
-        "budgets": {b: _auto(scenes, b, work / "scenes", ["--task", "multi-label"]) for b in args.budgets},
+        "budgets": {b: _auto(scenes, b, work / "runs", ["--task", "multi-label"]) for b in args.budgets},
     }
 
 

