@@ -24,12 +24,12 @@ def test_durations_and_model_sizes_as_users_write_them():
     assert plan.parse_duration("1.5h") == 5400
     assert plan.parse_duration(45) == 45
     for bad in ("ten minutes", "10x", "", "0m", "-5m"):
-        with pytest.raises(ConfigError, match="--time-limit"):
+        with pytest.raises(ConfigError, match="time_limit="):
             plan.parse_duration(bad)
     assert plan.parse_model_size("5M") == 5
     assert plan.parse_model_size("20MB") == 5  # float32: 4 bytes a parameter
     assert plan.parse_model_size(None) is None
-    with pytest.raises(ConfigError, match="--max-model-size"):
+    with pytest.raises(ConfigError, match="max_model_size="):
         plan.parse_model_size("big")
 
 
@@ -67,7 +67,9 @@ def test_limits_that_leave_nothing_to_try_are_refused(tiny, tmp_path, monkeypatc
 def test_a_metric_that_does_not_fit_the_data_is_refused(tiny, tmp_path):
     result = cli_run("auto", "--data", tiny, "--metric", "mIoU", "--out", tmp_path / "a", ok=False)
     assert result.exit_code == 2
-    assert "classification data is scored by accuracy" in result.output
+    assert "--metric mIoU: classification data is scored by accuracy (give --metric accuracy" in result.output
+    result = cli_run("auto", "--data", tiny, "--time-limit", "soon", "--out", tmp_path / "b", ok=False)
+    assert result.exit_code == 2 and "--time-limit soon: give a duration such as 600" in result.output
 
 
 def _wait_for_running_job(store, part: str, proc, timeout: float = 120.0) -> str:

@@ -8,7 +8,7 @@ import math
 import re
 from dataclasses import dataclass
 
-from visiontune.errors import ConfigError, WeightsUnavailableError
+from visiontune.errors import ConfigError, WeightsUnavailableError, option
 
 #: each task's score, as ``metrics.json`` names it (``validation_<metric>``) and as ``--metric`` takes it
 TASK_METRICS = {"classification": "accuracy", "multi-label": "mAP", "segmentation": "mIoU", "detection": "mAP"}
@@ -27,7 +27,7 @@ SECOND_SIZE = 160
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(h|m|min|s|sec)?", re.IGNORECASE)
 
 
-def parse_duration(text: str | float | int, what: str = "--time-limit") -> float:
+def parse_duration(text: str | float | int, what: str = "time_limit") -> float:
     """Seconds of ``600``, ``90s``, ``10m``, ``1.5h`` or ``1h30m``, or a :class:`ConfigError` naming ``what``."""
     if isinstance(text, (int, float)) and not isinstance(text, bool):
         seconds = float(text)
@@ -35,11 +35,11 @@ def parse_duration(text: str | float | int, what: str = "--time-limit") -> float
         s = str(text).strip().replace(" ", "")
         parts = _DURATION.findall(s)
         if not s or not parts or "".join(n + u for n, u in parts).lower() != s.lower():
-            raise ConfigError(f"{what} {text!r}: give a duration such as 600, 90s, 10m, 1.5h or 1h30m")
+            raise ConfigError(f"{option(what, text)}: give a duration such as 600, 90s, 10m, 1.5h or 1h30m")
         scale = {"h": 3600, "m": 60, "min": 60, "s": 1, "sec": 1, "": 1}
         seconds = sum(float(n) * scale[u.lower()] for n, u in parts)
     if not math.isfinite(seconds) or seconds <= 0:
-        raise ConfigError(f"{what} {text!r}: give a positive duration")
+        raise ConfigError(f"{option(what, text)}: give a positive duration")
     return seconds
 
 
@@ -53,12 +53,12 @@ def parse_model_size(text: str | float | int | None) -> float | None:
         m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(m|mb|g|gb)?\s*", str(text), re.IGNORECASE)
         if not m:
             raise ConfigError(
-                f"--max-model-size {text!r}: give millions of parameters (5M) or megabytes of float32 weights (20MB)"
+                f"{option('max_model_size', text)}: give millions of parameters (5M) or megabytes of float32 weights (20MB)"
             )
         value, unit = float(m.group(1)), (m.group(2) or "m").lower()
     millions = {"m": value, "mb": value / 4, "g": value * 1000, "gb": value * 1000 / 4}[unit]
     if millions <= 0:
-        raise ConfigError(f"--max-model-size {text!r}: must be more than 0")
+        raise ConfigError(f"{option('max_model_size', text)}: must be more than 0")
     return millions
 
 
@@ -68,7 +68,7 @@ def metric_for(task: str, metric: str | None) -> str:
     if metric is None or metric == wanted:
         return wanted
     raise ConfigError(
-        f"--metric {metric}: {task} data is scored by {wanted} (give --metric {wanted}, or leave it out); "
+        f"{option('metric', metric)}: {task} data is scored by {wanted} (give {option('metric', wanted)}, or leave it out); "
         f"the metrics by task: {', '.join(f'{t} {m}' for t, m in TASK_METRICS.items())}"
     )
 
@@ -107,7 +107,7 @@ def backbones(max_params_m: float | None) -> list:
     if not fit:
         sizes = ", ".join(f"{m.name} {m.params_m}M" for m in sorted(offline, key=lambda m: m.params_m or 0))
         raise ConfigError(
-            f"--max-model-size {max_params_m:g}M parameters excludes every model with offline weights ({sizes}); "
+            f"{option('max_model_size')} {max_params_m:g}M parameters excludes every model with offline weights ({sizes}); "
             "raise it"
         )
     return sorted(fit, key=lambda m: m.params_m or 0)

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from visiontune.auto import plan
-from visiontune.errors import ConfigError, DataError, VisiontuneError
+from visiontune.errors import ConfigError, DataError, VisiontuneError, option
 from visiontune.progress import note
 
 STATE = "state.json"
@@ -59,10 +59,6 @@ class AutoResult:
     time_limit: float
     stopped: bool
     files: dict = field(default_factory=dict)
-
-
-class _Replan(Exception):
-    pass
 
 
 def auto(
@@ -129,18 +125,20 @@ class _Auto:
         data = Path(self.data).expanduser().resolve()
         if data.is_dir() and self.out.resolve().is_relative_to(data):
             raise ConfigError(
-                f"--out {self.out} is inside the data folder {data}: auto would write among the data; choose an "
+                f"{option('out', str(self.out))} is inside the data folder {data}: auto would write among the data; choose an "
                 "output folder of its own (e.g. runs/auto)"
             )
         path = self.out / STATE
         if resume:
             if not path.is_file():
-                raise ConfigError(f"--resume: {self.out} holds no auto run ({STATE} is missing); start one without it")
+                raise ConfigError(
+                    f"{option('resume', True)}: {self.out} holds no auto run ({STATE} is missing); start one without it"
+                )
             self.state = json.loads(path.read_text())
             if Path(self.state["data"]) != Path(self.data).resolve():
                 raise ConfigError(
-                    f"--resume: {self.out} searched {self.state['data']}, not {self.data}; give the same data or "
-                    "another --out"
+                    f"{option('resume', True)}: {self.out} searched {self.state['data']}, not {self.data}; give the same data or "
+                    f"another {option('out')}"
                 )
             self.spent_before = float(self.state.get("spent_s", 0.0))
             o = self.state.get("options", {})  # what the run was started with: its plan depends on them
@@ -154,8 +152,8 @@ class _Auto:
         if self.out.exists() and any(self.out.iterdir()):
             if not overwrite:
                 raise ConfigError(
-                    f"{self.out} is not empty; give --resume to continue the auto run there, --overwrite to "
-                    "replace it, or another --out"
+                    f"{self.out} is not empty; give {option('resume', True)} to continue the auto run there, "
+                    f"{option('overwrite', True)} to replace it, or another {option('out')}"
                 )
             shutil.rmtree(self.out)
         self.out.mkdir(parents=True, exist_ok=True)
@@ -204,7 +202,7 @@ class _Auto:
             missing = [s.name for s in wanted if s.name not in names]
             if missing:
                 raise ConfigError(
-                    f"--models {', '.join(missing)}: no offline weights here, or larger than --max-model-size; "
+                    f"{option('models')} {', '.join(missing)}: no offline weights here, or larger than {option('max_model_size')}; "
                     f"these fit: {', '.join(sorted(names))}"
                 )
             specs = [s for s in specs if s.name in {w.name for w in wanted}]
@@ -225,7 +223,7 @@ class _Auto:
         self.state["calibration"].setdefault("forward_s_per_image", {})[cheapest.key] = per_image
         if self.left() < need:
             raise ConfigError(
-                f"--time-limit {self.limit_s:.0f}s is too small for this data: one screen pass over its "
+                f"{option('time_limit', f'{self.limit_s:.0f}s')} is too small for this data: one screen pass over its "
                 f"{self.n_images} images with {cheapest.model} at {cheapest.image_size} px and the final test take "
                 f"about {need:.0f} s on this machine; give at least {math.ceil(need / 60)}m"
             )

@@ -113,6 +113,7 @@ def _hyperparameters(config: dict) -> dict:
         "debug_save_interval",
         "profile_interval",
         "profile_steps",
+        "evaluate_test",
     }
     return {k: v for k, v in config.items() if k not in skip}
 
