@@ -89,8 +89,8 @@ def plot(state: dict, path: Path) -> None:
     if best:
         xs, ys = zip(*best)
         ax.step(
-            [0, *xs, state.get("spent_s", xs[-1])],
-            [ys[0], *ys, ys[-1]],
+            [*xs, state.get("spent_s", xs[-1])],
+            [*ys, ys[-1]],
             where="post",
             color="#111",
             lw=1.2,

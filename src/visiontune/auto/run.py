@@ -505,7 +505,7 @@ class _Auto:
         final_epochs = (budget - search_cost - per_run) / t_e
         if final_epochs < FINAL_MIN_EPOCHS:
             self.say(
-                f"the budget holds about {affordable:.0f} epochs of full fine-tuning ({t_e:.0f} s each, planned): "
+                f"the budget holds about {affordable:.1f} epoch(s) of full fine-tuning ({t_e:.0f} s each, planned): "
                 f"a search would leave the final run under {FINAL_MIN_EPOCHS}, so one run of the hand-picked "
                 "configuration"
             )
