@@ -41,6 +41,8 @@ SEARCH_SHARE = 0.4
 FINAL_MIN_EPOCHS = 12
 #: a run whose first epoch says its planned epochs are off by more than this share is re-planned
 REPLAN_TOLERANCE = 0.2
+#: the splits every run holds out where the data lacks them (the plan counts the same ones)
+HOLD_OUT = {"valid_fraction": 0.1, "test_fraction": 0.1}
 
 
 @dataclass
@@ -85,20 +87,19 @@ def auto(
     limit = None if time_limit is None else plan.parse_duration(time_limit)
     if limit is None and not resume:
         limit = plan.parse_duration("20m")
-    runner = _Auto(data, limit, metric, plan.parse_model_size(max_model_size), Path(out), seed, device, models)
-    runner.task_arg = task
+    runner = _Auto(data, limit, metric, plan.parse_model_size(max_model_size), Path(out), seed, device, models, task)
     return runner.run(resume, overwrite)
 
 
 class _Auto:
-    def __init__(self, data, limit_s, metric, max_params_m, out: Path, seed, device, models):
+    def __init__(self, data, limit_s, metric, max_params_m, out: Path, seed, device, models, task):
         self.data, self.limit_s, self.metric_arg, self.max_params_m = str(data), limit_s, metric, max_params_m
         self.out, self.seed, self.device, self.models = out, seed, device, models
         self.t0 = time.monotonic()
         self.spent_before = 0.0
         self.state: dict = {}
         self.stopped = False
-        self.task_arg = "auto"
+        self.task_arg = task
 
     # ----------------------------------------------------------------- time
     def now(self) -> float:
@@ -186,7 +187,7 @@ class _Auto:
         self.task = task
         self.metric = plan.metric_for(task, self.metric_arg)
         self.epoch_key = plan.EPOCH_KEYS[(task, self.metric)]
-        held = hold_out(ds, 0.1, 0.1, self.seed, say=False)
+        held = hold_out(ds, HOLD_OUT["valid_fraction"], HOLD_OUT["test_fraction"], self.seed, say=False)
         self.counts = {k: len(v) for k, v in held.splits.items()}
         self.n_images = sum(self.counts.values())
         self.side = plan.median_side(held.splits["train"])
@@ -220,7 +221,6 @@ class _Auto:
         """Refuse a budget that cannot hold one screen pass and the final test, measured on this machine."""
         per_image = self._forward_seconds(cheapest)
         need = 1.3 * per_image * (self.n_images + self.counts.get("test", 0)) + 20
-        self.state["calibration"].setdefault("forward_s_per_image", {})[cheapest.key] = per_image
         if self.left() < need:
             raise ConfigError(
                 f"{option('time_limit', f'{self.limit_s:.0f}s')} is too small for this data: one screen pass over its "
@@ -289,8 +289,7 @@ class _Auto:
             "device": self.device,
             "evaluate_test": False,
             "debugger": False,
-            "valid_fraction": 0.1,
-            "test_fraction": 0.1,
+            **HOLD_OUT,
             "task": self.task,
         }
 
@@ -401,18 +400,16 @@ class _Auto:
     # ----------------------------------------------------------------- screen
     def _screen(self, candidates: list[plan.Candidate]) -> list[dict]:
         share = max(SCREEN_SHARE * self.limit_s, 0.0)
-        cost_per: float | None = None  # seconds per unit of Candidate.cost, from the screen runs so far
         for i, c in enumerate(candidates):
             rid = f"s{i + 1}"
             if self._done(rid) or self.stopped:
                 continue
-            prior_runs = [r for r in self.state["runs"] if r["phase"] == "screen" and r.get("score") is not None]
             runs_so_far = [r for r in self.state["runs"] if r["phase"] == "screen"]
-            if runs_so_far:
+            if any(r.get("score") is not None for r in runs_so_far):  # (one scored entry always runs)
                 spent = sum(r.get("seconds", 0) for r in runs_so_far)
-                cost_per = spent / sum(plan.Candidate(**r["candidate"]).cost for r in runs_so_far)
-                guess = cost_per * c.cost
-                if spent + guess > share and prior_runs:
+                per_cost = spent / sum(plan.Candidate(**r["candidate"]).cost for r in runs_so_far)
+                guess = per_cost * c.cost  # seconds, scaled from the screen runs so far by parameters x pixels
+                if spent + guess > share:
                     self.say(
                         f"the screen skipped {c.key}: about {guess:.0f} s more would pass its share of the budget "
                         f"({share:.0f} s)"

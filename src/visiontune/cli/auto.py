@@ -51,7 +51,7 @@ def auto_cmd(data, time_limit, metric, max_model_size, models, task, out, resume
 
     r = auto(
         data,
-        time_limit=time_limit if time_limit is not None else (None if resume else "20m"),
+        time_limit=time_limit,  # None: 20m, or with --resume the limit the run started with
         metric=metric,
         max_model_size=max_model_size,
         out=out,
